@@ -1,0 +1,169 @@
+//! The pool's one error type.
+
+use std::fmt;
+
+/// Everything that can go wrong with a pool call or a task's result.
+///
+/// Python raises a mix of `ValueError`, `TimeoutError`, the task's own
+/// exception and, for a dead worker, nothing at all (the call hangs). Here
+/// every failure is a value of this type, and every `AsyncResult` resolves
+/// to one eventually.
+///
+/// `Error` is `Clone` so that one failure (a lost worker, say) can resolve
+/// every result that depended on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The task panicked. The message is the panic payload, when it was a
+    /// string (as it is for `panic!("...")`, `unwrap` and `expect`).
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The worker process running the task died before answering: killed
+    /// by a signal, out of memory, aborted, or it exited. Python's `Pool`
+    /// hangs forever here (bpo-22393); procpool resolves only the dead
+    /// worker's in-flight tasks to this error, starts a new worker and goes
+    /// on.
+    WorkerLost {
+        /// The process id of the worker that died.
+        pid: u32,
+        /// How it ended, e.g. `killed by signal 9 (SIGKILL)` or `exited with status 3`.
+        status: String,
+    },
+    /// The pool was terminated before the task finished or before it
+    /// started. Python leaves such results pending forever.
+    Terminated,
+    /// A task was submitted after `close()` or `terminate()` (Python's
+    /// `ValueError: Pool not running`).
+    Closed,
+    /// `join()` was called while the pool is still running, that is before
+    /// `close()` or `terminate()` (Python's `ValueError: Pool is still running`).
+    StillRunning,
+    /// `get_timeout` ran out of time (Python's `multiprocessing.TimeoutError`).
+    Timeout,
+    /// The function was not registered with [`register!`](crate::register),
+    /// so a worker process could not find it by name.
+    Unregistered {
+        /// The function's type name.
+        name: String,
+    },
+    /// An argument or a result could not be serialized or deserialized
+    /// for the trip between processes.
+    Codec {
+        /// What failed and why.
+        message: String,
+    },
+    /// A bad argument to a pool call, such as `chunksize` of zero or no workers.
+    InvalidArgument {
+        /// What was wrong.
+        message: String,
+    },
+    /// The worker's initializer failed (it panicked, or it is not registered).
+    Initializer {
+        /// Why it failed.
+        message: String,
+    },
+    /// A worker process could not be started, or it broke the protocol.
+    Worker {
+        /// What happened.
+        message: String,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Panicked { message } => write!(f, "task panicked: {message}"),
+            Error::WorkerLost { pid, status } => {
+                write!(f, "worker process {pid} was lost: {status}")
+            }
+            Error::Terminated => f.write_str("the pool was terminated"),
+            Error::Closed => f.write_str("the pool is not running (closed or terminated)"),
+            Error::StillRunning => {
+                f.write_str("the pool is still running: call close() or terminate() before join()")
+            }
+            Error::Timeout => f.write_str("timed out waiting for the result"),
+            Error::Unregistered { name } => write!(
+                f,
+                "function `{name}` is not registered for process workers: add `procpool::register!({name});`"
+            ),
+            Error::Codec { message } => write!(f, "encoding error: {message}"),
+            Error::InvalidArgument { message } => write!(f, "invalid argument: {message}"),
+            Error::Initializer { message } => write!(f, "worker initializer failed: {message}"),
+            Error::Worker { message } => write!(f, "worker process error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Describes how a child ended, for [`Error::WorkerLost`].
+pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(sig) = status.signal() {
+        format!("killed by signal {sig} ({})", signal_name(sig))
+    } else if let Some(code) = status.code() {
+        format!("exited with status {code}")
+    } else {
+        format!("ended with {status}")
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGINT => "SIGINT",
+        libc::SIGPIPE => "SIGPIPE",
+        _ => "signal",
+    }
+}
+
+/// Turns a caught panic payload into its message.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn exit_descriptions_name_the_signal_or_code() {
+        assert_eq!(
+            describe_exit(ExitStatusExt::from_raw(9)),
+            "killed by signal 9 (SIGKILL)"
+        );
+        assert_eq!(
+            describe_exit(ExitStatusExt::from_raw(3 << 8)),
+            "exited with status 3"
+        );
+    }
+
+    #[test]
+    fn panic_messages_survive_both_payload_kinds() {
+        let s = std::panic::catch_unwind(|| panic!("boom {}", 1)).unwrap_err();
+        assert_eq!(panic_message(&*s), "boom 1");
+        let s = std::panic::catch_unwind(|| panic!("static")).unwrap_err();
+        assert_eq!(panic_message(&*s), "static");
+    }
+
+    #[test]
+    fn unregistered_error_says_how_to_fix_it() {
+        let e = Error::Unregistered {
+            name: "app::square".into(),
+        };
+        assert!(e.to_string().contains("procpool::register!(app::square)"));
+    }
+}

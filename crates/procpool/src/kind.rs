@@ -1,0 +1,94 @@
+//! The two worker kinds behind one trait.
+//!
+//! `WorkerPool<K>` holds everything both kinds share (queue, life cycle,
+//! chunking, results) and asks `K` for the two things that differ: how to
+//! start workers, and how to turn a call into a job a worker can run. This is
+//! the shape of rayon's `ThreadSpawn` and crossbeam's channel flavors.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::error::Error;
+use crate::map::ChunkDone;
+use crate::result::Resolver;
+use crate::shared::Shared;
+use crate::task::TaskFn;
+
+/// Worker processes: the executable started again, one process per worker.
+/// See [`Pool`](crate::Pool).
+#[derive(Debug, Clone, Copy)]
+pub struct Process;
+
+/// Worker threads in this process. See [`ThreadPool`](crate::ThreadPool).
+#[derive(Debug, Clone, Copy)]
+pub struct Thread;
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Process {}
+    impl Sealed for super::Thread {}
+}
+
+/// A kind of worker: [`Process`] or [`Thread`]. Sealed; its items are
+/// internal.
+pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
+    #[doc(hidden)]
+    type Job: Send + 'static;
+    #[doc(hidden)]
+    type Init: Send + Sync + 'static;
+    #[doc(hidden)]
+    const NAME: &'static str;
+    #[doc(hidden)]
+    fn start(pool: &Arc<Shared<Self::Job>>, spec: Arc<WorkerSpec<Self>>) -> Result<Threads, Error>;
+    #[doc(hidden)]
+    fn signal_on_terminate(pid: u32);
+}
+
+/// Says that workers of this kind can run `F` on `Args`.
+///
+/// For [`Thread`], any `Send` function and arguments. For [`Process`], the
+/// arguments and the result must be serde-serializable, and `F` must be
+/// registered with [`register!`](crate::register) (checked when the task is
+/// submitted).
+pub trait Runs<F: TaskFn<Args>, Args>: Kind {
+    #[doc(hidden)]
+    fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<Self::Job, Error>;
+    #[doc(hidden)]
+    fn chunk_job(
+        f: &Arc<F>,
+        chunk: Vec<Args>,
+        done: ChunkDone<F::Output>,
+    ) -> Result<Self::Job, Error>;
+}
+
+/// What every worker of a pool is started with.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WorkerSpec<K: Kind> {
+    pub(crate) workers: usize,
+    pub(crate) maxtasksperchild: Option<usize>,
+    pub(crate) initializer: Option<K::Init>,
+    /// The pool's identity, so a worker thread can tell that a drop of the
+    /// pool is happening on itself (see `WorkerPool::drop`).
+    pub(crate) pool_id: usize,
+}
+
+/// The join handles of a pool's threads. Thread workers replace themselves
+/// after `maxtasksperchild` tasks, so the list grows while the pool runs.
+#[doc(hidden)]
+pub type Threads = Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>;
+
+thread_local! {
+    /// The pool whose worker or I/O thread this is, or 0.
+    static OWNER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks the current thread as belonging to pool `id`.
+pub(crate) fn mark_owned_by(id: usize) {
+    OWNER.with(|o| o.set(id));
+}
+
+/// Whether the current thread is one of pool `id`'s own threads.
+pub(crate) fn is_owned_by(id: usize) -> bool {
+    OWNER.with(|o| o.get() == id)
+}

@@ -1,0 +1,106 @@
+//! Python's `multiprocessing.Pool`, in Rust, on worker processes or threads,
+//! with a `Manager().Queue()` that workers of either kind can share.
+//!
+//! ```
+//! fn square(x: u64) -> u64 { x * x }
+//! procpool::register!(square);
+//!
+//! fn main() -> Result<(), procpool::Error> {
+//!     procpool::init(); // workers branch off here
+//!     let pool = procpool::Pool::with_workers(2)?;
+//!     assert_eq!(pool.map(square, 0..10, None)?, vec![0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # From Python
+//!
+//! | Python | procpool | difference |
+//! |---|---|---|
+//! | `Pool(processes)` | [`Pool::with_workers`](WorkerPool::with_workers), [`Pool::new`](WorkerPool::new) | workers are this executable re-run; call [`init`] first in `main` |
+//! | `ThreadPool(processes)` | [`ThreadPool`] | same methods; closures allowed, no serialization |
+//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | [`Pool::builder()`](WorkerPool::builder)`.initializer(f, a).maxtasksperchild(n)` | a failing initializer is an error from `build`, not an endless respawn loop |
+//! | `pickle` of a function | [`register!`] | only named `fn` items, as only named functions pickle |
+//! | `apply(f, args)` | [`apply`](WorkerPool::apply) | returns `Result`; a panic is `Err(Panicked)` with its message |
+//! | `apply_async(f, args, callback, error_callback)` | [`apply_async`](WorkerPool::apply_async), [`apply_async_with_callbacks`](WorkerPool::apply_async_with_callbacks) | callbacks may call `terminate()` without deadlock |
+//! | `AsyncResult.get/wait/ready/successful` | [`AsyncResult`] | `get` consumes; `successful` is `None` when not ready |
+//! | `map(f, it, chunksize)` | [`map`](WorkerPool::map) | `chunksize: None` is Python's `ceil(len / (4 * workers))` |
+//! | `map_async`, `starmap`, `starmap_async` | [`map_async`](WorkerPool::map_async), [`starmap`](WorkerPool::starmap), [`starmap_async`](WorkerPool::starmap_async) | |
+//! | `imap`, `imap_unordered` | [`imap`](WorkerPool::imap), [`imap_unordered`](WorkerPool::imap_unordered) | lazy: a bounded window of chunks ahead, not the whole input |
+//! | `close()`, `join()` | [`close`](WorkerPool::close), [`join`](WorkerPool::join) | `join` while running is `Err(StillRunning)` |
+//! | `terminate()` | [`terminate`](WorkerPool::terminate) | pending results resolve to `Err(Terminated)` instead of hanging |
+//! | `with Pool() as p:` | drop | drop is close + join, not terminate |
+//! | a worker killed by SIGKILL or OOM | [`Error::WorkerLost`] | Python hangs; here its tasks fail, a new worker starts |
+//!
+//! # Worker processes
+//!
+//! A process worker is the running executable started again
+//! (`/proc/self/exe`) with a socket to the parent. [`init`] recognises it
+//! and runs the worker loop instead of `main`. The parent sends the index
+//! of a [`register!`]ed function and postcard-encoded arguments; nothing
+//! but data crosses. The worker's stdout and stderr are the parent's, and
+//! the protocol has its own socket, so printing cannot corrupt it. Workers
+//! die with the parent (`PR_SET_PDEATHSIG`) and ignore SIGINT, leaving the
+//! decision about Ctrl-C to the parent.
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod error;
+mod frame;
+mod kind;
+mod manager;
+mod map;
+mod pool;
+mod process;
+mod result;
+mod shared;
+mod spawn;
+mod task;
+mod thread;
+mod wire;
+mod worker;
+
+pub use error::Error;
+pub use kind::{Kind, Process, Runs, Thread};
+pub use manager::{
+    GetError, GetTimeoutError, Manager, ManagerError, PutError, PutTimeoutError, Queue,
+    TryGetError, TryPutError,
+};
+pub use map::{IMap, IMapUnordered};
+pub use pool::{Builder, Pool, ThreadPool, WorkerPool};
+pub use result::AsyncResult;
+pub use task::TaskFn;
+pub use worker::init;
+
+/// Makes process pools work in a test binary.
+///
+/// `cargo test` owns `main`, so [`init`] cannot be its first call. This
+/// macro registers a constructor that runs before the test harness starts
+/// and calls [`init`], so a re-executed test binary becomes a worker instead
+/// of running the tests again. Put it once at the top level of each test
+/// crate (an integration test file, or the library's `lib.rs` under
+/// `#[cfg(test)]`) that creates process pools.
+///
+/// ```
+/// procpool::test_support!();
+/// ```
+#[macro_export]
+macro_rules! test_support {
+    () => {
+        $crate::__private::ctor::declarative::ctor! {
+            #[ctor(unsafe, anonymous, crate_path = $crate::__private::ctor)]
+            fn procpool_worker_entry() {
+                $crate::init();
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::task::{TASKS, TaskEntry, name_of, run_encoded, run_initializer};
+    pub use ctor;
+    pub use linkme;
+}
+
+#[cfg(test)]
+test_support!();

@@ -1,0 +1,432 @@
+//! Process workers, parent side: one I/O thread per worker process.
+//!
+//! Who owns what: each worker slot has one I/O thread. It alone owns the
+//! child (`std::process::Child`) and the parent's end of the child's
+//! socket, so it alone writes to, reads from, respawns and reaps that
+//! child. Other threads only ever signal a pid, and only under the shared
+//! lock, while the I/O thread keeps the pid registered (see
+//! `Shared::pids`).
+//!
+//! One frame is in flight per worker: the I/O thread writes a batch of
+//! calls, then reads the batch's replies. A batch is one call when the
+//! queue is short and grows to a fair share of a long queue, so trivial
+//! tasks cost one round trip per batch instead of per call. When the child
+//! dies, only the calls of the frame in flight fail, with `WorkerLost`.
+//!
+//! The I/O thread forks its child, so the child's `PR_SET_PDEATHSIG` (which
+//! fires when the forking *thread* exits) cannot fire early: the thread
+//! outlives the child it reaps.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::error::Error;
+use crate::frame::{self, FrameError};
+use crate::kind::{Kind, Process, Runs, Threads, WorkerSpec, mark_owned_by};
+use crate::map::ChunkDone;
+use crate::pool::{Builder, WorkerPool};
+use crate::result::Resolver;
+use crate::shared::Shared;
+use crate::spawn::{Child, GRACE};
+use crate::task::{TaskFailure, TaskFn, registered_index};
+use crate::wire::{FromWorker, ToWorker};
+
+/// A queued call for a worker process. `done` owns the result's resolver,
+/// so dropping an unrun job resolves it to `Terminated`.
+#[doc(hidden)]
+pub struct RemoteJob {
+    task: u32,
+    payload: Vec<u8>,
+    done: Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>,
+}
+
+impl std::fmt::Debug for RemoteJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteJob")
+            .field("task", &self.task)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most calls one frame carries.
+const BATCH: usize = 256;
+
+impl Kind for Process {
+    type Job = RemoteJob;
+    /// The registered initializer's index and encoded arguments.
+    type Init = (u32, Vec<u8>);
+    const NAME: &'static str = "process";
+
+    fn start(
+        pool: &Arc<Shared<RemoteJob>>,
+        spec: Arc<WorkerSpec<Process>>,
+    ) -> Result<Threads, Error> {
+        crate::worker::refuse_if_uninitialized_worker()?;
+        let threads = Threads::default();
+        for slot in 0..spec.workers {
+            let (pool, spec) = (pool.clone(), spec.clone());
+            pool.entered();
+            let handle = std::thread::Builder::new()
+                .name(format!("procpool-io-{slot}"))
+                .spawn(move || IoThread::new(pool, spec, slot).run())
+                .map_err(|e| Error::Worker {
+                    message: format!("cannot start an I/O thread: {e}"),
+                })?;
+            threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+        }
+        let inner = pool.wait_until(|i| i.started == spec.workers || i.start_error.is_some());
+        if let Some(err) = inner.start_error.clone() {
+            drop(inner);
+            drop(pool.terminate(Self::signal_on_terminate));
+            for h in std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner())) {
+                let _ = h.join();
+            }
+            return Err(err);
+        }
+        Ok(threads)
+    }
+
+    fn signal_on_terminate(pid: u32) {
+        // SAFETY: kill has no memory-safety preconditions. The pid belongs
+        // to a child that is not reaped yet (see `Shared::pids`).
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    }
+}
+
+struct IoThread {
+    pool: Arc<Shared<RemoteJob>>,
+    spec: Arc<WorkerSpec<Process>>,
+    slot: usize,
+    child: Option<Child>,
+    served: usize,
+    scratch: Vec<u8>,
+}
+
+impl IoThread {
+    fn new(pool: Arc<Shared<RemoteJob>>, spec: Arc<WorkerSpec<Process>>, slot: usize) -> Self {
+        IoThread {
+            pool,
+            spec,
+            slot,
+            child: None,
+            served: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn run(mut self) {
+        mark_owned_by(self.spec.pool_id);
+        let first = self.respawn();
+        {
+            let mut inner = self.pool.lock();
+            match first {
+                Ok(()) => inner.started += 1,
+                Err(e) => {
+                    inner.start_error.get_or_insert(e);
+                }
+            }
+        }
+        self.pool.changed.notify_all();
+        let mut batch = Vec::with_capacity(BATCH);
+        let limit = self.spec.maxtasksperchild.unwrap_or(usize::MAX);
+        while self.pool.pop_batch(
+            BATCH.min(limit - self.served),
+            self.spec.workers,
+            &mut batch,
+        ) {
+            self.dispatch(&mut batch);
+            if self.served >= limit {
+                self.retire();
+                self.served = 0;
+            }
+        }
+        self.retire();
+        self.pool.exited();
+    }
+
+    /// Starts a fresh worker in this slot, running the initializer.
+    fn respawn(&mut self) -> Result<(), Error> {
+        let child = Child::spawn(self.spec.initializer.as_ref())?;
+        self.pool.lock().pids[self.slot] = Some(child.pid());
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Sends one batch and delivers its replies, or its failure.
+    fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
+        if self.child.is_none() {
+            if let Err(e) = self.respawn() {
+                batch.drain(..).for_each(|job| (job.done)(Err(e.clone())));
+                return;
+            }
+        }
+        let calls: Vec<(u32, &[u8])> = batch
+            .iter()
+            .map(|j| (j.task, j.payload.as_slice()))
+            .collect();
+        let sent = frame::encode_frame(&ToWorker::Batch(calls), &mut self.scratch);
+        if let Err(message) = sent {
+            let err = Error::Codec { message };
+            batch.drain(..).for_each(|job| (job.done)(Err(err.clone())));
+            return;
+        }
+        self.served += batch.len();
+        match self.round_trip() {
+            Ok(replies) if replies.len() == batch.len() => {
+                for (job, reply) in batch.drain(..).zip(replies) {
+                    (job.done)(reply.map_err(|message| Error::Worker { message }));
+                }
+            }
+            Ok(replies) => {
+                let err = Error::Worker {
+                    message: format!(
+                        "protocol error: {} replies to {} calls",
+                        replies.len(),
+                        batch.len()
+                    ),
+                };
+                self.reap_with(&err);
+                batch.drain(..).for_each(|job| (job.done)(Err(err.clone())));
+            }
+            Err(err) => batch.drain(..).for_each(|job| (job.done)(Err(err.clone()))),
+        }
+    }
+
+    /// Writes the encoded batch in `scratch` and reads the replies. On any
+    /// failure the child is reaped and the error says how it ended.
+    fn round_trip(&mut self) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
+        let child = self.child.as_mut().expect("dispatch spawned a child");
+        if let Err(e) = child.send(&self.scratch) {
+            // EPIPE: the child died before this batch reached it (killed
+            // while idle). Nothing of the batch ran, so start a new worker
+            // and send it there instead of failing the calls.
+            if e.kind() == io::ErrorKind::BrokenPipe && !self.pool.is_terminated() {
+                self.reap();
+                self.respawn()?;
+                let child = self.child.as_mut().expect("just respawned");
+                child.send(&self.scratch).map_err(|e| self.lost(Some(e)))?;
+            } else {
+                return Err(self.lost(Some(e)));
+            }
+        }
+        match self.read_reply() {
+            Ok(FromWorker::Replies(replies)) => Ok(replies),
+            Ok(other) => {
+                let err = Error::Worker {
+                    message: format!("protocol error: unexpected {other:?}"),
+                };
+                self.reap_with(&err);
+                Err(err)
+            }
+            Err(FrameError::Malformed(m)) => {
+                let err = Error::Worker {
+                    message: format!("protocol error: {m}"),
+                };
+                self.reap_with(&err);
+                Err(err)
+            }
+            Err(_) => Err(self.lost(None)),
+        }
+    }
+
+    /// Waits for the reply frame while watching for `terminate()`: once the
+    /// pool is terminated the child has had SIGTERM; after the grace period
+    /// it gets SIGKILL, which ends the wait with EOF.
+    fn read_reply(&mut self) -> Result<FromWorker, FrameError> {
+        let child = self.child.as_mut().expect("a child is running");
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            if child
+                .wait_readable(Duration::from_millis(100))
+                .map_err(FrameError::Io)?
+            {
+                return child.recv();
+            }
+            if self.pool.is_terminated() {
+                let deadline = *kill_at.get_or_insert_with(|| Instant::now() + GRACE);
+                if Instant::now() >= deadline {
+                    child.kill();
+                }
+            }
+        }
+    }
+
+    /// Reaps the dead (or dying) child and describes its loss.
+    fn lost(&mut self, io_error: Option<io::Error>) -> Error {
+        let (pid, status) = self.reap();
+        if self.pool.is_terminated() {
+            Error::Terminated
+        } else {
+            match status {
+                Some(status) => Error::WorkerLost { pid, status },
+                None => Error::WorkerLost {
+                    pid,
+                    status: io_error.map_or_else(
+                        || "connection lost".into(),
+                        |e| format!("connection lost: {e}"),
+                    ),
+                },
+            }
+        }
+    }
+
+    fn reap_with(&mut self, err: &Error) {
+        eprintln!("procpool: stopping worker: {err}");
+        if let Some(child) = self.child.as_mut() {
+            child.kill();
+        }
+        self.reap();
+    }
+
+    /// Deregisters the pid (so nobody signals it after this point), then
+    /// waits for the child.
+    fn reap(&mut self) -> (u32, Option<String>) {
+        let Some(child) = self.child.take() else {
+            return (0, None);
+        };
+        let pid = child.pid();
+        self.pool.lock().pids[self.slot] = None;
+        (pid, child.wait())
+    }
+
+    /// Asks the child to exit after its current work, or, after
+    /// `terminate()`, makes sure it is gone within the grace period.
+    fn retire(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if !self.pool.is_terminated() {
+                let _ = frame::write_message(
+                    &mut child.stream(),
+                    &ToWorker::<&[u8]>::Exit,
+                    &mut self.scratch,
+                );
+            }
+            child.wait_for_exit(GRACE);
+        }
+        self.reap();
+    }
+}
+
+impl<F, Args> Runs<F, Args> for Process
+where
+    F: TaskFn<Args>,
+    Args: Serialize + Send + 'static,
+    F::Output: DeserializeOwned + Send + 'static,
+{
+    fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<RemoteJob, Error> {
+        let task = registered_index(&f)?;
+        let payload = encode_args(std::slice::from_ref(&args))?;
+        let done = move |reply: Result<Vec<u8>, Error>| {
+            let one = reply
+                .and_then(decode_results::<F::Output>)
+                .and_then(|mut results| match results.pop() {
+                    Some(r) if results.is_empty() => r,
+                    _ => Err(Error::Worker {
+                        message: "protocol error: expected one result".into(),
+                    }),
+                });
+            done.resolve(one);
+        };
+        Ok(RemoteJob {
+            task,
+            payload,
+            done: Box::new(done),
+        })
+    }
+
+    fn chunk_job(
+        f: &Arc<F>,
+        chunk: Vec<Args>,
+        done: ChunkDone<F::Output>,
+    ) -> Result<RemoteJob, Error> {
+        let task = registered_index(&**f)?;
+        let payload = encode_args(&chunk)?;
+        let done = move |reply: Result<Vec<u8>, Error>| match reply
+            .and_then(decode_results::<F::Output>)
+        {
+            Ok(results) if results.len() == done.len() => done.finish(results),
+            Ok(_) => done.fail(Error::Worker {
+                message: "protocol error: wrong number of results".into(),
+            }),
+            Err(e) => done.fail(e),
+        };
+        Ok(RemoteJob {
+            task,
+            payload,
+            done: Box::new(done),
+        })
+    }
+}
+
+fn encode_args<Args: Serialize>(args: &[Args]) -> Result<Vec<u8>, Error> {
+    postcard::to_allocvec(args).map_err(|e| Error::Codec {
+        message: format!("cannot encode the arguments: {e}"),
+    })
+}
+
+fn decode_results<R: DeserializeOwned>(bytes: Vec<u8>) -> Result<Vec<Result<R, Error>>, Error> {
+    let results: Vec<Result<R, TaskFailure>> =
+        postcard::from_bytes(&bytes).map_err(|e| Error::Codec {
+            message: format!("cannot decode the results: {e}"),
+        })?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.map_err(Error::from))
+        .collect())
+}
+
+impl WorkerPool<Process> {
+    /// The pids of the live worker processes, in slot order. A slot whose
+    /// worker is being replaced is left out.
+    ///
+    /// ```
+    /// procpool::init();
+    /// let pool = procpool::Pool::with_workers(2)?;
+    /// let pids = pool.worker_pids();
+    /// assert_eq!(pids.len(), 2);
+    /// assert!(!pids.contains(&std::process::id()));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.shared()
+            .lock()
+            .pids
+            .iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+}
+
+impl Builder<Process> {
+    /// A registered function each worker process runs once, with `args`,
+    /// before its first task (Python's `initializer` and `initargs`). If it
+    /// panics, [`build`](Builder::build) fails with [`Error::Initializer`];
+    /// Python instead restarts the failing worker forever.
+    ///
+    /// ```
+    /// fn greet(name: String) { assert!(!name.is_empty()); }
+    /// procpool::register!(greet);
+    /// fn main() -> Result<(), procpool::Error> {
+    ///     procpool::init();
+    ///     let pool = procpool::Pool::builder().workers(1).initializer(greet, ("worker".to_string(),)).build()?;
+    ///     assert_eq!(pool.workers(), 1);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn initializer<F, Args>(self, f: F, args: Args) -> Self
+    where
+        F: TaskFn<Args>,
+        Args: Serialize,
+    {
+        let init =
+            registered_index(&f).and_then(|i| Ok((i, encode_args(std::slice::from_ref(&args))?)));
+        self.set_initializer(init)
+    }
+}

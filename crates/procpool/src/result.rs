@@ -1,0 +1,296 @@
+//! `AsyncResult`: the handle to a value that a worker will deliver.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, panic_message};
+
+/// A one-shot cell that one side fills and the other waits on.
+///
+/// Ownership: the pool side holds a [`Resolver`] (exactly one, moved into
+/// the job), the caller holds the [`AsyncResult`]. The resolver sets the
+/// value once and wakes every waiter; if the resolver is dropped without
+/// setting a value (a job lost by a bug, or discarded during shutdown), its
+/// `Drop` sets [`Error::Terminated`], so no waiter can hang.
+struct Slot<T> {
+    value: Mutex<Option<Result<T, Error>>>,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    fn lock(&self) -> MutexGuard<'_, Option<Result<T, Error>>> {
+        // A poisoned lock only means a waiter panicked; the value is intact.
+        self.value.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Callbacks run in the parent when the value arrives, before waiters wake,
+/// as Python's `ApplyResult._set` does.
+pub(crate) type Callback<T> = Box<dyn FnOnce(&T) + Send>;
+pub(crate) type ErrorCallback = Box<dyn FnOnce(&Error) + Send>;
+
+/// The filling side of a [`Slot`] (internal).
+#[doc(hidden)]
+pub struct Resolver<T> {
+    slot: Option<Arc<Slot<T>>>,
+    callback: Option<Callback<T>>,
+    error_callback: Option<ErrorCallback>,
+}
+
+impl<T> fmt::Debug for Resolver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
+impl<T> Resolver<T> {
+    pub(crate) fn with_callbacks(
+        mut self,
+        callback: Option<Callback<T>>,
+        error_callback: Option<ErrorCallback>,
+    ) -> Self {
+        self.callback = callback;
+        self.error_callback = error_callback;
+        self
+    }
+
+    /// Delivers the value. Callbacks run first, on the calling (pool)
+    /// thread, without any pool lock held, so a callback may submit work or
+    /// call `terminate()` without deadlocking (cpython#87129). A panicking
+    /// callback is reported on stderr and does not take the pool thread down.
+    pub(crate) fn resolve(mut self, value: Result<T, Error>) {
+        match &value {
+            Ok(v) => {
+                if let Some(cb) = self.callback.take() {
+                    run_callback(|| cb(v));
+                }
+            }
+            Err(e) => {
+                if let Some(cb) = self.error_callback.take() {
+                    run_callback(|| cb(e));
+                }
+            }
+        }
+        if let Some(slot) = self.slot.take() {
+            *slot.lock() = Some(value);
+            slot.ready.notify_all();
+        }
+    }
+}
+
+fn run_callback(f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        eprintln!(
+            "procpool: a result callback panicked: {}",
+            panic_message(&*p)
+        );
+    }
+}
+
+impl<T> Drop for Resolver<T> {
+    fn drop(&mut self) {
+        if self.slot.is_some() {
+            let unresolved = Resolver {
+                slot: self.slot.take(),
+                callback: None,
+                error_callback: self.error_callback.take(),
+            };
+            unresolved.resolve(Err(Error::Terminated));
+        }
+    }
+}
+
+/// Creates a connected resolver and result.
+pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
+    let slot = Arc::new(Slot {
+        value: Mutex::new(None),
+        ready: Condvar::new(),
+    });
+    (
+        Resolver {
+            slot: Some(slot.clone()),
+            callback: None,
+            error_callback: None,
+        },
+        AsyncResult { slot },
+    )
+}
+
+/// The result of [`apply_async`](crate::WorkerPool::apply_async) or
+/// [`map_async`](crate::WorkerPool::map_async): Python's `AsyncResult`.
+///
+/// It always resolves: to the value, to the task's panic, to
+/// [`Error::WorkerLost`] if its worker died, or to [`Error::Terminated`]
+/// if the pool was terminated first. Python leaves results pending forever
+/// in the last two cases.
+///
+/// Differences from Python: [`get`](Self::get) consumes the handle and
+/// returns the value by move (no copy, no pickling twice); use
+/// [`wait_timeout`](Self::wait_timeout) to wait repeatedly.
+/// [`successful`](Self::successful) returns `None` where Python raises
+/// `ValueError` (not ready yet).
+pub struct AsyncResult<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> fmt::Debug for AsyncResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+impl<T> AsyncResult<T> {
+    /// Waits for the value and returns it (Python's `get()`).
+    ///
+    /// ```
+    /// let pool = procpool::ThreadPool::with_workers(2)?;
+    /// let r = pool.apply_async(|x: u32| x + 1, (41,))?;
+    /// assert_eq!(r.get()?, 42);
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn get(self) -> Result<T, Error> {
+        let mut value = self.slot.lock();
+        loop {
+            if let Some(v) = value.take() {
+                return v;
+            }
+            value = self
+                .slot
+                .ready
+                .wait(value)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout` for the value (Python's `get(timeout)`).
+    /// On timeout it returns [`Error::Timeout`] and the value is given up;
+    /// to retry, call [`wait_timeout`](Self::wait_timeout) first and then `get`.
+    ///
+    /// ```
+    /// use std::{sync::{Arc, Barrier}, time::Duration};
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let gate = Arc::new(Barrier::new(2));
+    /// let task_gate = gate.clone();
+    /// let blocked = pool.apply_async(move || { task_gate.wait(); }, ())?;
+    /// assert_eq!(blocked.get_timeout(Duration::from_millis(10)), Err(procpool::Error::Timeout));
+    /// gate.wait();
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn get_timeout(self, timeout: Duration) -> Result<T, Error> {
+        if self.wait_timeout(timeout) {
+            self.get()
+        } else {
+            Err(Error::Timeout)
+        }
+    }
+
+    /// Waits until the value is there (Python's `wait()`).
+    ///
+    /// ```
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let r = pool.apply_async(|| 7, ())?;
+    /// r.wait();
+    /// assert!(r.ready());
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        let mut value = self.slot.lock();
+        while value.is_none() {
+            value = self
+                .slot
+                .ready
+                .wait(value)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout`; returns whether the value is there
+    /// (Python's `wait(timeout)`, which returns `None` either way).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let r = pool.apply_async(|| 7, ())?;
+    /// assert!(r.wait_timeout(Duration::from_secs(10)));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut value = self.slot.lock();
+        while value.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            value = self
+                .slot
+                .ready
+                .wait_timeout(value, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Whether the value is there (Python's `ready()`).
+    ///
+    /// ```
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let r = pool.apply_async(|| 1, ())?;
+    /// r.wait();
+    /// assert!(r.ready());
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn ready(&self) -> bool {
+        self.slot.lock().is_some()
+    }
+
+    /// Whether the task succeeded: `None` while it is not ready (where
+    /// Python raises `ValueError`), then `Some(true)` or `Some(false)`.
+    ///
+    /// ```
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let r = pool.apply_async(|| -> u8 { panic!("no") }, ())?;
+    /// r.wait();
+    /// assert_eq!(r.successful(), Some(false));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn successful(&self) -> Option<bool> {
+        self.slot.lock().as_ref().map(Result::is_ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropping_a_resolver_resolves_to_terminated() {
+        let (resolver, result) = pair::<u8>();
+        drop(resolver);
+        assert_eq!(result.get(), Err(Error::Terminated));
+    }
+
+    #[test]
+    fn callbacks_run_before_waiters_wake_and_panics_are_contained() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (resolver, result) = pair::<u8>();
+        let resolver = resolver.with_callbacks(
+            Some(Box::new(move |v: &u8| tx.send(*v).unwrap())),
+            Some(Box::new(|_: &Error| panic!("unused"))),
+        );
+        resolver.resolve(Ok(5));
+        assert_eq!(rx.try_recv(), Ok(5));
+        assert_eq!(result.get(), Ok(5));
+
+        let (resolver, result) = pair::<u8>();
+        let resolver =
+            resolver.with_callbacks(Some(Box::new(|_: &u8| panic!("callback bug"))), None);
+        resolver.resolve(Ok(1));
+        assert_eq!(result.get(), Ok(1));
+    }
+}

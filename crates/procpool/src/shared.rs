@@ -1,0 +1,244 @@
+//! The state both worker kinds share: the queue of jobs and the pool's
+//! life cycle (running → closed or terminated).
+//!
+//! Who owns what: the pool handle pushes jobs; the worker threads (thread
+//! pools) or the per-worker I/O threads (process pools) pop them. Every job
+//! owns the resolvers of the results it feeds, so a job that is dropped
+//! instead of run resolves them to `Terminated` (see `result::Resolver`).
+//!
+//! Who wakes whom: a push wakes one idle popper (`work`), and only when one
+//! is actually waiting, so a steady stream of submissions costs no futex
+//! call per job. `close` and `terminate` wake every popper. A popper that
+//! exits, and a process worker that becomes ready or fails to start, wake
+//! `changed`, which `join` and the process pool's start-up wait on.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::error::Error;
+
+/// Where the pool is in Python's life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunState {
+    Running,
+    /// `close()`: no new submissions; workers finish the queue and exit.
+    Closed,
+    /// `terminate()`: queued jobs were dropped; workers stop now.
+    Terminated,
+}
+
+pub(crate) struct Inner<J> {
+    pub(crate) jobs: VecDeque<J>,
+    pub(crate) state: RunState,
+    /// Poppers blocked in `work.wait`; a push only notifies when this is > 0.
+    idle: usize,
+    /// Worker threads (or I/O threads) that have not exited yet.
+    pub(crate) live: usize,
+    /// Pids of live worker processes, indexed by worker slot. An I/O thread
+    /// clears its entry under this lock *before* it reaps the child, and
+    /// `terminate` signals pids under the same lock, so a pid is never
+    /// signalled after it could have been reused.
+    pub(crate) pids: Vec<Option<u32>>,
+    /// Process workers that finished start-up, and the first start-up error.
+    pub(crate) started: usize,
+    pub(crate) start_error: Option<Error>,
+}
+
+/// The queue and life cycle of one pool (internal).
+#[doc(hidden)]
+pub struct Shared<J> {
+    inner: Mutex<Inner<J>>,
+    work: Condvar,
+    pub(crate) changed: Condvar,
+    /// Mirrors `state == Terminated` for lock-free checks between jobs.
+    terminated: AtomicBool,
+}
+
+impl<J> std::fmt::Debug for Shared<J> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("state", &self.lock().state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<J> Shared<J> {
+    pub(crate) fn new(workers: usize) -> Self {
+        Shared {
+            inner: Mutex::new(Inner {
+                jobs: VecDeque::new(),
+                state: RunState::Running,
+                idle: 0,
+                live: 0,
+                pids: vec![None; workers],
+                started: 0,
+                start_error: None,
+            }),
+            work: Condvar::new(),
+            changed: Condvar::new(),
+            terminated: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner<J>> {
+        // Jobs run outside the lock and never panic while holding it, so a
+        // poisoned lock can only come from a bug in this module; the data is
+        // still consistent because every critical section is a few moves.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    /// Queues jobs. `after_close` lets an `imap` that started before
+    /// `close()` finish feeding its input, as Python's (eager) imap would.
+    pub(crate) fn push_all(
+        &self,
+        jobs: impl IntoIterator<Item = J>,
+        after_close: bool,
+    ) -> Result<(), Error> {
+        let mut inner = self.lock();
+        match inner.state {
+            RunState::Running => {}
+            RunState::Closed if after_close => {}
+            _ => return Err(Error::Closed),
+        }
+        inner.jobs.extend(jobs);
+        let wake = inner.idle.min(inner.jobs.len());
+        drop(inner);
+        for _ in 0..wake {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes up to `max` jobs into `out`, but no more than a fair share of the
+    /// queue (`ceil(len / workers)`), so that one popper does not hoard work
+    /// the others could run. Blocks while the queue is empty and the pool
+    /// runs. Returns `false` when the popper should exit: the pool was
+    /// terminated, or it was closed and the queue is drained.
+    pub(crate) fn pop_batch(&self, max: usize, workers: usize, out: &mut Vec<J>) -> bool {
+        let mut inner = self.lock();
+        loop {
+            match inner.state {
+                RunState::Terminated => return false,
+                _ if !inner.jobs.is_empty() => break,
+                RunState::Closed => return false,
+                RunState::Running => {
+                    inner.idle += 1;
+                    inner = self.work.wait(inner).unwrap_or_else(|e| e.into_inner());
+                    inner.idle -= 1;
+                }
+            }
+        }
+        let fair = inner.jobs.len().div_ceil(workers.max(1));
+        let take = fair.clamp(1, max.max(1));
+        out.extend(inner.jobs.drain(..take));
+        true
+    }
+
+    /// Moves to `Closed` (if running) and wakes every popper so idle ones
+    /// can see that the queue will not grow again.
+    pub(crate) fn close(&self) {
+        let mut inner = self.lock();
+        if inner.state == RunState::Running {
+            inner.state = RunState::Closed;
+        }
+        drop(inner);
+        self.work.notify_all();
+    }
+
+    /// Moves to `Terminated`, takes the queued jobs out (the caller drops
+    /// them outside the lock, which resolves their results to
+    /// `Terminated`), and runs `signal` on the live pids under the lock.
+    pub(crate) fn terminate(&self, signal: impl Fn(u32)) -> VecDeque<J> {
+        let mut inner = self.lock();
+        inner.state = RunState::Terminated;
+        self.terminated.store(true, Ordering::Release);
+        let dropped = std::mem::take(&mut inner.jobs);
+        inner.pids.iter().flatten().for_each(|&pid| signal(pid));
+        drop(inner);
+        self.work.notify_all();
+        self.changed.notify_all();
+        dropped
+    }
+
+    /// Records that a worker thread started; paired with [`Shared::exited`].
+    pub(crate) fn entered(&self) {
+        self.lock().live += 1;
+    }
+
+    pub(crate) fn exited(&self) {
+        self.lock().live -= 1;
+        self.changed.notify_all();
+    }
+
+    /// Blocks until `done` holds for the shared state.
+    pub(crate) fn wait_until(
+        &self,
+        mut done: impl FnMut(&Inner<J>) -> bool,
+    ) -> MutexGuard<'_, Inner<J>> {
+        let mut inner = self.lock();
+        while !done(&inner) {
+            inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
+        }
+        inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pop_takes_a_fair_share_and_stops_after_close() {
+        let shared = Shared::<u32>::new(2);
+        shared.push_all(0..10, false).unwrap();
+        let mut out = Vec::new();
+        assert!(shared.pop_batch(64, 2, &mut out));
+        assert_eq!(out, (0..5).collect::<Vec<_>>());
+        out.clear();
+        assert!(shared.pop_batch(2, 2, &mut out));
+        assert_eq!(out, vec![5, 6]);
+        shared.close();
+        assert_eq!(shared.push_all([1], false), Err(Error::Closed));
+        shared.push_all([99], true).unwrap();
+        out.clear();
+        while shared.pop_batch(64, 2, &mut out) {}
+        assert_eq!(out, vec![7, 8, 9, 99]);
+    }
+
+    #[test]
+    fn terminate_hands_back_the_queue_and_signals_live_pids() {
+        let shared = Shared::<u32>::new(2);
+        shared.lock().pids[1] = Some(4242);
+        shared.push_all([1, 2], false).unwrap();
+        let signalled = std::cell::RefCell::new(Vec::new());
+        let dropped = shared.terminate(|pid| signalled.borrow_mut().push(pid));
+        assert_eq!(dropped, VecDeque::from(vec![1, 2]));
+        assert_eq!(signalled.into_inner(), vec![4242]);
+        assert!(shared.is_terminated());
+        assert!(!shared.pop_batch(8, 2, &mut Vec::new()));
+    }
+
+    #[test]
+    fn a_blocked_popper_wakes_on_push() {
+        let shared = std::sync::Arc::new(Shared::<u32>::new(1));
+        let popper = {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                shared.pop_batch(8, 1, &mut out);
+                out
+            })
+        };
+        // Wait until the popper is parked, so the push must wake it.
+        while shared.lock().idle == 0 {
+            std::thread::yield_now();
+        }
+        shared.push_all([7], false).unwrap();
+        assert_eq!(popper.join().unwrap(), vec![7]);
+    }
+}

@@ -1,0 +1,306 @@
+//! Tasks: what a pool can run, and how a worker process finds a function
+//! by name.
+//!
+//! A thread worker calls the function directly. A process worker is the same
+//! executable started again, so it has the same functions at (possibly)
+//! different addresses; what crosses the socket is the function's index in
+//! a table that [`register!`](crate::register) builds at link time, plus the
+//! serialized arguments. No function pointer or code offset ever crosses.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{Error, panic_message};
+
+/// A function a pool can run: any `Fn` of zero to four arguments, called
+/// with its arguments as a tuple.
+///
+/// This mirrors Python's `apply(func, args=())`: `pool.apply(pow, (2, 10))`
+/// becomes `pool.apply(pow, (2, 10))` with `fn pow(base: u64, exp: u32) -> u64`.
+/// `map` passes each item as a one-tuple `(item,)`, `starmap` passes each
+/// item as the whole tuple, exactly as in Python.
+///
+/// It is implemented for every suitable function and closure; you never
+/// implement it yourself. Process pools additionally need the function to
+/// be a plain `fn` item named in [`register!`](crate::register).
+///
+/// ```
+/// use procpool::TaskFn;
+/// fn add(a: u32, b: u32) -> u32 { a + b }
+/// assert_eq!(TaskFn::call(&add, (2, 3)), 5);
+/// ```
+pub trait TaskFn<Args>: Send + Sync + 'static {
+    /// What the function returns.
+    type Output;
+    /// Calls the function with the arguments unpacked from the tuple.
+    fn call(&self, args: Args) -> Self::Output;
+}
+
+macro_rules! impl_task_fn {
+    ($($arg:ident),*) => {
+        impl<Func, Ret, $($arg),*> TaskFn<($($arg,)*)> for Func
+        where
+            Func: Fn($($arg),*) -> Ret + Send + Sync + 'static,
+        {
+            type Output = Ret;
+            #[allow(non_snake_case, reason = "the type parameter names double as binding names")]
+            fn call(&self, ($($arg,)*): ($($arg,)*)) -> Ret {
+                self($($arg),*)
+            }
+        }
+    };
+}
+impl_task_fn!();
+impl_task_fn!(A);
+impl_task_fn!(A, B);
+impl_task_fn!(A, B, C);
+impl_task_fn!(A, B, C, D);
+
+/// Why one call failed inside a worker process. Sent back over the socket
+/// and turned into an [`Error`] in the parent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum TaskFailure {
+    Panicked(String),
+    Codec(String),
+}
+
+impl From<TaskFailure> for Error {
+    fn from(f: TaskFailure) -> Error {
+        match f {
+            TaskFailure::Panicked(message) => Error::Panicked { message },
+            TaskFailure::Codec(message) => Error::Codec { message },
+        }
+    }
+}
+
+/// One row of the link-time task table.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct TaskEntry {
+    /// The function's type name, as `std::any::type_name` gives it. It is
+    /// only compared within one executable, where it is stable.
+    pub name: fn() -> &'static str,
+    /// Decodes a `Vec<Args>`, calls the function on each, and encodes the
+    /// `Vec<Result<Output, TaskFailure>>`.
+    pub run: fn(&[u8]) -> Result<Vec<u8>, String>,
+    /// Runs the function once as a worker initializer; `Err` carries why
+    /// it could not run or its panic message.
+    pub init: fn(&[u8]) -> Result<(), String>,
+}
+
+#[doc(hidden)]
+#[linkme::distributed_slice]
+pub static TASKS: [TaskEntry];
+
+/// The name a function is registered under: its type name. Every `fn` item
+/// has its own type, so the name is unique within the program.
+#[doc(hidden)]
+pub fn name_of<F>(_: &F) -> &'static str {
+    std::any::type_name::<F>()
+}
+
+/// Runs a registered function over a batch of encoded arguments.
+/// Instantiated by [`register!`](crate::register) for each function.
+#[doc(hidden)]
+pub fn run_encoded<F, Args>(f: &F, payload: &[u8]) -> Result<Vec<u8>, String>
+where
+    F: TaskFn<Args>,
+    Args: DeserializeOwned,
+    F::Output: Serialize,
+{
+    let args: Vec<Args> =
+        postcard::from_bytes(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
+    let results: Vec<Result<F::Output, TaskFailure>> =
+        args.into_iter().map(|a| call_caught(f, a)).collect();
+    match postcard::to_allocvec(&results) {
+        Ok(bytes) => Ok(bytes),
+        // One bad result should not take its neighbours with it: report the
+        // encoding failure on every result of the batch that cannot travel.
+        Err(e) => encode_each(results, e.to_string()),
+    }
+}
+
+/// Runs a registered function once as an initializer, keeping its panic.
+#[doc(hidden)]
+pub fn run_initializer<F, Args>(f: &F, payload: &[u8]) -> Result<(), String>
+where
+    F: TaskFn<Args>,
+    Args: DeserializeOwned,
+{
+    let mut args: Vec<Args> =
+        postcard::from_bytes(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
+    let args = args.pop().ok_or("no initializer arguments")?;
+    call_caught(f, args)
+        .map(drop)
+        .map_err(|(TaskFailure::Panicked(m) | TaskFailure::Codec(m))| m)
+}
+
+fn encode_each<R: Serialize>(
+    results: Vec<Result<R, TaskFailure>>,
+    why: String,
+) -> Result<Vec<u8>, String> {
+    let fixed: Vec<Result<R, TaskFailure>> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(v) if postcard::to_allocvec(&v).is_err() => Err(TaskFailure::Codec(format!(
+                "cannot encode the result: {why}"
+            ))),
+            other => other,
+        })
+        .collect();
+    postcard::to_allocvec(&fixed).map_err(|e| format!("cannot encode results: {e}"))
+}
+
+/// Calls `f`, turning a panic into a [`TaskFailure`] that keeps its message.
+pub(crate) fn call_caught<F, Args>(f: &F, args: Args) -> Result<F::Output, TaskFailure>
+where
+    F: TaskFn<Args>,
+{
+    // AssertUnwindSafe: after a panic the arguments are dropped and the
+    // function is only shared immutably, so no broken state is observed.
+    catch_unwind(AssertUnwindSafe(|| f.call(args)))
+        .map_err(|p| TaskFailure::Panicked(panic_message(&*p)))
+}
+
+/// The index of the function named `name` in [`TASKS`], built once.
+pub(crate) fn index_of(name: &str) -> Option<u32> {
+    static INDEX: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            TASKS
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ((e.name)(), i as u32))
+                .collect()
+        })
+        .get(name)
+        .copied()
+}
+
+/// Looks up the index of `f` in the task table, or says how to register it.
+pub(crate) fn registered_index<F>(f: &F) -> Result<u32, Error> {
+    let name = name_of(f);
+    index_of(name).ok_or_else(|| Error::Unregistered {
+        name: name.to_string(),
+    })
+}
+
+/// Runs the task at `index` (worker side).
+pub(crate) fn run_by_index(index: u32, payload: &[u8]) -> Result<Vec<u8>, String> {
+    (entry(index)?.run)(payload)
+}
+
+/// Runs the task at `index` as an initializer (worker side).
+pub(crate) fn init_by_index(index: u32, payload: &[u8]) -> Result<(), String> {
+    (entry(index)?.init)(payload)
+}
+
+fn entry(index: u32) -> Result<&'static TaskEntry, String> {
+    TASKS.get(index as usize).ok_or_else(|| {
+        format!("no task at index {index}: the worker is not the parent's executable")
+    })
+}
+
+/// A fingerprint of the task table, compared at worker start-up so that a
+/// worker built from a different executable is refused before it runs
+/// anything.
+pub(crate) fn table_fingerprint() -> u64 {
+    // FNV-1a: stable across processes, unlike std's randomly keyed hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for entry in TASKS.iter() {
+        for byte in (entry.name)().bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Registers plain `fn` items so that process workers can run them.
+///
+/// Python pickles a function by its module and name, and the worker imports
+/// it. procpool does the same with a table built at link time: each
+/// registered function gets an entry, the parent sends its index and the
+/// worker (the same executable, started again) calls it. Only named `fn`
+/// items can be registered; closures cannot, just as lambdas cannot be
+/// pickled. Thread pools need no registration.
+///
+/// Functions of zero to four arguments can be registered. Their arguments
+/// and result must implement serde's `Serialize` and `Deserialize`.
+///
+/// ```
+/// fn square(x: u64) -> u64 { x * x }
+/// fn add(a: u64, b: u64) -> u64 { a + b }
+/// procpool::register!(square, add);
+///
+/// fn main() -> Result<(), procpool::Error> {
+///     procpool::init();
+///     let pool = procpool::Pool::with_workers(2)?;
+///     assert_eq!(pool.apply(square, (7,))?, 49);
+///     assert_eq!(pool.starmap(add, vec![(1, 2), (3, 4)], None)?, vec![3, 7]);
+///     Ok(())
+/// }
+/// ```
+#[macro_export]
+macro_rules! register {
+    ($($task:path),+ $(,)?) => {$(
+        const _: () = {
+            #[$crate::__private::linkme::distributed_slice($crate::__private::TASKS)]
+            #[linkme(crate = $crate::__private::linkme)]
+            static ENTRY: $crate::__private::TaskEntry = $crate::__private::TaskEntry {
+                name: || $crate::__private::name_of(&$task),
+                run: |payload| $crate::__private::run_encoded(&$task, payload),
+                init: |payload| $crate::__private::run_initializer(&$task, payload),
+            };
+        };
+    )+};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triple(x: i32) -> i32 {
+        x * 3
+    }
+    fn fails(x: i32) -> i32 {
+        assert!(x < 2, "too big: {x}");
+        x
+    }
+    crate::register!(triple, fails);
+
+    #[test]
+    fn registered_functions_run_by_index_with_their_panics_kept() {
+        let i = registered_index(&triple).unwrap();
+        let out = run_by_index(i, &postcard::to_allocvec(&vec![(1,), (2,)]).unwrap()).unwrap();
+        let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
+        assert_eq!(
+            out.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+            vec![3, 6]
+        );
+
+        let i = registered_index(&fails).unwrap();
+        let out = run_by_index(i, &postcard::to_allocvec(&vec![(1,), (5,)]).unwrap()).unwrap();
+        let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
+        assert!(matches!(&out[0], Ok(1)));
+        assert!(matches!(&out[1], Err(TaskFailure::Panicked(m)) if m == "too big: 5"));
+    }
+
+    #[test]
+    fn unregistered_functions_and_bad_payloads_are_errors() {
+        fn stranger() {}
+        assert!(
+            matches!(registered_index(&stranger), Err(Error::Unregistered { name }) if name.ends_with("stranger"))
+        );
+        let i = registered_index(&triple).unwrap();
+        assert!(
+            run_by_index(i, &[0xff, 0xff])
+                .unwrap_err()
+                .contains("cannot decode")
+        );
+        assert!(run_by_index(u32::MAX, &[]).is_err());
+    }
+}

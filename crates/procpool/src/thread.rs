@@ -1,0 +1,156 @@
+//! Thread workers: jobs are closures run on threads of this process.
+
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::kind::{Kind, Runs, Thread, Threads, WorkerSpec, mark_owned_by};
+use crate::map::ChunkDone;
+use crate::pool::Builder;
+use crate::result::Resolver;
+use crate::shared::Shared;
+use crate::task::{TaskFn, call_caught};
+
+/// A queued call. It owns the resolvers of its results, so dropping it
+/// unrun (on `terminate`) resolves them to `Terminated`.
+#[doc(hidden)]
+pub type LocalJob = Box<dyn FnOnce() + Send>;
+
+/// Jobs a thread takes from the queue at once. One: a job taken is a job
+/// `terminate()` can no longer cancel, and Python's contract is that only
+/// running tasks survive a terminate.
+const BATCH: usize = 1;
+
+impl Kind for Thread {
+    type Job = LocalJob;
+    type Init = Arc<dyn Fn() + Send + Sync>;
+    const NAME: &'static str = "thread";
+
+    fn start(
+        pool: &Arc<Shared<LocalJob>>,
+        spec: Arc<WorkerSpec<Thread>>,
+    ) -> Result<Threads, Error> {
+        let threads = Threads::default();
+        for _ in 0..spec.workers {
+            spawn_worker(pool.clone(), spec.clone(), threads.clone())?;
+        }
+        Ok(threads)
+    }
+
+    fn signal_on_terminate(_pid: u32) {}
+}
+
+fn spawn_worker(
+    pool: Arc<Shared<LocalJob>>,
+    spec: Arc<WorkerSpec<Thread>>,
+    threads: Threads,
+) -> Result<(), Error> {
+    pool.entered();
+    let handles = threads.clone();
+    let spawned = std::thread::Builder::new()
+        .name("procpool-worker".into())
+        .spawn(move || serve(pool, spec, threads));
+    match spawned {
+        Ok(handle) => {
+            handles
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(handle);
+            Ok(())
+        }
+        Err(e) => Err(Error::Worker {
+            message: format!("cannot start a worker thread: {e}"),
+        }),
+    }
+}
+
+/// One worker thread's life: initializer, then jobs until the pool stops or
+/// `maxtasksperchild` is reached, when it hands over to a fresh thread.
+fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Threads) {
+    mark_owned_by(spec.pool_id);
+    if let Some(init) = &spec.initializer {
+        let init = std::panic::AssertUnwindSafe(|| init());
+        if let Err(p) = std::panic::catch_unwind(init) {
+            eprintln!(
+                "procpool: worker initializer panicked: {}",
+                crate::error::panic_message(&*p)
+            );
+        }
+    }
+    let limit = spec.maxtasksperchild.unwrap_or(usize::MAX);
+    let mut done = 0usize;
+    let mut batch = Vec::with_capacity(BATCH);
+    while done < limit && pool.pop_batch(BATCH.min(limit - done), spec.workers, &mut batch) {
+        for job in batch.drain(..) {
+            // Jobs already taken are still "queued" from the caller's view:
+            // after terminate() they are dropped (resolving to Terminated)
+            // rather than run.
+            if pool.is_terminated() {
+                drop(job);
+            } else {
+                job();
+                done += 1;
+            }
+        }
+    }
+    if done >= limit && !pool.is_terminated() {
+        // The replacement registers before this thread deregisters, so
+        // `live` never reads 0 while the pool still has work.
+        if let Err(e) = spawn_worker(pool.clone(), spec.clone(), threads) {
+            eprintln!("procpool: {e}");
+        }
+    }
+    pool.exited();
+}
+
+impl<F, Args> Runs<F, Args> for Thread
+where
+    F: TaskFn<Args>,
+    Args: Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<LocalJob, Error> {
+        Ok(Box::new(move || {
+            done.resolve(call_caught(&f, args).map_err(Error::from))
+        }))
+    }
+
+    fn chunk_job(
+        f: &Arc<F>,
+        chunk: Vec<Args>,
+        done: ChunkDone<F::Output>,
+    ) -> Result<LocalJob, Error> {
+        let f = f.clone();
+        Ok(Box::new(move || {
+            let results = chunk
+                .into_iter()
+                .map(|a| call_caught(&*f, a).map_err(Error::from))
+                .collect();
+            done.finish(results);
+        }))
+    }
+}
+
+impl Builder<Thread> {
+    /// A function each worker thread runs once before its first task
+    /// (Python's `initializer`; capture what would be `initargs`). A panic
+    /// in it is reported on stderr and the worker goes on, whereas Python
+    /// restarts a failing initializer's worker forever.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let counter = started.clone();
+    /// let mut pool = procpool::ThreadPool::builder()
+    ///     .workers(3)
+    ///     .initializer(move || { counter.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()?;
+    /// pool.close();
+    /// pool.join()?;
+    /// assert_eq!(started.load(Ordering::SeqCst), 3);
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn initializer(self, init: impl Fn() + Send + Sync + 'static) -> Self {
+        self.set_initializer(Ok(Arc::new(init)))
+    }
+}

@@ -1,0 +1,132 @@
+//! Process workers, worker side: the loop a re-executed process runs
+//! instead of the program's `main`.
+
+use std::ffi::OsStr;
+use std::io::{BufReader, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+
+use crate::error::Error;
+use crate::frame::{self, FrameError};
+use crate::spawn::ENV_WORKER;
+use crate::task::{init_by_index, run_by_index, table_fingerprint};
+use crate::wire::{FromWorker, ToWorker};
+
+/// Makes this process serve as a pool worker if it was started as one, and
+/// returns at once otherwise.
+///
+/// Call it first thing in `main`, before any other thread starts, in every
+/// program that creates a [`Pool`](crate::Pool): workers are the program
+/// itself started again, and this call is where they branch off into the
+/// worker loop (and exit when the pool is done with them) instead of running
+/// your `main`. Python does the same with its `if __name__ == "__main__":`
+/// guard. In a test binary, whose `main` belongs to the test harness, use
+/// [`test_support!`](crate::test_support) instead.
+///
+/// ```
+/// fn main() {
+///     procpool::init();
+///     // ... the program, which may now create process pools.
+/// }
+
+/// ```
+pub fn init() {
+    let Some(spec) = std::env::var_os(ENV_WORKER) else {
+        return;
+    };
+    // SAFETY: init() runs first in main (or from a constructor before
+    // main), when no other thread can be reading the environment.
+    unsafe { std::env::remove_var(ENV_WORKER) };
+    let code = match serve(&spec) {
+        Ok(()) => 0,
+        Err(why) => {
+            eprintln!("procpool worker {}: {why}", std::process::id());
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Refuses to create a process pool inside a worker whose `main` did not
+/// call [`init`]: otherwise each worker would start a pool of its own, and
+/// so on without end.
+pub(crate) fn refuse_if_uninitialized_worker() -> Result<(), Error> {
+    match std::env::var_os(ENV_WORKER) {
+        None => Ok(()),
+        Some(_) => Err(Error::Worker {
+            message: "this process was started as a pool worker, but procpool::init() \
+                      was not called at the top of main"
+                .into(),
+        }),
+    }
+}
+
+/// The worker loop: start-up handshake, then batches until `Exit` or until
+/// the parent goes away.
+fn serve(spec: &OsStr) -> Result<(), String> {
+    let fd = parse_spec(spec)?;
+    // SAFETY: the parent passed this fd open across exec for this process
+    // alone, and nothing else in this process has claimed it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    // Tasks that start programs of their own must not leak the socket.
+    // SAFETY: fcntl on an fd this process owns.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Ctrl-C reaches the whole process group; the parent decides what an
+    // interrupt means (finish, or terminate), so workers do not die of it.
+    // SAFETY: setting a signal to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+
+    let mut reader = BufReader::with_capacity(1 << 16, &stream);
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let hello: ToWorker<Vec<u8>> =
+        frame::read_message(&mut reader, &mut buf).map_err(|e| e.to_string())?;
+    let ready = start(hello);
+    let failed = matches!(ready, FromWorker::StartFailed(_));
+    frame::write_message(&mut &stream, &ready, &mut out).map_err(|e| e.to_string())?;
+    if failed {
+        return Ok(());
+    }
+    loop {
+        match frame::read_message::<ToWorker<Vec<u8>>>(&mut reader, &mut buf) {
+            Ok(ToWorker::Batch(calls)) => {
+                let replies: Vec<_> = calls
+                    .iter()
+                    .map(|(task, args)| run_by_index(*task, args))
+                    .collect();
+                // Puts a task made on a shared queue must be settled before
+                // the parent learns the task is done, or it could close the
+                // queue under them.
+                crate::manager::settle_all();
+                frame::write_message(&mut &stream, &FromWorker::Replies(replies), &mut out)
+                    .map_err(|e| format!("cannot send results: {e}"))?;
+            }
+            Ok(ToWorker::Exit) | Err(FrameError::Eof) => return Ok(()),
+            Ok(ToWorker::Hello { .. }) => return Err("protocol error: second hello".into()),
+            Err(e) => return Err(format!("protocol error: {e}")),
+        }
+    }
+}
+
+fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {
+    let ToWorker::Hello { fingerprint, init } = hello else {
+        return FromWorker::StartFailed("protocol error: expected hello".into());
+    };
+    if fingerprint != table_fingerprint() {
+        return FromWorker::StartFailed(
+            "the worker's task table differs from the parent's executable".into(),
+        );
+    }
+    match init.map(|(task, args)| init_by_index(task, &args)) {
+        Some(Err(why)) => FromWorker::StartFailed(why),
+        _ => FromWorker::Ready,
+    }
+}
+
+fn parse_spec(spec: &OsStr) -> Result<i32, String> {
+    let text = std::str::from_utf8(spec.as_bytes()).map_err(|_| "bad worker spec")?;
+    let (fd, _parent) = text.split_once(':').ok_or("bad worker spec")?;
+    fd.parse().map_err(|_| format!("bad worker fd {fd:?}"))
+}
