@@ -29,7 +29,6 @@ use crate::wire::{FromWorker, ToWorker};
 ///     procpool::init();
 ///     // ... the program, which may now create process pools.
 /// }
-
 /// ```
 pub fn init() {
     let Some(spec) = std::env::var_os(ENV_WORKER) else {
