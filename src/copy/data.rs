@@ -1,0 +1,197 @@
+//! Moving file contents: reflink, then `copy_file_range`, then read/write.
+
+use std::os::fd::BorrowedFd;
+
+use rustix::io::Errno;
+
+use super::fail::{Failure, is_no_space};
+
+/// Largest `copy_file_range` request, so a huge file reports progress
+/// between calls instead of once at the end.
+const RANGE_CHUNK: usize = 8 << 20;
+/// Buffer size of the read/write fallback.
+const BUFFER_SIZE: usize = 256 << 10;
+/// Progress is passed on in steps of at least this much (and once at the
+/// end), so a caller that sends progress over a pipe is not flooded.
+const REPORT_STEP: u64 = 8 << 20;
+
+/// Copies data and remembers which kernel mechanisms the destination lacks,
+/// so an unsupported one is tried once per engine, not once per file.
+#[derive(Debug, Default)]
+pub(super) struct DataCopier {
+    reflink_unsupported: bool,
+    range_unsupported: bool,
+    buffer: Vec<u8>,
+}
+
+/// Accumulates copied byte counts and forwards them in [`REPORT_STEP`]s.
+struct Progress<'a> {
+    sink: &'a mut dyn FnMut(u64),
+    pending: u64,
+    total: u64,
+}
+
+impl Progress<'_> {
+    fn add(&mut self, n: u64) {
+        self.total += n;
+        self.pending += n;
+        if self.pending >= REPORT_STEP {
+            (self.sink)(self.pending);
+            self.pending = 0;
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        if self.pending > 0 {
+            (self.sink)(self.pending);
+            self.pending = 0;
+        }
+        self.total
+    }
+}
+
+impl DataCopier {
+    /// Keeps [`DataCopier::copy`] from cloning, so data moves in chunks even
+    /// where `/tmp` supports reflinks.
+    #[cfg(test)]
+    pub(super) fn force_no_reflink(&mut self) {
+        self.reflink_unsupported = true;
+    }
+
+    /// Makes [`DataCopier::copy`] use plain read/write, as where neither
+    /// reflink nor `copy_file_range` works.
+    #[cfg(test)]
+    pub(super) fn force_read_write(&mut self) {
+        self.reflink_unsupported = true;
+        self.range_unsupported = true;
+    }
+
+    /// Copies `src` from its current offset to EOF into `dst`, returning the
+    /// bytes copied. `size` is the source size from `fstat` at open: a file
+    /// that grows meanwhile is copied up to the EOF the reads meet.
+    /// `on_bytes` receives increments that add up to the returned total.
+    pub(super) fn copy(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        size: u64,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> Result<u64, Failure> {
+        let cloned = if size > 0 && !self.reflink_unsupported {
+            self.try_reflink(src, dst)?
+        } else {
+            None
+        };
+        if let Some(bytes) = cloned {
+            on_bytes(bytes);
+            return Ok(bytes);
+        }
+        let mut progress = Progress {
+            sink: on_bytes,
+            pending: 0,
+            total: 0,
+        };
+        // An empty file needs one read to confirm EOF: pseudo-files report
+        // size 0 yet have contents, and copy_file_range copies nothing from them.
+        if size > 0 && !self.range_unsupported {
+            self.copy_ranges(src, dst, &mut progress)?;
+        } else {
+            self.read_write(src, dst, &mut progress)?;
+        }
+        Ok(progress.finish())
+    }
+
+    /// Shares the source's extents (FICLONE). `None` means "copy instead".
+    fn try_reflink(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+    ) -> Result<Option<u64>, Failure> {
+        match rustix::fs::ioctl_ficlone(dst, src) {
+            Ok(()) => match rustix::fs::fstat(dst) {
+                Ok(st) => Ok(Some(u64::try_from(st.st_size).unwrap_or(0))),
+                Err(err) => Err(Failure::dest("cannot stat destination", err)),
+            },
+            Err(err) if is_no_space(err) => Err(Failure::dest("cannot clone data", err)),
+            Err(Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::NOSYS) => {
+                self.reflink_unsupported = true;
+                Ok(None)
+            }
+            // Anything else (a busy or special file) may be specific to this
+            // file: copy it normally and try cloning again next time.
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// In-kernel copy until EOF. Errors other than ENOSPC hand the rest of
+    /// the file to read/write, which both works where this does not and tells
+    /// a source error from a destination error.
+    fn copy_ranges(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), Failure> {
+        let mut copied_any = false;
+        loop {
+            match rustix::fs::copy_file_range(src, None, dst, None, RANGE_CHUNK) {
+                Ok(0) if copied_any => return Ok(()),
+                // Nothing at all: some filesystems (procfs, sysfs) return 0
+                // for files that do have contents.
+                Ok(0) => return self.read_write(src, dst, progress),
+                Ok(n) => {
+                    copied_any = true;
+                    progress.add(n as u64);
+                }
+                Err(Errno::INTR) => {}
+                Err(err) if is_no_space(err) => {
+                    return Err(Failure::dest("cannot write destination", err));
+                }
+                Err(err) => {
+                    if matches!(
+                        err,
+                        Errno::XDEV | Errno::NOSYS | Errno::INVAL | Errno::OPNOTSUPP
+                    ) {
+                        self.range_unsupported = true;
+                    }
+                    return self.read_write(src, dst, progress);
+                }
+            }
+        }
+    }
+
+    fn read_write(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), Failure> {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; BUFFER_SIZE];
+        }
+        loop {
+            let filled = match rustix::io::read(src, &mut self.buffer[..]) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(err) => return Err(Failure::source("cannot read source", err)),
+            };
+            write_all(dst, &self.buffer[..filled])?;
+            progress.add(filled as u64);
+        }
+    }
+}
+
+fn write_all(dst: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Failure> {
+    while !data.is_empty() {
+        match rustix::io::write(dst, data) {
+            Ok(0) => {
+                return Err(Failure::dest("cannot write destination", Errno::IO));
+            }
+            Ok(n) => data = &data[n..],
+            Err(Errno::INTR) => {}
+            Err(err) => return Err(Failure::dest("cannot write destination", err)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Reaching the source entry, including paths longer than `PATH_MAX`.
+
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat};
+use rustix::io::Errno;
+
+/// Longest path handed to one syscall; `PATH_MAX` counts the NUL.
+const MAX_PATH_ARG: usize = libc::PATH_MAX as usize - 1;
+
+/// Opens the source for reading without ever blocking: `O_NONBLOCK` makes
+/// opening a fifo return at once (regular files ignore the flag), so an entry
+/// that turned into a fifo after the walk is detected by `fstat`, not waited on.
+pub(super) fn open(src: &OsStr, follow: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    at_source(src, |dir, path| {
+        rustix::fs::openat(dir, path, flags, Mode::empty())
+    })
+}
+
+/// `lstat` (or `stat` when `follow`) of the source.
+pub(super) fn stat(src: &OsStr, follow: bool) -> Result<Stat, Errno> {
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    at_source(src, |dir, path| rustix::fs::statat(dir, path, flags))
+}
+
+/// The target of the symbolic link `src`, byte for byte, whatever its length.
+pub(super) fn read_link(src: &OsStr) -> Result<CString, Errno> {
+    at_source(src, |dir, path| {
+        rustix::fs::readlinkat(dir, path, Vec::new())
+    })
+}
+
+/// Runs `op` on `src` relative to the cwd. When the path is too long for one
+/// syscall, opens its longest ancestor that fits, walks the remaining
+/// directories one component at a time with `O_NOFOLLOW`, and runs `op` on the
+/// last component relative to that directory.
+fn at_source<T>(
+    src: &OsStr,
+    mut op: impl FnMut(BorrowedFd<'_>, &OsStr) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    match op(CWD, src) {
+        Err(Errno::NAMETOOLONG) => {}
+        done => return done,
+    }
+    let bytes = src.as_bytes();
+    let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
+        return Err(Errno::NAMETOOLONG);
+    };
+    let dir = open_long_dir(&bytes[..slash])?;
+    op(dir.as_fd(), OsStr::from_bytes(&bytes[slash + 1..]))
+}
+
+fn open_long_dir(dir: &[u8]) -> Result<OwnedFd, Errno> {
+    if dir.is_empty() {
+        return rustix::fs::openat(CWD, "/", dir_flags(), Mode::empty());
+    }
+    let fits = dir.len().min(MAX_PATH_ARG);
+    let (mut current, rest) = if dir.len() <= MAX_PATH_ARG {
+        (openat_dir(CWD, dir, false)?, &dir[dir.len()..])
+    } else {
+        let Some(split) = dir[..=fits].iter().rposition(|&b| b == b'/') else {
+            return Err(Errno::NAMETOOLONG);
+        };
+        let ancestor = if split == 0 { &b"/"[..] } else { &dir[..split] };
+        (openat_dir(CWD, ancestor, false)?, &dir[split + 1..])
+    };
+    for component in rest.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+        current = openat_dir(current.as_fd(), component, true)?;
+    }
+    Ok(current)
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
+}
+
+fn openat_dir(dir: BorrowedFd<'_>, path: &[u8], nofollow: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = dir_flags();
+    if nofollow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    rustix::fs::openat(dir, path, flags, Mode::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// Builds `src/ddd…/ddd…/…` deeper than `PATH_MAX` through directory fds
+    /// and returns its full path and innermost fd.
+    fn deep_dir(root: &std::path::Path) -> (Vec<u8>, OwnedFd) {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut dir = rustix::fs::open(root, flags, Mode::empty()).expect("open root");
+        let mut path = root.as_os_str().as_bytes().to_vec();
+        let component = [b'd'; 250];
+        for _ in 0..20 {
+            rustix::fs::mkdirat(&dir, &component[..], Mode::from_raw_mode(0o755)).expect("mkdirat");
+            dir = rustix::fs::openat(&dir, &component[..], flags, Mode::empty()).expect("openat");
+            path.push(b'/');
+            path.extend_from_slice(&component);
+        }
+        assert!(path.len() > MAX_PATH_ARG);
+        (path, dir)
+    }
+
+    #[test]
+    fn stat_and_read_link_work_beyond_path_max() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (mut path, dir) = deep_dir(root.path());
+        rustix::fs::symlinkat("target", &dir, "link").expect("symlinkat");
+        path.extend_from_slice(b"/link");
+        let link = OsStr::from_bytes(&path);
+        let st = stat(link, false).expect("lstat");
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(st.st_mode),
+            rustix::fs::FileType::Symlink
+        );
+        assert_eq!(read_link(link).expect("readlink").as_bytes(), b"target");
+        assert_eq!(open(link, true).map(drop), Err(Errno::NOENT));
+    }
+
+    #[test]
+    fn open_without_follow_refuses_a_symlink() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let link = root.path().join("link");
+        symlink("elsewhere", &link).expect("symlink");
+        assert_eq!(open(link.as_os_str(), false).map(drop), Err(Errno::LOOP));
+    }
+}

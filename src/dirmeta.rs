@@ -1,0 +1,214 @@
+//! Directory modes and times, applied after the directories' contents.
+//!
+//! Copying a file into a directory changes the directory's mtime, and a
+//! read-only source directory would refuse the files meant for it; so the
+//! walker creates directories owner-writable and records their metadata,
+//! and this pass applies it once every worker is done, deepest first: a
+//! directory made read-only (or unsearchable) can no longer be entered to
+//! fix its children.
+//!
+//! Within one depth the directories are independent, so each level is done
+//! in parallel with rayon. This is the one place pcopy uses rayon: it is
+//! CPU-light syscall work inside the parent, where a data-parallel loop is
+//! the right tool, while file copying goes through the procpool queues
+//! (which can run in other processes and survive a worker's death).
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use rayon::prelude::*;
+use rustix::fs::{Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+use crate::escape::io_reason;
+
+/// The metadata a destination directory gets from its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirMeta {
+    /// Relative to the destination root; empty for the root itself.
+    pub(crate) rel: OsString,
+    /// Permission bits, with setuid, setgid and sticky.
+    pub(crate) mode: u32,
+    pub(crate) atime: (i64, i64),
+    pub(crate) mtime: (i64, i64),
+}
+
+impl DirMeta {
+    pub(crate) fn from_source(rel: OsString, meta: &Metadata) -> DirMeta {
+        DirMeta {
+            rel,
+            mode: meta.mode() & 0o7777,
+            atime: (meta.atime(), meta.atime_nsec()),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+
+    fn depth(&self) -> usize {
+        match self.rel.as_bytes() {
+            [] => 0,
+            bytes => 1 + bytes.iter().filter(|&&b| b == b'/').count(),
+        }
+    }
+}
+
+/// A directory whose metadata could not be applied.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct DirMetaError {
+    pub(crate) rel: OsString,
+    pub(crate) reason: String,
+}
+
+/// Applies every record, deepest directories first, and returns what failed.
+/// A directory recorded twice (`pcopy a/ b/ dst` records `dst` for both
+/// sources) gets the metadata recorded last, as if the sources had been
+/// copied one after the other.
+pub(crate) fn apply_all(root: BorrowedFd<'_>, dirs: Vec<DirMeta>) -> Vec<DirMetaError> {
+    let mut seen = HashSet::new();
+    let mut dirs: Vec<DirMeta> = dirs
+        .into_iter()
+        .rev()
+        .filter(|dir| seen.insert(dir.rel.clone()))
+        .collect();
+    dirs.sort_by_key(|dir| std::cmp::Reverse(dir.depth()));
+    let mut errors = Vec::new();
+    for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
+        let failed: Vec<DirMetaError> = level
+            .par_iter()
+            .filter_map(|dir| {
+                apply(root, dir).err().map(|reason| DirMetaError {
+                    rel: dir.rel.clone(),
+                    reason,
+                })
+            })
+            .collect();
+        errors.extend(failed);
+    }
+    errors
+}
+
+fn apply(root: BorrowedFd<'_>, dir: &DirMeta) -> Result<(), String> {
+    let fd = open_beneath(root, &dir.rel)
+        .map_err(|e| reason("cannot open directory to set its times and mode", e))?;
+    let times = Timestamps {
+        last_access: timespec(dir.atime),
+        last_modification: timespec(dir.mtime),
+    };
+    rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
+        .map_err(|e| reason("cannot set directory mode", e))
+}
+
+fn reason(what: &str, err: Errno) -> String {
+    format!("{what}: {}", io_reason(&err.into()))
+}
+
+fn timespec((tv_sec, tv_nsec): (i64, i64)) -> Timespec {
+    Timespec { tv_sec, tv_nsec }
+}
+
+/// Opens `rel` beneath `root` one component at a time, following no
+/// symlink, so a directory swapped for a link since the walk cannot send
+/// the change elsewhere.
+pub(crate) fn open_beneath(root: BorrowedFd<'_>, rel: &OsStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut current = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
+    for name in rel
+        .as_bytes()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty())
+    {
+        current = rustix::fs::openat(
+            current.as_fd(),
+            OsStr::from_bytes(name),
+            flags,
+            Mode::empty(),
+        )?;
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn meta(rel: &str, mode: u32, mtime: i64) -> DirMeta {
+        DirMeta {
+            rel: rel.into(),
+            mode,
+            atime: (mtime, 0),
+            mtime: (mtime, 123_456_789),
+        }
+    }
+
+    #[test]
+    fn read_only_parents_are_applied_after_their_children() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("a/b/c")).unwrap();
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let dirs = vec![
+            meta("a", 0o500, 1_000),
+            meta("a/b", 0o555, 2_000),
+            meta("a/b/c", 0o750, 3_000),
+        ];
+        assert_eq!(apply_all(root.as_fd(), dirs), Vec::new());
+        let c = fs::metadata(tmp.path().join("a/b/c")).unwrap();
+        assert_eq!((c.mtime(), c.mtime_nsec()), (3_000, 123_456_789));
+        assert_eq!(c.permissions().mode() & 0o7777, 0o750);
+        let a = fs::metadata(tmp.path().join("a")).unwrap();
+        assert_eq!((a.mtime(), a.permissions().mode() & 0o7777), (1_000, 0o500));
+        fs::set_permissions(tmp.path().join("a"), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_directory_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", tmp.path().join("d")).unwrap();
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let errors = apply_all(root.as_fd(), vec![meta("d", 0o500, 5)]);
+        assert_eq!(errors.len(), 1);
+        let elsewhere = fs::metadata(tmp.path().join("elsewhere")).unwrap();
+        assert_ne!(elsewhere.mtime(), 5);
+    }
+
+    #[test]
+    fn the_last_record_of_a_directory_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("d")).unwrap();
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let errors = apply_all(
+            root.as_fd(),
+            vec![meta("d", 0o700, 10), meta("d", 0o750, 20)],
+        );
+        assert_eq!(errors, Vec::new());
+        let d = fs::metadata(tmp.path().join("d")).unwrap();
+        assert_eq!((d.mtime(), d.permissions().mode() & 0o7777), (20, 0o750));
+    }
+
+    #[test]
+    fn depth_counts_components() {
+        assert_eq!(meta("", 0, 0).depth(), 0);
+        assert_eq!(meta("a/b", 0, 0).depth(), 2);
+    }
+}

@@ -1,0 +1,516 @@
+//! One run of the copy: the walker thread, the worker pool, and the main
+//! loop that connects them.
+//!
+//! Who owns what, and who wakes whom:
+//! - the walker thread alone puts on the jobs queue and closes it when the
+//!   walk ends; a full queue blocks it, which bounds memory;
+//! - worker tasks take batches until the jobs queue is closed and drained,
+//!   and put their events on the done queue (unbounded, so a worker never
+//!   waits for the main thread);
+//! - the main thread alone reads the done queue, watches the tasks, and
+//!   closes the done queue once the walk is over and every task has
+//!   resolved, so nothing can be put on it any more; its loop ends when
+//!   the done queue reports closed-and-drained.
+//!
+//! Every job the walker announces stays in `pending` until its completion
+//! arrives, so a worker that dies loses no job: what it held is put on a
+//! fresh queue once at the end, and what still does not complete is
+//! reported as failed.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
+use rustix::fs::{Mode, OFlags};
+
+use crate::config::Config;
+use crate::dirmeta::{self, DirMeta};
+use crate::escape::{Escaped, io_reason};
+use crate::exit_codes::{ExitStatus, Fatal};
+use crate::job::{FailKind, FileJob};
+use crate::plan::Plan;
+use crate::report::Reporter;
+use crate::walk::{self, BATCH_FILES, WalkEvent, WalkSetup};
+use crate::worker::{WorkerArgs, WorkerEvent, WorkerSetup, WorkerStop, WorkerSummary, Workers};
+use crate::{copy, signals};
+
+/// How long the main loop waits for worker events before it looks at
+/// signals, tasks and the progress display again.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How a run ended, beyond what the reporter counted.
+#[derive(Debug)]
+pub(crate) struct RunEnd {
+    pub(crate) interrupted: bool,
+    /// An error that stopped the run early, to print after the summary.
+    pub(crate) fatal: Option<Fatal>,
+}
+
+/// Copies everything in `plan`, reporting as it goes.
+pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
+    let (dst_root, root_fd) = open_destination(&plan.dst_root)?;
+    let workers = config.jobs.get();
+    let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
+    // A few batches per worker: enough that none waits for the walker,
+    // few enough that memory does not grow with the tree.
+    let jobs = manager
+        .queue(2 * workers + 2)
+        .map_err(|e| ipc("cannot create the jobs queue", e))?;
+    let done = manager
+        .queue(0)
+        .map_err(|e| ipc("cannot create the done queue", e))?;
+    let pool =
+        Workers::start(config.workers, workers).map_err(|e| ipc("cannot start workers", e))?;
+    let (events, walk_events) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let setup = WalkSetup {
+        roots: plan.roots.clone(),
+        dst_root: root_fd.try_clone()?,
+        dereference: config.copy.dereference,
+        jobs: jobs.clone(),
+        events,
+        stop: Arc::clone(&stop),
+    };
+    let walker = std::thread::Builder::new()
+        .name("pcopy-walk".into())
+        .spawn(move || walk::walk(setup))?;
+    let worker_setup = WorkerSetup {
+        task: 0,
+        dst_root: dst_root.into_os_string(),
+        opts: config.copy.clone(),
+    };
+    let mut supervisor = Supervisor::new(
+        reporter,
+        &manager,
+        pool,
+        workers,
+        (jobs, done, worker_setup),
+        walk_events,
+        stop,
+    );
+    let supervised = supervisor.supervise();
+    if supervised.is_err() {
+        supervisor.stop_dispatch();
+        supervisor.pool.terminate();
+    }
+    let end = supervisor.finish(walker, &root_fd);
+    supervised?;
+    Ok(end)
+}
+
+/// The destination root, absolute, and opened (following a symlink: the
+/// user named it).
+fn open_destination(dst_root: &Path) -> Result<(PathBuf, OwnedFd), Fatal> {
+    let what = "cannot open destination directory";
+    let absolute = std::path::absolute(dst_root).map_err(|e| dest_fatal(dst_root, what, &e))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(&absolute, flags, Mode::empty())
+        .map_err(|e| dest_fatal(dst_root, what, &e.into()))?;
+    Ok((absolute, fd))
+}
+
+/// A job announced by the walker and not completed yet.
+#[derive(Debug)]
+struct Pending {
+    job: FileJob,
+    /// Bytes of it already shown as progress.
+    reported: u64,
+}
+
+/// The main thread's state during a run.
+struct Supervisor<'r> {
+    reporter: &'r mut Reporter,
+    manager: &'r Manager,
+    pool: Workers,
+    workers: usize,
+    /// What every worker task is started with (the task number aside);
+    /// the jobs queue is replaced by the retry queue at the end.
+    args: WorkerArgs,
+    done: Queue<Vec<WorkerEvent>>,
+    /// Unresolved worker tasks by task number.
+    tasks: Vec<(u64, AsyncResult<WorkerSummary>)>,
+    next_task: u64,
+    pending: HashMap<u64, Pending>,
+    walk_events: Receiver<WalkEvent>,
+    walk_done: bool,
+    dirs: Vec<DirMeta>,
+    /// Tells the walker to stop.
+    stop: Arc<AtomicBool>,
+    /// No more jobs are handed out (interrupt or fatal error).
+    stopping: bool,
+    interrupted: bool,
+    retried: bool,
+    /// Destination directories a killed worker may have left a named temp
+    /// file in (only where `O_TMPFILE` is unsupported).
+    suspect_dirs: HashSet<OsString>,
+    fatal: Option<Fatal>,
+}
+
+impl<'r> Supervisor<'r> {
+    fn new(
+        reporter: &'r mut Reporter,
+        manager: &'r Manager,
+        pool: Workers,
+        workers: usize,
+        args: WorkerArgs,
+        walk_events: Receiver<WalkEvent>,
+        stop: Arc<AtomicBool>,
+    ) -> Supervisor<'r> {
+        Supervisor {
+            reporter,
+            manager,
+            pool,
+            workers,
+            done: args.1.clone(),
+            args,
+            tasks: Vec::new(),
+            next_task: 0,
+            pending: HashMap::new(),
+            walk_events,
+            walk_done: false,
+            dirs: Vec::new(),
+            stop,
+            stopping: false,
+            interrupted: false,
+            retried: false,
+            suspect_dirs: HashSet::new(),
+            fatal: None,
+        }
+    }
+
+    fn supervise(&mut self) -> anyhow::Result<()> {
+        for _ in 0..self.workers {
+            self.submit()?;
+        }
+        let mut done_closed = false;
+        loop {
+            self.pump_walk();
+            if signals::interrupted() && !self.interrupted {
+                self.interrupt();
+            }
+            match self.done.get_timeout(POLL) {
+                Ok(events) => {
+                    // The walker announces jobs before queueing them, so
+                    // after this every completion finds its job.
+                    self.pump_walk();
+                    self.handle(events)?;
+                }
+                Err(GetTimeoutError::Timeout) => {}
+                Err(GetTimeoutError::Closed) => return Ok(()),
+                Err(GetTimeoutError::Failed(err)) => {
+                    return Err(ipc("the done queue failed", err).into());
+                }
+            }
+            self.reap()?;
+            // Every task resolved after the walk: nothing can be put on
+            // the done queue any more, unless a retry round starts now.
+            if self.tasks.is_empty() && self.walk_done && !done_closed {
+                self.drain_done()?;
+                if !self.retry_once()? {
+                    self.done
+                        .close()
+                        .map_err(|e| ipc("cannot close the done queue", e))?;
+                    done_closed = true;
+                }
+            }
+            self.reporter.tick();
+        }
+    }
+
+    fn submit(&mut self) -> anyhow::Result<()> {
+        let mut args = self.args.clone();
+        args.2.task = self.next_task;
+        let task = self
+            .pool
+            .submit(args)
+            .map_err(|e| ipc("cannot start a worker task", e))?;
+        self.tasks.push((self.next_task, task));
+        self.next_task += 1;
+        Ok(())
+    }
+
+    /// Takes the walker's news without waiting.
+    fn pump_walk(&mut self) {
+        loop {
+            match self.walk_events.try_recv() {
+                Ok(WalkEvent::Queued { jobs, bytes }) => {
+                    self.reporter.queued(jobs.len() as u64, bytes);
+                    for job in jobs {
+                        self.pending.insert(job.id, Pending { job, reported: 0 });
+                    }
+                }
+                Ok(WalkEvent::Failed { path, reason, kind }) => {
+                    self.reporter.failed(&path, &reason, kind);
+                }
+                Ok(WalkEvent::Finished { dirs }) => {
+                    self.dirs = dirs;
+                    self.walk_done = true;
+                    self.reporter.walk_done();
+                }
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    if !self.walk_done {
+                        // The walker ended without `Finished`: it panicked.
+                        self.walk_done = true;
+                        self.abort(Fatal::new(ExitStatus::Ipc, "the directory walk failed"));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, events: Vec<WorkerEvent>) -> anyhow::Result<()> {
+        for event in events {
+            match event {
+                WorkerEvent::Exiting { task } => {
+                    // Its result is on the way: collect it now rather than
+                    // at the next poll, which would delay the end of a run.
+                    if let Some(i) = self.tasks.iter().position(|(n, _)| *n == task) {
+                        let (_, result) = self.tasks.swap_remove(i);
+                        self.resolved(result.get())?;
+                    }
+                }
+                WorkerEvent::Bytes { id, bytes } => {
+                    if let Some(pending) = self.pending.get_mut(&id) {
+                        pending.reported += bytes;
+                        self.reporter.bytes_copied(bytes);
+                    }
+                }
+                WorkerEvent::Done(completion) => {
+                    if let Some(pending) = self.pending.remove(&completion.id) {
+                        self.reporter.completed(
+                            &pending.job,
+                            pending.reported,
+                            &completion.outcome,
+                            completion.worker_pid,
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_done(&mut self) -> anyhow::Result<()> {
+        loop {
+            match self.done.get_nowait() {
+                Ok(events) => self.handle(events)?,
+                Err(procpool::TryGetError::Empty | procpool::TryGetError::Closed) => return Ok(()),
+                Err(procpool::TryGetError::Failed(err)) => {
+                    return Err(ipc("the done queue failed", err).into());
+                }
+            }
+        }
+    }
+
+    /// Collects the tasks that resolved without announcing it (lost ones).
+    fn reap(&mut self) -> anyhow::Result<()> {
+        let mut i = 0;
+        while i < self.tasks.len() {
+            if self.tasks[i].1.ready() {
+                let (_, result) = self.tasks.swap_remove(i);
+                self.resolved(result.get())?;
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reacts to how a worker task ended.
+    fn resolved(&mut self, result: Result<WorkerSummary, procpool::Error>) -> anyhow::Result<()> {
+        match result {
+            Ok(WorkerSummary { error: None, .. }) => {}
+            Ok(WorkerSummary {
+                error: Some(stop), ..
+            }) => {
+                let fatal = match stop {
+                    WorkerStop::Destination(why) => Fatal::new(ExitStatus::DestinationIo, why),
+                    WorkerStop::Queue(why) => Fatal::new(ExitStatus::Ipc, why),
+                };
+                self.abort(fatal);
+            }
+            Err(procpool::Error::Terminated) if self.stopping => {}
+            Err(err @ (procpool::Error::WorkerLost { .. } | procpool::Error::Panicked { .. })) => {
+                self.worker_lost(&err)?;
+            }
+            Err(err) => self.abort(Fatal::new(
+                ExitStatus::Ipc,
+                format!("a worker task failed: {err}"),
+            )),
+        }
+        Ok(())
+    }
+
+    /// A worker died with jobs in hand: keep going with a replacement, and
+    /// remember where it may have left temp files.
+    fn worker_lost(&mut self, err: &procpool::Error) -> anyhow::Result<()> {
+        let retry = if self.retried {
+            ""
+        } else {
+            "; its files will be retried"
+        };
+        self.reporter.notice(&format!("{err}{retry}"));
+        for pending in self.pending.values() {
+            self.suspect_dirs
+                .insert(parent_of(&pending.job.rel_dst).to_os_string());
+        }
+        if !self.stopping {
+            self.submit()?;
+        }
+        Ok(())
+    }
+
+    /// Puts every job that never completed on a fresh queue, once, for new
+    /// worker tasks. Returns whether a retry round started.
+    fn retry_once(&mut self) -> anyhow::Result<bool> {
+        if self.stopping || self.retried || self.pending.is_empty() {
+            return Ok(false);
+        }
+        self.retried = true;
+        let mut jobs = Vec::with_capacity(self.pending.len());
+        for pending in self.pending.values_mut() {
+            self.reporter.restarted(pending.reported);
+            pending.reported = 0;
+            jobs.push(pending.job.clone());
+        }
+        jobs.sort_by_key(|job| job.id);
+        let count = jobs.len();
+        let batches: Vec<Vec<FileJob>> =
+            jobs.chunks(BATCH_FILES).map(<[FileJob]>::to_vec).collect();
+        let tasks = batches.len().min(self.workers);
+        let queue = self
+            .manager
+            .queue(0)
+            .map_err(|e| ipc("cannot create the retry queue", e))?;
+        queue
+            .put_many(batches)
+            .map_err(|e| ipc("cannot fill the retry queue", e))?;
+        queue
+            .close()
+            .map_err(|e| ipc("cannot close the retry queue", e))?;
+        self.args.0 = queue;
+        self.reporter
+            .notice(&format!("retrying {count} files whose worker was lost"));
+        for _ in 0..tasks {
+            self.submit()?;
+        }
+        Ok(true)
+    }
+
+    /// Ctrl-C or SIGTERM: hand out nothing more and stop the workers.
+    /// Process workers are killed mid-file (their temp files vanish or are
+    /// removed in `finish`); thread workers stop after their current file.
+    fn interrupt(&mut self) {
+        self.interrupted = true;
+        self.stop_dispatch();
+        self.pool.terminate();
+    }
+
+    fn abort(&mut self, fatal: Fatal) {
+        self.fatal.get_or_insert(fatal);
+        self.stop_dispatch();
+    }
+
+    /// Stops the walk and empties the jobs queue, so workers run dry; the
+    /// jobs taken out stay pending and are accounted for in `finish`.
+    fn stop_dispatch(&mut self) {
+        self.stopping = true;
+        self.stop.store(true, Ordering::Relaxed);
+        let jobs = &self.args.0;
+        let _ = jobs.close();
+        while jobs.get_nowait().is_ok() {}
+    }
+
+    /// After the loop: waits for workers and walker, clears temp files a
+    /// killed worker may have left, applies directory metadata and
+    /// accounts for jobs that never completed.
+    fn finish(mut self, walker: JoinHandle<()>, root: &OwnedFd) -> RunEnd {
+        if let Err(err) = self.pool.shut_down() {
+            self.reporter
+                .notice(&format!("cannot shut the workers down: {err}"));
+        }
+        // Unblocks a walker still waiting on a full queue (error paths).
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.args.0.close();
+        let _ = walker.join();
+        self.pump_walk();
+        for pending in self.pending.values() {
+            self.suspect_dirs
+                .insert(parent_of(&pending.job.rel_dst).to_os_string());
+        }
+        for dir in &self.suspect_dirs {
+            remove_stale_temps_beneath(root, dir);
+        }
+        let dst_root = PathBuf::from(&self.args.2.dst_root);
+        for failure in dirmeta::apply_all(root.as_fd(), std::mem::take(&mut self.dirs)) {
+            let path = dst_root.join(&failure.rel);
+            self.reporter
+                .failed(&path, &failure.reason, FailKind::DestIo);
+        }
+        self.account_for_pending();
+        RunEnd {
+            interrupted: self.interrupted,
+            fatal: self.fatal,
+        }
+    }
+
+    fn account_for_pending(&mut self) {
+        if self.interrupted {
+            self.reporter.not_copied(self.pending.len() as u64);
+            return;
+        }
+        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        left.sort_by_key(|p| p.job.id);
+        let why = if self.fatal.is_some() {
+            "not copied: the run stopped early"
+        } else {
+            "not copied: its worker was lost, also on the retry"
+        };
+        for pending in left {
+            self.reporter.restarted(pending.reported);
+            self.reporter
+                .failed(Path::new(&pending.job.src), why, FailKind::Other);
+        }
+    }
+}
+
+/// The parent directory part of a destination path (empty for the root).
+fn parent_of(rel_dst: &OsStr) -> &OsStr {
+    let bytes = rel_dst.as_bytes();
+    let end = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    OsStr::from_bytes(&bytes[..end])
+}
+
+/// Best effort: a temp file that stays behind is harmless (no final name
+/// refers to it) and the next run into the directory removes it.
+fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr) {
+    if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        let _ = copy::remove_stale_temps(&by_fd);
+    }
+}
+
+fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
+    Fatal::new(ExitStatus::Ipc, format!("{what}: {err}"))
+}
+
+fn dest_fatal(path: &Path, what: &str, err: &std::io::Error) -> Fatal {
+    Fatal::new(
+        ExitStatus::DestinationIo,
+        format!("{}: {what}: {}", Escaped::path(path), io_reason(err)),
+    )
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

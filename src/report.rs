@@ -1,0 +1,257 @@
+//! What the user is told: each copied file (`-v`), each problem, the
+//! progress display and the final summary; and the exit status they add
+//! up to.
+//!
+//! Only the main thread prints, through the [`Reporter`], so messages
+//! never interleave with each other or tear the progress bar.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::HumanBytes;
+
+use crate::config::Verbosity;
+use crate::escape::Escaped;
+use crate::exit_codes::ExitStatus;
+use crate::job::{FailKind, FileJob, Outcome};
+use crate::progress::{Counters, Progress, rate};
+
+/// How the entries of a run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tally {
+    pub(crate) copied: u64,
+    pub(crate) bytes: u64,
+    pub(crate) skipped: u64,
+    /// Failures other than vanished sources.
+    pub(crate) failed: u64,
+    pub(crate) vanished: u64,
+    /// Entries left alone because the run was interrupted.
+    pub(crate) not_copied: u64,
+}
+
+impl Tally {
+    /// rsync's status for this outcome.
+    pub(crate) fn status(&self, interrupted: bool) -> ExitStatus {
+        if interrupted {
+            ExitStatus::Interrupted
+        } else if self.failed > 0 {
+            ExitStatus::Partial
+        } else if self.vanished > 0 {
+            ExitStatus::Vanished
+        } else {
+            ExitStatus::Success
+        }
+    }
+
+    /// The last line of a run, e.g.
+    /// `pcopy: 3 files, 1.00 MiB in 0.50s (2.00 MiB/s); 0 skipped, 1 failed`.
+    pub(crate) fn summary(&self, elapsed: Duration, interrupted: bool) -> String {
+        let mut line = format!(
+            "pcopy: {}{} {}, {} in {:.2}s ({}/s); {} skipped, {} failed",
+            if interrupted { "interrupted: " } else { "" },
+            self.copied,
+            if self.copied == 1 { "file" } else { "files" },
+            HumanBytes(self.bytes),
+            elapsed.as_secs_f64(),
+            HumanBytes(rate(self.bytes, elapsed) as u64),
+            self.skipped,
+            self.failed + self.vanished,
+        );
+        if self.vanished > 0 {
+            line.push_str(&format!(" ({} vanished)", self.vanished));
+        }
+        if self.not_copied > 0 {
+            line.push_str(&format!(", {} not copied", self.not_copied));
+        }
+        line
+    }
+}
+
+/// Turns events of the run into output, counters and the tally.
+pub(crate) struct Reporter {
+    verbosity: Verbosity,
+    progress: Box<dyn Progress>,
+    counters: Counters,
+    tally: Tally,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter")
+            .field("verbosity", &self.verbosity)
+            .field("counters", &self.counters)
+            .field("tally", &self.tally)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reporter {
+    pub(crate) fn new(verbosity: Verbosity, progress: Box<dyn Progress>) -> Reporter {
+        Reporter {
+            verbosity,
+            progress,
+            counters: Counters::default(),
+            tally: Tally::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The walker found `files` more entries holding `bytes`.
+    pub(crate) fn queued(&mut self, files: u64, bytes: u64) {
+        self.counters.files_total += files;
+        self.counters.bytes_total += bytes;
+    }
+
+    pub(crate) fn walk_done(&mut self) {
+        self.counters.walk_done = true;
+    }
+
+    /// Part of a large file was copied.
+    pub(crate) fn bytes_copied(&mut self, bytes: u64) {
+        self.counters.bytes_done += bytes;
+    }
+
+    /// A job ended; `reported` bytes of it were already counted as progress.
+    pub(crate) fn completed(&mut self, job: &FileJob, reported: u64, outcome: &Outcome, pid: u32) {
+        self.counters.files_done += 1;
+        self.counters.bytes_done -= reported.min(self.counters.bytes_done);
+        match outcome {
+            Outcome::Copied { bytes, changed } => {
+                self.counters.bytes_done += bytes;
+                self.tally.copied += 1;
+                self.tally.bytes += bytes;
+                self.list(&job.rel_dst, pid);
+                if *changed {
+                    self.warn(
+                        Path::new(&job.src),
+                        "file changed as we read it; copied as read",
+                    );
+                }
+            }
+            Outcome::Skipped { reason } => {
+                self.tally.skipped += 1;
+                self.warn(Path::new(&job.src), &reason.to_string());
+            }
+            Outcome::Failed { error, kind } => self.failed(Path::new(&job.src), error, *kind),
+        }
+    }
+
+    /// Forgets progress of a job that will be copied again from the start.
+    pub(crate) fn restarted(&mut self, reported: u64) {
+        self.counters.bytes_done -= reported.min(self.counters.bytes_done);
+    }
+
+    /// An entry was not copied.
+    pub(crate) fn failed(&mut self, path: &Path, reason: &str, kind: FailKind) {
+        match kind {
+            FailKind::Vanished => self.tally.vanished += 1,
+            _ => self.tally.failed += 1,
+        }
+        self.error(&format!("pcopy: {}: {reason}", Escaped::path(path)));
+    }
+
+    /// Entries left alone because of an interrupt.
+    pub(crate) fn not_copied(&mut self, count: u64) {
+        self.tally.not_copied += count;
+    }
+
+    /// A warning about one path (hidden by `-q`).
+    pub(crate) fn warn(&mut self, path: &Path, message: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            self.error(&format!("pcopy: {}: {message}", Escaped::path(path)));
+        }
+    }
+
+    /// A warning about the run itself (hidden by `-q`).
+    pub(crate) fn notice(&mut self, message: &str) {
+        if self.verbosity > Verbosity::Quiet {
+            self.error(&format!("pcopy: {message}"));
+        }
+    }
+
+    /// Redraws the progress display if it is due.
+    pub(crate) fn tick(&mut self) {
+        self.progress.update(&self.counters);
+    }
+
+    /// Ends the display, prints the summary and returns the exit status.
+    pub(crate) fn finish(mut self, interrupted: bool) -> (ExitStatus, Tally) {
+        self.progress.finish(&self.counters);
+        if self.verbosity > Verbosity::Quiet {
+            eprintln!(
+                "{}",
+                self.tally.summary(self.started.elapsed(), interrupted)
+            );
+        }
+        (self.tally.status(interrupted), self.tally)
+    }
+
+    fn list(&mut self, rel_dst: &OsStr, pid: u32) {
+        let line = match self.verbosity {
+            Verbosity::Quiet | Verbosity::Normal => return,
+            Verbosity::Files => format!("{}", Escaped::os(rel_dst)),
+            Verbosity::FilesAndWorkers => format!("[pid {pid}] {}", Escaped::os(rel_dst)),
+        };
+        self.progress.suspend(&mut || {
+            // A closed stdout (`pcopy -v | head`) must not stop the copy.
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        });
+    }
+
+    fn error(&mut self, line: &str) {
+        self.progress.suspend(&mut || eprintln!("{line}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_prefers_interrupt_then_failure_then_vanished() {
+        let mut tally = Tally::default();
+        assert_eq!(tally.status(false), ExitStatus::Success);
+        tally.vanished = 1;
+        assert_eq!(tally.status(false), ExitStatus::Vanished);
+        tally.failed = 1;
+        assert_eq!(tally.status(false), ExitStatus::Partial);
+        assert_eq!(tally.status(true), ExitStatus::Interrupted);
+    }
+
+    #[test]
+    fn skipped_files_do_not_change_the_status() {
+        let tally = Tally {
+            copied: 2,
+            skipped: 5,
+            ..Tally::default()
+        };
+        assert_eq!(tally.status(false), ExitStatus::Success);
+    }
+
+    #[test]
+    fn summary_reads_naturally() {
+        let tally = Tally {
+            copied: 3,
+            bytes: 1 << 20,
+            failed: 1,
+            vanished: 1,
+            ..Tally::default()
+        };
+        assert_eq!(
+            tally.summary(Duration::from_millis(500), false),
+            "pcopy: 3 files, 1.00 MiB in 0.50s (2.00 MiB/s); 0 skipped, 2 failed (1 vanished)"
+        );
+        let stopped = Tally {
+            copied: 1,
+            not_copied: 9,
+            ..Tally::default()
+        };
+        assert_eq!(
+            stopped.summary(Duration::from_secs(1), true),
+            "pcopy: interrupted: 1 file, 0 B in 1.00s (0 B/s); 0 skipped, 0 failed, 9 not copied"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The pool side: the task each worker runs, and the two kinds of pool
+//! behind one type.
+//!
+//! A worker task is long-lived: it takes batches of jobs from the shared
+//! jobs queue until that queue is closed and drained, and sends what
+//! happened back on the done queue. So the pool sees `jobs` tasks per run
+//! (plus replacements), not one task per file, and a file costs the hot
+//! path a slot in a batch rather than a round trip of its own.
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use procpool::{AsyncResult, GetError, Pool, Queue, ThreadPool};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::WorkerKind;
+use crate::copy::Engine;
+use crate::job::{Completion, CopyOptions, FileJob};
+use crate::signals;
+
+/// How often at most a worker sends what it has done so far, so progress
+/// moves even while a batch of large files is being copied.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a worker reports on the done queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WorkerEvent {
+    /// A job ended.
+    Done(Completion),
+    /// The task is about to return: its result can be collected now.
+    Exiting {
+        /// The [`WorkerSetup::task`] of the task.
+        task: u64,
+    },
+    /// More data of a job still being copied (large files only).
+    Bytes {
+        /// The job's id.
+        id: u64,
+        /// Bytes copied since the previous event for this job.
+        bytes: u64,
+    },
+}
+
+/// What a worker task returns when the jobs queue runs dry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct WorkerSummary {
+    /// The worker's process id.
+    pub(crate) pid: u32,
+    /// Jobs this task ran.
+    pub(crate) jobs: u64,
+    /// Why the task stopped early, if it did.
+    pub(crate) error: Option<WorkerStop>,
+}
+
+/// Why a worker task stopped before its jobs queue ran dry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WorkerStop {
+    /// The destination root could not be opened.
+    Destination(String),
+    /// A queue failed (the manager is gone).
+    Queue(String),
+}
+
+/// The arguments of one worker task.
+pub(crate) type WorkerArgs = (Queue<Vec<FileJob>>, Queue<Vec<WorkerEvent>>, WorkerSetup);
+
+/// Where a worker task copies to, and which task it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WorkerSetup {
+    /// Numbers the tasks of a run, so the main thread can collect the
+    /// result of a task that announced [`WorkerEvent::Exiting`] at once
+    /// instead of polling every task.
+    pub(crate) task: u64,
+    /// The destination root, absolute.
+    pub(crate) dst_root: OsString,
+    pub(crate) opts: CopyOptions,
+}
+
+/// The worker task: copies batches from `jobs` into the destination until
+/// `jobs` is closed and drained, the run is interrupted, or a queue fails.
+pub(crate) fn copy_worker(
+    jobs: Queue<Vec<FileJob>>,
+    done: Queue<Vec<WorkerEvent>>,
+    setup: WorkerSetup,
+) -> WorkerSummary {
+    let mut summary = WorkerSummary {
+        pid: std::process::id(),
+        ..WorkerSummary::default()
+    };
+    let mut outbox = Outbox::new(done);
+    match Engine::new(Path::new(&setup.dst_root), setup.opts) {
+        Ok(engine) => copy_until_dry(engine, &jobs, &mut outbox, &mut summary),
+        Err(err) => {
+            summary.error = Some(WorkerStop::Destination(format!(
+                "cannot open destination directory: {}",
+                crate::escape::io_reason(&err)
+            )));
+        }
+    }
+    outbox.push(WorkerEvent::Exiting { task: setup.task });
+    outbox.flush();
+    if let Some(err) = outbox.error.take() {
+        summary.error.get_or_insert(WorkerStop::Queue(err));
+    }
+    summary
+}
+
+fn copy_until_dry(
+    mut engine: Engine,
+    jobs: &Queue<Vec<FileJob>>,
+    outbox: &mut Outbox,
+    summary: &mut WorkerSummary,
+) {
+    // Thread workers share the parent's interrupt flag and stop between
+    // files; process workers never see it set and are terminated instead.
+    while !signals::interrupted() {
+        let batch = match jobs.get() {
+            Ok(batch) => batch,
+            Err(GetError::Closed) => break,
+            Err(GetError::Failed(err)) => {
+                summary.error = Some(WorkerStop::Queue(format!("jobs queue failed: {err}")));
+                break;
+            }
+        };
+        for job in batch {
+            if signals::interrupted() {
+                break;
+            }
+            let outcome = engine.copy(&job, &mut |bytes| outbox.bytes(job.id, bytes));
+            summary.jobs += 1;
+            outbox.push(WorkerEvent::Done(Completion {
+                id: job.id,
+                outcome,
+                worker_pid: summary.pid,
+            }));
+            outbox.flush_if_due();
+        }
+        outbox.flush();
+    }
+}
+
+procpool::register!(copy_worker);
+
+/// Events waiting to be sent, and when they were last sent.
+struct Outbox {
+    done: Queue<Vec<WorkerEvent>>,
+    events: Vec<WorkerEvent>,
+    last_flush: Instant,
+    /// Bytes of the current job not yet reported: byte events are merged
+    /// per flush so a large file costs one event per interval.
+    partial: Option<(u64, u64)>,
+    error: Option<String>,
+}
+
+impl Outbox {
+    fn new(done: Queue<Vec<WorkerEvent>>) -> Outbox {
+        Outbox {
+            done,
+            events: Vec::new(),
+            last_flush: Instant::now(),
+            partial: None,
+            error: None,
+        }
+    }
+
+    fn bytes(&mut self, id: u64, bytes: u64) {
+        match &mut self.partial {
+            Some((current, sum)) if *current == id => *sum += bytes,
+            _ => self.partial = Some((id, bytes)),
+        }
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            if let Some((id, bytes)) = self.partial.take() {
+                self.events.push(WorkerEvent::Bytes { id, bytes });
+            }
+            self.flush();
+        }
+    }
+
+    fn push(&mut self, event: WorkerEvent) {
+        // The completion carries the job's total, which covers the bytes
+        // not reported yet.
+        if let (WorkerEvent::Done(done), Some((id, _))) = (&event, self.partial) {
+            if done.id == id {
+                self.partial = None;
+            }
+        }
+        self.events.push(event);
+    }
+
+    fn flush_if_due(&mut self) {
+        if self.last_flush.elapsed() >= FLUSH_INTERVAL {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if self.events.is_empty() || self.error.is_some() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        if let Err(err) = self.done.put(events) {
+            // The parent is gone or stopped listening; the jobs stay
+            // unreported and the parent counts them as not completed.
+            self.error = Some(format!("done queue failed: {err}"));
+        }
+    }
+}
+
+/// A pool of either kind of worker.
+#[derive(Debug)]
+pub(crate) enum Workers {
+    Process(Pool),
+    Thread(ThreadPool),
+}
+
+impl Workers {
+    pub(crate) fn start(kind: WorkerKind, workers: usize) -> Result<Workers, procpool::Error> {
+        Ok(match kind {
+            WorkerKind::Process => Workers::Process(Pool::with_workers(workers)?),
+            WorkerKind::Thread => Workers::Thread(ThreadPool::with_workers(workers)?),
+        })
+    }
+
+    /// Starts one [`copy_worker`] task.
+    pub(crate) fn submit(
+        &self,
+        args: WorkerArgs,
+    ) -> Result<AsyncResult<WorkerSummary>, procpool::Error> {
+        match self {
+            Workers::Process(pool) => pool.apply_async(copy_worker, args),
+            Workers::Thread(pool) => pool.apply_async(copy_worker, args),
+        }
+    }
+
+    pub(crate) fn terminate(&self) {
+        match self {
+            Workers::Process(pool) => pool.terminate(),
+            Workers::Thread(pool) => pool.terminate(),
+        }
+    }
+
+    /// Closes the pool and waits for its workers to exit.
+    pub(crate) fn shut_down(&mut self) -> Result<(), procpool::Error> {
+        match self {
+            Workers::Process(pool) => {
+                pool.close();
+                pool.join()
+            }
+            Workers::Thread(pool) => {
+                pool.close();
+                pool.join()
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Exit statuses and messages for bad input, failed entries and interrupts.
+
+mod testenv;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+
+use testenv::{TestEnv, assert_status, normalized_stderr};
+
+/// Stderr of a run, which must be exactly one line.
+fn only_line(output: &std::process::Output) -> String {
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{}", testenv::describe(output));
+    stderr.trim_end().to_string()
+}
+
+both_kinds! {
+    fn a_missing_source_is_status_3(env: TestEnv) {
+        let output = env.run(["nope", "dst"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: nope: cannot read source: No such file or directory");
+        assert!(!env.path("dst").exists());
+    }
+
+    fn a_source_equal_to_the_destination_is_status_3(env: TestEnv) {
+        env.write("src/f", "f");
+        let output = env.run(["src/", "src"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: src/: source and destination are the same directory");
+        let output = env.run(["src/f", "src/f"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: src/f: source and destination are the same file");
+    }
+
+    fn a_destination_inside_the_source_is_status_3(env: TestEnv) {
+        env.write("src/sub/f", "f");
+        let output = env.run(["src/", "src/sub/copy"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: src/sub/copy: destination is inside the source src/");
+        let output = env.run(["src", "src/sub"]);
+        assert_status(&output, 3);
+        assert!(!env.path("src/sub/copy").exists() && !env.path("src/sub/src").exists());
+    }
+
+    fn a_destination_inside_the_source_through_a_symlink_is_status_3(env: TestEnv) {
+        env.write("src/sub/f", "f");
+        env.symlink("src/sub", "alias");
+        let output = env.run(["src/", "alias/copy"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: alias/copy: destination is inside the source src/");
+        assert!(!env.path("src/sub/copy").exists());
+    }
+
+    fn a_directory_over_an_existing_file_is_status_3(env: TestEnv) {
+        env.write("src/f", "f");
+        env.write("file", "i am a file");
+        let output = env.run(["src/", "file"]);
+        assert_status(&output, 3);
+        assert_eq!(only_line(&output), "pcopy: file: cannot copy a directory over an existing file");
+        env.write("dst/src", "also a file");
+        let output = env.run(["src", "dst"]);
+        assert_status(&output, 3);
+        assert_eq!(
+            only_line(&output),
+            "pcopy: dst/src: cannot copy directory src over an existing non-directory"
+        );
+        assert_eq!(fs::read(env.path("file")).unwrap(), b"i am a file");
+    }
+
+    fn usage_errors_are_status_1(env: TestEnv) {
+        env.write("src/f", "f");
+        for args in [vec!["src/"], vec!["-j", "0", "src/", "dst"], vec!["--bogus", "src/", "dst"]] {
+            let output = env.run(&args);
+            assert_status(&output, 1);
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        }
+        let output = env.pcopy().args(["--workers", "fibers", "src/", "dst"]).output().unwrap();
+        assert_status(&output, 1);
+        assert!(!env.path("dst").exists());
+    }
+
+    fn an_uncreatable_destination_is_status_11(env: TestEnv) {
+        env.write("src/f", "f");
+        let output = env.run(["src/", "missing-parent/dst"]);
+        assert_status(&output, 11);
+        assert_eq!(
+            only_line(&output),
+            "pcopy: missing-parent/dst: cannot create destination directory: No such file or directory"
+        );
+    }
+
+    fn a_directory_over_a_file_deeper_down_fails_that_entry_only(env: TestEnv) {
+        env.write("src/clash/inner.txt", "inner");
+        env.write("src/fine/ok.txt", "ok");
+        env.write("dst/clash", "a file where the directory goes");
+        let output = env.run(["src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert_eq!(
+            stderr,
+            "pcopy: src/clash: destination exists and is not a directory\n\
+             pcopy: 1 file, 2 B in [time]; 0 skipped, 1 failed\n"
+        );
+        assert_eq!(fs::read(env.path("dst/fine/ok.txt")).unwrap(), b"ok");
+    }
+
+    fn an_unreadable_file_fails_alone_with_status_23(env: TestEnv) {
+        let Some(setpriv) = unprivileged_runner() else {
+            return;
+        };
+        env.sample_tree("src");
+        env.write("src/secret.txt", "secret");
+        env.chmod("src/secret.txt", 0o000);
+        env.mkdir("dst");
+        std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
+        env.chmod(".", 0o755);
+        let output = std::process::Command::new(setpriv)
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_pcopy"))
+            .args(["--workers", env.kind, "src/", "dst"])
+            .current_dir(env.root())
+            .env_remove("TMPDIR")
+            .output()
+            .unwrap();
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert_eq!(
+            stderr,
+            "pcopy: src/secret.txt: cannot open source: Permission denied\n\
+             pcopy: 9 files, 9.00 MiB in [time]; 0 skipped, 1 failed\n"
+        );
+        let expected: Vec<String> = testenv::listing(&env.path("src"))
+            .into_iter()
+            .filter(|line| !line.starts_with("secret.txt\t"))
+            .collect();
+        testenv::assert_listings_equal(&expected, &testenv::listing(&env.path("dst")));
+    }
+
+    fn ctrl_c_stops_the_run_with_status_20_and_no_temp_files(env: TestEnv) {
+        // Enough -v output (about 240 KiB) that pcopy cannot finish while
+        // this test has read only the first line: the pipe fills up.
+        for i in 0..4000 {
+            env.write(format!("src/dir{}/file-with-a-long-name-{i:05}.txt", i % 8), "x".repeat(i % 100));
+        }
+        let mut child = env
+            .pcopy()
+            .args(["-v", "-j", "2", "src/", "dst"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        assert!(first.ends_with(".txt\n"), "first line: {first:?}");
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // child, which cannot have been reaped as we have not waited.
+        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(sent, 0);
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_status(&output, 20);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.starts_with("pcopy: interrupted: "), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert_eq!(testenv::temp_files(&env.path("dst")), Vec::<std::path::PathBuf>::new());
+    }
+
+    fn help_lists_examples_and_exit_statuses_and_version_works(env: TestEnv) {
+        let help = env.run(["--help"]);
+        assert_status(&help, 0);
+        let text = String::from_utf8(help.stdout).unwrap();
+        assert!(text.contains("Examples:") && text.contains("Exit status:"), "{text}");
+        assert!(text.contains("  23  some entries failed"), "{text}");
+        let version = env.run(["--version"]);
+        assert_status(&version, 0);
+        assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("pcopy {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+/// `setpriv` when this test can drop to an unprivileged user, else `None`
+/// after saying why the test is skipped.
+fn unprivileged_runner() -> Option<&'static str> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: needs root to run pcopy as another, unprivileged user");
+        return None;
+    }
+    let setpriv = "/usr/bin/setpriv";
+    if !std::path::Path::new(setpriv).exists() {
+        eprintln!("skipped: {setpriv} is missing (util-linux)");
+        return None;
+    }
+    Some(setpriv)
+}

@@ -1,0 +1,317 @@
+//! The one test environment of pcopy's integration tests: a temp dir to
+//! build trees in, the pcopy binary to run there, and a whole-tree
+//! comparison that prints a diff when trees differ.
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the helper"
+)]
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::assert::OutputAssertExt;
+use rayon::prelude::*;
+
+/// Defines each test twice, as `name::process` and `name::thread`, with a
+/// [`TestEnv`] for that worker kind.
+#[macro_export]
+macro_rules! both_kinds {
+    ($($(#[$attr:meta])* fn $name:ident($env:ident: TestEnv) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$attr])*
+            fn body($env: TestEnv) $body
+
+            #[test]
+            fn process() {
+                body(TestEnv::new("process"));
+            }
+
+            #[test]
+            fn thread() {
+                body(TestEnv::new("thread"));
+            }
+        }
+    )*};
+}
+
+/// A temp dir, and pcopy run in it with one kind of worker.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    /// `process` or `thread`, passed as `--workers`.
+    pub kind: &'static str,
+}
+
+impl TestEnv {
+    pub fn new(kind: &'static str) -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            kind,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root().join(rel)
+    }
+
+    pub fn mkdir(&self, rel: impl AsRef<Path>) {
+        fs::create_dir_all(self.path(rel)).expect("mkdir");
+    }
+
+    /// Writes a file, creating its parents.
+    pub fn write(&self, rel: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+        let path = self.path(rel);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir parents");
+        fs::write(path, contents).expect("write");
+    }
+
+    pub fn symlink(&self, target: impl AsRef<Path>, rel: impl AsRef<Path>) {
+        std::os::unix::fs::symlink(target, self.path(rel)).expect("symlink");
+    }
+
+    pub fn mkfifo(&self, rel: impl AsRef<Path>) {
+        let path = self.path(rel);
+        let made = rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        );
+        made.expect("mkfifo");
+    }
+
+    pub fn chmod(&self, rel: impl AsRef<Path>, mode: u32) {
+        fs::set_permissions(self.path(rel), fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// The standard sample tree at `rel`: nested directories, an empty
+    /// one, a read-only one, a symlink, a dangling symlink, a Unicode
+    /// name, a file with unusual permissions and one large enough to be
+    /// copied in several steps.
+    pub fn sample_tree(&self, rel: &str) {
+        self.write(format!("{rel}/top.txt"), "top\n");
+        self.write(format!("{rel}/a/b/c/deep.txt"), "deep\n");
+        self.write(format!("{rel}/a/sibling.txt"), "sibling\n");
+        self.write(format!("{rel}/unicode/café – 日本.txt"), "unicode\n");
+        self.write(format!("{rel}/exec.sh"), "#!/bin/sh\n");
+        self.chmod(format!("{rel}/exec.sh"), 0o745);
+        let large: Vec<u8> = (0..(9u32 << 20) / 4).flat_map(u32::to_le_bytes).collect();
+        self.write(format!("{rel}/large.bin"), large);
+        self.mkdir(format!("{rel}/empty"));
+        self.write(format!("{rel}/readonly/inside.txt"), "ro\n");
+        self.chmod(format!("{rel}/readonly"), 0o555);
+        self.symlink("a/sibling.txt", format!("{rel}/link"));
+        self.symlink("does/not/exist", format!("{rel}/dangling"));
+    }
+
+    /// A pcopy command in the temp dir with this env's worker kind.
+    pub fn pcopy(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pcopy"));
+        command
+            .current_dir(self.root())
+            .arg("--workers")
+            .arg(self.kind);
+        command
+    }
+
+    /// Runs pcopy with `args` and returns its output.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.pcopy().args(args).output().expect("run pcopy")
+    }
+}
+
+/// The status, stdout and stderr of a run, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts the exit status; assert_cmd prints the whole output if it differs.
+pub fn assert_status(output: &Output, code: i32) {
+    output.clone().assert().code(code);
+}
+
+/// Stderr with the timing part of the summary line replaced, so whole
+/// outputs can be compared: `... in 0.12s (3.4 MiB/s); ...` becomes
+/// `... in [time]; ...`.
+pub fn normalized_stderr(output: &Output) -> String {
+    let stderr = String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8");
+    stderr
+        .lines()
+        .map(normalize_line)
+        .map(|l| l + "\n")
+        .collect()
+}
+
+fn normalize_line(line: &str) -> String {
+    match (line.rfind(" in "), line.rfind("); ")) {
+        (Some(start), Some(end)) if start < end && line.starts_with("pcopy: ") => {
+            format!("{} in [time]{}", &line[..start], &line[end + 1..])
+        }
+        _ => line.to_string(),
+    }
+}
+
+/// One line per entry below `root` (the root itself is `.`): path, a tab, type,
+/// permission bits, mtime in nanoseconds, and the content hash or the
+/// link target. Sorted by path.
+pub fn listing(root: &Path) -> Vec<String> {
+    let entries: Vec<(PathBuf, fs::Metadata)> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let meta = entry.metadata().expect("lstat");
+            (entry.path().to_path_buf(), meta)
+        })
+        .collect();
+    // Hashing file contents dominates; rayon spreads it over the CPUs.
+    let mut lines: Vec<String> = entries
+        .par_iter()
+        .map(|(path, meta)| describe_entry(root, path, meta))
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn describe_entry(root: &Path, path: &Path, meta: &fs::Metadata) -> String {
+    let rel = path.strip_prefix(root).expect("below root");
+    let rel = if rel.as_os_str().is_empty() {
+        OsString::from(".")
+    } else {
+        rel.as_os_str().to_os_string()
+    };
+    let file_type = meta.file_type();
+    let what = if file_type.is_dir() {
+        "dir".to_string()
+    } else if file_type.is_symlink() {
+        let target = fs::read_link(path).expect("readlink");
+        format!("link -> {}", escaped(target.as_os_str()))
+    } else if file_type.is_file() {
+        let data = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        format!("file {} bytes {:016x}", data.len(), fnv1a(&data))
+    } else {
+        "special".to_string()
+    };
+    let mode = if file_type.is_symlink() {
+        0
+    } else {
+        meta.mode() & 0o7777
+    };
+    format!(
+        "{}\t{what} mode {mode:o} mtime {}.{:09}",
+        escaped(&rel),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Bytes shown with non-UTF-8 as `\xNN`, for listings and diffs.
+pub fn escaped(name: &OsStr) -> String {
+    name.as_bytes()
+        .utf8_chunks()
+        .map(|chunk| {
+            let bad: String = chunk
+                .invalid()
+                .iter()
+                .map(|b| format!("\\x{b:02x}"))
+                .collect();
+            format!("{}{bad}", chunk.valid())
+        })
+        .collect()
+}
+
+/// Asserts two trees are equal in content, types, modes, mtimes and link
+/// targets, with a diff of their listings if not.
+pub fn assert_same_tree(expected: &Path, actual: &Path) {
+    assert_listings_equal(&listing(expected), &listing(actual));
+}
+
+/// Asserts two listings are equal, printing a diff if not.
+pub fn assert_listings_equal(expected: &[String], actual: &[String]) {
+    if expected != actual {
+        panic!(
+            "trees differ (- expected, + actual):\n{}",
+            diff(expected, actual)
+        );
+    }
+}
+
+/// A line diff of two sorted listings.
+fn diff(expected: &[String], actual: &[String]) -> String {
+    let path_of = |line: &String| line.split('\t').next().unwrap_or_default().to_string();
+    let (mut i, mut j) = (0, 0);
+    let mut out = String::new();
+    while i < expected.len() || j < actual.len() {
+        let order = match (expected.get(i), actual.get(j)) {
+            (Some(e), Some(a)) => path_of(e).cmp(&path_of(a)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                out += &format!("- {}\n", expected[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out += &format!("+ {}\n", actual[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if expected[i] != actual[j] {
+                    out += &format!("- {}\n+ {}\n", expected[i], actual[j]);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Entries below `root` whose name starts with pcopy's temp prefix.
+pub fn temp_files(root: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().as_bytes().starts_with(b".pcopy-tmp."))
+        .map(|e| e.path().to_path_buf())
+        .collect()
+}
+
+/// Restores owner access below `root` so the temp dir can be removed
+/// after a test made parts of it read-only.
+pub fn make_removable(root: &Path) {
+    for entry in walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.file_type().is_dir() {
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));
+        }
+    }
+}
