@@ -9,6 +9,15 @@ use std::sync::{Arc, Mutex};
 use crate::error::Error;
 use crate::result::{AsyncResult, Resolver, pair};
 
+/// Whether a chunk's results come from a worker, or from a chunk that was
+/// dropped unrun (refused at submission or cancelled by `terminate()`),
+/// which resolves without callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    Ran,
+    Dropped,
+}
+
 /// Per-item results of one chunk, in input order.
 pub(crate) type ChunkResults<R> = Vec<Result<R, Error>>;
 
@@ -18,7 +27,7 @@ pub(crate) type ChunkResults<R> = Vec<Result<R, Error>>;
 /// `Terminated`, so the map it belongs to still resolves.
 #[doc(hidden)]
 pub struct ChunkDone<R> {
-    on_done: Option<Box<dyn FnOnce(ChunkResults<R>) + Send>>,
+    on_done: Option<Box<dyn FnOnce(ChunkResults<R>, Delivery) + Send>>,
     len: usize,
 }
 
@@ -31,7 +40,10 @@ impl<R> fmt::Debug for ChunkDone<R> {
 }
 
 impl<R> ChunkDone<R> {
-    pub(crate) fn new(len: usize, on_done: impl FnOnce(ChunkResults<R>) + Send + 'static) -> Self {
+    pub(crate) fn new(
+        len: usize,
+        on_done: impl FnOnce(ChunkResults<R>, Delivery) + Send + 'static,
+    ) -> Self {
         ChunkDone {
             on_done: Some(Box::new(on_done)),
             len,
@@ -44,7 +56,7 @@ impl<R> ChunkDone<R> {
 
     pub(crate) fn finish(mut self, results: ChunkResults<R>) {
         if let Some(f) = self.on_done.take() {
-            f(results);
+            f(results, Delivery::Ran);
         }
     }
 
@@ -58,7 +70,10 @@ impl<R> ChunkDone<R> {
 impl<R> Drop for ChunkDone<R> {
     fn drop(&mut self) {
         if let Some(f) = self.on_done.take() {
-            f((0..self.len).map(|_| Err(Error::Terminated)).collect());
+            f(
+                (0..self.len).map(|_| Err(Error::Terminated)).collect(),
+                Delivery::Dropped,
+            );
         }
     }
 }
@@ -129,13 +144,13 @@ pub(crate) fn gather<R: Send + 'static>(
         .enumerate()
         .map(|(i, &len)| {
             let gather = gather.clone();
-            ChunkDone::new(len, move |results| gather.deliver(i, results))
+            ChunkDone::new(len, move |results, how| gather.deliver(i, results, how))
         })
         .collect()
 }
 
 impl<R> Gather<R> {
-    fn deliver(&self, index: usize, results: ChunkResults<R>) {
+    fn deliver(&self, index: usize, results: ChunkResults<R>, how: Delivery) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.resolver.is_none() {
             return;
@@ -154,7 +169,10 @@ impl<R> Gather<R> {
             // Resolve outside the lock: callbacks may call back into the pool.
             drop(state);
             if let Some(r) = resolver {
-                r.resolve(outcome);
+                match how {
+                    Delivery::Ran => r.resolve(outcome),
+                    Delivery::Dropped => r.resolve_quietly(outcome),
+                }
             }
         }
     }
@@ -300,7 +318,7 @@ pub(crate) fn unordered_channel<R: Send + 'static>() -> (
     let (tx, rx) = mpsc::channel();
     let make = move |len| {
         let tx = tx.clone();
-        ChunkDone::new(len, move |results| {
+        ChunkDone::new(len, move |results, _| {
             // The receiver is gone only if the iterator was dropped; then
             // nobody wants these results.
             let _ = tx.send(results);
@@ -315,7 +333,7 @@ pub(crate) fn ordered_chunk<R: Send + 'static>(
 ) -> (ChunkDone<R>, AsyncResult<ChunkResults<R>>) {
     let (resolver, result) = pair();
     (
-        ChunkDone::new(len, move |results| resolver.resolve(Ok(results))),
+        ChunkDone::new(len, move |results, _| resolver.resolve(Ok(results))),
         result,
     )
 }

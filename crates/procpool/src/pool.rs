@@ -82,8 +82,8 @@ impl<K: Kind> Builder<K> {
     }
 
     /// Replace each worker after it has run `n` tasks (Python's
-    /// `maxtasksperchild`), to bound leaks in long-running task code. Each
-    /// item of a `map` chunk counts as one task.
+    /// `maxtasksperchild`), to bound leaks in long-running task code. As in
+    /// Python, a `map` chunk counts as one task, whatever its size.
     ///
     /// ```
     /// let pool = procpool::ThreadPool::builder().workers(1).maxtasksperchild(2).build()?;
@@ -451,7 +451,9 @@ impl<K: Kind> WorkerPool<K> {
         self.ensure_running()?;
         let f = Arc::new(f);
         let mut input = iterable.into_iter().map(|a| (a,));
+        let lease = self.shared.lease();
         let feed = move || {
+            let _keeps_workers_alive = &lease;
             let chunk: Vec<(A,)> = input.by_ref().take(size).collect();
             (!chunk.is_empty()).then(|| {
                 let (done, result) = map::ordered_chunk(chunk.len());
@@ -489,7 +491,9 @@ impl<K: Kind> WorkerPool<K> {
         let f = Arc::new(f);
         let (make_done, results) = map::unordered_channel::<F::Output>();
         let mut input = iterable.into_iter().map(|a| (a,));
+        let lease = self.shared.lease();
         let feed = move || {
+            let _keeps_workers_alive = &lease;
             let chunk: Vec<(A,)> = input.by_ref().take(size).collect();
             (!chunk.is_empty()).then(|| {
                 let done = make_done(chunk.len());

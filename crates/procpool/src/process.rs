@@ -142,6 +142,12 @@ impl IoThread {
             &mut batch,
         ) {
             self.dispatch(&mut batch);
+            if self.child.is_none() && !self.pool.is_terminated() {
+                // Replace a lost worker now rather than on the next batch, so
+                // the pool is back to full strength while it is idle. If
+                // this fails, the next dispatch tries again and reports it.
+                let _ = self.respawn();
+            }
             if self.served >= limit {
                 self.retire();
                 self.served = 0;
@@ -225,9 +231,11 @@ impl IoThread {
                 self.reap_with(&err);
                 Err(err)
             }
-            Err(FrameError::Malformed(m)) => {
+            // The child is alive and broke the protocol: kill it before
+            // reaping, or the wait would hang on a child waiting for us.
+            Err(e @ (FrameError::Malformed(_) | FrameError::TooLarge(_))) => {
                 let err = Error::Worker {
-                    message: format!("protocol error: {m}"),
+                    message: format!("protocol error: {e}"),
                 };
                 self.reap_with(&err);
                 Err(err)

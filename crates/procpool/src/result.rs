@@ -56,6 +56,13 @@ impl<T> Resolver<T> {
         self
     }
 
+    /// Delivers the value without running the callbacks (see `Drop`).
+    pub(crate) fn resolve_quietly(mut self, value: Result<T, Error>) {
+        self.callback = None;
+        self.error_callback = None;
+        self.resolve(value);
+    }
+
     /// Delivers the value. Callbacks run first, on the calling (pool)
     /// thread, without any pool lock held, so a callback may submit work or
     /// call `terminate()` without deadlocking (cpython#87129). A panicking
@@ -90,14 +97,14 @@ fn run_callback(f: impl FnOnce()) {
 }
 
 impl<T> Drop for Resolver<T> {
+    /// A resolver dropped unresolved belongs to work that never ran: refused
+    /// at submission, or cancelled by `terminate()`. Its result becomes
+    /// `Terminated`, quietly: the callbacks are for outcomes a worker
+    /// produced, and Python never calls them for cancelled work either.
     fn drop(&mut self) {
-        if self.slot.is_some() {
-            let unresolved = Resolver {
-                slot: self.slot.take(),
-                callback: None,
-                error_callback: self.error_callback.take(),
-            };
-            unresolved.resolve(Err(Error::Terminated));
+        if let Some(slot) = self.slot.take() {
+            *slot.lock() = Some(Err(Error::Terminated));
+            slot.ready.notify_all();
         }
     }
 }

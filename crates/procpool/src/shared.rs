@@ -42,6 +42,9 @@ pub(crate) struct Inner<J> {
     pub(crate) pids: Vec<Option<u32>>,
     /// Process workers that finished start-up, and the first start-up error.
     pub(crate) started: usize,
+    /// Live `imap` iterators. They may still submit after `close()`, so
+    /// poppers wait for them instead of exiting on an empty closed queue.
+    leases: usize,
     pub(crate) start_error: Option<Error>,
 }
 
@@ -73,6 +76,7 @@ impl<J> Shared<J> {
                 live: 0,
                 pids: vec![None; workers],
                 started: 0,
+                leases: 0,
                 start_error: None,
             }),
             work: Condvar::new(),
@@ -125,8 +129,8 @@ impl<J> Shared<J> {
             match inner.state {
                 RunState::Terminated => return false,
                 _ if !inner.jobs.is_empty() => break,
-                RunState::Closed => return false,
-                RunState::Running => {
+                RunState::Closed if inner.leases == 0 => return false,
+                RunState::Closed | RunState::Running => {
                     inner.idle += 1;
                     inner = self.work.wait(inner).unwrap_or_else(|e| e.into_inner());
                     inner.idle -= 1;
@@ -165,6 +169,12 @@ impl<J> Shared<J> {
         dropped
     }
 
+    /// Keeps poppers alive past `close()` until the lease is dropped.
+    pub(crate) fn lease(&self) -> Lease<'_, J> {
+        self.lock().leases += 1;
+        Lease(self)
+    }
+
     /// Records that a worker thread started; paired with [`Shared::exited`].
     pub(crate) fn entered(&self) {
         self.lock().live += 1;
@@ -185,6 +195,17 @@ impl<J> Shared<J> {
             inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
         }
         inner
+    }
+}
+
+/// An `imap` iterator's claim on the workers (see [`Shared::lease`]).
+pub(crate) struct Lease<'a, J>(&'a Shared<J>);
+
+impl<J> Drop for Lease<'_, J> {
+    fn drop(&mut self) {
+        self.0.lock().leases -= 1;
+        // Idle poppers of a closed pool re-check whether they may exit.
+        self.0.work.notify_all();
     }
 }
 

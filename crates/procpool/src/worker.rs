@@ -25,9 +25,13 @@ use crate::wire::{FromWorker, ToWorker};
 /// [`test_support!`](crate::test_support) instead.
 ///
 /// ```
+/// fn double(x: u32) -> u32 { x * 2 }
+/// procpool::register!(double);
+///
 /// fn main() {
-///     procpool::init();
-///     // ... the program, which may now create process pools.
+///     procpool::init(); // a worker never gets past this line
+///     let pool = procpool::Pool::with_workers(1).unwrap();
+///     assert_eq!(pool.apply(double, (21,)), Ok(42));
 /// }
 /// ```
 pub fn init() {
