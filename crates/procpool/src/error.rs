@@ -59,7 +59,8 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
-    /// The worker's initializer failed (it panicked, or it is not registered).
+    /// The worker could not be initialized: its initializer panicked (the
+    /// message is the panic message) or the worker refused to start it.
     Initializer {
         /// Why it failed.
         message: String,

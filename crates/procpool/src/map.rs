@@ -21,13 +21,15 @@ pub(crate) enum Delivery {
 /// Per-item results of one chunk, in input order.
 pub(crate) type ChunkResults<R> = Vec<Result<R, Error>>;
 
+type OnDone<R> = Box<dyn FnOnce(ChunkResults<R>, Delivery) + Send>;
+
 /// The completion of one chunk. Whoever runs the chunk calls
 /// [`finish`](Self::finish); if the chunk is dropped instead (the pool was
 /// terminated, or its worker was lost), `Drop` reports every item as
 /// `Terminated`, so the map it belongs to still resolves.
 #[doc(hidden)]
 pub struct ChunkDone<R> {
-    on_done: Option<Box<dyn FnOnce(ChunkResults<R>, Delivery) + Send>>,
+    on_done: Option<OnDone<R>>,
     len: usize,
 }
 

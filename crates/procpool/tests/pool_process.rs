@@ -1,0 +1,501 @@
+//! Process workers only: lost and stuck workers, leaked fds and processes,
+//! worker stdout, registration, encoding errors, retired workers and
+//! initializers.
+//!
+//! Tests that count this process's fds or read its stdout run alone in a
+//! fresh copy of this binary (see [`run_alone`]), since the other tests of
+//! the run open fds and start workers at the same time.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use procpool::{Error, Pool};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use common::{
+    Gate, HANG, all_fired, hold_until_released, outcome_callbacks, square, within, worker_identity,
+};
+
+procpool::test_support!();
+
+/// Deliberately missing from `register!`.
+fn never_registered(x: u64) -> u64 {
+    x
+}
+
+static GREETING: OnceLock<String> = OnceLock::new();
+
+fn set_greeting(text: String) {
+    GREETING
+        .set(text)
+        .expect("the initializer runs once per worker");
+}
+
+fn greeting_and_pid() -> (Option<String>, u32) {
+    (GREETING.get().cloned(), std::process::id())
+}
+
+/// Panics without the panic hook, as `common::fail_if_odd` does.
+fn refuse_to_start(reason: String) {
+    std::panic::resume_unwind(Box::new(reason));
+}
+
+const NOISY_TASKS: u64 = 40;
+const NOISE_LINES: u64 = 250;
+
+fn print_noise(task: u64) -> u64 {
+    for line in 0..NOISE_LINES {
+        println!("noise {task} {line}");
+    }
+    task * 2
+}
+
+fn exit_with(code: i32) {
+    std::process::exit(code);
+}
+
+/// Holds like `common::hold_until_released`, but first makes the worker
+/// deaf to SIGTERM, as a task stuck in uninterruptible work would be.
+fn ignore_sigterm_and_hold(gate: OsString) -> String {
+    // SAFETY: setting a signal to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    hold_until_released(gate)
+}
+
+/// A value whose encoding fails for 3, for both arguments and results.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+struct Picky(u64);
+
+impl Serialize for Picky {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three cannot be encoded"));
+        }
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Picky {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        u64::deserialize(deserializer).map(Picky)
+    }
+}
+
+fn make_picky(x: u64) -> Picky {
+    Picky(x)
+}
+
+fn unwrap_picky(p: Picky) -> u64 {
+    p.0
+}
+
+procpool::register!(
+    set_greeting,
+    greeting_and_pid,
+    refuse_to_start,
+    print_noise,
+    exit_with,
+    ignore_sigterm_and_hold,
+    make_picky,
+    unwrap_picky
+);
+
+/// Set in the copy of this binary that [`run_alone`] starts.
+const ALONE: &str = "PROCPOOL_POOL_TEST_ALONE";
+
+fn running_alone() -> bool {
+    std::env::var_os(ALONE).is_some()
+}
+
+/// Runs the test `name` alone in a fresh copy of this binary, asserts that
+/// it passed, and returns its stdout.
+fn run_alone(name: &str) -> String {
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start a copy of the test binary");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(output) = rx.recv_timeout(HANG) else {
+        // SAFETY: kill has no memory-safety preconditions; the child is
+        // unreaped (its waiter has not returned), so the pid is still it.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        panic!("{name} still running after {HANG:?}");
+    };
+    let output = output.expect("wait for the copy");
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+    assert!(output.status.success(), "{name} failed:\n{stdout}");
+    assert!(stdout.contains("1 passed"), "{name} did not run:\n{stdout}");
+    stdout
+}
+
+fn kill(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions. The pid is a live
+    // worker of a pool this test owns, unreaped until its I/O thread sees it die.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(rc, 0, "kill {pid}: {}", std::io::Error::last_os_error());
+}
+
+/// Waits until process `pid` has ended (it may stay a zombie), without
+/// reaping it: its pool's I/O thread owns that.
+fn wait_until_dead(pid: u32) {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+    // SAFETY: pidfd_open returned this fd just now and nothing else owns it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) };
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `poll` is one valid pollfd for the duration of the call.
+    let ready = unsafe { libc::poll(&mut poll, 1, HANG.as_millis() as libc::c_int) };
+    assert_eq!(ready, 1, "worker {pid} did not die within {HANG:?}");
+}
+
+/// A process, told apart from a later one that reuses its pid by its start
+/// time.
+#[derive(Debug)]
+struct ProcessRecord {
+    pid: u32,
+    start_time: String,
+}
+
+impl ProcessRecord {
+    /// The fields of `/proc/PID/stat` after the command name, if it exists:
+    /// index 1 is the parent's pid, index 19 the start time.
+    fn stat_fields(pid: u32) -> Option<Vec<String>> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, after_name) = stat.rsplit_once(')')?;
+        Some(after_name.split_whitespace().map(String::from).collect())
+    }
+
+    fn of(pid: u32) -> ProcessRecord {
+        let fields = Self::stat_fields(pid).expect("the worker exists");
+        ProcessRecord {
+            pid,
+            start_time: fields[19].clone(),
+        }
+    }
+
+    /// Whether this very process is still a child of ours, live or zombie.
+    fn is_our_child(&self) -> bool {
+        Self::stat_fields(self.pid).is_some_and(|fields| {
+            fields[19] == self.start_time && fields[1] == std::process::id().to_string()
+        })
+    }
+}
+
+fn records_of(pool: &Pool) -> Vec<ProcessRecord> {
+    let records: Vec<_> = pool
+        .worker_pids()
+        .into_iter()
+        .map(ProcessRecord::of)
+        .collect();
+    assert!(
+        records.iter().all(ProcessRecord::is_our_child),
+        "{records:?}"
+    );
+    records
+}
+
+#[test]
+fn a_sigkilled_worker_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let [old] = pool.worker_pids()[..] else {
+        panic!("one worker expected");
+    };
+    let gate = Gate::new();
+    let doomed = pool
+        .apply_async(hold_until_released, (gate.arg(),))
+        .unwrap();
+    let _held = gate.wait_started();
+    let queued: Vec<_> = (0..10)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    kill(old, libc::SIGKILL);
+    match within("the lost task", move || doomed.get()) {
+        Err(Error::WorkerLost { pid, status }) => {
+            assert_eq!(pid, old);
+            assert!(status.contains("SIGKILL"), "{status}");
+        }
+        other => panic!("expected WorkerLost, got {other:?}"),
+    }
+    let got: Vec<_> = queued.into_iter().map(|r| r.get()).collect();
+    assert_eq!(got, (0..10).map(|i| Ok(i * i)).collect::<Vec<_>>());
+    let new = pool.worker_pids();
+    assert!(new.len() == 1 && new[0] != old, "{old} then {new:?}");
+    assert_eq!(pool.apply(square, (12,)), Ok(144));
+}
+
+#[test]
+fn killing_one_worker_spares_the_task_of_the_other() {
+    let pool = Pool::with_workers(2).unwrap();
+    let gates = [Gate::new(), Gate::new()];
+    let running: Vec<_> = gates
+        .iter()
+        .map(|gate| {
+            let r = pool
+                .apply_async(hold_until_released, (gate.arg(),))
+                .unwrap();
+            (r, gate.wait_started())
+        })
+        .collect();
+    let victim = pool.worker_pids()[0];
+    kill(victim, libc::SIGKILL);
+    // Dropping (not writing to) the gates: the victim's gate has no reader.
+    let mut outcomes: Vec<_> = running
+        .into_iter()
+        .map(|(r, held)| {
+            drop(held);
+            within("a held task", move || r.get())
+        })
+        .collect();
+    outcomes.sort_by_key(Result::is_err);
+    assert_eq!(outcomes[0], Ok(String::new()));
+    assert!(
+        matches!(&outcomes[1], Err(Error::WorkerLost { pid, .. }) if *pid == victim),
+        "{outcomes:?}"
+    );
+    assert_eq!(pool.map(square, 0..4, Some(1)), Ok(vec![0, 1, 4, 9]));
+}
+
+#[test]
+fn a_worker_killed_while_idle_is_replaced_before_the_next_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let old = pool.apply(worker_identity, ()).unwrap();
+    let [pid] = pool.worker_pids()[..] else {
+        panic!("one worker expected");
+    };
+    kill(pid, libc::SIGKILL);
+    wait_until_dead(pid);
+    let new = pool
+        .apply(worker_identity, ())
+        .expect("the task never reached the dead worker");
+    assert_ne!(new, old);
+}
+
+#[test]
+fn a_worker_that_exits_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let [old] = pool.worker_pids()[..] else {
+        panic!("one worker expected");
+    };
+    let exited = pool.apply(exit_with, (3,));
+    let expected = Error::WorkerLost {
+        pid: old,
+        status: "exited with status 3".into(),
+    };
+    assert_eq!(exited, Err(expected));
+    assert_eq!(pool.apply(square, (4,)), Ok(16), "a new worker serves");
+}
+
+#[test]
+fn a_worker_deaf_to_sigterm_is_killed_after_the_grace_period() {
+    let mut pool = Pool::with_workers(1).unwrap();
+    let gate = Gate::new();
+    let stuck = pool
+        .apply_async(ignore_sigterm_and_hold, (gate.arg(),))
+        .unwrap();
+    let _held = gate.wait_started();
+    let workers = records_of(&pool);
+    pool.terminate();
+    assert_eq!(within("join", move || pool.join()), Ok(()));
+    assert_eq!(stuck.get(), Err(Error::Terminated));
+    assert!(
+        !workers[0].is_our_child(),
+        "{:?} outlived the pool",
+        workers[0]
+    );
+}
+
+#[test]
+fn a_retired_worker_is_reaped() {
+    let pool = Pool::builder()
+        .workers(1)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let first = records_of(&pool);
+    assert_eq!(pool.apply(square, (2,)), Ok(4));
+    // The slot's I/O thread retires the first worker before it takes this task.
+    assert_eq!(pool.apply(square, (3,)), Ok(9));
+    assert!(!first[0].is_our_child(), "{:?} was not reaped", first[0]);
+}
+
+#[test]
+fn values_that_cannot_be_encoded_are_codec_errors() {
+    let pool = Pool::with_workers(1).unwrap();
+    let refused = pool.apply_async(unwrap_picky, (Picky(3),));
+    assert!(matches!(refused, Err(Error::Codec { .. })), "{refused:?}");
+    assert_eq!(pool.apply(unwrap_picky, (Picky(4),)), Ok(4));
+    // One unencodable result in a chunk spoils only itself.
+    let got: Vec<_> = pool.imap(make_picky, 0..6, Some(6)).unwrap().collect();
+    for (i, result) in (0..6).zip(&got) {
+        match result {
+            Err(Error::Codec { message }) if i == 3 => {
+                assert!(message.contains("encode"), "{message}")
+            }
+            Ok(Picky(v)) => assert_eq!(*v, i),
+            other => panic!("item {i}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_hundred_thousand_queued_tasks_complete_and_leak_no_fds() {
+    if !running_alone() {
+        run_alone("a_hundred_thousand_queued_tasks_complete_and_leak_no_fds");
+        return;
+    }
+    let open_fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let baseline = open_fds();
+    let pool = Pool::with_workers(2).unwrap();
+    let results: Vec<_> = (0..100_000u64)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    for (i, r) in (0u64..).zip(results) {
+        assert_eq!(r.get(), Ok(i * i));
+    }
+    drop(pool);
+    assert_eq!(open_fds(), baseline);
+}
+
+#[test]
+fn worker_stdout_noise_leaves_results_intact() {
+    if running_alone() {
+        let pool = Pool::with_workers(2).unwrap();
+        let got = pool.map(print_noise, 0..NOISY_TASKS, Some(1)).unwrap();
+        assert_eq!(got, (0..NOISY_TASKS).map(|n| n * 2).collect::<Vec<_>>());
+        return;
+    }
+    let stdout = run_alone("worker_stdout_noise_leaves_results_intact");
+    // The harness prints "test NAME ... " before the test runs, so the
+    // first line of noise can follow it on the same line.
+    let noise: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.find("noise ").map(|at| &l[at..]))
+        .collect();
+    let expected: Vec<String> = (0..NOISY_TASKS)
+        .flat_map(|task| (0..NOISE_LINES).map(move |line| format!("noise {task} {line}")))
+        .collect();
+    assert_eq!(noise.len(), expected.len(), "every line printed once");
+    let distinct: BTreeSet<&str> = noise.into_iter().collect();
+    assert!(
+        expected.iter().all(|line| distinct.contains(line.as_str())),
+        "every line arrives whole"
+    );
+}
+
+#[test]
+fn no_worker_process_outlives_the_pool_drop() {
+    let pool = Pool::with_workers(2).unwrap();
+    assert_eq!(
+        pool.map(square, 0..10, Some(1)),
+        Ok((0..10).map(|i| i * i).collect())
+    );
+    let workers = records_of(&pool);
+    drop(pool);
+    for worker in workers {
+        assert!(!worker.is_our_child(), "{worker:?} outlived the pool");
+    }
+}
+
+#[test]
+fn no_worker_process_outlives_terminate_and_join() {
+    let mut pool = Pool::with_workers(2).unwrap();
+    let gate = Gate::new();
+    let busy = pool
+        .apply_async(hold_until_released, (gate.arg(),))
+        .unwrap();
+    let _held = gate.wait_started();
+    let workers = records_of(&pool);
+    pool.terminate();
+    assert_eq!(within("join", move || pool.join()), Ok(()));
+    for worker in workers {
+        assert!(!worker.is_our_child(), "{worker:?} outlived the pool");
+    }
+    assert_eq!(busy.get(), Err(Error::Terminated), "its worker was stopped");
+}
+
+#[test]
+fn an_unregistered_function_is_refused_at_submit() {
+    let pool = Pool::with_workers(1).unwrap();
+    let unregistered = |e: Error| {
+        matches!(&e, Error::Unregistered { name } if name.ends_with("never_registered"))
+            && e.to_string().contains("procpool::register!(")
+    };
+    assert!(unregistered(
+        pool.apply_async(never_registered, (1,)).unwrap_err()
+    ));
+    assert!(unregistered(
+        pool.apply(never_registered, (1,)).unwrap_err()
+    ));
+    assert!(unregistered(
+        pool.map(never_registered, 0..5, None).unwrap_err()
+    ));
+    let mut imap = pool.imap(never_registered, 0..5, None).unwrap();
+    assert!(unregistered(imap.next().unwrap().unwrap_err()));
+    let (callback, error_callback, fired) = outcome_callbacks();
+    let with_callbacks =
+        pool.apply_async_with_callbacks(never_registered, (1,), callback, error_callback);
+    assert!(unregistered(with_callbacks.unwrap_err()));
+    assert_eq!(pool.apply(square, (3,)), Ok(9), "the pool still works");
+    assert_eq!(all_fired(fired), vec![], "a refused task fires no callback");
+}
+
+#[test]
+fn the_initializer_runs_in_every_worker_process() {
+    let pool = Pool::builder()
+        .workers(1)
+        .maxtasksperchild(1)
+        .initializer(set_greeting, ("hello".to_string(),))
+        .build()
+        .unwrap();
+    let seen: Vec<_> = (0..3)
+        .map(|_| pool.apply(greeting_and_pid, ()).unwrap())
+        .collect();
+    assert!(
+        seen.iter()
+            .all(|(greeting, _)| greeting.as_deref() == Some("hello"))
+    );
+    let pids: BTreeSet<u32> = seen.iter().map(|&(_, pid)| pid).collect();
+    assert_eq!(pids.len(), 3, "each task ran in a fresh worker: {seen:?}");
+    assert_eq!(greeting_and_pid().0, None, "the parent never runs it");
+}
+
+#[test]
+fn a_panicking_initializer_makes_build_fail() {
+    let built = Pool::builder()
+        .workers(2)
+        .initializer(refuse_to_start, ("no database".to_string(),))
+        .build();
+    assert_eq!(
+        built.unwrap_err(),
+        Error::Initializer {
+            message: "no database".into()
+        }
+    );
+}
+
+#[test]
+fn an_unregistered_initializer_makes_build_fail() {
+    let built = Pool::builder()
+        .workers(1)
+        .initializer(never_registered, (1,))
+        .build();
+    assert!(
+        matches!(built, Err(Error::Unregistered { .. })),
+        "{built:?}"
+    );
+}
