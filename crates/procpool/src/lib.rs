@@ -95,6 +95,27 @@ macro_rules! test_support {
     };
 }
 
+/// Reads `bytes` as a worker socket would: frame after frame until one
+/// fails, each decoded as both directions' messages. Returns how many whole
+/// frames were read. For the fuzz target in `fuzz/`; not part of the API.
+///
+/// ```
+/// // Two frames (an `Exit`, then a body that is not a message), then a cut one.
+/// assert_eq!(procpool::__fuzz_decode_frame(&[1, 0, 0, 0, 2, 1, 0, 0, 0, 9, 5, 0]), 2);
+/// ```
+#[doc(hidden)]
+pub fn __fuzz_decode_frame(bytes: &[u8]) -> usize {
+    let mut reader = bytes;
+    let mut buf = Vec::new();
+    let mut frames = 0;
+    while frame::read_frame(&mut reader, &mut buf).is_ok() {
+        let _ = frame::decode::<wire::ToWorker<Vec<u8>>>(&buf);
+        let _ = frame::decode::<wire::FromWorker>(&buf);
+        frames += 1;
+    }
+    frames
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::task::{TASKS, TaskEntry, name_of, run_encoded, run_initializer};

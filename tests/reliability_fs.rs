@@ -1,0 +1,205 @@
+//! The file systems misbehaving under pcopy: a full destination, a
+//! read-only one, a source file that vanishes or grows during the run.
+//! Each gets its documented exit status and leaves DST undamaged.
+
+mod reliability_support;
+mod testenv;
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, is_root, snapshot};
+use testenv::{TestEnv, assert_status, normalized_stderr, temp_files};
+
+/// A mount made by the test, unmounted on drop even when an assertion
+/// fails, so no test leaves a mount behind.
+struct Mount(CString);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // SAFETY: the pointer is a valid NUL-terminated path for the call.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// `mount(2)`; `Err` says why it could not (not root, no permission in
+/// this container), so the caller can skip.
+fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> std::io::Result<Mount> {
+    let c = |bytes: &[u8]| CString::new(bytes).expect("no NUL in test paths");
+    let source = source.map(|p| c(p.as_os_str().as_bytes()));
+    let target = c(target.as_os_str().as_bytes());
+    let fstype = fstype.map(|s| c(s.as_bytes()));
+    let data = data.map(|s| c(s.as_bytes()));
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is null or a valid NUL-terminated string that
+    // outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            ptr(&source),
+            target.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    };
+    if rc == 0 {
+        Ok(Mount(target))
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Remounts the bind mount at `target` read-only.
+fn make_read_only(target: &Path) -> std::io::Result<()> {
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    // The remount changes the existing mount; its guard is the caller's.
+    mount(None, target, None, flags, None).map(std::mem::forget)
+}
+
+both_kinds! {
+    fn a_full_destination_is_status_23_with_no_temps_and_finished_files_intact(env: TestEnv) {
+        if !is_root("mount a tiny tmpfs") {
+            return;
+        }
+        env.mkdir("dst");
+        let _mount = match mount(None, &env.path("dst"), Some("tmpfs"), 0, Some("size=1m")) {
+            Ok(mount) => mount,
+            Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
+        };
+        env.write("dst/huge.bin", "the old version\n");
+        for i in 0..20 {
+            env.write(format!("src/small-{i:02}.txt"), vec![b'a' + i as u8; 8 << 10]);
+        }
+        env.write("src/huge.bin", vec![7u8; 3 << 20]);
+        let output = env.run(["src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(
+            stderr.contains("pcopy: src/huge.bin: cannot write destination: No space left on device\n"),
+            "{stderr}"
+        );
+        assert!(stderr.ends_with("0 skipped, 1 failed\n"), "{stderr}");
+        for i in 0..20 {
+            let data = fs::read(env.path(format!("dst/small-{i:02}.txt"))).unwrap();
+            assert!(data == vec![b'a' + i as u8; 8 << 10], "small-{i:02}.txt damaged");
+        }
+        assert_eq!(fs::read(env.path("dst/huge.bin")).unwrap(), b"the old version\n");
+        assert_eq!(temp_files(&env.path("dst")), Vec::<PathBuf>::new());
+        // The failed file's blocks were given back: the small files fit again.
+        let stat = rustix::fs::statvfs(env.path("dst")).unwrap();
+        let free = stat.f_bavail * stat.f_frsize;
+        assert!(free >= 600 << 10, "only {free} bytes free: the failed file still holds space");
+    }
+
+    fn a_read_only_destination_mount_is_status_23_and_unchanged(env: TestEnv) {
+        if !is_root("bind-mount a directory read-only") {
+            return;
+        }
+        env.write("src/f.txt", "f\n");
+        env.write("src/sub/g.txt", "g\n");
+        env.write("dst/old.txt", "old\n");
+        let dst = env.path("dst");
+        let _mount = match mount(Some(&dst), &dst, None, libc::MS_BIND, None) {
+            Ok(mount) => mount,
+            Err(err) => return eprintln!("skipped: cannot bind-mount here: {err}"),
+        };
+        make_read_only(&dst).unwrap();
+        let before = snapshot(&dst);
+        let output = env.run(["src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.contains("Read-only file system"), "{stderr}");
+        assert_eq!(snapshot(&dst), before, "DST changed");
+    }
+
+    fn a_file_that_vanishes_before_its_copy_is_status_24(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        env.write("src/stays.txt", "stays\n");
+        env.write("src/gone.txt", "gone\n");
+        env.write("dst/gone.txt", "the old version\n");
+        let mut gate = Gate::new(env.root(), "open", "gone.txt");
+        let (key, value) = gate.env();
+        let child = env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()).spawn().unwrap();
+        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        gate.wait_reached();
+        fs::remove_file(env.path("src/gone.txt")).unwrap();
+        gate.release();
+        let output = child.wait_with_output().unwrap();
+        watchdog.assert_quiet();
+        assert_status(&output, 24);
+        assert_eq!(
+            normalized_stderr(&output),
+            "pcopy: src/gone.txt: cannot open source: No such file or directory\n\
+             pcopy: 1 file, 6 B in [time]; 0 skipped, 1 failed (1 vanished)\n"
+        );
+        assert_eq!(fs::read(env.path("dst/stays.txt")).unwrap(), b"stays\n");
+        assert_eq!(fs::read(env.path("dst/gone.txt")).unwrap(), b"the old version\n");
+    }
+
+    fn a_file_that_grows_during_its_copy_is_copied_as_read_and_reported(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        env.write("src/grow.log", vec![b'1'; 1 << 20]);
+        let mut gate = Gate::new(env.root(), "data", "grow.log");
+        let (key, value) = gate.env();
+        let child = env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()).spawn().unwrap();
+        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        gate.wait_reached();
+        // The copy has the size it saw at open; the file grows past it.
+        let mut log = fs::OpenOptions::new().append(true).open(env.path("src/grow.log")).unwrap();
+        log.write_all(&[b'2'; 100 << 10]).unwrap();
+        drop(log);
+        gate.release();
+        let output = child.wait_with_output().unwrap();
+        watchdog.assert_quiet();
+        assert_status(&output, 0);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.contains("pcopy: src/grow.log: file changed as we read it; copied as read\n"), "{stderr}");
+        assert!(stderr.ends_with("pcopy: 1 file, 1.10 MiB in [time]; 0 skipped, 0 failed\n"), "{stderr}");
+        let copy = fs::read(env.path("dst/grow.log")).unwrap();
+        assert!(copy == fs::read(env.path("src/grow.log")).unwrap(), "the copy is not what was read");
+    }
+}
+
+#[test]
+fn a_destination_owned_by_another_user_and_read_only_is_refused() {
+    if !is_root("run pcopy as an unprivileged user") || !Path::new("/usr/bin/setpriv").exists() {
+        return;
+    }
+    for kind in ["process", "thread"] {
+        let env = TestEnv::new(kind);
+        env.write("src/f.txt", "f\n");
+        env.write("dst/old.txt", "old\n");
+        env.chmod("dst", 0o555);
+        env.chmod(".", 0o755);
+        let before = snapshot(&env.path("dst"));
+        let output = std::process::Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_pcopy"))
+            .args(["--workers", kind, "src/", "dst"])
+            .current_dir(env.root())
+            .output()
+            .unwrap();
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(
+            stderr.contains("Permission denied") || stderr.contains("Operation not permitted"),
+            "{stderr}"
+        );
+        assert_eq!(snapshot(&env.path("dst")), before, "DST changed");
+        env.chmod("dst", 0o755);
+    }
+}

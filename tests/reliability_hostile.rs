@@ -1,0 +1,181 @@
+//! A hostile destination (symlinks planted where directories or files go,
+//! also mid-run) cannot make pcopy create, write, chmod, chown or delete
+//! anything outside DST; and no copy is ever readable by others before it
+//! is complete, nor keeps setuid or setgid bits without its owner.
+
+mod reliability_support;
+mod testenv;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
+use testenv::{TestEnv, assert_status, normalized_stderr, temp_files};
+
+/// A directory next to the test's trees that pcopy must never change.
+fn outside(env: &TestEnv) -> PathBuf {
+    env.write("outside/precious.txt", "precious\n");
+    env.write("outside/sub/deeper.txt", "deeper\n");
+    env.chmod("outside/precious.txt", 0o640);
+    env.path("outside")
+}
+
+/// Whether this pcopy has `--delete` (it removes entries, so it must not
+/// follow symlinks either).
+fn has_delete(env: &TestEnv) -> bool {
+    let help = env.run(["--help"]);
+    String::from_utf8_lossy(&help.stdout).contains("--delete")
+}
+
+both_kinds! {
+    fn symlinks_planted_in_dst_never_lead_outside(env: TestEnv) {
+        let outside = outside(&env);
+        env.write("src/sub/a.txt", "a\n");
+        env.write("src/sub/deeper.txt", "mine\n");
+        env.write("src/deep/dir/c.txt", "c\n");
+        env.write("src/precious.txt", "replacement\n");
+        env.write("src/ok.txt", "ok\n");
+        env.mkdir("dst/deep");
+        env.symlink(&outside, "dst/sub");
+        env.symlink(outside.join("sub"), "dst/deep/dir");
+        env.symlink(outside.join("precious.txt"), "dst/precious.txt");
+        let before = snapshot(&outside);
+        let output = env.run(["src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.contains("pcopy: src/sub: destination exists and is not a directory\n"), "{stderr}");
+        assert!(stderr.contains("pcopy: src/deep/dir: destination exists and is not a directory\n"), "{stderr}");
+        assert_eq!(snapshot(&outside), before, "something outside DST changed");
+        // The link where a file goes was replaced by the file, not followed.
+        let replaced = fs::symlink_metadata(env.path("dst/precious.txt")).unwrap();
+        assert!(replaced.is_file());
+        assert_eq!(fs::read(env.path("dst/precious.txt")).unwrap(), b"replacement\n");
+        assert_eq!(fs::read(env.path("dst/ok.txt")).unwrap(), b"ok\n");
+        // The links where directories go are refused and left as they are.
+        assert!(fs::symlink_metadata(env.path("dst/sub")).unwrap().is_symlink());
+        assert!(fs::symlink_metadata(env.path("dst/deep/dir")).unwrap().is_symlink());
+        // With -L nothing changes: it is about the source, never DST.
+        assert_status(&env.run(["-L", "src/", "dst"]), 23);
+        assert_eq!(snapshot(&outside), before, "something outside DST changed under -L");
+        if has_delete(&env) {
+            // Extra entries that lead outside: only the links themselves go.
+            env.write("src2/kept.txt", "kept\n");
+            env.mkdir("dst2/extra-dir");
+            env.symlink(&outside, "dst2/extra-link");
+            env.symlink(outside.join("precious.txt"), "dst2/extra-file-link");
+            env.symlink(&outside, "dst2/extra-dir/inner-link");
+            let output = env.run(["--delete", "src2/", "dst2"]);
+            assert_status(&output, 0);
+            assert_eq!(snapshot(&outside), before, "--delete changed something outside DST");
+            let left: Vec<_> = fs::read_dir(env.path("dst2")).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(left, ["kept.txt"], "the extra links were deleted, not followed");
+        }
+    }
+
+    fn a_directory_swapped_for_a_symlink_mid_run_is_not_written_through(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        let outside = outside(&env);
+        env.write("src/sub/x.txt", "x\n");
+        env.write("src/top.txt", "top\n");
+        let before = snapshot(&outside);
+        let mut gate = Gate::new(env.root(), "open", "sub/x.txt");
+        let (key, value) = gate.env();
+        let child = env
+            .pcopy()
+            .args(["src/", "dst"])
+            .env(key, value)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        gate.wait_reached();
+        // The walker made dst/sub; replace it with a link out of DST.
+        fs::rename(env.path("dst/sub"), env.path("dst/sub-moved")).unwrap();
+        env.symlink(&outside, "dst/sub");
+        gate.release();
+        let output = child.wait_with_output().unwrap();
+        watchdog.assert_quiet();
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(
+            stderr.contains("pcopy: src/sub/x.txt: destination directory \"sub\" is a symbolic link; not writing through it\n"),
+            "{stderr}"
+        );
+        assert_eq!(snapshot(&outside), before, "something outside DST changed");
+        assert_eq!(fs::read(env.path("dst/top.txt")).unwrap(), b"top\n");
+        assert!(fs::read_dir(env.path("dst/sub-moved")).unwrap().next().is_none());
+    }
+
+    fn new_files_are_private_until_complete_and_get_their_mode_at_the_end(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        let big: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 253) as u8).collect();
+        env.write("src/shared.bin", &big);
+        env.chmod("src/shared.bin", 0o644);
+        env.write("dst/shared.bin", "the old version\n");
+        env.chmod("dst/shared.bin", 0o600);
+        let mut gate = Gate::new(env.root(), "data", "shared.bin");
+        let (key, value) = gate.env();
+        let child = env.pcopy().args(["src/", "dst"]).env(key, value).spawn().unwrap();
+        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        let pid = gate.wait_reached();
+        let (mode, size) = unnamed_file_in(pid, &env.path("dst"));
+        assert_eq!((mode & 0o7777, size), (0o600, 0), "the new file is not private");
+        // The final name still holds the old version, untouched.
+        assert_eq!(fs::read(env.path("dst/shared.bin")).unwrap(), b"the old version\n");
+        gate.release();
+        let output = child.wait_with_output().unwrap();
+        watchdog.assert_quiet();
+        assert_status(&output, 0);
+        let meta = fs::metadata(env.path("dst/shared.bin")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+        assert!(fs::read(env.path("dst/shared.bin")).unwrap() == big);
+        assert_eq!(temp_files(&env.path("dst")), Vec::<PathBuf>::new());
+    }
+
+    fn setuid_and_setgid_bits_are_dropped_as_ownership_is_not_kept(env: TestEnv) {
+        for (name, mode) in [("suid", 0o4755), ("sgid", 0o2755), ("both", 0o6711), ("sticky", 0o1644)] {
+            env.write(format!("src/{name}"), name);
+            env.chmod(format!("src/{name}"), mode);
+            if rustix::process::geteuid().is_root() {
+                // Someone else's setuid program: copying it as root must
+                // not make a root-owned setuid program of it.
+                std::os::unix::fs::chown(env.path(format!("src/{name}")), Some(65534), Some(65534)).unwrap();
+                env.chmod(format!("src/{name}"), mode);
+            }
+        }
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let me = rustix::process::geteuid().as_raw();
+        for (name, kept) in [("suid", 0o755), ("sgid", 0o755), ("both", 0o711), ("sticky", 0o1644)] {
+            let meta = fs::metadata(env.path(format!("dst/{name}"))).unwrap();
+            assert_eq!(meta.mode() & 0o7777, kept, "{name}");
+            assert_eq!(meta.uid(), me, "{name}: the copy belongs to who ran pcopy");
+        }
+    }
+}
+
+/// The mode and size of the file without a name that process `pid` holds
+/// open in `dir` (the `O_TMPFILE` being filled).
+fn unnamed_file_in(pid: u32, dir: &Path) -> (u32, u64) {
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+    for fd in fds.flatten() {
+        let Ok(target) = fs::read_link(fd.path()) else {
+            continue;
+        };
+        let unnamed = target
+            .as_os_str()
+            .as_encoded_bytes()
+            .ends_with(b" (deleted)");
+        if unnamed && target.starts_with(dir) {
+            // Through /proc the fd's file is reachable without a name.
+            let meta = fs::metadata(fd.path()).unwrap();
+            return (meta.mode(), meta.size());
+        }
+    }
+    panic!("process {pid} holds no unnamed file in {}", dir.display());
+}
