@@ -1,10 +1,13 @@
 //! The command line. The doc comments of the flags are the `--help` text.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
-use clap::{ArgAction, Parser, ValueEnum};
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::exit_codes::EXIT_STATUS_HELP;
+use crate::filter::Rule;
+use crate::shard::Shard;
 
 /// The text after the flags in `--help`: examples and exit statuses.
 const AFTER_HELP: &str = "\
@@ -13,9 +16,15 @@ Examples:
   pcopy photos /backup             copy photos itself, to /backup/photos
   pcopy a.txt b.txt notes/ /tmp/x  copy several sources into the directory /tmp/x
   pcopy -j 8 --progress big/ /mnt/big   8 workers, progress lines even in a log
+  pcopy -a --delete home/ /backup/home  mirror: keep owners, links, xattrs; remove extras
+  pcopy -n -v --delete home/ /backup/home   show what a mirror run would do
+  pcopy --exclude '*.o' --exclude cache/ src/ /backup/src   leave things out
+  pcopy --shard 0/3 data/ /shared/data  this machine's third of the files
 
 A trailing slash on a directory source copies its contents (rsync's rule).
-Running the same command twice gives the same tree.
+Running the same command twice gives the same tree; files whose type, size
+and modification time already match are skipped (-c compares contents,
+-I copies everything).
 ";
 
 /// How pool workers run.
@@ -84,6 +93,90 @@ pub(crate) struct Args {
     /// Never show progress, not even the bar on a terminal.
     #[arg(long, overrides_with = "progress")]
     pub(crate) no_progress: bool,
+
+    /// Skip files whose destination has the same type, size and contents
+    /// (compared by an xxh3-128 hash of both) instead of the same type,
+    /// size and modification time.
+    #[arg(short = 'c', long, conflicts_with = "ignore_times")]
+    pub(crate) checksum: bool,
+
+    /// Copy every file, even when the destination looks up to date.
+    #[arg(short = 'I', long)]
+    pub(crate) ignore_times: bool,
+
+    /// Skip files whose destination is newer than the source.
+    #[arg(short = 'u', long)]
+    pub(crate) update: bool,
+
+    /// Never touch a destination entry that already exists.
+    #[arg(long)]
+    pub(crate) ignore_existing: bool,
+
+    /// Print one JSON object with the counts and errors on stdout at the
+    /// end (-v lists then go to stderr).
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Leave out entries matching GLOB (gitignore syntax, matched against
+    /// the path below DST; an excluded directory is not entered). Rules
+    /// apply in command-line order and the first match decides.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) exclude: Vec<OsString>,
+
+    /// Copy entries matching GLOB even if a later --exclude matches them.
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) include: Vec<OsString>,
+
+    /// Read --exclude patterns from FILE, one a line (`#` comments,
+    /// `!GLOB` includes).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) exclude_from: Vec<PathBuf>,
+
+    /// The filter rules above, in command-line order.
+    #[arg(skip)]
+    pub(crate) rules: Vec<Rule>,
+
+    /// After copying, remove entries in DST that are not in SRC (never
+    /// following symlinks, never outside DST). Skipped if any entry failed.
+    #[arg(long)]
+    pub(crate) delete: bool,
+
+    /// With --delete, remove at most N entries, then stop with status 25.
+    #[arg(long, value_name = "N", requires = "delete")]
+    pub(crate) max_delete: Option<u64>,
+
+    /// With --delete, also remove excluded entries from DST (they are
+    /// otherwise protected).
+    #[arg(long, requires = "delete")]
+    pub(crate) delete_excluded: bool,
+
+    /// Copy only the files whose path below DST hashes into shard K of N
+    /// (K from 0 to N-1); every shard creates all directories. N runs, on
+    /// one machine or several, together copy everything once.
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<Shard>,
+
+    /// Archive: also keep owner and group (where permitted), extended
+    /// attributes, hard links (as hard links), and recreate fifos, sockets
+    /// and device nodes (devices need root; skipped with a warning
+    /// otherwise). Setuid and setgid stay when the owner does.
+    #[arg(short = 'a', long)]
+    pub(crate) archive: bool,
+
+    /// Flush each file to disk before it gets its name, and each directory
+    /// after its entries.
+    #[arg(long)]
+    pub(crate) fsync: bool,
+
+    /// Read each copy back before naming it and compare its hash with the
+    /// data read from the source; a mismatch fails the file.
+    #[arg(long)]
+    pub(crate) verify: bool,
+
+    /// Write nothing: show what would be done (with -v an itemized list:
+    /// copy, update, skip, mkdir, delete).
+    #[arg(short = 'n', long)]
+    pub(crate) dry_run: bool,
 }
 
 impl Args {
@@ -94,14 +187,43 @@ impl Args {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        Args::try_parse_from(args)
+        let mut command = Args::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let mut parsed = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        parsed.rules = ordered_rules(&matches);
+        Ok(parsed)
     }
+}
+
+/// The filter flags in the order they were given, which decides which
+/// rule wins.
+fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
+    let mut rules: Vec<(usize, Rule)> = Vec::new();
+    let mut collect = |id: &str, make: &dyn Fn(OsString) -> Rule| {
+        let values = matches.get_many::<OsString>(id).into_iter().flatten();
+        let indices = matches.indices_of(id).into_iter().flatten();
+        rules.extend(indices.zip(values).map(|(i, v)| (i, make(v.clone()))));
+    };
+    collect("exclude", &Rule::Exclude);
+    collect("include", &Rule::Include);
+    rules.sort_by_key(|(i, _)| *i);
+    let from = matches
+        .get_many::<PathBuf>("exclude_from")
+        .into_iter()
+        .flatten();
+    let from_at = matches.indices_of("exclude_from").into_iter().flatten();
+    rules.extend(
+        from_at
+            .zip(from)
+            .map(|(i, p)| (i, Rule::ExcludeFrom(p.clone()))),
+    );
+    rules.sort_by_key(|(i, _)| *i);
+    rules.into_iter().map(|(_, rule)| rule).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
     use clap::error::ErrorKind;
 
     #[test]
@@ -134,9 +256,55 @@ mod tests {
     }
 
     #[test]
+    fn filter_rules_keep_their_command_line_order() {
+        let args = Args::parse_from([
+            "pcopy",
+            "--include",
+            "*.c",
+            "--exclude-from",
+            "rules.txt",
+            "--exclude",
+            "*",
+            "--include",
+            "late",
+            "a",
+            "b",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.rules,
+            [
+                Rule::Include("*.c".into()),
+                Rule::ExcludeFrom("rules.txt".into()),
+                Rule::Exclude("*".into()),
+                Rule::Include("late".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn max_delete_needs_delete() {
+        let err = Args::parse_from(["pcopy", "--max-delete", "3", "a", "b"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        let ok = Args::parse_from(["pcopy", "--delete", "--max-delete", "3", "a", "b"]);
+        assert_eq!(ok.unwrap().max_delete, Some(3));
+    }
+
+    #[test]
     fn help_shows_examples_and_exit_statuses() {
         let help = Args::command().render_long_help().to_string();
         assert!(help.contains("pcopy photos/ /backup/photos"));
         assert!(help.contains("24  some source files vanished"));
+        assert!(help.contains("25  --max-delete stopped the deletions"));
+        for flag in [
+            "--delete",
+            "--max-delete",
+            "--dry-run",
+            "--shard",
+            "--archive",
+            "--json",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
     }
 }

@@ -3,9 +3,13 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
-use crate::job::CopyOptions;
+use crate::exit_codes::Fatal;
+use crate::filter::Filter;
+use crate::job::{Compare, CopyOptions};
+use crate::shard::Shard;
 
 /// How much pcopy tells about its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,12 +45,30 @@ pub(crate) struct Config {
     pub(crate) copy: CopyOptions,
     pub(crate) verbosity: Verbosity,
     pub(crate) progress: ProgressMode,
+    /// Print the JSON summary on stdout.
+    pub(crate) json: bool,
+    /// `--exclude`/`--include` rules; `None` without any.
+    pub(crate) filter: Option<Arc<Filter>>,
+    /// `--delete` and its limits; `None` without `--delete`.
+    pub(crate) delete: Option<DeleteOptions>,
+    /// `--shard K/N`.
+    pub(crate) shard: Option<Shard>,
+}
+
+/// How `--delete` may remove destination entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeleteOptions {
+    /// `--max-delete N`: stop after N removals (status 25).
+    pub(crate) max: Option<u64>,
+    /// `--delete-excluded`: excluded entries are removed too.
+    pub(crate) excluded: bool,
 }
 
 impl Config {
     /// Builds the configuration; `stderr_is_terminal` decides between the
-    /// bar and plain lines.
-    pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Config {
+    /// bar and plain lines. Fails on a bad filter rule or an unreadable
+    /// `--exclude-from` file.
+    pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
         let jobs = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
@@ -58,21 +80,39 @@ impl Config {
             (false, _) => Verbosity::FilesAndWorkers,
         };
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
-        Config {
+        let compare = compare_mode(&args);
+        let filter = Filter::new(&args.rules)?.map(Arc::new);
+        let delete = args.delete.then_some(DeleteOptions {
+            max: args.max_delete,
+            excluded: args.delete_excluded,
+        });
+        Ok(Config {
             sources: args.sources,
             destination: args.destination,
             jobs,
             workers: args.workers,
             copy: CopyOptions {
                 dereference: args.dereference,
+                compare,
+                update: args.update,
+                ignore_existing: args.ignore_existing,
+                dry_run: args.dry_run,
+                archive: args.archive,
+                fsync: args.fsync,
+                verify: args.verify,
+                temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
             },
             verbosity,
             progress,
-        }
+            json: args.json,
+            filter,
+            delete,
+            shard: args.shard,
+        })
     }
 
     /// [`Config::new`] with the real stderr.
-    pub(crate) fn from_args(args: Args) -> Config {
+    pub(crate) fn from_args(args: Args) -> Result<Config, Fatal> {
         Config::new(args, std::io::stderr().is_terminal())
     }
 }
@@ -89,6 +129,15 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
     }
 }
 
+/// The quick check unless `-c` or `-I` says otherwise.
+fn compare_mode(args: &Args) -> Compare {
+    match (args.checksum, args.ignore_times) {
+        (true, _) => Compare::Checksum,
+        (false, true) => Compare::Always,
+        (false, false) => Compare::QuickCheck,
+    }
+}
+
 fn default_jobs() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
@@ -99,7 +148,7 @@ mod tests {
 
     fn config(argv: &[&str], terminal: bool) -> Config {
         let args = Args::parse_from(["pcopy"].iter().chain(argv)).unwrap();
-        Config::new(args, terminal)
+        Config::new(args, terminal).unwrap()
     }
 
     #[test]

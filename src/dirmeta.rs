@@ -19,12 +19,14 @@ use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 use crate::escape::io_reason;
+use crate::xattrs::{self, Xattr};
 
 /// The metadata a destination directory gets from its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,16 @@ pub(crate) struct DirMeta {
     pub(crate) mode: u32,
     pub(crate) atime: (i64, i64),
     pub(crate) mtime: (i64, i64),
+    /// What `-a` keeps besides; `None` without it.
+    pub(crate) archive: Option<Box<DirArchive>>,
+}
+
+/// Owner, group and extended attributes of a source directory (`-a`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirArchive {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) xattrs: Vec<Xattr>,
 }
 
 impl DirMeta {
@@ -44,7 +56,20 @@ impl DirMeta {
             mode: meta.mode() & 0o7777,
             atime: (meta.atime(), meta.atime_nsec()),
             mtime: (meta.mtime(), meta.mtime_nsec()),
+            archive: None,
         }
+    }
+
+    /// Adds what `-a` keeps: `path` is the source directory.
+    pub(crate) fn with_archive(mut self, meta: &Metadata, path: &Path) -> DirMeta {
+        self.archive = Some(Box::new(DirArchive {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            // Best effort, as for the times: a directory whose attributes
+            // cannot be read is still copied.
+            xattrs: xattrs::read_path(path).unwrap_or_default(),
+        }));
+        self
     }
 
     fn depth(&self) -> usize {
@@ -66,7 +91,13 @@ pub(crate) struct DirMetaError {
 /// A directory recorded twice (`pcopy a/ b/ dst` records `dst` for both
 /// sources) gets the metadata recorded last, as if the sources had been
 /// copied one after the other.
-pub(crate) fn apply_all(root: BorrowedFd<'_>, dirs: Vec<DirMeta>) -> Vec<DirMetaError> {
+/// With `fsync`, each directory is flushed after its metadata, which comes
+/// after all its entries.
+pub(crate) fn apply_all(
+    root: BorrowedFd<'_>,
+    dirs: Vec<DirMeta>,
+    fsync: bool,
+) -> Vec<DirMetaError> {
     let mut seen = HashSet::new();
     let mut dirs: Vec<DirMeta> = dirs
         .into_iter()
@@ -79,7 +110,7 @@ pub(crate) fn apply_all(root: BorrowedFd<'_>, dirs: Vec<DirMeta>) -> Vec<DirMeta
         let failed: Vec<DirMetaError> = level
             .par_iter()
             .filter_map(|dir| {
-                apply(root, dir).err().map(|reason| DirMetaError {
+                apply(root, dir, fsync).err().map(|reason| DirMetaError {
                     rel: dir.rel.clone(),
                     reason,
                 })
@@ -90,16 +121,50 @@ pub(crate) fn apply_all(root: BorrowedFd<'_>, dirs: Vec<DirMeta>) -> Vec<DirMeta
     errors
 }
 
-fn apply(root: BorrowedFd<'_>, dir: &DirMeta) -> Result<(), String> {
+/// Sets what differs, so a rerun over an unchanged tree changes nothing,
+/// not even a ctime. Times are judged by the mtime alone: reading a
+/// directory (as the walk does) may move its atime, and restoring that
+/// on every run would change the ctime every time.
+fn apply(root: BorrowedFd<'_>, dir: &DirMeta, fsync: bool) -> Result<(), String> {
     let fd = open_beneath(root, &dir.rel)
         .map_err(|e| reason("cannot open directory to set its times and mode", e))?;
-    let times = Timestamps {
-        last_access: timespec(dir.atime),
-        last_modification: timespec(dir.mtime),
+    let st = rustix::fs::fstat(&fd).map_err(|e| reason("cannot stat directory", e))?;
+    let mut chowned = false;
+    if let Some(archive) = &dir.archive {
+        chowned = apply_owner(fd.as_fd(), &st, archive)?;
+        xattrs::apply(fd.as_fd(), &archive.xattrs)
+            .map_err(|e| reason("cannot set extended attributes", e))?;
+    }
+    if dir.mtime != (st.st_mtime, st.st_mtime_nsec as i64) {
+        let times = Timestamps {
+            last_access: timespec(dir.atime),
+            last_modification: timespec(dir.mtime),
+        };
+        rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
+    }
+    if chowned || st.st_mode & 0o7777 != dir.mode {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
+            .map_err(|e| reason("cannot set directory mode", e))?;
+    }
+    if fsync {
+        rustix::fs::fsync(&fd).map_err(|e| reason("cannot flush directory", e))?;
+    }
+    Ok(())
+}
+
+/// Gives the directory the source's owner and group where they differ
+/// and this user may; returns whether it changed them.
+fn apply_owner(fd: BorrowedFd<'_>, st: &Stat, archive: &DirArchive) -> Result<bool, String> {
+    if (st.st_uid, st.st_gid) == (archive.uid, archive.gid) {
+        return Ok(false);
+    }
+    let (uid, gid) = (Uid::from_raw(archive.uid), Gid::from_raw(archive.gid));
+    let changed = match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
+        Ok(()) => true,
+        Err(Errno::PERM) => rustix::fs::fchown(fd, None, Some(gid)).is_ok(),
+        Err(e) => return Err(reason("cannot set directory owner", e)),
     };
-    rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
-        .map_err(|e| reason("cannot set directory mode", e))
+    Ok(changed)
 }
 
 fn reason(what: &str, err: Errno) -> String {
@@ -143,6 +208,7 @@ mod tests {
             mode,
             atime: (mtime, 0),
             mtime: (mtime, 123_456_789),
+            archive: None,
         }
     }
 
@@ -161,7 +227,7 @@ mod tests {
             meta("a/b", 0o555, 2_000),
             meta("a/b/c", 0o750, 3_000),
         ];
-        assert_eq!(apply_all(root.as_fd(), dirs), Vec::new());
+        assert_eq!(apply_all(root.as_fd(), dirs, false), Vec::new());
         let c = fs::metadata(tmp.path().join("a/b/c")).unwrap();
         assert_eq!((c.mtime(), c.mtime_nsec()), (3_000, 123_456_789));
         assert_eq!(c.permissions().mode() & 0o7777, 0o750);
@@ -181,7 +247,7 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        let errors = apply_all(root.as_fd(), vec![meta("d", 0o500, 5)]);
+        let errors = apply_all(root.as_fd(), vec![meta("d", 0o500, 5)], false);
         assert_eq!(errors.len(), 1);
         let elsewhere = fs::metadata(tmp.path().join("elsewhere")).unwrap();
         assert_ne!(elsewhere.mtime(), 5);
@@ -200,6 +266,7 @@ mod tests {
         let errors = apply_all(
             root.as_fd(),
             vec![meta("d", 0o700, 10), meta("d", 0o750, 20)],
+            false,
         );
         assert_eq!(errors, Vec::new());
         let d = fs::metadata(tmp.path().join("d")).unwrap();

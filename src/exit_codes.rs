@@ -24,6 +24,8 @@ pub(crate) enum ExitStatus {
     Partial = 23,
     /// Some source files vanished during the run, and nothing else failed.
     Vanished = 24,
+    /// `--max-delete` stopped the deletions.
+    DeleteLimit = 25,
 }
 
 impl ExitStatus {
@@ -51,7 +53,8 @@ Exit status:
   14  the worker pool or its queues failed
   20  interrupted by SIGINT or SIGTERM
   23  some entries failed, the rest were copied
-  24  some source files vanished during the run (nothing else failed)";
+  24  some source files vanished during the run (nothing else failed)
+  25  --max-delete stopped the deletions";
 
 /// An error that ends the run with a particular status. `main` prints
 /// it once, after `pcopy: `, and exits with its status.
@@ -89,7 +92,7 @@ pub(crate) fn status_of(err: &anyhow::Error) -> ExitStatus {
 mod tests {
     use super::*;
 
-    const ALL: [ExitStatus; 8] = [
+    const ALL: [ExitStatus; 9] = [
         ExitStatus::Success,
         ExitStatus::Usage,
         ExitStatus::BadPath,
@@ -98,12 +101,13 @@ mod tests {
         ExitStatus::Interrupted,
         ExitStatus::Partial,
         ExitStatus::Vanished,
+        ExitStatus::DeleteLimit,
     ];
 
     #[test]
     fn statuses_are_rsyncs_numbers() {
         let codes: Vec<u8> = ALL.iter().map(|s| s.code()).collect();
-        assert_eq!(codes, [0, 1, 3, 11, 14, 20, 23, 24]);
+        assert_eq!(codes, [0, 1, 3, 11, 14, 20, 23, 24, 25]);
     }
 
     #[test]

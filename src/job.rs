@@ -32,6 +32,28 @@ pub(crate) struct FileJob {
     pub rel_dst: OsString,
     /// What the walker saw at `src`.
     pub kind: EntryKind,
+    /// The source's size and mtime as the walker saw them, for the quick
+    /// check; `None` makes the engine look for itself.
+    pub meta: Option<SourceMeta>,
+    /// The walker created the destination directory of this entry in this
+    /// run, so nothing can be at `rel_dst` yet: no need to look.
+    pub fresh: bool,
+}
+
+/// The parts of a source `lstat` the quick check compares.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct SourceMeta {
+    /// Size in bytes (the target length for a symbolic link).
+    pub size: u64,
+    /// Modification time: seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    /// `st_mode`: the type and the permission bits.
+    pub mode: u32,
+    /// Owner and group, kept by `-a`.
+    pub uid: u32,
+    pub gid: u32,
+    /// The device a device node stands for.
+    pub rdev: u64,
 }
 
 /// The result of one job.
@@ -45,6 +67,9 @@ pub(crate) enum Outcome {
         /// it was opened: it was written to during the copy. The copy holds
         /// exactly the bytes read, like `tar`'s "file changed as we read it".
         changed: bool,
+        /// Something was at the destination name before (an update, not a
+        /// new entry).
+        replaced: bool,
     },
     /// Nothing was written, on purpose.
     Skipped {
@@ -70,12 +95,29 @@ pub(crate) enum SkipReason {
         /// Ready to print, e.g. "skipping special file (fifo); use -a to recreate".
         message: String,
     },
+    /// The destination already matches (quick check or `--checksum`).
+    UpToDate,
+    /// `--update`: the destination is newer than the source.
+    NewerInDestination,
+    /// `--ignore-existing`: something is already at the destination name.
+    Exists,
+}
+
+impl SkipReason {
+    /// Whether the skip deserves a warning (the others are the point of an
+    /// incremental run and are only counted).
+    pub(crate) fn warns(&self) -> bool {
+        matches!(self, SkipReason::Special { .. })
+    }
 }
 
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SkipReason::Special { message } => f.write_str(message),
+            SkipReason::UpToDate => f.write_str("up to date"),
+            SkipReason::NewerInDestination => f.write_str("newer in the destination"),
+            SkipReason::Exists => f.write_str("exists in the destination"),
         }
     }
 }
@@ -107,11 +149,42 @@ pub(crate) struct Completion {
     pub worker_pid: u32,
 }
 
+/// How an existing destination entry is judged before copying over it.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum Compare {
+    /// Copy whatever is there (`-I`; also the engine's own default).
+    #[default]
+    Always,
+    /// Skip when type, size and mtime match (rsync's quick check).
+    QuickCheck,
+    /// Skip when type, size and contents match (`-c`).
+    Checksum,
+}
+
 /// How entries are copied; the same for every job of a run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct CopyOptions {
     /// Copy what symbolic links point to instead of the links (`-L`).
     pub dereference: bool,
+    /// When an existing destination entry is left alone.
+    pub compare: Compare,
+    /// `-u`: skip entries whose destination is newer.
+    pub update: bool,
+    /// `--ignore-existing`: never touch an existing destination entry.
+    pub ignore_existing: bool,
+    /// `-n`: decide, but write nothing.
+    pub dry_run: bool,
+    /// `-a`: keep owner, group, extended attributes and hard links, and
+    /// recreate special files.
+    pub archive: bool,
+    /// `--fsync`: flush each file before it is named.
+    pub fsync: bool,
+    /// `--verify`: read each copy back and compare its hash with the
+    /// data read from the source.
+    pub verify: bool,
+    /// Put in temp names after the prefix (`s1of3.` for `--shard 1/3`, else
+    /// empty), so concurrent shards never remove each other's temp files.
+    pub temp_tag: String,
 }
 
 #[cfg(test)]

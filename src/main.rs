@@ -4,27 +4,39 @@
 //! the walker ([`walk`]), the pool workers ([`worker`], running the [`copy`]
 //! engine) and the progress display ([`progress`]) together.
 
+mod after_copy;
 mod cli;
 mod config;
 mod copy;
+mod delete;
+mod digest;
 mod dirmeta;
 mod escape;
 mod exit_codes;
+mod filter;
+mod hardlinks;
 mod job;
+mod json;
 mod pipeline;
 mod plan;
 mod progress;
+mod quick_check;
 mod report;
+mod shard;
 mod signals;
 mod walk;
+mod walk_dest;
 mod worker;
+mod xattrs;
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
-use crate::report::Reporter;
+use crate::report::{ErrorRecord, Reporter, RunReport};
 
 // Unit tests that start process pools need the test binary to become a
 // worker when re-executed, as `procpool::init` does for the real binary.
@@ -48,20 +60,66 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(err) => return Ok(clap_exit(&err)),
     };
-    let config = Config::from_args(args);
+    let config = match Config::from_args(args) {
+        Ok(config) => config,
+        Err(fatal) => {
+            eprintln!("pcopy: {fatal}");
+            return Ok(fatal.status.into());
+        }
+    };
     signals::install()?;
+    let started = Instant::now();
+    let (mut report, error) = match transfer(&config) {
+        Ok(done) => done,
+        Err(err) => {
+            let status = exit_codes::status_of(&err);
+            (RunReport::stopped(status, started.elapsed()), Some(err))
+        }
+    };
+    if let Some(err) = error {
+        eprintln!("pcopy: {err:#}");
+        report.errors.push(ErrorRecord {
+            path: None,
+            error: format!("{err:#}"),
+        });
+    }
+    if config.json {
+        // A closed stdout must not turn a finished run into a failure.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            json::render(&report, config.copy.dry_run)
+        );
+    }
+    Ok(report.status.into())
+}
+
+/// Resolves the command line and copies. An error that ends the run early
+/// comes back beside the report, to be printed after the summary.
+fn transfer(config: &Config) -> anyhow::Result<(RunReport, Option<anyhow::Error>)> {
     let plan = plan::resolve(
         &config.sources,
         &config.destination,
         config.copy.dereference,
     )?;
-    plan::create_destination(&plan)?;
+    if !config.copy.dry_run {
+        plan::create_destination(&plan)?;
+    }
     let mut reporter = Reporter::new(config.verbosity, progress::for_mode(config.progress));
-    let end = pipeline::run(&config, &plan, &mut reporter)?;
-    let (status, _) = reporter.finish(end.interrupted);
+    if config.json {
+        reporter = reporter.for_json();
+    }
+    if config.copy.dry_run {
+        reporter = reporter.itemized();
+    }
+    let end = pipeline::run(config, &plan, &mut reporter)?;
+    let mut report = reporter.finish(end.interrupted);
     match end.fatal {
-        Some(fatal) if status != ExitStatus::Interrupted => Err(fatal.into()),
-        _ => Ok(status.into()),
+        Some(fatal) if report.status != ExitStatus::Interrupted => {
+            report.status = fatal.status;
+            Ok((report, Some(fatal.into())))
+        }
+        _ => Ok((report, None)),
     }
 }
 

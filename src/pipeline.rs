@@ -31,11 +31,13 @@ use std::time::Duration;
 use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
 use rustix::fs::{Mode, OFlags};
 
+use crate::after_copy::{self, Tree};
 use crate::config::Config;
 use crate::dirmeta::{self, DirMeta};
 use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
-use crate::job::{FailKind, FileJob};
+use crate::hardlinks::LinkJob;
+use crate::job::{FailKind, FileJob, Outcome};
 use crate::plan::Plan;
 use crate::report::Reporter;
 use crate::walk::{self, BATCH_FILES, WalkEvent, WalkSetup};
@@ -56,7 +58,7 @@ pub(crate) struct RunEnd {
 
 /// Copies everything in `plan`, reporting as it goes.
 pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
-    let (dst_root, root_fd) = open_destination(&plan.dst_root)?;
+    let (dst_root, root_fd) = open_destination(plan, config.copy.dry_run)?;
     let workers = config.jobs.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
     // A few batches per worker: enough that none waits for the walker,
@@ -73,9 +75,15 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
     let stop = Arc::new(AtomicBool::new(false));
     let setup = WalkSetup {
         roots: plan.roots.clone(),
-        dst_root: root_fd.try_clone()?,
+        dst_root: root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
+        dst_root_new: plan.create_dst_root,
         dereference: config.copy.dereference,
+        dry_run: config.copy.dry_run,
+        archive: config.copy.archive,
+        filter: config.filter.clone(),
+        shard: config.shard,
         jobs: jobs.clone(),
+        wake: done.clone(),
         events,
         stop: Arc::clone(&stop),
     };
@@ -88,10 +96,10 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
         opts: config.copy.clone(),
     };
     let mut supervisor = Supervisor::new(
+        (config, plan),
         reporter,
         &manager,
         pool,
-        workers,
         (jobs, done, worker_setup),
         walk_events,
         stop,
@@ -101,20 +109,24 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
         supervisor.stop_dispatch();
         supervisor.pool.terminate();
     }
-    let end = supervisor.finish(walker, &root_fd);
+    let end = supervisor.finish(walker, root_fd.as_ref());
     supervised?;
     Ok(end)
 }
 
 /// The destination root, absolute, and opened (following a symlink: the
-/// user named it).
-fn open_destination(dst_root: &Path) -> Result<(PathBuf, OwnedFd), Fatal> {
+/// user named it); not opened when a dry run would have created it.
+fn open_destination(plan: &Plan, dry_run: bool) -> Result<(PathBuf, Option<OwnedFd>), Fatal> {
+    let dst_root = plan.dst_root.as_path();
     let what = "cannot open destination directory";
     let absolute = std::path::absolute(dst_root).map_err(|e| dest_fatal(dst_root, what, &e))?;
+    if dry_run && plan.create_dst_root {
+        return Ok((absolute, None));
+    }
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = rustix::fs::open(&absolute, flags, Mode::empty())
         .map_err(|e| dest_fatal(dst_root, what, &e.into()))?;
-    Ok((absolute, fd))
+    Ok((absolute, Some(fd)))
 }
 
 /// A job announced by the walker and not completed yet.
@@ -127,6 +139,8 @@ struct Pending {
 
 /// The main thread's state during a run.
 struct Supervisor<'r> {
+    config: &'r Config,
+    plan: &'r Plan,
     reporter: &'r mut Reporter,
     manager: &'r Manager,
     pool: Workers,
@@ -152,23 +166,29 @@ struct Supervisor<'r> {
     /// file in (only where `O_TMPFILE` is unsupported).
     suspect_dirs: HashSet<OsString>,
     fatal: Option<Fatal>,
+    /// Later names of multiply-linked files (`-a`), linked after the copy.
+    links: Vec<LinkJob>,
+    /// Destination paths whose copy failed (`-a` only, for `links`).
+    failed_rels: HashSet<OsString>,
 }
 
 impl<'r> Supervisor<'r> {
     fn new(
+        (config, plan): (&'r Config, &'r Plan),
         reporter: &'r mut Reporter,
         manager: &'r Manager,
         pool: Workers,
-        workers: usize,
         args: WorkerArgs,
         walk_events: Receiver<WalkEvent>,
         stop: Arc<AtomicBool>,
     ) -> Supervisor<'r> {
         Supervisor {
+            config,
+            plan,
             reporter,
             manager,
             pool,
-            workers,
+            workers: config.jobs.get(),
             done: args.1.clone(),
             args,
             tasks: Vec::new(),
@@ -183,6 +203,8 @@ impl<'r> Supervisor<'r> {
             retried: false,
             suspect_dirs: HashSet::new(),
             fatal: None,
+            links: Vec::new(),
+            failed_rels: HashSet::new(),
         }
     }
 
@@ -247,6 +269,11 @@ impl<'r> Supervisor<'r> {
                         self.pending.insert(job.id, Pending { job, reported: 0 });
                     }
                 }
+                Ok(WalkEvent::DirCreated { rel }) => self.reporter.dir_created(&rel),
+                Ok(WalkEvent::HardLink(link)) => {
+                    self.reporter.queued(1, 0);
+                    self.links.push(link);
+                }
                 Ok(WalkEvent::Failed { path, reason, kind }) => {
                     self.reporter.failed(&path, &reason, kind);
                 }
@@ -287,6 +314,12 @@ impl<'r> Supervisor<'r> {
                 }
                 WorkerEvent::Done(completion) => {
                     if let Some(pending) = self.pending.remove(&completion.id) {
+                        if let Outcome::Failed { .. } = completion.outcome {
+                            // Later names of this file must not be linked.
+                            if self.config.copy.archive {
+                                self.failed_rels.insert(pending.job.rel_dst.clone());
+                            }
+                        }
                         self.reporter.completed(
                             &pending.job,
                             pending.reported,
@@ -434,7 +467,7 @@ impl<'r> Supervisor<'r> {
     /// After the loop: waits for workers and walker, clears temp files a
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
-    fn finish(mut self, walker: JoinHandle<()>, root: &OwnedFd) -> RunEnd {
+    fn finish(mut self, walker: JoinHandle<()>, root: Option<&OwnedFd>) -> RunEnd {
         if let Err(err) = self.pool.shut_down() {
             self.reporter
                 .notice(&format!("cannot shut the workers down: {err}"));
@@ -448,14 +481,20 @@ impl<'r> Supervisor<'r> {
             self.suspect_dirs
                 .insert(parent_of(&pending.job.rel_dst).to_os_string());
         }
-        for dir in &self.suspect_dirs {
-            remove_stale_temps_beneath(root, dir);
-        }
-        let dst_root = PathBuf::from(&self.args.2.dst_root);
-        for failure in dirmeta::apply_all(root.as_fd(), std::mem::take(&mut self.dirs)) {
-            let path = dst_root.join(&failure.rel);
-            self.reporter
-                .failed(&path, &failure.reason, FailKind::DestIo);
+        if let Some(root) = root {
+            for dir in &self.suspect_dirs {
+                remove_stale_temps_beneath(root, dir, &self.config.copy.temp_tag);
+            }
+            let tree = Tree {
+                config: self.config,
+                plan: self.plan,
+                root: root.as_fd(),
+                dst_root: Path::new(&self.args.2.dst_root),
+                complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
+                links: std::mem::take(&mut self.links),
+                failed: &self.failed_rels,
+            };
+            after_copy::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
         }
         self.account_for_pending();
         RunEnd {
@@ -493,10 +532,10 @@ fn parent_of(rel_dst: &OsStr) -> &OsStr {
 
 /// Best effort: a temp file that stays behind is harmless (no final name
 /// refers to it) and the next run into the directory removes it.
-fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr) {
+fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
     if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
         let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-        let _ = copy::remove_stale_temps(&by_fd);
+        let _ = copy::remove_stale_temps(&by_fd, tag);
     }
 }
 

@@ -12,11 +12,11 @@ use crate::report::Tally;
 fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {
     let args =
         Args::parse_from(["pcopy", "-q", "-j", "2", "--workers", "thread", "x", "y"]).unwrap();
-    let config = Config::new(args, false);
+    let config = Config::new(args, false).unwrap();
     let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(NoProgress));
     let end = run(&config, plan, &mut reporter).unwrap();
-    let (status, tally) = reporter.finish(end.interrupted);
-    (status, tally, end)
+    let report = reporter.finish(end.interrupted);
+    (report.status, report.tally, end)
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! Only the main thread prints, through the [`Reporter`], so messages
 //! never interleave with each other or tear the progress bar.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use indicatif::HumanBytes;
 
 use crate::config::Verbosity;
+use crate::delete::DeleteSink;
 use crate::escape::Escaped;
 use crate::exit_codes::ExitStatus;
-use crate::job::{FailKind, FileJob, Outcome};
+use crate::job::{EntryKind, FailKind, FileJob, Outcome};
 use crate::progress::{Counters, Progress, rate};
 
 /// How the entries of a run ended.
@@ -29,6 +30,42 @@ pub(crate) struct Tally {
     pub(crate) vanished: u64,
     /// Entries left alone because the run was interrupted.
     pub(crate) not_copied: u64,
+    /// Destination directories this run created.
+    pub(crate) dirs_created: u64,
+    /// Destination entries removed by `--delete`.
+    pub(crate) deleted: u64,
+    /// `--max-delete` stopped the deletions.
+    pub(crate) delete_limited: bool,
+}
+
+/// One failed entry, for `--json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorRecord {
+    /// The path as printed in the message; `None` for an error of the run
+    /// itself (a bad destination, a failed pool).
+    pub(crate) path: Option<OsString>,
+    pub(crate) error: String,
+}
+
+/// Everything known about a run once it is over.
+#[derive(Debug, Clone)]
+pub(crate) struct RunReport {
+    pub(crate) status: ExitStatus,
+    pub(crate) tally: Tally,
+    pub(crate) errors: Vec<ErrorRecord>,
+    pub(crate) elapsed: Duration,
+}
+
+impl RunReport {
+    /// The report of a run that stopped before copying anything.
+    pub(crate) fn stopped(status: ExitStatus, elapsed: Duration) -> RunReport {
+        RunReport {
+            status,
+            tally: Tally::default(),
+            errors: Vec::new(),
+            elapsed,
+        }
+    }
 }
 
 impl Tally {
@@ -38,6 +75,8 @@ impl Tally {
             ExitStatus::Interrupted
         } else if self.failed > 0 {
             ExitStatus::Partial
+        } else if self.delete_limited {
+            ExitStatus::DeleteLimit
         } else if self.vanished > 0 {
             ExitStatus::Vanished
         } else {
@@ -65,6 +104,9 @@ impl Tally {
         if self.not_copied > 0 {
             line.push_str(&format!(", {} not copied", self.not_copied));
         }
+        if self.deleted > 0 {
+            line.push_str(&format!(", {} deleted", self.deleted));
+        }
         line
     }
 }
@@ -76,6 +118,13 @@ pub(crate) struct Reporter {
     counters: Counters,
     tally: Tally,
     started: Instant,
+    /// Failures, kept for `--json` only.
+    errors: Option<Vec<ErrorRecord>>,
+    /// `-v` lists go to stderr, as stdout carries the JSON summary.
+    list_to_stderr: bool,
+    /// Dry run: `-v` lists every decision (copy, update, skip, mkdir,
+    /// delete) rather than the copied files.
+    itemize: bool,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -96,6 +145,44 @@ impl Reporter {
             counters: Counters::default(),
             tally: Tally::default(),
             started: Instant::now(),
+            errors: None,
+            list_to_stderr: false,
+            itemize: false,
+        }
+    }
+
+    /// Lists decisions instead of copies (`--dry-run`).
+    pub(crate) fn itemized(mut self) -> Reporter {
+        self.itemize = true;
+        self
+    }
+
+    /// Whether any entry failed (vanished sources aside).
+    pub(crate) fn has_failures(&self) -> bool {
+        self.tally.failed > 0
+    }
+
+    /// `--max-delete` stopped the deletion pass.
+    pub(crate) fn delete_limited(&mut self, max: u64) {
+        self.tally.delete_limited = true;
+        self.notice(&format!(
+            "--max-delete {max} reached: stopped deleting; run again with a higher limit"
+        ));
+    }
+
+    /// Keeps every failure for the JSON summary, and moves `-v` lists to
+    /// stderr so stdout holds the JSON alone.
+    pub(crate) fn for_json(mut self) -> Reporter {
+        self.errors = Some(Vec::new());
+        self.list_to_stderr = true;
+        self
+    }
+
+    /// The walker created a destination directory.
+    pub(crate) fn dir_created(&mut self, rel: &OsStr) {
+        self.tally.dirs_created += 1;
+        if self.itemize {
+            self.list_item("mkdir", rel);
         }
     }
 
@@ -119,11 +206,19 @@ impl Reporter {
         self.counters.files_done += 1;
         self.counters.bytes_done -= reported.min(self.counters.bytes_done);
         match outcome {
-            Outcome::Copied { bytes, changed } => {
+            Outcome::Copied {
+                bytes,
+                changed,
+                replaced,
+            } => {
                 self.counters.bytes_done += bytes;
                 self.tally.copied += 1;
                 self.tally.bytes += bytes;
-                self.list(&job.rel_dst, pid);
+                match (self.itemize, replaced) {
+                    (true, true) => self.list_item("update", &job.rel_dst),
+                    (true, false) => self.list_item("copy", &job.rel_dst),
+                    (false, _) => self.list(&job.rel_dst, pid),
+                }
                 if *changed {
                     self.warn(
                         Path::new(&job.src),
@@ -133,7 +228,17 @@ impl Reporter {
             }
             Outcome::Skipped { reason } => {
                 self.tally.skipped += 1;
-                self.warn(Path::new(&job.src), &reason.to_string());
+                // Its bytes will not move: the totals shrink instead.
+                let size = job.meta.map_or(0, |m| m.size);
+                if job.kind == EntryKind::File {
+                    self.counters.bytes_total -= size.min(self.counters.bytes_total);
+                }
+                if reason.warns() {
+                    self.warn(Path::new(&job.src), &reason.to_string());
+                }
+                if self.itemize {
+                    self.list_item("skip", &job.rel_dst);
+                }
             }
             Outcome::Failed { error, kind } => self.failed(Path::new(&job.src), error, *kind),
         }
@@ -149,6 +254,12 @@ impl Reporter {
         match kind {
             FailKind::Vanished => self.tally.vanished += 1,
             _ => self.tally.failed += 1,
+        }
+        if let Some(errors) = &mut self.errors {
+            errors.push(ErrorRecord {
+                path: Some(path.as_os_str().to_os_string()),
+                error: reason.to_string(),
+            });
         }
         self.error(&format!("pcopy: {}: {reason}", Escaped::path(path)));
     }
@@ -177,16 +288,26 @@ impl Reporter {
         self.progress.update(&self.counters);
     }
 
-    /// Ends the display, prints the summary and returns the exit status.
-    pub(crate) fn finish(mut self, interrupted: bool) -> (ExitStatus, Tally) {
+    /// Ends the display, prints the summary and reports the run.
+    pub(crate) fn finish(mut self, interrupted: bool) -> RunReport {
         self.progress.finish(&self.counters);
+        let elapsed = self.started.elapsed();
         if self.verbosity > Verbosity::Quiet {
-            eprintln!(
-                "{}",
-                self.tally.summary(self.started.elapsed(), interrupted)
-            );
+            eprintln!("{}", self.tally.summary(elapsed, interrupted));
         }
-        (self.tally.status(interrupted), self.tally)
+        RunReport {
+            status: self.tally.status(interrupted),
+            tally: self.tally,
+            errors: self.errors.unwrap_or_default(),
+            elapsed,
+        }
+    }
+
+    /// One line of the dry run's itemized list, e.g. `update a/b.txt`.
+    fn list_item(&mut self, what: &str, rel: &OsStr) {
+        if self.verbosity >= Verbosity::Files {
+            self.print_listed(format!("{what} {}", Escaped::os(rel)));
+        }
     }
 
     fn list(&mut self, rel_dst: &OsStr, pid: u32) {
@@ -195,14 +316,40 @@ impl Reporter {
             Verbosity::Files => format!("{}", Escaped::os(rel_dst)),
             Verbosity::FilesAndWorkers => format!("[pid {pid}] {}", Escaped::os(rel_dst)),
         };
+        self.print_listed(line);
+    }
+
+    fn print_listed(&mut self, line: String) {
+        let to_stderr = self.list_to_stderr;
         self.progress.suspend(&mut || {
             // A closed stdout (`pcopy -v | head`) must not stop the copy.
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let _ = match to_stderr {
+                true => writeln!(std::io::stderr().lock(), "{line}"),
+                false => writeln!(std::io::stdout().lock(), "{line}"),
+            };
         });
     }
 
     fn error(&mut self, line: &str) {
         self.progress.suspend(&mut || eprintln!("{line}"));
+    }
+}
+
+impl DeleteSink for Reporter {
+    fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+        self.tally.deleted += 1;
+        let shown = match is_dir {
+            true => format!("{}/", Escaped::os(rel)),
+            false => Escaped::os(rel).to_string(),
+        };
+        if self.verbosity >= Verbosity::Files {
+            let verb = if self.itemize { "delete" } else { "deleting" };
+            self.print_listed(format!("{verb} {shown}"));
+        }
+    }
+
+    fn delete_failed(&mut self, path: &Path, reason: &str) {
+        self.failed(path, reason, FailKind::DestIo);
     }
 }
 

@@ -7,11 +7,11 @@
 //! an event channel; a batch is announced there *before* it is put on the
 //! queue, so the main thread knows every job a completion can refer to.
 
-use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,15 +19,17 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use procpool::Queue;
-use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 use walkdir::WalkDir;
 
-use crate::copy;
 use crate::dirmeta::DirMeta;
 use crate::escape::io_reason;
-use crate::job::{EntryKind, FailKind, FileJob};
+use crate::filter::Filter;
+use crate::hardlinks::{LinkJob, LinkTracker};
+use crate::job::{EntryKind, FailKind, FileJob, SourceMeta};
 use crate::plan::Root;
+use crate::shard::Shard;
+use crate::walk_dest::{DestDir, DestDirs, Parent};
+use crate::worker::WorkerEvent;
 
 /// Jobs per batch: large enough that queue round trips vanish in the cost
 /// of copying, small enough to spread a directory over the workers.
@@ -43,6 +45,10 @@ const BATCH_AGE: Duration = Duration::from_millis(20);
 pub(crate) enum WalkEvent {
     /// These jobs are about to be put on the jobs queue.
     Queued { jobs: Vec<FileJob>, bytes: u64 },
+    /// A destination directory was created (or, dry running, would be).
+    DirCreated { rel: OsString },
+    /// A later name of a multiply-linked file (`-a`), to link after the copy.
+    HardLink(LinkJob),
     /// An entry that will not be copied, and why.
     Failed {
         path: PathBuf,
@@ -57,10 +63,21 @@ pub(crate) enum WalkEvent {
 #[derive(Debug)]
 pub(crate) struct WalkSetup {
     pub(crate) roots: Vec<Root>,
-    /// The open destination root.
-    pub(crate) dst_root: OwnedFd,
+    /// The open destination root; `None` only when dry running into a
+    /// destination that does not exist.
+    pub(crate) dst_root: Option<OwnedFd>,
+    /// The destination root was created by this run: it is empty.
+    pub(crate) dst_root_new: bool,
     pub(crate) dereference: bool,
+    pub(crate) dry_run: bool,
+    /// `-a`: record directory owners and attributes, keep hard links.
+    pub(crate) archive: bool,
+    pub(crate) filter: Option<Arc<Filter>>,
+    /// Only this shard's files are queued; every directory is made.
+    pub(crate) shard: Option<Shard>,
     pub(crate) jobs: Queue<Vec<FileJob>>,
+    /// The done queue, only to wake the main thread when the walk ends.
+    pub(crate) wake: Queue<Vec<WorkerEvent>>,
     pub(crate) events: Sender<WalkEvent>,
     /// Set by the main thread to stop the walk early.
     pub(crate) stop: Arc<AtomicBool>,
@@ -68,28 +85,29 @@ pub(crate) struct WalkSetup {
 
 /// Walks every root, then closes the jobs queue and reports `Finished`.
 pub(crate) fn walk(setup: WalkSetup) {
-    let WalkSetup {
-        roots,
-        dst_root,
-        dereference,
-        jobs,
-        events,
-        stop,
-    } = setup;
+    let setup_wake = setup.wake;
+    let temp_tag = setup.shard.map(|s| s.temp_tag()).unwrap_or_default();
+    let dest = DestDirs::new(setup.dst_root, setup.dst_root_new, setup.dry_run, temp_tag);
     let mut walker = Walker {
-        dst_root,
-        dereference,
-        jobs,
-        events,
-        stop,
+        dest,
+        dereference: setup.dereference,
+        archive: setup.archive,
+        filter: setup.filter,
+        shard: setup.shard,
+        links: LinkTracker::default(),
+        jobs: setup.jobs,
+        events: setup.events,
+        stop: setup.stop,
         batch: Vec::with_capacity(BATCH_FILES),
         batch_bytes: 0,
         batch_started: Instant::now(),
         next_id: 0,
         dirs: Vec::new(),
-        cleaned: HashSet::new(),
     };
-    let walked = roots.iter().try_for_each(|root| walker.walk_root(root));
+    let walked = setup
+        .roots
+        .iter()
+        .try_for_each(|root| walker.walk_root(root));
     if walked.is_ok() {
         let _ = walker.flush();
     }
@@ -98,6 +116,10 @@ pub(crate) fn walk(setup: WalkSetup) {
     let _ = walker.jobs.close();
     let dirs = std::mem::take(&mut walker.dirs);
     let _ = walker.events.send(WalkEvent::Finished { dirs });
+    // The main thread may be waiting on the done queue, not on the event
+    // channel: an empty batch wakes it to see the end of the walk now
+    // rather than at its next poll.
+    let _ = setup_wake.put(Vec::new());
 }
 
 /// The walk was stopped: by the main thread, or because the jobs queue or
@@ -106,8 +128,12 @@ pub(crate) fn walk(setup: WalkSetup) {
 struct Stopped;
 
 struct Walker {
-    dst_root: OwnedFd,
+    dest: DestDirs,
     dereference: bool,
+    archive: bool,
+    filter: Option<Arc<Filter>>,
+    shard: Option<Shard>,
+    links: LinkTracker,
     jobs: Queue<Vec<FileJob>>,
     events: Sender<WalkEvent>,
     stop: Arc<AtomicBool>,
@@ -116,10 +142,6 @@ struct Walker {
     batch_started: Instant,
     next_id: u64,
     dirs: Vec<DirMeta>,
-    /// Existing destination directories (device, inode) already cleared of
-    /// stale temp files: each only once, before any job of this run can
-    /// have a temp file in it.
-    cleaned: HashSet<(u64, u64)>,
 }
 
 impl Walker {
@@ -131,7 +153,7 @@ impl Walker {
             .follow_links(self.dereference)
             .into_iter();
         // dirs[d]: the destination directory of the walked directory at depth d.
-        let mut dirs: Vec<OwnedFd> = Vec::new();
+        let mut dirs: Vec<DestDir> = Vec::new();
         while let Some(entry) = entries.next() {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -147,21 +169,27 @@ impl Walker {
             dirs.truncate(depth);
             let rel = rel_dst(&root.rel_dst, entry.path(), &root.src);
             let file_type = entry.file_type();
+            if self.excluded(&rel, file_type.is_dir()) {
+                if file_type.is_dir() {
+                    entries.skip_current_dir();
+                }
+                continue;
+            }
             if file_type.is_dir() {
                 // Entries below a directory that could not be entered are
                 // skipped, so the parent is always there.
                 let parent = match depth {
                     0 => Parent::Root,
                     _ => match dirs.get(depth - 1) {
-                        Some(fd) => Parent::Dir(fd.as_fd()),
+                        Some(dir) => Parent::Dir(dir),
                         None => {
                             entries.skip_current_dir();
                             continue;
                         }
                     },
                 };
-                match self.enter_dir(parent, &rel, entry.metadata()) {
-                    Ok(fd) => dirs.push(fd),
+                match self.enter_dir(parent, (entry.path(), &rel), entry.metadata()) {
+                    Ok(dir) => dirs.push(dir),
                     Err((reason, kind)) => {
                         self.fail(entry.path(), reason, kind)?;
                         entries.skip_current_dir();
@@ -170,13 +198,16 @@ impl Walker {
                 continue;
             }
             let kind = entry_kind(file_type);
-            let size = match kind {
-                EntryKind::File => entry.metadata().map_or(0, |m| m.len()),
-                _ => 0,
-            };
-            self.add(entry.path(), rel, kind, size)?;
+            let fresh = dirs.get(depth.wrapping_sub(1)).is_some_and(|d| d.created);
+            self.add_entry(entry.path(), rel, (kind, entry.metadata().ok()), fresh)?;
         }
         Ok(())
+    }
+
+    fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
+        self.filter
+            .as_ref()
+            .is_some_and(|filter| filter.excludes(rel, is_dir))
     }
 
     /// A source that is not a directory: one job.
@@ -189,12 +220,12 @@ impl Walker {
         match meta {
             Ok(meta) => {
                 let kind = entry_kind(meta.file_type());
-                let size = if kind == EntryKind::File {
-                    meta.len()
-                } else {
-                    0
-                };
-                self.add(&root.src, root.rel_dst.clone(), kind, size)
+                let rel = root.rel_dst.clone();
+                if self.excluded(&rel, false) {
+                    return Ok(());
+                }
+                let fresh = self.dest.root_is_new();
+                self.add_entry(&root.src, rel, (kind, Some(meta)), fresh)
             }
             Err(err) => {
                 let kind = vanished_or(&err, FailKind::SourceIo);
@@ -203,21 +234,67 @@ impl Walker {
         }
     }
 
+    /// Queues an entry of this shard, or with `-a` announces a later name
+    /// of a multiply-linked file as a link to its first name.
+    fn add_entry(
+        &mut self,
+        src: &Path,
+        rel: OsString,
+        (kind, md): (EntryKind, Option<Metadata>),
+        fresh: bool,
+    ) -> Result<(), Stopped> {
+        let meta = md.as_ref().map(source_meta);
+        let linked = md
+            .as_ref()
+            .filter(|m| self.archive && kind == EntryKind::File && m.nlink() > 1);
+        // All names of a linked file go to one shard: the inode's.
+        let owned = match (self.shard, linked) {
+            (None, _) => true,
+            (Some(shard), Some(md)) => shard.owns_key(&md.ino().to_le_bytes()),
+            (Some(shard), None) => shard.owns(&rel),
+        };
+        if !owned {
+            return Ok(());
+        }
+        let target = linked.and_then(|md| self.links.target_for(md, &rel));
+        let Some(target) = target else {
+            return self.add(src, rel, kind, meta, fresh);
+        };
+        let job = FileJob {
+            id: self.next_id,
+            src: src.as_os_str().to_os_string(),
+            rel_dst: rel,
+            kind,
+            meta,
+            fresh,
+        };
+        self.next_id += 1;
+        let event = WalkEvent::HardLink(LinkJob { job, target });
+        self.events.send(event).map_err(|_| Stopped)
+    }
+
     fn add(
         &mut self,
         src: &Path,
         rel_dst: OsString,
         kind: EntryKind,
-        size: u64,
+        meta: Option<SourceMeta>,
+        fresh: bool,
     ) -> Result<(), Stopped> {
         if self.batch.is_empty() {
             self.batch_started = Instant::now();
         }
+        let size = match kind {
+            EntryKind::File => meta.map_or(0, |m| m.size),
+            _ => 0,
+        };
         self.batch.push(FileJob {
             id: self.next_id,
             src: src.as_os_str().to_os_string(),
             rel_dst,
             kind,
+            meta,
+            fresh,
         });
         self.next_id += 1;
         self.batch_bytes += size;
@@ -251,68 +328,30 @@ impl Walker {
     fn enter_dir(
         &mut self,
         parent: Parent<'_>,
-        rel: &OsStr,
+        (path, rel): (&Path, &OsStr),
         meta: Result<Metadata, walkdir::Error>,
-    ) -> Result<OwnedFd, (String, FailKind)> {
+    ) -> Result<DestDir, (String, FailKind)> {
         let meta = meta.map_err(|err| {
             let kind = err
                 .io_error()
                 .map_or(FailKind::SourceIo, |e| vanished_or(e, FailKind::SourceIo));
             (walk_reason(&err), kind)
         })?;
-        let fd = if rel.is_empty() {
-            let fd = self
-                .dst_root
-                .try_clone()
-                .map_err(|e| dest_failure("cannot open destination directory", &e))?;
-            self.prepare_existing(&fd)?;
-            fd
-        } else {
-            let name = last_name(rel);
-            let parent = match parent {
-                Parent::Root => self.dst_root.as_fd(),
-                Parent::Dir(fd) => fd,
+        let dir = self.dest.enter(parent, rel)?;
+        if dir.created && !rel.is_empty() {
+            let created = WalkEvent::DirCreated {
+                rel: rel.to_os_string(),
             };
-            match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
-                Ok(()) => open_dir(parent, name)
-                    .map_err(|e| dest_failure("cannot open new directory", &e.into()))?,
-                Err(Errno::EXIST) => {
-                    let fd = open_dir(parent, name).map_err(|e| match e {
-                        Errno::NOTDIR | Errno::LOOP => (
-                            "destination exists and is not a directory".to_string(),
-                            FailKind::DestIo,
-                        ),
-                        e => dest_failure("cannot open destination directory", &e.into()),
-                    })?;
-                    self.prepare_existing(&fd)?;
-                    fd
-                }
-                Err(e) => return Err(dest_failure("cannot create directory", &e.into())),
-            }
-        };
-        self.dirs
-            .push(DirMeta::from_source(rel.to_os_string(), &meta));
-        Ok(fd)
-    }
-
-    /// Makes an existing directory writable for the run (its final mode is
-    /// applied at the end) and removes temp files of an earlier killed run.
-    fn prepare_existing(&mut self, dir: &OwnedFd) -> Result<(), (String, FailKind)> {
-        let st =
-            rustix::fs::fstat(dir).map_err(|e| dest_failure("cannot stat directory", &e.into()))?;
-        if st.st_mode & 0o700 != 0o700 {
-            rustix::fs::fchmod(dir, Mode::from_raw_mode(st.st_mode | 0o700))
-                .map_err(|e| dest_failure("cannot make directory writable", &e.into()))?;
+            // A closed channel means the run is over; the walk notices at
+            // its next send.
+            let _ = self.events.send(created);
         }
-        if self.cleaned.insert((st.st_dev, st.st_ino)) {
-            // The engine's helper takes a path; the fd's /proc name reaches
-            // exactly this directory, whatever happened to its path since.
-            let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-            // Best effort: a leftover that cannot be removed is harmless,
-            // as no final name ever refers to it.
-            let _ = copy::remove_stale_temps(&by_fd);
+        let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
+        if self.archive {
+            record = record.with_archive(&meta, path);
         }
-        Ok(())
+        self.dirs.push(record);
+        Ok(dir)
     }
 
     fn walk_error(&mut self, err: walkdir::Error) -> Result<(), Stopped> {
@@ -342,17 +381,16 @@ impl Walker {
     }
 }
 
-/// The destination directory to create a walked directory in.
-#[derive(Clone, Copy)]
-enum Parent<'fd> {
-    /// The destination root (for a walked root named in the destination).
-    Root,
-    Dir(BorrowedFd<'fd>),
-}
-
-fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    rustix::fs::openat(parent, name, flags, Mode::empty())
+/// What the quick check needs from a source `lstat`.
+fn source_meta(meta: &Metadata) -> SourceMeta {
+    SourceMeta {
+        size: meta.len(),
+        mtime: (meta.mtime(), meta.mtime_nsec()),
+        mode: meta.mode(),
+        uid: meta.uid(),
+        gid: meta.gid(),
+        rdev: meta.rdev(),
+    }
 }
 
 fn entry_kind(file_type: std::fs::FileType) -> EntryKind {
@@ -382,12 +420,6 @@ fn rel_dst(root_rel: &OsStr, path: &Path, root: &Path) -> OsString {
     OsString::from(std::ffi::OsStr::from_bytes(&rel))
 }
 
-fn last_name(rel: &OsStr) -> &OsStr {
-    let bytes = rel.as_bytes();
-    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-    OsStr::from_bytes(&bytes[start..])
-}
-
 fn vanished_or(err: &std::io::Error, otherwise: FailKind) -> FailKind {
     if err.kind() == std::io::ErrorKind::NotFound {
         FailKind::Vanished
@@ -407,10 +439,6 @@ fn walk_reason(err: &walkdir::Error) -> String {
     }
 }
 
-fn dest_failure(what: &str, err: &std::io::Error) -> (String, FailKind) {
-    (format!("{what}: {}", io_reason(err)), FailKind::DestIo)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,11 +456,5 @@ mod tests {
             "x/y"
         );
         assert_eq!(rel_dst(OsStr::new(""), root, root), "");
-    }
-
-    #[test]
-    fn last_name_is_the_final_component() {
-        assert_eq!(last_name(OsStr::new("a/b/c")), "c");
-        assert_eq!(last_name(OsStr::new("c")), "c");
     }
 }

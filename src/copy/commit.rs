@@ -9,6 +9,7 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
 use super::TEMP_PREFIX;
+use super::archive;
 use super::fail::Failure;
 use crate::job::FailKind;
 
@@ -20,11 +21,12 @@ const TEMP_NAME_ATTEMPTS: u32 = 16;
 /// engines in one process never pick the same temp name.
 static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-/// `pid` (of the engine's process, looked up once) and a sequence number make
-/// names unique between concurrent workers; `O_EXCL` catches the rest.
-fn next_temp_name(pid: u32) -> CString {
+/// The stem (a shard's tag and the pid of the engine's process, looked up
+/// once) and a sequence number make names unique between concurrent
+/// workers; `O_EXCL` catches the rest.
+fn next_temp_name(stem: &str) -> CString {
     let seq = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    let name = format!("{TEMP_PREFIX}{pid}.{seq}");
+    let name = format!("{TEMP_PREFIX}{stem}.{seq}");
     // The formatted name is ASCII digits and the prefix: no NUL inside.
     CString::new(name).unwrap_or_default()
 }
@@ -85,23 +87,35 @@ impl NewFile<'_> {
 /// Remembers what the destination supports and how names are usually found.
 #[derive(Debug)]
 pub(super) struct Namer {
-    pid: u32,
+    /// What temp names start with after [`TEMP_PREFIX`]: the shard's tag
+    /// (see [`remove_stale_temps_at`]) and the pid.
+    stem: String,
     tmpfile_unsupported: bool,
     /// Set once a final name already existed: on a rerun nearly every name
     /// exists, so linking under a temp name and renaming is tried first.
     expect_existing: bool,
+    /// Whether the next file's final name exists, when the caller knows;
+    /// overrides `expect_existing` for that file.
+    exists: Option<bool>,
 }
 
 impl Namer {
     /// `O_TMPFILE` files are named through `/proc/self/fd`; without procfs
     /// only named temps work.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         let proc_fd = rustix::fs::statat(CWD, "/proc/self/fd", AtFlags::empty());
         Namer {
-            pid: std::process::id(),
+            stem: format!("{tag}{}", std::process::id()),
             tmpfile_unsupported: proc_fd.is_err(),
             expect_existing: false,
+            exists: None,
         }
+    }
+
+    /// Tells whether the next file's final name exists (`None`: unknown),
+    /// so [`Namer::commit`] takes the right path at the first try.
+    pub(super) fn expect_existing(&mut self, exists: Option<bool>) {
+        self.exists = exists;
     }
 
     /// Makes [`Namer::create`] use named temps, as on filesystems without
@@ -115,7 +129,8 @@ impl Namer {
     pub(super) fn create<'dir>(&mut self, dir: BorrowedFd<'dir>) -> Result<NewFile<'dir>, Failure> {
         let mode = Mode::from_raw_mode(0o600);
         if !self.tmpfile_unsupported {
-            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            // Read and write: `--verify` reads the new file back.
+            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
             match rustix::fs::openat(dir, ".", flags, mode) {
                 Ok(fd) => return Ok(NewFile::Anonymous(fd)),
                 Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
@@ -125,8 +140,8 @@ impl Namer {
             }
         }
         let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC;
-        let (fd, temp) = create_named(dir, self.pid, |name| {
+            OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        let (fd, temp) = create_named(dir, &self.stem, |name| {
             rustix::fs::openat(dir, name, flags, mode)
         })?;
         Ok(NewFile::Named(fd, temp))
@@ -154,45 +169,84 @@ impl Namer {
                 AtFlags::SYMLINK_FOLLOW,
             )
         };
-        if !self.expect_existing {
+        if !self.exists.unwrap_or(self.expect_existing) {
             let final_c = path_cstring(name)?;
             match link(&final_c) {
                 Ok(()) => return Ok(()),
+                // A hint that was wrong (a race) does not teach anything.
+                Err(Errno::EXIST) if self.exists.is_some() => {}
                 Err(Errno::EXIST) => self.expect_existing = true,
                 Err(err) => return Err(Failure::dest("cannot create destination", err)),
             }
         }
-        let ((), temp) = create_named(dir, self.pid, |temp_name| link(temp_name))?;
+        let ((), temp) = create_named(dir, &self.stem, |temp_name| link(temp_name))?;
         temp.renamed_to(name)
     }
 
-    /// Creates the symlink under a temp name, sets its times, then renames it
-    /// over `name` so the final name is replaced atomically.
+    /// Creates the symlink under a temp name, sets its times (and with
+    /// `archive` its owner), then renames it over `name` so the final name
+    /// is replaced atomically.
     pub(super) fn place_symlink(
         &self,
         dir: BorrowedFd<'_>,
         name: &OsStr,
         target: &CStr,
-        times: &Timestamps,
+        st: &Stat,
+        archive: bool,
     ) -> Result<(), Failure> {
-        let ((), temp) = create_named(dir, self.pid, |temp_name| {
+        let ((), temp) = create_named(dir, &self.stem, |temp_name| {
             rustix::fs::symlinkat(target, dir, temp_name)
         })?;
-        rustix::fs::utimensat(dir, temp.name.as_c_str(), times, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
+        if archive {
+            archive::copy_owner_at(dir, temp.name.as_c_str(), st)?;
+        }
+        rustix::fs::utimensat(
+            dir,
+            temp.name.as_c_str(),
+            &source_times(st),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
         temp.renamed_to(name)
+    }
+
+    /// Recreates the special file `st` (`-a`) under a temp name with its
+    /// owner, mode and times, then renames it over `name`. Returns false,
+    /// creating nothing, when this user may not make such a node.
+    pub(super) fn place_node(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &Stat,
+    ) -> Result<bool, Failure> {
+        let (made, mut temp) = create_named(dir, &self.stem, |temp_name| {
+            archive::make_node(dir, temp_name, st)
+        })?;
+        if !made {
+            temp.live = false;
+            return Ok(false);
+        }
+        let node = temp.name.as_c_str();
+        let owner_kept = archive::copy_owner_at(dir, node, st)?;
+        let mode = Mode::from_raw_mode(final_mode(st.st_mode, owner_kept));
+        rustix::fs::chmodat(dir, node, mode, AtFlags::empty())
+            .map_err(|err| Failure::dest("cannot set mode", err))?;
+        rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|err| Failure::dest("cannot set times", err))?;
+        temp.renamed_to(name)?;
+        Ok(true)
     }
 }
 
 /// Runs `create` with fresh temp names until one does not exist yet.
 fn create_named<'dir, T>(
     dir: BorrowedFd<'dir>,
-    pid: u32,
+    stem: &str,
     mut create: impl FnMut(&CStr) -> Result<T, Errno>,
 ) -> Result<(T, NamedTemp<'dir>), Failure> {
     let mut last = Errno::EXIST;
     for _ in 0..TEMP_NAME_ATTEMPTS {
-        let name = next_temp_name(pid);
+        let name = next_temp_name(stem);
         match create(&name) {
             Ok(made) => {
                 let temp = NamedTemp {
@@ -219,14 +273,28 @@ fn path_cstring(name: &OsStr) -> Result<CString, Failure> {
 }
 
 /// Gives the finished file its final mode and times, while it is still
-/// unnamed or under a temp name. Setuid and setgid are dropped because
-/// ownership is not kept (as `cp` does without `-p`).
-pub(super) fn apply_metadata(fd: BorrowedFd<'_>, st: &Stat) -> Result<(), Failure> {
-    let mode = st.st_mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID);
+/// unnamed or under a temp name. Setuid and setgid stay only when the
+/// owner was kept (see [`final_mode`]).
+pub(super) fn apply_metadata(
+    fd: BorrowedFd<'_>,
+    st: &Stat,
+    owner_kept: bool,
+) -> Result<(), Failure> {
+    let mode = final_mode(st.st_mode, owner_kept);
     rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
         .map_err(|err| Failure::dest("cannot set mode", err))?;
     rustix::fs::futimens(fd, &source_times(st))
         .map_err(|err| Failure::dest("cannot set times", err))
+}
+
+/// The permission bits a copy of a source with `mode` gets: setuid and
+/// setgid are dropped unless the owner was kept (as `cp` does without
+/// `-p`), so a copy never runs as someone it was not meant to.
+pub(super) fn final_mode(mode: u32, owner_kept: bool) -> u32 {
+    match owner_kept {
+        true => mode & 0o7777,
+        false => mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID),
+    }
 }
 
 /// Access and modification times of `st`, to the nanosecond.
@@ -245,18 +313,25 @@ pub(super) fn source_times(st: &Stat) -> Timestamps {
 
 /// Removes leftovers of interrupted runs (names starting with
 /// [`TEMP_PREFIX`]) from the directory `dir`. Returns how many were removed.
+/// With a shard's `tag` (`s1of3.`), only that shard's leftovers and those
+/// of unsharded runs (a digit after the prefix) go: the other shards may
+/// be writing into the same directory right now.
 /// Directories with such names are left alone. Must not run on a directory
-/// that another pcopy run is writing into at the same time.
-pub(super) fn remove_stale_temps_at(dir: BorrowedFd<'_>) -> std::io::Result<u64> {
+/// that another pcopy run (other than another shard) is writing into.
+pub(super) fn remove_stale_temps_at(dir: BorrowedFd<'_>, tag: &str) -> std::io::Result<u64> {
     let mut entries = rustix::fs::Dir::read_from(dir)?;
     let mut removed = 0;
     while let Some(entry) = entries.read() {
         let entry = entry?;
-        if !entry
+        let Some(rest) = entry
             .file_name()
             .to_bytes()
-            .starts_with(TEMP_PREFIX.as_bytes())
-        {
+            .strip_prefix(TEMP_PREFIX.as_bytes())
+        else {
+            continue;
+        };
+        let unsharded = rest.first().is_some_and(u8::is_ascii_digit);
+        if !tag.is_empty() && !unsharded && !rest.starts_with(tag.as_bytes()) {
             continue;
         }
         match rustix::fs::unlinkat(dir, entry.file_name(), AtFlags::empty()) {

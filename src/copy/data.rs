@@ -2,9 +2,11 @@
 
 use std::os::fd::BorrowedFd;
 
+use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use super::fail::{Failure, is_no_space};
+use crate::digest::Digest;
 
 /// Largest `copy_file_range` request, so a huge file reports progress
 /// between calls instead of once at the end.
@@ -22,6 +24,9 @@ pub(super) struct DataCopier {
     reflink_unsupported: bool,
     range_unsupported: bool,
     buffer: Vec<u8>,
+    /// Set by [`DataCopier::hash_next`]: the next copy moves the data
+    /// through the buffer and hashes it on the way (`--verify`).
+    digest: Option<Digest>,
 }
 
 /// Accumulates copied byte counts and forwards them in [`REPORT_STEP`]s.
@@ -66,18 +71,31 @@ impl DataCopier {
         self.range_unsupported = true;
     }
 
+    /// Makes the next [`DataCopier::copy`] hash what it reads; the hash is
+    /// then collected with [`DataCopier::take_digest`].
+    pub(super) fn hash_next(&mut self) {
+        self.digest = Some(Digest::default());
+    }
+
+    /// The hash of the data the last copy read, if it was asked for.
+    pub(super) fn take_digest(&mut self) -> Option<u128> {
+        self.digest.take().map(|digest| digest.finish())
+    }
+
     /// Copies `src` from its current offset to EOF into `dst`, returning the
     /// bytes copied. `size` is the source size from `fstat` at open: a file
-    /// that grows meanwhile is copied up to the EOF the reads meet.
+    /// that grows meanwhile is copied up to the EOF the reads meet. A
+    /// `sparse` source (fewer blocks than its size needs) keeps its holes.
     /// `on_bytes` receives increments that add up to the returned total.
     pub(super) fn copy(
         &mut self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
-        size: u64,
+        (size, sparse): (u64, bool),
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<u64, Failure> {
-        let cloned = if size > 0 && !self.reflink_unsupported {
+        let hashing = self.digest.is_some();
+        let cloned = if size > 0 && !self.reflink_unsupported && !hashing {
             self.try_reflink(src, dst)?
         } else {
             None
@@ -91,9 +109,13 @@ impl DataCopier {
             pending: 0,
             total: 0,
         };
+        if sparse {
+            self.copy_sparse(src, dst, &mut progress)?;
+            return Ok(progress.finish());
+        }
         // An empty file needs one read to confirm EOF: pseudo-files report
         // size 0 yet have contents, and copy_file_range copies nothing from them.
-        if size > 0 && !self.range_unsupported {
+        if size > 0 && !self.range_unsupported && !hashing {
             self.copy_ranges(src, dst, &mut progress)?;
         } else {
             self.read_write(src, dst, &mut progress)?;
@@ -177,9 +199,116 @@ impl DataCopier {
                 Err(err) => return Err(Failure::source("cannot read source", err)),
             };
             write_all(dst, &self.buffer[..filled])?;
+            if let Some(digest) = &mut self.digest {
+                digest.update(&self.buffer[..filled]);
+            }
             progress.add(filled as u64);
         }
     }
+
+    /// Copies only the data extents (`SEEK_DATA`/`SEEK_HOLE`), leaving the
+    /// holes unwritten, then sets the length, so the copy is as sparse as
+    /// the source. A hole still counts as progress, and as zeros in the hash.
+    fn copy_sparse(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), Failure> {
+        let mut pos = rustix::fs::seek(src, SeekFrom::Current(0))
+            .map_err(|e| Failure::source("cannot seek source", e))?;
+        loop {
+            let data = match rustix::fs::seek(src, SeekFrom::Data(pos)) {
+                Ok(data) => data,
+                // No data after `pos`: the rest is one hole up to the end.
+                Err(Errno::NXIO) => break,
+                Err(err) => return Err(Failure::source("cannot find data in source", err)),
+            };
+            self.skip_hole(data - pos, progress);
+            let end = rustix::fs::seek(src, SeekFrom::Hole(data))
+                .map_err(|e| Failure::source("cannot find hole in source", e))?;
+            self.copy_extent(src, dst, data, end, progress)?;
+            pos = end;
+        }
+        let size = rustix::fs::fstat(src)
+            .map(|st| u64::try_from(st.st_size).unwrap_or(0))
+            .map_err(|e| Failure::source("cannot stat source", e))?;
+        self.skip_hole(size.saturating_sub(pos), progress);
+        rustix::fs::ftruncate(dst, size.max(pos)).map_err(|e| Failure::dest("cannot set size", e))
+    }
+
+    fn skip_hole(&mut self, len: u64, progress: &mut Progress<'_>) {
+        if let Some(digest) = &mut self.digest {
+            let zeros = [0u8; 64 << 10];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64);
+                digest.update(&zeros[..n as usize]);
+                left -= n;
+            }
+        }
+        progress.add(len);
+    }
+
+    /// Copies bytes `start..end` to the same offsets, in-kernel unless the
+    /// data is to be hashed or the kernel cannot.
+    fn copy_extent(
+        &mut self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        start: u64,
+        end: u64,
+        progress: &mut Progress<'_>,
+    ) -> Result<(), Failure> {
+        let (mut off_in, mut off_out) = (start, start);
+        while off_in < end && self.digest.is_none() && !self.range_unsupported {
+            let len = ((end - off_in) as usize).min(RANGE_CHUNK);
+            match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), len)
+            {
+                Ok(0) => return Ok(()),
+                Ok(n) => progress.add(n as u64),
+                Err(Errno::INTR) => {}
+                Err(err) if is_no_space(err) => {
+                    return Err(Failure::dest("cannot write destination", err));
+                }
+                Err(_) => self.range_unsupported = true,
+            }
+        }
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; BUFFER_SIZE];
+        }
+        while off_in < end {
+            let want = ((end - off_in) as usize).min(self.buffer.len());
+            let n = match rustix::io::pread(src, &mut self.buffer[..want], off_in) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(err) => return Err(Failure::source("cannot read source", err)),
+            };
+            pwrite_all(dst, &self.buffer[..n], off_in)?;
+            if let Some(digest) = &mut self.digest {
+                digest.update(&self.buffer[..n]);
+            }
+            off_in += n as u64;
+            progress.add(n as u64);
+        }
+        Ok(())
+    }
+}
+
+fn pwrite_all(dst: BorrowedFd<'_>, mut data: &[u8], mut offset: u64) -> Result<(), Failure> {
+    while !data.is_empty() {
+        match rustix::io::pwrite(dst, data, offset) {
+            Ok(0) => return Err(Failure::dest("cannot write destination", Errno::IO)),
+            Ok(n) => {
+                data = &data[n..];
+                offset += n as u64;
+            }
+            Err(Errno::INTR) => {}
+            Err(err) => return Err(Failure::dest("cannot write destination", err)),
+        }
+    }
+    Ok(())
 }
 
 fn write_all(dst: BorrowedFd<'_>, mut data: &[u8]) -> Result<(), Failure> {

@@ -6,15 +6,20 @@
 //! linked or renamed to its final name. Destination directories are reached
 //! from the destination root fd without following symlinks.
 
+mod archive;
+mod check;
 mod commit;
 mod data;
 mod dest;
 mod fail;
+mod judge;
 mod source;
+mod test_hook;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_paths;
+mod verify;
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -27,6 +32,7 @@ use commit::Namer;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
+use judge::Judgement;
 
 /// Names of temp files start with this; a later run removes leftovers with
 /// [`remove_stale_temps`].
@@ -37,10 +43,14 @@ pub(crate) const TEMP_PREFIX: &str = ".pcopy-tmp.";
 /// the destination filesystem supports.
 #[derive(Debug)]
 pub(crate) struct Engine {
-    dirs: DirCache,
+    /// `None` only when dry running into a destination that does not
+    /// exist: every job is then new and no directory is ever looked at.
+    dirs: Option<DirCache>,
     namer: Namer,
     data: DataCopier,
     opts: CopyOptions,
+    /// Read buffer for `--checksum` comparisons.
+    scratch: Vec<u8>,
 }
 
 impl Engine {
@@ -48,12 +58,17 @@ impl Engine {
     /// one is followed: the user named it).
     pub(crate) fn new(dst_root: &Path, opts: CopyOptions) -> std::io::Result<Engine> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let root = rustix::fs::open(dst_root, flags, Mode::empty())?;
+        let dirs = match rustix::fs::open(dst_root, flags, Mode::empty()) {
+            Ok(root) => Some(DirCache::new(root)),
+            Err(Errno::NOENT) if opts.dry_run => None,
+            Err(err) => return Err(err.into()),
+        };
         Ok(Engine {
-            dirs: DirCache::new(root),
-            namer: Namer::new(),
+            dirs,
+            namer: Namer::new(&opts.temp_tag),
             data: DataCopier::default(),
             opts,
+            scratch: Vec::new(),
         })
     }
 
@@ -64,6 +79,14 @@ impl Engine {
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
         let result = DestPath::parse(&job.rel_dst).and_then(|dest| {
+            let exists = match self.judge(job, &dest)? {
+                Judgement::Skip(reason) => return Ok(Outcome::Skipped { reason }),
+                Judgement::Write { exists } => exists,
+            };
+            if self.opts.dry_run {
+                return self.would_copy(job, exists);
+            }
+            self.namer.expect_existing(exists);
             match (&job.kind, self.opts.dereference) {
                 (EntryKind::Symlink, false) => self.copy_symlink(job, &dest, on_bytes, true),
                 (EntryKind::Special, _) => self.recheck_special(job, &dest, on_bytes),
@@ -71,6 +94,7 @@ impl Engine {
                     self.copy_file(job, &dest, on_bytes, true)
                 }
             }
+            .map(|outcome| mark_replaced(outcome, exists))
         });
         result.unwrap_or_else(Failure::into_outcome)
     }
@@ -86,6 +110,7 @@ impl Engine {
         may_redirect: bool,
     ) -> Result<Outcome, Failure> {
         let follow = self.opts.dereference;
+        test_hook::reached(test_hook::Stage::Open, dest);
         let src = match source::open(&job.src, follow) {
             Ok(fd) => fd,
             Err(Errno::LOOP) if !follow && may_redirect => {
@@ -115,15 +140,35 @@ impl Engine {
         dest: &DestPath<'_>,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Outcome, Failure> {
-        let dir = self.dirs.parent(dest.parent)?;
+        let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let file = self.namer.create(dir)?;
+        test_hook::reached(test_hook::Stage::Data, dest);
         let size = u64::try_from(st.st_size).unwrap_or(0);
-        let bytes = self.data.copy(src, file.fd(), size, on_bytes)?;
-        commit::apply_metadata(file.fd(), st)?;
+        // Fewer 512-byte blocks than the size needs: there are holes.
+        let sparse = (st.st_blocks as u64).saturating_mul(512) < size;
+        if self.opts.verify {
+            self.data.hash_next();
+        }
+        let bytes = self.data.copy(src, file.fd(), (size, sparse), on_bytes)?;
+        let owner_kept = match self.opts.archive {
+            true => {
+                archive::copy_xattrs(src, file.fd())?;
+                archive::copy_owner(file.fd(), st)?
+            }
+            false => false,
+        };
+        commit::apply_metadata(file.fd(), st, self.opts.archive && owner_kept)?;
+        if self.opts.fsync {
+            rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
+        }
+        if let Some(expected) = self.data.take_digest() {
+            verify::verify(file.fd(), expected, self.opts.fsync, &mut self.scratch)?;
+        }
         self.namer.commit(file, dir, dest.name)?;
         Ok(Outcome::Copied {
             bytes,
             changed: bytes != size,
+            replaced: false,
         })
     }
 
@@ -148,12 +193,13 @@ impl Engine {
         }
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
-        let dir = self.dirs.parent(dest.parent)?;
+        let dir = parent_dir(&mut self.dirs, dest.parent)?;
         self.namer
-            .place_symlink(dir, dest.name, &target, &commit::source_times(&st))?;
+            .place_symlink(dir, dest.name, &target, &st, self.opts.archive)?;
         Ok(Outcome::Copied {
             bytes: 0,
             changed: false,
+            replaced: false,
         })
     }
 
@@ -171,19 +217,64 @@ impl Engine {
             FileType::RegularFile => self.copy_file(job, dest, on_bytes, false),
             FileType::Symlink => self.copy_symlink(job, dest, on_bytes, false),
             FileType::Directory => Err(source_is_directory()),
+            other if self.opts.archive => self.make_special(&st, other, dest),
             other => Ok(skip_special(other)),
         }
+    }
+
+    /// `-a`: recreates a fifo, socket or device node; skipped with a
+    /// warning when this user may not (a device without root).
+    fn make_special(
+        &mut self,
+        st: &Stat,
+        file_type: FileType,
+        dest: &DestPath<'_>,
+    ) -> Result<Outcome, Failure> {
+        let dir = parent_dir(&mut self.dirs, dest.parent)?;
+        if self.namer.place_node(dir, dest.name, st)? {
+            return Ok(Outcome::Copied {
+                bytes: 0,
+                changed: false,
+                replaced: false,
+            });
+        }
+        let what = archive::special_name(file_type);
+        Ok(Outcome::Skipped {
+            reason: SkipReason::Special {
+                message: format!("cannot recreate {what}: not permitted (needs root); skipped"),
+            },
+        })
+    }
+}
+
+/// The destination directory `rel_parent`, through the engine's cache.
+fn parent_dir<'a>(
+    dirs: &'a mut Option<DirCache>,
+    rel_parent: &[u8],
+) -> Result<BorrowedFd<'a>, Failure> {
+    match dirs {
+        Some(cache) => cache.parent(rel_parent),
+        None => Err(Failure::new(
+            FailKind::Other,
+            "the destination does not exist (dry run)",
+        )),
+    }
+}
+
+/// Records in a copy's outcome that it replaced an existing entry.
+fn mark_replaced(outcome: Outcome, exists: Option<bool>) -> Outcome {
+    match outcome {
+        Outcome::Copied { bytes, changed, .. } => Outcome::Copied {
+            bytes,
+            changed,
+            replaced: exists.unwrap_or(false),
+        },
+        other => other,
     }
 }
 
 fn skip_special(file_type: FileType) -> Outcome {
-    let what = match file_type {
-        FileType::Fifo => "fifo",
-        FileType::Socket => "socket",
-        FileType::CharacterDevice => "character device",
-        FileType::BlockDevice => "block device",
-        _ => "unknown type",
-    };
+    let what = archive::special_name(file_type);
     Outcome::Skipped {
         reason: SkipReason::Special {
             message: format!("skipping special file ({what}); use -a to recreate"),
@@ -201,9 +292,10 @@ fn changing_type() -> Failure {
 
 /// Removes leftover temp files of interrupted runs from the directory at
 /// `dir` (followed if it is a symlink). Returns how many were removed.
-/// Must not run on a directory another pcopy run is writing into.
-pub(crate) fn remove_stale_temps(dir: &Path) -> std::io::Result<u64> {
+/// Must not run on a directory another pcopy run is writing into, except
+/// another shard: `tag` (see [`CopyOptions::temp_tag`]) spares its files.
+pub(crate) fn remove_stale_temps(dir: &Path, tag: &str) -> std::io::Result<u64> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let fd = rustix::fs::open(dir, flags, Mode::empty())?;
-    commit::remove_stale_temps_at(fd.as_fd())
+    commit::remove_stale_temps_at(fd.as_fd(), tag)
 }

@@ -42,6 +42,8 @@ pub(super) fn job(src: &Path, rel_dst: impl AsRef<OsStr>, kind: EntryKind) -> Fi
         src: src.as_os_str().to_owned(),
         rel_dst: rel_dst.as_ref().to_owned(),
         kind,
+        meta: None,
+        fresh: false,
     }
 }
 
@@ -239,7 +241,7 @@ fn file_growing_during_the_copy_is_copied_to_its_new_end_and_flagged() {
     let expected = (9 << 20) + 4096;
     assert!(matches!(
         outcome,
-        Outcome::Copied { bytes, changed: true } if bytes == expected
+        Outcome::Copied { bytes, changed: true, .. } if bytes == expected
     ));
     assert_eq!(
         fs::read(s.dst.join("growing")).expect("read"),
@@ -293,7 +295,10 @@ fn dereference_copies_the_target_and_reports_dangling_links() {
     write_file(&s.src.join("target"), b"pointed at", 0o644);
     symlink("target", s.src.join("link")).expect("symlink");
     symlink("missing", s.src.join("dangling")).expect("symlink");
-    let opts = CopyOptions { dereference: true };
+    let opts = CopyOptions {
+        dereference: true,
+        ..CopyOptions::default()
+    };
     let mut engine = Engine::new(&s.dst, opts).expect("engine");
     let (outcome, _) = run(
         &mut engine,
@@ -404,7 +409,7 @@ fn remove_stale_temps_removes_only_leftover_files() {
     symlink("x", s.dst.join(format!("{TEMP_PREFIX}9.9"))).expect("stale link");
     fs::create_dir(s.dst.join(format!("{TEMP_PREFIX}dir"))).expect("dir");
     fs::write(s.dst.join("keep"), b"keep").expect("keep");
-    assert_eq!(remove_stale_temps(&s.dst).expect("remove"), 2);
+    assert_eq!(remove_stale_temps(&s.dst, "").expect("remove"), 2);
     let mut left: Vec<OsString> = fs::read_dir(&s.dst)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name())

@@ -16,7 +16,11 @@ use super::*;
 /// An engine using `openat2`, and one walking components as on old kernels.
 fn both_lookups(dst: &std::path::Path) -> [Engine; 2] {
     let mut walking = engine(dst);
-    walking.dirs.force_component_walk();
+    walking
+        .dirs
+        .as_mut()
+        .expect("destination exists")
+        .force_component_walk();
     [engine(dst), walking]
 }
 

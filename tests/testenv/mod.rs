@@ -315,3 +315,51 @@ pub fn make_removable(root: &Path) {
         }
     }
 }
+
+/// The JSON object a `--json` run printed on stdout (the whole stdout).
+pub fn json_of(output: &Output) -> serde_json::Value {
+    let stdout = std::str::from_utf8(&output.stdout).expect("stdout is UTF-8");
+    serde_json::from_str(stdout.trim_end())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(output)))
+}
+
+/// Every entry below `root` with its inode, ctime and mtime in
+/// nanoseconds: equal snapshots mean nothing was replaced or rewritten.
+pub fn inode_snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64, i64)> {
+    let mut entries: Vec<_> = walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let meta = entry.metadata().expect("lstat");
+            (
+                entry.path().to_path_buf(),
+                meta.ino(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+            )
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// Sets a file's modification (and access) time, not following symlinks.
+pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
+    let time = rustix::fs::Timespec {
+        tv_sec: secs,
+        tv_nsec: nanos as _,
+    };
+    let times = rustix::fs::Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &times,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .expect("utimensat");
+}

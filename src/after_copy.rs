@@ -1,0 +1,98 @@
+//! What happens once every file is copied: hard links (`-a`), `--delete`,
+//! then directory modes and times (deepest first, after anything that
+//! changes a directory's entries).
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::delete::{self, DeleteSetup};
+use crate::dirmeta::{self, DirMeta};
+use crate::escape::io_reason;
+use crate::hardlinks::{self, LinkJob, LinkPhase};
+use crate::job::FailKind;
+use crate::plan::Plan;
+use crate::report::Reporter;
+
+/// The destination tree after the copy.
+#[derive(Debug)]
+pub(crate) struct Tree<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) plan: &'a Plan,
+    pub(crate) root: BorrowedFd<'a>,
+    /// The destination root, absolute, for messages.
+    pub(crate) dst_root: &'a Path,
+    /// Every job completed and the run was neither interrupted nor stopped.
+    pub(crate) complete: bool,
+    /// Later names of multiply-linked files, to link to their first name.
+    pub(crate) links: Vec<LinkJob>,
+    /// Destination paths whose copy failed.
+    pub(crate) failed: &'a HashSet<OsString>,
+}
+
+/// Runs the phases after the copy; `dirs` are the walked directories.
+pub(crate) fn finish_tree(tree: &Tree<'_>, dirs: Vec<DirMeta>, reporter: &mut Reporter) {
+    link_phase(tree, reporter);
+    delete_phase(tree, reporter);
+    if tree.config.copy.dry_run {
+        return;
+    }
+    let fsync = tree.config.copy.fsync;
+    for failure in dirmeta::apply_all(tree.root, dirs, fsync) {
+        let path = tree.dst_root.join(&failure.rel);
+        reporter.failed(&path, &failure.reason, FailKind::DestIo);
+    }
+    if fsync {
+        // The root's own entries, for a file copied straight into it.
+        if let Err(err) = rustix::fs::fsync(tree.root) {
+            let why = format!("cannot flush directory: {}", io_reason(&err.into()));
+            reporter.failed(tree.dst_root, &why, FailKind::DestIo);
+        }
+    }
+}
+
+/// Links each later name to its first name, which is complete by now.
+fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
+    if tree.links.is_empty() || !tree.complete {
+        return;
+    }
+    let phase = LinkPhase {
+        root: tree.root,
+        failed: tree.failed,
+        dry_run: tree.config.copy.dry_run,
+        temp_tag: &tree.config.copy.temp_tag,
+    };
+    for link in &tree.links {
+        let outcome = hardlinks::make_link(&phase, link);
+        reporter.completed(&link.job, 0, &outcome, std::process::id());
+    }
+}
+
+/// `--delete`, only after a run in which nothing failed: a source that
+/// could not be read would otherwise look deleted (rsync's rule too).
+fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
+    let Some(opts) = tree.config.delete else {
+        return;
+    };
+    if !tree.complete {
+        return;
+    }
+    if reporter.has_failures() {
+        reporter.notice("some entries failed: nothing deleted (--delete)");
+        return;
+    }
+    let setup = DeleteSetup {
+        opts,
+        filter: tree.config.filter.as_deref(),
+        dereference: tree.config.copy.dereference,
+        dry_run: tree.config.copy.dry_run,
+        shard: tree.config.shard,
+        dst_root: tree.dst_root,
+    };
+    let end = delete::delete_extraneous(tree.root, &tree.plan.roots, setup, reporter);
+    if end.limited {
+        reporter.delete_limited(opts.max.unwrap_or(0));
+    }
+}

@@ -1,0 +1,134 @@
+//! What `-a` keeps beyond contents, mode and times: owner and group (where
+//! this user may set them), extended attributes, and fifos, sockets and
+//! device nodes (recreated with `mknodat`).
+
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid, XattrFlags};
+use rustix::io::Errno;
+
+use super::fail::Failure;
+
+/// Gives the new file the source's owner and group, before its mode (a
+/// `chown` clears setuid and setgid). Returns whether both were kept:
+/// only then do setuid and setgid stay. Without the right to give files
+/// away, the group alone is kept where this user belongs to it, as rsync
+/// does; a refusal is not an error.
+pub(super) fn copy_owner(fd: BorrowedFd<'_>, st: &Stat) -> Result<bool, Failure> {
+    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+    match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
+        Ok(()) => return Ok(true),
+        Err(Errno::PERM | Errno::INVAL) => {}
+        Err(err) => return Err(Failure::dest("cannot set owner", err)),
+    }
+    match rustix::fs::fchown(fd, None, Some(gid)) {
+        Ok(()) | Err(Errno::PERM | Errno::INVAL) => Ok(false),
+        Err(err) => Err(Failure::dest("cannot set group", err)),
+    }
+}
+
+/// [`copy_owner`] for an entry that cannot be opened (a symlink or a
+/// special file under its temp name), never following a symlink.
+pub(super) fn copy_owner_at(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Result<bool, Failure> {
+    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+    let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+    match rustix::fs::chownat(dir, name, Some(uid), Some(gid), nofollow) {
+        Ok(()) => return Ok(true),
+        Err(Errno::PERM | Errno::INVAL) => {}
+        Err(err) => return Err(Failure::dest("cannot set owner", err)),
+    }
+    match rustix::fs::chownat(dir, name, None, Some(gid), nofollow) {
+        Ok(()) | Err(Errno::PERM | Errno::INVAL) => Ok(false),
+        Err(err) => Err(Failure::dest("cannot set group", err)),
+    }
+}
+
+/// Copies every extended attribute of `src` to `dst`. Attributes outside
+/// the `user.` namespace that this user may not set (`trusted.`,
+/// `security.` as non-root) are left out silently, as rsync does without
+/// root; a `user.` attribute that cannot be set fails the file.
+pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<(), Failure> {
+    let names = match list_xattrs(src) {
+        Ok(names) => names,
+        Err(Errno::NOTSUP | Errno::NOSYS) => return Ok(()),
+        Err(err) => return Err(Failure::source("cannot list extended attributes", err)),
+    };
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let value = match get_xattr(src, name) {
+            Ok(value) => value,
+            // Removed since the listing.
+            Err(Errno::NODATA) => continue,
+            Err(err) => return Err(Failure::source("cannot read extended attribute", err)),
+        };
+        match rustix::fs::fsetxattr(dst, name, &value, XattrFlags::empty()) {
+            Ok(()) => {}
+            Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) if !name.starts_with(b"user.") => {}
+            Err(err) => {
+                let shown = String::from_utf8_lossy(name);
+                let what = format!("cannot set extended attribute {shown}");
+                return Err(Failure::dest(&what, err));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The NUL-separated attribute names of `fd`.
+fn list_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    loop {
+        let size = rustix::fs::flistxattr_query(fd)?;
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let mut names = vec![0; size];
+        match rustix::fs::flistxattr(fd, &mut names[..]) {
+            Ok(len) => {
+                names.truncate(len);
+                return Ok(names);
+            }
+            // Grew between the two calls.
+            Err(Errno::RANGE) => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+fn get_xattr(fd: BorrowedFd<'_>, name: &[u8]) -> Result<Vec<u8>, Errno> {
+    loop {
+        let size = rustix::fs::fgetxattr_query(fd, name)?;
+        let mut value = vec![0; size];
+        match rustix::fs::fgetxattr(fd, name, &mut value[..]) {
+            Ok(len) => {
+                value.truncate(len);
+                return Ok(value);
+            }
+            Err(Errno::RANGE) => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+/// Creates a node like the special file `st` under `name` in `dir`, mode
+/// 0600 until its metadata is applied. `false` when this user may not (a
+/// device node without root): the caller skips it with a warning.
+pub(super) fn make_node(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Result<bool, Errno> {
+    let file_type = FileType::from_raw_mode(st.st_mode);
+    let mode = Mode::from_raw_mode(0o600);
+    match rustix::fs::mknodat(dir, name, file_type, mode, st.st_rdev) {
+        Ok(()) => Ok(true),
+        Err(Errno::PERM) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// What a special file is called in messages.
+pub(super) fn special_name(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        FileType::CharacterDevice => "character device",
+        FileType::BlockDevice => "block device",
+        _ => "unknown type",
+    }
+}

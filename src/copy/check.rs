@@ -1,0 +1,123 @@
+//! The destination side of the quick check: one `fstatat` relative to the
+//! cached destination directory, content and link-target comparison for
+//! `--checksum`, and bringing an up-to-date entry's mode and mtime in line
+//! without rewriting it.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
+use rustix::io::Errno;
+
+use super::commit;
+use super::fail::Failure;
+use super::source;
+use crate::digest::hash_fd;
+use crate::job::SourceMeta;
+use crate::quick_check::DestMeta;
+
+/// `lstat` of `name` in `dir`; `None` when nothing is there.
+pub(super) fn dest_meta(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<DestMeta>, Failure> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(DestMeta::from_stat(&st))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(err) => Err(Failure::dest("cannot stat destination", err)),
+    }
+}
+
+/// Whether the source file and the regular file `name` in `dir` hold the
+/// same bytes (by xxh3-128 of each).
+pub(super) fn same_contents(
+    src: &OsStr,
+    follow: bool,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    buffer: &mut Vec<u8>,
+) -> Result<bool, Failure> {
+    let source = source::open(src, follow).map_err(|e| Failure::source("cannot open source", e))?;
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let dest = rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map_err(|e| Failure::dest("cannot open destination to compare", e))?;
+    let (src_hash, _) =
+        hash_fd(source.as_fd(), buffer).map_err(|e| Failure::source("cannot read source", e))?;
+    let (dest_hash, _) =
+        hash_fd(dest.as_fd(), buffer).map_err(|e| Failure::dest("cannot read destination", e))?;
+    Ok(src_hash == dest_hash)
+}
+
+/// Whether the source symlink and the one at `name` in `dir` point to the
+/// same bytes.
+pub(super) fn same_link_target(
+    src: &OsStr,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> Result<bool, Failure> {
+    let ours = source::read_link(src).map_err(|e| Failure::source("cannot read link", e))?;
+    let theirs = rustix::fs::readlinkat(dir, name, Vec::new())
+        .map_err(|e| Failure::dest("cannot read destination link", e))?;
+    Ok(ours == theirs)
+}
+
+/// Gives an entry that is already up to date the source's mtime, owner
+/// (`owner`, with `-a`, where permitted) and permission bits where they
+/// differ. A symlink planted at `name` is never followed.
+pub(super) fn refresh(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dest: &DestMeta,
+    src: &SourceMeta,
+    owner: Option<(u32, u32)>,
+) -> Result<(), Failure> {
+    if dest.mtime != src.mtime {
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: 0,
+                tv_nsec: UTIME_OMIT,
+            },
+            last_modification: Timespec {
+                tv_sec: src.mtime.0,
+                tv_nsec: src.mtime.1 as _,
+            },
+        };
+        rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Failure::dest("cannot set times", e))?;
+    }
+    let mut owner_kept = false;
+    if let Some((uid, gid)) = owner {
+        owner_kept = (dest.uid, dest.gid) == (uid, gid) || chown_nofollow(dir, name, uid, gid)?;
+    }
+    let mode = commit::final_mode(src.mode, owner_kept);
+    // A chown clears setuid and setgid, so the mode is looked at again.
+    let chowned = owner.is_some_and(|ids| ids != (dest.uid, dest.gid));
+    if dest.file_type != FileType::Symlink && (dest.mode != mode || chowned) {
+        chmod_nofollow(dir, name, mode)?;
+    }
+    Ok(())
+}
+
+/// `lchown`; `false` when this user may not give the entry away.
+fn chown_nofollow(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> Result<bool, Failure> {
+    let ids = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    match rustix::fs::chownat(dir, name, ids.0, ids.1, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::PERM) => Ok(false),
+        Err(err) => Err(Failure::dest("cannot set owner", err)),
+    }
+}
+
+/// `chmod` of the entry itself: an `O_PATH` descriptor opened without
+/// following, checked to be no symlink, and changed through its
+/// `/proc/self/fd` name (`fchmod` refuses `O_PATH` descriptors).
+fn chmod_nofollow(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> Result<(), Failure> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())
+        .map_err(|e| Failure::dest("cannot open destination to set its mode", e))?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| Failure::dest("cannot stat destination", e))?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return Err(Failure::dest("destination changed type", Errno::LOOP));
+    }
+    let by_fd = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmod(by_fd.as_str(), Mode::from_raw_mode(mode))
+        .map_err(|e| Failure::dest("cannot set mode", e))
+}

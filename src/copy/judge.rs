@@ -1,0 +1,126 @@
+//! The engine's decision before a copy: whether the destination is already
+//! up to date (see [`crate::quick_check`]), and what a dry run reports.
+
+use rustix::fs::FileType;
+
+use super::fail::Failure;
+use super::{DestPath, Engine, check, parent_dir, skip_special, source};
+use crate::job::{EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
+use crate::quick_check::{self, Verdict};
+
+/// What [`Engine::judge`] found.
+pub(super) enum Judgement {
+    Skip(SkipReason),
+    /// Copy; whether something is at the name, when known.
+    Write {
+        exists: Option<bool>,
+    },
+}
+
+impl Engine {
+    /// Decides whether the job needs writing. The destination is looked at
+    /// only when an option can leave it alone and the walker did not create
+    /// its directory in this run (a new file costs no extra syscall).
+    pub(super) fn judge(
+        &mut self,
+        job: &FileJob,
+        dest: &DestPath<'_>,
+    ) -> Result<Judgement, Failure> {
+        if job.fresh {
+            return Ok(Judgement::Write {
+                exists: Some(false),
+            });
+        }
+        let special = job.kind == EntryKind::Special;
+        if !quick_check::looks_at_destination(&self.opts) || special && !self.opts.archive {
+            return Ok(Judgement::Write { exists: None });
+        }
+        let (src_type, src) = self.source_meta(job)?;
+        let follow = self.opts.dereference;
+        let dir = parent_dir(&mut self.dirs, dest.parent)?;
+        let found = check::dest_meta(dir, dest.name)?;
+        let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
+            Verdict::CompareContents if src_type == FileType::Symlink => {
+                same_or_copy(check::same_link_target(&job.src, dir, dest.name)?)
+            }
+            Verdict::CompareContents if src_type == FileType::RegularFile => {
+                let buffer = &mut self.scratch;
+                same_or_copy(check::same_contents(
+                    &job.src, follow, dir, dest.name, buffer,
+                )?)
+            }
+            Verdict::CompareContents => Verdict::Skip(SkipReason::UpToDate),
+            verdict => verdict,
+        };
+        match (verdict, found) {
+            (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
+                let owner = self.opts.archive.then_some((src.uid, src.gid));
+                check::refresh(dir, dest.name, &found, &src, owner)?;
+                Ok(Judgement::Skip(SkipReason::UpToDate))
+            }
+            (Verdict::Skip(reason), _) => Ok(Judgement::Skip(reason)),
+            (Verdict::Copy { replaced }, _) => Ok(Judgement::Write {
+                exists: Some(replaced),
+            }),
+            (Verdict::CompareContents, _) => Ok(Judgement::Write { exists: Some(true) }),
+        }
+    }
+
+    /// The type the copy would create and the source's metadata: the
+    /// walker's, or a fresh `lstat` (`stat` with `-L`) when it sent none.
+    fn source_meta(&self, job: &FileJob) -> Result<(FileType, SourceMeta), Failure> {
+        let follow = self.opts.dereference;
+        if let Some(meta) = job.meta {
+            let file_type = match job.kind {
+                EntryKind::Symlink if !follow => FileType::Symlink,
+                EntryKind::Special => FileType::from_raw_mode(meta.mode),
+                _ => FileType::RegularFile,
+            };
+            return Ok((file_type, meta));
+        }
+        let st = source::stat(&job.src, follow)
+            .map_err(|err| Failure::source("cannot stat source", err))?;
+        let meta = SourceMeta {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+        };
+        Ok((FileType::from_raw_mode(st.st_mode), meta))
+    }
+
+    /// `--dry-run`: what would be written, without writing.
+    pub(super) fn would_copy(
+        &self,
+        job: &FileJob,
+        exists: Option<bool>,
+    ) -> Result<Outcome, Failure> {
+        if job.kind == EntryKind::Special && !self.opts.archive {
+            let st = source::stat(&job.src, self.opts.dereference)
+                .map_err(|err| Failure::source("cannot stat source", err))?;
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile | FileType::Symlink => {}
+                other => return Ok(skip_special(other)),
+            }
+        }
+        let bytes = match (&job.kind, job.meta) {
+            (EntryKind::File, Some(meta)) => meta.size,
+            (EntryKind::Symlink, Some(meta)) if self.opts.dereference => meta.size,
+            _ => 0,
+        };
+        Ok(Outcome::Copied {
+            bytes,
+            changed: false,
+            replaced: exists.unwrap_or(false),
+        })
+    }
+}
+
+fn same_or_copy(same: bool) -> Verdict {
+    match same {
+        true => Verdict::Skip(SkipReason::UpToDate),
+        false => Verdict::Copy { replaced: true },
+    }
+}

@@ -1,0 +1,440 @@
+//! `--delete`: after the copy, removes what is in the destination but not
+//! in the sources, directory by directory.
+//!
+//! Each destination directory is listed beside its source directories (the
+//! union, when several sources go into one directory) and every name the
+//! sources lack is removed. Everything is reached relative to a directory
+//! descriptor, one component at a time, with `O_NOFOLLOW`: a symlink in the
+//! destination is removed as a link, never followed, so nothing outside
+//! the destination can be touched. Excluded names are protected unless
+//! `--delete-excluded`; names of pcopy's temp files are left to the
+//! stale-temp cleanup. With `--max-delete N` the N+1st removal is not done
+//! and the run ends with status 25.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::config::DeleteOptions;
+use crate::copy::TEMP_PREFIX;
+use crate::dirmeta::open_beneath;
+use crate::escape::io_reason;
+use crate::filter::Filter;
+use crate::plan::Root;
+use crate::shard::Shard;
+
+/// Where the removals and problems of the pass are reported.
+pub(crate) trait DeleteSink {
+    /// `rel` (below the destination root) was removed, or would be.
+    fn deleted(&mut self, rel: &OsStr, is_dir: bool);
+    /// Something could not be listed or removed; the pass goes on.
+    fn delete_failed(&mut self, path: &Path, reason: &str);
+}
+
+/// What the pass needs besides the destination root.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeleteSetup<'a> {
+    pub(crate) opts: DeleteOptions,
+    pub(crate) filter: Option<&'a Filter>,
+    /// Follow symlinks in the sources, as the copy did (`-L`).
+    pub(crate) dereference: bool,
+    pub(crate) dry_run: bool,
+    /// Removes only the names of this shard (`--shard`); directories
+    /// both sides have are gone through by every shard.
+    pub(crate) shard: Option<Shard>,
+    /// The destination root as named, for messages.
+    pub(crate) dst_root: &'a Path,
+}
+
+/// How the pass ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DeleteEnd {
+    pub(crate) deleted: u64,
+    /// `--max-delete` stopped the pass.
+    pub(crate) limited: bool,
+}
+
+/// The `--max-delete` limit was reached.
+struct Limit;
+
+/// Removes the extraneous entries below every directory root of the run.
+pub(crate) fn delete_extraneous(
+    root: BorrowedFd<'_>,
+    roots: &[Root],
+    setup: DeleteSetup<'_>,
+    sink: &mut dyn DeleteSink,
+) -> DeleteEnd {
+    let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
+    for source in roots.iter().filter(|r| r.is_dir) {
+        groups.entry(&source.rel_dst).or_default().push(&source.src);
+    }
+    let mut pass = Pass {
+        setup,
+        sink,
+        end: DeleteEnd::default(),
+    };
+    for (rel, sources) in groups {
+        if pass.group(root, rel, &sources).is_err() {
+            pass.end.limited = true;
+            break;
+        }
+    }
+    pass.end
+}
+
+struct Pass<'a, 's> {
+    setup: DeleteSetup<'a>,
+    sink: &'s mut dyn DeleteSink,
+    end: DeleteEnd,
+}
+
+impl Pass<'_, '_> {
+    fn group(&mut self, root: BorrowedFd<'_>, rel: &OsStr, sources: &[&Path]) -> Result<(), Limit> {
+        let dst = match open_beneath(root, rel) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(err) => {
+                self.failed(rel, "cannot open directory", err);
+                return Ok(());
+            }
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut fds = Vec::with_capacity(sources.len());
+        for source in sources {
+            match rustix::fs::open(*source, flags, Mode::empty()) {
+                Ok(fd) => fds.push(fd),
+                Err(err) => {
+                    // Without the source listing nothing here can be judged.
+                    let why = format!("cannot read source directory: {}", reason(err));
+                    self.sink.delete_failed(source, &why);
+                    return Ok(());
+                }
+            }
+        }
+        self.sync_dir(dst.as_fd(), rel, &fds)
+    }
+
+    /// Removes the names in `dst` that no source directory has, and goes
+    /// into the directories both sides have.
+    fn sync_dir(
+        &mut self,
+        dst: BorrowedFd<'_>,
+        rel: &OsStr,
+        sources: &[OwnedFd],
+    ) -> Result<(), Limit> {
+        let mut wanted: HashMap<Vec<u8>, bool> = HashMap::new();
+        for source in sources {
+            match list(source.as_fd(), self.setup.dereference) {
+                Ok(names) => wanted.extend(names),
+                Err(err) => {
+                    let why = format!("cannot list source directory: {}", reason(err));
+                    {
+                        self.sink.delete_failed(&self.path(rel), &why);
+                        return Ok(());
+                    };
+                }
+            }
+        }
+        let present = match list(dst, false) {
+            Ok(names) => names,
+            Err(err) => {
+                self.failed(rel, "cannot list directory", err);
+                return Ok(());
+            }
+        };
+        for (name, is_dir) in present {
+            if name.starts_with(TEMP_PREFIX.as_bytes()) {
+                continue;
+            }
+            let child = join(rel, &name);
+            let excluded = self
+                .setup
+                .filter
+                .is_some_and(|f| f.excludes(&child, is_dir));
+            if excluded && !self.setup.opts.excluded {
+                continue;
+            }
+            match wanted.get(&name) {
+                Some(&src_is_dir) if !excluded && is_dir && src_is_dir => {
+                    self.descend(dst, &name, &child, sources)?;
+                }
+                Some(_) if !excluded => {}
+                _ if self.setup.shard.is_none_or(|s| s.owns(&child)) => {
+                    self.remove(dst, &name, &child, is_dir)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn descend(
+        &mut self,
+        dst: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &OsStr,
+        sources: &[OwnedFd],
+    ) -> Result<(), Limit> {
+        let Ok(child) = open_dir(dst, name, true) else {
+            return Ok(());
+        };
+        let follow = self.setup.dereference;
+        let children: Vec<OwnedFd> = sources
+            .iter()
+            .filter_map(|source| open_dir(source.as_fd(), name, !follow).ok())
+            .collect();
+        self.sync_dir(child.as_fd(), rel, &children)
+    }
+
+    /// Removes `name` from `dir`, a directory with all its contents first.
+    fn remove(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &OsStr,
+        is_dir: bool,
+    ) -> Result<(), Limit> {
+        let mut is_dir = is_dir;
+        if is_dir {
+            match open_dir(dir, name, true) {
+                Ok(fd) => self.empty_dir(fd, rel)?,
+                // Swapped for something else since the listing.
+                Err(Errno::NOTDIR | Errno::LOOP) => is_dir = false,
+                Err(Errno::NOENT) => return Ok(()),
+                Err(err) => {
+                    self.failed(rel, "cannot open directory", err);
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(max) = self.setup.opts.max {
+            if self.end.deleted >= max {
+                return Err(Limit);
+            }
+        }
+        if !self.setup.dry_run {
+            let flags = if is_dir {
+                AtFlags::REMOVEDIR
+            } else {
+                AtFlags::empty()
+            };
+            match rustix::fs::unlinkat(dir, name, flags) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(err) => {
+                    self.failed(rel, "cannot delete", err);
+                    return Ok(());
+                }
+            }
+        }
+        self.end.deleted += 1;
+        self.sink.deleted(rel, is_dir);
+        Ok(())
+    }
+
+    fn empty_dir(&mut self, fd: OwnedFd, rel: &OsStr) -> Result<(), Limit> {
+        let entries = match list(fd.as_fd(), false) {
+            Ok(entries) => entries,
+            Err(err) => {
+                self.failed(rel, "cannot list directory", err);
+                return Ok(());
+            }
+        };
+        if !self.setup.dry_run && !entries.is_empty() {
+            make_writable(fd.as_fd());
+        }
+        for (name, is_dir) in entries {
+            self.remove(fd.as_fd(), &name, &join(rel, &name), is_dir)?;
+        }
+        Ok(())
+    }
+
+    fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {
+        let why = format!("{what}: {}", reason(err));
+        self.sink.delete_failed(&self.path(rel), &why);
+    }
+
+    fn path(&self, rel: &OsStr) -> PathBuf {
+        self.setup.dst_root.join(rel)
+    }
+}
+
+/// The names in `dir` and whether each is a directory (following
+/// symlinks when `follow`), without `.` and `..`.
+fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<(Vec<u8>, bool)>, Errno> {
+    let mut entries = Dir::read_from(dir)?;
+    let mut names = Vec::new();
+    while let Some(entry) = entries.read() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let is_dir = match entry.file_type() {
+            FileType::Directory => true,
+            FileType::Symlink if follow => statat_is_dir(dir, name, AtFlags::empty()),
+            FileType::Unknown => statat_is_dir(dir, name, AtFlags::SYMLINK_NOFOLLOW),
+            _ => false,
+        };
+        names.push((name.to_vec(), is_dir));
+    }
+    Ok(names)
+}
+
+fn statat_is_dir(dir: BorrowedFd<'_>, name: &[u8], flags: AtFlags) -> bool {
+    rustix::fs::statat(dir, name, flags)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+}
+
+fn open_dir(dir: BorrowedFd<'_>, name: &[u8], nofollow: bool) -> Result<OwnedFd, Errno> {
+    let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    if nofollow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+}
+
+/// Best effort: lets a read-only extraneous directory be emptied (a
+/// failure shows up as the removals failing).
+fn make_writable(dir: BorrowedFd<'_>) {
+    if let Ok(st) = rustix::fs::fstat(dir) {
+        if st.st_mode & 0o300 != 0o300 {
+            let _ = rustix::fs::fchmod(dir, Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777));
+        }
+    }
+}
+
+fn join(rel: &OsStr, name: &[u8]) -> OsString {
+    let mut path = rel.as_bytes().to_vec();
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    OsString::from(OsStr::from_bytes(&path))
+}
+
+fn reason(err: Errno) -> String {
+    io_reason(&err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[derive(Default)]
+    struct Recorded {
+        deleted: Vec<String>,
+        failed: Vec<String>,
+    }
+
+    impl DeleteSink for Recorded {
+        fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+            let slash = if is_dir { "/" } else { "" };
+            self.deleted
+                .push(format!("{}{slash}", rel.to_str().unwrap()));
+        }
+        fn delete_failed(&mut self, path: &Path, reason: &str) {
+            self.failed.push(format!("{}: {reason}", path.display()));
+        }
+    }
+
+    fn run(tmp: &Path, opts: DeleteOptions, dry_run: bool) -> (DeleteEnd, Recorded) {
+        let root = rustix::fs::open(
+            tmp.join("dst"),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let roots = [Root {
+            src: tmp.join("src"),
+            rel_dst: OsString::new(),
+            is_dir: true,
+        }];
+        let setup = DeleteSetup {
+            opts,
+            filter: None,
+            dereference: false,
+            dry_run,
+            shard: None,
+            dst_root: &tmp.join("dst"),
+        };
+        let mut sink = Recorded::default();
+        let end = delete_extraneous(root.as_fd(), &roots, setup, &mut sink);
+        sink.deleted.sort();
+        (end, sink)
+    }
+
+    fn tree(tmp: &Path) {
+        for dir in ["src/keep", "dst/keep/gone-dir/deeper", "dst/gone-top"] {
+            fs::create_dir_all(tmp.join(dir)).unwrap();
+        }
+        fs::write(tmp.join("src/keep/file"), "").unwrap();
+        fs::write(tmp.join("dst/keep/file"), "").unwrap();
+        fs::write(tmp.join("dst/keep/extra"), "").unwrap();
+        fs::write(tmp.join("dst/keep/gone-dir/deeper/x"), "").unwrap();
+        fs::create_dir(tmp.join("outside")).unwrap();
+        fs::write(tmp.join("outside/precious"), "").unwrap();
+        std::os::unix::fs::symlink(tmp.join("outside"), tmp.join("dst/keep/link")).unwrap();
+    }
+
+    const ALL: DeleteOptions = DeleteOptions {
+        max: None,
+        excluded: false,
+    };
+
+    #[test]
+    fn extraneous_entries_go_and_links_are_never_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        tree(tmp.path());
+        let (end, sink) = run(tmp.path(), ALL, false);
+        assert_eq!(
+            sink.deleted,
+            [
+                "gone-top/",
+                "keep/extra",
+                "keep/gone-dir/",
+                "keep/gone-dir/deeper/",
+                "keep/gone-dir/deeper/x",
+                "keep/link"
+            ]
+        );
+        assert_eq!(
+            end,
+            DeleteEnd {
+                deleted: 6,
+                limited: false
+            }
+        );
+        assert!(sink.failed.is_empty(), "{:?}", sink.failed);
+        assert!(tmp.path().join("outside/precious").exists());
+        assert!(tmp.path().join("dst/keep/file").exists());
+        assert!(!tmp.path().join("dst/keep/extra").exists());
+    }
+
+    #[test]
+    fn a_dry_run_lists_without_removing_and_the_limit_stops_the_pass() {
+        let tmp = tempfile::tempdir().unwrap();
+        tree(tmp.path());
+        let (end, sink) = run(tmp.path(), ALL, true);
+        assert_eq!((end.deleted, sink.deleted.len()), (6, 6));
+        assert!(tmp.path().join("dst/keep/extra").exists());
+        let limit = DeleteOptions {
+            max: Some(2),
+            excluded: false,
+        };
+        let (end, sink) = run(tmp.path(), limit, false);
+        assert_eq!(
+            end,
+            DeleteEnd {
+                deleted: 2,
+                limited: true
+            }
+        );
+        assert_eq!(sink.deleted.len(), 2);
+    }
+}

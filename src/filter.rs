@@ -1,0 +1,164 @@
+//! `--exclude`, `--include` and `--exclude-from`: gitignore-style patterns
+//! matched against paths relative to the destination root (`a/b.txt` for
+//! `pcopy src/ dst`, `src/a/b.txt` for `pcopy src dst`).
+//!
+//! The patterns are gitignore's (the `ignore` crate's matcher): `*` stays
+//! within one component, `**` crosses them, a leading `/` anchors at the
+//! destination root, a trailing `/` matches directories only, and a pattern
+//! without a slash matches a name at any depth. Rules are taken in
+//! command-line order and the first that matches decides, as in rsync;
+//! gitignore lets the last match decide, so the rules go to the matcher in
+//! reverse. Applied during the walk, so an excluded directory is never
+//! entered.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+use crate::escape::{Escaped, io_reason};
+use crate::exit_codes::{ExitStatus, Fatal};
+
+/// One filter rule from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// `--exclude GLOB`.
+    Exclude(OsString),
+    /// `--include GLOB`: wins over a later `--exclude`.
+    Include(OsString),
+    /// `--exclude-from FILE`: one pattern a line, blank lines and lines
+    /// starting with `#` ignored, `!GLOB` an include.
+    ExcludeFrom(PathBuf),
+}
+
+/// The compiled rules.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    matcher: Gitignore,
+}
+
+impl Filter {
+    /// Compiles the rules (reading `--exclude-from` files); `None` when
+    /// there are none, so an unfiltered walk costs nothing.
+    pub(crate) fn new(rules: &[Rule]) -> Result<Option<Filter>, Fatal> {
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let mut lines = Vec::new();
+        for rule in rules {
+            match rule {
+                Rule::Exclude(glob) => lines.push(pattern_text(glob)?.to_string()),
+                Rule::Include(glob) => lines.push(format!("!{}", pattern_text(glob)?)),
+                Rule::ExcludeFrom(path) => lines.extend(read_rules_file(path)?),
+            }
+        }
+        let mut builder = GitignoreBuilder::new(".");
+        for line in lines.iter().rev() {
+            builder
+                .add_line(None, line)
+                .map_err(|e| usage(format!("bad filter pattern {line:?}: {e}")))?;
+        }
+        let matcher = builder
+            .build()
+            .map_err(|e| usage(format!("bad filter patterns: {e}")))?;
+        Ok(Some(Filter { matcher }))
+    }
+
+    /// Whether the entry at `rel` (relative to the destination root) is
+    /// excluded.
+    pub(crate) fn excludes(&self, rel: &OsStr, is_dir: bool) -> bool {
+        if rel.is_empty() {
+            return false;
+        }
+        self.matcher.matched(Path::new(rel), is_dir).is_ignore()
+    }
+}
+
+fn pattern_text(glob: &OsStr) -> Result<&str, Fatal> {
+    std::str::from_utf8(glob.as_bytes()).map_err(|_| {
+        usage(format!(
+            "filter pattern {} is not valid UTF-8",
+            Escaped::os(glob)
+        ))
+    })
+}
+
+/// The rules of an `--exclude-from` file, in file order.
+fn read_rules_file(path: &Path) -> Result<Vec<String>, Fatal> {
+    let what = |why: String| usage(format!("{}: {why}", Escaped::path(path)));
+    let bytes = std::fs::read(path).map_err(|e| what(format!("cannot read: {}", io_reason(&e))))?;
+    let text = String::from_utf8(bytes).map_err(|_| what("not valid UTF-8".into()))?;
+    Ok(text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+fn usage(message: String) -> Fatal {
+    Fatal::new(ExitStatus::Usage, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(rules: &[Rule]) -> Filter {
+        Filter::new(rules).unwrap().expect("some rules")
+    }
+
+    fn ex(glob: &str) -> Rule {
+        Rule::Exclude(glob.into())
+    }
+
+    fn inc(glob: &str) -> Rule {
+        Rule::Include(glob.into())
+    }
+
+    #[test]
+    fn no_rules_means_no_filter() {
+        assert!(Filter::new(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn gitignore_patterns_match_names_paths_and_directories() {
+        let f = filter(&[ex("*.o"), ex("/build"), ex("cache/"), ex("docs/**/*.tmp")]);
+        let excluded = |rel: &str, dir: bool| f.excludes(OsStr::new(rel), dir);
+        assert!(excluded("main.o", false) && excluded("a/b/main.o", false));
+        assert!(excluded("build", true) && !excluded("sub/build", true));
+        assert!(excluded("x/cache", true) && !excluded("x/cache", false));
+        assert!(excluded("docs/a/b/c.tmp", false) && !excluded("c.tmp", false));
+        assert!(!excluded("main.c", false) && !excluded("", true));
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides() {
+        let f = filter(&[inc("*/"), inc("*.c"), ex("*")]);
+        assert!(!f.excludes(OsStr::new("src"), true));
+        assert!(!f.excludes(OsStr::new("src/main.c"), false));
+        assert!(f.excludes(OsStr::new("src/main.h"), false));
+        let g = filter(&[ex("*.c"), inc("keep.c")]);
+        assert!(g.excludes(OsStr::new("keep.c"), false));
+    }
+
+    #[test]
+    fn exclude_from_reads_patterns_and_negations() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, b"# comment\n\n!important.log\n*.log\n").unwrap();
+        let f = filter(&[Rule::ExcludeFrom(file.path().to_path_buf())]);
+        assert!(f.excludes(OsStr::new("debug.log"), false));
+        assert!(!f.excludes(OsStr::new("important.log"), false));
+        let missing = Filter::new(&[Rule::ExcludeFrom("/nonexistent/rules".into())]);
+        let err = missing.unwrap_err();
+        assert_eq!(err.status, ExitStatus::Usage);
+        assert!(err.message.contains("cannot read"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_non_utf8_pattern_is_a_usage_error() {
+        let bad = Rule::Exclude(OsStr::from_bytes(b"\xff*").to_os_string());
+        assert_eq!(Filter::new(&[bad]).unwrap_err().status, ExitStatus::Usage);
+    }
+}

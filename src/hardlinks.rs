@@ -1,0 +1,205 @@
+//! Hard links under `-a`: every name of a source file with several links
+//! becomes a name of one destination file.
+//!
+//! The walker sees every name, so it decides: the first name of an inode
+//! (keyed by device and inode number) is copied like any file, by whichever
+//! worker takes it; each later name becomes a [`LinkJob`] that the main
+//! thread carries out once every worker is done, linking it to the finished
+//! first copy. So names handled by different workers still end up as one
+//! file, and a link never points at a half-written one.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, Stat};
+use rustix::io::Errno;
+
+use crate::copy::TEMP_PREFIX;
+use crate::dirmeta::open_beneath;
+use crate::escape::io_reason;
+use crate::job::{FailKind, FileJob, Outcome, SkipReason};
+
+/// A later name of a file whose first name is copied as usual.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkJob {
+    /// The later name, as a job (for counting and messages).
+    pub(crate) job: FileJob,
+    /// The first name's path below the destination root.
+    pub(crate) target: OsString,
+}
+
+/// The walker's record of the first name of each multiply-linked file.
+#[derive(Debug, Default)]
+pub(crate) struct LinkTracker {
+    first: HashMap<(u64, u64), OsString>,
+}
+
+impl LinkTracker {
+    /// For a regular file: `None` if `rel` is to be copied (a single link,
+    /// or the first name seen), else the first name to link it to.
+    pub(crate) fn target_for(&mut self, meta: &Metadata, rel: &OsStr) -> Option<OsString> {
+        if meta.nlink() < 2 {
+            return None;
+        }
+        match self.first.entry((meta.dev(), meta.ino())) {
+            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(rel.to_os_string());
+                None
+            }
+        }
+    }
+}
+
+/// What the link phase needs to know.
+#[derive(Debug)]
+pub(crate) struct LinkPhase<'a> {
+    pub(crate) root: BorrowedFd<'a>,
+    /// First names whose copy failed: their later names are not linked.
+    pub(crate) failed: &'a HashSet<OsString>,
+    pub(crate) dry_run: bool,
+    /// The shard's temp-name tag (see `copy::remove_stale_temps`).
+    pub(crate) temp_tag: &'a str,
+}
+
+/// Makes `link.job.rel_dst` a name of the destination file at
+/// `link.target`, replacing whatever is there atomically; skipped when it
+/// already is one.
+pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob) -> Outcome {
+    if phase.failed.contains(&link.target) {
+        return failed("not linked: copying its first name failed", FailKind::Other);
+    }
+    if phase.dry_run {
+        return copied(false);
+    }
+    match link_beneath(phase, &link.target, &link.job.rel_dst) {
+        Ok(outcome) => outcome,
+        Err((what, err)) => failed(
+            &format!("{what}: {}", io_reason(&err.into())),
+            FailKind::DestIo,
+        ),
+    }
+}
+
+type LinkError = (&'static str, Errno);
+
+fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Outcome, LinkError> {
+    let (target_dir, target_name) = split(target);
+    let (link_dir, link_name) = split(rel);
+    let open = |dir| open_beneath(phase.root, dir).map_err(|e| ("cannot open directory", e));
+    let (tdir, ldir) = (open(target_dir)?, open(link_dir)?);
+    let first = lstat(tdir.as_fd(), target_name).map_err(|e| ("cannot find its first name", e))?;
+    let existing = match lstat(ldir.as_fd(), link_name) {
+        Ok(st) if (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino) => {
+            return Ok(Outcome::Skipped {
+                reason: SkipReason::UpToDate,
+            });
+        }
+        Ok(_) => true,
+        Err(Errno::NOENT) => false,
+        Err(err) => return Err(("cannot stat destination", err)),
+    };
+    let link_at = |name: &OsStr| {
+        rustix::fs::linkat(
+            tdir.as_fd(),
+            target_name,
+            ldir.as_fd(),
+            name,
+            AtFlags::empty(),
+        )
+    };
+    if !existing {
+        match link_at(link_name) {
+            Ok(()) => return Ok(copied(false)),
+            Err(Errno::EXIST) => {}
+            Err(err) => return Err(("cannot link", err)),
+        }
+    }
+    // Something else holds the name: link under a temp name, then rename
+    // over it, so the name never goes missing.
+    let temp = temp_name(phase.temp_tag);
+    link_at(&temp).map_err(|e| ("cannot link", e))?;
+    if let Err(err) = rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name) {
+        let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
+        return Err(("cannot rename link into place", err));
+    }
+    Ok(copied(true))
+}
+
+fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Stat, Errno> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// A temp name that the stale-temp cleanup recognizes.
+fn temp_name(tag: &str) -> OsString {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    OsString::from(format!(
+        "{TEMP_PREFIX}{tag}{}.link{seq}",
+        std::process::id()
+    ))
+}
+
+/// The parent directory and the last name of a destination path.
+fn split(rel: &OsStr) -> (&OsStr, &OsStr) {
+    let bytes = rel.as_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(slash) => (
+            OsStr::from_bytes(&bytes[..slash]),
+            OsStr::from_bytes(&bytes[slash + 1..]),
+        ),
+        None => (OsStr::new(""), rel),
+    }
+}
+
+fn copied(replaced: bool) -> Outcome {
+    Outcome::Copied {
+        bytes: 0,
+        changed: false,
+        replaced,
+    }
+}
+
+fn failed(error: &str, kind: FailKind) -> Outcome {
+    Outcome::Failed {
+        error: error.to_string(),
+        kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn only_later_names_of_a_linked_file_become_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("a"), "x").unwrap();
+        fs::hard_link(tmp.path().join("a"), tmp.path().join("b")).unwrap();
+        fs::write(tmp.path().join("single"), "y").unwrap();
+        let mut tracker = LinkTracker::default();
+        let meta = |name: &str| fs::symlink_metadata(tmp.path().join(name)).unwrap();
+        assert_eq!(tracker.target_for(&meta("a"), OsStr::new("d/a")), None);
+        assert_eq!(
+            tracker.target_for(&meta("single"), OsStr::new("single")),
+            None
+        );
+        let later = tracker.target_for(&meta("b"), OsStr::new("d/b"));
+        assert_eq!(later.as_deref(), Some(OsStr::new("d/a")));
+    }
+
+    #[test]
+    fn split_separates_the_last_name() {
+        assert_eq!(
+            split(OsStr::new("a/b/c")),
+            (OsStr::new("a/b"), OsStr::new("c"))
+        );
+        assert_eq!(split(OsStr::new("c")), (OsStr::new(""), OsStr::new("c")));
+    }
+}

@@ -1,0 +1,194 @@
+//! Whether an entry needs copying at all: rsync's quick check (same type,
+//! size and mtime), `--checksum`, `--update` and `--ignore-existing`.
+//!
+//! The decision is a pure function of the source's metadata (from the
+//! walker), the destination's `lstat` (done by the worker, relative to the
+//! destination directory fd it has cached) and the options, so it is
+//! tested here without touching a file system.
+
+use rustix::fs::{FileType, Stat};
+
+use crate::job::{Compare, CopyOptions, SkipReason, SourceMeta};
+
+/// What to do with one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Write it; `replaced` when something is at the name already.
+    Copy { replaced: bool },
+    /// Leave the destination alone.
+    Skip(SkipReason),
+    /// Same type and size under `--checksum`: compare the contents (or the
+    /// link targets) to decide.
+    CompareContents,
+}
+
+/// What the destination has at the entry's name, from `fstatat` without
+/// following a symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DestMeta {
+    pub(crate) file_type: FileType,
+    pub(crate) size: u64,
+    pub(crate) mtime: (i64, i64),
+    /// Permission bits only.
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) rdev: u64,
+}
+
+impl DestMeta {
+    pub(crate) fn from_stat(st: &Stat) -> DestMeta {
+        DestMeta {
+            file_type: FileType::from_raw_mode(st.st_mode),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+        }
+    }
+}
+
+/// Decides from metadata alone. `src_type` is the type the copy would
+/// create (a regular file for a followed symlink).
+pub(crate) fn decide(
+    opts: &CopyOptions,
+    src_type: FileType,
+    src: &SourceMeta,
+    dest: Option<&DestMeta>,
+) -> Verdict {
+    let Some(dest) = dest else {
+        return Verdict::Copy { replaced: false };
+    };
+    if opts.ignore_existing {
+        return Verdict::Skip(SkipReason::Exists);
+    }
+    if opts.update && dest.file_type == src_type && dest.mtime > src.mtime {
+        return Verdict::Skip(SkipReason::NewerInDestination);
+    }
+    let replace = Verdict::Copy { replaced: true };
+    if dest.file_type != src_type || dest.size != src.size || dest.rdev != src.rdev {
+        return replace;
+    }
+    match opts.compare {
+        Compare::Always => replace,
+        Compare::QuickCheck if dest.mtime == src.mtime => Verdict::Skip(SkipReason::UpToDate),
+        Compare::QuickCheck => replace,
+        Compare::Checksum => Verdict::CompareContents,
+    }
+}
+
+/// Whether any option can leave an existing destination entry alone, so
+/// the worker must look at the destination before copying.
+pub(crate) fn looks_at_destination(opts: &CopyOptions) -> bool {
+    opts.compare != Compare::Always || opts.update || opts.ignore_existing || opts.dry_run
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: SourceMeta = SourceMeta {
+        size: 10,
+        mtime: (1_000, 5),
+        mode: 0o100644,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+    };
+
+    fn dest(file_type: FileType, size: u64, mtime: (i64, i64)) -> DestMeta {
+        DestMeta {
+            file_type,
+            size,
+            mtime,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+        }
+    }
+
+    fn opts(compare: Compare) -> CopyOptions {
+        CopyOptions {
+            compare,
+            ..CopyOptions::default()
+        }
+    }
+
+    const FILE: FileType = FileType::RegularFile;
+
+    #[test]
+    fn a_missing_destination_is_always_copied() {
+        let verdict = decide(&opts(Compare::QuickCheck), FILE, &SRC, None);
+        assert_eq!(verdict, Verdict::Copy { replaced: false });
+    }
+
+    #[test]
+    fn quick_check_skips_only_on_same_type_size_and_mtime() {
+        let quick = opts(Compare::QuickCheck);
+        let same = dest(FILE, 10, (1_000, 5));
+        let up_to_date = Verdict::Skip(SkipReason::UpToDate);
+        assert_eq!(decide(&quick, FILE, &SRC, Some(&same)), up_to_date);
+        let replace = Verdict::Copy { replaced: true };
+        for other in [
+            dest(FILE, 11, (1_000, 5)),
+            dest(FILE, 10, (1_000, 6)),
+            dest(FileType::Symlink, 10, (1_000, 5)),
+        ] {
+            assert_eq!(decide(&quick, FILE, &SRC, Some(&other)), replace);
+        }
+        assert_eq!(
+            decide(&opts(Compare::Always), FILE, &SRC, Some(&same)),
+            replace
+        );
+    }
+
+    #[test]
+    fn checksum_compares_contents_only_when_sizes_match() {
+        let sum = opts(Compare::Checksum);
+        let same_size = dest(FILE, 10, (9, 9));
+        assert_eq!(
+            decide(&sum, FILE, &SRC, Some(&same_size)),
+            Verdict::CompareContents
+        );
+        let other_size = dest(FILE, 3, (1_000, 5));
+        assert_eq!(
+            decide(&sum, FILE, &SRC, Some(&other_size)),
+            Verdict::Copy { replaced: true }
+        );
+    }
+
+    #[test]
+    fn update_and_ignore_existing_leave_the_destination_alone() {
+        let update = CopyOptions {
+            update: true,
+            ..opts(Compare::QuickCheck)
+        };
+        let newer = dest(FILE, 99, (2_000, 0));
+        assert_eq!(
+            decide(&update, FILE, &SRC, Some(&newer)),
+            Verdict::Skip(SkipReason::NewerInDestination)
+        );
+        let older = dest(FILE, 99, (10, 0));
+        assert_eq!(
+            decide(&update, FILE, &SRC, Some(&older)),
+            Verdict::Copy { replaced: true }
+        );
+        let existing = CopyOptions {
+            ignore_existing: true,
+            ..opts(Compare::Always)
+        };
+        assert_eq!(
+            decide(&existing, FILE, &SRC, Some(&older)),
+            Verdict::Skip(SkipReason::Exists)
+        );
+    }
+
+    #[test]
+    fn only_the_engine_default_copies_without_looking() {
+        assert!(!looks_at_destination(&CopyOptions::default()));
+        assert!(looks_at_destination(&opts(Compare::QuickCheck)));
+    }
+}

@@ -1,0 +1,245 @@
+//! The walker's side of the destination: creating (or, dry running,
+//! looking for) each directory beneath its parent's descriptor without
+//! following a symlink, and preparing existing ones for the run.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::copy;
+use crate::escape::io_reason;
+use crate::job::FailKind;
+
+/// A destination directory as the walk holds it.
+#[derive(Debug)]
+pub(crate) struct DestDir {
+    /// `None` while dry running, for a directory that does not exist yet.
+    pub(crate) fd: Option<OwnedFd>,
+    /// Created by this run (or would be): nothing in it can exist yet.
+    pub(crate) created: bool,
+}
+
+/// Where a walked directory goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Parent<'a> {
+    /// The destination root itself (a walked root named in DST).
+    Root,
+    Dir(&'a DestDir),
+}
+
+/// Creates and opens destination directories for the walker.
+#[derive(Debug)]
+pub(crate) struct DestDirs {
+    /// `None` only when dry running into a DST that does not exist.
+    root: Option<OwnedFd>,
+    root_new: bool,
+    dry_run: bool,
+    /// Existing destination directories (device, inode) already cleared of
+    /// stale temp files: each only once, before any job of this run can
+    /// have a temp file in it.
+    cleaned: HashSet<(u64, u64)>,
+    /// Spares other shards' temp files (see `copy::remove_stale_temps`).
+    temp_tag: String,
+}
+
+/// Why a directory could not be had, ready for the walker's report.
+pub(crate) type DirFailure = (String, FailKind);
+
+impl DestDirs {
+    pub(crate) fn new(
+        root: Option<OwnedFd>,
+        root_new: bool,
+        dry_run: bool,
+        temp_tag: String,
+    ) -> DestDirs {
+        DestDirs {
+            root_new: root_new || dry_run && root.is_none(),
+            root,
+            dry_run,
+            cleaned: HashSet::new(),
+            temp_tag,
+        }
+    }
+
+    /// Whether single entries copied straight into the root are new.
+    pub(crate) fn root_is_new(&self) -> bool {
+        self.root_new
+    }
+
+    /// The destination directory `rel` beneath `parent`: created, opened or
+    /// (dry running) found absent.
+    pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
+        if rel.is_empty() {
+            return self.enter_root();
+        }
+        let parent_fd = match parent {
+            Parent::Root => self.root.as_ref(),
+            Parent::Dir(dir) => dir.fd.as_ref(),
+        };
+        let Some(parent_fd) = parent_fd else {
+            // Dry run below a directory that does not exist.
+            return Ok(absent());
+        };
+        let parent_fd = parent_fd.as_fd();
+        let name = last_name(rel);
+        if self.dry_run {
+            return match open_dir(parent_fd, name) {
+                Ok(fd) => Ok(DestDir {
+                    fd: Some(fd),
+                    created: false,
+                }),
+                Err(Errno::NOENT) => Ok(absent()),
+                Err(e) => Err(open_failure(e)),
+            };
+        }
+        match rustix::fs::mkdirat(parent_fd, name, Mode::RWXU) {
+            Ok(()) => {
+                let fd = open_dir(parent_fd, name)
+                    .map_err(|e| dest_failure("cannot open new directory", e))?;
+                Ok(DestDir {
+                    fd: Some(fd),
+                    created: true,
+                })
+            }
+            Err(Errno::EXIST) => {
+                let fd = open_dir(parent_fd, name).map_err(open_failure)?;
+                self.prepare_existing(&fd)?;
+                Ok(DestDir {
+                    fd: Some(fd),
+                    created: false,
+                })
+            }
+            Err(e) => Err(dest_failure("cannot create directory", e)),
+        }
+    }
+
+    fn enter_root(&mut self) -> Result<DestDir, DirFailure> {
+        let Some(root) = &self.root else {
+            return Ok(absent());
+        };
+        let fd = rustix::io::fcntl_dupfd_cloexec(root, 0)
+            .map_err(|e| dest_failure("cannot open destination directory", e))?;
+        if !self.dry_run {
+            self.prepare_existing(&fd)?;
+        }
+        Ok(DestDir {
+            fd: Some(fd),
+            created: self.root_new,
+        })
+    }
+
+    /// Makes an existing directory writable for the run (its final mode is
+    /// applied at the end) and removes temp files of an earlier killed run.
+    fn prepare_existing(&mut self, dir: &OwnedFd) -> Result<(), DirFailure> {
+        let st = rustix::fs::fstat(dir).map_err(|e| dest_failure("cannot stat directory", e))?;
+        // Only when this user cannot write otherwise (root can): a chmod,
+        // even one undone at the end, would change the ctime of a
+        // directory that an incremental run leaves alone.
+        if st.st_mode & 0o700 != 0o700 && !writable(dir) {
+            rustix::fs::fchmod(dir, Mode::from_raw_mode(st.st_mode | 0o700))
+                .map_err(|e| dest_failure("cannot make directory writable", e))?;
+        }
+        if self.cleaned.insert((st.st_dev, st.st_ino)) {
+            // The engine's helper takes a path; the fd's /proc name reaches
+            // exactly this directory, whatever happened to its path since.
+            let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+            // Best effort: a leftover that cannot be removed is harmless,
+            // as no final name ever refers to it.
+            let _ = copy::remove_stale_temps(&by_fd, &self.temp_tag);
+        }
+        Ok(())
+    }
+}
+
+fn absent() -> DestDir {
+    DestDir {
+        fd: None,
+        created: true,
+    }
+}
+
+/// Whether this process may create entries in `dir` as it is.
+fn writable(dir: &OwnedFd) -> bool {
+    let by_fd = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let wanted = rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK;
+    rustix::fs::accessat(rustix::fs::CWD, by_fd.as_str(), wanted, AtFlags::EACCESS).is_ok()
+}
+
+fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(parent, name, flags, Mode::empty())
+}
+
+fn open_failure(err: Errno) -> DirFailure {
+    match err {
+        Errno::NOTDIR | Errno::LOOP => (
+            "destination exists and is not a directory".to_string(),
+            FailKind::DestIo,
+        ),
+        e => dest_failure("cannot open destination directory", e),
+    }
+}
+
+fn dest_failure(what: &str, err: Errno) -> DirFailure {
+    (
+        format!("{what}: {}", io_reason(&err.into())),
+        FailKind::DestIo,
+    )
+}
+
+/// The last component of a destination path.
+pub(crate) fn last_name(rel: &OsStr) -> &OsStr {
+    let bytes = rel.as_bytes();
+    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    OsStr::from_bytes(&bytes[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_of(dir: &std::path::Path) -> OwnedFd {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        rustix::fs::open(dir, flags, Mode::empty()).unwrap()
+    }
+
+    #[test]
+    fn last_name_is_the_final_component() {
+        assert_eq!(last_name(OsStr::new("a/b/c")), "c");
+        assert_eq!(last_name(OsStr::new("c")), "c");
+    }
+
+    #[test]
+    fn a_dry_run_creates_nothing_and_finds_what_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("there")).unwrap();
+        let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, true, String::new());
+        let there = dirs.enter(Parent::Root, OsStr::new("there")).unwrap();
+        assert!(there.fd.is_some() && !there.created);
+        let missing = dirs.enter(Parent::Root, OsStr::new("missing")).unwrap();
+        assert!(missing.fd.is_none() && missing.created);
+        let below = dirs
+            .enter(Parent::Dir(&missing), OsStr::new("missing/x"))
+            .unwrap();
+        assert!(below.fd.is_none());
+        assert!(!tmp.path().join("missing").exists());
+    }
+
+    #[test]
+    fn a_real_run_creates_and_reports_new_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, false, String::new());
+        let made = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
+        assert!(made.created && tmp.path().join("made").is_dir());
+        let again = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
+        assert!(!again.created);
+        std::fs::write(tmp.path().join("file"), "f").unwrap();
+        let clash = dirs.enter(Parent::Root, OsStr::new("file")).unwrap_err();
+        assert_eq!(clash.0, "destination exists and is not a directory");
+    }
+}
