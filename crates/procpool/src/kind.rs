@@ -38,6 +38,10 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     type Init: Send + Sync + 'static;
     #[doc(hidden)]
     const NAME: &'static str;
+    /// Chunks per worker an `imap` keeps in flight: enough to fill the
+    /// batches this kind dispatches.
+    #[doc(hidden)]
+    const IMAP_WINDOW_PER_WORKER: usize;
     #[doc(hidden)]
     fn start(pool: &Arc<Shared<Self::Job>>, spec: Arc<WorkerSpec<Self>>) -> Result<Threads, Error>;
     #[doc(hidden)]

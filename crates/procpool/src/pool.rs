@@ -506,7 +506,7 @@ impl<K: Kind> WorkerPool<K> {
     /// Chunks an `imap` keeps in flight: enough to keep every worker busy
     /// with batched dispatch, few enough to bound memory.
     fn window(&self) -> usize {
-        (8 * self.workers()).max(64)
+        (K::IMAP_WINDOW_PER_WORKER * self.workers()).max(64)
     }
 
     pub(crate) fn shared(&self) -> &Shared<K::Job> {

@@ -60,6 +60,9 @@ impl Kind for Process {
     /// The registered initializer's index and encoded arguments.
     type Init = (u32, Vec<u8>);
     const NAME: &'static str = "process";
+    // A frame carries up to BATCH calls; a smaller window would send
+    // smaller frames and pay a round trip for a few calls.
+    const IMAP_WINDOW_PER_WORKER: usize = BATCH;
 
     fn start(
         pool: &Arc<Shared<RemoteJob>>,

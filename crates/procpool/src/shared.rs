@@ -33,6 +33,10 @@ pub(crate) struct Inner<J> {
     pub(crate) state: RunState,
     /// Poppers blocked in `work.wait`; a push only notifies when this is > 0.
     idle: usize,
+    /// Idle poppers already notified but not yet running. Without it, every
+    /// push during a wake-up's latency would notify the same sleeper again,
+    /// one futex call per job.
+    waking: usize,
     /// Worker threads (or I/O threads) that have not exited yet.
     pub(crate) live: usize,
     /// Pids of live worker processes, indexed by worker slot. An I/O thread
@@ -73,6 +77,7 @@ impl<J> Shared<J> {
                 jobs: VecDeque::new(),
                 state: RunState::Running,
                 idle: 0,
+                waking: 0,
                 live: 0,
                 pids: vec![None; workers],
                 started: 0,
@@ -110,7 +115,11 @@ impl<J> Shared<J> {
             _ => return Err(Error::Closed),
         }
         inner.jobs.extend(jobs);
-        let wake = inner.idle.min(inner.jobs.len());
+        let wake = inner
+            .idle
+            .saturating_sub(inner.waking)
+            .min(inner.jobs.len());
+        inner.waking += wake;
         drop(inner);
         for _ in 0..wake {
             self.work.notify_one();
@@ -134,6 +143,7 @@ impl<J> Shared<J> {
                     inner.idle += 1;
                     inner = self.work.wait(inner).unwrap_or_else(|e| e.into_inner());
                     inner.idle -= 1;
+                    inner.waking = inner.waking.saturating_sub(1);
                 }
             }
         }

@@ -24,6 +24,7 @@ impl Kind for Thread {
     type Job = LocalJob;
     type Init = Arc<dyn Fn() + Send + Sync>;
     const NAME: &'static str = "thread";
+    const IMAP_WINDOW_PER_WORKER: usize = 8;
 
     fn start(
         pool: &Arc<Shared<LocalJob>>,
