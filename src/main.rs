@@ -31,7 +31,7 @@ mod xattrs;
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cli::Args;
 use crate::config::Config;
@@ -60,10 +60,19 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(err) => return Ok(clap_exit(&err)),
     };
+    let json = args.json;
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(fatal) => {
             eprintln!("pcopy: {fatal}");
+            if json {
+                let mut report = RunReport::stopped(fatal.status, Duration::ZERO);
+                report.errors.push(ErrorRecord {
+                    path: None,
+                    error: fatal.message,
+                });
+                print_json(&report, false);
+            }
             return Ok(fatal.status.into());
         }
     };
@@ -84,12 +93,7 @@ fn run() -> anyhow::Result<ExitCode> {
         });
     }
     if config.json {
-        // A closed stdout must not turn a finished run into a failure.
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            json::render(&report, config.copy.dry_run)
-        );
+        print_json(&report, config.copy.dry_run);
     }
     Ok(report.status.into())
 }
@@ -121,6 +125,16 @@ fn transfer(config: &Config) -> anyhow::Result<(RunReport, Option<anyhow::Error>
         }
         _ => Ok((report, None)),
     }
+}
+
+/// The `--json` summary on stdout. A closed stdout must not turn a finished
+/// run into a failure, so a write error is ignored.
+fn print_json(report: &RunReport, dry_run: bool) {
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        json::render(report, dry_run)
+    );
 }
 
 /// Prints a clap error, or the help or version text clap reports as one,

@@ -260,12 +260,13 @@ impl Walker {
         let Some(target) = target else {
             return self.add(src, rel, kind, meta, fresh);
         };
+        // A link moves no data: no size to count in the progress totals.
         let job = FileJob {
             id: self.next_id,
             src: src.as_os_str().to_os_string(),
             rel_dst: rel,
             kind,
-            meta,
+            meta: None,
             fresh,
         };
         self.next_id += 1;
