@@ -116,7 +116,7 @@ impl DataCopier {
         // An empty file needs one read to confirm EOF: pseudo-files report
         // size 0 yet have contents, and copy_file_range copies nothing from them.
         if size > 0 && !self.range_unsupported && !hashing {
-            self.copy_ranges(src, dst, &mut progress)?;
+            self.copy_ranges(src, dst, size, &mut progress)?;
         } else {
             self.read_write(src, dst, &mut progress)?;
         }
@@ -148,10 +148,15 @@ impl DataCopier {
     /// In-kernel copy until EOF. Errors other than ENOSPC hand the rest of
     /// the file to read/write, which both works where this does not and tells
     /// a source error from a destination error.
+    ///
+    /// A short copy that ends exactly at `size` (the size at open) is taken
+    /// as EOF, which saves a call per file that would only return 0. A file
+    /// that grew returns more than `size` and is copied on to its new EOF.
     fn copy_ranges(
         &mut self,
         src: BorrowedFd<'_>,
         dst: BorrowedFd<'_>,
+        size: u64,
         progress: &mut Progress<'_>,
     ) -> Result<(), Failure> {
         let mut copied_any = false;
@@ -164,6 +169,9 @@ impl DataCopier {
                 Ok(n) => {
                     copied_any = true;
                     progress.add(n as u64);
+                    if n < RANGE_CHUNK && progress.total == size {
+                        return Ok(());
+                    }
                 }
                 Err(Errno::INTR) => {}
                 Err(err) if is_no_space(err) => {
