@@ -177,6 +177,12 @@ pub(crate) struct Args {
     /// copy, update, skip, mkdir, delete).
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
+
+    /// Files of at least this many bytes are split into ranges copied by
+    /// several workers; 0 never splits. Hidden: for tests (small files)
+    /// and measurements; the default is `split::SPLIT_MIN`.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub(crate) split_min: Option<u64>,
 }
 
 impl Args {

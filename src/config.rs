@@ -53,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) delete: Option<DeleteOptions>,
     /// `--shard K/N`.
     pub(crate) shard: Option<Shard>,
+    /// Files from this size on are split over the workers (0: never).
+    pub(crate) split_min: u64,
 }
 
 /// How `--delete` may remove destination entries.
@@ -108,6 +110,7 @@ impl Config {
             filter,
             delete,
             shard: args.shard,
+            split_min: args.split_min.unwrap_or(crate::split::SPLIT_MIN),
         })
     }
 

@@ -38,6 +38,32 @@ pub(crate) struct FileJob {
     /// The walker created the destination directory of this entry in this
     /// run, so nothing can be at `rel_dst` yet: no need to look.
     pub fresh: bool,
+    /// Set when this job is one part of a large file split over several
+    /// workers: only this byte range is copied, into the file's temp.
+    pub range: Option<FileRange>,
+}
+
+/// One part of a file copied by several workers (see `crate::split`).
+///
+/// The walker created the temp file, already at the full size; each part
+/// writes its bytes at their own offsets, and the main thread names the
+/// temp once every part is done.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct FileRange {
+    /// The job id of the file's first part: names the file among splits.
+    pub split: u64,
+    /// Which part this is, from 0, and how many the file has.
+    pub part: u32,
+    pub parts: u32,
+    /// The bytes this part copies.
+    pub offset: u64,
+    pub len: u64,
+    /// The temp file's name in the destination directory.
+    pub temp: OsString,
+    /// The source inode the walker saw: a part that opens another file
+    /// (the source was replaced) fails instead of mixing two files.
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// The parts of a source `lstat` the quick check compares.

@@ -24,6 +24,7 @@ mod quick_check;
 mod report;
 mod shard;
 mod signals;
+mod split;
 mod walk;
 mod walk_dest;
 mod worker;

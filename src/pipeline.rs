@@ -37,9 +37,10 @@ use crate::dirmeta::{self, DirMeta};
 use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::hardlinks::LinkJob;
-use crate::job::{FailKind, FileJob, Outcome};
+use crate::job::{Completion, FailKind, FileJob, Outcome};
 use crate::plan::Plan;
 use crate::report::Reporter;
+use crate::split::{self, Splits, Splitter};
 use crate::walk::{self, BATCH_FILES, WalkEvent, WalkSetup};
 use crate::worker::{WorkerArgs, WorkerEvent, WorkerSetup, WorkerStop, WorkerSummary, Workers};
 use crate::{copy, signals};
@@ -82,6 +83,7 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
         archive: config.copy.archive,
         filter: config.filter.clone(),
         shard: config.shard,
+        splitter: Splitter::new(config.split_min, workers, &config.copy),
         jobs: jobs.clone(),
         wake: done.clone(),
         events,
@@ -95,8 +97,12 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
         dst_root: dst_root.into_os_string(),
         opts: config.copy.clone(),
     };
+    let splits = Splits::new(
+        root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
+        config.copy.clone(),
+    );
     let mut supervisor = Supervisor::new(
-        (config, plan),
+        (config, plan, splits),
         reporter,
         &manager,
         pool,
@@ -170,11 +176,13 @@ struct Supervisor<'r> {
     links: Vec<LinkJob>,
     /// Destination paths whose copy failed (`-a` only, for `links`).
     failed_rels: HashSet<OsString>,
+    /// Large files copied in parts, until their last part ends.
+    splits: Splits,
 }
 
 impl<'r> Supervisor<'r> {
     fn new(
-        (config, plan): (&'r Config, &'r Plan),
+        (config, plan, splits): (&'r Config, &'r Plan, Splits),
         reporter: &'r mut Reporter,
         manager: &'r Manager,
         pool: Workers,
@@ -205,6 +213,7 @@ impl<'r> Supervisor<'r> {
             fatal: None,
             links: Vec::new(),
             failed_rels: HashSet::new(),
+            splits,
         }
     }
 
@@ -264,7 +273,7 @@ impl<'r> Supervisor<'r> {
         loop {
             match self.walk_events.try_recv() {
                 Ok(WalkEvent::Queued { jobs, bytes }) => {
-                    self.reporter.queued(jobs.len() as u64, bytes);
+                    self.reporter.queued(split::files_in(&jobs), bytes);
                     for job in jobs {
                         self.pending.insert(job.id, Pending { job, reported: 0 });
                     }
@@ -312,25 +321,34 @@ impl<'r> Supervisor<'r> {
                         self.reporter.bytes_copied(bytes);
                     }
                 }
-                WorkerEvent::Done(completion) => {
-                    if let Some(pending) = self.pending.remove(&completion.id) {
-                        if let Outcome::Failed { .. } = completion.outcome {
-                            // Later names of this file must not be linked.
-                            if self.config.copy.archive {
-                                self.failed_rels.insert(pending.job.rel_dst.clone());
-                            }
-                        }
-                        self.reporter.completed(
-                            &pending.job,
-                            pending.reported,
-                            &completion.outcome,
-                            completion.worker_pid,
-                        );
-                    }
-                }
+                WorkerEvent::Done(completion) => self.job_done(completion),
             }
         }
         Ok(())
+    }
+
+    fn job_done(&mut self, completion: Completion) {
+        let Some(Pending { job, reported }) = self.pending.remove(&completion.id) else {
+            return;
+        };
+        // A part of a split file ends the file only if it is the last.
+        let ended = match job.range {
+            Some(_) => self
+                .splits
+                .part_done(job, reported, completion.outcome, self.reporter),
+            None => Some((job, reported, completion.outcome)),
+        };
+        let Some((job, reported, outcome)) = ended else {
+            return;
+        };
+        if let Outcome::Failed { .. } = outcome {
+            // Later names of this file must not be linked.
+            if self.config.copy.archive {
+                self.failed_rels.insert(job.rel_dst.clone());
+            }
+        }
+        self.reporter
+            .completed(&job, reported, &outcome, completion.worker_pid);
     }
 
     fn drain_done(&mut self) -> anyhow::Result<()> {
@@ -417,7 +435,7 @@ impl<'r> Supervisor<'r> {
             jobs.push(pending.job.clone());
         }
         jobs.sort_by_key(|job| job.id);
-        let count = jobs.len();
+        let count = split::distinct_files(&jobs);
         let batches: Vec<Vec<FileJob>> =
             jobs.chunks(BATCH_FILES).map(<[FileJob]>::to_vec).collect();
         let tasks = batches.len().min(self.workers);
@@ -496,10 +514,40 @@ impl<'r> Supervisor<'r> {
             };
             after_copy::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
         }
+        self.abandon_splits();
         self.account_for_pending();
         RunEnd {
             interrupted: self.interrupted,
             fatal: self.fatal,
+        }
+    }
+
+    /// Split files with parts that never ended count once each, like any
+    /// other job left pending; their temps are removed.
+    fn abandon_splits(&mut self) {
+        let parts: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.job.range.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        let left = parts
+            .into_iter()
+            .filter_map(|id| self.pending.remove(&id))
+            .map(|p| (p.job, p.reported))
+            .collect();
+        for (job, reported) in self.splits.abandon(left) {
+            self.reporter.restarted(reported);
+            if self.interrupted {
+                self.reporter.not_copied(1);
+                continue;
+            }
+            let why = match self.fatal {
+                Some(_) => "not copied: the run stopped early",
+                None => "not copied: a worker copying part of it was lost, also on the retry",
+            };
+            self.reporter
+                .failed(Path::new(&job.src), why, FailKind::Other);
         }
     }
 

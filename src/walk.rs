@@ -9,7 +9,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -25,9 +25,10 @@ use crate::dirmeta::DirMeta;
 use crate::escape::io_reason;
 use crate::filter::Filter;
 use crate::hardlinks::{LinkJob, LinkTracker};
-use crate::job::{EntryKind, FailKind, FileJob, SourceMeta};
+use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::shard::Shard;
+use crate::split::{SplitStart, Splitter};
 use crate::walk_dest::{DestDir, DestDirs, Parent};
 use crate::worker::WorkerEvent;
 
@@ -75,6 +76,8 @@ pub(crate) struct WalkSetup {
     pub(crate) filter: Option<Arc<Filter>>,
     /// Only this shard's files are queued; every directory is made.
     pub(crate) shard: Option<Shard>,
+    /// Splits large files over the workers; `None`: never.
+    pub(crate) splitter: Option<Splitter>,
     pub(crate) jobs: Queue<Vec<FileJob>>,
     /// The done queue, only to wake the main thread when the walk ends.
     pub(crate) wake: Queue<Vec<WorkerEvent>>,
@@ -94,6 +97,7 @@ pub(crate) fn walk(setup: WalkSetup) {
         archive: setup.archive,
         filter: setup.filter,
         shard: setup.shard,
+        splitter: setup.splitter,
         links: LinkTracker::default(),
         jobs: setup.jobs,
         events: setup.events,
@@ -133,6 +137,7 @@ struct Walker {
     archive: bool,
     filter: Option<Arc<Filter>>,
     shard: Option<Shard>,
+    splitter: Option<Splitter>,
     links: LinkTracker,
     jobs: Queue<Vec<FileJob>>,
     events: Sender<WalkEvent>,
@@ -198,8 +203,12 @@ impl Walker {
                 continue;
             }
             let kind = entry_kind(file_type);
-            let fresh = dirs.get(depth.wrapping_sub(1)).is_some_and(|d| d.created);
-            self.add_entry(entry.path(), rel, (kind, entry.metadata().ok()), fresh)?;
+            let parent = dirs.get(depth.wrapping_sub(1));
+            let place = Place {
+                fresh: parent.is_some_and(|d| d.created),
+                dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
+            };
+            self.add_entry(entry.path(), rel, (kind, entry.metadata().ok()), place)?;
         }
         Ok(())
     }
@@ -224,8 +233,13 @@ impl Walker {
                 if self.excluded(&rel, false) {
                     return Ok(());
                 }
-                let fresh = self.dest.root_is_new();
-                self.add_entry(&root.src, rel, (kind, Some(meta)), fresh)
+                // Not split: the parent may be below the root, and a single
+                // file's directory is never cleared of stale temps.
+                let place = Place {
+                    fresh: self.dest.root_is_new(),
+                    dir: None,
+                };
+                self.add_entry(&root.src, rel, (kind, Some(meta)), place)
             }
             Err(err) => {
                 let kind = vanished_or(&err, FailKind::SourceIo);
@@ -241,8 +255,9 @@ impl Walker {
         src: &Path,
         rel: OsString,
         (kind, md): (EntryKind, Option<Metadata>),
-        fresh: bool,
+        place: Place<'_>,
     ) -> Result<(), Stopped> {
+        let fresh = place.fresh;
         let meta = md.as_ref().map(source_meta);
         let linked = md
             .as_ref()
@@ -258,6 +273,11 @@ impl Walker {
         }
         let target = linked.and_then(|md| self.links.target_for(md, &rel));
         let Some(target) = target else {
+            if let (Some(dir), Some(md)) = (place.dir, &md) {
+                if let Some(split) = self.try_split(dir, &rel, md, fresh)? {
+                    return self.add_split(src, rel, md, fresh, split);
+                }
+            }
             return self.add(src, rel, kind, meta, fresh);
         };
         // A link moves no data: no size to count in the progress totals.
@@ -268,6 +288,7 @@ impl Walker {
             kind,
             meta: None,
             fresh,
+            range: None,
         };
         self.next_id += 1;
         let event = WalkEvent::HardLink(LinkJob { job, target });
@@ -296,6 +317,7 @@ impl Walker {
             kind,
             meta,
             fresh,
+            range: None,
         });
         self.next_id += 1;
         self.batch_bytes += size;
@@ -303,6 +325,65 @@ impl Walker {
             || self.batch_bytes >= BATCH_BYTES
             || self.batch_started.elapsed() >= BATCH_AGE
         {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes the temp of a file to split, if it is one (see `Splitter`).
+    fn try_split(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &OsStr,
+        md: &Metadata,
+        fresh: bool,
+    ) -> Result<Option<SplitStart>, Stopped> {
+        if !self.splitter.as_ref().is_some_and(|s| s.wants(md)) {
+            return Ok(None);
+        }
+        // What is batched goes first: from the temp's creation on, nothing
+        // may stop the walk before the main thread hears of the temp.
+        self.flush()?;
+        let splitter = self.splitter.as_ref();
+        Ok(splitter.and_then(|s| s.start(dir, last_name(rel), md, fresh)))
+    }
+
+    /// Queues the parts of a split file, each in a batch of its own so
+    /// that different workers take them. The temp exists from here on: the
+    /// main thread learns of it with the first part, which is announced
+    /// before anything else can stop the walk.
+    fn add_split(
+        &mut self,
+        src: &Path,
+        rel_dst: OsString,
+        md: &Metadata,
+        fresh: bool,
+        split: SplitStart,
+    ) -> Result<(), Stopped> {
+        let first = self.next_id;
+        let parts = split.ranges.len() as u32;
+        for (part, &(offset, len)) in split.ranges.iter().enumerate() {
+            let range = FileRange {
+                split: first,
+                part: part as u32,
+                parts,
+                offset,
+                len,
+                temp: split.temp.clone(),
+                dev: md.dev(),
+                ino: md.ino(),
+            };
+            self.batch.push(FileJob {
+                id: self.next_id,
+                src: src.as_os_str().to_os_string(),
+                rel_dst: rel_dst.clone(),
+                kind: EntryKind::File,
+                meta: Some(source_meta(md)),
+                fresh,
+                range: Some(range),
+            });
+            self.next_id += 1;
+            self.batch_bytes += len;
             self.flush()?;
         }
         Ok(())
@@ -380,6 +461,21 @@ impl Walker {
         };
         self.events.send(event).map_err(|_| Stopped)
     }
+}
+
+/// Where an entry goes: the destination directory, when the walk holds
+/// it open, and whether this run created it (so nothing is in it yet).
+#[derive(Debug, Clone, Copy)]
+struct Place<'d> {
+    fresh: bool,
+    dir: Option<BorrowedFd<'d>>,
+}
+
+/// The last component of a destination path.
+fn last_name(rel: &OsStr) -> &OsStr {
+    let bytes = rel.as_bytes();
+    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    OsStr::from_bytes(&bytes[start..])
 }
 
 /// What the quick check needs from a source `lstat`.

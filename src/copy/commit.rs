@@ -15,7 +15,7 @@ use crate::job::FailKind;
 
 /// Attempts at a fresh temp name before giving up; a collision needs another
 /// process with our pid and counter value, or a stale temp that was not removed.
-const TEMP_NAME_ATTEMPTS: u32 = 16;
+pub(super) const TEMP_NAME_ATTEMPTS: u32 = 16;
 
 /// Shared by all engines of the process (threads may each run one), so two
 /// engines in one process never pick the same temp name.
@@ -24,7 +24,7 @@ static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 /// The stem (a shard's tag and the pid of the engine's process, looked up
 /// once) and a sequence number make names unique between concurrent
 /// workers; `O_EXCL` catches the rest.
-fn next_temp_name(stem: &str) -> CString {
+pub(super) fn next_temp_name(stem: &str) -> CString {
     let seq = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let name = format!("{TEMP_PREFIX}{stem}.{seq}");
     // The formatted name is ASCII digits and the prefix: no NUL inside.

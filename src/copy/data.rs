@@ -123,6 +123,25 @@ impl DataCopier {
         Ok(progress.finish())
     }
 
+    /// Copies `len` bytes from `offset` of `src` to the same offset of
+    /// `dst` (one part of a split file), stopping early at the source's
+    /// EOF. `on_bytes` receives increments that add up to the result.
+    pub(super) fn copy_range(
+        &mut self,
+        (src, dst): (BorrowedFd<'_>, BorrowedFd<'_>),
+        offset: u64,
+        len: u64,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> Result<u64, Failure> {
+        let mut progress = Progress {
+            sink: on_bytes,
+            pending: 0,
+            total: 0,
+        };
+        self.copy_extent(src, dst, offset, offset.saturating_add(len), &mut progress)?;
+        Ok(progress.finish())
+    }
+
     /// Shares the source's extents (FICLONE). `None` means "copy instead".
     fn try_reflink(
         &mut self,

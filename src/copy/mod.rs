@@ -13,6 +13,8 @@ mod data;
 mod dest;
 mod fail;
 mod judge;
+mod mapped;
+mod range;
 mod source;
 mod test_hook;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
 use judge::Judgement;
+pub(crate) use range::{SplitCopy, commit_split, create_split_temp, discard_split_temp};
 
 /// Names of temp files start with this; a later run removes leftovers with
 /// [`remove_stale_temps`].
@@ -79,6 +82,11 @@ impl Engine {
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
         let result = DestPath::parse(&job.rel_dst).and_then(|dest| {
+            // A part of a split file: nothing to judge, the walker found
+            // nothing at the name and made the temp.
+            if let Some(range) = &job.range {
+                return self.copy_part(job, range, &dest, on_bytes);
+            }
             let exists = match self.judge(job, &dest)? {
                 Judgement::Skip(reason) => return Ok(Outcome::Skipped { reason }),
                 Judgement::Write { exists } => exists,

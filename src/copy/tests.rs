@@ -44,6 +44,7 @@ pub(super) fn job(src: &Path, rel_dst: impl AsRef<OsStr>, kind: EntryKind) -> Fi
         kind,
         meta: None,
         fresh: false,
+        range: None,
     }
 }
 

@@ -1,0 +1,361 @@
+//! Large files copied by several workers at once, one byte range each.
+//!
+//! One worker copying a file alone is bounded by one CPU; a file of a
+//! gigabyte would keep the others idle. Above [`SPLIT_MIN`], when nothing is
+//! at the destination name yet, the walker ([`Splitter`]) makes the file's
+//! temp at its full size and queues one job per part; the workers copy the
+//! parts (`copy::Engine`), and the main thread ([`Splits`]) gathers their
+//! completions and, when the last part is done, names the temp
+//! (`copy::commit_split`), or removes it if any part failed.
+//!
+//! Who owns what: the walker creates each temp and hands it, with the
+//! parts, to the main thread (parts are announced before they are queued);
+//! from then on only the main thread removes or names it. Workers only
+//! write into it, by name, never creating it. A split file counts as one
+//! file in every total, its bytes once.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::Metadata;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::AtFlags;
+use rustix::io::Errno;
+
+use crate::copy::{self, SplitCopy};
+use crate::job::{CopyOptions, FailKind, FileJob, Outcome};
+use crate::report::Reporter;
+
+/// Files from this size on are split, by default (`--split-min`). Parts of
+/// one file written at once mostly take turns on the inode lock (see
+/// `copy::mapped`), so a split gains only over a worker copying the file
+/// alone, and loses against workers copying different files: measured on
+/// tmpfs with two workers, 8 files of 128 MiB copy 1.26× slower split at
+/// 64 MiB, and as fast as before unsplit; a 1 GiB file copies about 1.4×
+/// faster split.
+pub(crate) const SPLIT_MIN: u64 = 256 << 20;
+/// Bytes per part (less for a lower threshold, see [`part_ranges`]): small
+/// enough that the faster worker takes more of them, large enough that a
+/// part's setup (opens, a lock, a mapping) costs nothing next to it.
+const PART_LEN: u64 = 32 << 20;
+/// At most this many parts per file: bounds the jobs a huge file adds.
+const MAX_PARTS: u64 = 1024;
+/// Parts are whole multiples of this, so no two parts share a page.
+const PART_ALIGN: u64 = 1 << 12;
+
+/// The byte ranges (offset, length) of a file of `size` bytes split with
+/// threshold `min`: parts of [`PART_LEN`], or `min / 2` if less, so a
+/// file just above the threshold still gives two, and a large one gives
+/// many that workers take as they become free (a worker slowed by a busy
+/// machine, or by the slower mapped path, holds up little).
+pub(crate) fn part_ranges(size: u64, min: u64) -> Vec<(u64, u64)> {
+    let base = (min / 2).min(PART_LEN).max(size.div_ceil(MAX_PARTS));
+    let part = base.div_ceil(PART_ALIGN).max(1) * PART_ALIGN;
+    let mut ranges = Vec::new();
+    let mut offset = 0;
+    while offset < size {
+        let len = part.min(size - offset);
+        ranges.push((offset, len));
+        offset += len;
+    }
+    ranges
+}
+
+/// The walker's half: decides whether a file is split and makes its temp.
+#[derive(Debug, Clone)]
+pub(crate) struct Splitter {
+    /// The threshold in bytes.
+    min: u64,
+    /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
+    tag: String,
+}
+
+/// A file the walker split: its temp's name and its parts.
+#[derive(Debug)]
+pub(crate) struct SplitStart {
+    pub(crate) temp: OsString,
+    pub(crate) ranges: Vec<(u64, u64)>,
+}
+
+impl Splitter {
+    /// `None` when nothing is to be split: a threshold of 0, one worker
+    /// (nobody to share with), a dry run (nothing is written) or
+    /// `--verify` (which hashes each file as one stream).
+    pub(crate) fn new(min: u64, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
+        let useful = min > 0 && workers > 1 && !opts.dry_run && !opts.verify;
+        useful.then(|| Splitter {
+            min,
+            tag: opts.temp_tag.clone(),
+        })
+    }
+
+    /// Whether the file `md` is one to split, if nothing is at its
+    /// destination name: a regular file of at least the threshold, without
+    /// holes (a sparse copy keeps them; one worker does that).
+    pub(crate) fn wants(&self, md: &Metadata) -> bool {
+        let size = md.len();
+        let sparse = md.blocks().saturating_mul(512) < size;
+        md.is_file() && size >= self.min && !sparse
+    }
+
+    /// Makes the temp of the file `md` (which [`Splitter::wants`]) named
+    /// `name` in the destination directory `dir`, if nothing is at that
+    /// name (`fresh`: the directory is new), so there is no quick check
+    /// or update to decide. Any problem means "copy it as one job", which
+    /// reports it properly.
+    pub(crate) fn start(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        md: &Metadata,
+        fresh: bool,
+    ) -> Option<SplitStart> {
+        let size = md.len();
+        if !fresh {
+            match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Err(Errno::NOENT) => {}
+                _ => return None,
+            }
+        }
+        let temp = copy::create_split_temp(dir, &self.tag, size).ok()?;
+        Some(SplitStart {
+            temp,
+            ranges: part_ranges(size, self.min),
+        })
+    }
+}
+
+/// The main thread's half: the split files whose parts are not all done.
+#[derive(Debug)]
+pub(crate) struct Splits {
+    /// The destination root; `None` only in a dry run, which never splits.
+    root: Option<OwnedFd>,
+    opts: CopyOptions,
+    /// By [`crate::job::FileRange::split`].
+    files: HashMap<u64, SplitFile>,
+}
+
+#[derive(Debug)]
+struct SplitFile {
+    /// The first part to end: source, destination and temp of the file.
+    job: FileJob,
+    /// Parts not ended yet.
+    left: u32,
+    /// Bytes the successful parts copied, all shown as progress.
+    bytes: u64,
+    short: bool,
+    /// The first part's failure: the file fails with it.
+    failure: Option<(String, FailKind)>,
+}
+
+/// A split file whose last part ended: report it like a single job that
+/// showed `reported` bytes of progress and ended with `outcome`.
+pub(crate) type FileEnd = (FileJob, u64, Outcome);
+
+impl Splits {
+    pub(crate) fn new(root: Option<OwnedFd>, opts: CopyOptions) -> Splits {
+        Splits {
+            root,
+            opts,
+            files: HashMap::new(),
+        }
+    }
+
+    /// A part ended, after `reported` bytes of progress. Returns the whole
+    /// file's end when this was its last part.
+    pub(crate) fn part_done(
+        &mut self,
+        job: FileJob,
+        reported: u64,
+        outcome: Outcome,
+        reporter: &mut Reporter,
+    ) -> Option<FileEnd> {
+        let range = job.range.clone()?;
+        let file = self.files.entry(range.split).or_insert_with(|| SplitFile {
+            job,
+            left: range.parts,
+            bytes: 0,
+            short: false,
+            failure: None,
+        });
+        file.left = file.left.saturating_sub(1);
+        match outcome {
+            Outcome::Copied { bytes, changed, .. } => {
+                // The part's progress, made exact now; undone at the end
+                // if the file fails.
+                reporter.bytes_copied(bytes.saturating_sub(reported));
+                reporter.restarted(reported.saturating_sub(bytes));
+                file.bytes += bytes;
+                file.short |= changed;
+            }
+            Outcome::Failed { error, kind } => {
+                reporter.restarted(reported);
+                if file.failure.is_none() {
+                    file.failure = Some((error, kind));
+                    // The parts still to run find no temp and end at once.
+                    discard(self.root.as_ref(), &file.job);
+                }
+            }
+            Outcome::Skipped { .. } => {}
+        }
+        if file.left > 0 {
+            return None;
+        }
+        let file = self.files.remove(&range.split)?;
+        Some(self.finish(file))
+    }
+
+    fn finish(&self, file: SplitFile) -> FileEnd {
+        let outcome = match (file.failure, &self.root, &file.job.range) {
+            (Some((error, kind)), _, _) => Outcome::Failed { error, kind },
+            (None, Some(root), Some(range)) => {
+                let split = SplitCopy {
+                    job: &file.job,
+                    range,
+                    bytes: file.bytes,
+                    short: file.short,
+                };
+                copy::commit_split(std::os::fd::AsFd::as_fd(root), &split, &self.opts)
+            }
+            (None, _, _) => Outcome::Failed {
+                error: "the destination is not open".into(),
+                kind: FailKind::Other,
+            },
+        };
+        (file.job, file.bytes, outcome)
+    }
+
+    /// Gives up every split file not complete at the end of the run: the
+    /// parts in `left` never ended (the run stopped, or their worker was
+    /// lost twice). Removes their temps; returns each file once with the
+    /// progress shown for it.
+    pub(crate) fn abandon(&mut self, left: Vec<(FileJob, u64)>) -> Vec<(FileJob, u64)> {
+        for (job, reported) in left {
+            if let Some(range) = job.range.clone() {
+                let file = self.files.entry(range.split).or_insert_with(|| SplitFile {
+                    job,
+                    left: range.parts,
+                    bytes: 0,
+                    short: false,
+                    failure: None,
+                });
+                file.bytes += reported;
+            }
+        }
+        let mut given_up: Vec<(FileJob, u64)> = self
+            .files
+            .drain()
+            .map(|(_, file)| (file.job, file.bytes))
+            .collect();
+        given_up.sort_by_key(|(job, _)| job.id);
+        for (job, _) in &given_up {
+            discard(self.root.as_ref(), job);
+        }
+        given_up
+    }
+}
+
+fn discard(root: Option<&OwnedFd>, job: &FileJob) {
+    if let (Some(root), Some(range)) = (root, &job.range) {
+        copy::discard_split_temp(std::os::fd::AsFd::as_fd(root), &job.rel_dst, &range.temp);
+    }
+}
+
+/// The files `jobs` belong to: one per ordinary job, one per split file
+/// however many of its parts are there.
+pub(crate) fn distinct_files(jobs: &[FileJob]) -> u64 {
+    let mut splits = std::collections::HashSet::new();
+    jobs.iter()
+        .filter(|job| job.range.as_ref().is_none_or(|r| splits.insert(r.split)))
+        .count() as u64
+}
+
+/// Jobs of a walker batch that are files of their own: one per ordinary
+/// job and one per split file (its first part), for the totals.
+pub(crate) fn files_in(jobs: &[FileJob]) -> u64 {
+    jobs.iter()
+        .filter(|job| job.range.as_ref().is_none_or(|r| r.part == 0))
+        .count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::FileRange;
+
+    #[test]
+    fn parts_cover_the_file_exactly_in_aligned_pieces() {
+        let size = (1 << 30) + 12_345;
+        let ranges = part_ranges(size, SPLIT_MIN);
+        assert_eq!(ranges.len(), 33);
+        assert_eq!(ranges[0], (0, PART_LEN));
+        let mut next = 0;
+        for &(offset, len) in &ranges {
+            assert_eq!(offset, next);
+            assert_eq!(offset % PART_ALIGN, 0);
+            next += len;
+        }
+        assert_eq!(next, size);
+    }
+
+    #[test]
+    fn a_file_at_a_low_threshold_gets_two_parts_and_a_huge_one_at_most_the_cap() {
+        assert_eq!(
+            part_ranges(SPLIT_MIN, SPLIT_MIN).len() as u64,
+            SPLIT_MIN / PART_LEN
+        );
+        assert_eq!(
+            part_ranges(1 << 20, 1 << 20),
+            vec![(0, 1 << 19), (1 << 19, 1 << 19)]
+        );
+        let huge = part_ranges(1 << 50, SPLIT_MIN);
+        assert!(huge.len() as u64 <= MAX_PARTS, "{} parts", huge.len());
+    }
+
+    #[test]
+    fn splitting_is_off_for_one_worker_dry_runs_verify_and_threshold_zero() {
+        let opts = CopyOptions::default();
+        assert!(Splitter::new(SPLIT_MIN, 2, &opts).is_some());
+        assert!(Splitter::new(SPLIT_MIN, 1, &opts).is_none());
+        assert!(Splitter::new(0, 4, &opts).is_none());
+        let dry = CopyOptions {
+            dry_run: true,
+            ..CopyOptions::default()
+        };
+        assert!(Splitter::new(SPLIT_MIN, 2, &dry).is_none());
+        let verify = CopyOptions {
+            verify: true,
+            ..CopyOptions::default()
+        };
+        assert!(Splitter::new(SPLIT_MIN, 2, &verify).is_none());
+    }
+
+    #[test]
+    fn a_split_file_counts_once_in_the_totals() {
+        let part = |part| FileJob {
+            id: 10 + u64::from(part),
+            src: "s".into(),
+            rel_dst: "d".into(),
+            kind: crate::job::EntryKind::File,
+            meta: None,
+            fresh: true,
+            range: Some(FileRange {
+                split: 10,
+                part,
+                parts: 3,
+                offset: 0,
+                len: 1,
+                temp: ".pcopy-tmp.1.0".into(),
+                dev: 0,
+                ino: 0,
+            }),
+        };
+        let mut plain = part(0);
+        plain.range = None;
+        let jobs = vec![plain, part(0), part(1), part(2)];
+        assert_eq!(files_in(&jobs), 2);
+        assert_eq!(distinct_files(&jobs[2..]), 1);
+        assert_eq!(distinct_files(&jobs), 2);
+    }
+}
