@@ -7,6 +7,7 @@
 //! an event channel; a batch is announced there *before* it is put on the
 //! queue, so the main thread knows every job a completion can refer to.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -103,6 +104,7 @@ pub(crate) fn walk(setup: WalkSetup) {
         events: setup.events,
         stop: setup.stop,
         batch: Vec::with_capacity(BATCH_FILES),
+        held: VecDeque::new(),
         batch_bytes: 0,
         batch_started: Instant::now(),
         next_id: 0,
@@ -113,7 +115,7 @@ pub(crate) fn walk(setup: WalkSetup) {
         .iter()
         .try_for_each(|root| walker.walk_root(root));
     if walked.is_ok() {
-        let _ = walker.flush();
+        let _ = walker.flush().and_then(|()| walker.drain_held());
     }
     // Closing lets workers finish once the queue is drained; failure means
     // the manager is gone, which the main thread sees for itself.
@@ -143,6 +145,9 @@ struct Walker {
     events: Sender<WalkEvent>,
     stop: Arc<AtomicBool>,
     batch: Vec<FileJob>,
+    /// Parts of split files not queued yet, one queue per file; the first
+    /// part of each is queued at once, so the main thread knows its temp.
+    held: VecDeque<VecDeque<FileJob>>,
     batch_bytes: u64,
     batch_started: Instant,
     next_id: u64,
@@ -348,10 +353,10 @@ impl Walker {
         Ok(splitter.and_then(|s| s.start(dir, last_name(rel), md, fresh)))
     }
 
-    /// Queues the parts of a split file, each in a batch of its own so
-    /// that different workers take them. The temp exists from here on: the
-    /// main thread learns of it with the first part, which is announced
-    /// before anything else can stop the walk.
+    /// Holds the parts of a split file, to be queued in turns with the
+    /// other split files' (see [`Walker::queue_round`]). The temp exists
+    /// from here on: the main thread learns of it with the first part,
+    /// queued now, before anything else can stop the walk.
     fn add_split(
         &mut self,
         src: &Path,
@@ -362,6 +367,7 @@ impl Walker {
     ) -> Result<(), Stopped> {
         let first = self.next_id;
         let parts = split.ranges.len() as u32;
+        let mut jobs = VecDeque::with_capacity(split.ranges.len());
         for (part, &(offset, len)) in split.ranges.iter().enumerate() {
             let range = FileRange {
                 split: first,
@@ -373,7 +379,7 @@ impl Walker {
                 dev: md.dev(),
                 ino: md.ino(),
             };
-            self.batch.push(FileJob {
+            jobs.push_back(FileJob {
                 id: self.next_id,
                 src: src.as_os_str().to_os_string(),
                 rel_dst: rel_dst.clone(),
@@ -383,18 +389,52 @@ impl Walker {
                 range: Some(range),
             });
             self.next_id += 1;
-            self.batch_bytes += len;
-            self.flush()?;
+        }
+        self.held.push_back(jobs);
+        self.queue_round()
+    }
+
+    /// Queues one part of each split file still holding parts, each part
+    /// as a batch of its own so that different workers take them. Files
+    /// take turns so that workers copy parts of different files when they
+    /// can, which is faster than two on one (see `copy::mapped`); a round
+    /// after every batch moves big files along with the small ones.
+    fn queue_round(&mut self) -> Result<(), Stopped> {
+        for _ in 0..self.held.len() {
+            let Some(mut parts) = self.held.pop_front() else {
+                break;
+            };
+            if let Some(part) = parts.pop_front() {
+                let bytes = part.range.as_ref().map_or(0, |r| r.len);
+                self.put(vec![part], bytes)?;
+            }
+            if !parts.is_empty() {
+                self.held.push_back(parts);
+            }
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<(), Stopped> {
-        if self.batch.is_empty() {
-            return Ok(());
+    /// Queues every part still held (the walk is over).
+    fn drain_held(&mut self) -> Result<(), Stopped> {
+        while !self.held.is_empty() {
+            self.queue_round()?;
         }
-        let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FILES));
-        let bytes = std::mem::take(&mut self.batch_bytes);
+        Ok(())
+    }
+
+    /// Queues the batch, if any, then a round of held parts.
+    fn flush(&mut self) -> Result<(), Stopped> {
+        if !self.batch.is_empty() {
+            let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FILES));
+            let bytes = std::mem::take(&mut self.batch_bytes);
+            self.put(jobs, bytes)?;
+        }
+        self.queue_round()
+    }
+
+    /// Announces `jobs` to the main thread, then puts them on the queue.
+    fn put(&mut self, jobs: Vec<FileJob>, bytes: u64) -> Result<(), Stopped> {
         let announced = WalkEvent::Queued {
             jobs: jobs.clone(),
             bytes,
