@@ -5,59 +5,15 @@
 mod reliability_support;
 mod testenv;
 
-use std::ffi::CString;
 use std::fs;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, is_root, snapshot};
+use reliability_support::{
+    EVENT_TIMEOUT, Gate, Watchdog, hook_available, is_root, mount, snapshot,
+};
 use testenv::{TestEnv, assert_status, normalized_stderr, temp_files};
-
-/// A mount made by the test, unmounted on drop even when an assertion
-/// fails, so no test leaves a mount behind.
-struct Mount(CString);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        // SAFETY: the pointer is a valid NUL-terminated path for the call.
-        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
-/// `mount(2)`; `Err` says why it could not (not root, no permission in
-/// this container), so the caller can skip.
-fn mount(
-    source: Option<&Path>,
-    target: &Path,
-    fstype: Option<&str>,
-    flags: libc::c_ulong,
-    data: Option<&str>,
-) -> std::io::Result<Mount> {
-    let c = |bytes: &[u8]| CString::new(bytes).expect("no NUL in test paths");
-    let source = source.map(|p| c(p.as_os_str().as_bytes()));
-    let target = c(target.as_os_str().as_bytes());
-    let fstype = fstype.map(|s| c(s.as_bytes()));
-    let data = data.map(|s| c(s.as_bytes()));
-    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-    // SAFETY: every pointer is null or a valid NUL-terminated string that
-    // outlives the call.
-    let rc = unsafe {
-        libc::mount(
-            ptr(&source),
-            target.as_ptr(),
-            ptr(&fstype),
-            flags,
-            ptr(&data).cast(),
-        )
-    };
-    if rc == 0 {
-        Ok(Mount(target))
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
 
 /// Remounts the bind mount at `target` read-only.
 fn make_read_only(target: &Path) -> std::io::Result<()> {
