@@ -14,7 +14,7 @@
 //! write into it, by name, never creating it. A split file counts as one
 //! file in every total, its bytes once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::fd::{BorrowedFd, OwnedFd};
@@ -69,6 +69,7 @@ pub(crate) struct Splitter {
     min: u64,
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     tag: String,
+    workers: usize,
 }
 
 /// A file the walker split: its temp's name and its parts.
@@ -87,7 +88,13 @@ impl Splitter {
         useful.then(|| Splitter {
             min,
             tag: opts.temp_tag.clone(),
+            workers,
         })
+    }
+
+    /// How many workers share the parts.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Whether the file `md` is one to split, if nothing is at its
@@ -123,6 +130,60 @@ impl Splitter {
             temp,
             ranges: part_ranges(size, self.min),
         })
+    }
+}
+
+/// The walker's queue of parts not queued yet, one queue per split file.
+///
+/// Two workers on parts of one file are slower than on two files (see
+/// `copy::mapped`), so the files take turns: a round gives one part of
+/// each of the first files, as many files as there are workers. No more
+/// files than that are in progress at once, so files still finish one
+/// after the other, and few temps are half written at any time.
+#[derive(Debug)]
+pub(crate) struct HeldParts {
+    files: VecDeque<VecDeque<FileJob>>,
+    /// How many files take turns: the number of workers.
+    turns: usize,
+}
+
+impl HeldParts {
+    pub(crate) fn new(turns: usize) -> HeldParts {
+        HeldParts {
+            files: VecDeque::new(),
+            turns: turns.max(1),
+        }
+    }
+
+    /// Holds the parts of another file. A file joining those taking turns
+    /// goes first, so that its first part follows a part of another file.
+    pub(crate) fn add(&mut self, parts: VecDeque<FileJob>) {
+        match self.files.len() < self.turns {
+            true => self.files.push_front(parts),
+            false => self.files.push_back(parts),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The next part of each file taking turns.
+    pub(crate) fn round(&mut self) -> Vec<FileJob> {
+        let turns = self.files.len().min(self.turns);
+        let mut parts = Vec::with_capacity(turns);
+        let mut again = Vec::with_capacity(turns);
+        for mut file in self.files.drain(..turns) {
+            parts.extend(file.pop_front());
+            if !file.is_empty() {
+                again.push(file);
+            }
+        }
+        // Files with parts left keep their turn, ahead of those waiting.
+        for file in again.into_iter().rev() {
+            self.files.push_front(file);
+        }
+        parts
     }
 }
 
@@ -331,17 +392,17 @@ mod tests {
         assert!(Splitter::new(SPLIT_MIN, 2, &verify).is_none());
     }
 
-    #[test]
-    fn a_split_file_counts_once_in_the_totals() {
-        let part = |part| FileJob {
-            id: 10 + u64::from(part),
+    /// Part `part` of 3 of the split file `split`, as the walker makes it.
+    fn part_of(split: u64, part: u32) -> FileJob {
+        FileJob {
+            id: split + u64::from(part),
             src: "s".into(),
             rel_dst: "d".into(),
             kind: crate::job::EntryKind::File,
             meta: None,
             fresh: true,
             range: Some(FileRange {
-                split: 10,
+                split,
                 part,
                 parts: 3,
                 offset: 0,
@@ -350,7 +411,35 @@ mod tests {
                 dev: 0,
                 ino: 0,
             }),
+        }
+    }
+
+    #[test]
+    fn two_workers_get_parts_of_two_files_in_turns_and_a_third_waits() {
+        let file = |split| (0..3).map(|part| part_of(split, part)).collect();
+        let names = |parts: Vec<FileJob>| -> Vec<(u64, u32)> {
+            parts
+                .iter()
+                .map(|j| j.range.as_ref().map(|r| (r.split, r.part)).unwrap())
+                .collect()
         };
+        let mut held = HeldParts::new(2);
+        held.add(file(10));
+        assert_eq!(names(held.round()), [(10, 0)]);
+        held.add(file(20));
+        held.add(file(30));
+        assert_eq!(names(held.round()), [(20, 0), (10, 1)]);
+        assert_eq!(names(held.round()), [(20, 1), (10, 2)]);
+        assert_eq!(names(held.round()), [(20, 2), (30, 0)]);
+        assert_eq!(names(held.round()), [(30, 1)]);
+        assert_eq!(names(held.round()), [(30, 2)]);
+        assert!(held.is_empty());
+        assert!(held.round().is_empty());
+    }
+
+    #[test]
+    fn a_split_file_counts_once_in_the_totals() {
+        let part = |part| part_of(10, part);
         let mut plain = part(0);
         plain.range = None;
         let jobs = vec![plain, part(0), part(1), part(2)];

@@ -29,7 +29,7 @@ use crate::hardlinks::{LinkJob, LinkTracker};
 use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::shard::Shard;
-use crate::split::{SplitStart, Splitter};
+use crate::split::{HeldParts, SplitStart, Splitter};
 use crate::walk_dest::{DestDir, DestDirs, Parent};
 use crate::worker::WorkerEvent;
 
@@ -92,6 +92,7 @@ pub(crate) fn walk(setup: WalkSetup) {
     let setup_wake = setup.wake;
     let temp_tag = setup.shard.map(|s| s.temp_tag()).unwrap_or_default();
     let dest = DestDirs::new(setup.dst_root, setup.dst_root_new, setup.dry_run, temp_tag);
+    let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,
         dereference: setup.dereference,
@@ -104,7 +105,7 @@ pub(crate) fn walk(setup: WalkSetup) {
         events: setup.events,
         stop: setup.stop,
         batch: Vec::with_capacity(BATCH_FILES),
-        held: VecDeque::new(),
+        held: HeldParts::new(turns),
         batch_bytes: 0,
         batch_started: Instant::now(),
         next_id: 0,
@@ -145,9 +146,8 @@ struct Walker {
     events: Sender<WalkEvent>,
     stop: Arc<AtomicBool>,
     batch: Vec<FileJob>,
-    /// Parts of split files not queued yet, one queue per file; the first
-    /// part of each is queued at once, so the main thread knows its temp.
-    held: VecDeque<VecDeque<FileJob>>,
+    /// Parts of split files announced but not queued yet.
+    held: HeldParts,
     batch_bytes: u64,
     batch_started: Instant,
     next_id: u64,
@@ -208,11 +208,7 @@ impl Walker {
                 continue;
             }
             let kind = entry_kind(file_type);
-            let parent = dirs.get(depth.wrapping_sub(1));
-            let place = Place {
-                fresh: parent.is_some_and(|d| d.created),
-                dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
-            };
+            let place = Place::in_parent(&dirs, depth);
             self.add_entry(entry.path(), rel, (kind, entry.metadata().ok()), place)?;
         }
         Ok(())
@@ -347,16 +343,18 @@ impl Walker {
             return Ok(None);
         }
         // What is batched goes first: from the temp's creation on, nothing
-        // may stop the walk before the main thread hears of the temp.
-        self.flush()?;
+        // may stop the walk before the main thread hears of the temp. No
+        // round of parts here: the new file's first part goes next.
+        self.flush_batch()?;
         let splitter = self.splitter.as_ref();
         Ok(splitter.and_then(|s| s.start(dir, last_name(rel), md, fresh)))
     }
 
-    /// Holds the parts of a split file, to be queued in turns with the
-    /// other split files' (see [`Walker::queue_round`]). The temp exists
-    /// from here on: the main thread learns of it with the first part,
-    /// queued now, before anything else can stop the walk.
+    /// Announces the parts of a split file and holds them, to be queued in
+    /// turns with other split files' (see [`Walker::queue_round`]). The
+    /// temp exists from here on: the main thread hears of it at once,
+    /// before anything else can stop the walk, and accounts for parts
+    /// that never get queued.
     fn add_split(
         &mut self,
         src: &Path,
@@ -390,27 +388,22 @@ impl Walker {
             });
             self.next_id += 1;
         }
-        self.held.push_back(jobs);
+        let announced = WalkEvent::Queued {
+            jobs: jobs.iter().cloned().collect(),
+            bytes: md.len(),
+        };
+        self.events.send(announced).map_err(|_| Stopped)?;
+        self.held.add(jobs);
         self.queue_round()
     }
 
-    /// Queues one part of each split file still holding parts, each part
-    /// as a batch of its own so that different workers take them. Files
-    /// take turns so that workers copy parts of different files when they
-    /// can, which is faster than two on one (see `copy::mapped`); a round
+    /// Queues a round of held parts (see [`HeldParts::round`]), each part
+    /// as a batch of its own so that different workers take them. A round
     /// after every batch moves big files along with the small ones.
     fn queue_round(&mut self) -> Result<(), Stopped> {
-        for _ in 0..self.held.len() {
-            let Some(mut parts) = self.held.pop_front() else {
-                break;
-            };
-            if let Some(part) = parts.pop_front() {
-                let bytes = part.range.as_ref().map_or(0, |r| r.len);
-                self.put(vec![part], bytes)?;
-            }
-            if !parts.is_empty() {
-                self.held.push_back(parts);
-            }
+        for part in self.held.round() {
+            // Announced with its file in `add_split`.
+            self.jobs.put(vec![part]).map_err(|_| Stopped)?;
         }
         Ok(())
     }
@@ -425,12 +418,17 @@ impl Walker {
 
     /// Queues the batch, if any, then a round of held parts.
     fn flush(&mut self) -> Result<(), Stopped> {
-        if !self.batch.is_empty() {
-            let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FILES));
-            let bytes = std::mem::take(&mut self.batch_bytes);
-            self.put(jobs, bytes)?;
-        }
+        self.flush_batch()?;
         self.queue_round()
+    }
+
+    fn flush_batch(&mut self) -> Result<(), Stopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FILES));
+        let bytes = std::mem::take(&mut self.batch_bytes);
+        self.put(jobs, bytes)
     }
 
     /// Announces `jobs` to the main thread, then puts them on the queue.
@@ -509,6 +507,18 @@ impl Walker {
 struct Place<'d> {
     fresh: bool,
     dir: Option<BorrowedFd<'d>>,
+}
+
+impl Place<'_> {
+    /// Where an entry at `depth` goes: into the directory the walk holds
+    /// at `depth - 1`.
+    fn in_parent(dirs: &[DestDir], depth: usize) -> Place<'_> {
+        let parent = dirs.get(depth.wrapping_sub(1));
+        Place {
+            fresh: parent.is_some_and(|d| d.created),
+            dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
+        }
+    }
 }
 
 /// The last component of a destination path.

@@ -122,6 +122,9 @@ both_kinds! {
             Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
         };
         tree(&env);
+        // Alone: a small file copied while the parts fill the space could
+        // fail too, depending on the order.
+        std::fs::remove_file(env.path("src/small.txt")).unwrap();
         let args = ["--json", "-j", "3", "--split-min", SPLIT_MIN, "src/", "dst"];
         let output = env.run(args);
         assert_status(&output, 23);
@@ -132,7 +135,7 @@ both_kinds! {
         );
         let json = json_of(&output);
         assert_eq!(json["files_failed"], 1, "{json}");
-        assert_eq!(json["files_copied"], 1, "{json}");
+        assert_eq!(json["files_copied"], 0, "{json}");
         assert!(!env.path("dst/sub/big.bin").exists());
         assert_eq!(temp_files(&env.path("dst")), Vec::<PathBuf>::new());
         let stat = rustix::fs::statvfs(env.path("dst")).unwrap();
