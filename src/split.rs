@@ -3,8 +3,9 @@
 //! One worker copying a file alone is bounded by one CPU; a file of a
 //! gigabyte would keep the others idle. Above [`SPLIT_MIN`], when nothing is
 //! at the destination name yet, the walker ([`Splitter`]) makes the file's
-//! temp at its full size and queues one job per part; the workers copy the
-//! parts (`copy::Engine`), and the main thread ([`Splits`]) gathers their
+//! temp at its full size, announces one job per part and queues the parts
+//! of big files in turns ([`HeldParts`]); the workers copy the parts
+//! (`copy::Engine`), and the main thread ([`Splits`]) gathers their
 //! completions and, when the last part is done, names the temp
 //! (`copy::commit_split`), or removes it if any part failed.
 //!
@@ -31,9 +32,9 @@ use crate::report::Reporter;
 /// one file written at once mostly take turns on the inode lock (see
 /// `copy::mapped`), so a split gains only over a worker copying the file
 /// alone, and loses against workers copying different files: measured on
-/// tmpfs with two workers, 8 files of 128 MiB copy 1.26× slower split at
-/// 64 MiB, and as fast as before unsplit; a 1 GiB file copies about 1.4×
-/// faster split.
+/// tmpfs with two workers, 8 files of 128 MiB copy 1.2× slower split at
+/// 64 MiB (even taking turns), and as fast as before unsplit; a 1 GiB file
+/// copies about 1.4× faster split.
 pub(crate) const SPLIT_MIN: u64 = 256 << 20;
 /// Bytes per part (less for a lower threshold, see [`part_ranges`]): small
 /// enough that the faster worker takes more of them, large enough that a
@@ -41,7 +42,8 @@ pub(crate) const SPLIT_MIN: u64 = 256 << 20;
 const PART_LEN: u64 = 32 << 20;
 /// At most this many parts per file: bounds the jobs a huge file adds.
 const MAX_PARTS: u64 = 1024;
-/// Parts are whole multiples of this, so no two parts share a page.
+/// Parts are whole multiples of this, so they start on a page boundary
+/// (with 4 KiB pages), where a mapping of the part can start too.
 const PART_ALIGN: u64 = 1 << 12;
 
 /// The byte ranges (offset, length) of a file of `size` bytes split with
