@@ -15,7 +15,7 @@
 //! than raise SIGBUS, and the rest of the part then goes through `write`,
 //! which reports the real error (such as ENOSPC).
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
@@ -90,6 +90,37 @@ pub(super) fn copy_mapped(
     fill(&mapping, src, (offset, lead, len), on_bytes).map(Some)
 }
 
+/// `pread`s up to `want` bytes at `src_offset` into the mapping at `at`.
+/// The window is passed to the kernel as a raw pointer and never becomes a
+/// Rust reference: a page of it that the filesystem cannot provide is not
+/// memory Rust may assume readable, and the kernel reports it as `EFAULT`.
+fn read_into_mapping(
+    mapping: &Mapping,
+    src: BorrowedFd<'_>,
+    at: usize,
+    want: usize,
+    src_offset: u64,
+) -> Result<usize, Errno> {
+    let Ok(src_offset) = libc::off_t::try_from(src_offset) else {
+        return Err(Errno::OVERFLOW);
+    };
+    // SAFETY: the caller keeps `at + want` within the mapping's length, so
+    // the window lies inside a live mapping that `mapping` owns.
+    let start = unsafe { mapping.ptr.cast::<u8>().add(at) };
+    // Populating the window first saves a fault per page; it is only a
+    // hint, and a failure shows up in `pread`.
+    // SAFETY: the range is inside the mapping (see above).
+    let _ = unsafe { rustix::mm::madvise(start.cast(), want, Advice::LinuxPopulateWrite) };
+    // SAFETY: `start..start + want` is writable mapped memory that nothing
+    // else in this process reads or writes during the call; the kernel
+    // writes at most `want` bytes into it.
+    let n = unsafe { libc::pread(src.as_raw_fd(), start.cast(), want, src_offset) };
+    match usize::try_from(n) {
+        Ok(n) => Ok(n),
+        Err(_) => Err(Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)),
+    }
+}
+
 /// How a mapped copy ended.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct MappedEnd {
@@ -108,16 +139,7 @@ fn fill(
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(READ_CHUNK) as usize;
-        // SAFETY: `lead + done + want <= lead + len`, the mapping's length,
-        // so the window lies inside the mapping; it is only passed to the
-        // kernel, which writes into it. Populating the window first (a
-        // hint: its failure shows up in `pread`) saves a fault per page.
-        let window = unsafe {
-            let start = mapping.ptr.cast::<u8>().add((lead + done) as usize);
-            let _ = rustix::mm::madvise(start.cast(), want, Advice::LinuxPopulateWrite);
-            std::slice::from_raw_parts_mut(start, want)
-        };
-        match rustix::io::pread(src, window, offset + done) {
+        match read_into_mapping(mapping, src, (lead + done) as usize, want, offset + done) {
             Ok(0) => break,
             Ok(n) => {
                 done += n as u64;
