@@ -10,10 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Stat};
@@ -21,6 +19,7 @@ use rustix::io::Errno;
 
 use crate::copy::TEMP_PREFIX;
 use crate::dirmeta::open_beneath;
+use crate::entry_stat::EntryStat;
 use crate::escape::io_reason;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 
@@ -42,7 +41,7 @@ pub(crate) struct LinkTracker {
 impl LinkTracker {
     /// For a regular file: `None` if `rel` is to be copied (a single link,
     /// or the first name seen), else the first name to link it to.
-    pub(crate) fn target_for(&mut self, meta: &Metadata, rel: &OsStr) -> Option<OsString> {
+    pub(crate) fn target_for(&mut self, meta: &EntryStat, rel: &OsStr) -> Option<OsString> {
         if meta.nlink() < 2 {
             return None;
         }
@@ -184,7 +183,7 @@ mod tests {
         fs::hard_link(tmp.path().join("a"), tmp.path().join("b")).unwrap();
         fs::write(tmp.path().join("single"), "y").unwrap();
         let mut tracker = LinkTracker::default();
-        let meta = |name: &str| fs::symlink_metadata(tmp.path().join(name)).unwrap();
+        let meta = |name: &str| EntryStat::of_path(&tmp.path().join(name), false).unwrap();
         assert_eq!(tracker.target_for(&meta("a"), OsStr::new("d/a")), None);
         assert_eq!(
             tracker.target_for(&meta("single"), OsStr::new("single")),

@@ -11,6 +11,7 @@ mod copy;
 mod delete;
 mod digest;
 mod dirmeta;
+mod entry_stat;
 mod escape;
 mod exit_codes;
 mod filter;

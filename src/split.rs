@@ -17,14 +17,13 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
 use crate::copy::{self, SplitCopy};
+use crate::entry_stat::EntryStat;
 use crate::job::{CopyOptions, FailKind, FileJob, Outcome};
 use crate::report::Reporter;
 
@@ -102,7 +101,7 @@ impl Splitter {
     /// Whether the file `md` is one to split, if nothing is at its
     /// destination name: a regular file of at least the threshold, without
     /// holes (a sparse copy keeps them; one worker does that).
-    pub(crate) fn wants(&self, md: &Metadata) -> bool {
+    pub(crate) fn wants(&self, md: &EntryStat) -> bool {
         let size = md.len();
         let sparse = md.blocks().saturating_mul(512) < size;
         md.is_file() && size >= self.min && !sparse
@@ -117,7 +116,7 @@ impl Splitter {
         &self,
         dir: BorrowedFd<'_>,
         name: &OsStr,
-        md: &Metadata,
+        md: &EntryStat,
         fresh: bool,
     ) -> Option<SplitStart> {
         let size = md.len();

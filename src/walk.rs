@@ -12,7 +12,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +22,7 @@ use procpool::Queue;
 use walkdir::WalkDir;
 
 use crate::dirmeta::DirMeta;
+use crate::entry_stat::{EntryStat, SourceDirs};
 use crate::escape::io_reason;
 use crate::filter::Filter;
 use crate::hardlinks::{LinkJob, LinkTracker};
@@ -162,8 +162,10 @@ impl Walker {
         let mut entries = WalkDir::new(&root.src)
             .follow_links(self.dereference)
             .into_iter();
-        // dirs[d]: the destination directory of the walked directory at depth d.
+        // dirs[d]: the destination directory of the walked directory at depth
+        // d; sources[d]: its source, pushed and truncated in step with dirs.
         let mut dirs: Vec<DestDir> = Vec::new();
+        let mut sources = SourceDirs::default();
         while let Some(entry) = entries.next() {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -177,6 +179,7 @@ impl Walker {
             };
             let depth = entry.depth();
             dirs.truncate(depth);
+            sources.truncate(depth);
             let rel = rel_dst(&root.rel_dst, entry.path(), &root.src);
             let file_type = entry.file_type();
             if self.excluded(&rel, file_type.is_dir()) {
@@ -199,7 +202,10 @@ impl Walker {
                     },
                 };
                 match self.enter_dir(parent, (entry.path(), &rel), entry.metadata()) {
-                    Ok(dir) => dirs.push(dir),
+                    Ok(dir) => {
+                        dirs.push(dir);
+                        sources.enter(entry.path());
+                    }
                     Err((reason, kind)) => {
                         self.fail(entry.path(), reason, kind)?;
                         entries.skip_current_dir();
@@ -207,9 +213,10 @@ impl Walker {
                 }
                 continue;
             }
-            let kind = entry_kind(file_type);
+            let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
             let place = Place::in_parent(&dirs, depth);
-            self.add_entry(entry.path(), rel, (kind, entry.metadata().ok()), place)?;
+            let md = sources.stat(depth, (entry.file_name(), entry.path()), self.dereference);
+            self.add_entry(entry.path(), rel, (kind, md), place)?;
         }
         Ok(())
     }
@@ -222,14 +229,9 @@ impl Walker {
 
     /// A source that is not a directory: one job.
     fn add_single(&mut self, root: &Root) -> Result<(), Stopped> {
-        let meta = if self.dereference {
-            std::fs::metadata(&root.src)
-        } else {
-            std::fs::symlink_metadata(&root.src)
-        };
-        match meta {
+        match EntryStat::of_path(&root.src, self.dereference) {
             Ok(meta) => {
-                let kind = entry_kind(meta.file_type());
+                let kind = entry_kind(meta.is_file(), meta.is_symlink());
                 let rel = root.rel_dst.clone();
                 if self.excluded(&rel, false) {
                     return Ok(());
@@ -255,7 +257,7 @@ impl Walker {
         &mut self,
         src: &Path,
         rel: OsString,
-        (kind, md): (EntryKind, Option<Metadata>),
+        (kind, md): (EntryKind, Option<EntryStat>),
         place: Place<'_>,
     ) -> Result<(), Stopped> {
         let fresh = place.fresh;
@@ -336,7 +338,7 @@ impl Walker {
         &mut self,
         dir: BorrowedFd<'_>,
         rel: &OsStr,
-        md: &Metadata,
+        md: &EntryStat,
         fresh: bool,
     ) -> Result<Option<SplitStart>, Stopped> {
         if !self.splitter.as_ref().is_some_and(|s| s.wants(md)) {
@@ -359,7 +361,7 @@ impl Walker {
         &mut self,
         src: &Path,
         rel_dst: OsString,
-        md: &Metadata,
+        md: &EntryStat,
         fresh: bool,
         split: SplitStart,
     ) -> Result<(), Stopped> {
@@ -529,7 +531,7 @@ fn last_name(rel: &OsStr) -> &OsStr {
 }
 
 /// What the quick check needs from a source `lstat`.
-fn source_meta(meta: &Metadata) -> SourceMeta {
+fn source_meta(meta: &EntryStat) -> SourceMeta {
     SourceMeta {
         size: meta.len(),
         mtime: (meta.mtime(), meta.mtime_nsec()),
@@ -540,10 +542,10 @@ fn source_meta(meta: &Metadata) -> SourceMeta {
     }
 }
 
-fn entry_kind(file_type: std::fs::FileType) -> EntryKind {
-    if file_type.is_file() {
+fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
+    if is_file {
         EntryKind::File
-    } else if file_type.is_symlink() {
+    } else if is_symlink {
         EntryKind::Symlink
     } else {
         EntryKind::Special

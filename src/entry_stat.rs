@@ -1,0 +1,241 @@
+//! The metadata of walked entries, each from one `stat` relative to its
+//! source directory.
+//!
+//! A `stat` of a whole path makes the kernel look up every component of it
+//! again, for every file: with a deep absolute source, most of a no-op
+//! rerun went there. So the walker holds each source directory it is in
+//! open ([`SourceDirs`]) and stats its entries by name beneath it.
+//! `std::fs::Metadata` cannot be made from such a `stat`, hence
+//! [`EntryStat`].
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+
+/// What one `lstat` (`stat` when following links) of an entry says: the
+/// parts of `std::fs::Metadata` the walker uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EntryStat(Stat);
+
+impl EntryStat {
+    /// Stats `name` beneath the directory `dir`; follows a symlink there
+    /// only if `follow`.
+    pub(crate) fn at(dir: BorrowedFd<'_>, name: &OsStr, follow: bool) -> std::io::Result<Self> {
+        Ok(EntryStat(rustix::fs::statat(dir, name, at_flags(follow))?))
+    }
+
+    /// Stats `path` as a whole (relative paths from the current directory),
+    /// like `std::fs::symlink_metadata` (`std::fs::metadata` if `follow`).
+    pub(crate) fn of_path(path: &Path, follow: bool) -> std::io::Result<Self> {
+        Self::at(rustix::fs::CWD, path.as_os_str(), follow)
+    }
+
+    /// Size in bytes (the target's length for a symlink).
+    pub(crate) fn len(&self) -> u64 {
+        u64::try_from(self.0.st_size).unwrap_or(0)
+    }
+
+    /// Modification time, whole seconds.
+    pub(crate) fn mtime(&self) -> i64 {
+        self.0.st_mtime
+    }
+
+    /// Modification time, nanoseconds past [`EntryStat::mtime`].
+    pub(crate) fn mtime_nsec(&self) -> i64 {
+        self.0.st_mtime_nsec as i64
+    }
+
+    /// `st_mode`: the type and the permission bits.
+    pub(crate) fn mode(&self) -> u32 {
+        self.0.st_mode
+    }
+
+    pub(crate) fn uid(&self) -> u32 {
+        self.0.st_uid
+    }
+
+    pub(crate) fn gid(&self) -> u32 {
+        self.0.st_gid
+    }
+
+    /// The device a device node stands for.
+    pub(crate) fn rdev(&self) -> u64 {
+        self.0.st_rdev
+    }
+
+    // `st_nlink` is 32 bits wide on some targets.
+    #[allow(clippy::useless_conversion)]
+    pub(crate) fn nlink(&self) -> u64 {
+        u64::from(self.0.st_nlink)
+    }
+
+    pub(crate) fn dev(&self) -> u64 {
+        self.0.st_dev
+    }
+
+    pub(crate) fn ino(&self) -> u64 {
+        self.0.st_ino
+    }
+
+    /// 512-byte blocks allocated: fewer than the size needs means holes.
+    pub(crate) fn blocks(&self) -> u64 {
+        u64::try_from(self.0.st_blocks).unwrap_or(0)
+    }
+
+    pub(crate) fn is_file(&self) -> bool {
+        self.file_type() == FileType::RegularFile
+    }
+
+    pub(crate) fn is_symlink(&self) -> bool {
+        self.file_type() == FileType::Symlink
+    }
+
+    fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.0.st_mode)
+    }
+}
+
+fn at_flags(follow: bool) -> AtFlags {
+    match follow {
+        true => AtFlags::empty(),
+        false => AtFlags::SYMLINK_NOFOLLOW,
+    }
+}
+
+/// The source directories the walk is in, by depth: `open[d]` is the
+/// walked directory at depth `d`, or `None` if it could not be opened
+/// (its entries are then stat'ed by their whole path, as they always were).
+/// The walker keeps it in step with its stack of destination directories.
+#[derive(Debug, Default)]
+pub(crate) struct SourceDirs {
+    open: Vec<Option<OwnedFd>>,
+}
+
+impl SourceDirs {
+    /// Leaves the directories at `depth` and below: the walk is back at
+    /// an entry of depth `depth`.
+    pub(crate) fn truncate(&mut self, depth: usize) {
+        self.open.truncate(depth);
+    }
+
+    /// The walk entered the directory `path`, one level below the last one
+    /// entered. `O_PATH` is enough to stat beneath it, and needs no read
+    /// permission; it follows a symlink, as the walk did to get here.
+    pub(crate) fn enter(&mut self, path: &Path) {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        self.open
+            .push(rustix::fs::open(path, flags, Mode::empty()).ok());
+    }
+
+    /// Stats the walked entry at `depth`, `name` in its parent directory
+    /// and `path` as a whole: beneath the open parent if there is one, else
+    /// by the path. `None` if it cannot be stat'ed (the copy, stat'ing it
+    /// again, reports why), as `walkdir::DirEntry::metadata().ok()` did.
+    pub(crate) fn stat(
+        &self,
+        depth: usize,
+        (name, path): (&OsStr, &Path),
+        follow: bool,
+    ) -> Option<EntryStat> {
+        let parent = depth.checked_sub(1).and_then(|d| self.open.get(d));
+        match parent {
+            Some(Some(dir)) => EntryStat::at(dir.as_fd(), name, follow).ok(),
+            _ => EntryStat::of_path(path, follow).ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, symlink};
+
+    fn same_as_std(st: &EntryStat, md: &fs::Metadata) {
+        assert_eq!(st.len(), md.len());
+        assert_eq!((st.mtime(), st.mtime_nsec()), (md.mtime(), md.mtime_nsec()));
+        assert_eq!(
+            (st.mode(), st.uid(), st.gid()),
+            (md.mode(), md.uid(), md.gid())
+        );
+        assert_eq!(
+            (st.dev(), st.ino(), st.nlink()),
+            (md.dev(), md.ino(), md.nlink())
+        );
+        assert_eq!((st.rdev(), st.blocks()), (md.rdev(), md.blocks()));
+        assert_eq!(st.is_file(), md.is_file());
+        assert_eq!(st.is_symlink(), md.is_symlink());
+    }
+
+    #[test]
+    fn stat_beneath_a_directory_matches_std_metadata() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, "some bytes").unwrap();
+        fs::hard_link(&file, tmp.path().join("g")).unwrap();
+        let dir = fs::File::open(tmp.path()).unwrap();
+        let st = EntryStat::at(dir.as_fd(), OsStr::new("f"), false).unwrap();
+        same_as_std(&st, &fs::symlink_metadata(&file).unwrap());
+        assert_eq!((st.len(), st.nlink()), (10, 2));
+        let whole = EntryStat::of_path(&file, false).unwrap();
+        same_as_std(&whole, &fs::symlink_metadata(&file).unwrap());
+    }
+
+    #[test]
+    fn a_symlink_is_followed_only_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("target"), "1234").unwrap();
+        symlink("target", tmp.path().join("link")).unwrap();
+        let dir = fs::File::open(tmp.path()).unwrap();
+        let link = EntryStat::at(dir.as_fd(), OsStr::new("link"), false).unwrap();
+        assert!(link.is_symlink() && !link.is_file());
+        same_as_std(
+            &link,
+            &fs::symlink_metadata(tmp.path().join("link")).unwrap(),
+        );
+        let target = EntryStat::at(dir.as_fd(), OsStr::new("link"), true).unwrap();
+        assert!(target.is_file() && !target.is_symlink());
+        same_as_std(&target, &fs::metadata(tmp.path().join("link")).unwrap());
+    }
+
+    #[test]
+    fn entries_are_looked_up_beneath_the_open_directory_not_by_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+        fs::create_dir(&old).unwrap();
+        fs::write(old.join("f"), "x").unwrap();
+        let mut dirs = SourceDirs::default();
+        dirs.enter(tmp.path());
+        dirs.enter(&old);
+        // The path no longer leads there; the open directory still does.
+        fs::rename(&old, &new).unwrap();
+        let entry = (OsStr::new("f"), old.join("f"));
+        let st = dirs
+            .stat(2, (entry.0, &entry.1), false)
+            .expect("stat beneath");
+        assert_eq!(st.ino(), fs::symlink_metadata(new.join("f")).unwrap().ino());
+        // Back at depth 1, "old" is stat'ed beneath the root, where it is gone.
+        dirs.truncate(1);
+        assert!(dirs.stat(1, (OsStr::new("old"), &old), false).is_none());
+        assert!(dirs.stat(1, (OsStr::new("new"), &new), false).is_some());
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_opened_falls_back_to_the_whole_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, "x").unwrap();
+        let mut dirs = SourceDirs::default();
+        dirs.enter(&tmp.path().join("missing"));
+        let st = dirs.stat(1, (OsStr::new("f"), &file), false);
+        assert_eq!(st.map(|s| s.len()), Some(1));
+        // Depth 0 has no parent: the path is all there is.
+        assert!(dirs.stat(0, (OsStr::new("f"), &file), false).is_some());
+        assert!(
+            dirs.stat(0, (OsStr::new("gone"), &tmp.path().join("gone")), false)
+                .is_none()
+        );
+    }
+}
