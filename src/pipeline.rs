@@ -19,7 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -582,8 +582,7 @@ fn parent_of(rel_dst: &OsStr) -> &OsStr {
 /// refers to it) and the next run into the directory removes it.
 fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
     if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
-        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-        let _ = copy::remove_stale_temps(&by_fd, tag);
+        let _ = copy::remove_stale_temps_in(dir.as_fd(), tag);
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -145,12 +144,9 @@ impl DestDirs {
                 .map_err(|e| dest_failure("cannot make directory writable", e))?;
         }
         if self.cleaned.insert((st.st_dev, st.st_ino)) {
-            // The engine's helper takes a path; the fd's /proc name reaches
-            // exactly this directory, whatever happened to its path since.
-            let by_fd = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
             // Best effort: a leftover that cannot be removed is harmless,
             // as no final name ever refers to it.
-            let _ = copy::remove_stale_temps(&by_fd, &self.temp_tag);
+            let _ = copy::remove_stale_temps_in(dir.as_fd(), &self.temp_tag);
         }
         Ok(())
     }

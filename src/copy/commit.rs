@@ -350,7 +350,12 @@ pub(super) fn source_times(st: &Stat) -> Timestamps {
 /// Directories with such names are left alone. Must not run on a directory
 /// that another pcopy run (other than another shard) is writing into.
 pub(super) fn remove_stale_temps_at(dir: BorrowedFd<'_>, tag: &str) -> std::io::Result<u64> {
-    let mut entries = rustix::fs::Dir::read_from(dir)?;
+    // A duplicate rewound to the start reads the entries without reopening
+    // the directory; `dir` itself is only ever used for `*at` calls, so
+    // moving the shared offset disturbs nobody.
+    let listing = rustix::io::fcntl_dupfd_cloexec(dir, 0)?;
+    rustix::fs::seek(&listing, rustix::fs::SeekFrom::Start(0))?;
+    let mut entries = rustix::fs::Dir::new(listing)?;
     let mut removed = 0;
     while let Some(entry) = entries.read() {
         let entry = entry?;

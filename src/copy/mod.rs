@@ -38,7 +38,7 @@ use judge::Judgement;
 pub(crate) use range::{SplitCopy, commit_split, create_split_temp, discard_split_temp};
 
 /// Names of temp files start with this; a later run removes leftovers with
-/// [`remove_stale_temps`].
+/// [`remove_stale_temps_in`].
 pub(crate) const TEMP_PREFIX: &str = ".pcopy-tmp.";
 
 /// Copies jobs into one destination root. One per worker; not shared
@@ -298,12 +298,11 @@ fn changing_type() -> Failure {
     Failure::new(FailKind::SourceIo, "source keeps changing type; not copied")
 }
 
-/// Removes leftover temp files of interrupted runs from the directory at
-/// `dir` (followed if it is a symlink). Returns how many were removed.
-/// Must not run on a directory another pcopy run is writing into, except
-/// another shard: `tag` (see [`CopyOptions::temp_tag`]) spares its files.
-pub(crate) fn remove_stale_temps(dir: &Path, tag: &str) -> std::io::Result<u64> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(dir, flags, Mode::empty())?;
-    commit::remove_stale_temps_at(fd.as_fd(), tag)
+/// Removes leftover temp files of interrupted runs from the open directory
+/// `dir`, which must not be read through another descriptor sharing its
+/// offset meanwhile. Returns how many were removed. Must not run on a
+/// directory another pcopy run is writing into, except another shard:
+/// `tag` (see [`CopyOptions::temp_tag`]) spares its files.
+pub(crate) fn remove_stale_temps_in(dir: BorrowedFd<'_>, tag: &str) -> std::io::Result<u64> {
+    commit::remove_stale_temps_at(dir, tag)
 }

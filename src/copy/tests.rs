@@ -410,7 +410,8 @@ fn remove_stale_temps_removes_only_leftover_files() {
     symlink("x", s.dst.join(format!("{TEMP_PREFIX}9.9"))).expect("stale link");
     fs::create_dir(s.dst.join(format!("{TEMP_PREFIX}dir"))).expect("dir");
     fs::write(s.dst.join("keep"), b"keep").expect("keep");
-    assert_eq!(remove_stale_temps(&s.dst, "").expect("remove"), 2);
+    let dir = fs::File::open(&s.dst).expect("open dst");
+    assert_eq!(remove_stale_temps_in(dir.as_fd(), "").expect("remove"), 2);
     let mut left: Vec<OsString> = fs::read_dir(&s.dst)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name())
