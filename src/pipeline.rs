@@ -60,6 +60,10 @@ pub(crate) struct RunEnd {
 /// Copies everything in `plan`, reporting as it goes.
 pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
     let (dst_root, root_fd) = open_destination(plan, config.copy.dry_run)?;
+    let dst_identity = match &root_fd {
+        Some(fd) => Some(identity(fd).map_err(|e| dest_fatal(&dst_root, "cannot stat", &e))?),
+        None => None,
+    };
     let workers = config.jobs.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
     // A few batches per worker: enough that none waits for the walker,
@@ -95,6 +99,7 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
     let worker_setup = WorkerSetup {
         task: 0,
         dst_root: dst_root.into_os_string(),
+        dst_identity,
         opts: config.copy.clone(),
     };
     let splits = Splits::new(
@@ -588,6 +593,12 @@ fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
 
 fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
     Fatal::new(ExitStatus::Ipc, format!("{what}: {err}"))
+}
+
+/// Device and inode: what names one directory whatever its path.
+fn identity(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 fn dest_fatal(path: &Path, what: &str, err: &std::io::Error) -> Fatal {

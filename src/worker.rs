@@ -74,6 +74,11 @@ pub(crate) struct WorkerSetup {
     pub(crate) task: u64,
     /// The destination root, absolute.
     pub(crate) dst_root: OsString,
+    /// Device and inode of the destination root as the main process opened
+    /// it. A worker opens `dst_root` by path again; if that reaches another
+    /// directory (the path was swapped meanwhile, say for a symlink), it
+    /// copies nothing rather than write outside the destination.
+    pub(crate) dst_identity: Option<(u64, u64)>,
     pub(crate) opts: CopyOptions,
 }
 
@@ -90,6 +95,15 @@ pub(crate) fn copy_worker(
     };
     let mut outbox = Outbox::new(done);
     match Engine::new(Path::new(&setup.dst_root), setup.opts) {
+        Ok(engine)
+            if setup
+                .dst_identity
+                .is_some_and(|id| engine.root_identity() != Some(id)) =>
+        {
+            summary.error = Some(WorkerStop::Destination(
+                "destination directory was replaced during the run; not copying into it".into(),
+            ));
+        }
         Ok(engine) => copy_until_dry(engine, &jobs, &mut outbox, &mut summary),
         Err(err) => {
             summary.error = Some(WorkerStop::Destination(format!(
@@ -253,5 +267,72 @@ impl Workers {
                 pool.join()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
+    use procpool::Manager;
+
+    use super::*;
+    use crate::job::EntryKind;
+
+    /// Runs one worker task in this thread over one job copying `f` into
+    /// `dst`, the main process having opened the root `identity` names.
+    fn run_one(identity: impl Fn(&Path) -> (u64, u64)) -> (WorkerSummary, tempfile::TempDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dst = tmp.path().join("dst");
+        fs::create_dir(&dst).unwrap();
+        fs::write(tmp.path().join("f"), "data").unwrap();
+        let manager = Manager::new().unwrap();
+        let (jobs, done) = (manager.queue(0).unwrap(), manager.queue(0).unwrap());
+        let job = FileJob {
+            id: 1,
+            src: tmp.path().join("f").into_os_string(),
+            rel_dst: "f".into(),
+            kind: EntryKind::File,
+            meta: None,
+            fresh: true,
+            range: None,
+        };
+        jobs.put(vec![job]).unwrap();
+        jobs.close().unwrap();
+        let setup = WorkerSetup {
+            task: 7,
+            dst_identity: Some(identity(&dst)),
+            dst_root: dst.into_os_string(),
+            opts: CopyOptions::default(),
+        };
+        (copy_worker(jobs, done, setup), tmp)
+    }
+
+    fn identity_of(path: &Path) -> (u64, u64) {
+        let md = fs::metadata(path).unwrap();
+        (md.dev(), md.ino())
+    }
+
+    #[test]
+    fn a_worker_copies_into_the_root_the_main_process_opened() {
+        let (summary, tmp) = run_one(identity_of);
+        assert!(summary.error.is_none(), "{:?}", summary.error);
+        assert_eq!(summary.jobs, 1);
+        assert_eq!(fs::read(tmp.path().join("dst/f")).unwrap(), b"data");
+    }
+
+    #[test]
+    fn a_worker_whose_root_path_now_leads_elsewhere_copies_nothing() {
+        // As if `dst` had been swapped: the path reaches another directory
+        // than the one the main process opened (here, its parent).
+        let (summary, tmp) = run_one(|dst| identity_of(dst.parent().unwrap()));
+        assert!(
+            matches!(&summary.error, Some(WorkerStop::Destination(m)) if m.contains("replaced")),
+            "{:?}",
+            summary.error
+        );
+        assert_eq!(summary.jobs, 0);
+        assert!(fs::symlink_metadata(tmp.path().join("dst/f")).is_err());
     }
 }

@@ -74,6 +74,11 @@ impl DirCache {
         }
     }
 
+    /// The destination root every path is resolved beneath.
+    pub(super) fn root(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
     /// Makes lookups walk components with `O_NOFOLLOW`, as on kernels
     /// without `openat2`.
     #[cfg(test)]

@@ -75,6 +75,13 @@ impl Engine {
         })
     }
 
+    /// The device and inode of the destination root this engine opened;
+    /// `None` when it opened none (a dry run into a missing destination).
+    pub(crate) fn root_identity(&self) -> Option<(u64, u64)> {
+        let st = rustix::fs::fstat(self.dirs.as_ref()?.root()).ok()?;
+        Some((st.st_dev, st.st_ino))
+    }
+
     /// Copies one entry. Never panics: every problem becomes an
     /// [`Outcome::Failed`] and leaves no temp file behind. `on_bytes` receives
     /// the data bytes copied in increments (every 8 MiB and at the end) that
