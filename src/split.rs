@@ -211,6 +211,19 @@ struct SplitFile {
     failure: Option<(String, FailKind)>,
 }
 
+impl SplitFile {
+    /// A file of `parts` parts, none ended yet, known from `job`.
+    fn new(job: FileJob, parts: u32) -> Self {
+        SplitFile {
+            job,
+            left: parts,
+            bytes: 0,
+            short: false,
+            failure: None,
+        }
+    }
+}
+
 /// A split file whose last part ended: report it like a single job that
 /// showed `reported` bytes of progress and ended with `outcome`.
 pub(crate) type FileEnd = (FileJob, u64, Outcome);
@@ -234,13 +247,10 @@ impl Splits {
         reporter: &mut Reporter,
     ) -> Option<FileEnd> {
         let range = job.range.clone()?;
-        let file = self.files.entry(range.split).or_insert_with(|| SplitFile {
-            job,
-            left: range.parts,
-            bytes: 0,
-            short: false,
-            failure: None,
-        });
+        let file = self
+            .files
+            .entry(range.split)
+            .or_insert_with(|| SplitFile::new(job, range.parts));
         file.left = file.left.saturating_sub(1);
         match outcome {
             Outcome::Copied { bytes, changed, .. } => {
@@ -295,13 +305,10 @@ impl Splits {
     pub(crate) fn abandon(&mut self, left: Vec<(FileJob, u64)>) -> Vec<(FileJob, u64)> {
         for (job, reported) in left {
             if let Some(range) = job.range.clone() {
-                let file = self.files.entry(range.split).or_insert_with(|| SplitFile {
-                    job,
-                    left: range.parts,
-                    bytes: 0,
-                    short: false,
-                    failure: None,
-                });
+                let file = self
+                    .files
+                    .entry(range.split)
+                    .or_insert_with(|| SplitFile::new(job, range.parts));
                 file.bytes += reported;
             }
         }
