@@ -189,27 +189,8 @@ impl Walker {
                 continue;
             }
             if file_type.is_dir() {
-                // Entries below a directory that could not be entered are
-                // skipped, so the parent is always there.
-                let parent = match depth {
-                    0 => Parent::Root,
-                    _ => match dirs.get(depth - 1) {
-                        Some(dir) => Parent::Dir(dir),
-                        None => {
-                            entries.skip_current_dir();
-                            continue;
-                        }
-                    },
-                };
-                match self.enter_dir(parent, (entry.path(), &rel), entry.metadata()) {
-                    Ok(dir) => {
-                        dirs.push(dir);
-                        sources.enter(entry.path());
-                    }
-                    Err((reason, kind)) => {
-                        self.fail(entry.path(), reason, kind)?;
-                        entries.skip_current_dir();
-                    }
+                if !self.enter_walked_dir(&entry, &rel, (&mut dirs, &mut sources))? {
+                    entries.skip_current_dir();
                 }
                 continue;
             }
@@ -219,6 +200,36 @@ impl Walker {
             self.add_entry(entry.path(), rel, (kind, md), place)?;
         }
         Ok(())
+    }
+
+    /// Creates the destination of a walked directory and pushes it and its
+    /// source on the stacks. False: skip its contents, because it could not
+    /// be made or its parent was skipped (so a parent is always there).
+    fn enter_walked_dir(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        rel: &OsStr,
+        (dirs, sources): (&mut Vec<DestDir>, &mut SourceDirs),
+    ) -> Result<bool, Stopped> {
+        let depth = entry.depth();
+        let parent = match depth {
+            0 => Parent::Root,
+            _ => match dirs.get(depth - 1) {
+                Some(dir) => Parent::Dir(dir),
+                None => return Ok(false),
+            },
+        };
+        match self.enter_dir(parent, (entry.path(), rel), entry.metadata()) {
+            Ok(dir) => {
+                dirs.push(dir);
+                sources.enter(entry.path());
+                Ok(true)
+            }
+            Err((reason, kind)) => {
+                self.fail(entry.path(), reason, kind)?;
+                Ok(false)
+            }
+        }
     }
 
     fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
