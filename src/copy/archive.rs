@@ -5,10 +5,11 @@
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid, XattrFlags};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid};
 use rustix::io::Errno;
 
 use super::fail::Failure;
+use crate::xattrs;
 
 /// Gives the new file the source's owner and group, before its mode (a
 /// `chown` clears setuid and setgid). Returns whether both were kept:
@@ -44,69 +45,18 @@ pub(super) fn copy_owner_at(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Resu
     }
 }
 
-/// Copies every extended attribute of `src` to `dst`. Attributes outside
-/// the `user.` namespace that this user may not set (`trusted.`,
-/// `security.` as non-root) are left out silently, as rsync does without
-/// root; a `user.` attribute that cannot be set fails the file.
+/// Copies every extended attribute of `src` to `dst`, by the rule of
+/// [`xattrs::set`].
 pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<(), Failure> {
-    let names = match list_xattrs(src) {
-        Ok(names) => names,
-        Err(Errno::NOTSUP | Errno::NOSYS) => return Ok(()),
-        Err(err) => return Err(Failure::source("cannot list extended attributes", err)),
-    };
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let value = match get_xattr(src, name) {
-            Ok(value) => value,
-            // Removed since the listing.
-            Err(Errno::NODATA) => continue,
-            Err(err) => return Err(Failure::source("cannot read extended attribute", err)),
-        };
-        match rustix::fs::fsetxattr(dst, name, &value, XattrFlags::empty()) {
-            Ok(()) => {}
-            Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) if !name.starts_with(b"user.") => {}
-            Err(err) => {
-                let shown = String::from_utf8_lossy(name);
-                let what = format!("cannot set extended attribute {shown}");
-                return Err(Failure::dest(&what, err));
-            }
-        }
+    let attrs = xattrs::read_fd(src)
+        .map_err(|err| Failure::source("cannot read extended attributes", err))?;
+    for (name, value) in &attrs {
+        xattrs::set(dst, name, value).map_err(|err| {
+            let shown = String::from_utf8_lossy(name);
+            Failure::dest(&format!("cannot set extended attribute {shown}"), err)
+        })?;
     }
     Ok(())
-}
-
-/// The NUL-separated attribute names of `fd`.
-fn list_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
-    loop {
-        let size = rustix::fs::flistxattr_query(fd)?;
-        if size == 0 {
-            return Ok(Vec::new());
-        }
-        let mut names = vec![0; size];
-        match rustix::fs::flistxattr(fd, &mut names[..]) {
-            Ok(len) => {
-                names.truncate(len);
-                return Ok(names);
-            }
-            // Grew between the two calls.
-            Err(Errno::RANGE) => {}
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-fn get_xattr(fd: BorrowedFd<'_>, name: &[u8]) -> Result<Vec<u8>, Errno> {
-    loop {
-        let size = rustix::fs::fgetxattr_query(fd, name)?;
-        let mut value = vec![0; size];
-        match rustix::fs::fgetxattr(fd, name, &mut value[..]) {
-            Ok(len) => {
-                value.truncate(len);
-                return Ok(value);
-            }
-            Err(Errno::RANGE) => {}
-            Err(err) => return Err(err),
-        }
-    }
 }
 
 /// Creates a node like the special file `st` under `name` in `dir`, mode
