@@ -7,15 +7,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
-use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of};
-
-fn is_root(why: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: needs root to {why}");
-    }
-    root
-}
+use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, is_root, json_of};
 
 /// Groups of hard-linked names spread over directories, so different
 /// workers take different names of one file.

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use testenv::{TestEnv, assert_status, normalized_stderr};
+use testenv::{TestEnv, assert_status, normalized_stderr, unprivileged_runner};
 
 /// Stderr of a run, which must be exactly one line.
 fn only_line(output: &std::process::Output) -> String {
@@ -182,18 +182,3 @@ both_kinds! {
 }
 
 const NOBODY: u32 = 65534;
-
-/// `setpriv` when this test can drop to an unprivileged user, else `None`
-/// after saying why the test is skipped.
-fn unprivileged_runner() -> Option<&'static str> {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to run pcopy as another, unprivileged user");
-        return None;
-    }
-    let setpriv = "/usr/bin/setpriv";
-    if !std::path::Path::new(setpriv).exists() {
-        eprintln!("skipped: {setpriv} is missing (util-linux)");
-        return None;
-    }
-    Some(setpriv)
-}

@@ -10,10 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{
-    EVENT_TIMEOUT, Gate, Watchdog, hook_available, is_root, mount, snapshot,
+use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, mount, snapshot};
+use testenv::{
+    TestEnv, assert_status, is_root, normalized_stderr, temp_files, unprivileged_runner,
 };
-use testenv::{TestEnv, assert_status, normalized_stderr, temp_files};
 
 /// Remounts the bind mount at `target` read-only.
 fn make_read_only(target: &Path) -> std::io::Result<()> {
@@ -132,9 +132,9 @@ both_kinds! {
 
 #[test]
 fn a_destination_owned_by_another_user_and_read_only_is_refused() {
-    if !is_root("run pcopy as an unprivileged user") || !Path::new("/usr/bin/setpriv").exists() {
+    let Some(setpriv) = unprivileged_runner() else {
         return;
-    }
+    };
     for kind in ["process", "thread"] {
         let env = TestEnv::new(kind);
         env.write("src/f.txt", "f\n");
@@ -142,7 +142,7 @@ fn a_destination_owned_by_another_user_and_read_only_is_refused() {
         env.chmod("dst", 0o555);
         env.chmod(".", 0o755);
         let before = snapshot(&env.path("dst"));
-        let output = std::process::Command::new("/usr/bin/setpriv")
+        let output = std::process::Command::new(setpriv)
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_pcopy"))
             .args(["--workers", kind, "src/", "dst"])

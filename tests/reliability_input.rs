@@ -11,8 +11,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Watchdog, is_root, snapshot};
-use testenv::{TestEnv, assert_same_tree, assert_status, normalized_stderr};
+use reliability_support::{EVENT_TIMEOUT, Watchdog, snapshot};
+use testenv::{TestEnv, assert_same_tree, assert_status, normalized_stderr, unprivileged_runner};
 
 /// Runs pcopy under a watchdog, so a hang fails instead of blocking.
 fn run_guarded(env: &TestEnv, args: &[&OsStr]) -> std::process::Output {
@@ -206,9 +206,9 @@ fn read_at(dir: &OwnedFd, name: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn unreadable_files_and_directories_fail_alone_when_run_unprivileged() {
-    if !is_root("run pcopy as an unprivileged user") || !Path::new("/usr/bin/setpriv").exists() {
+    let Some(setpriv) = unprivileged_runner() else {
         return;
-    }
+    };
     for kind in ["process", "thread"] {
         let env = TestEnv::new(kind);
         env.write("src/ok.txt", "ok\n");
@@ -219,7 +219,7 @@ fn unreadable_files_and_directories_fail_alone_when_run_unprivileged() {
         env.mkdir("dst");
         std::os::unix::fs::chown(env.path("dst"), Some(65534), Some(65534)).unwrap();
         env.chmod(".", 0o755);
-        let output = std::process::Command::new("/usr/bin/setpriv")
+        let output = std::process::Command::new(setpriv)
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
             .arg(env!("CARGO_BIN_EXE_pcopy"))
             .args(["--workers", kind, "src/", "dst"])

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 
 use reliability_support::{
-    EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, is_root, kill_group_and_wait, mount,
+    EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait, mount,
 };
-use testenv::{TestEnv, assert_same_tree, assert_status, json_of, set_mtime, temp_files};
+use testenv::{TestEnv, assert_same_tree, assert_status, is_root, json_of, set_mtime, temp_files};
 
 /// The threshold the tests use: files from 1 MiB on, in 512 KiB parts.
 const SPLIT_MIN: &str = "1048576";

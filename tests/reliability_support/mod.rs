@@ -29,15 +29,6 @@ pub fn hook_available() -> bool {
     cfg!(debug_assertions)
 }
 
-/// Whether this test runs as root; says why it is skipped if not.
-pub fn is_root(why: &str) -> bool {
-    let root = rustix::process::geteuid().is_root();
-    if !root {
-        eprintln!("skipped: needs root to {why}");
-    }
-    root
-}
-
 /// The test's side of the engine's pause point (`src/copy/test_hook.rs`):
 /// two fifos this side keeps open for reading and writing, so neither end
 /// ever blocks on open and a worker that dies cannot leave the test waiting

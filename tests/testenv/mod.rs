@@ -363,3 +363,26 @@ pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
     )
     .expect("utimensat");
 }
+
+/// Whether this test runs as root; says why it is skipped if not.
+pub fn is_root(why: &str) -> bool {
+    let root = rustix::process::geteuid().is_root();
+    if !root {
+        eprintln!("skipped: needs root to {why}");
+    }
+    root
+}
+
+/// `setpriv` when this test can drop to an unprivileged user, else `None`
+/// after saying why the test is skipped.
+pub fn unprivileged_runner() -> Option<&'static str> {
+    if !is_root("run pcopy as another, unprivileged user") {
+        return None;
+    }
+    let setpriv = "/usr/bin/setpriv";
+    if !Path::new(setpriv).exists() {
+        eprintln!("skipped: {setpriv} is missing (util-linux)");
+        return None;
+    }
+    Some(setpriv)
+}
