@@ -43,6 +43,15 @@ pub(crate) struct FileJob {
     pub range: Option<FileRange>,
 }
 
+impl FileJob {
+    /// Whether the walker knew the size, and counted it in the progress
+    /// totals; when not, a worker stats the source and the copied bytes
+    /// are added to the totals as they come.
+    pub(crate) fn size_known(&self) -> bool {
+        self.meta.is_some()
+    }
+}
+
 /// One part of a file copied by several workers (see `crate::split`).
 ///
 /// The walker created the temp file, already at the full size; each part

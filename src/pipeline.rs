@@ -323,7 +323,8 @@ impl<'r> Supervisor<'r> {
                 WorkerEvent::Bytes { id, bytes } => {
                     if let Some(pending) = self.pending.get_mut(&id) {
                         pending.reported += bytes;
-                        self.reporter.bytes_copied(bytes);
+                        let size_known = pending.job.size_known();
+                        self.reporter.bytes_copied(bytes, size_known);
                     }
                 }
                 WorkerEvent::Done(completion) => self.job_done(completion),
@@ -435,7 +436,8 @@ impl<'r> Supervisor<'r> {
         self.retried = true;
         let mut jobs = Vec::with_capacity(self.pending.len());
         for pending in self.pending.values_mut() {
-            self.reporter.restarted(pending.reported);
+            self.reporter
+                .restarted(pending.reported, pending.job.size_known());
             pending.reported = 0;
             jobs.push(pending.job.clone());
         }
@@ -542,7 +544,7 @@ impl<'r> Supervisor<'r> {
             .map(|p| (p.job, p.reported))
             .collect();
         for (job, reported) in self.splits.abandon(left) {
-            self.reporter.restarted(reported);
+            self.reporter.restarted(reported, job.size_known());
             if self.interrupted {
                 self.reporter.not_copied(1);
                 continue;
@@ -569,7 +571,8 @@ impl<'r> Supervisor<'r> {
             "not copied: its worker was lost, also on the retry"
         };
         for pending in left {
-            self.reporter.restarted(pending.reported);
+            self.reporter
+                .restarted(pending.reported, pending.job.size_known());
             self.reporter
                 .failed(Path::new(&pending.job.src), why, FailKind::Other);
         }
@@ -587,7 +590,7 @@ fn parent_of(rel_dst: &OsStr) -> &OsStr {
 /// refers to it) and the next run into the directory removes it.
 fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
     if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
-        let _ = copy::remove_stale_temps_in(dir.as_fd(), tag);
+        let _ = copy::remove_stale_temps_in(dir.as_fd(), tag, &mut |_| {});
     }
 }
 

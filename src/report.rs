@@ -196,22 +196,26 @@ impl Reporter {
         self.counters.walk_done = true;
     }
 
-    /// Part of a large file was copied.
-    pub(crate) fn bytes_copied(&mut self, bytes: u64) {
+    /// Part of a large file was copied. The bytes of a job the walker did
+    /// not size (see [`FileJob::size_known`]) join the total as they come.
+    pub(crate) fn bytes_copied(&mut self, bytes: u64, size_known: bool) {
         self.counters.bytes_done += bytes;
+        if !size_known {
+            self.counters.bytes_total += bytes;
+        }
     }
 
     /// A job ended; `reported` bytes of it were already counted as progress.
     pub(crate) fn completed(&mut self, job: &FileJob, reported: u64, outcome: &Outcome, pid: u32) {
         self.counters.files_done += 1;
-        self.counters.bytes_done -= reported.min(self.counters.bytes_done);
+        self.restarted(reported, job.size_known());
         match outcome {
             Outcome::Copied {
                 bytes,
                 changed,
                 replaced,
             } => {
-                self.counters.bytes_done += bytes;
+                self.bytes_copied(*bytes, job.size_known());
                 self.tally.copied += 1;
                 self.tally.bytes += bytes;
                 match (self.itemize, replaced) {
@@ -244,9 +248,13 @@ impl Reporter {
         }
     }
 
-    /// Forgets progress of a job that will be copied again from the start.
-    pub(crate) fn restarted(&mut self, reported: u64) {
+    /// Forgets progress of a job that will be copied again from the start
+    /// (or is over).
+    pub(crate) fn restarted(&mut self, reported: u64, size_known: bool) {
         self.counters.bytes_done -= reported.min(self.counters.bytes_done);
+        if !size_known {
+            self.counters.bytes_total -= reported.min(self.counters.bytes_total);
+        }
     }
 
     /// An entry was not copied.
@@ -400,5 +408,73 @@ mod tests {
             stopped.summary(Duration::from_secs(1), true),
             "pcopy: interrupted: 1 file, 0 B in 1.00s (0 B/s); 0 skipped, 0 failed, 9 not copied"
         );
+    }
+
+    fn job(meta: Option<crate::job::SourceMeta>) -> FileJob {
+        FileJob {
+            id: 0,
+            src: "src/f".into(),
+            rel_dst: "f".into(),
+            kind: EntryKind::File,
+            meta,
+            fresh: false,
+            range: None,
+        }
+    }
+
+    fn copied(bytes: u64) -> Outcome {
+        Outcome::Copied {
+            bytes,
+            changed: false,
+            replaced: true,
+        }
+    }
+
+    fn bytes_of(reporter: &Reporter) -> (u64, u64) {
+        let counters = reporter.counters;
+        (counters.bytes_done, counters.bytes_total)
+    }
+
+    #[test]
+    fn bytes_of_a_job_the_walker_did_not_size_join_the_total_as_they_come() {
+        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        let unsized_job = job(None);
+        let mut reporter = quiet();
+        reporter.queued(1, 0);
+        reporter.bytes_copied(8, unsized_job.size_known());
+        assert_eq!(bytes_of(&reporter), (8, 8));
+        reporter.completed(&unsized_job, 8, &copied(10), 1);
+        assert_eq!(bytes_of(&reporter), (10, 10));
+
+        // Restarted, then skipped after all: nothing is left counted.
+        let mut reporter = quiet();
+        reporter.queued(1, 0);
+        reporter.bytes_copied(8, false);
+        reporter.restarted(8, false);
+        assert_eq!(bytes_of(&reporter), (0, 0));
+        let skipped = Outcome::Skipped {
+            reason: crate::job::SkipReason::UpToDate,
+        };
+        reporter.completed(&unsized_job, 0, &skipped, 1);
+        assert_eq!(bytes_of(&reporter), (0, 0));
+    }
+
+    #[test]
+    fn bytes_of_a_sized_job_move_only_the_done_count() {
+        let meta = crate::job::SourceMeta {
+            size: 10,
+            mtime: (0, 0),
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+        };
+        let sized_job = job(Some(meta));
+        let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        reporter.queued(1, 10);
+        reporter.bytes_copied(8, sized_job.size_known());
+        assert_eq!(bytes_of(&reporter), (8, 10));
+        reporter.completed(&sized_job, 8, &copied(10), 1);
+        assert_eq!(bytes_of(&reporter), (10, 10));
     }
 }

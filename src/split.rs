@@ -256,13 +256,13 @@ impl Splits {
             Outcome::Copied { bytes, changed, .. } => {
                 // The part's progress, made exact now; undone at the end
                 // if the file fails.
-                reporter.bytes_copied(bytes.saturating_sub(reported));
-                reporter.restarted(reported.saturating_sub(bytes));
+                reporter.bytes_copied(bytes.saturating_sub(reported), true);
+                reporter.restarted(reported.saturating_sub(bytes), true);
                 file.bytes += bytes;
                 file.short |= changed;
             }
             Outcome::Failed { error, kind } => {
-                reporter.restarted(reported);
+                reporter.restarted(reported, true);
                 if file.failure.is_none() {
                     file.failure = Some((error, kind));
                     // The parts still to run find no temp and end at once.

@@ -30,7 +30,7 @@ use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::shard::Shard;
 use crate::split::{HeldParts, SplitStart, Splitter};
-use crate::walk_dest::{DestDir, DestDirs, Parent};
+use crate::walk_dest::{DestDir, DestDirs, DestNames, Parent};
 use crate::worker::WorkerEvent;
 
 /// Jobs per batch: large enough that queue round trips vanish in the cost
@@ -163,9 +163,11 @@ impl Walker {
             .follow_links(self.dereference)
             .into_iter();
         // dirs[d]: the destination directory of the walked directory at depth
-        // d; sources[d]: its source, pushed and truncated in step with dirs.
+        // d; sources[d] and rels[d]: its source and its destination path,
+        // pushed and truncated in step with dirs.
         let mut dirs: Vec<DestDir> = Vec::new();
         let mut sources = SourceDirs::default();
+        let mut rels: Vec<OsString> = Vec::new();
         while let Some(entry) = entries.next() {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -180,7 +182,11 @@ impl Walker {
             let depth = entry.depth();
             dirs.truncate(depth);
             sources.truncate(depth);
-            let rel = rel_dst(&root.rel_dst, entry.path(), &root.src);
+            rels.truncate(depth);
+            let rel = match depth.checked_sub(1).and_then(|d| rels.get(d)) {
+                Some(parent) => join_rel(parent, entry.file_name()),
+                None => rel_dst(&root.rel_dst, entry.path(), &root.src),
+            };
             let file_type = entry.file_type();
             if self.excluded(&rel, file_type.is_dir()) {
                 if file_type.is_dir() {
@@ -189,14 +195,18 @@ impl Walker {
                 continue;
             }
             if file_type.is_dir() {
-                if !self.enter_walked_dir(&entry, &rel, (&mut dirs, &mut sources))? {
-                    entries.skip_current_dir();
+                match self.enter_walked_dir(&entry, &rel, (&mut dirs, &mut sources))? {
+                    true => rels.push(rel),
+                    false => entries.skip_current_dir(),
                 }
                 continue;
             }
             let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
             let place = Place::in_parent(&dirs, depth);
-            let md = sources.stat(depth, (entry.file_name(), entry.path()), self.dereference);
+            let md = match self.worker_stats(&place, &kind, entry.file_name()) {
+                true => None,
+                false => sources.stat(depth, (entry.file_name(), entry.path()), self.dereference),
+            };
             self.add_entry(entry.path(), rel, (kind, md), place)?;
         }
         Ok(())
@@ -232,6 +242,20 @@ impl Walker {
         }
     }
 
+    /// Whether the worker, rather than the walker, stats this source entry:
+    /// when something of that name is in the destination, the worker looks
+    /// at both anyway to compare them, and the walk, the critical path of
+    /// an incremental run, gets shorter. New names are stat'ed here, as
+    /// their sizes count in the progress totals, the batches and splitting;
+    /// so are special files, and all entries under `-a` (hard links need
+    /// the link count) or `-L` (the type is the target's).
+    fn worker_stats(&self, place: &Place<'_>, kind: &EntryKind, name: &OsStr) -> bool {
+        !self.archive
+            && !self.dereference
+            && *kind != EntryKind::Special
+            && place.names.is_some_and(|names| names.contains(name))
+    }
+
     fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
         self.filter
             .as_ref()
@@ -252,6 +276,7 @@ impl Walker {
                 let place = Place {
                     fresh: self.dest.root_is_new(),
                     dir: None,
+                    names: None,
                 };
                 self.add_entry(&root.src, rel, (kind, Some(meta)), place)
             }
@@ -520,6 +545,8 @@ impl Walker {
 struct Place<'d> {
     fresh: bool,
     dir: Option<BorrowedFd<'d>>,
+    /// What the directory held when the walk entered it, if it existed.
+    names: Option<&'d DestNames>,
 }
 
 impl Place<'_> {
@@ -530,6 +557,7 @@ impl Place<'_> {
         Place {
             fresh: parent.is_some_and(|d| d.created),
             dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
+            names: parent.and_then(|d| d.names.as_ref()),
         }
     }
 }
@@ -561,6 +589,18 @@ fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
     } else {
         EntryKind::Special
     }
+}
+
+/// The destination path of the entry `name` in the directory whose
+/// destination path is `parent`.
+fn join_rel(parent: &OsStr, name: &OsStr) -> OsString {
+    let mut rel = OsString::with_capacity(parent.len() + 1 + name.len());
+    rel.push(parent);
+    if !parent.is_empty() {
+        rel.push("/");
+    }
+    rel.push(name);
+    rel
 }
 
 /// The destination path of `path` (beneath the walked `root`): the root's
@@ -600,21 +640,5 @@ fn walk_reason(err: &walkdir::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn destination_paths_join_components_with_single_slashes() {
-        let root = Path::new("src/");
-        assert_eq!(rel_dst(OsStr::new(""), Path::new("src/a/b"), root), "a/b");
-        assert_eq!(
-            rel_dst(OsStr::new("src"), Path::new("src/a"), Path::new("src")),
-            "src/a"
-        );
-        assert_eq!(
-            rel_dst(OsStr::new("x"), Path::new("./y"), Path::new(".")),
-            "x/y"
-        );
-        assert_eq!(rel_dst(OsStr::new(""), root, root), "");
-    }
-}
+#[path = "walk_tests.rs"]
+mod tests;

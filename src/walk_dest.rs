@@ -21,6 +21,27 @@ pub(crate) struct DestDir {
     pub(crate) fd: Option<OwnedFd>,
     /// Created by this run (or would be): nothing in it can exist yet.
     pub(crate) created: bool,
+    /// What an existing directory held when the walk entered it; `None`
+    /// when it was not listed (created, dry run, listed before, too big).
+    pub(crate) names: Option<DestNames>,
+}
+
+/// Directories with more entries than this are not remembered by name:
+/// the set would cost more memory than the stats it saves are worth.
+const MAX_REMEMBERED_NAMES: usize = 1 << 16;
+
+/// The names (temps aside) in an existing destination directory, from the
+/// listing that clears it of stale temps. A source entry whose name is
+/// there has something to be compared with, so the worker that compares
+/// also stats the source; the walker stats only new names, whose sizes
+/// it needs (progress totals, batches, splitting).
+#[derive(Debug, Default)]
+pub(crate) struct DestNames(HashSet<Box<[u8]>>);
+
+impl DestNames {
+    pub(crate) fn contains(&self, name: &OsStr) -> bool {
+        self.0.contains(name.as_bytes())
+    }
 }
 
 /// Where a walked directory goes.
@@ -91,10 +112,24 @@ impl DestDirs {
                 Ok(fd) => Ok(DestDir {
                     fd: Some(fd),
                     created: false,
+                    names: None,
                 }),
                 Err(Errno::NOENT) => Ok(absent()),
                 Err(e) => Err(open_failure(e)),
             };
+        }
+        // Below an existing directory this one most likely exists too (an
+        // incremental run): opening it first saves a failing `mkdirat`.
+        let parent_new = match parent {
+            Parent::Root => self.root_new,
+            Parent::Dir(dir) => dir.created,
+        };
+        if !parent_new {
+            match open_dir(parent_fd, name) {
+                Ok(fd) => return self.existing(fd),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(open_failure(e)),
+            }
         }
         match rustix::fs::mkdirat(parent_fd, name, Mode::RWXU) {
             Ok(()) => {
@@ -103,18 +138,22 @@ impl DestDirs {
                 Ok(DestDir {
                     fd: Some(fd),
                     created: true,
+                    names: None,
                 })
             }
-            Err(Errno::EXIST) => {
-                let fd = open_dir(parent_fd, name).map_err(open_failure)?;
-                self.prepare_existing(&fd)?;
-                Ok(DestDir {
-                    fd: Some(fd),
-                    created: false,
-                })
-            }
+            Err(Errno::EXIST) => self.existing(open_dir(parent_fd, name).map_err(open_failure)?),
             Err(e) => Err(dest_failure("cannot create directory", e)),
         }
+    }
+
+    /// An existing directory, opened, made ready for the run.
+    fn existing(&mut self, fd: OwnedFd) -> Result<DestDir, DirFailure> {
+        let names = self.prepare_existing(&fd)?;
+        Ok(DestDir {
+            fd: Some(fd),
+            created: false,
+            names,
+        })
     }
 
     fn enter_root(&mut self) -> Result<DestDir, DirFailure> {
@@ -123,18 +162,21 @@ impl DestDirs {
         };
         let fd = rustix::io::fcntl_dupfd_cloexec(root, 0)
             .map_err(|e| dest_failure("cannot open destination directory", e))?;
-        if !self.dry_run {
-            self.prepare_existing(&fd)?;
-        }
+        let names = match self.dry_run {
+            true => None,
+            false => self.prepare_existing(&fd)?,
+        };
         Ok(DestDir {
             fd: Some(fd),
             created: self.root_new,
+            names,
         })
     }
 
     /// Makes an existing directory writable for the run (its final mode is
-    /// applied at the end) and removes temp files of an earlier killed run.
-    fn prepare_existing(&mut self, dir: &OwnedFd) -> Result<(), DirFailure> {
+    /// applied at the end) and removes temp files of an earlier killed run,
+    /// remembering the other names it finds (see [`DestNames`]).
+    fn prepare_existing(&mut self, dir: &OwnedFd) -> Result<Option<DestNames>, DirFailure> {
         let st = rustix::fs::fstat(dir).map_err(|e| dest_failure("cannot stat directory", e))?;
         // Only when this user cannot write otherwise (root can): a chmod,
         // even one undone at the end, would change the ctime of a
@@ -143,12 +185,23 @@ impl DestDirs {
             rustix::fs::fchmod(dir, Mode::from_raw_mode(st.st_mode | 0o700))
                 .map_err(|e| dest_failure("cannot make directory writable", e))?;
         }
-        if self.cleaned.insert((st.st_dev, st.st_ino)) {
-            // Best effort: a leftover that cannot be removed is harmless,
-            // as no final name ever refers to it.
-            let _ = copy::remove_stale_temps_in(dir.as_fd(), &self.temp_tag);
+        if !self.cleaned.insert((st.st_dev, st.st_ino)) {
+            return Ok(None);
         }
-        Ok(())
+        let mut names = HashSet::new();
+        let mut complete = true;
+        let mut remember = |name: &[u8]| {
+            if names.len() < MAX_REMEMBERED_NAMES {
+                names.insert(Box::from(name));
+            } else {
+                complete = false;
+            }
+        };
+        // Best effort: a leftover that cannot be removed is harmless, as
+        // no final name ever refers to it; a listing cut short is not
+        // remembered, so the walker stats every entry there.
+        let listed = copy::remove_stale_temps_in(dir.as_fd(), &self.temp_tag, &mut remember);
+        Ok((listed.is_ok() && complete).then_some(DestNames(names)))
     }
 }
 
@@ -156,6 +209,7 @@ fn absent() -> DestDir {
     DestDir {
         fd: None,
         created: true,
+        names: None,
     }
 }
 

@@ -349,7 +349,13 @@ pub(super) fn source_times(st: &Stat) -> Timestamps {
 /// be writing into the same directory right now.
 /// Directories with such names are left alone. Must not run on a directory
 /// that another pcopy run (other than another shard) is writing into.
-pub(super) fn remove_stale_temps_at(dir: BorrowedFd<'_>, tag: &str) -> std::io::Result<u64> {
+/// `other` sees the name of every entry that is not a temp, so one listing
+/// also tells the caller what the directory holds.
+pub(super) fn remove_stale_temps_at(
+    dir: BorrowedFd<'_>,
+    tag: &str,
+    other: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<u64> {
     // A duplicate rewound to the start reads the entries without reopening
     // the directory; `dir` itself is only ever used for `*at` calls, so
     // moving the shared offset disturbs nobody.
@@ -359,11 +365,11 @@ pub(super) fn remove_stale_temps_at(dir: BorrowedFd<'_>, tag: &str) -> std::io::
     let mut removed = 0;
     while let Some(entry) = entries.read() {
         let entry = entry?;
-        let Some(rest) = entry
-            .file_name()
-            .to_bytes()
-            .strip_prefix(TEMP_PREFIX.as_bytes())
-        else {
+        let name = entry.file_name().to_bytes();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
+            if name != b"." && name != b".." {
+                other(name);
+            }
             continue;
         };
         let unsharded = rest.first().is_some_and(u8::is_ascii_digit);

@@ -68,7 +68,7 @@ impl Engine {
 
     /// The type the copy would create and the source's metadata: the
     /// walker's, or a fresh `lstat` (`stat` with `-L`) when it sent none.
-    fn source_meta(&self, job: &FileJob) -> Result<(FileType, SourceMeta), Failure> {
+    fn source_meta(&mut self, job: &FileJob) -> Result<(FileType, SourceMeta), Failure> {
         let follow = self.opts.dereference;
         if let Some(meta) = job.meta {
             let file_type = match job.kind {
@@ -78,7 +78,7 @@ impl Engine {
             };
             return Ok((file_type, meta));
         }
-        let st = source::stat(&job.src, follow)
+        let st = (self.sources.stat(&job.src, follow))
             .map_err(|err| Failure::source("cannot stat source", err))?;
         let meta = SourceMeta {
             size: u64::try_from(st.st_size).unwrap_or(0),

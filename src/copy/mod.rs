@@ -54,6 +54,8 @@ pub(crate) struct Engine {
     opts: CopyOptions,
     /// Read buffer for `--checksum` comparisons.
     scratch: Vec<u8>,
+    /// Where the quick check stats sources the walker did not.
+    sources: source::SourceDirCache,
 }
 
 impl Engine {
@@ -72,6 +74,7 @@ impl Engine {
             data: DataCopier::default(),
             opts,
             scratch: Vec::new(),
+            sources: source::SourceDirCache::default(),
         })
     }
 
@@ -309,7 +312,12 @@ fn changing_type() -> Failure {
 /// `dir`, which must not be read through another descriptor sharing its
 /// offset meanwhile. Returns how many were removed. Must not run on a
 /// directory another pcopy run is writing into, except another shard:
-/// `tag` (see [`CopyOptions::temp_tag`]) spares its files.
-pub(crate) fn remove_stale_temps_in(dir: BorrowedFd<'_>, tag: &str) -> std::io::Result<u64> {
-    commit::remove_stale_temps_at(dir, tag)
+/// `tag` (see [`CopyOptions::temp_tag`]) spares its files. `other` sees
+/// the name of every other entry, `.` and `..` aside.
+pub(crate) fn remove_stale_temps_in(
+    dir: BorrowedFd<'_>,
+    tag: &str,
+    other: &mut dyn FnMut(&[u8]),
+) -> std::io::Result<u64> {
+    commit::remove_stale_temps_at(dir, tag, other)
 }

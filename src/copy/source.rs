@@ -25,12 +25,54 @@ pub(super) fn open(src: &OsStr, follow: bool) -> Result<OwnedFd, Errno> {
 
 /// `lstat` (or `stat` when `follow`) of the source.
 pub(super) fn stat(src: &OsStr, follow: bool) -> Result<Stat, Errno> {
-    let flags = if follow {
-        AtFlags::empty()
-    } else {
-        AtFlags::SYMLINK_NOFOLLOW
-    };
+    let flags = stat_flags(follow);
     at_source(src, |dir, path| rustix::fs::statat(dir, path, flags))
+}
+
+fn stat_flags(follow: bool) -> AtFlags {
+    match follow {
+        true => AtFlags::empty(),
+        false => AtFlags::SYMLINK_NOFOLLOW,
+    }
+}
+
+/// The directory of the last source stat'ed, held open (`O_PATH`), so the
+/// next entry of that directory is looked up by its name alone rather than
+/// its whole path: in an incremental run, where workers stat the sources
+/// to compare them, that path walk is a good part of a worker's work.
+/// Like the walker's open directories, it still sees a directory that was
+/// renamed after it was opened; the copy itself opens the source by path
+/// and takes what it copies from that descriptor.
+#[derive(Debug, Default)]
+pub(super) struct SourceDirCache {
+    dir: Option<(Vec<u8>, OwnedFd)>,
+}
+
+impl SourceDirCache {
+    /// Like [`stat`], beneath the cached directory when `src` is in it.
+    pub(super) fn stat(&mut self, src: &OsStr, follow: bool) -> Result<Stat, Errno> {
+        let bytes = src.as_bytes();
+        let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
+            return stat(src, follow);
+        };
+        let (parent, name) = (&bytes[..slash], &bytes[slash + 1..]);
+        if parent.is_empty() || name.is_empty() {
+            return stat(src, follow);
+        }
+        let dir = match self.dir.take() {
+            Some((cached, fd)) if cached == parent => (cached, fd),
+            _ => {
+                let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+                match rustix::fs::openat(CWD, OsStr::from_bytes(parent), flags, Mode::empty()) {
+                    Ok(fd) => (parent.to_vec(), fd),
+                    // Too long a path, or gone: the plain way says why.
+                    Err(_) => return stat(src, follow),
+                }
+            }
+        };
+        let dir = self.dir.insert(dir);
+        rustix::fs::statat(&dir.1, OsStr::from_bytes(name), stat_flags(follow))
+    }
 }
 
 /// The target of the symbolic link `src`, byte for byte, whatever its length.
@@ -129,6 +171,45 @@ mod tests {
         );
         assert_eq!(read_link(link).expect("readlink").as_bytes(), b"target");
         assert_eq!(open(link, true).map(drop), Err(Errno::NOENT));
+        let cached = SourceDirCache::default().stat(link, false).expect("lstat");
+        assert_eq!((cached.st_ino, cached.st_mode), (st.st_ino, st.st_mode));
+    }
+
+    #[test]
+    fn the_directory_cache_stats_what_the_path_names() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (root.path().join("a"), root.path().join("b"));
+        for (dir, len) in [(&a, 1), (&b, 2)] {
+            std::fs::create_dir(dir).expect("mkdir");
+            std::fs::write(dir.join("f"), vec![0; len]).expect("write");
+        }
+        symlink("f", a.join("link")).expect("symlink");
+        let mut cache = SourceDirCache::default();
+        let size = |cache: &mut SourceDirCache, path: &std::path::Path, follow| {
+            cache.stat(path.as_os_str(), follow).map(|st| st.st_size)
+        };
+        // Switching directories, and back, finds each one's own file.
+        for (path, len) in [(a.join("f"), 1), (b.join("f"), 2), (a.join("f"), 1)] {
+            assert_eq!(size(&mut cache, &path, false), Ok(len));
+        }
+        assert_eq!(size(&mut cache, &a.join("link"), true), Ok(1));
+        assert_eq!(
+            size(&mut cache, &a.join("link"), false),
+            Ok(1),
+            "its target's length"
+        );
+        let lstat = cache
+            .stat(a.join("link").as_os_str(), false)
+            .expect("lstat");
+        assert_eq!(
+            rustix::fs::FileType::from_raw_mode(lstat.st_mode),
+            rustix::fs::FileType::Symlink
+        );
+        assert_eq!(size(&mut cache, &a.join("gone"), false), Err(Errno::NOENT));
+        assert_eq!(
+            size(&mut cache, &root.path().join("c/f"), false),
+            Err(Errno::NOENT)
+        );
     }
 
     #[test]

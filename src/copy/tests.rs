@@ -411,7 +411,17 @@ fn remove_stale_temps_removes_only_leftover_files() {
     fs::create_dir(s.dst.join(format!("{TEMP_PREFIX}dir"))).expect("dir");
     fs::write(s.dst.join("keep"), b"keep").expect("keep");
     let dir = fs::File::open(&s.dst).expect("open dst");
-    assert_eq!(remove_stale_temps_in(dir.as_fd(), "").expect("remove"), 2);
+    let mut others = Vec::new();
+    let mut other = |name: &[u8]| others.push(name.to_vec());
+    assert_eq!(
+        remove_stale_temps_in(dir.as_fd(), "", &mut other).expect("remove"),
+        2
+    );
+    assert_eq!(
+        others,
+        [b"keep".to_vec()],
+        "temps are not reported as names"
+    );
     let mut left: Vec<OsString> = fs::read_dir(&s.dst)
         .expect("read_dir")
         .map(|e| e.expect("entry").file_name())
