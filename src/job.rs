@@ -52,6 +52,37 @@ impl FileJob {
     }
 }
 
+/// Hashes job ids for the maps that hold jobs by id. The ids are unique
+/// and handed out in order, so a multiplication spreads them well enough;
+/// SipHash's protection against chosen keys buys nothing here and costs
+/// an insert and a remove per file on the main thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct JobIdHasher(u64);
+
+impl std::hash::Hasher for JobIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(FIBONACCI);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(FIBONACCI);
+    }
+}
+
+/// 2^64 divided by the golden ratio, odd: multiplying by it permutes the
+/// `u64`s and moves the differences of nearby ids into the high bits.
+const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// A map from job ids (see [`JobIdHasher`]).
+pub(crate) type JobIdMap<V> =
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<JobIdHasher>>;
+
 /// One part of a file copied by several workers (see `crate::split`).
 ///
 /// The walker created the temp file, already at the full size; each part
@@ -235,5 +266,23 @@ mod tests {
             reason.to_string(),
             "skipping special file (fifo); use -a to recreate"
         );
+    }
+
+    #[test]
+    fn nearby_job_ids_hash_apart_in_the_high_bits_too() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let build = BuildHasherDefault::<JobIdHasher>::default();
+        let hashes: Vec<u64> = (0..4096u64).map(|id| build.hash_one(id)).collect();
+        let distinct: std::collections::HashSet<_> = hashes.iter().collect();
+        assert_eq!(distinct.len(), hashes.len());
+        // hashbrown picks the bucket from the low bits and the tag byte it
+        // compares first from the top 7: both must vary.
+        let tops: std::collections::HashSet<_> = hashes.iter().map(|h| h >> 57).collect();
+        let lows: std::collections::HashSet<_> = hashes.iter().map(|h| h & 0x7f).collect();
+        assert_eq!((tops.len(), lows.len()), (128, 128));
+
+        let mut map = JobIdMap::default();
+        map.extend((0..4096u64).map(|id| (id, id * 2)));
+        assert!((0..4096u64).all(|id| map.remove(&id) == Some(id * 2)));
     }
 }

@@ -17,7 +17,7 @@
 //! fresh queue once at the end, and what still does not complete is
 //! reported as failed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -37,7 +37,7 @@ use crate::dirmeta::{self, DirMeta};
 use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::hardlinks::LinkJob;
-use crate::job::{Completion, FailKind, FileJob, Outcome};
+use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome};
 use crate::plan::Plan;
 use crate::report::Reporter;
 use crate::split::{self, Splits, Splitter};
@@ -163,7 +163,7 @@ struct Supervisor<'r> {
     /// Unresolved worker tasks by task number.
     tasks: Vec<(u64, AsyncResult<WorkerSummary>)>,
     next_task: u64,
-    pending: HashMap<u64, Pending>,
+    pending: JobIdMap<Pending>,
     walk_events: Receiver<WalkEvent>,
     walk_done: bool,
     dirs: Vec<DirMeta>,
@@ -206,7 +206,7 @@ impl<'r> Supervisor<'r> {
             args,
             tasks: Vec::new(),
             next_task: 0,
-            pending: HashMap::new(),
+            pending: JobIdMap::default(),
             walk_events,
             walk_done: false,
             dirs: Vec::new(),

@@ -15,7 +15,7 @@
 //! write into it, by name, never creating it. A split file counts as one
 //! file in every total, its bytes once.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
@@ -24,7 +24,7 @@ use rustix::io::Errno;
 
 use crate::copy::{self, SplitCopy};
 use crate::entry_stat::EntryStat;
-use crate::job::{CopyOptions, FailKind, FileJob, Outcome};
+use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
 use crate::report::Reporter;
 
 /// Files from this size on are split, by default (`--split-min`). Parts of
@@ -195,7 +195,7 @@ pub(crate) struct Splits {
     root: Option<OwnedFd>,
     opts: CopyOptions,
     /// By [`crate::job::FileRange::split`].
-    files: HashMap<u64, SplitFile>,
+    files: JobIdMap<SplitFile>,
 }
 
 #[derive(Debug)]
@@ -233,7 +233,7 @@ impl Splits {
         Splits {
             root,
             opts,
-            files: HashMap::new(),
+            files: JobIdMap::default(),
         }
     }
 

@@ -54,7 +54,7 @@ pub(crate) struct Engine {
     opts: CopyOptions,
     /// Read buffer for `--checksum` comparisons.
     scratch: Vec<u8>,
-    /// Where the quick check stats sources the walker did not.
+    /// Where sources are opened, and stat'ed when the walker did not.
     sources: source::SourceDirCache,
 }
 
@@ -129,7 +129,7 @@ impl Engine {
     ) -> Result<Outcome, Failure> {
         let follow = self.opts.dereference;
         test_hook::reached(test_hook::Stage::Open, dest);
-        let src = match source::open(&job.src, follow) {
+        let src = match self.sources.open(&job.src, follow) {
             Ok(fd) => fd,
             Err(Errno::LOOP) if !follow && may_redirect => {
                 return self.copy_symlink(job, dest, on_bytes, false);

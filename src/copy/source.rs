@@ -14,13 +14,18 @@ const MAX_PATH_ARG: usize = libc::PATH_MAX as usize - 1;
 /// opening a fifo return at once (regular files ignore the flag), so an entry
 /// that turned into a fifo after the walk is detected by `fstat`, not waited on.
 pub(super) fn open(src: &OsStr, follow: bool) -> Result<OwnedFd, Errno> {
-    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-    if !follow {
-        flags |= OFlags::NOFOLLOW;
-    }
+    let flags = open_flags(follow);
     at_source(src, |dir, path| {
         rustix::fs::openat(dir, path, flags, Mode::empty())
     })
+}
+
+fn open_flags(follow: bool) -> OFlags {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
+    match follow {
+        true => flags,
+        false => flags | OFlags::NOFOLLOW,
+    }
 }
 
 /// `lstat` (or `stat` when `follow`) of the source.
@@ -36,42 +41,60 @@ fn stat_flags(follow: bool) -> AtFlags {
     }
 }
 
-/// The directory of the last source stat'ed, held open (`O_PATH`), so the
-/// next entry of that directory is looked up by its name alone rather than
-/// its whole path: in an incremental run, where workers stat the sources
-/// to compare them, that path walk is a good part of a worker's work.
+/// The directory of the last source looked at, held open (`O_PATH`), so
+/// the next entry of that directory is reached by its name alone rather
+/// than its whole path, which the kernel would walk again for every file.
 /// Like the walker's open directories, it still sees a directory that was
-/// renamed after it was opened; the copy itself opens the source by path
-/// and takes what it copies from that descriptor.
+/// renamed after it was opened: the entry found there is the one copied,
+/// and its metadata comes from the descriptor, as always.
 #[derive(Debug, Default)]
 pub(super) struct SourceDirCache {
     dir: Option<(Vec<u8>, OwnedFd)>,
 }
 
 impl SourceDirCache {
+    /// Like [`open`], beneath the cached directory when `src` is in it.
+    pub(super) fn open(&mut self, src: &OsStr, follow: bool) -> Result<OwnedFd, Errno> {
+        let flags = open_flags(follow);
+        self.at(src, |dir, name| {
+            rustix::fs::openat(dir, name, flags, Mode::empty())
+        })
+        .unwrap_or_else(|| open(src, follow))
+    }
+
     /// Like [`stat`], beneath the cached directory when `src` is in it.
     pub(super) fn stat(&mut self, src: &OsStr, follow: bool) -> Result<Stat, Errno> {
+        let flags = stat_flags(follow);
+        self.at(src, |dir, name| rustix::fs::statat(dir, name, flags))
+            .unwrap_or_else(|| stat(src, follow))
+    }
+
+    /// Runs `op` on `src`'s last component beneath its directory, opened
+    /// unless it is the cached one. `None`: the path has no directory
+    /// part, or it cannot be opened (too long, gone): the caller then goes
+    /// by the whole path, which also says why it fails.
+    fn at<T>(
+        &mut self,
+        src: &OsStr,
+        op: impl FnOnce(BorrowedFd<'_>, &OsStr) -> Result<T, Errno>,
+    ) -> Option<Result<T, Errno>> {
         let bytes = src.as_bytes();
-        let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
-            return stat(src, follow);
-        };
+        let slash = bytes.iter().rposition(|&b| b == b'/')?;
         let (parent, name) = (&bytes[..slash], &bytes[slash + 1..]);
         if parent.is_empty() || name.is_empty() {
-            return stat(src, follow);
+            return None;
         }
         let dir = match self.dir.take() {
             Some((cached, fd)) if cached == parent => (cached, fd),
             _ => {
                 let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                match rustix::fs::openat(CWD, OsStr::from_bytes(parent), flags, Mode::empty()) {
-                    Ok(fd) => (parent.to_vec(), fd),
-                    // Too long a path, or gone: the plain way says why.
-                    Err(_) => return stat(src, follow),
-                }
+                let path = OsStr::from_bytes(parent);
+                let fd = rustix::fs::openat(CWD, path, flags, Mode::empty()).ok()?;
+                (parent.to_vec(), fd)
             }
         };
         let dir = self.dir.insert(dir);
-        rustix::fs::statat(&dir.1, OsStr::from_bytes(name), stat_flags(follow))
+        Some(op(dir.1.as_fd(), OsStr::from_bytes(name)))
     }
 }
 
