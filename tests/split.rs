@@ -259,7 +259,7 @@ fn a_worker_killed_during_a_split_copy_costs_only_its_part() {
     // SAFETY: kill has no memory-safety preconditions; `first` is a live
     // worker of our child, stopped at the gate.
     let sent = unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(sent, 0);
+    assert_eq!(sent, 0, "kill {first}: {}", std::io::Error::last_os_error());
     release_all(&mut gate);
     let output = wait(child);
     assert_status(&output, 0);

@@ -60,7 +60,10 @@ fn pause_if_hooked(stage: Stage, dest: &DestPath<'_>) {
         .write(true)
         .open(format!("{fifo}.reached"))
     {
-        let _ = writeln!(reached, "{}", std::process::id());
+        // One write, which a fifo keeps whole: `writeln!` may write the pid
+        // and the newline apart, and two workers' pids then run together.
+        let line = format!("{}\n", std::process::id());
+        let _ = reached.write_all(line.as_bytes());
     }
     if let Ok(mut release) = std::fs::File::open(format!("{fifo}.release")) {
         let _ = release.read(&mut [0u8]);
