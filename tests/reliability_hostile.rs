@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
-use testenv::{TestEnv, assert_status, normalized_stderr, temp_files};
+use testenv::{TestEnv, assert_status, normalized_stderr, temp_files, unprivileged_runner};
 
 /// A directory next to the test's trees that pcopy must never change.
 fn outside(env: &TestEnv) -> PathBuf {
@@ -110,7 +110,7 @@ both_kinds! {
         assert!(fs::read_dir(env.path("dst/sub-moved")).unwrap().next().is_none());
     }
 
-    fn new_files_are_private_until_complete_and_get_their_mode_at_the_end(env: TestEnv) {
+    fn new_files_cannot_be_read_before_they_are_complete(env: TestEnv) {
         if !hook_available() {
             return;
         }
@@ -124,10 +124,22 @@ both_kinds! {
         let child = env.pcopy().args(["src/", "dst"]).env(key, value).spawn().unwrap();
         let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
         let pid = gate.wait_reached();
-        let (mode, size) = unnamed_file_in(pid, &env.path("dst"));
-        assert_eq!((mode & 0o7777, size), (0o600, 0), "the new file is not private");
+        let (fd_path, size) = unnamed_file_in(pid, &env.path("dst"));
+        assert_eq!(size, 0, "the new file has no data yet");
         // The final name still holds the old version, untouched.
         assert_eq!(fs::read(env.path("dst/shared.bin")).unwrap(), b"the old version\n");
+        // Without a name, the file is only reachable through the worker's
+        // /proc fd links, which another user cannot follow whatever its
+        // mode (it may already have its final one).
+        if let Some(setpriv) = unprivileged_runner() {
+            let other = std::process::Command::new(setpriv)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+                .arg(&fd_path)
+                .output()
+                .unwrap();
+            assert!(!other.status.success(), "another user opened {}", fd_path.display());
+            assert!(other.stdout.is_empty());
+        }
         gate.release();
         let output = child.wait_with_output().unwrap();
         watchdog.assert_quiet();
@@ -159,9 +171,9 @@ both_kinds! {
     }
 }
 
-/// The mode and size of the file without a name that process `pid` holds
-/// open in `dir` (the `O_TMPFILE` being filled).
-fn unnamed_file_in(pid: u32, dir: &Path) -> (u32, u64) {
+/// The /proc fd link and size of the file without a name that process
+/// `pid` holds open in `dir` (the `O_TMPFILE` being filled).
+fn unnamed_file_in(pid: u32, dir: &Path) -> (PathBuf, u64) {
     let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
     for fd in fds.flatten() {
         let Ok(target) = fs::read_link(fd.path()) else {
@@ -174,7 +186,7 @@ fn unnamed_file_in(pid: u32, dir: &Path) -> (u32, u64) {
         if unnamed && target.starts_with(dir) {
             // Through /proc the fd's file is reachable without a name.
             let meta = fs::metadata(fd.path()).unwrap();
-            return (meta.mode(), meta.size());
+            return (fd.path(), meta.size());
         }
     }
     panic!("process {pid} holds no unnamed file in {}", dir.display());

@@ -130,14 +130,22 @@ impl Namer {
         self.tmpfile_unsupported = true;
     }
 
-    /// Creates the file the data goes into, mode 0600 until it is complete.
-    pub(super) fn create<'dir>(&mut self, dir: BorrowedFd<'dir>) -> Result<NewFile<'dir>, Failure> {
+    /// Creates the file the data goes into. A named temp is mode 0600 until
+    /// it is complete; an unnamed file, which nobody else can open, is
+    /// created with `final_mode` when the caller knows the kernel will give
+    /// it exactly that (see [`Engine::preset_mode`](super::Engine)), which
+    /// saves the `fchmod` afterwards. Also returns whether it did.
+    pub(super) fn create<'dir>(
+        &mut self,
+        dir: BorrowedFd<'dir>,
+        final_mode: Option<Mode>,
+    ) -> Result<(NewFile<'dir>, bool), Failure> {
         let mode = Mode::from_raw_mode(0o600);
         if !self.tmpfile_unsupported {
             // Read and write: `--verify` reads the new file back.
             let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-            match rustix::fs::openat(dir, ".", flags, mode) {
-                Ok(fd) => return Ok(NewFile::Anonymous(fd)),
+            match rustix::fs::openat(dir, ".", flags, final_mode.unwrap_or(mode)) {
+                Ok(fd) => return Ok((NewFile::Anonymous(fd), final_mode.is_some())),
                 Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
                     self.tmpfile_unsupported = true;
                 }
@@ -149,7 +157,7 @@ impl Namer {
         let (fd, temp) = create_named(dir, &self.stem, |name| {
             rustix::fs::openat(dir, name, flags, mode)
         })?;
-        Ok(NewFile::Named(fd, temp))
+        Ok((NewFile::Named(fd, temp), false))
     }
 
     /// Gives the complete file its final name in `dir`, replacing a file or
@@ -303,17 +311,20 @@ fn path_cstring(name: &OsStr) -> Result<CString, Failure> {
         .map_err(|_| Failure::new(FailKind::Other, "destination name contains a NUL byte"))
 }
 
-/// Gives the finished file its final mode and times, while it is still
-/// unnamed or under a temp name. Setuid and setgid stay only when the
-/// owner was kept (see [`final_mode`]).
+/// Gives the finished file its final mode (unless it was created with it:
+/// `mode_set`) and times, while it is still unnamed or under a temp name.
+/// Setuid and setgid stay only when the owner was kept (see [`final_mode`]).
 pub(super) fn apply_metadata(
     fd: BorrowedFd<'_>,
     st: &Stat,
     owner_kept: bool,
+    mode_set: bool,
 ) -> Result<(), Failure> {
-    let mode = final_mode(st.st_mode, owner_kept);
-    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
-        .map_err(|err| Failure::dest("cannot set mode", err))?;
+    if !mode_set {
+        let mode = final_mode(st.st_mode, owner_kept);
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+            .map_err(|err| Failure::dest("cannot set mode", err))?;
+    }
     rustix::fs::futimens(fd, &source_times(st))
         .map_err(|err| Failure::dest("cannot set times", err))
 }

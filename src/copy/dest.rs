@@ -59,14 +59,25 @@ impl<'a> DestPath<'a> {
 #[derive(Debug)]
 pub(super) struct DirCache {
     root: OwnedFd,
-    cached: Option<(Vec<u8>, OwnedFd)>,
+    /// Whether the root passes modes through (see [`DirCache::new_file_dir`]).
+    root_plain: Option<bool>,
+    cached: Option<CachedDir>,
     resolver: Resolver,
+}
+
+#[derive(Debug)]
+struct CachedDir {
+    rel: Vec<u8>,
+    fd: OwnedFd,
+    /// Whether it passes modes through; looked up at its first new file.
+    plain: Option<bool>,
 }
 
 impl DirCache {
     pub(super) fn new(root: OwnedFd) -> Self {
         DirCache {
             root,
+            root_plain: None,
             cached: None,
             resolver: Resolver {
                 openat2_unavailable: false,
@@ -88,26 +99,46 @@ impl DirCache {
 
     /// The directory `rel_parent` beneath the root (the root when empty).
     pub(super) fn parent(&mut self, rel_parent: &[u8]) -> Result<BorrowedFd<'_>, Failure> {
+        self.new_file_dir(rel_parent, false).map(|(dir, _)| dir)
+    }
+
+    /// [`DirCache::parent`], and when `ask_plain`, whether a file created
+    /// there gets exactly the permission bits it is created with, the
+    /// umask aside: true unless the directory has a default ACL (or that
+    /// cannot be told), which would decide some of the bits instead.
+    pub(super) fn new_file_dir(
+        &mut self,
+        rel_parent: &[u8],
+        ask_plain: bool,
+    ) -> Result<(BorrowedFd<'_>, bool), Failure> {
         if rel_parent.is_empty() {
-            return Ok(self.root.as_fd());
+            let plain = ask_plain && *self.root_plain.get_or_insert_with(|| plain(&self.root));
+            return Ok((self.root.as_fd(), plain));
         }
         let entry = match self.cached.take() {
-            Some(hit) if hit.0 == rel_parent => hit,
-            previous => {
-                let fd = self.open_parent(previous.as_ref(), rel_parent)?;
-                (rel_parent.to_vec(), fd)
-            }
+            Some(hit) if hit.rel == rel_parent => hit,
+            previous => CachedDir {
+                fd: self.open_parent(previous.as_ref(), rel_parent)?,
+                rel: rel_parent.to_vec(),
+                plain: None,
+            },
         };
-        let fd: &OwnedFd = &self.cached.insert(entry).1;
-        Ok(fd.as_fd())
+        let entry = self.cached.insert(entry);
+        let plain = ask_plain && *entry.plain.get_or_insert_with(|| plain(&entry.fd));
+        Ok((entry.fd.as_fd(), plain))
     }
 
     fn open_parent(
         &mut self,
-        previous: Option<&(Vec<u8>, OwnedFd)>,
+        previous: Option<&CachedDir>,
         rel: &[u8],
     ) -> Result<OwnedFd, Failure> {
-        if let Some((prev_rel, prev_fd)) = previous {
+        if let Some(CachedDir {
+            rel: prev_rel,
+            fd: prev_fd,
+            ..
+        }) = previous
+        {
             let is_child = rel.len() > prev_rel.len()
                 && rel.starts_with(prev_rel)
                 && rel[prev_rel.len()] == b'/';
@@ -119,6 +150,15 @@ impl DirCache {
         }
         self.resolver.resolve(self.root.as_fd(), rel, 0)
     }
+}
+
+/// Whether files created in `dir` get the permission bits they are
+/// created with (umask aside): only a default ACL would change that.
+fn plain(dir: &OwnedFd) -> bool {
+    matches!(
+        rustix::fs::fgetxattr_query(dir, "system.posix_acl_default"),
+        Err(Errno::NODATA | Errno::NOTSUP)
+    )
 }
 
 /// Opens directories beneath a base fd, remembering whether `openat2` works.

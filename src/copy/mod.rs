@@ -56,6 +56,9 @@ pub(crate) struct Engine {
     scratch: Vec<u8>,
     /// Where sources are opened, and stat'ed when the walker did not.
     sources: source::SourceDirCache,
+    /// This process's umask, when known: what the kernel takes away from
+    /// the mode a file is created with.
+    umask: Option<u32>,
 }
 
 impl Engine {
@@ -75,6 +78,7 @@ impl Engine {
             opts,
             scratch: Vec::new(),
             sources: source::SourceDirCache::default(),
+            umask: process_umask(),
         })
     }
 
@@ -115,6 +119,17 @@ impl Engine {
             .map(|outcome| mark_replaced(outcome, exists))
         });
         result.unwrap_or_else(Failure::into_outcome)
+    }
+
+    /// The mode to create a copy of a file of `mode` with, when that yields
+    /// its final permission bits exactly: no setuid, setgid or sticky bit
+    /// (those depend on the owner, set later) and none the umask would
+    /// take away. The directory must not have a default ACL either (see
+    /// `DirCache::new_file_dir`).
+    fn preset_mode(&self, mode: u32) -> Option<Mode> {
+        let bits = mode & 0o7777;
+        let umask = self.umask?;
+        (bits & 0o7000 == 0 && bits & umask == 0).then(|| Mode::from_raw_mode(bits))
     }
 
     /// Copies a regular file (or, dereferencing, what a symlink points to).
@@ -158,8 +173,12 @@ impl Engine {
         dest: &DestPath<'_>,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Outcome, Failure> {
-        let dir = parent_dir(&mut self.dirs, dest.parent)?;
-        let file = self.namer.create(dir)?;
+        let preset = self.preset_mode(st.st_mode);
+        let (dir, plain) = match &mut self.dirs {
+            Some(cache) => cache.new_file_dir(dest.parent, preset.is_some())?,
+            None => (parent_dir(&mut self.dirs, dest.parent)?, false),
+        };
+        let (file, mode_set) = self.namer.create(dir, preset.filter(|_| plain))?;
         test_hook::reached(test_hook::Stage::Data, dest);
         let size = u64::try_from(st.st_size).unwrap_or(0);
         // Fewer 512-byte blocks than the size needs: there are holes.
@@ -175,7 +194,8 @@ impl Engine {
             }
             false => false,
         };
-        commit::apply_metadata(file.fd(), st, self.opts.archive && owner_kept)?;
+        let owner_kept = self.opts.archive && owner_kept;
+        commit::apply_metadata(file.fd(), st, owner_kept, mode_set)?;
         if self.opts.fsync {
             rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
         }
@@ -277,6 +297,14 @@ fn parent_dir<'a>(
             "the destination does not exist (dry run)",
         )),
     }
+}
+
+/// The umask of this process, from `/proc/self/status` (reading it with
+/// `umask(2)` would mean setting it, a race with other threads).
+fn process_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 /// Records in a copy's outcome that it replaced an existing entry.

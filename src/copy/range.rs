@@ -224,7 +224,7 @@ fn finish_temp(
         }
         false => false,
     };
-    commit::apply_metadata(temp.as_fd(), &applied, opts.archive && owner_kept)?;
+    commit::apply_metadata(temp.as_fd(), &applied, opts.archive && owner_kept, false)?;
     if opts.fsync {
         rustix::fs::fsync(&temp).map_err(|e| Failure::dest("cannot flush file", e))?;
     }

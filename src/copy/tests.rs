@@ -140,6 +140,71 @@ fn copies_contents_mode_and_nanosecond_times() {
     assert_no_temps(&s.dst);
 }
 
+/// Copies files of every permission pattern into `dst` (beneath `s.dst`)
+/// and checks each copy has its source's bits.
+fn assert_modes_copied(s: &Scratch, dst: &str) {
+    let mut engine = engine(&s.dst);
+    for mode in [0o644, 0o600, 0o755, 0o640, 0o666, 0o777, 0o000, 0o1755] {
+        let src = s.src.join(format!("m{mode:o}"));
+        write_file(&src, b"x", mode);
+        let rel = format!("{dst}/m{mode:o}");
+        let (outcome, _) = run(&mut engine, &job(&src, &rel, EntryKind::File));
+        expect_copied(&outcome);
+        let copied = fs::metadata(s.dst.join(&rel)).expect("stat").mode() & 0o7777;
+        assert_eq!(copied, mode, "{rel}: {copied:o}");
+    }
+}
+
+#[test]
+fn permission_bits_the_umask_would_take_are_copied_too() {
+    let s = scratch();
+    fs::create_dir(s.dst.join("d")).expect("mkdir");
+    assert_modes_copied(&s, "d");
+    // The root directory takes the other way to its descriptor.
+    let mut engine = engine(&s.dst);
+    let src = s.src.join("top");
+    write_file(&src, b"x", 0o666);
+    expect_copied(&run(&mut engine, &job(&src, "top", EntryKind::File)).0);
+    assert_eq!(
+        fs::metadata(s.dst.join("top")).expect("stat").mode() & 0o777,
+        0o666
+    );
+}
+
+#[test]
+fn a_default_acl_in_the_destination_does_not_change_copied_modes() {
+    let s = scratch();
+    let dir = s.dst.join("acl");
+    fs::create_dir(&dir).expect("mkdir");
+    // A default ACL of user rwx, group r-x, other ---: files created in
+    // the directory would lose their "other" bits.
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm) in [(0x01u16, 7u16), (0x04, 5), (0x20, 0)] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(u32::MAX.to_le_bytes());
+    }
+    let set = rustix::fs::setxattr(
+        &dir,
+        "system.posix_acl_default",
+        &acl,
+        rustix::fs::XattrFlags::empty(),
+    );
+    if let Err(err) = set {
+        eprintln!("skipped: this filesystem takes no default ACL here ({err})");
+        return;
+    }
+    let probe = dir.join("probe");
+    fs::write(&probe, b"").expect("probe");
+    assert_eq!(
+        fs::metadata(&probe).expect("stat").mode() & 0o007,
+        0,
+        "ACL applies"
+    );
+    fs::remove_file(&probe).expect("remove probe");
+    assert_modes_copied(&s, "acl");
+}
+
 #[test]
 fn named_temp_fallback_copies_and_overwrites_without_leftovers() {
     let s = scratch();
