@@ -52,14 +52,15 @@ impl FileJob {
     }
 }
 
-/// Hashes job ids for the maps that hold jobs by id. The ids are unique
-/// and handed out in order, so a multiplication spreads them well enough;
-/// SipHash's protection against chosen keys buys nothing here and costs
-/// an insert and a remove per file on the main thread.
+/// Hashes `u64` keys that nobody outside pcopy can choose: job ids
+/// (handed out in order) and seeded digests of names. A multiplication
+/// spreads them well enough; SipHash's protection against chosen keys buys
+/// nothing here and costs an insert and a remove per file on the main
+/// thread.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct JobIdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
-impl std::hash::Hasher for JobIdHasher {
+impl std::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -79,9 +80,9 @@ impl std::hash::Hasher for JobIdHasher {
 /// `u64`s and moves the differences of nearby ids into the high bits.
 const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// A map from job ids (see [`JobIdHasher`]).
+/// A map from job ids (see [`IdHasher`]).
 pub(crate) type JobIdMap<V> =
-    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<JobIdHasher>>;
+    std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// One part of a file copied by several workers (see `crate::split`).
 ///
@@ -271,7 +272,7 @@ mod tests {
     #[test]
     fn nearby_job_ids_hash_apart_in_the_high_bits_too() {
         use std::hash::{BuildHasher, BuildHasherDefault};
-        let build = BuildHasherDefault::<JobIdHasher>::default();
+        let build = BuildHasherDefault::<IdHasher>::default();
         let hashes: Vec<u64> = (0..4096u64).map(|id| build.hash_one(id)).collect();
         let distinct: std::collections::HashSet<_> = hashes.iter().collect();
         assert_eq!(distinct.len(), hashes.len());

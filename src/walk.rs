@@ -207,7 +207,7 @@ impl Walker {
                 true => None,
                 false => sources.stat(depth, (entry.file_name(), entry.path()), self.dereference),
             };
-            self.add_entry(entry.path(), rel, (kind, md), place)?;
+            self.add_entry(entry.into_path(), rel, (kind, md), place)?;
         }
         Ok(())
     }
@@ -278,7 +278,7 @@ impl Walker {
                     dir: None,
                     names: None,
                 };
-                self.add_entry(&root.src, rel, (kind, Some(meta)), place)
+                self.add_entry(root.src.clone(), rel, (kind, Some(meta)), place)
             }
             Err(err) => {
                 let kind = vanished_or(&err, FailKind::SourceIo);
@@ -291,7 +291,7 @@ impl Walker {
     /// of a multiply-linked file as a link to its first name.
     fn add_entry(
         &mut self,
-        src: &Path,
+        src: PathBuf,
         rel: OsString,
         (kind, md): (EntryKind, Option<EntryStat>),
         place: Place<'_>,
@@ -314,7 +314,7 @@ impl Walker {
         let Some(target) = target else {
             if let (Some(dir), Some(md)) = (place.dir, &md) {
                 if let Some(split) = self.try_split(dir, &rel, md, fresh)? {
-                    return self.add_split(src, rel, md, fresh, split);
+                    return self.add_split(&src, rel, md, fresh, split);
                 }
             }
             return self.add(src, rel, kind, meta, fresh);
@@ -322,7 +322,7 @@ impl Walker {
         // A link moves no data: no size to count in the progress totals.
         let job = FileJob {
             id: self.next_id,
-            src: src.as_os_str().to_os_string(),
+            src: src.into_os_string(),
             rel_dst: rel,
             kind,
             meta: None,
@@ -336,7 +336,7 @@ impl Walker {
 
     fn add(
         &mut self,
-        src: &Path,
+        src: PathBuf,
         rel_dst: OsString,
         kind: EntryKind,
         meta: Option<SourceMeta>,
@@ -351,7 +351,7 @@ impl Walker {
         };
         self.batch.push(FileJob {
             id: self.next_id,
-            src: src.as_os_str().to_os_string(),
+            src: src.into_os_string(),
             rel_dst,
             kind,
             meta,

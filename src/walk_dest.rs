@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -12,7 +13,8 @@ use rustix::io::Errno;
 
 use crate::copy;
 use crate::escape::io_reason;
-use crate::job::FailKind;
+use crate::job::{FailKind, IdHasher};
+use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// A destination directory as the walk holds it.
 #[derive(Debug)]
@@ -28,19 +30,29 @@ pub(crate) struct DestDir {
 
 /// Directories with more entries than this are not remembered by name:
 /// the set would cost more memory than the stats it saves are worth.
-const MAX_REMEMBERED_NAMES: usize = 1 << 16;
+const MAX_REMEMBERED_NAMES: usize = 1 << 20;
 
 /// The names (temps aside) in an existing destination directory, from the
 /// listing that clears it of stale temps. A source entry whose name is
 /// there has something to be compared with, so the worker that compares
 /// also stats the source; the walker stats only new names, whose sizes
 /// it needs (progress totals, batches, splitting).
-#[derive(Debug, Default)]
-pub(crate) struct DestNames(HashSet<Box<[u8]>>);
+///
+/// Names are kept as 64-bit digests, seeded per run so that nobody can
+/// pick names that collide: no allocation per name. Two names with one
+/// digest would make a new name look present, which costs only its size
+/// being learnt from the worker rather than the walker: the worker still
+/// finds nothing at the name and copies it.
+#[derive(Debug)]
+pub(crate) struct DestNames {
+    seed: u64,
+    digests: HashSet<u64, BuildHasherDefault<IdHasher>>,
+}
 
 impl DestNames {
     pub(crate) fn contains(&self, name: &OsStr) -> bool {
-        self.0.contains(name.as_bytes())
+        let digest = xxh3_64_with_seed(name.as_bytes(), self.seed);
+        self.digests.contains(&digest)
     }
 }
 
@@ -65,6 +77,8 @@ pub(crate) struct DestDirs {
     cleaned: HashSet<(u64, u64)>,
     /// Spares other shards' temp files (see `copy::remove_stale_temps`).
     temp_tag: String,
+    /// Seeds the digests of [`DestNames`].
+    name_seed: u64,
 }
 
 /// Why a directory could not be had, ready for the walker's report.
@@ -83,6 +97,7 @@ impl DestDirs {
             dry_run,
             cleaned: HashSet::new(),
             temp_tag,
+            name_seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
         }
     }
 
@@ -188,11 +203,12 @@ impl DestDirs {
         if !self.cleaned.insert((st.st_dev, st.st_ino)) {
             return Ok(None);
         }
-        let mut names = HashSet::new();
+        let seed = self.name_seed;
+        let mut names = HashSet::default();
         let mut complete = true;
         let mut remember = |name: &[u8]| {
             if names.len() < MAX_REMEMBERED_NAMES {
-                names.insert(Box::from(name));
+                names.insert(xxh3_64_with_seed(name, seed));
             } else {
                 complete = false;
             }
@@ -201,7 +217,11 @@ impl DestDirs {
         // no final name ever refers to it; a listing cut short is not
         // remembered, so the walker stats every entry there.
         let listed = copy::remove_stale_temps_in(dir.as_fd(), &self.temp_tag, &mut remember);
-        Ok((listed.is_ok() && complete).then_some(DestNames(names)))
+        let names = DestNames {
+            seed,
+            digests: names,
+        };
+        Ok((listed.is_ok() && complete).then_some(names))
     }
 }
 
