@@ -297,20 +297,28 @@ wait_idle() { # WHAT
 # of one hyperfine each. The seed copier (a name starting with "seed") is
 # slow: it runs only in rounds 2 .. seed_runs + 1 (so it is not warmed up),
 # or in the only round.
+rotate() { # LINES K: the lines, starting at the (K+1)th and wrapping around
+  { tail -n +$(($2 + 1)) <<<"$1"; head -n "$2" <<<"$1"; }
+}
+
 hyperfine_group() {
   local group=$1 round args warmup prepare_args=() name cmd lines
   [ -z "$2" ] || prepare_args=(--prepare "$2")
   lines=$(cat)
   rm -f "$out/json/$group".r*.json
+  local count
+  count=$(wc -l <<<"$lines")
   for round in $(seq 1 "$rounds"); do
     args=()
+    # Each round starts with the next copier: a position effect (the first
+    # run after the idle wait, say) then falls on every copier alike.
     while IFS=$'\t' read -r name cmd; do
       if [[ $name == seed* ]] && [ "$rounds" -gt 1 ] &&
         { [ "$round" -lt 2 ] || [ "$round" -gt $((seed_runs + 1)) ]; }; then
         continue
       fi
       args+=(-n "$name" "$cmd")
-    done <<<"$lines"
+    done < <(rotate "$lines" $(((round - 1) % count)))
     warmup=$((round == 1 ? 1 : 0))
     wait_idle "$group round $round"
     log "$group (round $round/$rounds)"
