@@ -22,7 +22,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{Gid, Mode, OFlags, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{Gid, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 use crate::escape::io_reason;
@@ -175,11 +175,20 @@ fn timespec((tv_sec, tv_nsec): (i64, i64)) -> Timespec {
     Timespec { tv_sec, tv_nsec }
 }
 
-/// Opens `rel` beneath `root` one component at a time, following no
-/// symlink, so a directory swapped for a link since the walk cannot send
-/// the change elsewhere.
+/// Opens `rel` beneath `root` following no symlink (in one `openat2`, or
+/// one component at a time), so a directory swapped for a link since the
+/// walk cannot send the change elsewhere.
 pub(crate) fn open_beneath(root: BorrowedFd<'_>, rel: &OsStr) -> Result<OwnedFd, Errno> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if !rel.is_empty() {
+        // One call where the kernel has openat2; any failure (no openat2,
+        // a path too long, a symlink) is left to the walk below, which
+        // reproduces it for the component at fault.
+        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+        if let Ok(fd) = rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
+            return Ok(fd);
+        }
+    }
     let mut current = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
     for name in rel
         .as_bytes()

@@ -2,6 +2,7 @@
 //! complete, so a final name always holds a whole old or a whole new version.
 
 use std::ffi::{CStr, CString, OsStr};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -367,14 +368,15 @@ pub(super) fn remove_stale_temps_at(
     tag: &str,
     other: &mut dyn FnMut(&[u8]),
 ) -> std::io::Result<u64> {
-    // A duplicate rewound to the start reads the entries without reopening
-    // the directory; `dir` itself is only ever used for `*at` calls, so
-    // moving the shared offset disturbs nobody.
-    let listing = rustix::io::fcntl_dupfd_cloexec(dir, 0)?;
-    rustix::fs::seek(&listing, rustix::fs::SeekFrom::Start(0))?;
-    let mut entries = rustix::fs::Dir::new(listing)?;
+    // `dir` is read from the start without reopening it: it is otherwise
+    // only used for `*at` calls, so moving its offset disturbs nobody. A
+    // buffer that holds a typical directory whole makes that one
+    // `getdents64` and one more to see the end.
+    rustix::fs::seek(dir, rustix::fs::SeekFrom::Start(0))?;
+    let mut buffer = [MaybeUninit::<u8>::uninit(); 32 << 10];
+    let mut entries = rustix::fs::RawDir::new(dir, &mut buffer);
     let mut removed = 0;
-    while let Some(entry) = entries.read() {
+    while let Some(entry) = entries.next() {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         let Some(rest) = name.strip_prefix(TEMP_PREFIX.as_bytes()) else {
