@@ -72,14 +72,28 @@ fn write(path: &Path, len: usize) {
     fs::write(path, vec![b'x'; len]).expect("write");
 }
 
-#[test]
-fn names_already_in_the_destination_are_stat_ed_by_the_worker() {
+/// A temp dir holding `src/` and `dst/` (both made), and in them files of
+/// the given paths and sizes.
+fn trees(files: &[(&str, usize)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
-    write(&src.join("d/old"), 5);
-    write(&src.join("d/new"), 7);
-    write(&src.join("top"), 3);
-    write(&dst.join("d/old"), 1);
+    for dir in [&src, &dst] {
+        fs::create_dir_all(dir).expect("mkdir");
+    }
+    for &(rel, len) in files {
+        write(&tmp.path().join(rel), len);
+    }
+    (tmp, src, dst)
+}
+
+#[test]
+fn names_already_in_the_destination_are_stat_ed_by_the_worker() {
+    let (_tmp, src, dst) = trees(&[
+        ("src/d/old", 5),
+        ("src/d/new", 7),
+        ("src/top", 3),
+        ("dst/d/old", 1),
+    ]);
     let stale = dst.join(format!("d/{}123.4", crate::copy::TEMP_PREFIX));
     write(&stale, 1);
 
@@ -93,11 +107,7 @@ fn names_already_in_the_destination_are_stat_ed_by_the_worker() {
 
 #[test]
 fn a_new_destination_has_every_entry_stat_ed_by_the_walker() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
-    write(&src.join("d/a"), 5);
-    write(&src.join("b"), 2);
-    fs::create_dir(&dst).expect("mkdir dst");
+    let (_tmp, src, dst) = trees(&[("src/d/a", 5), ("src/b", 2)]);
 
     let walked = walk_into(&src, &dst, true, 1 << 30);
     assert_eq!(walked.job("d/a").meta.map(|m| m.size), Some(5));
@@ -107,11 +117,11 @@ fn a_new_destination_has_every_entry_stat_ed_by_the_walker() {
 
 #[test]
 fn a_new_large_file_in_an_existing_directory_is_still_split() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
-    write(&src.join("d/big"), 3 << 20);
-    write(&src.join("d/changed"), 3 << 20);
-    write(&dst.join("d/changed"), 1);
+    let (_tmp, src, dst) = trees(&[
+        ("src/d/big", 3 << 20),
+        ("src/d/changed", 3 << 20),
+        ("dst/d/changed", 1),
+    ]);
 
     let walked = walk_into(&src, &dst, false, 1 << 20);
     let parts = walked.jobs_for("d/big");
