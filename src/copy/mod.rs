@@ -194,7 +194,6 @@ impl Engine {
             }
             false => false,
         };
-        let owner_kept = self.opts.archive && owner_kept;
         commit::apply_metadata(file.fd(), st, owner_kept, mode_set)?;
         if self.opts.fsync {
             rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
