@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use testenv::{TestEnv, assert_status, normalized_stderr, unprivileged_runner};
+use testenv::{NOBODY, TestEnv, assert_status, normalized_stderr, unprivileged_runner};
 
 /// Stderr of a run, which must be exactly one line.
 fn only_line(output: &std::process::Output) -> String {
@@ -116,12 +116,9 @@ both_kinds! {
         env.mkdir("dst");
         std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
         env.chmod(".", 0o755);
-        let output = std::process::Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_pcopy"))
-            .args(["--workers", env.kind, "src/", "dst"])
-            .current_dir(env.root())
-            .env_remove("TMPDIR")
+        let output = env
+            .pcopy_as_nobody(setpriv)
+            .args(["src/", "dst"])
             .output()
             .unwrap();
         assert_status(&output, 23);
@@ -180,5 +177,3 @@ both_kinds! {
         assert_eq!(String::from_utf8(version.stdout).unwrap(), format!("pcopy {}\n", env!("CARGO_PKG_VERSION")));
     }
 }
-
-const NOBODY: u32 = 65534;

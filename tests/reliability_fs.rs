@@ -142,11 +142,9 @@ fn a_destination_owned_by_another_user_and_read_only_is_refused() {
         env.chmod("dst", 0o555);
         env.chmod(".", 0o755);
         let before = snapshot(&env.path("dst"));
-        let output = std::process::Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_pcopy"))
-            .args(["--workers", kind, "src/", "dst"])
-            .current_dir(env.root())
+        let output = env
+            .pcopy_as_nobody(setpriv)
+            .args(["src/", "dst"])
             .output()
             .unwrap();
         assert_status(&output, 23);

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
-use testenv::{TestEnv, assert_status, normalized_stderr, temp_files, unprivileged_runner};
+use testenv::{
+    TestEnv, as_nobody, assert_status, normalized_stderr, temp_files, unprivileged_runner,
+};
 
 /// A directory next to the test's trees that pcopy must never change.
 fn outside(env: &TestEnv) -> PathBuf {
@@ -132,11 +134,7 @@ both_kinds! {
         // /proc fd links, which another user cannot follow whatever its
         // mode (it may already have its final one).
         if let Some(setpriv) = unprivileged_runner() {
-            let other = std::process::Command::new(setpriv)
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
-                .arg(&fd_path)
-                .output()
-                .unwrap();
+            let other = as_nobody(setpriv, "cat").arg(&fd_path).output().unwrap();
             assert!(!other.status.success(), "another user opened {}", fd_path.display());
             assert!(other.stdout.is_empty());
         }

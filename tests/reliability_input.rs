@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Stdio;
 
 use reliability_support::{EVENT_TIMEOUT, Watchdog, snapshot};
-use testenv::{TestEnv, assert_same_tree, assert_status, normalized_stderr, unprivileged_runner};
+use testenv::{
+    NOBODY, TestEnv, assert_same_tree, assert_status, normalized_stderr, unprivileged_runner,
+};
 
 /// Runs pcopy under a watchdog, so a hang fails instead of blocking.
 fn run_guarded(env: &TestEnv, args: &[&OsStr]) -> std::process::Output {
@@ -217,13 +219,11 @@ fn unreadable_files_and_directories_fail_alone_when_run_unprivileged() {
         env.write("src/locked/hidden.txt", "hidden\n");
         env.chmod("src/locked", 0o000);
         env.mkdir("dst");
-        std::os::unix::fs::chown(env.path("dst"), Some(65534), Some(65534)).unwrap();
+        std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
         env.chmod(".", 0o755);
-        let output = std::process::Command::new(setpriv)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_pcopy"))
-            .args(["--workers", kind, "src/", "dst"])
-            .current_dir(env.root())
+        let output = env
+            .pcopy_as_nobody(setpriv)
+            .args(["src/", "dst"])
             .output()
             .unwrap();
         assert_status(&output, 23);

@@ -125,6 +125,18 @@ impl TestEnv {
         command
     }
 
+    /// [`TestEnv::pcopy`] run as [`NOBODY`] through `setpriv`, without a
+    /// `TMPDIR` that only root may write to.
+    pub fn pcopy_as_nobody(&self, setpriv: &str) -> Command {
+        let mut command = as_nobody(setpriv, env!("CARGO_BIN_EXE_pcopy"));
+        command
+            .current_dir(self.root())
+            .arg("--workers")
+            .arg(self.kind)
+            .env_remove("TMPDIR");
+        command
+    }
+
     /// Runs pcopy with `args` and returns its output.
     pub fn run<I, S>(&self, args: I) -> Output
     where
@@ -371,6 +383,19 @@ pub fn is_root(why: &str) -> bool {
         eprintln!("skipped: needs root to {why}");
     }
     root
+}
+
+/// The user and group the unprivileged tests run as (nobody).
+pub const NOBODY: u32 = 65534;
+
+/// `program`, run through `setpriv` (see [`unprivileged_runner`]) as
+/// [`NOBODY`] with no supplementary groups.
+pub fn as_nobody(setpriv: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut command = Command::new(setpriv);
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program);
+    command
 }
 
 /// `setpriv` when this test can drop to an unprivileged user, else `None`
