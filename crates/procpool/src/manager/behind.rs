@@ -1,5 +1,7 @@
 //! Write-behind puts: how a remote handle of an unbounded queue makes a
-//! single-item `put` cost one socket write instead of a round trip.
+//! single-item `put` cost one socket write instead of a round trip. Owns
+//! the [`Pipeline`] (the pipelined-put machinery of one endpoint) and
+//! nothing else; calls only [`Connection`] and the protocol.
 //!
 //! On an unbounded queue a put can neither block nor find the queue full;
 //! it can only be refused because the queue was closed (or the manager is
@@ -9,11 +11,11 @@
 //! outcomes, and the process asks for them (a "settle", one round trip)
 //! every [`WINDOW_ITEMS`] puts, before any other operation through the same
 //! manager, on [`Queue::flush`](super::Queue::flush), when a handle is
-//! dropped, and in [`settle_all`]. Until an item is confirmed, its bytes
-//! are kept.
+//! dropped, and in [`settle_all`](super::endpoint::settle_all). Until an
+//! item is confirmed, its bytes are kept.
 //!
 //! All write-behind puts of a process to one manager share one connection
-//! (the [`Pipeline`] of the manager's endpoint), whatever their queue: the
+//! (the [`Pipeline`] of the manager's [`Endpoint`](super::endpoint::Endpoint)), whatever their queue: the
 //! server runs a connection's requests in order, so the puts of a process
 //! reach their queues in the order they were made, across queues.
 //!
@@ -35,16 +37,12 @@
 //! what the server has to remember.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
-use std::sync::{MutexGuard, PoisonError};
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::Serialize;
 
-use super::client::{self, Connection, Endpoint, RemoteQueue};
-use super::error::ManagerError;
-use super::queue::Fail;
-use super::wire::{Op, Outcome, Refusal, Reply, RequestHead, WireWait};
-use crate::frame;
+use super::connection::Connection;
+use super::protocol::{Op, Outcome, Refusal, Reply, RequestHead};
+use super::queue_error::{Fail, ManagerError};
 
 /// Unconfirmed puts that make a process settle before sending more. Bounds
 /// the bytes kept here and the outcomes the server keeps per connection.
@@ -163,7 +161,7 @@ impl Pipeline {
     }
 
     /// Waits for the outcome of every unconfirmed put (one round trip).
-    fn settle(&mut self) -> Result<(), ManagerError> {
+    pub(super) fn settle(&mut self) -> Result<(), ManagerError> {
         if self.unconfirmed.is_empty() {
             return Ok(());
         }
@@ -193,13 +191,13 @@ impl Pipeline {
     /// nothing was sent.
     fn send(
         &mut self,
-        endpoint: &Endpoint,
+        connect: impl FnOnce() -> Result<Connection, ManagerError>,
         head: &RequestHead,
         item: &impl Serialize,
     ) -> Result<(), Fail> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => endpoint.take_connection().map_err(Fail::Manager)?,
+            None => connect().map_err(Fail::Manager)?,
         };
         match conn.send_only(head, item) {
             Ok(Ok(bytes)) => {
@@ -227,115 +225,51 @@ impl Pipeline {
             }))),
         }
     }
-}
 
-impl Endpoint {
-    fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
-        self.pipeline.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until every write-behind put of this process to this manager
-    /// has been run.
-    pub(crate) fn settle(&self) -> Result<(), ManagerError> {
-        self.pipeline().settle()
-    }
-}
-
-impl RemoteQueue {
-    /// A put that returns once its request is written. On failure the item
-    /// comes back; a put that was sent is never reported as failed.
-    pub(crate) fn put_behind<T: Serialize>(&self, item: T) -> Result<(), (T, Fail)> {
-        if !self.validated.load(Ordering::Acquire) {
-            // The first put waits for its answer, so a handle to a missing
-            // queue or of the wrong type fails at that put, not later.
-            return match self.put(&item, WireWait::Block) {
-                Ok(()) => {
-                    self.validated.store(true, Ordering::Release);
-                    Ok(())
-                }
-                Err(fail) => Err((item, fail)),
-            };
+    /// Sends one write-behind put of `item` for the queue in `head`,
+    /// connecting with `connect` if the pipeline has no connection yet.
+    /// Fails, without sending, once the queue is known to refuse items or
+    /// the pipeline is broken; a put that was sent is never reported as
+    /// failed.
+    pub(super) fn put_later(
+        &mut self,
+        connect: impl FnOnce() -> Result<Connection, ManagerError>,
+        head: &RequestHead,
+        item: &impl Serialize,
+    ) -> Result<(), Fail> {
+        if let Some(failure) = &self.failure {
+            return Err(Fail::Manager(failure.to_error()));
         }
-        let mut pipeline = self.endpoint.pipeline();
-        if let Some(failure) = &pipeline.failure {
-            return Err((item, Fail::Manager(failure.to_error())));
-        }
-        match pipeline.refusing(self.id) {
-            Some(None) => return Err((item, Fail::Closed { accepted: 0 })),
+        match self.refusing(head.queue) {
+            Some(None) => return Err(Fail::Closed { accepted: 0 }),
             Some(Some(reason)) => {
-                let error = ManagerError::Protocol(reason.to_string());
-                return Err((item, Fail::Manager(error)));
+                return Err(Fail::Manager(ManagerError::Protocol(reason.to_string())));
             }
             None => {}
         }
-        let head = RequestHead {
-            queue: self.id,
-            tag: self.tag,
-            op: Op::PutLater,
-        };
-        if let Err(fail) = pipeline.send(&self.endpoint, &head, &item) {
-            return Err((item, fail));
-        }
-        if pipeline.unconfirmed.len() >= WINDOW_ITEMS || pipeline.unconfirmed_bytes >= WINDOW_BYTES
-        {
+        self.send(connect, head, item)?;
+        if self.unconfirmed.len() >= WINDOW_ITEMS || self.unconfirmed_bytes >= WINDOW_BYTES {
             // This put was sent, so it succeeded; should settling fail, the
             // failure sticks and the next put reports it.
-            let _ = pipeline.settle();
+            let _ = self.settle();
         }
         Ok(())
     }
 
-    /// Settles, then hands back the items of this queue that the manager
-    /// refused since the last flush, with the reason.
-    pub(crate) fn flush<T: DeserializeOwned>(&self) -> Result<(), (Vec<T>, Fail)> {
-        let (mine, failure) = {
-            let mut pipeline = self.endpoint.pipeline();
-            let _ = pipeline.settle();
-            let (mine, others): (Vec<Kept>, Vec<Kept>) = std::mem::take(&mut pipeline.refused)
-                .into_iter()
-                .partition(|kept| kept.queue == self.id);
-            pipeline.refused = others;
-            let failure = match (&pipeline.failure, pipeline.refusing(self.id)) {
-                (Some(failure), _) => Some(failure.to_error()),
-                (None, Some(Some(reason))) => Some(ManagerError::Protocol(reason.to_string())),
-                (None, _) => None,
-            };
-            (mine, failure)
+    /// Settles, then takes the encoded items of `queue` that the manager
+    /// refused since the last call, with the error that explains them if
+    /// it is not a plain close.
+    pub(super) fn take_refused(&mut self, queue: u32) -> (Vec<Vec<u8>>, Option<ManagerError>) {
+        let _ = self.settle();
+        let (mine, others): (Vec<Kept>, Vec<Kept>) = std::mem::take(&mut self.refused)
+            .into_iter()
+            .partition(|kept| kept.queue == queue);
+        self.refused = others;
+        let failure = match (&self.failure, self.refusing(queue)) {
+            (Some(failure), _) => Some(failure.to_error()),
+            (None, Some(Some(reason))) => Some(ManagerError::Protocol(reason.to_string())),
+            (None, _) => None,
         };
-        // Decoded without the pipeline's lock: an item may hold a handle,
-        // whose drop settles and so takes that lock. The bytes are this
-        // process's own encodings of `T`, so they decode unless `T`'s serde
-        // impls disagree with each other.
-        let refused: Vec<T> = mine
-            .iter()
-            .filter_map(|kept| frame::decode(&kept.bytes).ok())
-            .collect();
-        match failure {
-            Some(error) => Err((refused, Fail::Manager(error))),
-            None if !refused.is_empty() => Err((refused, Fail::Closed { accepted: 0 })),
-            None => Ok(()),
-        }
-    }
-}
-
-/// Settling on drop means a task that received a handle as an argument has
-/// its puts run before it returns, and so before its result reaches the
-/// parent.
-impl Drop for RemoteQueue {
-    fn drop(&mut self) {
-        let _ = self.endpoint.settle();
-    }
-}
-
-/// Settles the write-behind puts of this process to every manager.
-///
-/// For a pool worker to call before it reports a task done: then whatever
-/// the task put is in its queue before the parent hears of the task, even
-/// through a handle the task kept (say, in a global set by an initializer),
-/// so a parent that closes the queue once all tasks are done refuses none
-/// of it. Handles passed as task arguments settle anyway when dropped.
-pub(crate) fn settle_all() {
-    for endpoint in client::all_endpoints() {
-        let _ = endpoint.settle();
+        (mine.into_iter().map(|kept| kept.bytes).collect(), failure)
     }
 }

@@ -1,4 +1,6 @@
 //! [`Queue`], the handle to a queue owned by a [`Manager`](super::Manager).
+//! Owns the handle and its serialized form; calls the store directly for a
+//! handle next to its manager and the remote side otherwise.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -9,13 +11,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
 
-use super::client::{self, RemoteQueue};
-use super::error::{
-    GetError, GetTimeoutError, ManagerError, PutError, PutTimeoutError, TryGetError, TryPutError,
+use super::endpoint;
+use super::protocol::{self, Address, Token, Wait, WireWait};
+use super::queue_error::{
+    Fail, GetError, GetTimeoutError, ManagerError, PutError, PutTimeoutError, TryGetError,
+    TryPutError,
 };
-use super::server::Address;
-use super::shared::{Shared, Stop};
-use super::wire::{self, Token, Wait, WireWait};
+use super::remote::RemoteQueue;
+use super::server;
+use super::store::Shared;
 
 /// A handle to a FIFO queue owned by a [`Manager`](super::Manager), usable
 /// from any thread of any process: the multiprocessing `Manager().Queue()`
@@ -67,55 +71,6 @@ enum Flavor<T> {
     Remote(Arc<RemoteQueue>),
 }
 
-/// Why an operation failed, before it is shaped into the public error of
-/// the method that was called.
-#[derive(Debug)]
-pub(crate) enum Fail {
-    WouldBlock,
-    TimedOut,
-    /// `accepted` leading items of a batch went in before the close.
-    Closed {
-        accepted: usize,
-    },
-    Manager(ManagerError),
-}
-
-impl From<Stop> for Fail {
-    fn from(stop: Stop) -> Fail {
-        match stop {
-            Stop::WouldBlock => Fail::WouldBlock,
-            Stop::TimedOut => Fail::TimedOut,
-            Stop::Closed => Fail::Closed { accepted: 0 },
-            Stop::Gone | Stop::Abandoned => Fail::Manager(ManagerError::Gone),
-        }
-    }
-}
-
-impl Fail {
-    /// For outcomes the called operation cannot have (a blocking call that
-    /// "would block"): reported, not unwrapped, should a peer send one.
-    fn impossible(self) -> ManagerError {
-        match self {
-            Fail::Manager(e) => e,
-            other => ManagerError::Protocol(format!("unexpected outcome {other:?}")),
-        }
-    }
-
-    fn into_put<I>(self, item: I) -> PutError<I> {
-        match self {
-            Fail::Closed { .. } => PutError::Closed(item),
-            other => PutError::Failed(item, other.impossible()),
-        }
-    }
-
-    fn into_get(self) -> GetError {
-        match self {
-            Fail::Closed { .. } => GetError::Closed,
-            other => GetError::Failed(other.impossible()),
-        }
-    }
-}
-
 impl<T> Clone for Queue<T> {
     fn clone(&self) -> Queue<T> {
         let flavor = match &self.flavor {
@@ -163,8 +118,8 @@ where
     }
 
     fn remote(address: Address, id: u32, maxsize: usize) -> Queue<T> {
-        let endpoint = client::endpoint(address);
-        let remote = RemoteQueue::new(endpoint, id, wire::type_tag::<T>(), maxsize);
+        let endpoint = endpoint::endpoint(address);
+        let remote = RemoteQueue::new(endpoint, id, protocol::type_tag::<T>(), maxsize);
         Queue {
             flavor: Flavor::Remote(Arc::new(remote)),
         }
@@ -532,7 +487,7 @@ where
             socket: PathBuf::from(OsString::from_vec(wire.socket)),
             token: wire.token,
         };
-        if let Some(core) = super::local_core(&address)
+        if let Some(core) = server::local_core(&address)
             && let Some(shared) = core.typed_queue::<T>(wire.queue)
         {
             return Ok(Queue::local(shared, wire.queue, Arc::clone(&core.address)));

@@ -6,35 +6,64 @@
 //! thread waits on the queue's condition variable for its client only, and
 //! every other client keeps its own thread. Clients hold few connections
 //! (one per concurrently used handle per process), so threads stay few.
+//!
+//! Owns [`Core`] (a manager's queues and open connections) and the registry
+//! of the managers alive in this process; calls the store, the protocol and
+//! the socket helpers, never the client side.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufReader, Read};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::shared::{Shared, Stop};
-use super::sock;
-use super::wire::{
-    self, Hello, HelloReply, MAGIC, Op, Outcome, Refusal, Reply, RequestHead, Token,
+use super::protocol::{
+    self, Address, Hello, HelloReply, MAGIC, Op, Outcome, Refusal, Reply, RequestHead,
 };
+use super::sock;
+use super::store::{Shared, Stop};
 use crate::frame::{self, FrameError};
 
-/// Where and how to reach a manager: all a serialized handle carries besides
-/// the queue's index and bound.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Address {
-    pub(crate) socket: PathBuf,
-    pub(crate) token: Token,
+/// Managers alive in this process, so a handle deserialized here maps back
+/// to the queue itself instead of a socket round trip. Weak: the registry
+/// never keeps a manager's state alive; [`super::Manager`]'s drop removes
+/// its entry with [`forget_local`].
+static LOCAL_MANAGERS: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
+
+/// Records a manager of this process for [`local_core`].
+pub(crate) fn register_local(core: &Arc<Core>) {
+    let mut managers = LOCAL_MANAGERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    managers.retain(|weak| weak.strong_count() > 0);
+    managers.push(Arc::downgrade(core));
+}
+
+/// Removes a manager that is shutting down from the registry.
+pub(crate) fn forget_local(core: &Arc<Core>) {
+    LOCAL_MANAGERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|weak| weak.strong_count() > 0 && !std::ptr::eq(weak.as_ptr(), Arc::as_ptr(core)));
+}
+
+/// The live manager of this process at `address`, if any.
+pub(crate) fn local_core(address: &Address) -> Option<Arc<Core>> {
+    let managers = LOCAL_MANAGERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    managers
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|core| *core.address == *address && !core.is_stopping())
 }
 
 /// A queue as the server sees it, with the item type erased.
 pub(crate) trait ServeQueue: Send + Sync {
-    /// [`wire::type_tag`] of the item type.
+    /// [`protocol::type_tag`] of the item type.
     fn tag(&self) -> u64;
     /// Runs one request and writes its reply. An error means the connection
     /// is unusable (the client is gone) and must be closed.
@@ -310,7 +339,7 @@ fn serve_connection(core: &Core, stream: UnixStream) -> Result<(), FrameError> {
         frame: Vec::new(),
         unsettled: Vec::new(),
     };
-    let welcome = hello.magic == MAGIC && wire::tokens_match(&hello.token, &core.address.token);
+    let welcome = hello.magic == MAGIC && protocol::tokens_match(&hello.token, &core.address.token);
     let answer = if welcome {
         HelloReply::Welcome
     } else {
@@ -375,7 +404,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
 {
     fn tag(&self) -> u64 {
-        wire::type_tag::<T>()
+        protocol::type_tag::<T>()
     }
 
     fn serve(&self, op: Op, payload: &[u8], conn: &mut ServerConn) -> io::Result<()> {
@@ -389,7 +418,7 @@ where
             }
             Op::PutMany => self.serve_put_many(payload, conn),
             Op::Get(wait) => self.serve_get(None, wait.start(), conn),
-            Op::GetMany(max) => self.serve_get(Some(max as usize), wire::Wait::Block, conn),
+            Op::GetMany(max) => self.serve_get(Some(max as usize), protocol::Wait::Block, conn),
             Op::Status => match self.status() {
                 Ok((len, maxsize)) => conn.reply(&Reply::Status {
                     len: len as u64,
@@ -416,7 +445,7 @@ where
 {
     fn serve_put(
         &self,
-        wait: wire::WireWait,
+        wait: protocol::WireWait,
         payload: &[u8],
         conn: &mut ServerConn,
     ) -> io::Result<()> {
@@ -438,7 +467,7 @@ where
     fn serve_put_later(&self, payload: &[u8], conn: &mut ServerConn) -> io::Result<()> {
         let outcome = match frame::decode::<T>(payload) {
             Ok(item) => self
-                .put(item, wire::Wait::Block)
+                .put(item, protocol::Wait::Block)
                 .map_err(|(_, stop)| match stop {
                     Stop::Closed => Refusal::Closed,
                     _ => Refusal::Gone,
@@ -469,7 +498,7 @@ where
     fn serve_get(
         &self,
         batch: Option<usize>,
-        wait: wire::Wait,
+        wait: protocol::Wait,
         conn: &mut ServerConn,
     ) -> io::Result<()> {
         let mut abandoned = || conn.peer_hung_up();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::protocol::{Op, WireWait};
 use super::server::{ServeQueue, ServerConn};
-use super::wire::{Op, WireWait};
 use super::*;
 
 /// Set in a child started by [`spawn_child`]: the postcard bytes, in hex, of
@@ -476,7 +476,7 @@ fn items_taken_for_a_dead_client_go_back_to_the_front() {
             .is_err()
     );
     assert_eq!(
-        shared.get_many(10, wire::Wait::Now).unwrap(),
+        shared.get_many(10, protocol::Wait::Now).unwrap(),
         vec![1, 2, 3, 4]
     );
 }

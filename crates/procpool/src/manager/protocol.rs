@@ -1,5 +1,7 @@
 //! The manager protocol: what a remote handle and the server say to each
-//! other on a manager connection.
+//! other on a manager connection, and the [`Address`] they meet at. Owns
+//! the message types, the token and the wait kinds; calls nothing of the
+//! manager (the bottom layer).
 //!
 //! Every message is one [`crate::frame`] frame. A request frame is a
 //! [`RequestHead`] immediately followed, for puts, by the postcard encoding of
@@ -13,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,14 @@ pub(crate) const MAGIC: u32 = 0x7070_6d31;
 /// A manager's shared secret: whoever presents it may use every queue of the
 /// manager. 256 bits from the kernel's CSPRNG.
 pub(crate) type Token = [u8; 32];
+
+/// Where and how to reach a manager: all a serialized handle carries besides
+/// the queue's index and bound.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Address {
+    pub(crate) socket: PathBuf,
+    pub(crate) token: Token,
+}
 
 /// Reads a fresh [`Token`] from `/dev/urandom`.
 pub(crate) fn random_token() -> io::Result<Token> {

@@ -1,10 +1,16 @@
 //! Errors of the manager and its queues. Every error of an operation that
 //! took an item hands the item back, like crossbeam's `SendError<T>(pub T)`,
 //! so a refused item is never silently dropped.
+//!
+//! Owns the public errors and [`Fail`], the internal outcome every layer
+//! reports before a public method shapes it into its own error; calls only
+//! the store (for [`Stop`]).
 
 use std::error::Error;
 use std::fmt;
 use std::io;
+
+use super::store::Stop;
 
 /// Why a manager could not be created or reached.
 #[derive(Debug)]
@@ -322,6 +328,55 @@ impl Error for GetTimeoutError {
         match self {
             GetTimeoutError::Failed(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+/// Why an operation failed, before it is shaped into the public error of
+/// the method that was called.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    WouldBlock,
+    TimedOut,
+    /// `accepted` leading items of a batch went in before the close.
+    Closed {
+        accepted: usize,
+    },
+    Manager(ManagerError),
+}
+
+impl From<Stop> for Fail {
+    fn from(stop: Stop) -> Fail {
+        match stop {
+            Stop::WouldBlock => Fail::WouldBlock,
+            Stop::TimedOut => Fail::TimedOut,
+            Stop::Closed => Fail::Closed { accepted: 0 },
+            Stop::Gone | Stop::Abandoned => Fail::Manager(ManagerError::Gone),
+        }
+    }
+}
+
+impl Fail {
+    /// For outcomes the called operation cannot have (a blocking call that
+    /// "would block"): reported, not unwrapped, should a peer send one.
+    pub(crate) fn impossible(self) -> ManagerError {
+        match self {
+            Fail::Manager(e) => e,
+            other => ManagerError::Protocol(format!("unexpected outcome {other:?}")),
+        }
+    }
+
+    pub(crate) fn into_put<I>(self, item: I) -> PutError<I> {
+        match self {
+            Fail::Closed { .. } => PutError::Closed(item),
+            other => PutError::Failed(item, other.impossible()),
+        }
+    }
+
+    pub(crate) fn into_get(self) -> GetError {
+        match self {
+            Fail::Closed { .. } => GetError::Closed,
+            other => GetError::Failed(other.impossible()),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The queue itself: a deque behind one mutex with two condition variables,
 //! owned by the manager and used directly by local handles and by the
-//! server's connection threads on behalf of remote handles.
+//! server's connection threads on behalf of remote handles. Owns the items
+//! and the wake-ups between putters and getters; calls only the protocol's
+//! [`Wait`].
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::wire::Wait;
+use super::protocol::Wait;
 
 /// How often a server thread blocked for a remote client checks that the
 /// client is still connected. Only bounds how long a killed client's thread

@@ -9,20 +9,26 @@
 //! is: next to the manager it uses the queue directly (a mutex), elsewhere
 //! it talks to the manager's server over the socket.
 //!
-//! Layout: [`shared`] is the queue itself; [`server`] accepts connections
-//! and runs requests against it; [`client`] is the remote handle's side,
-//! with [`behind`] for write-behind puts; [`wire`] is the protocol and
-//! [`sock`] the two socket calls std lacks; [`queue`] and [`error`] are the
-//! public handle and errors.
+//! Layers, each calling only those listed before it: [`protocol`] is the
+//! wire (messages, token, address) and [`sock`] the two socket calls std
+//! lacks; [`store`] is the queue itself; [`queue_error`] holds the public
+//! errors and the internal `Fail`; [`server`] accepts connections and runs
+//! requests against the store. On the client side, [`connection`] is one
+//! authenticated connection, [`behind`] the pipelined (write-behind) puts
+//! on one, [`endpoint`] a process's connections to one manager, and
+//! [`remote`] a queue's operations through an endpoint. [`queue`] is the
+//! public handle on top of both sides; this file owns the [`Manager`].
 
 mod behind;
-mod client;
-mod error;
+mod connection;
+mod endpoint;
+mod protocol;
 mod queue;
+mod queue_error;
+mod remote;
 mod server;
-mod shared;
 mod sock;
-mod wire;
+mod store;
 
 #[cfg(test)]
 mod tests;
@@ -32,35 +38,20 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use error::{
+pub use queue::Queue;
+pub use queue_error::{
     GetError, GetTimeoutError, ManagerError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
-pub use queue::Queue;
 
-pub(crate) use behind::settle_all;
-use server::{Address, Core};
-use shared::Shared;
-
-/// Managers alive in this process, so a handle deserialized here maps back
-/// to the queue itself instead of a socket round trip. Weak: the registry
-/// never keeps a manager's state alive; [`Manager`]'s drop removes its entry.
-static LOCAL_MANAGERS: Mutex<Vec<Weak<Core>>> = Mutex::new(Vec::new());
-
-/// The live manager of this process at `address`, if any.
-fn local_core(address: &Address) -> Option<Arc<Core>> {
-    let managers = LOCAL_MANAGERS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    managers
-        .iter()
-        .filter_map(Weak::upgrade)
-        .find(|core| *core.address == *address && !core.is_stopping())
-}
+pub(crate) use endpoint::settle_all;
+use protocol::Address;
+use server::Core;
+use store::Shared;
 
 /// Owns shared queues and serves them to handles in any process.
 ///
@@ -110,7 +101,7 @@ impl Manager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new() -> Result<Manager, ManagerError> {
-        let token = wire::random_token().map_err(ManagerError::Io)?;
+        let token = protocol::random_token().map_err(ManagerError::Io)?;
         let dir = private_dir().map_err(ManagerError::Io)?;
         let socket = dir.join("manager.sock");
         let started = UnixListener::bind(&socket).and_then(|listener| {
@@ -129,11 +120,7 @@ impl Manager {
                 return Err(ManagerError::Io(e));
             }
         };
-        let mut managers = LOCAL_MANAGERS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        managers.retain(|weak| weak.strong_count() > 0);
-        managers.push(Arc::downgrade(&core));
+        server::register_local(&core);
         Ok(Manager {
             core,
             listener,
@@ -167,12 +154,7 @@ impl Manager {
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        LOCAL_MANAGERS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|weak| {
-                weak.strong_count() > 0 && !std::ptr::eq(weak.as_ptr(), Arc::as_ptr(&self.core))
-            });
+        server::forget_local(&self.core);
         self.core.stop();
         sock::shut_down_listener(&self.listener);
         if !cfg!(any(target_os = "linux", target_os = "android")) {
@@ -204,7 +186,7 @@ fn private_dir() -> io::Result<PathBuf> {
         .unwrap_or_else(|| PathBuf::from("/tmp"));
     let mut last_error = None;
     for _ in 0..16 {
-        let random = wire::random_token()?;
+        let random = protocol::random_token()?;
         let name: String = random[..RANDOM_BYTES]
             .iter()
             .map(|b| format!("{b:02x}"))
