@@ -32,6 +32,29 @@
 //! | `with Pool() as p:` | drop | drop is close + join, not terminate |
 //! | a worker killed by SIGKILL or OOM | [`Error::WorkerLost`] | Python hangs; here its tasks fail, a new worker starts |
 //!
+//! # Choosing the kind at run time
+//!
+//! [`Pool`] and [`ThreadPool`] are two types. A program that takes the kind
+//! from a flag holds an [`AnyPool`] instead: one type, built from a
+//! [`WorkerKind`], with the same methods for tasks both kinds can run.
+//!
+//! ```
+//! fn square(x: u64) -> u64 { x * x }
+//! procpool::register!(square);
+//!
+//! fn main() -> Result<(), procpool::Error> {
+//!     procpool::init();
+//!     let kind = if std::env::var_os("USE_THREADS").is_some() {
+//!         procpool::WorkerKind::Thread
+//!     } else {
+//!         procpool::WorkerKind::Process
+//!     };
+//!     let pool = procpool::AnyPool::with_workers(kind, 2)?;
+//!     assert_eq!(pool.apply(square, (12,))?, 144);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Worker processes
 //!
 //! A process worker is the running executable started again
@@ -44,6 +67,7 @@
 //! decision about Ctrl-C to the parent.
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod any_pool;
 mod error;
 mod frame;
 mod kind;
@@ -59,6 +83,7 @@ mod thread;
 mod wire;
 mod worker;
 
+pub use any_pool::{AnyPool, WorkerKind};
 pub use error::Error;
 pub use kind::{Kind, Process, Runs, Thread};
 pub use manager::{
