@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::exit_codes::EXIT_STATUS_HELP;
-use crate::filter::Rule;
-use crate::shard::Shard;
+use crate::select::filter::Rule;
+use crate::select::shard::Shard;
 
 /// The text after the flags in `--help`: examples and exit statuses.
 const AFTER_HELP: &str = "\

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
-use crate::filter::Filter;
 use crate::job::{Compare, CopyOptions};
-use crate::shard::Shard;
+use crate::select::filter::Filter;
+use crate::select::shard::Shard;
 
 /// How much pcopy tells about its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -24,9 +24,9 @@ use crate::config::DeleteOptions;
 use crate::copy::TEMP_PREFIX;
 use crate::dirmeta::open_beneath;
 use crate::escape::io_reason;
-use crate::filter::Filter;
 use crate::plan::Root;
-use crate::shard::Shard;
+use crate::select::filter::Filter;
+use crate::select::shard::Shard;
 
 /// Where the removals and problems of the pass are reported.
 pub(crate) trait DeleteSink {
