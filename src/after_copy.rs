@@ -10,11 +10,11 @@ use std::path::Path;
 use crate::config::Config;
 use crate::delete::{self, DeleteSetup};
 use crate::dirmeta::{self, DirMeta};
-use crate::escape::io_reason;
 use crate::hardlinks::{self, LinkJob, LinkPhase};
 use crate::job::FailKind;
 use crate::plan::Plan;
-use crate::report::Reporter;
+use crate::ui::escape::io_reason;
+use crate::ui::report::Reporter;
 
 /// The destination tree after the copy.
 #[derive(Debug)]

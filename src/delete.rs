@@ -23,10 +23,10 @@ use rustix::io::Errno;
 use crate::config::DeleteOptions;
 use crate::copy::TEMP_PREFIX;
 use crate::dirmeta::open_beneath;
-use crate::escape::io_reason;
 use crate::plan::Root;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
+use crate::ui::escape::io_reason;
 
 /// Where the removals and problems of the pass are reported.
 pub(crate) trait DeleteSink {

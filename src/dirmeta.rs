@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use rustix::fs::{Gid, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
-use crate::escape::io_reason;
+use crate::ui::escape::io_reason;
 use crate::xattrs::{self, Xattr};
 
 /// The metadata a destination directory gets from its source.

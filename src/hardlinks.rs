@@ -20,8 +20,8 @@ use rustix::io::Errno;
 use crate::copy::TEMP_PREFIX;
 use crate::dirmeta::open_beneath;
 use crate::entry_stat::EntryStat;
-use crate::escape::io_reason;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
+use crate::ui::escape::io_reason;
 
 /// A later name of a file whose first name is copied as usual.
 #[derive(Debug, Clone)]

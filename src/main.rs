@@ -12,19 +12,16 @@ mod delete;
 mod digest;
 mod dirmeta;
 mod entry_stat;
-mod escape;
 mod exit_codes;
 mod hardlinks;
 mod job;
-mod json;
 mod pipeline;
 mod plan;
-mod progress;
 mod quick_check;
-mod report;
 mod select;
 mod signals;
 mod split;
+mod ui;
 mod walk;
 mod walk_dest;
 mod worker;
@@ -37,7 +34,8 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
-use crate::report::{ErrorRecord, Reporter, RunReport};
+use crate::ui::report::{ErrorRecord, Reporter, RunReport};
+use crate::ui::{json, progress};
 
 // Unit tests that start process pools need the test binary to become a
 // worker when re-executed, as `procpool::init` does for the real binary.

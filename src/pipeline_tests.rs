@@ -5,8 +5,8 @@ use std::fs;
 use crate::cli::Args;
 use crate::config::Verbosity;
 use crate::plan::{self, Root};
-use crate::progress::NoProgress;
-use crate::report::Tally;
+use crate::ui::progress::NoProgress;
+use crate::ui::report::Tally;
 
 /// Runs the whole pipeline in this process with thread workers.
 fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {

@@ -11,8 +11,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
+use crate::ui::escape::{Escaped, io_reason};
 
 /// One source and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]

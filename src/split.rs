@@ -25,7 +25,7 @@ use rustix::io::Errno;
 use crate::copy::{self, SplitCopy};
 use crate::entry_stat::EntryStat;
 use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
-use crate::report::Reporter;
+use crate::ui::report::Reporter;
 
 /// Files from this size on are split, by default (`--split-min`). Parts of
 /// one file written at once mostly take turns on the inode lock (see

@@ -23,13 +23,13 @@ use walkdir::WalkDir;
 
 use crate::dirmeta::DirMeta;
 use crate::entry_stat::{EntryStat, SourceDirs};
-use crate::escape::io_reason;
 use crate::hardlinks::{LinkJob, LinkTracker};
 use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::split::{HeldParts, SplitStart, Splitter};
+use crate::ui::escape::io_reason;
 use crate::walk_dest::{DestDir, DestDirs, DestNames, Parent};
 use crate::worker::WorkerEvent;
 
@@ -637,7 +637,7 @@ fn walk_reason(err: &walkdir::Error) -> String {
     match (err.io_error(), err.loop_ancestor()) {
         (_, Some(ancestor)) => format!(
             "symbolic link loop back to {}",
-            crate::escape::Escaped::path(ancestor)
+            crate::ui::escape::Escaped::path(ancestor)
         ),
         (Some(io), None) => io_reason(io),
         (None, None) => err.to_string(),

@@ -12,8 +12,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::copy;
-use crate::escape::io_reason;
 use crate::job::{FailKind, IdHasher};
+use crate::ui::escape::io_reason;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// A destination directory as the walk holds it.

@@ -108,7 +108,7 @@ pub(crate) fn copy_worker(
         Err(err) => {
             summary.error = Some(WorkerStop::Destination(format!(
                 "cannot open destination directory: {}",
-                crate::escape::io_reason(&err)
+                crate::ui::escape::io_reason(&err)
             )));
         }
     }

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde_json::{Map, Value, json};
 
-use crate::report::{ErrorRecord, RunReport};
+use super::report::{ErrorRecord, RunReport};
 
 /// The summary object, as one line of JSON.
 pub(crate) fn render(report: &RunReport, dry_run: bool) -> String {
@@ -76,7 +76,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::exit_codes::ExitStatus;
-    use crate::report::Tally;
+    use crate::ui::report::Tally;
 
     #[test]
     fn base64_matches_the_rfc_test_vectors() {

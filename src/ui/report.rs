@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::HumanBytes;
 
+use super::escape::Escaped;
+use super::progress::{Counters, Progress, rate};
 use crate::config::Verbosity;
 use crate::delete::DeleteSink;
-use crate::escape::Escaped;
 use crate::exit_codes::ExitStatus;
 use crate::job::{EntryKind, FailKind, FileJob, Outcome};
-use crate::progress::{Counters, Progress, rate};
 
 /// How the entries of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn bytes_of_a_job_the_walker_did_not_size_join_the_total_as_they_come() {
-        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
         let unsized_job = job(None);
         let mut reporter = quiet();
         reporter.queued(1, 0);
@@ -470,7 +470,8 @@ mod tests {
             rdev: 0,
         };
         let sized_job = job(Some(meta));
-        let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        let mut reporter =
+            Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
         reporter.queued(1, 10);
         reporter.bytes_copied(8, sized_job.size_known());
         assert_eq!(bytes_of(&reporter), (8, 10));
