@@ -4,16 +4,13 @@
 //! the walker ([`walk`]), the pool workers ([`worker`], running the [`copy`]
 //! engine) and the progress display ([`progress`]) together.
 
-mod after_copy;
 mod cli;
 mod config;
 mod copy;
-mod delete;
 mod digest;
-mod dirmeta;
 mod entry_stat;
 mod exit_codes;
-mod hardlinks;
+mod finish;
 mod job;
 mod pipeline;
 mod plan;

@@ -31,11 +31,11 @@ use std::time::Duration;
 use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
 use rustix::fs::{Mode, OFlags};
 
-use crate::after_copy::{self, Tree};
 use crate::config::Config;
-use crate::dirmeta::{self, DirMeta};
 use crate::exit_codes::{ExitStatus, Fatal};
-use crate::hardlinks::LinkJob;
+use crate::finish::dirmeta::{self, DirMeta};
+use crate::finish::links::LinkJob;
+use crate::finish::{self, Tree};
 use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome};
 use crate::plan::Plan;
 use crate::split::{self, Splits, Splitter};
@@ -519,7 +519,7 @@ impl<'r> Supervisor<'r> {
                 links: std::mem::take(&mut self.links),
                 failed: &self.failed_rels,
             };
-            after_copy::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
+            finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
         }
         self.abandon_splits();
         self.account_for_pending();

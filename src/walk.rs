@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use procpool::Queue;
 use walkdir::WalkDir;
 
-use crate::dirmeta::DirMeta;
 use crate::entry_stat::{EntryStat, SourceDirs};
-use crate::hardlinks::{LinkJob, LinkTracker};
+use crate::finish::dirmeta::DirMeta;
+use crate::finish::links::{LinkJob, LinkTracker};
 use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::select::filter::Filter;

@@ -15,8 +15,8 @@ use indicatif::HumanBytes;
 use super::escape::Escaped;
 use super::progress::{Counters, Progress, rate};
 use crate::config::Verbosity;
-use crate::delete::DeleteSink;
 use crate::exit_codes::ExitStatus;
+use crate::finish::delete::DeleteSink;
 use crate::job::{EntryKind, FailKind, FileJob, Outcome};
 
 /// How the entries of a run ended.

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use super::dirmeta::open_beneath;
 use crate::config::DeleteOptions;
 use crate::copy::TEMP_PREFIX;
-use crate::dirmeta::open_beneath;
 use crate::plan::Root;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;

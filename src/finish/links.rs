@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, Stat};
 use rustix::io::Errno;
 
+use super::dirmeta::open_beneath;
 use crate::copy::TEMP_PREFIX;
-use crate::dirmeta::open_beneath;
 use crate::entry_stat::EntryStat;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 use crate::ui::escape::io_reason;

@@ -1,6 +1,17 @@
-//! What happens once every file is copied: hard links (`-a`), `--delete`,
-//! then directory modes and times (deepest first, after anything that
-//! changes a directory's entries).
+//! After the copy: what happens once every file is copied, in this order:
+//! hard links (`-a`), `--delete`, then directory modes and times (deepest
+//! first, after anything that changes a directory's entries).
+//!
+//! Owns the records the walker leaves for it ([`dirmeta::DirMeta`],
+//! [`links::LinkJob`]) and the passes that act on them, all on the main
+//! thread beneath the open destination root. It may call the engine's
+//! temp names and attribute helpers (`copy`), the selection (`select`, so
+//! `--delete` spares what the walk left out) and the reporter (`ui`); never
+//! the walk or the run.
+
+pub(crate) mod delete;
+pub(crate) mod dirmeta;
+pub(crate) mod links;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -8,13 +19,13 @@ use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::delete::{self, DeleteSetup};
-use crate::dirmeta::{self, DirMeta};
-use crate::hardlinks::{self, LinkJob, LinkPhase};
 use crate::job::FailKind;
 use crate::plan::Plan;
 use crate::ui::escape::io_reason;
 use crate::ui::report::Reporter;
+use delete::DeleteSetup;
+use dirmeta::DirMeta;
+use links::{LinkJob, LinkPhase};
 
 /// The destination tree after the copy.
 #[derive(Debug)]
@@ -65,7 +76,7 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
         temp_tag: &tree.config.copy.temp_tag,
     };
     for link in &tree.links {
-        let outcome = hardlinks::make_link(&phase, link);
+        let outcome = links::make_link(&phase, link);
         reporter.completed(&link.job, 0, &outcome, std::process::id());
     }
 }
