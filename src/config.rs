@@ -110,7 +110,7 @@ impl Config {
             filter,
             delete,
             shard: args.shard,
-            split_min: args.split_min.unwrap_or(crate::split::SPLIT_MIN),
+            split_min: args.split_min.unwrap_or(crate::walk::split::SPLIT_MIN),
         })
     }
 

@@ -8,7 +8,6 @@ mod cli;
 mod config;
 mod copy;
 mod digest;
-mod entry_stat;
 mod exit_codes;
 mod finish;
 mod job;
@@ -17,10 +16,8 @@ mod plan;
 mod quick_check;
 mod select;
 mod signals;
-mod split;
 mod ui;
 mod walk;
-mod walk_dest;
 mod worker;
 mod xattrs;
 

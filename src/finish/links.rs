@@ -1,14 +1,14 @@
-//! Hard links under `-a`: every name of a source file with several links
-//! becomes a name of one destination file.
+//! Hard links under `-a`, the main thread's half: every later name of a
+//! multiply-linked source file becomes a name of the one destination file.
 //!
-//! The walker sees every name, so it decides: the first name of an inode
-//! (keyed by device and inode number) is copied like any file, by whichever
-//! worker takes it; each later name becomes a [`LinkJob`] that the main
-//! thread carries out once every worker is done, linking it to the finished
-//! first copy. So names handled by different workers still end up as one
-//! file, and a link never points at a half-written one.
+//! The walker sees every name, so it decides (`walk::links`): the first
+//! name of an inode is copied like any file, by whichever worker takes it;
+//! each later name becomes a [`LinkJob`] that this pass carries out once
+//! every worker is done, linking it to the finished first copy. So names
+//! handled by different workers still end up as one file, and a link never
+//! points at a half-written one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -19,7 +19,6 @@ use rustix::io::Errno;
 
 use super::dirmeta::open_beneath;
 use crate::copy::TEMP_PREFIX;
-use crate::entry_stat::EntryStat;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 use crate::ui::escape::io_reason;
 
@@ -30,29 +29,6 @@ pub(crate) struct LinkJob {
     pub(crate) job: FileJob,
     /// The first name's path below the destination root.
     pub(crate) target: OsString,
-}
-
-/// The walker's record of the first name of each multiply-linked file.
-#[derive(Debug, Default)]
-pub(crate) struct LinkTracker {
-    first: HashMap<(u64, u64), OsString>,
-}
-
-impl LinkTracker {
-    /// For a regular file: `None` if `rel` is to be copied (a single link,
-    /// or the first name seen), else the first name to link it to.
-    pub(crate) fn target_for(&mut self, meta: &EntryStat, rel: &OsStr) -> Option<OsString> {
-        if meta.nlink() < 2 {
-            return None;
-        }
-        match self.first.entry((meta.dev(), meta.ino())) {
-            std::collections::hash_map::Entry::Occupied(first) => Some(first.get().clone()),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(rel.to_os_string());
-                None
-            }
-        }
-    }
 }
 
 /// What the link phase needs to know.
@@ -174,24 +150,6 @@ fn failed(error: &str, kind: FailKind) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-
-    #[test]
-    fn only_later_names_of_a_linked_file_become_links() {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::write(tmp.path().join("a"), "x").unwrap();
-        fs::hard_link(tmp.path().join("a"), tmp.path().join("b")).unwrap();
-        fs::write(tmp.path().join("single"), "y").unwrap();
-        let mut tracker = LinkTracker::default();
-        let meta = |name: &str| EntryStat::of_path(&tmp.path().join(name), false).unwrap();
-        assert_eq!(tracker.target_for(&meta("a"), OsStr::new("d/a")), None);
-        assert_eq!(
-            tracker.target_for(&meta("single"), OsStr::new("single")),
-            None
-        );
-        let later = tracker.target_for(&meta("b"), OsStr::new("d/b"));
-        assert_eq!(later.as_deref(), Some(OsStr::new("d/a")));
-    }
 
     #[test]
     fn split_separates_the_last_name() {

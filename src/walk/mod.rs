@@ -1,11 +1,24 @@
-//! The walker: a thread of the parent that walks the sources, creates the
+//! The walk: a thread of the parent that walks the sources, creates the
 //! directories in the destination and hands every other entry to the
 //! workers, in batches, on the bounded jobs queue.
 //!
 //! It owns the producer side of the jobs queue and closes it when the walk
 //! ends (or is stopped). Everything the main thread must know travels on
-//! an event channel; a batch is announced there *before* it is put on the
-//! queue, so the main thread knows every job a completion can refer to.
+//! an event channel ([`WalkEvent`]); a batch is announced there *before* it
+//! is put on the queue, so the main thread knows every job a completion
+//! can refer to. Its files: the destination side of each directory
+//! ([`dest`]), the source side's stats ([`entry_stat`]), and the walker's
+//! halves of split files ([`split`]) and hard links ([`links`]).
+//!
+//! It may call the selection (`select`), the engine's helpers for temp
+//! files (`copy`), and makes the records the finish stage applies
+//! (`finish::dirmeta`, `finish::links`); it never calls the run stage or
+//! the reporter.
+
+pub(crate) mod dest;
+pub(crate) mod entry_stat;
+pub(crate) mod links;
+pub(crate) mod split;
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
@@ -21,17 +34,18 @@ use std::time::{Duration, Instant};
 use procpool::Queue;
 use walkdir::WalkDir;
 
-use crate::entry_stat::{EntryStat, SourceDirs};
 use crate::finish::dirmeta::DirMeta;
-use crate::finish::links::{LinkJob, LinkTracker};
+use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
 use crate::plan::Root;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
-use crate::split::{HeldParts, SplitStart, Splitter};
 use crate::ui::escape::io_reason;
-use crate::walk_dest::{DestDir, DestDirs, DestNames, Parent};
 use crate::worker::WorkerEvent;
+use dest::{DestDir, DestDirs, DestNames, Parent};
+use entry_stat::{EntryStat, SourceDirs};
+use links::LinkTracker;
+use split::{HeldParts, SplitStart, Splitter};
 
 /// Jobs per batch: large enough that queue round trips vanish in the cost
 /// of copying, small enough to spread a directory over the workers.
@@ -645,5 +659,4 @@ fn walk_reason(err: &walkdir::Error) -> String {
 }
 
 #[cfg(test)]
-#[path = "walk_tests.rs"]
 mod tests;

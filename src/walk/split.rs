@@ -22,8 +22,8 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
+use super::entry_stat::EntryStat;
 use crate::copy::{self, SplitCopy};
-use crate::entry_stat::EntryStat;
 use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
 use crate::ui::report::Reporter;
 
