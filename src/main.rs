@@ -1,8 +1,13 @@
 //! pcopy: a parallel file copier on a Python-style process pool.
 //!
-//! `main` only sets up and reports; the work is in [`pipeline`], which ties
-//! the walker ([`walk`]), the pool workers ([`worker`], running the [`copy`]
-//! engine) and the progress display ([`progress`]) together.
+//! A file passes through the stages in this order, one module each:
+//! [`plan`] (where each source goes), [`select`] (which entries are
+//! copied), [`walk`] (destination directories made, jobs queued), [`run`](mod@run)
+//! (the main thread's loop and the pool's worker tasks), [`copy`] (the
+//! engine, one file at a time), [`finish`] (hard links, `--delete`,
+//! directory metadata); [`ui`] tells the user about all of it. The
+//! messages between them are in [`job`]. `main` only sets up and reports:
+//! [`config`] turns the [`cli`] flags into each stage's setup.
 
 mod cli;
 mod config;
@@ -11,14 +16,13 @@ mod digest;
 mod exit_codes;
 mod finish;
 mod job;
-mod pipeline;
 mod plan;
 mod quick_check;
+mod run;
 mod select;
 mod signals;
 mod ui;
 mod walk;
-mod worker;
 mod xattrs;
 
 use std::io::Write;
@@ -109,7 +113,7 @@ fn transfer(config: &Config) -> anyhow::Result<(RunReport, Option<anyhow::Error>
     if config.copy.dry_run {
         reporter = reporter.itemized();
     }
-    let end = pipeline::run(config, &plan, &mut reporter)?;
+    let end = run::run(config, &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     match end.fatal {
         Some(fatal) if report.status != ExitStatus::Interrupted => {

@@ -36,12 +36,11 @@ use walkdir::WalkDir;
 
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
-use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta};
+use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta, WorkerEvent};
 use crate::plan::Root;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
-use crate::worker::WorkerEvent;
 use dest::{DestDir, DestDirs, DestNames, Parent};
 use entry_stat::{EntryStat, SourceDirs};
 use links::LinkTracker;

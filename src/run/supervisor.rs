@@ -1,48 +1,32 @@
-//! One run of the copy: the walker thread, the worker pool, and the main
-//! loop that connects them.
-//!
-//! Who owns what, and who wakes whom:
-//! - the walker thread alone puts on the jobs queue and closes it when the
-//!   walk ends; a full queue blocks it, which bounds memory;
-//! - worker tasks take batches until the jobs queue is closed and drained,
-//!   and put their events on the done queue (unbounded, so a worker never
-//!   waits for the main thread);
-//! - the main thread alone reads the done queue, watches the tasks, and
-//!   closes the done queue once the walk is over and every task has
-//!   resolved, so nothing can be put on it any more; its loop ends when
-//!   the done queue reports closed-and-drained.
-//!
-//! Every job the walker announces stays in `pending` until its completion
-//! arrives, so a worker that dies loses no job: what it held is put on a
-//! fresh queue once at the end, and what still does not complete is
-//! reported as failed.
+//! The main thread's loop during a run: the [`Supervisor`] takes the
+//! walker's news and the workers' events, keeps every announced job until
+//! its completion, replaces lost workers, and at the end runs the finish
+//! stage and accounts for whatever never completed.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
-use rustix::fs::{Mode, OFlags};
 
+use super::splits::{self, Splits};
+use super::worker::{WorkerArgs, WorkerStop, WorkerSummary, Workers};
 use crate::config::Config;
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::dirmeta::{self, DirMeta};
 use crate::finish::links::LinkJob;
 use crate::finish::{self, Tree};
-use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome};
+use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome, WorkerEvent};
 use crate::plan::Plan;
-use crate::ui::escape::{Escaped, io_reason};
 use crate::ui::report::Reporter;
-use crate::walk::split::{self, Splits, Splitter};
-use crate::walk::{self, BATCH_FILES, WalkEvent, WalkSetup};
-use crate::worker::{WorkerArgs, WorkerEvent, WorkerSetup, WorkerStop, WorkerSummary, Workers};
+use crate::walk::{BATCH_FILES, WalkEvent};
 use crate::{copy, signals};
 
 /// How long the main loop waits for worker events before it looks at
@@ -57,89 +41,6 @@ pub(crate) struct RunEnd {
     pub(crate) fatal: Option<Fatal>,
 }
 
-/// Copies everything in `plan`, reporting as it goes.
-pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
-    let (dst_root, root_fd) = open_destination(plan, config.copy.dry_run)?;
-    let dst_identity = match &root_fd {
-        Some(fd) => Some(identity(fd).map_err(|e| dest_fatal(&dst_root, "cannot stat", &e))?),
-        None => None,
-    };
-    let workers = config.jobs.get();
-    let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
-    // A few batches per worker: enough that none waits for the walker,
-    // few enough that memory does not grow with the tree.
-    let jobs = manager
-        .queue(2 * workers + 2)
-        .map_err(|e| ipc("cannot create the jobs queue", e))?;
-    let done = manager
-        .queue(0)
-        .map_err(|e| ipc("cannot create the done queue", e))?;
-    let pool =
-        Workers::start(config.workers, workers).map_err(|e| ipc("cannot start workers", e))?;
-    let (events, walk_events) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let setup = WalkSetup {
-        roots: plan.roots.clone(),
-        dst_root: root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        dst_root_new: plan.create_dst_root,
-        dereference: config.copy.dereference,
-        dry_run: config.copy.dry_run,
-        archive: config.copy.archive,
-        filter: config.filter.clone(),
-        shard: config.shard,
-        splitter: Splitter::new(config.split_min, workers, &config.copy),
-        jobs: jobs.clone(),
-        wake: done.clone(),
-        events,
-        stop: Arc::clone(&stop),
-    };
-    let walker = std::thread::Builder::new()
-        .name("pcopy-walk".into())
-        .spawn(move || walk::walk(setup))?;
-    let worker_setup = WorkerSetup {
-        task: 0,
-        dst_root: dst_root.into_os_string(),
-        dst_identity,
-        opts: config.copy.clone(),
-    };
-    let splits = Splits::new(
-        root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        config.copy.clone(),
-    );
-    let mut supervisor = Supervisor::new(
-        (config, plan, splits),
-        reporter,
-        &manager,
-        pool,
-        (jobs, done, worker_setup),
-        walk_events,
-        stop,
-    );
-    let supervised = supervisor.supervise();
-    if supervised.is_err() {
-        supervisor.stop_dispatch();
-        supervisor.pool.terminate();
-    }
-    let end = supervisor.finish(walker, root_fd.as_ref());
-    supervised?;
-    Ok(end)
-}
-
-/// The destination root, absolute, and opened (following a symlink: the
-/// user named it); not opened when a dry run would have created it.
-fn open_destination(plan: &Plan, dry_run: bool) -> Result<(PathBuf, Option<OwnedFd>), Fatal> {
-    let dst_root = plan.dst_root.as_path();
-    let what = "cannot open destination directory";
-    let absolute = std::path::absolute(dst_root).map_err(|e| dest_fatal(dst_root, what, &e))?;
-    if dry_run && plan.create_dst_root {
-        return Ok((absolute, None));
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(&absolute, flags, Mode::empty())
-        .map_err(|e| dest_fatal(dst_root, what, &e.into()))?;
-    Ok((absolute, Some(fd)))
-}
-
 /// A job announced by the walker and not completed yet.
 #[derive(Debug)]
 struct Pending {
@@ -149,12 +50,12 @@ struct Pending {
 }
 
 /// The main thread's state during a run.
-struct Supervisor<'r> {
+pub(super) struct Supervisor<'r> {
     config: &'r Config,
     plan: &'r Plan,
     reporter: &'r mut Reporter,
     manager: &'r Manager,
-    pool: Workers,
+    pub(super) pool: Workers,
     workers: usize,
     /// What every worker task is started with (the task number aside);
     /// the jobs queue is replaced by the retry queue at the end.
@@ -186,7 +87,7 @@ struct Supervisor<'r> {
 }
 
 impl<'r> Supervisor<'r> {
-    fn new(
+    pub(super) fn new(
         (config, plan, splits): (&'r Config, &'r Plan, Splits),
         reporter: &'r mut Reporter,
         manager: &'r Manager,
@@ -222,7 +123,7 @@ impl<'r> Supervisor<'r> {
         }
     }
 
-    fn supervise(&mut self) -> anyhow::Result<()> {
+    pub(super) fn supervise(&mut self) -> anyhow::Result<()> {
         for _ in 0..self.workers {
             self.submit()?;
         }
@@ -278,7 +179,7 @@ impl<'r> Supervisor<'r> {
         loop {
             match self.walk_events.try_recv() {
                 Ok(WalkEvent::Queued { jobs, bytes }) => {
-                    self.reporter.queued(split::files_in(&jobs), bytes);
+                    self.reporter.queued(splits::files_in(&jobs), bytes);
                     for job in jobs {
                         self.pending.insert(job.id, Pending { job, reported: 0 });
                     }
@@ -442,7 +343,7 @@ impl<'r> Supervisor<'r> {
             jobs.push(pending.job.clone());
         }
         jobs.sort_by_key(|job| job.id);
-        let count = split::distinct_files(&jobs);
+        let count = splits::distinct_files(&jobs);
         let batches: Vec<Vec<FileJob>> =
             jobs.chunks(BATCH_FILES).map(<[FileJob]>::to_vec).collect();
         let tasks = batches.len().min(self.workers);
@@ -481,7 +382,7 @@ impl<'r> Supervisor<'r> {
 
     /// Stops the walk and empties the jobs queue, so workers run dry; the
     /// jobs taken out stay pending and are accounted for in `finish`.
-    fn stop_dispatch(&mut self) {
+    pub(super) fn stop_dispatch(&mut self) {
         self.stopping = true;
         self.stop.store(true, Ordering::Relaxed);
         let jobs = &self.args.0;
@@ -492,7 +393,7 @@ impl<'r> Supervisor<'r> {
     /// After the loop: waits for workers and walker, clears temp files a
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
-    fn finish(mut self, walker: JoinHandle<()>, root: Option<&OwnedFd>) -> RunEnd {
+    pub(super) fn finish(mut self, walker: JoinHandle<()>, root: Option<&OwnedFd>) -> RunEnd {
         if let Err(err) = self.pool.shut_down() {
             self.reporter
                 .notice(&format!("cannot shut the workers down: {err}"));
@@ -580,7 +481,7 @@ impl<'r> Supervisor<'r> {
 }
 
 /// The parent directory part of a destination path (empty for the root).
-fn parent_of(rel_dst: &OsStr) -> &OsStr {
+pub(super) fn parent_of(rel_dst: &OsStr) -> &OsStr {
     let bytes = rel_dst.as_bytes();
     let end = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
     OsStr::from_bytes(&bytes[..end])
@@ -594,23 +495,6 @@ fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
     }
 }
 
-fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
+pub(super) fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
     Fatal::new(ExitStatus::Ipc, format!("{what}: {err}"))
 }
-
-/// Device and inode: what names one directory whatever its path.
-fn identity(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-fn dest_fatal(path: &Path, what: &str, err: &std::io::Error) -> Fatal {
-    Fatal::new(
-        ExitStatus::DestinationIo,
-        format!("{}: {what}: {}", Escaped::path(path), io_reason(err)),
-    )
-}
-
-#[cfg(test)]
-#[path = "pipeline_tests.rs"]
-mod tests;

@@ -16,31 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::WorkerKind;
 use crate::copy::Engine;
-use crate::job::{Completion, CopyOptions, FileJob};
+use crate::job::{Completion, CopyOptions, FileJob, WorkerEvent};
 use crate::signals;
 
 /// How often at most a worker sends what it has done so far, so progress
 /// moves even while a batch of large files is being copied.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// What a worker reports on the done queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WorkerEvent {
-    /// A job ended.
-    Done(Completion),
-    /// The task is about to return: its result can be collected now.
-    Exiting {
-        /// The [`WorkerSetup::task`] of the task.
-        task: u64,
-    },
-    /// More data of a job still being copied (large files only).
-    Bytes {
-        /// The job's id.
-        id: u64,
-        /// Bytes copied since the previous event for this job.
-        bytes: u64,
-    },
-}
 
 /// What a worker task returns when the jobs queue runs dry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -1,7 +1,9 @@
 use super::*;
 
+use std::ffi::OsStr;
 use std::fs;
 
+use super::supervisor::parent_of;
 use crate::cli::Args;
 use crate::config::Verbosity;
 use crate::plan::{self, Root};
