@@ -12,18 +12,15 @@
 mod cli;
 mod config;
 mod copy;
-mod digest;
 mod exit_codes;
 mod finish;
 mod job;
 mod plan;
-mod quick_check;
 mod run;
 mod select;
 mod signals;
 mod ui;
 mod walk;
-mod xattrs;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,19 +1,28 @@
 //! The copy engine: copies one [`FileJob`] at a time into the destination
-//! tree, atomically per file.
+//! tree, atomically per file, in a pool worker.
 //!
 //! Every new file is written without a name (`O_TMPFILE`) or under a
 //! [`TEMP_PREFIX`] name, gets its final mode and times, and only then is
 //! linked or renamed to its final name. Destination directories are reached
 //! from the destination root fd without following symlinks.
+//!
+//! Owns everything one job needs: whether to copy at all (the quick check,
+//! `--checksum` with its digest), moving the data, what `-a` keeps
+//! (owner, xattrs, special files), naming, `--verify`, and the engine's
+//! side of split files. It calls no other stage, only the shared job types
+//! and path helpers; the walk and the finish stage use its temp names and
+//! attribute helpers.
 
 mod archive;
 mod check;
 mod commit;
 mod data;
 mod dest;
+mod digest;
 mod fail;
 mod judge;
 mod mapped;
+mod quick_check;
 mod range;
 mod source;
 mod test_hook;
@@ -22,6 +31,7 @@ mod tests;
 #[cfg(test)]
 mod tests_paths;
 mod verify;
+pub(crate) mod xattrs;
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;

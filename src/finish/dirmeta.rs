@@ -25,8 +25,8 @@ use rayon::prelude::*;
 use rustix::fs::{Gid, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
+use crate::copy::xattrs::{self, Xattr};
 use crate::ui::escape::io_reason;
-use crate::xattrs::{self, Xattr};
 
 /// The metadata a destination directory gets from its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
