@@ -180,7 +180,7 @@ pub(crate) struct Args {
 
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
-    /// and measurements; the default is `split::SPLIT_MIN`.
+    /// and measurements; the default is `walk::split::SPLIT_MIN`.
     #[arg(long, value_name = "BYTES", hide = true)]
     pub(crate) split_min: Option<u64>,
 }

@@ -7,33 +7,12 @@ use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
+use crate::finish::delete::DeleteOptions;
 use crate::job::{Compare, CopyOptions};
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
-
-/// How much pcopy tells about its work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Verbosity {
-    /// Errors only.
-    Quiet,
-    /// Errors, warnings and the final summary.
-    Normal,
-    /// Also each copied file, on stdout.
-    Files,
-    /// Also the pid of the worker that copied each file.
-    FilesAndWorkers,
-}
-
-/// How progress is shown on stderr while copying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProgressMode {
-    /// Nothing.
-    Off,
-    /// A redrawn bar (stderr is a terminal).
-    Bar,
-    /// A line every second and a final one (stderr is not a terminal).
-    Lines,
-}
+use crate::ui::progress::ProgressMode;
+use crate::ui::report::Verbosity;
 
 /// Everything a run needs to know, checked.
 #[derive(Debug, Clone)]
@@ -53,17 +32,9 @@ pub(crate) struct Config {
     pub(crate) delete: Option<DeleteOptions>,
     /// `--shard K/N`.
     pub(crate) shard: Option<Shard>,
-    /// Files from this size on are split over the workers (0: never).
-    pub(crate) split_min: u64,
-}
-
-/// How `--delete` may remove destination entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DeleteOptions {
-    /// `--max-delete N`: stop after N removals (status 25).
-    pub(crate) max: Option<u64>,
-    /// `--delete-excluded`: excluded entries are removed too.
-    pub(crate) excluded: bool,
+    /// Files from this size on are split over the workers (0: never;
+    /// `None`: the walk's default).
+    pub(crate) split_min: Option<u64>,
 }
 
 impl Config {
@@ -110,7 +81,7 @@ impl Config {
             filter,
             delete,
             shard: args.shard,
-            split_min: args.split_min.unwrap_or(crate::walk::split::SPLIT_MIN),
+            split_min: args.split_min,
         })
     }
 

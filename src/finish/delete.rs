@@ -21,7 +21,6 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::dirmeta::open_beneath;
-use crate::config::DeleteOptions;
 use crate::copy::TEMP_PREFIX;
 use crate::plan::Root;
 use crate::select::filter::Filter;
@@ -34,6 +33,15 @@ pub(crate) trait DeleteSink {
     fn deleted(&mut self, rel: &OsStr, is_dir: bool);
     /// Something could not be listed or removed; the pass goes on.
     fn delete_failed(&mut self, path: &Path, reason: &str);
+}
+
+/// How `--delete` may remove destination entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeleteOptions {
+    /// `--max-delete N`: stop after N removals (status 25).
+    pub(crate) max: Option<u64>,
+    /// `--delete-excluded`: excluded entries are removed too.
+    pub(crate) excluded: bool,
 }
 
 /// What the pass needs besides the destination root.

@@ -14,7 +14,7 @@ pub(crate) mod dirmeta;
 pub(crate) mod links;
 
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
@@ -41,6 +41,17 @@ pub(crate) struct Tree<'a> {
     pub(crate) links: Vec<LinkJob>,
     /// Destination paths whose copy failed.
     pub(crate) failed: &'a HashSet<OsString>,
+}
+
+/// The reporter hears of each removal; a failure is an entry that failed.
+impl delete::DeleteSink for Reporter {
+    fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+        Reporter::deleted(self, rel, is_dir);
+    }
+
+    fn delete_failed(&mut self, path: &Path, reason: &str) {
+        self.failed(path, reason, FailKind::DestIo);
+    }
 }
 
 /// Runs the phases after the copy; `dirs` are the walked directories.

@@ -8,7 +8,6 @@ use std::os::fd::OwnedFd;
 
 use crate::copy::{self, SplitCopy};
 use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
-use crate::ui::report::Reporter;
 
 /// The main thread's half: the split files whose parts are not all done.
 #[derive(Debug)]
@@ -46,9 +45,26 @@ impl SplitFile {
     }
 }
 
-/// A split file whose last part ended: report it like a single job that
+/// A split file whose last part ended: reported like a single job that
 /// showed `reported` bytes of progress and ended with `outcome`.
-pub(crate) type FileEnd = (FileJob, u64, Outcome);
+#[derive(Debug)]
+pub(crate) struct FileEnd {
+    pub(crate) job: FileJob,
+    pub(crate) reported: u64,
+    pub(crate) outcome: Outcome,
+}
+
+/// What the main thread reports when a part of a split file ends.
+#[derive(Debug, Default)]
+pub(crate) struct PartEnd {
+    /// Bytes the part copied beyond those it showed as progress.
+    pub(crate) more_bytes: u64,
+    /// Progress shown for the part and taken back: what it showed beyond
+    /// what it copied, or all of it when it failed.
+    pub(crate) fewer_bytes: u64,
+    /// The whole file's end, when this was its last part.
+    pub(crate) file: Option<FileEnd>,
+}
 
 impl Splits {
     pub(crate) fn new(root: Option<OwnedFd>, opts: CopyOptions) -> Splits {
@@ -59,16 +75,14 @@ impl Splits {
         }
     }
 
-    /// A part ended, after `reported` bytes of progress. Returns the whole
-    /// file's end when this was its last part.
-    pub(crate) fn part_done(
-        &mut self,
-        job: FileJob,
-        reported: u64,
-        outcome: Outcome,
-        reporter: &mut Reporter,
-    ) -> Option<FileEnd> {
-        let range = job.range.clone()?;
+    /// A part ended, after `reported` bytes of progress. Returns how the
+    /// progress shown changes, and the whole file's end when this was its
+    /// last part.
+    pub(crate) fn part_done(&mut self, job: FileJob, reported: u64, outcome: Outcome) -> PartEnd {
+        let mut end = PartEnd::default();
+        let Some(range) = job.range.clone() else {
+            return end;
+        };
         let file = self
             .files
             .entry(range.split)
@@ -78,13 +92,13 @@ impl Splits {
             Outcome::Copied { bytes, changed, .. } => {
                 // The part's progress, made exact now; undone at the end
                 // if the file fails.
-                reporter.bytes_copied(bytes.saturating_sub(reported), true);
-                reporter.restarted(reported.saturating_sub(bytes), true);
+                end.more_bytes = bytes.saturating_sub(reported);
+                end.fewer_bytes = reported.saturating_sub(bytes);
                 file.bytes += bytes;
                 file.short |= changed;
             }
             Outcome::Failed { error, kind } => {
-                reporter.restarted(reported, true);
+                end.fewer_bytes = reported;
                 if file.failure.is_none() {
                     file.failure = Some((error, kind));
                     // The parts still to run find no temp and end at once.
@@ -93,11 +107,10 @@ impl Splits {
             }
             Outcome::Skipped { .. } => {}
         }
-        if file.left > 0 {
-            return None;
+        if file.left == 0 {
+            end.file = self.files.remove(&range.split).map(|f| self.finish(f));
         }
-        let file = self.files.remove(&range.split)?;
-        Some(self.finish(file))
+        end
     }
 
     fn finish(&self, file: SplitFile) -> FileEnd {
@@ -117,7 +130,11 @@ impl Splits {
                 kind: FailKind::Other,
             },
         };
-        (file.job, file.bytes, outcome)
+        FileEnd {
+            job: file.job,
+            reported: file.bytes,
+            outcome,
+        }
     }
 
     /// Gives up every split file not complete at the end of the run: the

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
 
-use super::splits::{self, Splits};
+use super::splits::{self, FileEnd, Splits};
 use super::worker::{WorkerArgs, WorkerStop, WorkerSummary, Workers};
 use crate::config::Config;
 use crate::exit_codes::{ExitStatus, Fatal};
@@ -240,12 +240,24 @@ impl<'r> Supervisor<'r> {
         };
         // A part of a split file ends the file only if it is the last.
         let ended = match job.range {
-            Some(_) => self
-                .splits
-                .part_done(job, reported, completion.outcome, self.reporter),
-            None => Some((job, reported, completion.outcome)),
+            Some(_) => {
+                let part = self.splits.part_done(job, reported, completion.outcome);
+                self.reporter.bytes_copied(part.more_bytes, true);
+                self.reporter.restarted(part.fewer_bytes, true);
+                part.file
+            }
+            None => Some(FileEnd {
+                job,
+                reported,
+                outcome: completion.outcome,
+            }),
         };
-        let Some((job, reported, outcome)) = ended else {
+        let Some(FileEnd {
+            job,
+            reported,
+            outcome,
+        }) = ended
+        else {
             return;
         };
         if let Outcome::Failed { .. } = outcome {

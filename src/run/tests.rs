@@ -5,10 +5,10 @@ use std::fs;
 
 use super::supervisor::parent_of;
 use crate::cli::Args;
-use crate::config::Verbosity;
 use crate::plan::{self, Root};
 use crate::ui::progress::NoProgress;
 use crate::ui::report::Tally;
+use crate::ui::report::Verbosity;
 
 /// Runs the whole pipeline in this process with thread workers.
 fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {

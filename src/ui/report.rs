@@ -14,10 +14,21 @@ use indicatif::HumanBytes;
 
 use super::escape::Escaped;
 use super::progress::{Counters, Progress, rate};
-use crate::config::Verbosity;
 use crate::exit_codes::ExitStatus;
-use crate::finish::delete::DeleteSink;
 use crate::job::{EntryKind, FailKind, FileJob, Outcome};
+
+/// How much pcopy tells about its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Errors, warnings and the final summary.
+    Normal,
+    /// Also each copied file, on stdout.
+    Files,
+    /// Also the pid of the worker that copied each file.
+    FilesAndWorkers,
+}
 
 /// How the entries of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +283,19 @@ impl Reporter {
         self.error(&format!("pcopy: {}: {reason}", Escaped::path(path)));
     }
 
+    /// `--delete` removed `rel` (below the destination root), or would.
+    pub(crate) fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+        self.tally.deleted += 1;
+        let shown = match is_dir {
+            true => format!("{}/", Escaped::os(rel)),
+            false => Escaped::os(rel).to_string(),
+        };
+        if self.verbosity >= Verbosity::Files {
+            let verb = if self.itemize { "delete" } else { "deleting" };
+            self.print_listed(format!("{verb} {shown}"));
+        }
+    }
+
     /// Entries left alone because of an interrupt.
     pub(crate) fn not_copied(&mut self, count: u64) {
         self.tally.not_copied += count;
@@ -340,24 +364,6 @@ impl Reporter {
 
     fn error(&mut self, line: &str) {
         self.progress.suspend(&mut || eprintln!("{line}"));
-    }
-}
-
-impl DeleteSink for Reporter {
-    fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
-        self.tally.deleted += 1;
-        let shown = match is_dir {
-            true => format!("{}/", Escaped::os(rel)),
-            false => Escaped::os(rel).to_string(),
-        };
-        if self.verbosity >= Verbosity::Files {
-            let verb = if self.itemize { "delete" } else { "deleting" };
-            self.print_listed(format!("{verb} {shown}"));
-        }
-    }
-
-    fn delete_failed(&mut self, path: &Path, reason: &str) {
-        self.failed(path, reason, FailKind::DestIo);
     }
 }
 

@@ -80,10 +80,12 @@ pub(crate) struct SplitStart {
 }
 
 impl Splitter {
+    /// Splits files from `min` bytes on ([`SPLIT_MIN`] when `None`).
     /// `None` when nothing is to be split: a threshold of 0, one worker
     /// (nobody to share with), a dry run (nothing is written) or
     /// `--verify` (which hashes each file as one stream).
-    pub(crate) fn new(min: u64, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
+    pub(crate) fn new(min: Option<u64>, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
+        let min = min.unwrap_or(SPLIT_MIN);
         let useful = min > 0 && workers > 1 && !opts.dry_run && !opts.verify;
         useful.then(|| Splitter {
             min,
@@ -224,19 +226,19 @@ pub(crate) mod tests {
     #[test]
     fn splitting_is_off_for_one_worker_dry_runs_verify_and_threshold_zero() {
         let opts = CopyOptions::default();
-        assert!(Splitter::new(SPLIT_MIN, 2, &opts).is_some());
-        assert!(Splitter::new(SPLIT_MIN, 1, &opts).is_none());
-        assert!(Splitter::new(0, 4, &opts).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &opts).is_some());
+        assert!(Splitter::new(Some(SPLIT_MIN), 1, &opts).is_none());
+        assert!(Splitter::new(Some(0), 4, &opts).is_none());
         let dry = CopyOptions {
             dry_run: true,
             ..CopyOptions::default()
         };
-        assert!(Splitter::new(SPLIT_MIN, 2, &dry).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &dry).is_none());
         let verify = CopyOptions {
             verify: true,
             ..CopyOptions::default()
         };
-        assert!(Splitter::new(SPLIT_MIN, 2, &verify).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &verify).is_none());
     }
 
     /// Part `part` of 3 of the split file `split`, as the walker makes it.

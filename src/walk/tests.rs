@@ -48,7 +48,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         archive: false,
         filter: None,
         shard: None,
-        splitter: Splitter::new(split_min, 2, &CopyOptions::default()),
+        splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
         events,
