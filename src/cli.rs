@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::exit_codes::EXIT_STATUS_HELP;
+use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
 use crate::select::filter::Rule;
 use crate::select::shard::Shard;
 
@@ -225,6 +225,18 @@ fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
     );
     rules.sort_by_key(|(i, _)| *i);
     rules.into_iter().map(|(_, rule)| rule).collect()
+}
+
+/// Prints a clap error, or the help or version text clap reports as one,
+/// and gives its status: usage errors exit with 1 (rsync's number) rather
+/// than clap's 2.
+pub(crate) fn clap_exit(err: &clap::Error) -> ExitStatus {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Success
+    }
 }
 
 #[cfg(test)]

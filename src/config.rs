@@ -1,4 +1,7 @@
-//! The validated settings of one run, built from the command line.
+//! The validated settings of one run, built from the command line, and
+//! the one place that hands each stage its setup: the plan, the
+//! [`WalkSetup`], the [`RunSetup`] (holding the walk's and the
+//! [`FinishSetup`]) and the [`Reporter`].
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -7,12 +10,17 @@ use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
-use crate::finish::delete::DeleteOptions;
+use crate::finish::FinishSetup;
+use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
+use crate::plan::{self, Plan};
+use crate::run::RunSetup;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
-use crate::ui::progress::ProgressMode;
-use crate::ui::report::Verbosity;
+use crate::ui::progress::{self, ProgressMode};
+use crate::ui::report::{Reporter, Verbosity};
+use crate::walk::WalkSetup;
+use crate::walk::split::Splitter;
 
 /// Everything a run needs to know, checked.
 #[derive(Debug, Clone)]
@@ -88,6 +96,64 @@ impl Config {
     /// [`Config::new`] with the real stderr.
     pub(crate) fn from_args(args: Args) -> Result<Config, Fatal> {
         Config::new(args, std::io::stderr().is_terminal())
+    }
+
+    /// The command line resolved: what to copy where.
+    pub(crate) fn plan(&self) -> Result<Plan, Fatal> {
+        plan::resolve(&self.sources, &self.destination, self.copy.dereference)
+    }
+
+    /// The reporter, with the display, the lists and `--json` asked for.
+    pub(crate) fn reporter(&self) -> Reporter {
+        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress));
+        if self.json {
+            reporter = reporter.for_json();
+        }
+        if self.copy.dry_run {
+            reporter = reporter.itemized();
+        }
+        reporter
+    }
+
+    /// What the walk does with each entry.
+    pub(crate) fn walk_setup(&self) -> WalkSetup {
+        WalkSetup {
+            dereference: self.copy.dereference,
+            dry_run: self.copy.dry_run,
+            archive: self.copy.archive,
+            filter: self.filter.clone(),
+            shard: self.shard,
+            splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
+            temp_tag: self.copy.temp_tag.clone(),
+        }
+    }
+
+    /// What happens after the copy: links, `--delete`, directory metadata.
+    pub(crate) fn finish_setup(&self) -> FinishSetup {
+        FinishSetup {
+            dry_run: self.copy.dry_run,
+            fsync: self.copy.fsync,
+            temp_tag: self.copy.temp_tag.clone(),
+            delete: self.delete.map(|opts| DeleteSetup {
+                opts,
+                filter: self.filter.clone(),
+                dereference: self.copy.dereference,
+                dry_run: self.copy.dry_run,
+                shard: self.shard,
+            }),
+        }
+    }
+
+    /// How the run goes: the pool, the engine's options, and the setups
+    /// of the walk and the finish stage it starts.
+    pub(crate) fn run_setup(&self) -> RunSetup {
+        RunSetup {
+            workers: self.jobs,
+            kind: self.workers,
+            copy: self.copy.clone(),
+            walk: self.walk_setup(),
+            finish: self.finish_setup(),
+        }
     }
 }
 

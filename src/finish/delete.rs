@@ -16,6 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -44,19 +45,17 @@ pub(crate) struct DeleteOptions {
     pub(crate) excluded: bool,
 }
 
-/// What the pass needs besides the destination root.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DeleteSetup<'a> {
+/// What `--delete` does besides its limits; built by `Config::finish_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct DeleteSetup {
     pub(crate) opts: DeleteOptions,
-    pub(crate) filter: Option<&'a Filter>,
+    pub(crate) filter: Option<Arc<Filter>>,
     /// Follow symlinks in the sources, as the copy did (`-L`).
     pub(crate) dereference: bool,
     pub(crate) dry_run: bool,
     /// Removes only the names of this shard (`--shard`); directories
     /// both sides have are gone through by every shard.
     pub(crate) shard: Option<Shard>,
-    /// The destination root as named, for messages.
-    pub(crate) dst_root: &'a Path,
 }
 
 /// How the pass ended.
@@ -70,11 +69,13 @@ pub(crate) struct DeleteEnd {
 /// The `--max-delete` limit was reached.
 struct Limit;
 
-/// Removes the extraneous entries below every directory root of the run.
+/// Removes the extraneous entries below every directory root of the run;
+/// `root` is the destination root, `dst_root` its path for messages.
 pub(crate) fn delete_extraneous(
     root: BorrowedFd<'_>,
+    dst_root: &Path,
     roots: &[Root],
-    setup: DeleteSetup<'_>,
+    setup: &DeleteSetup,
     sink: &mut dyn DeleteSink,
 ) -> DeleteEnd {
     let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
@@ -83,6 +84,7 @@ pub(crate) fn delete_extraneous(
     }
     let mut pass = Pass {
         setup,
+        dst_root,
         sink,
         end: DeleteEnd::default(),
     };
@@ -96,7 +98,9 @@ pub(crate) fn delete_extraneous(
 }
 
 struct Pass<'a, 's> {
-    setup: DeleteSetup<'a>,
+    setup: &'a DeleteSetup,
+    /// The destination root as named, for messages.
+    dst_root: &'a Path,
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
 }
@@ -160,9 +164,8 @@ impl Pass<'_, '_> {
                 continue;
             }
             let child = join(rel, &name);
-            let excluded = self
-                .setup
-                .filter
+            let excluded = (self.setup.filter)
+                .as_ref()
                 .is_some_and(|f| f.excludes(&child, is_dir));
             if excluded && !self.setup.opts.excluded {
                 continue;
@@ -267,7 +270,7 @@ impl Pass<'_, '_> {
     }
 
     fn path(&self, rel: &OsStr) -> PathBuf {
-        self.setup.dst_root.join(rel)
+        self.dst_root.join(rel)
     }
 }
 
@@ -369,10 +372,10 @@ mod tests {
             dereference: false,
             dry_run,
             shard: None,
-            dst_root: &tmp.join("dst"),
         };
         let mut sink = Recorded::default();
-        let end = delete_extraneous(root.as_fd(), &roots, setup, &mut sink);
+        let dst_root = tmp.join("dst");
+        let end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
         sink.deleted.sort();
         (end, sink)
     }

@@ -18,20 +18,34 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use crate::config::Config;
 use crate::job::FailKind;
-use crate::plan::Plan;
+use crate::plan::Root;
 use crate::ui::escape::io_reason;
 use crate::ui::report::Reporter;
 use delete::DeleteSetup;
 use dirmeta::DirMeta;
 use links::{LinkJob, LinkPhase};
 
+/// What the finish stage does after the copy; built by
+/// `Config::finish_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct FinishSetup {
+    /// `-n`: decide and list, change nothing.
+    pub(crate) dry_run: bool,
+    /// `--fsync`: flush each directory after its metadata.
+    pub(crate) fsync: bool,
+    /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
+    pub(crate) temp_tag: String,
+    /// `--delete`; `None` without it.
+    pub(crate) delete: Option<DeleteSetup>,
+}
+
 /// The destination tree after the copy.
 #[derive(Debug)]
 pub(crate) struct Tree<'a> {
-    pub(crate) config: &'a Config,
-    pub(crate) plan: &'a Plan,
+    pub(crate) setup: &'a FinishSetup,
+    /// The sources, for `--delete` to list.
+    pub(crate) roots: &'a [Root],
     pub(crate) root: BorrowedFd<'a>,
     /// The destination root, absolute, for messages.
     pub(crate) dst_root: &'a Path,
@@ -58,10 +72,10 @@ impl delete::DeleteSink for Reporter {
 pub(crate) fn finish_tree(tree: &Tree<'_>, dirs: Vec<DirMeta>, reporter: &mut Reporter) {
     link_phase(tree, reporter);
     delete_phase(tree, reporter);
-    if tree.config.copy.dry_run {
+    if tree.setup.dry_run {
         return;
     }
-    let fsync = tree.config.copy.fsync;
+    let fsync = tree.setup.fsync;
     for failure in dirmeta::apply_all(tree.root, dirs, fsync) {
         let path = tree.dst_root.join(&failure.rel);
         reporter.failed(&path, &failure.reason, FailKind::DestIo);
@@ -83,8 +97,8 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     let phase = LinkPhase {
         root: tree.root,
         failed: tree.failed,
-        dry_run: tree.config.copy.dry_run,
-        temp_tag: &tree.config.copy.temp_tag,
+        dry_run: tree.setup.dry_run,
+        temp_tag: &tree.setup.temp_tag,
     };
     for link in &tree.links {
         let outcome = links::make_link(&phase, link);
@@ -95,7 +109,7 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
 /// `--delete`, only after a run in which nothing failed: a source that
 /// could not be read would otherwise look deleted (rsync's rule too).
 fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
-    let Some(opts) = tree.config.delete else {
+    let Some(setup) = &tree.setup.delete else {
         return;
     };
     if !tree.complete {
@@ -105,16 +119,8 @@ fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
         reporter.notice("some entries failed: nothing deleted (--delete)");
         return;
     }
-    let setup = DeleteSetup {
-        opts,
-        filter: tree.config.filter.as_deref(),
-        dereference: tree.config.copy.dereference,
-        dry_run: tree.config.copy.dry_run,
-        shard: tree.config.shard,
-        dst_root: tree.dst_root,
-    };
-    let end = delete::delete_extraneous(tree.root, &tree.plan.roots, setup, reporter);
+    let end = delete::delete_extraneous(tree.root, tree.dst_root, tree.roots, setup, reporter);
     if end.limited {
-        reporter.delete_limited(opts.max.unwrap_or(0));
+        reporter.delete_limited(setup.opts.max.unwrap_or(0));
     }
 }

@@ -17,48 +17,101 @@
 //! fresh queue once at the end, and what still does not complete is
 //! reported as failed.
 //!
-//! Its files: the loop ([`supervisor`]), the worker tasks ([`worker`]) and
-//! the main thread's half of split files ([`splits`]). It may call every
+//! Its files: the loop ([`supervisor`]), the jobs it keeps ([`pending`]),
+//! the worker tasks ([`worker`]), the main thread's half of split files
+//! ([`splits`]) and the destination root as opened ([`destination`]). It may call every
 //! later stage: it starts the walk, runs the engine in the workers, and
 //! hands the tree to `finish` at the end; only the main thread holds the
 //! reporter (`ui`).
 
+mod destination;
+mod pending;
 mod splits;
 mod supervisor;
 #[cfg(test)]
 mod tests;
 pub(crate) mod worker;
 
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc;
+use std::num::NonZeroUsize;
 
 use procpool::Manager;
-use rustix::fs::{Mode, OFlags};
 
-use crate::config::Config;
-use crate::exit_codes::{ExitStatus, Fatal};
+use crate::cli::WorkerKind;
+use crate::exit_codes::Fatal;
+use crate::finish::FinishSetup;
+use crate::job::CopyOptions;
 use crate::plan::Plan;
-use crate::ui::escape::{Escaped, io_reason};
 use crate::ui::report::Reporter;
-use crate::walk::split::Splitter;
-use crate::walk::{self, WalkSetup};
+use crate::walk::{self, WalkSetup, WalkStart};
+use destination::Destination;
 use splits::Splits;
 pub(crate) use supervisor::RunEnd;
-use supervisor::{Supervisor, ipc};
-use worker::{WorkerSetup, Workers};
+use supervisor::{Start, Supervisor, ipc};
+use worker::{WorkerSetup, WorkerTask, Workers};
+
+/// How a run goes; built by `Config::run_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSetup {
+    /// How many workers copy at once, and of which kind.
+    pub(crate) workers: NonZeroUsize,
+    pub(crate) kind: WorkerKind,
+    /// The engine's options, the same for every job.
+    pub(crate) copy: CopyOptions,
+    pub(crate) walk: WalkSetup,
+    pub(crate) finish: FinishSetup,
+}
 
 /// Copies everything in `plan`, reporting as it goes.
-pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
-    let (dst_root, root_fd) = open_destination(plan, config.copy.dry_run)?;
-    let dst_identity = match &root_fd {
-        Some(fd) => Some(identity(fd).map_err(|e| dest_fatal(&dst_root, "cannot stat", &e))?),
-        None => None,
-    };
-    let workers = config.jobs.get();
+pub(crate) fn run(
+    setup: &RunSetup,
+    plan: &Plan,
+    reporter: &mut Reporter,
+) -> anyhow::Result<RunEnd> {
+    let dst = Destination::open(plan, setup.copy.dry_run)?;
+    let workers = setup.workers.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
+    let task = first_task(&manager, workers, &dst, &setup.copy)?;
+    let pool = Workers::start(setup.kind, workers).map_err(|e| ipc("cannot start workers", e))?;
+    let walk_start = WalkStart {
+        roots: plan.roots.clone(),
+        dst_root: dst.try_clone_fd()?,
+        dst_root_new: plan.create_dst_root,
+        jobs: task.jobs.clone(),
+        wake: task.done.clone(),
+    };
+    let walk = walk::spawn(setup.walk.clone(), walk_start)?;
+    let splits = Splits::new(dst.try_clone_fd()?, setup.copy.clone());
+    let start = Start {
+        workers,
+        copy: &setup.copy,
+        finish: &setup.finish,
+        roots: &plan.roots,
+        dst: &dst,
+        manager: &manager,
+        pool,
+        task,
+        walk,
+        splits,
+    };
+    let mut supervisor = Supervisor::new(start, reporter);
+    let supervised = supervisor.supervise();
+    if supervised.is_err() {
+        supervisor.stop_dispatch();
+        supervisor.pool.terminate();
+    }
+    let end = supervisor.finish();
+    supervised?;
+    Ok(end)
+}
+
+/// The jobs and done queues, and what every worker task is started with
+/// (the task number aside).
+fn first_task(
+    manager: &Manager,
+    workers: usize,
+    dst: &Destination,
+    copy: &CopyOptions,
+) -> Result<WorkerTask, Fatal> {
     // A few batches per worker: enough that none waits for the walker,
     // few enough that memory does not grow with the tree.
     let jobs = manager
@@ -67,81 +120,11 @@ pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyh
     let done = manager
         .queue(0)
         .map_err(|e| ipc("cannot create the done queue", e))?;
-    let pool =
-        Workers::start(config.workers, workers).map_err(|e| ipc("cannot start workers", e))?;
-    let (events, walk_events) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let setup = WalkSetup {
-        roots: plan.roots.clone(),
-        dst_root: root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        dst_root_new: plan.create_dst_root,
-        dereference: config.copy.dereference,
-        dry_run: config.copy.dry_run,
-        archive: config.copy.archive,
-        filter: config.filter.clone(),
-        shard: config.shard,
-        splitter: Splitter::new(config.split_min, workers, &config.copy),
-        jobs: jobs.clone(),
-        wake: done.clone(),
-        events,
-        stop: Arc::clone(&stop),
-    };
-    let walker = std::thread::Builder::new()
-        .name("pcopy-walk".into())
-        .spawn(move || walk::walk(setup))?;
-    let worker_setup = WorkerSetup {
+    let setup = WorkerSetup {
         task: 0,
-        dst_root: dst_root.into_os_string(),
-        dst_identity,
-        opts: config.copy.clone(),
+        dst_root: dst.path.clone().into_os_string(),
+        dst_identity: dst.identity,
+        opts: copy.clone(),
     };
-    let splits = Splits::new(
-        root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        config.copy.clone(),
-    );
-    let mut supervisor = Supervisor::new(
-        (config, plan, splits),
-        reporter,
-        &manager,
-        pool,
-        (jobs, done, worker_setup),
-        walk_events,
-        stop,
-    );
-    let supervised = supervisor.supervise();
-    if supervised.is_err() {
-        supervisor.stop_dispatch();
-        supervisor.pool.terminate();
-    }
-    let end = supervisor.finish(walker, root_fd.as_ref());
-    supervised?;
-    Ok(end)
-}
-
-/// The destination root, absolute, and opened (following a symlink: the
-/// user named it); not opened when a dry run would have created it.
-fn open_destination(plan: &Plan, dry_run: bool) -> Result<(PathBuf, Option<OwnedFd>), Fatal> {
-    let dst_root = plan.dst_root.as_path();
-    let what = "cannot open destination directory";
-    let absolute = std::path::absolute(dst_root).map_err(|e| dest_fatal(dst_root, what, &e))?;
-    if dry_run && plan.create_dst_root {
-        return Ok((absolute, None));
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(&absolute, flags, Mode::empty())
-        .map_err(|e| dest_fatal(dst_root, what, &e.into()))?;
-    Ok((absolute, Some(fd)))
-}
-
-/// Device and inode: what names one directory whatever its path.
-fn identity(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-fn dest_fatal(path: &Path, what: &str, err: &std::io::Error) -> Fatal {
-    Fatal::new(
-        ExitStatus::DestinationIo,
-        format!("{}: {what}: {}", Escaped::path(path), io_reason(err)),
-    )
+    Ok(WorkerTask { jobs, done, setup })
 }

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 
+use super::pending::Pending;
 use crate::copy::{self, SplitCopy};
 use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
 
@@ -141,8 +142,8 @@ impl Splits {
     /// parts in `left` never ended (the run stopped, or their worker was
     /// lost twice). Removes their temps; returns each file once with the
     /// progress shown for it.
-    pub(crate) fn abandon(&mut self, left: Vec<(FileJob, u64)>) -> Vec<(FileJob, u64)> {
-        for (job, reported) in left {
+    pub(super) fn abandon(&mut self, left: Vec<Pending>) -> Vec<Pending> {
+        for Pending { job, reported } in left {
             if let Some(range) = job.range.clone() {
                 let file = self
                     .files
@@ -151,14 +152,15 @@ impl Splits {
                 file.bytes += reported;
             }
         }
-        let mut given_up: Vec<(FileJob, u64)> = self
-            .files
-            .drain()
-            .map(|(_, file)| (file.job, file.bytes))
+        let mut given_up: Vec<Pending> = (self.files.drain())
+            .map(|(_, file)| Pending {
+                job: file.job,
+                reported: file.bytes,
+            })
             .collect();
-        given_up.sort_by_key(|(job, _)| job.id);
-        for (job, _) in &given_up {
-            discard(self.root.as_ref(), job);
+        given_up.sort_by_key(|p| p.job.id);
+        for p in &given_up {
+            discard(self.root.as_ref(), &p.job);
         }
         given_up
     }

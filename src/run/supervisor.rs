@@ -6,27 +6,24 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::thread::JoinHandle;
+use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
+use procpool::{AsyncResult, GetTimeoutError, Manager};
 
+use super::destination::Destination;
+use super::pending::{Ledger, Pending};
 use super::splits::{self, FileEnd, Splits};
-use super::worker::{WorkerArgs, WorkerStop, WorkerSummary, Workers};
-use crate::config::Config;
+use super::worker::{WorkerStop, WorkerSummary, WorkerTask, Workers};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::dirmeta::{self, DirMeta};
 use crate::finish::links::LinkJob;
-use crate::finish::{self, Tree};
-use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome, WorkerEvent};
-use crate::plan::Plan;
+use crate::finish::{self, FinishSetup, Tree};
+use crate::job::{Completion, CopyOptions, FailKind, FileJob, Outcome, WorkerEvent};
+use crate::plan::Root;
 use crate::ui::report::Reporter;
-use crate::walk::{BATCH_FILES, WalkEvent};
+use crate::walk::{BATCH_FILES, WalkEvent, Walking};
 use crate::{copy, signals};
 
 /// How long the main loop waits for worker events before it looks at
@@ -41,35 +38,50 @@ pub(crate) struct RunEnd {
     pub(crate) fatal: Option<Fatal>,
 }
 
-/// A job announced by the walker and not completed yet.
-#[derive(Debug)]
-struct Pending {
-    job: FileJob,
-    /// Bytes of it already shown as progress.
-    reported: u64,
+/// What the supervisor starts with: the parts of the run's setup it uses,
+/// and what `run` opened and started.
+pub(super) struct Start<'r> {
+    /// How many workers the pool runs.
+    pub(super) workers: usize,
+    /// The engine's options (`-a`, the temp tag).
+    pub(super) copy: &'r CopyOptions,
+    pub(super) finish: &'r FinishSetup,
+    pub(super) roots: &'r [Root],
+    pub(super) dst: &'r Destination,
+    pub(super) manager: &'r Manager,
+    pub(super) pool: Workers,
+    /// What every worker task is started with (the task number aside).
+    pub(super) task: WorkerTask,
+    pub(super) walk: Walking,
+    pub(super) splits: Splits,
+}
+
+/// A worker task not resolved yet.
+struct Task {
+    /// Its [`WorkerSetup::task`](super::worker::WorkerSetup::task).
+    number: u64,
+    result: AsyncResult<WorkerSummary>,
 }
 
 /// The main thread's state during a run.
 pub(super) struct Supervisor<'r> {
-    config: &'r Config,
-    plan: &'r Plan,
+    copy: &'r CopyOptions,
+    finish: &'r FinishSetup,
+    roots: &'r [Root],
+    dst: &'r Destination,
     reporter: &'r mut Reporter,
     manager: &'r Manager,
     pub(super) pool: Workers,
     workers: usize,
     /// What every worker task is started with (the task number aside);
     /// the jobs queue is replaced by the retry queue at the end.
-    args: WorkerArgs,
-    done: Queue<Vec<WorkerEvent>>,
-    /// Unresolved worker tasks by task number.
-    tasks: Vec<(u64, AsyncResult<WorkerSummary>)>,
+    task: WorkerTask,
+    tasks: Vec<Task>,
     next_task: u64,
-    pending: JobIdMap<Pending>,
-    walk_events: Receiver<WalkEvent>,
+    pending: Ledger,
+    walk: Walking,
     walk_done: bool,
     dirs: Vec<DirMeta>,
-    /// Tells the walker to stop.
-    stop: Arc<AtomicBool>,
     /// No more jobs are handed out (interrupt or fatal error).
     stopping: bool,
     interrupted: bool,
@@ -87,31 +99,23 @@ pub(super) struct Supervisor<'r> {
 }
 
 impl<'r> Supervisor<'r> {
-    pub(super) fn new(
-        (config, plan, splits): (&'r Config, &'r Plan, Splits),
-        reporter: &'r mut Reporter,
-        manager: &'r Manager,
-        pool: Workers,
-        args: WorkerArgs,
-        walk_events: Receiver<WalkEvent>,
-        stop: Arc<AtomicBool>,
-    ) -> Supervisor<'r> {
+    pub(super) fn new(start: Start<'r>, reporter: &'r mut Reporter) -> Supervisor<'r> {
         Supervisor {
-            config,
-            plan,
+            copy: start.copy,
+            finish: start.finish,
+            roots: start.roots,
+            dst: start.dst,
             reporter,
-            manager,
-            pool,
-            workers: config.jobs.get(),
-            done: args.1.clone(),
-            args,
+            manager: start.manager,
+            pool: start.pool,
+            workers: start.workers,
+            task: start.task,
             tasks: Vec::new(),
             next_task: 0,
-            pending: JobIdMap::default(),
-            walk_events,
+            pending: Ledger::default(),
+            walk: start.walk,
             walk_done: false,
             dirs: Vec::new(),
-            stop,
             stopping: false,
             interrupted: false,
             retried: false,
@@ -119,7 +123,7 @@ impl<'r> Supervisor<'r> {
             fatal: None,
             links: Vec::new(),
             failed_rels: HashSet::new(),
-            splits,
+            splits: start.splits,
         }
     }
 
@@ -133,7 +137,7 @@ impl<'r> Supervisor<'r> {
             if signals::interrupted() && !self.interrupted {
                 self.interrupt();
             }
-            match self.done.get_timeout(POLL) {
+            match self.task.done.get_timeout(POLL) {
                 Ok(events) => {
                     // The walker announces jobs before queueing them, so
                     // after this every completion finds its job.
@@ -152,7 +156,7 @@ impl<'r> Supervisor<'r> {
             if self.tasks.is_empty() && self.walk_done && !done_closed {
                 self.drain_done()?;
                 if !self.retry_once()? {
-                    self.done
+                    (self.task.done)
                         .close()
                         .map_err(|e| ipc("cannot close the done queue", e))?;
                     done_closed = true;
@@ -163,13 +167,16 @@ impl<'r> Supervisor<'r> {
     }
 
     fn submit(&mut self) -> anyhow::Result<()> {
-        let mut args = self.args.clone();
-        args.2.task = self.next_task;
-        let task = self
+        let mut task = self.task.clone();
+        task.setup.task = self.next_task;
+        let result = self
             .pool
-            .submit(args)
+            .submit(task)
             .map_err(|e| ipc("cannot start a worker task", e))?;
-        self.tasks.push((self.next_task, task));
+        self.tasks.push(Task {
+            number: self.next_task,
+            result,
+        });
         self.next_task += 1;
         Ok(())
     }
@@ -177,12 +184,10 @@ impl<'r> Supervisor<'r> {
     /// Takes the walker's news without waiting.
     fn pump_walk(&mut self) {
         loop {
-            match self.walk_events.try_recv() {
+            match self.walk.events.try_recv() {
                 Ok(WalkEvent::Queued { jobs, bytes }) => {
                     self.reporter.queued(splits::files_in(&jobs), bytes);
-                    for job in jobs {
-                        self.pending.insert(job.id, Pending { job, reported: 0 });
-                    }
+                    self.pending.announce(jobs);
                 }
                 Ok(WalkEvent::DirCreated { rel }) => self.reporter.dir_created(&rel),
                 Ok(WalkEvent::HardLink(link)) => {
@@ -216,13 +221,13 @@ impl<'r> Supervisor<'r> {
                 WorkerEvent::Exiting { task } => {
                     // Its result is on the way: collect it now rather than
                     // at the next poll, which would delay the end of a run.
-                    if let Some(i) = self.tasks.iter().position(|(n, _)| *n == task) {
-                        let (_, result) = self.tasks.swap_remove(i);
-                        self.resolved(result.get())?;
+                    if let Some(i) = self.tasks.iter().position(|t| t.number == task) {
+                        let task = self.tasks.swap_remove(i);
+                        self.resolved(task.result.get())?;
                     }
                 }
                 WorkerEvent::Bytes { id, bytes } => {
-                    if let Some(pending) = self.pending.get_mut(&id) {
+                    if let Some(pending) = self.pending.get_mut(id) {
                         pending.reported += bytes;
                         let size_known = pending.job.size_known();
                         self.reporter.bytes_copied(bytes, size_known);
@@ -235,7 +240,7 @@ impl<'r> Supervisor<'r> {
     }
 
     fn job_done(&mut self, completion: Completion) {
-        let Some(Pending { job, reported }) = self.pending.remove(&completion.id) else {
+        let Some(Pending { job, reported }) = self.pending.remove(completion.id) else {
             return;
         };
         // A part of a split file ends the file only if it is the last.
@@ -262,7 +267,7 @@ impl<'r> Supervisor<'r> {
         };
         if let Outcome::Failed { .. } = outcome {
             // Later names of this file must not be linked.
-            if self.config.copy.archive {
+            if self.copy.archive {
                 self.failed_rels.insert(job.rel_dst.clone());
             }
         }
@@ -272,7 +277,7 @@ impl<'r> Supervisor<'r> {
 
     fn drain_done(&mut self) -> anyhow::Result<()> {
         loop {
-            match self.done.get_nowait() {
+            match self.task.done.get_nowait() {
                 Ok(events) => self.handle(events)?,
                 Err(procpool::TryGetError::Empty | procpool::TryGetError::Closed) => return Ok(()),
                 Err(procpool::TryGetError::Failed(err)) => {
@@ -286,9 +291,9 @@ impl<'r> Supervisor<'r> {
     fn reap(&mut self) -> anyhow::Result<()> {
         let mut i = 0;
         while i < self.tasks.len() {
-            if self.tasks[i].1.ready() {
-                let (_, result) = self.tasks.swap_remove(i);
-                self.resolved(result.get())?;
+            if self.tasks[i].result.ready() {
+                let task = self.tasks.swap_remove(i);
+                self.resolved(task.result.get())?;
             } else {
                 i += 1;
             }
@@ -330,10 +335,7 @@ impl<'r> Supervisor<'r> {
             "; its files will be retried"
         };
         self.reporter.notice(&format!("{err}{retry}"));
-        for pending in self.pending.values() {
-            self.suspect_dirs
-                .insert(parent_of(&pending.job.rel_dst).to_os_string());
-        }
+        self.pending.note_dirs(&mut self.suspect_dirs);
         if !self.stopping {
             self.submit()?;
         }
@@ -369,7 +371,7 @@ impl<'r> Supervisor<'r> {
         queue
             .close()
             .map_err(|e| ipc("cannot close the retry queue", e))?;
-        self.args.0 = queue;
+        self.task.jobs = queue;
         self.reporter
             .notice(&format!("retrying {count} files whose worker was lost"));
         for _ in 0..tasks {
@@ -396,8 +398,8 @@ impl<'r> Supervisor<'r> {
     /// jobs taken out stay pending and are accounted for in `finish`.
     pub(super) fn stop_dispatch(&mut self) {
         self.stopping = true;
-        self.stop.store(true, Ordering::Relaxed);
-        let jobs = &self.args.0;
+        self.walk.stop();
+        let jobs = &self.task.jobs;
         let _ = jobs.close();
         while jobs.get_nowait().is_ok() {}
     }
@@ -405,34 +407,19 @@ impl<'r> Supervisor<'r> {
     /// After the loop: waits for workers and walker, clears temp files a
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
-    pub(super) fn finish(mut self, walker: JoinHandle<()>, root: Option<&OwnedFd>) -> RunEnd {
+    pub(super) fn finish(mut self) -> RunEnd {
         if let Err(err) = self.pool.shut_down() {
             self.reporter
                 .notice(&format!("cannot shut the workers down: {err}"));
         }
         // Unblocks a walker still waiting on a full queue (error paths).
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.args.0.close();
-        let _ = walker.join();
+        self.walk.stop();
+        let _ = self.task.jobs.close();
+        self.walk.join();
         self.pump_walk();
-        for pending in self.pending.values() {
-            self.suspect_dirs
-                .insert(parent_of(&pending.job.rel_dst).to_os_string());
-        }
-        if let Some(root) = root {
-            for dir in &self.suspect_dirs {
-                remove_stale_temps_beneath(root, dir, &self.config.copy.temp_tag);
-            }
-            let tree = Tree {
-                config: self.config,
-                plan: self.plan,
-                root: root.as_fd(),
-                dst_root: Path::new(&self.args.2.dst_root),
-                complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
-                links: std::mem::take(&mut self.links),
-                failed: &self.failed_rels,
-            };
-            finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
+        self.pending.note_dirs(&mut self.suspect_dirs);
+        if let Some(root) = &self.dst.fd {
+            self.finish_tree(root);
         }
         self.abandon_splits();
         self.account_for_pending();
@@ -442,21 +429,28 @@ impl<'r> Supervisor<'r> {
         }
     }
 
+    /// Clears the temps in suspect directories, then runs the finish stage.
+    fn finish_tree(&mut self, root: &OwnedFd) {
+        for dir in &self.suspect_dirs {
+            remove_stale_temps_beneath(root, dir, &self.copy.temp_tag);
+        }
+        let tree = Tree {
+            setup: self.finish,
+            roots: self.roots,
+            root: root.as_fd(),
+            dst_root: &self.dst.path,
+            complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
+            links: std::mem::take(&mut self.links),
+            failed: &self.failed_rels,
+        };
+        finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
+    }
+
     /// Split files with parts that never ended count once each, like any
     /// other job left pending; their temps are removed.
     fn abandon_splits(&mut self) {
-        let parts: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.job.range.is_some())
-            .map(|(&id, _)| id)
-            .collect();
-        let left = parts
-            .into_iter()
-            .filter_map(|id| self.pending.remove(&id))
-            .map(|p| (p.job, p.reported))
-            .collect();
-        for (job, reported) in self.splits.abandon(left) {
+        let left = self.pending.take_parts();
+        for Pending { job, reported } in self.splits.abandon(left) {
             self.reporter.restarted(reported, job.size_known());
             if self.interrupted {
                 self.reporter.not_copied(1);
@@ -476,8 +470,7 @@ impl<'r> Supervisor<'r> {
             self.reporter.not_copied(self.pending.len() as u64);
             return;
         }
-        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        left.sort_by_key(|p| p.job.id);
+        let left = self.pending.take_all();
         let why = if self.fatal.is_some() {
             "not copied: the run stopped early"
         } else {
@@ -490,13 +483,6 @@ impl<'r> Supervisor<'r> {
                 .failed(Path::new(&pending.job.src), why, FailKind::Other);
         }
     }
-}
-
-/// The parent directory part of a destination path (empty for the root).
-pub(super) fn parent_of(rel_dst: &OsStr) -> &OsStr {
-    let bytes = rel_dst.as_bytes();
-    let end = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
-    OsStr::from_bytes(&bytes[..end])
 }
 
 /// Best effort: a temp file that stays behind is harmless (no final name

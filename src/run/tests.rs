@@ -3,8 +3,10 @@ use super::*;
 use std::ffi::OsStr;
 use std::fs;
 
-use super::supervisor::parent_of;
+use super::pending::parent_of;
 use crate::cli::Args;
+use crate::config::Config;
+use crate::exit_codes::ExitStatus;
 use crate::plan::{self, Root};
 use crate::ui::progress::NoProgress;
 use crate::ui::report::Tally;
@@ -16,7 +18,7 @@ fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {
         Args::parse_from(["pcopy", "-q", "-j", "2", "--workers", "thread", "x", "y"]).unwrap();
     let config = Config::new(args, false).unwrap();
     let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(NoProgress));
-    let end = run(&config, plan, &mut reporter).unwrap();
+    let end = run(&config.run_setup(), plan, &mut reporter).unwrap();
     let report = reporter.finish(end.interrupted);
     (report.status, report.tally, end)
 }

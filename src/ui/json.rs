@@ -6,11 +6,18 @@
 //! with padding). Either form gives back the exact bytes.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use serde_json::{Map, Value, json};
 
 use super::report::{ErrorRecord, RunReport};
+
+/// Prints the summary on stdout. A closed stdout must not turn a finished
+/// run into a failure, so a write error is ignored.
+pub(crate) fn print(report: &RunReport, dry_run: bool) {
+    let _ = writeln!(std::io::stdout().lock(), "{}", render(report, dry_run));
+}
 
 /// The summary object, as one line of JSON.
 pub(crate) fn render(report: &RunReport, dry_run: bool) -> String {

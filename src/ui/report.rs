@@ -77,6 +77,16 @@ impl RunReport {
             elapsed,
         }
     }
+
+    /// Prints the error that stopped the run (after the summary, if there
+    /// is one) and keeps it for `--json`.
+    pub(crate) fn stopped_by(&mut self, err: &anyhow::Error) {
+        eprintln!("pcopy: {err:#}");
+        self.errors.push(ErrorRecord {
+            path: None,
+            error: format!("{err:#}"),
+        });
+    }
 }
 
 impl Tally {

@@ -82,7 +82,11 @@ pub(crate) struct DestDirs {
 }
 
 /// Why a directory could not be had, ready for the walker's report.
-pub(crate) type DirFailure = (String, FailKind);
+#[derive(Debug)]
+pub(crate) struct DirFailure {
+    pub(crate) reason: String,
+    pub(crate) kind: FailKind,
+}
 
 impl DestDirs {
     pub(crate) fn new(
@@ -247,19 +251,19 @@ fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
 
 fn open_failure(err: Errno) -> DirFailure {
     match err {
-        Errno::NOTDIR | Errno::LOOP => (
-            "destination exists and is not a directory".to_string(),
-            FailKind::DestIo,
-        ),
+        Errno::NOTDIR | Errno::LOOP => DirFailure {
+            reason: "destination exists and is not a directory".to_string(),
+            kind: FailKind::DestIo,
+        },
         e => dest_failure("cannot open destination directory", e),
     }
 }
 
 fn dest_failure(what: &str, err: Errno) -> DirFailure {
-    (
-        format!("{what}: {}", io_reason(&err.into())),
-        FailKind::DestIo,
-    )
+    DirFailure {
+        reason: format!("{what}: {}", io_reason(&err.into())),
+        kind: FailKind::DestIo,
+    }
 }
 
 /// The last component of a destination path.
@@ -310,6 +314,6 @@ mod tests {
         assert!(!again.created);
         std::fs::write(tmp.path().join("file"), "f").unwrap();
         let clash = dirs.enter(Parent::Root, OsStr::new("file")).unwrap_err();
-        assert_eq!(clash.0, "destination exists and is not a directory");
+        assert_eq!(clash.reason, "destination exists and is not a directory");
     }
 }
