@@ -16,6 +16,7 @@ mod exit_codes;
 mod finish;
 mod job;
 mod plan;
+mod relpath;
 mod run;
 mod select;
 mod signals;

@@ -12,7 +12,7 @@
 //! and the run ends with status 25.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -21,9 +21,9 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::dirmeta::open_beneath;
 use crate::copy::TEMP_PREFIX;
 use crate::plan::Root;
+use crate::relpath::{self, open_beneath};
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
@@ -163,7 +163,7 @@ impl Pass<'_, '_> {
             if name.starts_with(TEMP_PREFIX.as_bytes()) {
                 continue;
             }
-            let child = join(rel, &name);
+            let child = relpath::join(rel, OsStr::from_bytes(&name));
             let excluded = (self.setup.filter)
                 .as_ref()
                 .is_some_and(|f| f.excludes(&child, is_dir));
@@ -259,7 +259,8 @@ impl Pass<'_, '_> {
             make_writable(fd.as_fd());
         }
         for (name, is_dir) in entries {
-            self.remove(fd.as_fd(), &name, &join(rel, &name), is_dir)?;
+            let child = relpath::join(rel, OsStr::from_bytes(&name));
+            self.remove(fd.as_fd(), &name, &child, is_dir)?;
         }
         Ok(())
     }
@@ -319,15 +320,6 @@ fn make_writable(dir: BorrowedFd<'_>) {
     }
 }
 
-fn join(rel: &OsStr, name: &[u8]) -> OsString {
-    let mut path = rel.as_bytes().to_vec();
-    if !path.is_empty() {
-        path.push(b'/');
-    }
-    path.extend_from_slice(name);
-    OsString::from(OsStr::from_bytes(&path))
-}
-
 fn reason(err: Errno) -> String {
     io_reason(&err.into())
 }
@@ -335,6 +327,7 @@ fn reason(err: Errno) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
     use std::fs;
 
     #[derive(Default)]

@@ -11,15 +11,14 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{AtFlags, Stat};
 use rustix::io::Errno;
 
-use super::dirmeta::open_beneath;
 use crate::copy::TEMP_PREFIX;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
+use crate::relpath::{self, open_beneath};
 use crate::ui::escape::io_reason;
 
 /// A later name of a file whose first name is copied as usual.
@@ -64,8 +63,8 @@ pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob) -> Outcome {
 type LinkError = (&'static str, Errno);
 
 fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Outcome, LinkError> {
-    let (target_dir, target_name) = split(target);
-    let (link_dir, link_name) = split(rel);
+    let (target_dir, target_name) = relpath::split(target);
+    let (link_dir, link_name) = relpath::split(rel);
     let open = |dir| open_beneath(phase.root, dir).map_err(|e| ("cannot open directory", e));
     let (tdir, ldir) = (open(target_dir)?, open(link_dir)?);
     let first = lstat(tdir.as_fd(), target_name).map_err(|e| ("cannot find its first name", e))?;
@@ -120,18 +119,6 @@ fn temp_name(tag: &str) -> OsString {
     ))
 }
 
-/// The parent directory and the last name of a destination path.
-fn split(rel: &OsStr) -> (&OsStr, &OsStr) {
-    let bytes = rel.as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        Some(slash) => (
-            OsStr::from_bytes(&bytes[..slash]),
-            OsStr::from_bytes(&bytes[slash + 1..]),
-        ),
-        None => (OsStr::new(""), rel),
-    }
-}
-
 fn copied(replaced: bool) -> Outcome {
     Outcome::Copied {
         bytes: 0,
@@ -144,19 +131,5 @@ fn failed(error: &str, kind: FailKind) -> Outcome {
     Outcome::Failed {
         error: error.to_string(),
         kind,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_separates_the_last_name() {
-        assert_eq!(
-            split(OsStr::new("a/b/c")),
-            (OsStr::new("a/b"), OsStr::new("c"))
-        );
-        assert_eq!(split(OsStr::new("c")), (OsStr::new(""), OsStr::new("c")));
     }
 }

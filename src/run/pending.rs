@@ -3,10 +3,10 @@
 //! (what it held is retried, or reported as not copied).
 
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 
 use crate::job::{FileJob, JobIdMap};
+use crate::relpath;
 
 /// A job announced by the walker and not completed yet.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Ledger {
     /// worker killed with the job in hand may have left a temp file there.
     pub(super) fn note_dirs(&self, dirs: &mut HashSet<OsString>) {
         for pending in self.jobs.values() {
-            dirs.insert(parent_of(&pending.job.rel_dst).to_os_string());
+            dirs.insert(relpath::parent(&pending.job.rel_dst).to_os_string());
         }
     }
 
@@ -77,11 +77,4 @@ impl Ledger {
         left.sort_by_key(|p| p.job.id);
         left
     }
-}
-
-/// The parent directory part of a destination path (empty for the root).
-pub(super) fn parent_of(rel_dst: &OsStr) -> &OsStr {
-    let bytes = rel_dst.as_bytes();
-    let end = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
-    OsStr::from_bytes(&bytes[..end])
 }

@@ -17,11 +17,12 @@ use super::pending::{Ledger, Pending};
 use super::splits::{self, FileEnd, Splits};
 use super::worker::{WorkerStop, WorkerSummary, WorkerTask, Workers};
 use crate::exit_codes::{ExitStatus, Fatal};
-use crate::finish::dirmeta::{self, DirMeta};
+use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
 use crate::job::{Completion, CopyOptions, FailKind, FileJob, Outcome, WorkerEvent};
 use crate::plan::Root;
+use crate::relpath;
 use crate::ui::report::Reporter;
 use crate::walk::{BATCH_FILES, WalkEvent, Walking};
 use crate::{copy, signals};
@@ -488,7 +489,7 @@ impl<'r> Supervisor<'r> {
 /// Best effort: a temp file that stays behind is harmless (no final name
 /// refers to it) and the next run into the directory removes it.
 fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
-    if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
+    if let Ok(dir) = relpath::open_beneath(root.as_fd(), rel_dir) {
         let _ = copy::remove_stale_temps_in(dir.as_fd(), tag, &mut |_| {});
     }
 }

@@ -1,9 +1,7 @@
 use super::*;
 
-use std::ffi::OsStr;
 use std::fs;
 
-use super::pending::parent_of;
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
@@ -76,10 +74,4 @@ fn a_source_that_vanished_before_the_walk_gives_status_24() {
     assert_eq!(status, ExitStatus::Vanished);
     assert_eq!((tally.copied, tally.vanished, tally.failed), (1, 1, 0));
     assert!(tmp.path().join("dst/present").is_file());
-}
-
-#[test]
-fn parent_of_strips_the_last_component() {
-    assert_eq!(parent_of(OsStr::new("a/b/c")), "a/b");
-    assert_eq!(parent_of(OsStr::new("c")), "");
 }

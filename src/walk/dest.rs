@@ -13,6 +13,7 @@ use rustix::io::Errno;
 
 use crate::copy;
 use crate::job::{FailKind, IdHasher};
+use crate::relpath;
 use crate::ui::escape::io_reason;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -125,7 +126,7 @@ impl DestDirs {
             return Ok(absent());
         };
         let parent_fd = parent_fd.as_fd();
-        let name = last_name(rel);
+        let name = relpath::last_name(rel);
         if self.dry_run {
             return match open_dir(parent_fd, name) {
                 Ok(fd) => Ok(DestDir {
@@ -266,13 +267,6 @@ fn dest_failure(what: &str, err: Errno) -> DirFailure {
     }
 }
 
-/// The last component of a destination path.
-pub(crate) fn last_name(rel: &OsStr) -> &OsStr {
-    let bytes = rel.as_bytes();
-    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-    OsStr::from_bytes(&bytes[start..])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,12 +274,6 @@ mod tests {
     fn root_of(dir: &std::path::Path) -> OwnedFd {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         rustix::fs::open(dir, flags, Mode::empty()).unwrap()
-    }
-
-    #[test]
-    fn last_name_is_the_final_component() {
-        assert_eq!(last_name(OsStr::new("a/b/c")), "c");
-        assert_eq!(last_name(OsStr::new("c")), "c");
     }
 
     #[test]

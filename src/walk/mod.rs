@@ -38,6 +38,7 @@ use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
 use crate::plan::Root;
+use crate::relpath;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
@@ -196,7 +197,7 @@ impl Ancestors {
     /// holds it.
     fn rel_of(&self, entry: &walkdir::DirEntry, root: &Root) -> OsString {
         match entry.depth().checked_sub(1).and_then(|d| self.rels.get(d)) {
-            Some(parent) => join_rel(parent, entry.file_name()),
+            Some(parent) => relpath::join(parent, entry.file_name()),
             None => rel_dst(&root.rel_dst, entry.path(), &root.src),
         }
     }
@@ -404,7 +405,7 @@ impl Walker {
         // round of parts here: the new file's first part goes next.
         self.out.flush_batch()?;
         let splitter = self.setup.splitter.as_ref();
-        Ok(splitter.and_then(|s| s.start(dir, last_name(rel), md, fresh)))
+        Ok(splitter.and_then(|s| s.start(dir, relpath::last_name(rel), md, fresh)))
     }
 
     /// Creates (or reuses) the destination directory `rel` beneath
@@ -501,13 +502,6 @@ impl Place<'_> {
     }
 }
 
-/// The last component of a destination path.
-fn last_name(rel: &OsStr) -> &OsStr {
-    let bytes = rel.as_bytes();
-    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-    OsStr::from_bytes(&bytes[start..])
-}
-
 fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
     if is_file {
         EntryKind::File
@@ -516,18 +510,6 @@ fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
     } else {
         EntryKind::Special
     }
-}
-
-/// The destination path of the entry `name` in the directory whose
-/// destination path is `parent`.
-fn join_rel(parent: &OsStr, name: &OsStr) -> OsString {
-    let mut rel = OsString::with_capacity(parent.len() + 1 + name.len());
-    rel.push(parent);
-    if !parent.is_empty() {
-        rel.push("/");
-    }
-    rel.push(name);
-    rel
 }
 
 /// The destination path of `path` (beneath the walked `root`): the root's

@@ -161,7 +161,7 @@ fn a_child_path_joins_its_parent_path_like_a_walked_path() {
     for (parent, name) in [("", "a"), ("x", "b"), ("x/y", "c")] {
         let walked = Path::new("src").join(parent).join(name);
         assert_eq!(
-            join_rel(OsStr::new(parent), OsStr::new(name)),
+            relpath::join(OsStr::new(parent), OsStr::new(name)),
             rel_dst(OsStr::new(""), &walked, root)
         );
     }
