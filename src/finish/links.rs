@@ -37,7 +37,7 @@ pub(crate) struct LinkPhase<'a> {
     /// First names whose copy failed: their later names are not linked.
     pub(crate) failed: &'a HashSet<OsString>,
     pub(crate) dry_run: bool,
-    /// The shard's temp-name tag (see `copy::remove_stale_temps`).
+    /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: &'a str,
 }
 
@@ -53,21 +53,30 @@ pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob) -> Outcome {
     }
     match link_beneath(phase, &link.target, &link.job.rel_dst) {
         Ok(outcome) => outcome,
-        Err((what, err)) => failed(
-            &format!("{what}: {}", io_reason(&err.into())),
+        Err(LinkError { what, errno }) => failed(
+            &format!("{what}: {}", io_reason(&errno.into())),
             FailKind::DestIo,
         ),
     }
 }
 
-type LinkError = (&'static str, Errno);
+/// The step of making a link that failed, and why.
+struct LinkError {
+    what: &'static str,
+    errno: Errno,
+}
+
+/// The failure of the step `what`, for `map_err`.
+fn failing(what: &'static str) -> impl Fn(Errno) -> LinkError {
+    move |errno| LinkError { what, errno }
+}
 
 fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Outcome, LinkError> {
     let (target_dir, target_name) = relpath::split(target);
     let (link_dir, link_name) = relpath::split(rel);
-    let open = |dir| open_beneath(phase.root, dir).map_err(|e| ("cannot open directory", e));
+    let open = |dir| open_beneath(phase.root, dir).map_err(failing("cannot open directory"));
     let (tdir, ldir) = (open(target_dir)?, open(link_dir)?);
-    let first = lstat(tdir.as_fd(), target_name).map_err(|e| ("cannot find its first name", e))?;
+    let first = lstat(tdir.as_fd(), target_name).map_err(failing("cannot find its first name"))?;
     let existing = match lstat(ldir.as_fd(), link_name) {
         Ok(st) if (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino) => {
             return Ok(Outcome::Skipped {
@@ -76,7 +85,7 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
         }
         Ok(_) => true,
         Err(Errno::NOENT) => false,
-        Err(err) => return Err(("cannot stat destination", err)),
+        Err(err) => return Err(failing("cannot stat destination")(err)),
     };
     let link_at = |name: &OsStr| {
         rustix::fs::linkat(
@@ -91,16 +100,16 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
         match link_at(link_name) {
             Ok(()) => return Ok(copied(false)),
             Err(Errno::EXIST) => {}
-            Err(err) => return Err(("cannot link", err)),
+            Err(err) => return Err(failing("cannot link")(err)),
         }
     }
     // Something else holds the name: link under a temp name, then rename
     // over it, so the name never goes missing.
     let temp = temp_name(phase.temp_tag);
-    link_at(&temp).map_err(|e| ("cannot link", e))?;
+    link_at(&temp).map_err(failing("cannot link"))?;
     if let Err(err) = rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name) {
         let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
-        return Err(("cannot rename link into place", err));
+        return Err(failing("cannot rename link into place")(err));
     }
     Ok(copied(true))
 }
