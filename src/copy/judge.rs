@@ -5,17 +5,8 @@ use rustix::fs::FileType;
 
 use super::fail::Failure;
 use super::quick_check::{self, Verdict};
-use super::{DestPath, Engine, check, parent_dir, skip_special, source};
+use super::{DestPath, Engine, Judgement, check, parent_dir, skip_special, source};
 use crate::job::{EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
-
-/// What [`Engine::judge`] found.
-pub(super) enum Judgement {
-    Skip(SkipReason),
-    /// Copy; whether something is at the name, when known.
-    Write {
-        exists: Option<bool>,
-    },
-}
 
 impl Engine {
     /// Decides whether the job needs writing. The destination is looked at

@@ -23,7 +23,7 @@ mod fail;
 mod judge;
 mod mapped;
 mod quick_check;
-mod range;
+pub(crate) mod range;
 mod source;
 mod test_hook;
 #[cfg(test)]
@@ -41,15 +41,10 @@ use rustix::io::Errno;
 
 use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Outcome, SkipReason};
 use commit::Namer;
+pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
-use judge::Judgement;
-pub(crate) use range::{SplitCopy, commit_split, create_split_temp, discard_split_temp};
-
-/// Names of temp files start with this; a later run removes leftovers with
-/// [`remove_stale_temps_in`].
-pub(crate) const TEMP_PREFIX: &str = ".pcopy-tmp.";
 
 /// Copies jobs into one destination root. One per worker; not shared
 /// between threads. It caches the last destination directory fd and what
@@ -292,6 +287,15 @@ impl Engine {
             },
         })
     }
+}
+
+/// What [`Engine::judge`] found.
+pub(super) enum Judgement {
+    Skip(SkipReason),
+    /// Copy; whether something is at the name, when known.
+    Write {
+        exists: Option<bool>,
+    },
 }
 
 /// The destination directory `rel_parent`, through the engine's cache.

@@ -16,11 +16,11 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use super::commit::{self, TEMP_NAME_ATTEMPTS};
+use super::commit::{self, TEMP_NAME_ATTEMPTS, TEMP_PREFIX};
 use super::dest::DestPath;
 use super::fail::Failure;
 use super::mapped::{self, MappedEnd};
-use super::{Engine, TEMP_PREFIX, archive, parent_dir, source, test_hook};
+use super::{Engine, archive, parent_dir, source, test_hook};
 use crate::job::{CopyOptions, FailKind, FileJob, FileRange, Outcome};
 use crate::relpath;
 

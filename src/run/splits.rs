@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 
 use super::pending::Pending;
-use crate::copy::{self, SplitCopy};
+use crate::copy::{self, range::SplitCopy};
 use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
 
 /// The main thread's half: the split files whose parts are not all done.
@@ -124,7 +124,7 @@ impl Splits {
                     bytes: file.bytes,
                     short: file.short,
                 };
-                copy::commit_split(std::os::fd::AsFd::as_fd(root), &split, &self.opts)
+                copy::range::commit_split(std::os::fd::AsFd::as_fd(root), &split, &self.opts)
             }
             (None, _, _) => Outcome::Failed {
                 error: "the destination is not open".into(),
@@ -168,7 +168,7 @@ impl Splits {
 
 fn discard(root: Option<&OwnedFd>, job: &FileJob) {
     if let (Some(root), Some(range)) = (root, &job.range) {
-        copy::discard_split_temp(std::os::fd::AsFd::as_fd(root), &job.rel_dst, &range.temp);
+        copy::range::discard_split_temp(std::os::fd::AsFd::as_fd(root), &job.rel_dst, &range.temp);
     }
 }
 

@@ -7,7 +7,7 @@
 //! of big files in turns ([`HeldParts`]); the workers copy the parts
 //! (`copy::Engine`), and the main thread (`run::splits::Splits`) gathers their
 //! completions and, when the last part is done, names the temp
-//! (`copy::commit_split`), or removes it if any part failed.
+//! (`copy::range::commit_split`), or removes it if any part failed.
 //!
 //! Who owns what: the walker creates each temp and hands it, with the
 //! parts, to the main thread (parts are announced before they are queued);
@@ -127,7 +127,7 @@ impl Splitter {
                 _ => return None,
             }
         }
-        let temp = copy::create_split_temp(dir, &self.tag, size).ok()?;
+        let temp = copy::range::create_split_temp(dir, &self.tag, size).ok()?;
         Some(SplitStart {
             temp,
             ranges: part_ranges(size, self.min),
