@@ -17,9 +17,10 @@
 //! fresh queue once at the end, and what still does not complete is
 //! reported as failed.
 //!
-//! Its files: the loop ([`supervisor`]), the jobs it keeps ([`pending`]),
-//! the worker tasks ([`worker`]), the main thread's half of split files
-//! ([`splits`]) and the destination root as opened ([`destination`]). It may call every
+//! This file starts a run; its others: the main thread's loop
+//! ([`supervisor`]), the jobs it keeps ([`pending`]), the worker tasks
+//! ([`worker`]), the main thread's half of split files ([`splits`]) and
+//! the destination root as opened ([`destination`]). It may call every
 //! later stage: it starts the walk, runs the engine in the workers, and
 //! hands the tree to `finish` at the end; only the main thread holds the
 //! reporter (`ui`).

@@ -1,3 +1,5 @@
+//! Run tests: a whole pipeline in this process, with thread workers.
+
 use super::*;
 
 use std::fs;

@@ -2,18 +2,16 @@
 //! directories in the destination and hands every other entry to the
 //! workers, in batches, on the bounded jobs queue.
 //!
-//! It owns the producer side of the jobs queue and closes it when the walk
-//! ends (or is stopped). Everything the main thread must know travels on
-//! an event channel ([`WalkEvent`]); a batch is announced there *before* it
-//! is put on the queue, so the main thread knows every job a completion
-//! can refer to. Its files: the destination side of each directory
-//! ([`dest`]), the source side's stats ([`entry_stat`]), and the walker's
-//! halves of split files ([`split`]) and hard links ([`links`]).
+//! This file walks; its others: what the walk sends and how ([`batch`]:
+//! the jobs queue's producer side, and [`WalkEvent`]s for the main thread,
+//! each batch announced before it is queued), the destination side of each
+//! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
+//! walker's halves of split files ([`split`]) and hard links ([`links`]).
 //!
 //! It may call the selection (`select`), the engine's helpers for temp
-//! files (`copy`), and makes the records the finish stage applies
-//! (`finish::dirmeta`, `finish::links`); it never calls the run stage or
-//! the reporter.
+//! files (`copy`) and the path helpers, and it makes the records the
+//! finish stage applies (`finish::dirmeta`, `finish::links`); it never
+//! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
 mod dest;
