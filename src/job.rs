@@ -85,7 +85,7 @@ const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 pub(crate) type JobIdMap<V> =
     std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
-/// One part of a file copied by several workers (see `crate::split`).
+/// One part of a file copied by several workers (see `walk::split`).
 ///
 /// The walker created the temp file, already at the full size; each part
 /// writes its bytes at their own offsets, and the main thread names the

@@ -1,5 +1,5 @@
 //! The engine's side of a large file split over several workers (see
-//! `crate::split` for who decides and who counts).
+//! `walk::split` for who decides and who counts).
 //!
 //! The walker creates the temp file at the full size ([`create_split_temp`]);
 //! each worker copies one byte range into it at the same offsets
