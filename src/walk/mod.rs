@@ -84,7 +84,9 @@ pub(crate) struct WalkStart {
 pub(crate) struct Walking {
     /// What the walk tells; disconnected once the thread is gone.
     pub(crate) events: Receiver<WalkEvent>,
+    /// Set by the main thread, read by the walk before each entry.
     stop: Arc<AtomicBool>,
+    /// `None` once joined.
     thread: Option<JoinHandle<()>>,
 }
 
