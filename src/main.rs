@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
-use crate::ui::json;
-use crate::ui::report::RunReport;
+use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
 // worker when re-executed, as `procpool::init` does for the real binary.
@@ -58,8 +57,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(fatal) => {
-            let mut report = RunReport::stopped(fatal.status, Duration::ZERO);
-            report.stopped_by(&fatal.into());
+            let report = RunReport::stopped(&fatal.into(), Duration::ZERO);
             if json {
                 json::print(&report, false);
             }
@@ -68,12 +66,8 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     signals::install()?;
     let started = Instant::now();
-    let report = transfer(&config).unwrap_or_else(|err| {
-        let status = exit_codes::status_of(&err);
-        let mut report = RunReport::stopped(status, started.elapsed());
-        report.stopped_by(&err);
-        report
-    });
+    let report =
+        transfer(&config).unwrap_or_else(|err| RunReport::stopped(&err, started.elapsed()));
     if config.json {
         json::print(&report, config.copy.dry_run);
     }

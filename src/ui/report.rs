@@ -14,7 +14,7 @@ use indicatif::HumanBytes;
 
 use super::escape::Escaped;
 use super::progress::{Counters, Progress, rate};
-use crate::exit_codes::ExitStatus;
+use crate::exit_codes::{self, ExitStatus};
 use crate::job::{EntryKind, FailKind, FileJob, Outcome};
 
 /// How much pcopy tells about its work.
@@ -68,14 +68,17 @@ pub(crate) struct RunReport {
 }
 
 impl RunReport {
-    /// The report of a run that stopped before copying anything.
-    pub(crate) fn stopped(status: ExitStatus, elapsed: Duration) -> RunReport {
-        RunReport {
-            status,
+    /// The report of a run that `err` stopped before it copied anything;
+    /// prints the error.
+    pub(crate) fn stopped(err: &anyhow::Error, elapsed: Duration) -> RunReport {
+        let mut report = RunReport {
+            status: exit_codes::status_of(err),
             tally: Tally::default(),
             errors: Vec::new(),
             elapsed,
-        }
+        };
+        report.stopped_by(err);
+        report
     }
 
     /// Prints the error that stopped the run (after the summary, if there
