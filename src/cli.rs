@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::exit_codes::EXIT_STATUS_HELP;
-use crate::filter::Rule;
-use crate::shard::Shard;
+use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
+use crate::select::filter::Rule;
+use crate::select::shard::Shard;
 
 /// The text after the flags in `--help`: examples and exit statuses.
 const AFTER_HELP: &str = "\
@@ -180,7 +180,7 @@ pub(crate) struct Args {
 
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
-    /// and measurements; the default is `split::SPLIT_MIN`.
+    /// and measurements; the default is `walk::split::SPLIT_MIN`.
     #[arg(long, value_name = "BYTES", hide = true)]
     pub(crate) split_min: Option<u64>,
 }
@@ -225,6 +225,18 @@ fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
     );
     rules.sort_by_key(|(i, _)| *i);
     rules.into_iter().map(|(_, rule)| rule).collect()
+}
+
+/// Prints a clap error, or the help or version text clap reports as one,
+/// and gives its status: usage errors exit with 1 (rsync's number) rather
+/// than clap's 2.
+pub(crate) fn clap_exit(err: &clap::Error) -> ExitStatus {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitStatus::Usage
+    } else {
+        ExitStatus::Success
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! The validated settings of one run, built from the command line.
+//! The validated settings of one run, built from the command line, and
+//! the one place that hands each stage its setup: the plan, the
+//! [`WalkSetup`], the [`RunSetup`] (holding the walk's and the
+//! [`FinishSetup`]) and the [`Reporter`].
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -7,33 +10,17 @@ use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
-use crate::filter::Filter;
+use crate::finish::FinishSetup;
+use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
-use crate::shard::Shard;
-
-/// How much pcopy tells about its work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Verbosity {
-    /// Errors only.
-    Quiet,
-    /// Errors, warnings and the final summary.
-    Normal,
-    /// Also each copied file, on stdout.
-    Files,
-    /// Also the pid of the worker that copied each file.
-    FilesAndWorkers,
-}
-
-/// How progress is shown on stderr while copying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ProgressMode {
-    /// Nothing.
-    Off,
-    /// A redrawn bar (stderr is a terminal).
-    Bar,
-    /// A line every second and a final one (stderr is not a terminal).
-    Lines,
-}
+use crate::plan::{self, Plan};
+use crate::run::RunSetup;
+use crate::select::filter::Filter;
+use crate::select::shard::Shard;
+use crate::ui::progress::{self, ProgressMode};
+use crate::ui::report::{Reporter, Verbosity};
+use crate::walk::WalkSetup;
+use crate::walk::split::Splitter;
 
 /// Everything a run needs to know, checked.
 #[derive(Debug, Clone)]
@@ -53,17 +40,9 @@ pub(crate) struct Config {
     pub(crate) delete: Option<DeleteOptions>,
     /// `--shard K/N`.
     pub(crate) shard: Option<Shard>,
-    /// Files from this size on are split over the workers (0: never).
-    pub(crate) split_min: u64,
-}
-
-/// How `--delete` may remove destination entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct DeleteOptions {
-    /// `--max-delete N`: stop after N removals (status 25).
-    pub(crate) max: Option<u64>,
-    /// `--delete-excluded`: excluded entries are removed too.
-    pub(crate) excluded: bool,
+    /// Files from this size on are split over the workers (0: never;
+    /// `None`: the walk's default).
+    pub(crate) split_min: Option<u64>,
 }
 
 impl Config {
@@ -110,13 +89,71 @@ impl Config {
             filter,
             delete,
             shard: args.shard,
-            split_min: args.split_min.unwrap_or(crate::split::SPLIT_MIN),
+            split_min: args.split_min,
         })
     }
 
     /// [`Config::new`] with the real stderr.
     pub(crate) fn from_args(args: Args) -> Result<Config, Fatal> {
         Config::new(args, std::io::stderr().is_terminal())
+    }
+
+    /// The command line resolved: what to copy where.
+    pub(crate) fn plan(&self) -> Result<Plan, Fatal> {
+        plan::resolve(&self.sources, &self.destination, self.copy.dereference)
+    }
+
+    /// The reporter, with the display, the lists and `--json` asked for.
+    pub(crate) fn reporter(&self) -> Reporter {
+        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress));
+        if self.json {
+            reporter = reporter.for_json();
+        }
+        if self.copy.dry_run {
+            reporter = reporter.itemized();
+        }
+        reporter
+    }
+
+    /// What the walk does with each entry.
+    pub(crate) fn walk_setup(&self) -> WalkSetup {
+        WalkSetup {
+            dereference: self.copy.dereference,
+            dry_run: self.copy.dry_run,
+            archive: self.copy.archive,
+            filter: self.filter.clone(),
+            shard: self.shard,
+            splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
+            temp_tag: self.copy.temp_tag.clone(),
+        }
+    }
+
+    /// What happens after the copy: links, `--delete`, directory metadata.
+    pub(crate) fn finish_setup(&self) -> FinishSetup {
+        FinishSetup {
+            dry_run: self.copy.dry_run,
+            fsync: self.copy.fsync,
+            temp_tag: self.copy.temp_tag.clone(),
+            delete: self.delete.map(|opts| DeleteSetup {
+                opts,
+                filter: self.filter.clone(),
+                dereference: self.copy.dereference,
+                dry_run: self.copy.dry_run,
+                shard: self.shard,
+            }),
+        }
+    }
+
+    /// How the run goes: the pool, the engine's options, and the setups
+    /// of the walk and the finish stage it starts.
+    pub(crate) fn run_setup(&self) -> RunSetup {
+        RunSetup {
+            workers: self.jobs,
+            kind: self.workers,
+            copy: self.copy.clone(),
+            walk: self.walk_setup(),
+            finish: self.finish_setup(),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! What a worker is asked to copy and what it reports back.
+//! What a worker is asked to copy and what it reports back: the items of
+//! the jobs queue and the done queue.
 //!
 //! These types cross the process boundary between the walker, the pool workers
 //! and the progress reporter, so they are serde types. Paths are `OsString`,
@@ -84,7 +85,7 @@ const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 pub(crate) type JobIdMap<V> =
     std::collections::HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
-/// One part of a file copied by several workers (see `crate::split`).
+/// One part of a file copied by several workers (see `walk::split`).
 ///
 /// The walker created the temp file, already at the full size; each part
 /// writes its bytes at their own offsets, and the main thread names the
@@ -214,6 +215,25 @@ pub(crate) struct Completion {
     pub outcome: Outcome,
     /// The process that ran the job.
     pub worker_pid: u32,
+}
+
+/// What a worker reports on the done queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WorkerEvent {
+    /// A job ended.
+    Done(Completion),
+    /// The task is about to return: its result can be collected now.
+    Exiting {
+        /// The `task` number of its `run::worker::WorkerSetup`.
+        task: u64,
+    },
+    /// More data of a job still being copied (large files only).
+    Bytes {
+        /// The job's id.
+        id: u64,
+        /// Bytes copied since the previous event for this job.
+        bytes: u64,
+    },
 }
 
 /// How an existing destination entry is judged before copying over it.

@@ -1,44 +1,35 @@
 //! pcopy: a parallel file copier on a Python-style process pool.
 //!
-//! `main` only sets up and reports; the work is in [`pipeline`], which ties
-//! the walker ([`walk`]), the pool workers ([`worker`], running the [`copy`]
-//! engine) and the progress display ([`progress`]) together.
+//! A file passes through the stages in this order, one module each:
+//! [`plan`] (where each source goes), [`select`] (which entries are
+//! copied), [`walk`] (destination directories made, jobs queued), [`run`](mod@run)
+//! (the main thread's loop and the pool's worker tasks), [`copy`] (the
+//! engine, one file at a time), [`finish`] (hard links, `--delete`,
+//! directory metadata); [`ui`] tells the user about all of it. The
+//! messages between them are in [`job`]. `main` only sets up and reports:
+//! [`config`] turns the [`cli`] flags into each stage's setup.
 
-mod after_copy;
 mod cli;
 mod config;
 mod copy;
-mod delete;
-mod digest;
-mod dirmeta;
-mod entry_stat;
-mod escape;
 mod exit_codes;
-mod filter;
-mod hardlinks;
+mod finish;
 mod job;
-mod json;
-mod pipeline;
 mod plan;
-mod progress;
-mod quick_check;
-mod report;
-mod shard;
+mod relpath;
+mod run;
+mod select;
 mod signals;
-mod split;
+mod ui;
 mod walk;
-mod walk_dest;
-mod worker;
-mod xattrs;
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
-use crate::report::{ErrorRecord, Reporter, RunReport};
+use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
 // worker when re-executed, as `procpool::init` does for the real binary.
@@ -60,93 +51,45 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let args = match Args::parse_from(std::env::args_os()) {
         Ok(args) => args,
-        Err(err) => return Ok(clap_exit(&err)),
+        Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
     let json = args.json;
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(fatal) => {
-            eprintln!("pcopy: {fatal}");
+            let report = RunReport::stopped(&fatal.into(), Duration::ZERO);
             if json {
-                let mut report = RunReport::stopped(fatal.status, Duration::ZERO);
-                report.errors.push(ErrorRecord {
-                    path: None,
-                    error: fatal.message,
-                });
-                print_json(&report, false);
+                json::print(&report, false);
             }
-            return Ok(fatal.status.into());
+            return Ok(report.status.into());
         }
     };
     signals::install()?;
     let started = Instant::now();
-    let (mut report, error) = match transfer(&config) {
-        Ok(done) => done,
-        Err(err) => {
-            let status = exit_codes::status_of(&err);
-            (RunReport::stopped(status, started.elapsed()), Some(err))
-        }
-    };
-    if let Some(err) = error {
-        eprintln!("pcopy: {err:#}");
-        report.errors.push(ErrorRecord {
-            path: None,
-            error: format!("{err:#}"),
-        });
-    }
+    let report =
+        transfer(&config).unwrap_or_else(|err| RunReport::stopped(&err, started.elapsed()));
     if config.json {
-        print_json(&report, config.copy.dry_run);
+        json::print(&report, config.copy.dry_run);
     }
     Ok(report.status.into())
 }
 
-/// Resolves the command line and copies. An error that ends the run early
-/// comes back beside the report, to be printed after the summary.
-fn transfer(config: &Config) -> anyhow::Result<(RunReport, Option<anyhow::Error>)> {
-    let plan = plan::resolve(
-        &config.sources,
-        &config.destination,
-        config.copy.dereference,
-    )?;
+/// Resolves the command line and copies. An error that stops the run
+/// early is printed after the summary.
+fn transfer(config: &Config) -> anyhow::Result<RunReport> {
+    let plan = config.plan()?;
     if !config.copy.dry_run {
         plan::create_destination(&plan)?;
     }
-    let mut reporter = Reporter::new(config.verbosity, progress::for_mode(config.progress));
-    if config.json {
-        reporter = reporter.for_json();
-    }
-    if config.copy.dry_run {
-        reporter = reporter.itemized();
-    }
-    let end = pipeline::run(config, &plan, &mut reporter)?;
+    let mut reporter = config.reporter();
+    let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
-    match end.fatal {
-        Some(fatal) if report.status != ExitStatus::Interrupted => {
-            report.status = fatal.status;
-            Ok((report, Some(fatal.into())))
-        }
-        _ => Ok((report, None)),
+    if let Some(fatal) = end
+        .fatal
+        .filter(|_| report.status != ExitStatus::Interrupted)
+    {
+        report.status = fatal.status;
+        report.stopped_by(&fatal.into());
     }
-}
-
-/// The `--json` summary on stdout. A closed stdout must not turn a finished
-/// run into a failure, so a write error is ignored.
-fn print_json(report: &RunReport, dry_run: bool) {
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{}",
-        json::render(report, dry_run)
-    );
-}
-
-/// Prints a clap error, or the help or version text clap reports as one,
-/// and gives its status: usage errors exit with 1 (rsync's number) rather
-/// than clap's 2.
-fn clap_exit(err: &clap::Error) -> ExitCode {
-    let _ = err.print();
-    if err.use_stderr() {
-        ExitStatus::Usage.into()
-    } else {
-        ExitStatus::Success.into()
-    }
+    Ok(report)
 }

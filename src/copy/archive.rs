@@ -9,7 +9,7 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid};
 use rustix::io::Errno;
 
 use super::fail::Failure;
-use crate::xattrs;
+use super::xattrs;
 
 /// Gives the new file the source's owner and group, before its mode (a
 /// `chown` clears setuid and setgid). Returns whether both were kept:

@@ -10,11 +10,11 @@ use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, UTI
 use rustix::io::Errno;
 
 use super::commit;
+use super::digest::hash_fd;
 use super::fail::Failure;
+use super::quick_check::DestMeta;
 use super::source;
-use crate::digest::hash_fd;
 use crate::job::SourceMeta;
-use crate::quick_check::DestMeta;
 
 /// `lstat` of `name` in `dir`; `None` when nothing is there.
 pub(super) fn dest_meta(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Option<DestMeta>, Failure> {

@@ -9,10 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
-use super::TEMP_PREFIX;
 use super::archive;
 use super::fail::Failure;
 use crate::job::FailKind;
+
+/// Names of temp files start with this; a later run removes leftovers with
+/// `copy::remove_stale_temps_in`.
+pub(crate) const TEMP_PREFIX: &str = ".pcopy-tmp.";
 
 /// Attempts at a fresh temp name before giving up; a collision needs another
 /// process with our pid and counter value, or a stale temp that was not removed.

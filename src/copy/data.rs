@@ -5,8 +5,8 @@ use std::os::fd::BorrowedFd;
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
+use super::digest::Digest;
 use super::fail::{Failure, is_no_space};
-use crate::digest::Digest;
 
 /// Largest `copy_file_range` request, so a huge file reports progress
 /// between calls instead of once at the end.

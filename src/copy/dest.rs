@@ -10,6 +10,7 @@ use rustix::io::Errno;
 
 use super::fail::{Failure, errno_text, escape_path};
 use crate::job::FailKind;
+use crate::relpath;
 
 /// Longest path handed to one `openat2` call; `PATH_MAX` counts the NUL.
 const MAX_PATH_ARG: usize = libc::PATH_MAX as usize - 1;
@@ -41,13 +42,10 @@ impl<'a> DestPath<'a> {
                 ),
             ));
         }
-        let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
-            Some(slash) => (&bytes[..slash], &bytes[slash + 1..]),
-            None => (&bytes[..0], bytes),
-        };
+        let (parent, name) = relpath::split(rel_dst);
         Ok(DestPath {
-            parent,
-            name: OsStr::from_bytes(name),
+            parent: parent.as_bytes(),
+            name,
         })
     }
 }

@@ -1,21 +1,12 @@
 //! The engine's decision before a copy: whether the destination is already
-//! up to date (see [`crate::quick_check`]), and what a dry run reports.
+//! up to date (see [`quick_check`]), and what a dry run reports.
 
 use rustix::fs::FileType;
 
 use super::fail::Failure;
-use super::{DestPath, Engine, check, parent_dir, skip_special, source};
+use super::quick_check::{self, Verdict};
+use super::{DestPath, Engine, Judgement, check, parent_dir, skip_special, source};
 use crate::job::{EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
-use crate::quick_check::{self, Verdict};
-
-/// What [`Engine::judge`] found.
-pub(super) enum Judgement {
-    Skip(SkipReason),
-    /// Copy; whether something is at the name, when known.
-    Write {
-        exists: Option<bool>,
-    },
-}
 
 impl Engine {
     /// Decides whether the job needs writing. The destination is looked at

@@ -1,20 +1,29 @@
 //! The copy engine: copies one [`FileJob`] at a time into the destination
-//! tree, atomically per file.
+//! tree, atomically per file, in a pool worker.
 //!
 //! Every new file is written without a name (`O_TMPFILE`) or under a
 //! [`TEMP_PREFIX`] name, gets its final mode and times, and only then is
 //! linked or renamed to its final name. Destination directories are reached
 //! from the destination root fd without following symlinks.
+//!
+//! Owns everything one job needs: whether to copy at all (the quick check,
+//! `--checksum` with its digest), moving the data, what `-a` keeps
+//! (owner, xattrs, special files), naming, `--verify`, and the engine's
+//! side of split files. It calls no other stage, only the shared job types
+//! and path helpers; the walk and the finish stage use its temp names and
+//! attribute helpers.
 
 mod archive;
 mod check;
 mod commit;
 mod data;
 mod dest;
+mod digest;
 mod fail;
 mod judge;
 mod mapped;
-mod range;
+mod quick_check;
+pub(crate) mod range;
 mod source;
 mod test_hook;
 #[cfg(test)]
@@ -22,6 +31,7 @@ mod tests;
 #[cfg(test)]
 mod tests_paths;
 mod verify;
+pub(crate) mod xattrs;
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -31,15 +41,10 @@ use rustix::io::Errno;
 
 use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Outcome, SkipReason};
 use commit::Namer;
+pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
-use judge::Judgement;
-pub(crate) use range::{SplitCopy, commit_split, create_split_temp, discard_split_temp};
-
-/// Names of temp files start with this; a later run removes leftovers with
-/// [`remove_stale_temps_in`].
-pub(crate) const TEMP_PREFIX: &str = ".pcopy-tmp.";
 
 /// Copies jobs into one destination root. One per worker; not shared
 /// between threads. It caches the last destination directory fd and what
@@ -282,6 +287,15 @@ impl Engine {
             },
         })
     }
+}
+
+/// What [`Engine::judge`] found.
+pub(super) enum Judgement {
+    Skip(SkipReason),
+    /// Copy; whether something is at the name, when known.
+    Write {
+        exists: Option<bool>,
+    },
 }
 
 /// The destination directory `rel_parent`, through the engine's cache.

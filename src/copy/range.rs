@@ -1,5 +1,5 @@
 //! The engine's side of a large file split over several workers (see
-//! `crate::split` for who decides and who counts).
+//! `walk::split` for who decides and who counts).
 //!
 //! The walker creates the temp file at the full size ([`create_split_temp`]);
 //! each worker copies one byte range into it at the same offsets
@@ -16,12 +16,13 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use super::commit::{self, TEMP_NAME_ATTEMPTS};
+use super::commit::{self, TEMP_NAME_ATTEMPTS, TEMP_PREFIX};
 use super::dest::DestPath;
 use super::fail::Failure;
 use super::mapped::{self, MappedEnd};
-use super::{Engine, TEMP_PREFIX, archive, parent_dir, source, test_hook};
+use super::{Engine, archive, parent_dir, source, test_hook};
 use crate::job::{CopyOptions, FailKind, FileJob, FileRange, Outcome};
+use crate::relpath;
 
 /// Creates a temp file for a split copy in `dir`: a fresh [`TEMP_PREFIX`]
 /// name (`tag` as in [`CopyOptions::temp_tag`]), created exclusively with
@@ -183,7 +184,7 @@ pub(crate) fn commit_split(
 ) -> Outcome {
     let committed = DestPath::parse(&split.job.rel_dst).and_then(|dest| {
         let parent = OsStr::from_bytes(dest.parent);
-        let dir = crate::dirmeta::open_beneath(root, parent)
+        let dir = relpath::open_beneath(root, parent)
             .map_err(|e| Failure::dest("cannot open destination directory", e))?;
         let done = finish_temp(dir.as_fd(), &dest, split, opts);
         if done.is_err() {
@@ -258,7 +259,7 @@ pub(crate) fn discard_split_temp(root: BorrowedFd<'_>, rel_dst: &OsStr, temp: &O
     if !temp.as_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
         return;
     }
-    if let Ok(dir) = crate::dirmeta::open_beneath(root, OsStr::from_bytes(dest.parent)) {
+    if let Ok(dir) = relpath::open_beneath(root, OsStr::from_bytes(dest.parent)) {
         let _ = rustix::fs::unlinkat(&dir, temp, AtFlags::empty());
     }
 }

@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
+use crate::relpath;
+
 /// Longest path handed to one syscall; `PATH_MAX` counts the NUL.
 const MAX_PATH_ARG: usize = libc::PATH_MAX as usize - 1;
 
@@ -78,23 +80,20 @@ impl SourceDirCache {
         src: &OsStr,
         op: impl FnOnce(BorrowedFd<'_>, &OsStr) -> Result<T, Errno>,
     ) -> Option<Result<T, Errno>> {
-        let bytes = src.as_bytes();
-        let slash = bytes.iter().rposition(|&b| b == b'/')?;
-        let (parent, name) = (&bytes[..slash], &bytes[slash + 1..]);
+        let (parent, name) = relpath::split(src);
         if parent.is_empty() || name.is_empty() {
             return None;
         }
         let dir = match self.dir.take() {
-            Some((cached, fd)) if cached == parent => (cached, fd),
+            Some((cached, fd)) if cached == parent.as_bytes() => (cached, fd),
             _ => {
                 let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-                let path = OsStr::from_bytes(parent);
-                let fd = rustix::fs::openat(CWD, path, flags, Mode::empty()).ok()?;
-                (parent.to_vec(), fd)
+                let fd = rustix::fs::openat(CWD, parent, flags, Mode::empty()).ok()?;
+                (parent.as_bytes().to_vec(), fd)
             }
         };
         let dir = self.dir.insert(dir);
-        Some(op(dir.1.as_fd(), OsStr::from_bytes(name)))
+        Some(op(dir.1.as_fd(), name))
     }
 }
 
@@ -117,12 +116,13 @@ fn at_source<T>(
         Err(Errno::NAMETOOLONG) => {}
         done => return done,
     }
-    let bytes = src.as_bytes();
-    let Some(slash) = bytes.iter().rposition(|&b| b == b'/') else {
+    let (dir, name) = relpath::split(src);
+    if name.len() == src.len() {
+        // No slash: the name alone is too long.
         return Err(Errno::NAMETOOLONG);
-    };
-    let dir = open_long_dir(&bytes[..slash])?;
-    op(dir.as_fd(), OsStr::from_bytes(&bytes[slash + 1..]))
+    }
+    let dir = open_long_dir(dir.as_bytes())?;
+    op(dir.as_fd(), name)
 }
 
 fn open_long_dir(dir: &[u8]) -> Result<OwnedFd, Errno> {

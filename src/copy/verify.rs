@@ -6,8 +6,8 @@ use std::os::fd::BorrowedFd;
 
 use rustix::fs::{Advice, SeekFrom};
 
+use super::digest::hash_fd;
 use super::fail::Failure;
-use crate::digest::hash_fd;
 use crate::job::FailKind;
 
 /// Reads `fd` from the start and compares its hash with `expected`. With

@@ -12,21 +12,21 @@
 //! and the run ends with status 25.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::config::DeleteOptions;
 use crate::copy::TEMP_PREFIX;
-use crate::dirmeta::open_beneath;
-use crate::escape::io_reason;
-use crate::filter::Filter;
 use crate::plan::Root;
-use crate::shard::Shard;
+use crate::relpath::{self, open_beneath};
+use crate::select::filter::Filter;
+use crate::select::shard::Shard;
+use crate::ui::escape::io_reason;
 
 /// Where the removals and problems of the pass are reported.
 pub(crate) trait DeleteSink {
@@ -36,19 +36,26 @@ pub(crate) trait DeleteSink {
     fn delete_failed(&mut self, path: &Path, reason: &str);
 }
 
-/// What the pass needs besides the destination root.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct DeleteSetup<'a> {
+/// How `--delete` may remove destination entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeleteOptions {
+    /// `--max-delete N`: stop after N removals (status 25).
+    pub(crate) max: Option<u64>,
+    /// `--delete-excluded`: excluded entries are removed too.
+    pub(crate) excluded: bool,
+}
+
+/// What `--delete` does besides its limits; built by `Config::finish_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct DeleteSetup {
     pub(crate) opts: DeleteOptions,
-    pub(crate) filter: Option<&'a Filter>,
+    pub(crate) filter: Option<Arc<Filter>>,
     /// Follow symlinks in the sources, as the copy did (`-L`).
     pub(crate) dereference: bool,
     pub(crate) dry_run: bool,
     /// Removes only the names of this shard (`--shard`); directories
     /// both sides have are gone through by every shard.
     pub(crate) shard: Option<Shard>,
-    /// The destination root as named, for messages.
-    pub(crate) dst_root: &'a Path,
 }
 
 /// How the pass ended.
@@ -62,11 +69,13 @@ pub(crate) struct DeleteEnd {
 /// The `--max-delete` limit was reached.
 struct Limit;
 
-/// Removes the extraneous entries below every directory root of the run.
+/// Removes the extraneous entries below every directory root of the run;
+/// `root` is the destination root, `dst_root` its path for messages.
 pub(crate) fn delete_extraneous(
     root: BorrowedFd<'_>,
+    dst_root: &Path,
     roots: &[Root],
-    setup: DeleteSetup<'_>,
+    setup: &DeleteSetup,
     sink: &mut dyn DeleteSink,
 ) -> DeleteEnd {
     let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
@@ -75,6 +84,7 @@ pub(crate) fn delete_extraneous(
     }
     let mut pass = Pass {
         setup,
+        dst_root,
         sink,
         end: DeleteEnd::default(),
     };
@@ -88,7 +98,9 @@ pub(crate) fn delete_extraneous(
 }
 
 struct Pass<'a, 's> {
-    setup: DeleteSetup<'a>,
+    setup: &'a DeleteSetup,
+    /// The destination root as named, for messages.
+    dst_root: &'a Path,
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
 }
@@ -151,10 +163,9 @@ impl Pass<'_, '_> {
             if name.starts_with(TEMP_PREFIX.as_bytes()) {
                 continue;
             }
-            let child = join(rel, &name);
-            let excluded = self
-                .setup
-                .filter
+            let child = relpath::join(rel, OsStr::from_bytes(&name));
+            let excluded = (self.setup.filter)
+                .as_ref()
                 .is_some_and(|f| f.excludes(&child, is_dir));
             if excluded && !self.setup.opts.excluded {
                 continue;
@@ -248,7 +259,8 @@ impl Pass<'_, '_> {
             make_writable(fd.as_fd());
         }
         for (name, is_dir) in entries {
-            self.remove(fd.as_fd(), &name, &join(rel, &name), is_dir)?;
+            let child = relpath::join(rel, OsStr::from_bytes(&name));
+            self.remove(fd.as_fd(), &name, &child, is_dir)?;
         }
         Ok(())
     }
@@ -259,7 +271,7 @@ impl Pass<'_, '_> {
     }
 
     fn path(&self, rel: &OsStr) -> PathBuf {
-        self.setup.dst_root.join(rel)
+        self.dst_root.join(rel)
     }
 }
 
@@ -308,15 +320,6 @@ fn make_writable(dir: BorrowedFd<'_>) {
     }
 }
 
-fn join(rel: &OsStr, name: &[u8]) -> OsString {
-    let mut path = rel.as_bytes().to_vec();
-    if !path.is_empty() {
-        path.push(b'/');
-    }
-    path.extend_from_slice(name);
-    OsString::from(OsStr::from_bytes(&path))
-}
-
 fn reason(err: Errno) -> String {
     io_reason(&err.into())
 }
@@ -324,6 +327,7 @@ fn reason(err: Errno) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
     use std::fs;
 
     #[derive(Default)]
@@ -361,10 +365,10 @@ mod tests {
             dereference: false,
             dry_run,
             shard: None,
-            dst_root: &tmp.join("dst"),
         };
         let mut sink = Recorded::default();
-        let end = delete_extraneous(root.as_fd(), &roots, setup, &mut sink);
+        let dst_root = tmp.join("dst");
+        let end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
         sink.deleted.sort();
         (end, sink)
     }

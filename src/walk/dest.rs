@@ -12,8 +12,9 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::copy;
-use crate::escape::io_reason;
 use crate::job::{FailKind, IdHasher};
+use crate::relpath;
+use crate::ui::escape::io_reason;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// A destination directory as the walk holds it.
@@ -82,7 +83,11 @@ pub(crate) struct DestDirs {
 }
 
 /// Why a directory could not be had, ready for the walker's report.
-pub(crate) type DirFailure = (String, FailKind);
+#[derive(Debug)]
+pub(crate) struct DirFailure {
+    pub(crate) reason: String,
+    pub(crate) kind: FailKind,
+}
 
 impl DestDirs {
     pub(crate) fn new(
@@ -121,7 +126,7 @@ impl DestDirs {
             return Ok(absent());
         };
         let parent_fd = parent_fd.as_fd();
-        let name = last_name(rel);
+        let name = relpath::last_name(rel);
         if self.dry_run {
             return match open_dir(parent_fd, name) {
                 Ok(fd) => Ok(DestDir {
@@ -247,26 +252,19 @@ fn open_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<OwnedFd, Errno> {
 
 fn open_failure(err: Errno) -> DirFailure {
     match err {
-        Errno::NOTDIR | Errno::LOOP => (
-            "destination exists and is not a directory".to_string(),
-            FailKind::DestIo,
-        ),
+        Errno::NOTDIR | Errno::LOOP => DirFailure {
+            reason: "destination exists and is not a directory".to_string(),
+            kind: FailKind::DestIo,
+        },
         e => dest_failure("cannot open destination directory", e),
     }
 }
 
 fn dest_failure(what: &str, err: Errno) -> DirFailure {
-    (
-        format!("{what}: {}", io_reason(&err.into())),
-        FailKind::DestIo,
-    )
-}
-
-/// The last component of a destination path.
-pub(crate) fn last_name(rel: &OsStr) -> &OsStr {
-    let bytes = rel.as_bytes();
-    let start = bytes.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
-    OsStr::from_bytes(&bytes[start..])
+    DirFailure {
+        reason: format!("{what}: {}", io_reason(&err.into())),
+        kind: FailKind::DestIo,
+    }
 }
 
 #[cfg(test)]
@@ -276,12 +274,6 @@ mod tests {
     fn root_of(dir: &std::path::Path) -> OwnedFd {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         rustix::fs::open(dir, flags, Mode::empty()).unwrap()
-    }
-
-    #[test]
-    fn last_name_is_the_final_component() {
-        assert_eq!(last_name(OsStr::new("a/b/c")), "c");
-        assert_eq!(last_name(OsStr::new("c")), "c");
     }
 
     #[test]
@@ -310,6 +302,6 @@ mod tests {
         assert!(!again.created);
         std::fs::write(tmp.path().join("file"), "f").unwrap();
         let clash = dirs.enter(Parent::Root, OsStr::new("file")).unwrap_err();
-        assert_eq!(clash.0, "destination exists and is not a directory");
+        assert_eq!(clash.reason, "destination exists and is not a directory");
     }
 }

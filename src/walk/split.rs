@@ -5,9 +5,9 @@
 //! at the destination name yet, the walker ([`Splitter`]) makes the file's
 //! temp at its full size, announces one job per part and queues the parts
 //! of big files in turns ([`HeldParts`]); the workers copy the parts
-//! (`copy::Engine`), and the main thread ([`Splits`]) gathers their
+//! (`copy::Engine`), and the main thread (`run::splits::Splits`) gathers their
 //! completions and, when the last part is done, names the temp
-//! (`copy::commit_split`), or removes it if any part failed.
+//! (`copy::range::commit_split`), or removes it if any part failed.
 //!
 //! Who owns what: the walker creates each temp and hands it, with the
 //! parts, to the main thread (parts are announced before they are queued);
@@ -17,15 +17,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
-use crate::copy::{self, SplitCopy};
-use crate::entry_stat::EntryStat;
-use crate::job::{CopyOptions, FailKind, FileJob, JobIdMap, Outcome};
-use crate::report::Reporter;
+use super::entry_stat::EntryStat;
+use crate::copy;
+use crate::job::{CopyOptions, FileJob};
 
 /// Files from this size on are split, by default (`--split-min`). Parts of
 /// one file written at once mostly take turns on the inode lock (see
@@ -81,10 +80,12 @@ pub(crate) struct SplitStart {
 }
 
 impl Splitter {
+    /// Splits files from `min` bytes on ([`SPLIT_MIN`] when `None`).
     /// `None` when nothing is to be split: a threshold of 0, one worker
     /// (nobody to share with), a dry run (nothing is written) or
     /// `--verify` (which hashes each file as one stream).
-    pub(crate) fn new(min: u64, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
+    pub(crate) fn new(min: Option<u64>, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
+        let min = min.unwrap_or(SPLIT_MIN);
         let useful = min > 0 && workers > 1 && !opts.dry_run && !opts.verify;
         useful.then(|| Splitter {
             min,
@@ -126,7 +127,7 @@ impl Splitter {
                 _ => return None,
             }
         }
-        let temp = copy::create_split_temp(dir, &self.tag, size).ok()?;
+        let temp = copy::range::create_split_temp(dir, &self.tag, size).ok()?;
         Some(SplitStart {
             temp,
             ranges: part_ranges(size, self.min),
@@ -188,168 +189,8 @@ impl HeldParts {
     }
 }
 
-/// The main thread's half: the split files whose parts are not all done.
-#[derive(Debug)]
-pub(crate) struct Splits {
-    /// The destination root; `None` only in a dry run, which never splits.
-    root: Option<OwnedFd>,
-    opts: CopyOptions,
-    /// By [`crate::job::FileRange::split`].
-    files: JobIdMap<SplitFile>,
-}
-
-#[derive(Debug)]
-struct SplitFile {
-    /// The first part to end: source, destination and temp of the file.
-    job: FileJob,
-    /// Parts not ended yet.
-    left: u32,
-    /// Bytes the successful parts copied, all shown as progress.
-    bytes: u64,
-    short: bool,
-    /// The first part's failure: the file fails with it.
-    failure: Option<(String, FailKind)>,
-}
-
-impl SplitFile {
-    /// A file of `parts` parts, none ended yet, known from `job`.
-    fn new(job: FileJob, parts: u32) -> Self {
-        SplitFile {
-            job,
-            left: parts,
-            bytes: 0,
-            short: false,
-            failure: None,
-        }
-    }
-}
-
-/// A split file whose last part ended: report it like a single job that
-/// showed `reported` bytes of progress and ended with `outcome`.
-pub(crate) type FileEnd = (FileJob, u64, Outcome);
-
-impl Splits {
-    pub(crate) fn new(root: Option<OwnedFd>, opts: CopyOptions) -> Splits {
-        Splits {
-            root,
-            opts,
-            files: JobIdMap::default(),
-        }
-    }
-
-    /// A part ended, after `reported` bytes of progress. Returns the whole
-    /// file's end when this was its last part.
-    pub(crate) fn part_done(
-        &mut self,
-        job: FileJob,
-        reported: u64,
-        outcome: Outcome,
-        reporter: &mut Reporter,
-    ) -> Option<FileEnd> {
-        let range = job.range.clone()?;
-        let file = self
-            .files
-            .entry(range.split)
-            .or_insert_with(|| SplitFile::new(job, range.parts));
-        file.left = file.left.saturating_sub(1);
-        match outcome {
-            Outcome::Copied { bytes, changed, .. } => {
-                // The part's progress, made exact now; undone at the end
-                // if the file fails.
-                reporter.bytes_copied(bytes.saturating_sub(reported), true);
-                reporter.restarted(reported.saturating_sub(bytes), true);
-                file.bytes += bytes;
-                file.short |= changed;
-            }
-            Outcome::Failed { error, kind } => {
-                reporter.restarted(reported, true);
-                if file.failure.is_none() {
-                    file.failure = Some((error, kind));
-                    // The parts still to run find no temp and end at once.
-                    discard(self.root.as_ref(), &file.job);
-                }
-            }
-            Outcome::Skipped { .. } => {}
-        }
-        if file.left > 0 {
-            return None;
-        }
-        let file = self.files.remove(&range.split)?;
-        Some(self.finish(file))
-    }
-
-    fn finish(&self, file: SplitFile) -> FileEnd {
-        let outcome = match (file.failure, &self.root, &file.job.range) {
-            (Some((error, kind)), _, _) => Outcome::Failed { error, kind },
-            (None, Some(root), Some(range)) => {
-                let split = SplitCopy {
-                    job: &file.job,
-                    range,
-                    bytes: file.bytes,
-                    short: file.short,
-                };
-                copy::commit_split(std::os::fd::AsFd::as_fd(root), &split, &self.opts)
-            }
-            (None, _, _) => Outcome::Failed {
-                error: "the destination is not open".into(),
-                kind: FailKind::Other,
-            },
-        };
-        (file.job, file.bytes, outcome)
-    }
-
-    /// Gives up every split file not complete at the end of the run: the
-    /// parts in `left` never ended (the run stopped, or their worker was
-    /// lost twice). Removes their temps; returns each file once with the
-    /// progress shown for it.
-    pub(crate) fn abandon(&mut self, left: Vec<(FileJob, u64)>) -> Vec<(FileJob, u64)> {
-        for (job, reported) in left {
-            if let Some(range) = job.range.clone() {
-                let file = self
-                    .files
-                    .entry(range.split)
-                    .or_insert_with(|| SplitFile::new(job, range.parts));
-                file.bytes += reported;
-            }
-        }
-        let mut given_up: Vec<(FileJob, u64)> = self
-            .files
-            .drain()
-            .map(|(_, file)| (file.job, file.bytes))
-            .collect();
-        given_up.sort_by_key(|(job, _)| job.id);
-        for (job, _) in &given_up {
-            discard(self.root.as_ref(), job);
-        }
-        given_up
-    }
-}
-
-fn discard(root: Option<&OwnedFd>, job: &FileJob) {
-    if let (Some(root), Some(range)) = (root, &job.range) {
-        copy::discard_split_temp(std::os::fd::AsFd::as_fd(root), &job.rel_dst, &range.temp);
-    }
-}
-
-/// The files `jobs` belong to: one per ordinary job, one per split file
-/// however many of its parts are there.
-pub(crate) fn distinct_files(jobs: &[FileJob]) -> u64 {
-    let mut splits = std::collections::HashSet::new();
-    jobs.iter()
-        .filter(|job| job.range.as_ref().is_none_or(|r| splits.insert(r.split)))
-        .count() as u64
-}
-
-/// Jobs of a walker batch that are files of their own: one per ordinary
-/// job and one per split file (its first part), for the totals.
-pub(crate) fn files_in(jobs: &[FileJob]) -> u64 {
-    jobs.iter()
-        .filter(|job| job.range.as_ref().is_none_or(|r| r.part == 0))
-        .count() as u64
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::job::FileRange;
 
@@ -385,23 +226,23 @@ mod tests {
     #[test]
     fn splitting_is_off_for_one_worker_dry_runs_verify_and_threshold_zero() {
         let opts = CopyOptions::default();
-        assert!(Splitter::new(SPLIT_MIN, 2, &opts).is_some());
-        assert!(Splitter::new(SPLIT_MIN, 1, &opts).is_none());
-        assert!(Splitter::new(0, 4, &opts).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &opts).is_some());
+        assert!(Splitter::new(Some(SPLIT_MIN), 1, &opts).is_none());
+        assert!(Splitter::new(Some(0), 4, &opts).is_none());
         let dry = CopyOptions {
             dry_run: true,
             ..CopyOptions::default()
         };
-        assert!(Splitter::new(SPLIT_MIN, 2, &dry).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &dry).is_none());
         let verify = CopyOptions {
             verify: true,
             ..CopyOptions::default()
         };
-        assert!(Splitter::new(SPLIT_MIN, 2, &verify).is_none());
+        assert!(Splitter::new(Some(SPLIT_MIN), 2, &verify).is_none());
     }
 
     /// Part `part` of 3 of the split file `split`, as the walker makes it.
-    fn part_of(split: u64, part: u32) -> FileJob {
+    pub(crate) fn part_of(split: u64, part: u32) -> FileJob {
         FileJob {
             id: split + u64::from(part),
             src: "s".into(),
@@ -443,16 +284,5 @@ mod tests {
         assert_eq!(names(held.round()), [(30, 2)]);
         assert!(held.is_empty());
         assert!(held.round().is_empty());
-    }
-
-    #[test]
-    fn a_split_file_counts_once_in_the_totals() {
-        let part = |part| part_of(10, part);
-        let mut plain = part(0);
-        plain.range = None;
-        let jobs = vec![plain, part(0), part(1), part(2)];
-        assert_eq!(files_in(&jobs), 2);
-        assert_eq!(distinct_files(&jobs[2..]), 1);
-        assert_eq!(distinct_files(&jobs), 2);
     }
 }

@@ -8,10 +8,19 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::config::ProgressMode;
-
 /// How often the line display prints.
 const LINE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How progress is shown on stderr while copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProgressMode {
+    /// Nothing.
+    Off,
+    /// A redrawn bar (stderr is a terminal).
+    Bar,
+    /// A line every second and a final one (stderr is not a terminal).
+    Lines,
+}
 
 /// What has been found and done so far. The totals grow while the walk runs.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

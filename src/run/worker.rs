@@ -16,31 +16,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::WorkerKind;
 use crate::copy::Engine;
-use crate::job::{Completion, CopyOptions, FileJob};
+use crate::job::{Completion, CopyOptions, FileJob, WorkerEvent};
 use crate::signals;
 
 /// How often at most a worker sends what it has done so far, so progress
 /// moves even while a batch of large files is being copied.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// What a worker reports on the done queue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum WorkerEvent {
-    /// A job ended.
-    Done(Completion),
-    /// The task is about to return: its result can be collected now.
-    Exiting {
-        /// The [`WorkerSetup::task`] of the task.
-        task: u64,
-    },
-    /// More data of a job still being copied (large files only).
-    Bytes {
-        /// The job's id.
-        id: u64,
-        /// Bytes copied since the previous event for this job.
-        bytes: u64,
-    },
-}
 
 /// What a worker task returns when the jobs queue runs dry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -62,8 +43,15 @@ pub(crate) enum WorkerStop {
     Queue(String),
 }
 
-/// The arguments of one worker task.
-pub(crate) type WorkerArgs = (Queue<Vec<FileJob>>, Queue<Vec<WorkerEvent>>, WorkerSetup);
+/// What one worker task is started with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WorkerTask {
+    /// The batches to copy, until the queue is closed and drained.
+    pub(crate) jobs: Queue<Vec<FileJob>>,
+    /// Where the task's events go.
+    pub(crate) done: Queue<Vec<WorkerEvent>>,
+    pub(crate) setup: WorkerSetup,
+}
 
 /// Where a worker task copies to, and which task it is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,11 +72,8 @@ pub(crate) struct WorkerSetup {
 
 /// The worker task: copies batches from `jobs` into the destination until
 /// `jobs` is closed and drained, the run is interrupted, or a queue fails.
-pub(crate) fn copy_worker(
-    jobs: Queue<Vec<FileJob>>,
-    done: Queue<Vec<WorkerEvent>>,
-    setup: WorkerSetup,
-) -> WorkerSummary {
+pub(crate) fn copy_worker(task: WorkerTask) -> WorkerSummary {
+    let WorkerTask { jobs, done, setup } = task;
     let mut summary = WorkerSummary {
         pid: std::process::id(),
         ..WorkerSummary::default()
@@ -108,7 +93,7 @@ pub(crate) fn copy_worker(
         Err(err) => {
             summary.error = Some(WorkerStop::Destination(format!(
                 "cannot open destination directory: {}",
-                crate::escape::io_reason(&err)
+                crate::ui::escape::io_reason(&err)
             )));
         }
     }
@@ -156,6 +141,13 @@ fn copy_until_dry(
 
 procpool::register!(copy_worker);
 
+/// Bytes copied of one job and not reported yet.
+#[derive(Debug, Clone, Copy)]
+struct Unsent {
+    id: u64,
+    bytes: u64,
+}
+
 /// Events waiting to be sent, and when they were last sent.
 struct Outbox {
     done: Queue<Vec<WorkerEvent>>,
@@ -163,7 +155,7 @@ struct Outbox {
     last_flush: Instant,
     /// Bytes of the current job not yet reported: byte events are merged
     /// per flush so a large file costs one event per interval.
-    partial: Option<(u64, u64)>,
+    partial: Option<Unsent>,
     error: Option<String>,
 }
 
@@ -180,11 +172,11 @@ impl Outbox {
 
     fn bytes(&mut self, id: u64, bytes: u64) {
         match &mut self.partial {
-            Some((current, sum)) if *current == id => *sum += bytes,
-            _ => self.partial = Some((id, bytes)),
+            Some(unsent) if unsent.id == id => unsent.bytes += bytes,
+            _ => self.partial = Some(Unsent { id, bytes }),
         }
         if self.last_flush.elapsed() >= FLUSH_INTERVAL {
-            if let Some((id, bytes)) = self.partial.take() {
+            if let Some(Unsent { id, bytes }) = self.partial.take() {
                 self.events.push(WorkerEvent::Bytes { id, bytes });
             }
             self.flush();
@@ -194,8 +186,8 @@ impl Outbox {
     fn push(&mut self, event: WorkerEvent) {
         // The completion carries the job's total, which covers the bytes
         // not reported yet.
-        if let (WorkerEvent::Done(done), Some((id, _))) = (&event, self.partial) {
-            if done.id == id {
+        if let (WorkerEvent::Done(done), Some(unsent)) = (&event, &self.partial) {
+            if done.id == unsent.id {
                 self.partial = None;
             }
         }
@@ -240,11 +232,11 @@ impl Workers {
     /// Starts one [`copy_worker`] task.
     pub(crate) fn submit(
         &self,
-        args: WorkerArgs,
+        task: WorkerTask,
     ) -> Result<AsyncResult<WorkerSummary>, procpool::Error> {
         match self {
-            Workers::Process(pool) => pool.apply_async(copy_worker, args),
-            Workers::Thread(pool) => pool.apply_async(copy_worker, args),
+            Workers::Process(pool) => pool.apply_async(copy_worker, (task,)),
+            Workers::Thread(pool) => pool.apply_async(copy_worker, (task,)),
         }
     }
 
@@ -306,7 +298,7 @@ mod tests {
             dst_root: dst.into_os_string(),
             opts: CopyOptions::default(),
         };
-        (copy_worker(jobs, done, setup), tmp)
+        (copy_worker(WorkerTask { jobs, done, setup }), tmp)
     }
 
     fn identity_of(path: &Path) -> (u64, u64) {

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
+use crate::ui::escape::{Escaped, io_reason};
 
 /// One filter rule from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]

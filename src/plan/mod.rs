@@ -1,8 +1,12 @@
-//! Where each source goes: rsync's trailing-slash rule, and the checks that
-//! refuse a destination that would overwrite or swallow its own source.
+//! The plan: where each source goes, by rsync's trailing-slash rule, and
+//! the checks that refuse a destination that would overwrite or swallow
+//! its own source, all before anything is written.
 //!
 //! Every destination path of a run is relative to one directory, the
-//! destination root, which is what each worker's copy engine opens.
+//! destination root, which is what each worker's copy engine opens. Owns
+//! the resolved command line ([`Plan`], one [`Root`] per source), which
+//! the walk and `--delete` start from. It calls no other stage, only
+//! `ui::escape` and `exit_codes` for its errors.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, Metadata};
@@ -11,8 +15,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::escape::{Escaped, io_reason};
 use crate::exit_codes::{ExitStatus, Fatal};
+use crate::ui::escape::{Escaped, io_reason};
 
 /// One source and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,5 +288,4 @@ pub(crate) fn create_destination(plan: &Plan) -> Result<(), Fatal> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -6,11 +6,18 @@
 //! with padding). Either form gives back the exact bytes.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use serde_json::{Map, Value, json};
 
-use crate::report::{ErrorRecord, RunReport};
+use super::report::{ErrorRecord, RunReport};
+
+/// Prints the summary on stdout. A closed stdout must not turn a finished
+/// run into a failure, so a write error is ignored.
+pub(crate) fn print(report: &RunReport, dry_run: bool) {
+    let _ = writeln!(std::io::stdout().lock(), "{}", render(report, dry_run));
+}
 
 /// The summary object, as one line of JSON.
 pub(crate) fn render(report: &RunReport, dry_run: bool) -> String {
@@ -76,7 +83,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::exit_codes::ExitStatus;
-    use crate::report::Tally;
+    use crate::ui::report::Tally;
 
     #[test]
     fn base64_matches_the_rfc_test_vectors() {

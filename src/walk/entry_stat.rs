@@ -14,6 +14,8 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 
+use crate::job::SourceMeta;
+
 /// What one `lstat` (`stat` when following links) of an entry says: the
 /// parts of `std::fs::Metadata` the walker uses.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +94,18 @@ impl EntryStat {
         self.file_type() == FileType::Symlink
     }
 
+    /// What the quick check needs of the source.
+    pub(crate) fn source_meta(&self) -> SourceMeta {
+        SourceMeta {
+            size: self.len(),
+            mtime: (self.mtime(), self.mtime_nsec()),
+            mode: self.mode(),
+            uid: self.uid(),
+            gid: self.gid(),
+            rdev: self.rdev(),
+        }
+    }
+
     fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.0.st_mode)
     }
@@ -136,7 +150,8 @@ impl SourceDirs {
     pub(crate) fn stat(
         &self,
         depth: usize,
-        (name, path): (&OsStr, &Path),
+        name: &OsStr,
+        path: &Path,
         follow: bool,
     ) -> Option<EntryStat> {
         let parent = depth.checked_sub(1).and_then(|d| self.open.get(d));
@@ -211,15 +226,14 @@ mod tests {
         dirs.enter(&old);
         // The path no longer leads there; the open directory still does.
         fs::rename(&old, &new).unwrap();
-        let entry = (OsStr::new("f"), old.join("f"));
         let st = dirs
-            .stat(2, (entry.0, &entry.1), false)
+            .stat(2, OsStr::new("f"), &old.join("f"), false)
             .expect("stat beneath");
         assert_eq!(st.ino(), fs::symlink_metadata(new.join("f")).unwrap().ino());
         // Back at depth 1, "old" is stat'ed beneath the root, where it is gone.
         dirs.truncate(1);
-        assert!(dirs.stat(1, (OsStr::new("old"), &old), false).is_none());
-        assert!(dirs.stat(1, (OsStr::new("new"), &new), false).is_some());
+        assert!(dirs.stat(1, OsStr::new("old"), &old, false).is_none());
+        assert!(dirs.stat(1, OsStr::new("new"), &new, false).is_some());
     }
 
     #[test]
@@ -229,12 +243,12 @@ mod tests {
         fs::write(&file, "x").unwrap();
         let mut dirs = SourceDirs::default();
         dirs.enter(&tmp.path().join("missing"));
-        let st = dirs.stat(1, (OsStr::new("f"), &file), false);
+        let st = dirs.stat(1, OsStr::new("f"), &file, false);
         assert_eq!(st.map(|s| s.len()), Some(1));
         // Depth 0 has no parent: the path is all there is.
-        assert!(dirs.stat(0, (OsStr::new("f"), &file), false).is_some());
+        assert!(dirs.stat(0, OsStr::new("f"), &file, false).is_some());
         assert!(
-            dirs.stat(0, (OsStr::new("gone"), &tmp.path().join("gone")), false)
+            dirs.stat(0, OsStr::new("gone"), &tmp.path().join("gone"), false)
                 .is_none()
         );
     }

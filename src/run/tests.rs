@@ -1,12 +1,16 @@
+//! Run tests: a whole pipeline in this process, with thread workers.
+
 use super::*;
 
 use std::fs;
 
 use crate::cli::Args;
-use crate::config::Verbosity;
+use crate::config::Config;
+use crate::exit_codes::ExitStatus;
 use crate::plan::{self, Root};
-use crate::progress::NoProgress;
-use crate::report::Tally;
+use crate::ui::progress::NoProgress;
+use crate::ui::report::Tally;
+use crate::ui::report::Verbosity;
 
 /// Runs the whole pipeline in this process with thread workers.
 fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {
@@ -14,7 +18,7 @@ fn run_plan(plan: &Plan) -> (ExitStatus, Tally, RunEnd) {
         Args::parse_from(["pcopy", "-q", "-j", "2", "--workers", "thread", "x", "y"]).unwrap();
     let config = Config::new(args, false).unwrap();
     let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(NoProgress));
-    let end = run(&config, plan, &mut reporter).unwrap();
+    let end = run(&config.run_setup(), plan, &mut reporter).unwrap();
     let report = reporter.finish(end.interrupted);
     (report.status, report.tally, end)
 }
@@ -72,10 +76,4 @@ fn a_source_that_vanished_before_the_walk_gives_status_24() {
     assert_eq!(status, ExitStatus::Vanished);
     assert_eq!((tally.copied, tally.vanished, tally.failed), (1, 1, 0));
     assert!(tmp.path().join("dst/present").is_file());
-}
-
-#[test]
-fn parent_of_strips_the_last_component() {
-    assert_eq!(parent_of(OsStr::new("a/b/c")), "a/b");
-    assert_eq!(parent_of(OsStr::new("c")), "");
 }

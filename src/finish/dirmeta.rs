@@ -14,19 +14,20 @@
 //! (which can run in other processes and survive a worker's death).
 
 use std::collections::HashSet;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::Metadata;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{Gid, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
-use crate::escape::io_reason;
-use crate::xattrs::{self, Xattr};
+use crate::copy::xattrs::{self, Xattr};
+use crate::relpath::open_beneath;
+use crate::ui::escape::io_reason;
 
 /// The metadata a destination directory gets from its source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,39 +176,10 @@ fn timespec((tv_sec, tv_nsec): (i64, i64)) -> Timespec {
     Timespec { tv_sec, tv_nsec }
 }
 
-/// Opens `rel` beneath `root` following no symlink (in one `openat2`, or
-/// one component at a time), so a directory swapped for a link since the
-/// walk cannot send the change elsewhere.
-pub(crate) fn open_beneath(root: BorrowedFd<'_>, rel: &OsStr) -> Result<OwnedFd, Errno> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    if !rel.is_empty() {
-        // One call where the kernel has openat2; any failure (no openat2,
-        // a path too long, a symlink) is left to the walk below, which
-        // reproduces it for the component at fault.
-        let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
-        if let Ok(fd) = rustix::fs::openat2(root, rel, flags, Mode::empty(), resolve) {
-            return Ok(fd);
-        }
-    }
-    let mut current = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
-    for name in rel
-        .as_bytes()
-        .split(|&b| b == b'/')
-        .filter(|c| !c.is_empty())
-    {
-        current = rustix::fs::openat(
-            current.as_fd(),
-            OsStr::from_bytes(name),
-            flags,
-            Mode::empty(),
-        )?;
-    }
-    Ok(current)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::OFlags;
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 

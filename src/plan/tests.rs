@@ -1,3 +1,5 @@
+//! Plan tests: where each source goes, and which destinations are refused.
+
 use super::*;
 
 use std::os::unix::fs::symlink;

@@ -12,12 +12,23 @@ use std::time::{Duration, Instant};
 
 use indicatif::HumanBytes;
 
-use crate::config::Verbosity;
-use crate::delete::DeleteSink;
-use crate::escape::Escaped;
-use crate::exit_codes::ExitStatus;
+use super::escape::Escaped;
+use super::progress::{Counters, Progress, rate};
+use crate::exit_codes::{self, ExitStatus};
 use crate::job::{EntryKind, FailKind, FileJob, Outcome};
-use crate::progress::{Counters, Progress, rate};
+
+/// How much pcopy tells about its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Verbosity {
+    /// Errors only.
+    Quiet,
+    /// Errors, warnings and the final summary.
+    Normal,
+    /// Also each copied file, on stdout.
+    Files,
+    /// Also the pid of the worker that copied each file.
+    FilesAndWorkers,
+}
 
 /// How the entries of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,14 +68,27 @@ pub(crate) struct RunReport {
 }
 
 impl RunReport {
-    /// The report of a run that stopped before copying anything.
-    pub(crate) fn stopped(status: ExitStatus, elapsed: Duration) -> RunReport {
-        RunReport {
-            status,
+    /// The report of a run that `err` stopped before it copied anything;
+    /// prints the error.
+    pub(crate) fn stopped(err: &anyhow::Error, elapsed: Duration) -> RunReport {
+        let mut report = RunReport {
+            status: exit_codes::status_of(err),
             tally: Tally::default(),
             errors: Vec::new(),
             elapsed,
-        }
+        };
+        report.stopped_by(err);
+        report
+    }
+
+    /// Prints the error that stopped the run (after the summary, if there
+    /// is one) and keeps it for `--json`.
+    pub(crate) fn stopped_by(&mut self, err: &anyhow::Error) {
+        eprintln!("pcopy: {err:#}");
+        self.errors.push(ErrorRecord {
+            path: None,
+            error: format!("{err:#}"),
+        });
     }
 }
 
@@ -272,6 +296,19 @@ impl Reporter {
         self.error(&format!("pcopy: {}: {reason}", Escaped::path(path)));
     }
 
+    /// `--delete` removed `rel` (below the destination root), or would.
+    pub(crate) fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+        self.tally.deleted += 1;
+        let shown = match is_dir {
+            true => format!("{}/", Escaped::os(rel)),
+            false => Escaped::os(rel).to_string(),
+        };
+        if self.verbosity >= Verbosity::Files {
+            let verb = if self.itemize { "delete" } else { "deleting" };
+            self.print_listed(format!("{verb} {shown}"));
+        }
+    }
+
     /// Entries left alone because of an interrupt.
     pub(crate) fn not_copied(&mut self, count: u64) {
         self.tally.not_copied += count;
@@ -340,24 +377,6 @@ impl Reporter {
 
     fn error(&mut self, line: &str) {
         self.progress.suspend(&mut || eprintln!("{line}"));
-    }
-}
-
-impl DeleteSink for Reporter {
-    fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
-        self.tally.deleted += 1;
-        let shown = match is_dir {
-            true => format!("{}/", Escaped::os(rel)),
-            false => Escaped::os(rel).to_string(),
-        };
-        if self.verbosity >= Verbosity::Files {
-            let verb = if self.itemize { "delete" } else { "deleting" };
-            self.print_listed(format!("{verb} {shown}"));
-        }
-    }
-
-    fn delete_failed(&mut self, path: &Path, reason: &str) {
-        self.failed(path, reason, FailKind::DestIo);
     }
 }
 
@@ -437,7 +456,7 @@ mod tests {
 
     #[test]
     fn bytes_of_a_job_the_walker_did_not_size_join_the_total_as_they_come() {
-        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
         let unsized_job = job(None);
         let mut reporter = quiet();
         reporter.queued(1, 0);
@@ -470,7 +489,8 @@ mod tests {
             rdev: 0,
         };
         let sized_job = job(Some(meta));
-        let mut reporter = Reporter::new(Verbosity::Quiet, Box::new(crate::progress::NoProgress));
+        let mut reporter =
+            Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
         reporter.queued(1, 10);
         reporter.bytes_copied(8, sized_job.size_known());
         assert_eq!(bytes_of(&reporter), (8, 10));

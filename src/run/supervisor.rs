@@ -1,48 +1,30 @@
-//! One run of the copy: the walker thread, the worker pool, and the main
-//! loop that connects them.
-//!
-//! Who owns what, and who wakes whom:
-//! - the walker thread alone puts on the jobs queue and closes it when the
-//!   walk ends; a full queue blocks it, which bounds memory;
-//! - worker tasks take batches until the jobs queue is closed and drained,
-//!   and put their events on the done queue (unbounded, so a worker never
-//!   waits for the main thread);
-//! - the main thread alone reads the done queue, watches the tasks, and
-//!   closes the done queue once the walk is over and every task has
-//!   resolved, so nothing can be put on it any more; its loop ends when
-//!   the done queue reports closed-and-drained.
-//!
-//! Every job the walker announces stays in `pending` until its completion
-//! arrives, so a worker that dies loses no job: what it held is put on a
-//! fresh queue once at the end, and what still does not complete is
-//! reported as failed.
+//! The main thread's loop during a run: the [`Supervisor`] takes the
+//! walker's news and the workers' events, keeps every announced job until
+//! its completion, replaces lost workers, and at the end runs the finish
+//! stage and accounts for whatever never completed.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::thread::JoinHandle;
+use std::path::Path;
+use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use procpool::{AsyncResult, GetTimeoutError, Manager, Queue};
-use rustix::fs::{Mode, OFlags};
+use procpool::{AsyncResult, GetTimeoutError, Manager};
 
-use crate::after_copy::{self, Tree};
-use crate::config::Config;
-use crate::dirmeta::{self, DirMeta};
-use crate::escape::{Escaped, io_reason};
+use super::destination::Destination;
+use super::pending::{Ledger, Pending};
+use super::splits::{self, FileEnd, Splits};
+use super::worker::{WorkerStop, WorkerSummary, WorkerTask, Workers};
 use crate::exit_codes::{ExitStatus, Fatal};
-use crate::hardlinks::LinkJob;
-use crate::job::{Completion, FailKind, FileJob, JobIdMap, Outcome};
-use crate::plan::Plan;
-use crate::report::Reporter;
-use crate::split::{self, Splits, Splitter};
-use crate::walk::{self, BATCH_FILES, WalkEvent, WalkSetup};
-use crate::worker::{WorkerArgs, WorkerEvent, WorkerSetup, WorkerStop, WorkerSummary, Workers};
+use crate::finish::dirmeta::DirMeta;
+use crate::finish::links::LinkJob;
+use crate::finish::{self, FinishSetup, Tree};
+use crate::job::{Completion, CopyOptions, FailKind, FileJob, Outcome, WorkerEvent};
+use crate::plan::Root;
+use crate::relpath;
+use crate::ui::report::Reporter;
+use crate::walk::{BATCH_FILES, WalkEvent, Walking};
 use crate::{copy, signals};
 
 /// How long the main loop waits for worker events before it looks at
@@ -57,118 +39,50 @@ pub(crate) struct RunEnd {
     pub(crate) fatal: Option<Fatal>,
 }
 
-/// Copies everything in `plan`, reporting as it goes.
-pub(crate) fn run(config: &Config, plan: &Plan, reporter: &mut Reporter) -> anyhow::Result<RunEnd> {
-    let (dst_root, root_fd) = open_destination(plan, config.copy.dry_run)?;
-    let dst_identity = match &root_fd {
-        Some(fd) => Some(identity(fd).map_err(|e| dest_fatal(&dst_root, "cannot stat", &e))?),
-        None => None,
-    };
-    let workers = config.jobs.get();
-    let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
-    // A few batches per worker: enough that none waits for the walker,
-    // few enough that memory does not grow with the tree.
-    let jobs = manager
-        .queue(2 * workers + 2)
-        .map_err(|e| ipc("cannot create the jobs queue", e))?;
-    let done = manager
-        .queue(0)
-        .map_err(|e| ipc("cannot create the done queue", e))?;
-    let pool =
-        Workers::start(config.workers, workers).map_err(|e| ipc("cannot start workers", e))?;
-    let (events, walk_events) = mpsc::channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let setup = WalkSetup {
-        roots: plan.roots.clone(),
-        dst_root: root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        dst_root_new: plan.create_dst_root,
-        dereference: config.copy.dereference,
-        dry_run: config.copy.dry_run,
-        archive: config.copy.archive,
-        filter: config.filter.clone(),
-        shard: config.shard,
-        splitter: Splitter::new(config.split_min, workers, &config.copy),
-        jobs: jobs.clone(),
-        wake: done.clone(),
-        events,
-        stop: Arc::clone(&stop),
-    };
-    let walker = std::thread::Builder::new()
-        .name("pcopy-walk".into())
-        .spawn(move || walk::walk(setup))?;
-    let worker_setup = WorkerSetup {
-        task: 0,
-        dst_root: dst_root.into_os_string(),
-        dst_identity,
-        opts: config.copy.clone(),
-    };
-    let splits = Splits::new(
-        root_fd.as_ref().map(OwnedFd::try_clone).transpose()?,
-        config.copy.clone(),
-    );
-    let mut supervisor = Supervisor::new(
-        (config, plan, splits),
-        reporter,
-        &manager,
-        pool,
-        (jobs, done, worker_setup),
-        walk_events,
-        stop,
-    );
-    let supervised = supervisor.supervise();
-    if supervised.is_err() {
-        supervisor.stop_dispatch();
-        supervisor.pool.terminate();
-    }
-    let end = supervisor.finish(walker, root_fd.as_ref());
-    supervised?;
-    Ok(end)
+/// What the supervisor starts with: the parts of the run's setup it uses,
+/// and what `run` opened and started.
+pub(super) struct Start<'r> {
+    /// How many workers the pool runs.
+    pub(super) workers: usize,
+    /// The engine's options (`-a`, the temp tag).
+    pub(super) copy: &'r CopyOptions,
+    pub(super) finish: &'r FinishSetup,
+    pub(super) roots: &'r [Root],
+    pub(super) dst: &'r Destination,
+    pub(super) manager: &'r Manager,
+    pub(super) pool: Workers,
+    /// What every worker task is started with (the task number aside).
+    pub(super) task: WorkerTask,
+    pub(super) walk: Walking,
+    pub(super) splits: Splits,
 }
 
-/// The destination root, absolute, and opened (following a symlink: the
-/// user named it); not opened when a dry run would have created it.
-fn open_destination(plan: &Plan, dry_run: bool) -> Result<(PathBuf, Option<OwnedFd>), Fatal> {
-    let dst_root = plan.dst_root.as_path();
-    let what = "cannot open destination directory";
-    let absolute = std::path::absolute(dst_root).map_err(|e| dest_fatal(dst_root, what, &e))?;
-    if dry_run && plan.create_dst_root {
-        return Ok((absolute, None));
-    }
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(&absolute, flags, Mode::empty())
-        .map_err(|e| dest_fatal(dst_root, what, &e.into()))?;
-    Ok((absolute, Some(fd)))
-}
-
-/// A job announced by the walker and not completed yet.
-#[derive(Debug)]
-struct Pending {
-    job: FileJob,
-    /// Bytes of it already shown as progress.
-    reported: u64,
+/// A worker task not resolved yet.
+struct Task {
+    /// Its [`WorkerSetup::task`](super::worker::WorkerSetup::task).
+    number: u64,
+    result: AsyncResult<WorkerSummary>,
 }
 
 /// The main thread's state during a run.
-struct Supervisor<'r> {
-    config: &'r Config,
-    plan: &'r Plan,
+pub(super) struct Supervisor<'r> {
+    copy: &'r CopyOptions,
+    finish: &'r FinishSetup,
+    roots: &'r [Root],
+    dst: &'r Destination,
     reporter: &'r mut Reporter,
     manager: &'r Manager,
-    pool: Workers,
+    pub(super) pool: Workers,
     workers: usize,
     /// What every worker task is started with (the task number aside);
     /// the jobs queue is replaced by the retry queue at the end.
-    args: WorkerArgs,
-    done: Queue<Vec<WorkerEvent>>,
-    /// Unresolved worker tasks by task number.
-    tasks: Vec<(u64, AsyncResult<WorkerSummary>)>,
+    task: WorkerTask,
+    tasks: Vec<Task>,
     next_task: u64,
-    pending: JobIdMap<Pending>,
-    walk_events: Receiver<WalkEvent>,
+    pending: Ledger,
+    walk: Walking,
     walk_done: bool,
     dirs: Vec<DirMeta>,
-    /// Tells the walker to stop.
-    stop: Arc<AtomicBool>,
     /// No more jobs are handed out (interrupt or fatal error).
     stopping: bool,
     interrupted: bool,
@@ -186,31 +100,23 @@ struct Supervisor<'r> {
 }
 
 impl<'r> Supervisor<'r> {
-    fn new(
-        (config, plan, splits): (&'r Config, &'r Plan, Splits),
-        reporter: &'r mut Reporter,
-        manager: &'r Manager,
-        pool: Workers,
-        args: WorkerArgs,
-        walk_events: Receiver<WalkEvent>,
-        stop: Arc<AtomicBool>,
-    ) -> Supervisor<'r> {
+    pub(super) fn new(start: Start<'r>, reporter: &'r mut Reporter) -> Supervisor<'r> {
         Supervisor {
-            config,
-            plan,
+            copy: start.copy,
+            finish: start.finish,
+            roots: start.roots,
+            dst: start.dst,
             reporter,
-            manager,
-            pool,
-            workers: config.jobs.get(),
-            done: args.1.clone(),
-            args,
+            manager: start.manager,
+            pool: start.pool,
+            workers: start.workers,
+            task: start.task,
             tasks: Vec::new(),
             next_task: 0,
-            pending: JobIdMap::default(),
-            walk_events,
+            pending: Ledger::default(),
+            walk: start.walk,
             walk_done: false,
             dirs: Vec::new(),
-            stop,
             stopping: false,
             interrupted: false,
             retried: false,
@@ -218,11 +124,11 @@ impl<'r> Supervisor<'r> {
             fatal: None,
             links: Vec::new(),
             failed_rels: HashSet::new(),
-            splits,
+            splits: start.splits,
         }
     }
 
-    fn supervise(&mut self) -> anyhow::Result<()> {
+    pub(super) fn supervise(&mut self) -> anyhow::Result<()> {
         for _ in 0..self.workers {
             self.submit()?;
         }
@@ -232,7 +138,7 @@ impl<'r> Supervisor<'r> {
             if signals::interrupted() && !self.interrupted {
                 self.interrupt();
             }
-            match self.done.get_timeout(POLL) {
+            match self.task.done.get_timeout(POLL) {
                 Ok(events) => {
                     // The walker announces jobs before queueing them, so
                     // after this every completion finds its job.
@@ -251,7 +157,7 @@ impl<'r> Supervisor<'r> {
             if self.tasks.is_empty() && self.walk_done && !done_closed {
                 self.drain_done()?;
                 if !self.retry_once()? {
-                    self.done
+                    (self.task.done)
                         .close()
                         .map_err(|e| ipc("cannot close the done queue", e))?;
                     done_closed = true;
@@ -262,13 +168,16 @@ impl<'r> Supervisor<'r> {
     }
 
     fn submit(&mut self) -> anyhow::Result<()> {
-        let mut args = self.args.clone();
-        args.2.task = self.next_task;
-        let task = self
+        let mut task = self.task.clone();
+        task.setup.task = self.next_task;
+        let result = self
             .pool
-            .submit(args)
+            .submit(task)
             .map_err(|e| ipc("cannot start a worker task", e))?;
-        self.tasks.push((self.next_task, task));
+        self.tasks.push(Task {
+            number: self.next_task,
+            result,
+        });
         self.next_task += 1;
         Ok(())
     }
@@ -276,12 +185,10 @@ impl<'r> Supervisor<'r> {
     /// Takes the walker's news without waiting.
     fn pump_walk(&mut self) {
         loop {
-            match self.walk_events.try_recv() {
+            match self.walk.events.try_recv() {
                 Ok(WalkEvent::Queued { jobs, bytes }) => {
-                    self.reporter.queued(split::files_in(&jobs), bytes);
-                    for job in jobs {
-                        self.pending.insert(job.id, Pending { job, reported: 0 });
-                    }
+                    self.reporter.queued(splits::files_in(&jobs), bytes);
+                    self.pending.announce(jobs);
                 }
                 Ok(WalkEvent::DirCreated { rel }) => self.reporter.dir_created(&rel),
                 Ok(WalkEvent::HardLink(link)) => {
@@ -315,13 +222,13 @@ impl<'r> Supervisor<'r> {
                 WorkerEvent::Exiting { task } => {
                     // Its result is on the way: collect it now rather than
                     // at the next poll, which would delay the end of a run.
-                    if let Some(i) = self.tasks.iter().position(|(n, _)| *n == task) {
-                        let (_, result) = self.tasks.swap_remove(i);
-                        self.resolved(result.get())?;
+                    if let Some(i) = self.tasks.iter().position(|t| t.number == task) {
+                        let task = self.tasks.swap_remove(i);
+                        self.resolved(task.result.get())?;
                     }
                 }
                 WorkerEvent::Bytes { id, bytes } => {
-                    if let Some(pending) = self.pending.get_mut(&id) {
+                    if let Some(pending) = self.pending.get_mut(id) {
                         pending.reported += bytes;
                         let size_known = pending.job.size_known();
                         self.reporter.bytes_copied(bytes, size_known);
@@ -334,22 +241,34 @@ impl<'r> Supervisor<'r> {
     }
 
     fn job_done(&mut self, completion: Completion) {
-        let Some(Pending { job, reported }) = self.pending.remove(&completion.id) else {
+        let Some(Pending { job, reported }) = self.pending.remove(completion.id) else {
             return;
         };
         // A part of a split file ends the file only if it is the last.
         let ended = match job.range {
-            Some(_) => self
-                .splits
-                .part_done(job, reported, completion.outcome, self.reporter),
-            None => Some((job, reported, completion.outcome)),
+            Some(_) => {
+                let part = self.splits.part_done(job, reported, completion.outcome);
+                self.reporter.bytes_copied(part.more_bytes, true);
+                self.reporter.restarted(part.fewer_bytes, true);
+                part.file
+            }
+            None => Some(FileEnd {
+                job,
+                reported,
+                outcome: completion.outcome,
+            }),
         };
-        let Some((job, reported, outcome)) = ended else {
+        let Some(FileEnd {
+            job,
+            reported,
+            outcome,
+        }) = ended
+        else {
             return;
         };
         if let Outcome::Failed { .. } = outcome {
             // Later names of this file must not be linked.
-            if self.config.copy.archive {
+            if self.copy.archive {
                 self.failed_rels.insert(job.rel_dst.clone());
             }
         }
@@ -359,7 +278,7 @@ impl<'r> Supervisor<'r> {
 
     fn drain_done(&mut self) -> anyhow::Result<()> {
         loop {
-            match self.done.get_nowait() {
+            match self.task.done.get_nowait() {
                 Ok(events) => self.handle(events)?,
                 Err(procpool::TryGetError::Empty | procpool::TryGetError::Closed) => return Ok(()),
                 Err(procpool::TryGetError::Failed(err)) => {
@@ -373,9 +292,9 @@ impl<'r> Supervisor<'r> {
     fn reap(&mut self) -> anyhow::Result<()> {
         let mut i = 0;
         while i < self.tasks.len() {
-            if self.tasks[i].1.ready() {
-                let (_, result) = self.tasks.swap_remove(i);
-                self.resolved(result.get())?;
+            if self.tasks[i].result.ready() {
+                let task = self.tasks.swap_remove(i);
+                self.resolved(task.result.get())?;
             } else {
                 i += 1;
             }
@@ -417,10 +336,7 @@ impl<'r> Supervisor<'r> {
             "; its files will be retried"
         };
         self.reporter.notice(&format!("{err}{retry}"));
-        for pending in self.pending.values() {
-            self.suspect_dirs
-                .insert(parent_of(&pending.job.rel_dst).to_os_string());
-        }
+        self.pending.note_dirs(&mut self.suspect_dirs);
         if !self.stopping {
             self.submit()?;
         }
@@ -442,7 +358,7 @@ impl<'r> Supervisor<'r> {
             jobs.push(pending.job.clone());
         }
         jobs.sort_by_key(|job| job.id);
-        let count = split::distinct_files(&jobs);
+        let count = splits::distinct_files(&jobs);
         let batches: Vec<Vec<FileJob>> =
             jobs.chunks(BATCH_FILES).map(<[FileJob]>::to_vec).collect();
         let tasks = batches.len().min(self.workers);
@@ -456,7 +372,7 @@ impl<'r> Supervisor<'r> {
         queue
             .close()
             .map_err(|e| ipc("cannot close the retry queue", e))?;
-        self.args.0 = queue;
+        self.task.jobs = queue;
         self.reporter
             .notice(&format!("retrying {count} files whose worker was lost"));
         for _ in 0..tasks {
@@ -481,10 +397,10 @@ impl<'r> Supervisor<'r> {
 
     /// Stops the walk and empties the jobs queue, so workers run dry; the
     /// jobs taken out stay pending and are accounted for in `finish`.
-    fn stop_dispatch(&mut self) {
+    pub(super) fn stop_dispatch(&mut self) {
         self.stopping = true;
-        self.stop.store(true, Ordering::Relaxed);
-        let jobs = &self.args.0;
+        self.walk.stop();
+        let jobs = &self.task.jobs;
         let _ = jobs.close();
         while jobs.get_nowait().is_ok() {}
     }
@@ -492,34 +408,19 @@ impl<'r> Supervisor<'r> {
     /// After the loop: waits for workers and walker, clears temp files a
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
-    fn finish(mut self, walker: JoinHandle<()>, root: Option<&OwnedFd>) -> RunEnd {
+    pub(super) fn finish(mut self) -> RunEnd {
         if let Err(err) = self.pool.shut_down() {
             self.reporter
                 .notice(&format!("cannot shut the workers down: {err}"));
         }
         // Unblocks a walker still waiting on a full queue (error paths).
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.args.0.close();
-        let _ = walker.join();
+        self.walk.stop();
+        let _ = self.task.jobs.close();
+        self.walk.join();
         self.pump_walk();
-        for pending in self.pending.values() {
-            self.suspect_dirs
-                .insert(parent_of(&pending.job.rel_dst).to_os_string());
-        }
-        if let Some(root) = root {
-            for dir in &self.suspect_dirs {
-                remove_stale_temps_beneath(root, dir, &self.config.copy.temp_tag);
-            }
-            let tree = Tree {
-                config: self.config,
-                plan: self.plan,
-                root: root.as_fd(),
-                dst_root: Path::new(&self.args.2.dst_root),
-                complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
-                links: std::mem::take(&mut self.links),
-                failed: &self.failed_rels,
-            };
-            after_copy::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
+        self.pending.note_dirs(&mut self.suspect_dirs);
+        if let Some(root) = &self.dst.fd {
+            self.finish_tree(root);
         }
         self.abandon_splits();
         self.account_for_pending();
@@ -529,21 +430,28 @@ impl<'r> Supervisor<'r> {
         }
     }
 
+    /// Clears the temps in suspect directories, then runs the finish stage.
+    fn finish_tree(&mut self, root: &OwnedFd) {
+        for dir in &self.suspect_dirs {
+            remove_stale_temps_beneath(root, dir, &self.copy.temp_tag);
+        }
+        let tree = Tree {
+            setup: self.finish,
+            roots: self.roots,
+            root: root.as_fd(),
+            dst_root: &self.dst.path,
+            complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
+            links: std::mem::take(&mut self.links),
+            failed: &self.failed_rels,
+        };
+        finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
+    }
+
     /// Split files with parts that never ended count once each, like any
     /// other job left pending; their temps are removed.
     fn abandon_splits(&mut self) {
-        let parts: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.job.range.is_some())
-            .map(|(&id, _)| id)
-            .collect();
-        let left = parts
-            .into_iter()
-            .filter_map(|id| self.pending.remove(&id))
-            .map(|p| (p.job, p.reported))
-            .collect();
-        for (job, reported) in self.splits.abandon(left) {
+        let left = self.pending.take_parts();
+        for Pending { job, reported } in self.splits.abandon(left) {
             self.reporter.restarted(reported, job.size_known());
             if self.interrupted {
                 self.reporter.not_copied(1);
@@ -563,8 +471,7 @@ impl<'r> Supervisor<'r> {
             self.reporter.not_copied(self.pending.len() as u64);
             return;
         }
-        let mut left: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
-        left.sort_by_key(|p| p.job.id);
+        let left = self.pending.take_all();
         let why = if self.fatal.is_some() {
             "not copied: the run stopped early"
         } else {
@@ -579,38 +486,14 @@ impl<'r> Supervisor<'r> {
     }
 }
 
-/// The parent directory part of a destination path (empty for the root).
-fn parent_of(rel_dst: &OsStr) -> &OsStr {
-    let bytes = rel_dst.as_bytes();
-    let end = bytes.iter().rposition(|&b| b == b'/').unwrap_or(0);
-    OsStr::from_bytes(&bytes[..end])
-}
-
 /// Best effort: a temp file that stays behind is harmless (no final name
 /// refers to it) and the next run into the directory removes it.
 fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
-    if let Ok(dir) = dirmeta::open_beneath(root.as_fd(), rel_dir) {
+    if let Ok(dir) = relpath::open_beneath(root.as_fd(), rel_dir) {
         let _ = copy::remove_stale_temps_in(dir.as_fd(), tag, &mut |_| {});
     }
 }
 
-fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
+pub(super) fn ipc(what: &str, err: impl std::fmt::Display) -> Fatal {
     Fatal::new(ExitStatus::Ipc, format!("{what}: {err}"))
 }
-
-/// Device and inode: what names one directory whatever its path.
-fn identity(fd: &OwnedFd) -> std::io::Result<(u64, u64)> {
-    let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
-fn dest_fatal(path: &Path, what: &str, err: &std::io::Error) -> Fatal {
-    Fatal::new(
-        ExitStatus::DestinationIo,
-        format!("{}: {what}: {}", Escaped::path(path), io_reason(err)),
-    )
-}
-
-#[cfg(test)]
-#[path = "pipeline_tests.rs"]
-mod tests;

@@ -11,8 +11,6 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::str::FromStr;
 
-use crate::digest::hash_bytes;
-
 /// One shard of N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Shard {
@@ -39,6 +37,12 @@ impl Shard {
     pub(crate) fn temp_tag(&self) -> String {
         format!("s{}of{}.", self.index, self.count)
     }
+}
+
+/// The hash of a byte string (a relative path, or an inode number):
+/// stable across runs, machines and versions of pcopy, as xxh3 is specified.
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 impl fmt::Display for Shard {
@@ -105,5 +109,11 @@ mod tests {
         // xxh3_64("a") mod 3, so the split never changes between versions.
         let owner = (0..3).find(|&index| Shard { index, count: 3 }.owns(OsStr::new("a")));
         assert_eq!(owner, Some(xxhash_rust::xxh3::xxh3_64(b"a") % 3));
+    }
+
+    #[test]
+    fn the_path_hash_is_the_published_xxh3() {
+        // xxh3_64 of the empty input, from the xxHash reference.
+        assert_eq!(hash_bytes(b""), 0x2d06_8005_38d3_94c2);
     }
 }

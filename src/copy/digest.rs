@@ -59,12 +59,6 @@ pub(crate) fn hash_fd(fd: BorrowedFd<'_>, buffer: &mut Vec<u8>) -> Result<(u128,
     }
 }
 
-/// The hash of a byte string (a relative path for `--shard`): stable
-/// across runs, machines and versions of pcopy, as xxh3 is specified.
-pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,11 +78,5 @@ mod tests {
         split.update(&data[..1000]);
         split.update(&data[1000..]);
         assert_eq!(split.finish(), hash);
-    }
-
-    #[test]
-    fn the_path_hash_is_the_published_xxh3() {
-        // xxh3_64 of the empty input, from the xxHash reference.
-        assert_eq!(hash_bytes(b""), 0x2d06_8005_38d3_94c2);
     }
 }

@@ -35,7 +35,16 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
     let (events, walked) = mpsc::channel();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let dst_root = rustix::fs::open(dst, flags, Mode::empty()).expect("open dst");
-    walk(WalkSetup {
+    let setup = WalkSetup {
+        dereference: false,
+        dry_run: false,
+        archive: false,
+        filter: None,
+        shard: None,
+        splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
+        temp_tag: String::new(),
+    };
+    let start = WalkStart {
         roots: vec![Root {
             src: src.to_path_buf(),
             rel_dst: OsString::new(),
@@ -43,14 +52,12 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         }],
         dst_root: Some(dst_root),
         dst_root_new: dst_new,
-        dereference: false,
-        dry_run: false,
-        archive: false,
-        filter: None,
-        shard: None,
-        splitter: Splitter::new(split_min, 2, &CopyOptions::default()),
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
+    };
+    walk(WalkTask {
+        setup,
+        start,
         events,
         stop: Arc::new(AtomicBool::new(false)),
     });
@@ -154,7 +161,7 @@ fn a_child_path_joins_its_parent_path_like_a_walked_path() {
     for (parent, name) in [("", "a"), ("x", "b"), ("x/y", "c")] {
         let walked = Path::new("src").join(parent).join(name);
         assert_eq!(
-            join_rel(OsStr::new(parent), OsStr::new(name)),
+            relpath::join(OsStr::new(parent), OsStr::new(name)),
             rel_dst(OsStr::new(""), &walked, root)
         );
     }

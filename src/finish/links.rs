@@ -1,0 +1,144 @@
+//! Hard links under `-a`, the main thread's half: every later name of a
+//! multiply-linked source file becomes a name of the one destination file.
+//!
+//! The walker sees every name, so it decides (`walk::links`): the first
+//! name of an inode is copied like any file, by whichever worker takes it;
+//! each later name becomes a [`LinkJob`] that this pass carries out once
+//! every worker is done, linking it to the finished first copy. So names
+//! handled by different workers still end up as one file, and a link never
+//! points at a half-written one.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, Stat};
+use rustix::io::Errno;
+
+use crate::copy::TEMP_PREFIX;
+use crate::job::{FailKind, FileJob, Outcome, SkipReason};
+use crate::relpath::{self, open_beneath};
+use crate::ui::escape::io_reason;
+
+/// A later name of a file whose first name is copied as usual.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkJob {
+    /// The later name, as a job (for counting and messages).
+    pub(crate) job: FileJob,
+    /// The first name's path below the destination root.
+    pub(crate) target: OsString,
+}
+
+/// What the link phase needs to know.
+#[derive(Debug)]
+pub(crate) struct LinkPhase<'a> {
+    pub(crate) root: BorrowedFd<'a>,
+    /// First names whose copy failed: their later names are not linked.
+    pub(crate) failed: &'a HashSet<OsString>,
+    pub(crate) dry_run: bool,
+    /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
+    pub(crate) temp_tag: &'a str,
+}
+
+/// Makes `link.job.rel_dst` a name of the destination file at
+/// `link.target`, replacing whatever is there atomically; skipped when it
+/// already is one.
+pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob) -> Outcome {
+    if phase.failed.contains(&link.target) {
+        return failed("not linked: copying its first name failed", FailKind::Other);
+    }
+    if phase.dry_run {
+        return copied(false);
+    }
+    match link_beneath(phase, &link.target, &link.job.rel_dst) {
+        Ok(outcome) => outcome,
+        Err(LinkError { what, errno }) => failed(
+            &format!("{what}: {}", io_reason(&errno.into())),
+            FailKind::DestIo,
+        ),
+    }
+}
+
+/// The step of making a link that failed, and why.
+struct LinkError {
+    what: &'static str,
+    errno: Errno,
+}
+
+/// The failure of the step `what`, for `map_err`.
+fn failing(what: &'static str) -> impl Fn(Errno) -> LinkError {
+    move |errno| LinkError { what, errno }
+}
+
+fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Outcome, LinkError> {
+    let (target_dir, target_name) = relpath::split(target);
+    let (link_dir, link_name) = relpath::split(rel);
+    let open = |dir| open_beneath(phase.root, dir).map_err(failing("cannot open directory"));
+    let (tdir, ldir) = (open(target_dir)?, open(link_dir)?);
+    let first = lstat(tdir.as_fd(), target_name).map_err(failing("cannot find its first name"))?;
+    let existing = match lstat(ldir.as_fd(), link_name) {
+        Ok(st) if (st.st_dev, st.st_ino) == (first.st_dev, first.st_ino) => {
+            return Ok(Outcome::Skipped {
+                reason: SkipReason::UpToDate,
+            });
+        }
+        Ok(_) => true,
+        Err(Errno::NOENT) => false,
+        Err(err) => return Err(failing("cannot stat destination")(err)),
+    };
+    let link_at = |name: &OsStr| {
+        rustix::fs::linkat(
+            tdir.as_fd(),
+            target_name,
+            ldir.as_fd(),
+            name,
+            AtFlags::empty(),
+        )
+    };
+    if !existing {
+        match link_at(link_name) {
+            Ok(()) => return Ok(copied(false)),
+            Err(Errno::EXIST) => {}
+            Err(err) => return Err(failing("cannot link")(err)),
+        }
+    }
+    // Something else holds the name: link under a temp name, then rename
+    // over it, so the name never goes missing.
+    let temp = temp_name(phase.temp_tag);
+    link_at(&temp).map_err(failing("cannot link"))?;
+    if let Err(err) = rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name) {
+        let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
+        return Err(failing("cannot rename link into place")(err));
+    }
+    Ok(copied(true))
+}
+
+fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Stat, Errno> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// A temp name that the stale-temp cleanup recognizes.
+fn temp_name(tag: &str) -> OsString {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    OsString::from(format!(
+        "{TEMP_PREFIX}{tag}{}.link{seq}",
+        std::process::id()
+    ))
+}
+
+fn copied(replaced: bool) -> Outcome {
+    Outcome::Copied {
+        bytes: 0,
+        changed: false,
+        replaced,
+    }
+}
+
+fn failed(error: &str, kind: FailKind) -> Outcome {
+    Outcome::Failed {
+        error: error.to_string(),
+        kind,
+    }
+}

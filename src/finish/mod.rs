@@ -1,0 +1,126 @@
+//! After the copy: what happens once every file is copied, in this order:
+//! hard links (`-a`), `--delete`, then directory modes and times (deepest
+//! first, after anything that changes a directory's entries).
+//!
+//! Owns the records the walker leaves for it ([`dirmeta::DirMeta`],
+//! [`links::LinkJob`]) and the passes that act on them, all on the main
+//! thread beneath the open destination root. It may call the engine's
+//! temp names and attribute helpers (`copy`), the selection (`select`, so
+//! `--delete` spares what the walk left out) and the reporter (`ui`); never
+//! the walk or the run.
+
+pub(crate) mod delete;
+pub(crate) mod dirmeta;
+pub(crate) mod links;
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::BorrowedFd;
+use std::path::Path;
+
+use crate::job::FailKind;
+use crate::plan::Root;
+use crate::ui::escape::io_reason;
+use crate::ui::report::Reporter;
+use delete::DeleteSetup;
+use dirmeta::DirMeta;
+use links::{LinkJob, LinkPhase};
+
+/// What the finish stage does after the copy; built by
+/// `Config::finish_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct FinishSetup {
+    /// `-n`: decide and list, change nothing.
+    pub(crate) dry_run: bool,
+    /// `--fsync`: flush each directory after its metadata.
+    pub(crate) fsync: bool,
+    /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
+    pub(crate) temp_tag: String,
+    /// `--delete`; `None` without it.
+    pub(crate) delete: Option<DeleteSetup>,
+}
+
+/// The destination tree after the copy.
+#[derive(Debug)]
+pub(crate) struct Tree<'a> {
+    pub(crate) setup: &'a FinishSetup,
+    /// The sources, for `--delete` to list.
+    pub(crate) roots: &'a [Root],
+    pub(crate) root: BorrowedFd<'a>,
+    /// The destination root, absolute, for messages.
+    pub(crate) dst_root: &'a Path,
+    /// Every job completed and the run was neither interrupted nor stopped.
+    pub(crate) complete: bool,
+    /// Later names of multiply-linked files, to link to their first name.
+    pub(crate) links: Vec<LinkJob>,
+    /// Destination paths whose copy failed.
+    pub(crate) failed: &'a HashSet<OsString>,
+}
+
+/// The reporter hears of each removal; a failure is an entry that failed.
+impl delete::DeleteSink for Reporter {
+    fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
+        Reporter::deleted(self, rel, is_dir);
+    }
+
+    fn delete_failed(&mut self, path: &Path, reason: &str) {
+        self.failed(path, reason, FailKind::DestIo);
+    }
+}
+
+/// Runs the phases after the copy; `dirs` are the walked directories.
+pub(crate) fn finish_tree(tree: &Tree<'_>, dirs: Vec<DirMeta>, reporter: &mut Reporter) {
+    link_phase(tree, reporter);
+    delete_phase(tree, reporter);
+    if tree.setup.dry_run {
+        return;
+    }
+    let fsync = tree.setup.fsync;
+    for failure in dirmeta::apply_all(tree.root, dirs, fsync) {
+        let path = tree.dst_root.join(&failure.rel);
+        reporter.failed(&path, &failure.reason, FailKind::DestIo);
+    }
+    if fsync {
+        // The root's own entries, for a file copied straight into it.
+        if let Err(err) = rustix::fs::fsync(tree.root) {
+            let why = format!("cannot flush directory: {}", io_reason(&err.into()));
+            reporter.failed(tree.dst_root, &why, FailKind::DestIo);
+        }
+    }
+}
+
+/// Links each later name to its first name, which is complete by now.
+fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
+    if tree.links.is_empty() || !tree.complete {
+        return;
+    }
+    let phase = LinkPhase {
+        root: tree.root,
+        failed: tree.failed,
+        dry_run: tree.setup.dry_run,
+        temp_tag: &tree.setup.temp_tag,
+    };
+    for link in &tree.links {
+        let outcome = links::make_link(&phase, link);
+        reporter.completed(&link.job, 0, &outcome, std::process::id());
+    }
+}
+
+/// `--delete`, only after a run in which nothing failed: a source that
+/// could not be read would otherwise look deleted (rsync's rule too).
+fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
+    let Some(setup) = &tree.setup.delete else {
+        return;
+    };
+    if !tree.complete {
+        return;
+    }
+    if reporter.has_failures() {
+        reporter.notice("some entries failed: nothing deleted (--delete)");
+        return;
+    }
+    let end = delete::delete_extraneous(tree.root, tree.dst_root, tree.roots, setup, reporter);
+    if end.limited {
+        reporter.delete_limited(setup.opts.max.unwrap_or(0));
+    }
+}

@@ -1,0 +1,131 @@
+//! One run of the copy: the walker thread, the worker pool, and the main
+//! loop that connects them.
+//!
+//! Who owns what, and who wakes whom:
+//! - the walker thread alone puts on the jobs queue and closes it when the
+//!   walk ends; a full queue blocks it, which bounds memory;
+//! - worker tasks take batches until the jobs queue is closed and drained,
+//!   and put their events on the done queue (unbounded, so a worker never
+//!   waits for the main thread);
+//! - the main thread alone reads the done queue, watches the tasks, and
+//!   closes the done queue once the walk is over and every task has
+//!   resolved, so nothing can be put on it any more; its loop ends when
+//!   the done queue reports closed-and-drained.
+//!
+//! Every job the walker announces stays in `pending` until its completion
+//! arrives, so a worker that dies loses no job: what it held is put on a
+//! fresh queue once at the end, and what still does not complete is
+//! reported as failed.
+//!
+//! This file starts a run; its others: the main thread's loop
+//! ([`supervisor`]), the jobs it keeps ([`pending`]), the worker tasks
+//! ([`worker`]), the main thread's half of split files ([`splits`]) and
+//! the destination root as opened ([`destination`]). It may call every
+//! later stage: it starts the walk, runs the engine in the workers, and
+//! hands the tree to `finish` at the end; only the main thread holds the
+//! reporter (`ui`).
+
+mod destination;
+mod pending;
+mod splits;
+mod supervisor;
+#[cfg(test)]
+mod tests;
+pub(crate) mod worker;
+
+use std::num::NonZeroUsize;
+
+use procpool::Manager;
+
+use crate::cli::WorkerKind;
+use crate::exit_codes::Fatal;
+use crate::finish::FinishSetup;
+use crate::job::CopyOptions;
+use crate::plan::Plan;
+use crate::ui::report::Reporter;
+use crate::walk::{self, WalkSetup, WalkStart};
+use destination::Destination;
+use splits::Splits;
+pub(crate) use supervisor::RunEnd;
+use supervisor::{Start, Supervisor, ipc};
+use worker::{WorkerSetup, WorkerTask, Workers};
+
+/// How a run goes; built by `Config::run_setup`.
+#[derive(Debug, Clone)]
+pub(crate) struct RunSetup {
+    /// How many workers copy at once, and of which kind.
+    pub(crate) workers: NonZeroUsize,
+    pub(crate) kind: WorkerKind,
+    /// The engine's options, the same for every job.
+    pub(crate) copy: CopyOptions,
+    pub(crate) walk: WalkSetup,
+    pub(crate) finish: FinishSetup,
+}
+
+/// Copies everything in `plan`, reporting as it goes.
+pub(crate) fn run(
+    setup: &RunSetup,
+    plan: &Plan,
+    reporter: &mut Reporter,
+) -> anyhow::Result<RunEnd> {
+    let dst = Destination::open(plan, setup.copy.dry_run)?;
+    let workers = setup.workers.get();
+    let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
+    let task = first_task(&manager, workers, &dst, &setup.copy)?;
+    let pool = Workers::start(setup.kind, workers).map_err(|e| ipc("cannot start workers", e))?;
+    let walk_start = WalkStart {
+        roots: plan.roots.clone(),
+        dst_root: dst.try_clone_fd()?,
+        dst_root_new: plan.create_dst_root,
+        jobs: task.jobs.clone(),
+        wake: task.done.clone(),
+    };
+    let walk = walk::spawn(setup.walk.clone(), walk_start)?;
+    let splits = Splits::new(dst.try_clone_fd()?, setup.copy.clone());
+    let start = Start {
+        workers,
+        copy: &setup.copy,
+        finish: &setup.finish,
+        roots: &plan.roots,
+        dst: &dst,
+        manager: &manager,
+        pool,
+        task,
+        walk,
+        splits,
+    };
+    let mut supervisor = Supervisor::new(start, reporter);
+    let supervised = supervisor.supervise();
+    if supervised.is_err() {
+        supervisor.stop_dispatch();
+        supervisor.pool.terminate();
+    }
+    let end = supervisor.finish();
+    supervised?;
+    Ok(end)
+}
+
+/// The jobs and done queues, and what every worker task is started with
+/// (the task number aside).
+fn first_task(
+    manager: &Manager,
+    workers: usize,
+    dst: &Destination,
+    copy: &CopyOptions,
+) -> Result<WorkerTask, Fatal> {
+    // A few batches per worker: enough that none waits for the walker,
+    // few enough that memory does not grow with the tree.
+    let jobs = manager
+        .queue(2 * workers + 2)
+        .map_err(|e| ipc("cannot create the jobs queue", e))?;
+    let done = manager
+        .queue(0)
+        .map_err(|e| ipc("cannot create the done queue", e))?;
+    let setup = WorkerSetup {
+        task: 0,
+        dst_root: dst.path.clone().into_os_string(),
+        dst_identity: dst.identity,
+        opts: copy.clone(),
+    };
+    Ok(WorkerTask { jobs, done, setup })
+}

@@ -1,0 +1,10 @@
+//! Selection: which entries of the sources a run copies, as pure decisions
+//! over paths below DST (`--exclude`/`--include` rules, `--shard K/N`).
+//!
+//! Owns the compiled rules and the shard arithmetic. The walk asks it about
+//! every entry and `--delete` about every extraneous name, so both stages
+//! agree on what is left out. It calls nothing of the other stages, only
+//! `ui::escape` and `exit_codes` for its error messages.
+
+pub(crate) mod filter;
+pub(crate) mod shard;
