@@ -37,6 +37,15 @@ pub(crate) enum WorkerKind {
     Thread,
 }
 
+impl From<WorkerKind> for procpool::WorkerKind {
+    fn from(kind: WorkerKind) -> procpool::WorkerKind {
+        match kind {
+            WorkerKind::Process => procpool::WorkerKind::Process,
+            WorkerKind::Thread => procpool::WorkerKind::Thread,
+        }
+    }
+}
+
 /// Copy files and directory trees in parallel.
 ///
 /// Copies each SRC to DST with a pool of workers. Every file is written to

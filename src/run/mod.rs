@@ -35,7 +35,7 @@ pub(crate) mod worker;
 
 use std::num::NonZeroUsize;
 
-use procpool::Manager;
+use procpool::{AnyPool, Manager};
 
 use crate::cli::WorkerKind;
 use crate::exit_codes::Fatal;
@@ -48,7 +48,7 @@ use destination::Destination;
 use splits::Splits;
 pub(crate) use supervisor::RunEnd;
 use supervisor::{Start, Supervisor, ipc};
-use worker::{WorkerSetup, WorkerTask, Workers};
+use worker::{WorkerSetup, WorkerTask};
 
 /// How a run goes; built by `Config::run_setup`.
 #[derive(Debug, Clone)]
@@ -72,7 +72,8 @@ pub(crate) fn run(
     let workers = setup.workers.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
     let task = first_task(&manager, workers, &dst, &setup.copy)?;
-    let pool = Workers::start(setup.kind, workers).map_err(|e| ipc("cannot start workers", e))?;
+    let pool = AnyPool::with_workers(setup.kind.into(), workers)
+        .map_err(|e| ipc("cannot start workers", e))?;
     let walk_start = WalkStart {
         roots: plan.roots.clone(),
         dst_root: dst.try_clone_fd()?,

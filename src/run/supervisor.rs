@@ -10,12 +10,12 @@ use std::path::Path;
 use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
-use procpool::{AsyncResult, GetTimeoutError, Manager};
+use procpool::{AnyPool, AsyncResult, GetTimeoutError, Manager};
 
 use super::destination::Destination;
 use super::pending::{Ledger, Pending};
 use super::splits::{self, FileEnd, Splits};
-use super::worker::{WorkerStop, WorkerSummary, WorkerTask, Workers};
+use super::worker::{self, WorkerStop, WorkerSummary, WorkerTask};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
@@ -50,7 +50,7 @@ pub(super) struct Start<'r> {
     pub(super) roots: &'r [Root],
     pub(super) dst: &'r Destination,
     pub(super) manager: &'r Manager,
-    pub(super) pool: Workers,
+    pub(super) pool: AnyPool,
     /// What every worker task is started with (the task number aside).
     pub(super) task: WorkerTask,
     pub(super) walk: Walking,
@@ -72,7 +72,7 @@ pub(super) struct Supervisor<'r> {
     dst: &'r Destination,
     reporter: &'r mut Reporter,
     manager: &'r Manager,
-    pub(super) pool: Workers,
+    pub(super) pool: AnyPool,
     workers: usize,
     /// What every worker task is started with (the task number aside);
     /// the jobs queue is replaced by the retry queue at the end.
@@ -170,10 +170,8 @@ impl<'r> Supervisor<'r> {
     fn submit(&mut self) -> anyhow::Result<()> {
         let mut task = self.task.clone();
         task.setup.task = self.next_task;
-        let result = self
-            .pool
-            .submit(task)
-            .map_err(|e| ipc("cannot start a worker task", e))?;
+        let result =
+            worker::submit(&self.pool, task).map_err(|e| ipc("cannot start a worker task", e))?;
         self.tasks.push(Task {
             number: self.next_task,
             result,
@@ -409,7 +407,8 @@ impl<'r> Supervisor<'r> {
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
     pub(super) fn finish(mut self) -> RunEnd {
-        if let Err(err) = self.pool.shut_down() {
+        self.pool.close();
+        if let Err(err) = self.pool.join() {
             self.reporter
                 .notice(&format!("cannot shut the workers down: {err}"));
         }

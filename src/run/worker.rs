@@ -1,5 +1,5 @@
-//! The pool side: the task each worker runs, and the two kinds of pool
-//! behind one type.
+//! The pool side: the task each worker runs on the pool, whichever kind of
+//! worker `--workers` chose.
 //!
 //! A worker task is long-lived: it takes batches of jobs from the shared
 //! jobs queue until that queue is closed and drained, and sends what
@@ -11,10 +11,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use procpool::{AsyncResult, GetError, Pool, Queue, ThreadPool};
+use procpool::{AnyPool, AsyncResult, GetError, Queue};
 use serde::{Deserialize, Serialize};
 
-use crate::cli::WorkerKind;
 use crate::copy::Engine;
 use crate::job::{Completion, CopyOptions, FileJob, WorkerEvent};
 use crate::signals;
@@ -214,52 +213,12 @@ impl Outbox {
     }
 }
 
-/// A pool of either kind of worker.
-#[derive(Debug)]
-pub(crate) enum Workers {
-    Process(Pool),
-    Thread(ThreadPool),
-}
-
-impl Workers {
-    pub(crate) fn start(kind: WorkerKind, workers: usize) -> Result<Workers, procpool::Error> {
-        Ok(match kind {
-            WorkerKind::Process => Workers::Process(Pool::with_workers(workers)?),
-            WorkerKind::Thread => Workers::Thread(ThreadPool::with_workers(workers)?),
-        })
-    }
-
-    /// Starts one [`copy_worker`] task.
-    pub(crate) fn submit(
-        &self,
-        task: WorkerTask,
-    ) -> Result<AsyncResult<WorkerSummary>, procpool::Error> {
-        match self {
-            Workers::Process(pool) => pool.apply_async(copy_worker, (task,)),
-            Workers::Thread(pool) => pool.apply_async(copy_worker, (task,)),
-        }
-    }
-
-    pub(crate) fn terminate(&self) {
-        match self {
-            Workers::Process(pool) => pool.terminate(),
-            Workers::Thread(pool) => pool.terminate(),
-        }
-    }
-
-    /// Closes the pool and waits for its workers to exit.
-    pub(crate) fn shut_down(&mut self) -> Result<(), procpool::Error> {
-        match self {
-            Workers::Process(pool) => {
-                pool.close();
-                pool.join()
-            }
-            Workers::Thread(pool) => {
-                pool.close();
-                pool.join()
-            }
-        }
-    }
+/// Starts one [`copy_worker`] task on `pool`.
+pub(crate) fn submit(
+    pool: &AnyPool,
+    task: WorkerTask,
+) -> Result<AsyncResult<WorkerSummary>, procpool::Error> {
+    pool.apply_async(copy_worker, (task,))
 }
 
 #[cfg(test)]
