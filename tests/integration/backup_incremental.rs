@@ -1,13 +1,11 @@
 //! Incremental runs: the quick check, `--checksum`, `--ignore-times`,
 //! `--update`, `--ignore-existing`, and the `--json` summary.
 
-mod testenv;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use testenv::{
-    TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing, set_mtime,
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing, set_mtime,
 };
 
 both_kinds! {

@@ -4,9 +4,6 @@
 //! whole new version, contents and metadata alike; a rerun converges to an
 //! exact copy and leaves no temp file.
 
-mod reliability_support;
-mod testenv;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -15,10 +12,8 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{
-    EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait,
-};
-use testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
+use crate::testenv::{self, TestEnv, assert_same_tree, assert_status, temp_files};
+use crate::testenv::{EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait};
 
 /// Fixed, so a failing kill schedule can be replayed.
 const SEED: u64 = 0x5eed_c0de_2024;
@@ -201,22 +196,20 @@ enum Killed {
 /// Whether a process of the group holds a file in `dst` that has no name
 /// (an `O_TMPFILE` being filled). A diagnostic only: the moment is racy.
 fn holds_unnamed_file(pgid: u32, dst: &Path) -> bool {
-    reliability_support::group_members(pgid)
-        .into_iter()
-        .any(|pid| {
-            let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-                return false;
-            };
-            fds.flatten().any(|fd| {
-                fs::read_link(fd.path()).is_ok_and(|target| {
-                    let unnamed = target
-                        .as_os_str()
-                        .as_encoded_bytes()
-                        .ends_with(b" (deleted)");
-                    unnamed && target.starts_with(dst)
-                })
+    testenv::group_members(pgid).into_iter().any(|pid| {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|target| {
+                let unnamed = target
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .ends_with(b" (deleted)");
+                unnamed && target.starts_with(dst)
             })
         })
+    })
 }
 
 /// Runs pcopy in its own process group and kills the whole group after the

@@ -15,6 +15,8 @@ use std::process::Command;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
+use crate::testenv::make_removable;
+
 /// Seconds and nanoseconds.
 type Time = (i64, i64);
 
@@ -192,20 +194,6 @@ fn compare(path: &Path, node: &Node) -> Result<(), String> {
         return Err(format!("{shown}: mtime {mtime:?}, expected {want_mtime:?}"));
     }
     Ok(())
-}
-
-/// Makes every directory below `root` writable again so the temp dir can
-/// be removed (generated modes include read-only ones).
-fn make_removable(root: &Path) {
-    let Ok(meta) = fs::symlink_metadata(root) else {
-        return;
-    };
-    if meta.is_dir() {
-        let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
-        for entry in fs::read_dir(root).into_iter().flatten().flatten() {
-            make_removable(&entry.path());
-        }
-    }
 }
 
 fn copy_and_compare(model: &Node) -> Result<(), TestCaseError> {

@@ -1,10 +1,10 @@
 //! Mirroring: `--delete` with its limits, `--dry-run`, and the filters.
 
-mod testenv;
-
 use std::fs;
 
-use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing};
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing,
+};
 
 /// Stdout lines of a run, sorted.
 fn sorted_lines(output: &std::process::Output) -> Vec<String> {

@@ -4,12 +4,10 @@
 //! Only process workers can be killed on their own, so this test runs with
 //! `--workers process` alone; a thread worker's death is the whole run's.
 
-mod testenv;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use testenv::{TestEnv, assert_same_tree, assert_status};
+use crate::testenv::{self, TestEnv, assert_same_tree, assert_status};
 
 #[test]
 fn a_killed_worker_process_is_replaced_and_its_files_retried() {

@@ -2,16 +2,13 @@
 //! read-only one, a source file that vanishes or grows during the run.
 //! Each gets its documented exit status and leaves DST undamaged.
 
-mod reliability_support;
-mod testenv;
-
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, mount, snapshot};
-use testenv::{
+use crate::testenv::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, mount, snapshot};
+use crate::testenv::{
     TestEnv, assert_status, is_root, normalized_stderr, temp_files, unprivileged_runner,
 };
 

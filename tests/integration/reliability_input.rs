@@ -1,9 +1,6 @@
 //! Bad input: each case gets a clear message and its documented exit
 //! status, never a hang, and leaves what is already in DST undamaged.
 
-mod reliability_support;
-mod testenv;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -11,8 +8,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Watchdog, snapshot};
-use testenv::{
+use crate::testenv::{EVENT_TIMEOUT, Watchdog, snapshot};
+use crate::testenv::{
     NOBODY, TestEnv, assert_same_tree, assert_status, normalized_stderr, unprivileged_runner,
 };
 

@@ -2,18 +2,17 @@
 //! `--split-min` lowers the threshold so that files of a few MiB are split
 //! (into parts of half the threshold), keeping the tests fast.
 
-mod reliability_support;
-mod testenv;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 
-use reliability_support::{
+use crate::testenv::{
     EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait, mount,
 };
-use testenv::{TestEnv, assert_same_tree, assert_status, is_root, json_of, set_mtime, temp_files};
+use crate::testenv::{
+    TestEnv, assert_same_tree, assert_status, is_root, json_of, set_mtime, temp_files,
+};
 
 /// The threshold the tests use: files from 1 MiB on, in 512 KiB parts.
 const SPLIT_MIN: &str = "1048576";

@@ -1,12 +1,12 @@
 //! Exit statuses and messages for bad input, failed entries and interrupts.
 
-mod testenv;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use testenv::{NOBODY, TestEnv, assert_status, normalized_stderr, unprivileged_runner};
+use crate::testenv::{
+    self, NOBODY, TestEnv, assert_status, normalized_stderr, unprivileged_runner,
+};
 
 /// Stderr of a run, which must be exactly one line.
 fn only_line(output: &std::process::Output) -> String {

@@ -3,16 +3,13 @@
 //! anything outside DST; and no copy is ever readable by others before it
 //! is complete, nor keeps setuid or setgid bits without its owner.
 
-mod reliability_support;
-mod testenv;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
-use testenv::{
+use crate::testenv::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
+use crate::testenv::{
     TestEnv, as_nobody, assert_status, normalized_stderr, temp_files, unprivileged_runner,
 };
 

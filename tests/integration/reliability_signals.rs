@@ -1,15 +1,12 @@
 //! Signals: a worker process killed mid-file costs nothing, and SIGINT or
 //! SIGTERM stop a run quickly and cleanly.
 
-mod reliability_support;
-mod testenv;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available};
-use testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
+use crate::testenv::{EVENT_TIMEOUT, Gate, Watchdog, hook_available};
+use crate::testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
 
 /// The stop-time bound: "about a second", with room for a loaded machine.
 const STOP_BOUND: Duration = Duration::from_millis(1500);

@@ -1,24 +1,34 @@
 //! The one test environment of pcopy's integration tests: a temp dir to
-//! build trees in, the pcopy binary to run there, and a whole-tree
-//! comparison that prints a diff when trees differ.
-#![allow(
-    dead_code,
-    reason = "each test crate uses a different part of the helper"
-)]
+//! build trees in, the pcopy binary to run there, and (in the submodules)
+//! whole-tree comparison with a diff, the test hook's gate, process
+//! control, mounts and seeded randomness.
 
-use std::ffi::{OsStr, OsString};
+mod gate;
+mod mount;
+mod process;
+mod rng;
+mod tree;
+
+pub use gate::*;
+pub use mount::*;
+pub use process::*;
+pub use rng::*;
+pub use tree::*;
+
+use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use assert_cmd::assert::OutputAssertExt;
-use rayon::prelude::*;
+
+/// How long a test waits for an event before it fails instead of hanging.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Defines each test twice, as `name::process` and `name::thread`, with a
 /// [`TestEnv`] for that worker kind.
-#[macro_export]
 macro_rules! both_kinds {
     ($($(#[$attr:meta])* fn $name:ident($env:ident: TestEnv) $body:block)*) => {$(
         mod $name {
@@ -183,197 +193,11 @@ fn normalize_line(line: &str) -> String {
     }
 }
 
-/// One line per entry below `root` (the root itself is `.`): path, a tab, type,
-/// permission bits, mtime in nanoseconds, and the content hash or the
-/// link target. Sorted by path.
-pub fn listing(root: &Path) -> Vec<String> {
-    let entries: Vec<(PathBuf, fs::Metadata)> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.expect("walk");
-            let meta = entry.metadata().expect("lstat");
-            (entry.path().to_path_buf(), meta)
-        })
-        .collect();
-    // Hashing file contents dominates; rayon spreads it over the CPUs.
-    let mut lines: Vec<String> = entries
-        .par_iter()
-        .map(|(path, meta)| describe_entry(root, path, meta))
-        .collect();
-    lines.sort();
-    lines
-}
-
-fn describe_entry(root: &Path, path: &Path, meta: &fs::Metadata) -> String {
-    let rel = path.strip_prefix(root).expect("below root");
-    let rel = if rel.as_os_str().is_empty() {
-        OsString::from(".")
-    } else {
-        rel.as_os_str().to_os_string()
-    };
-    let file_type = meta.file_type();
-    let what = if file_type.is_dir() {
-        "dir".to_string()
-    } else if file_type.is_symlink() {
-        let target = fs::read_link(path).expect("readlink");
-        format!("link -> {}", escaped(target.as_os_str()))
-    } else if file_type.is_file() {
-        let data = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        format!("file {} bytes {:016x}", data.len(), fnv1a(&data))
-    } else {
-        "special".to_string()
-    };
-    let mode = if file_type.is_symlink() {
-        0
-    } else {
-        meta.mode() & 0o7777
-    };
-    format!(
-        "{}\t{what} mode {mode:o} mtime {}.{:09}",
-        escaped(&rel),
-        meta.mtime(),
-        meta.mtime_nsec()
-    )
-}
-
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Bytes shown with non-UTF-8 as `\xNN`, for listings and diffs.
-pub fn escaped(name: &OsStr) -> String {
-    name.as_bytes()
-        .utf8_chunks()
-        .map(|chunk| {
-            let bad: String = chunk
-                .invalid()
-                .iter()
-                .map(|b| format!("\\x{b:02x}"))
-                .collect();
-            format!("{}{bad}", chunk.valid())
-        })
-        .collect()
-}
-
-/// Asserts two trees are equal in content, types, modes, mtimes and link
-/// targets, with a diff of their listings if not.
-pub fn assert_same_tree(expected: &Path, actual: &Path) {
-    assert_listings_equal(&listing(expected), &listing(actual));
-}
-
-/// Asserts two listings are equal, printing a diff if not.
-pub fn assert_listings_equal(expected: &[String], actual: &[String]) {
-    if expected != actual {
-        panic!(
-            "trees differ (- expected, + actual):\n{}",
-            diff(expected, actual)
-        );
-    }
-}
-
-/// A line diff of two sorted listings.
-fn diff(expected: &[String], actual: &[String]) -> String {
-    let path_of = |line: &String| line.split('\t').next().unwrap_or_default().to_string();
-    let (mut i, mut j) = (0, 0);
-    let mut out = String::new();
-    while i < expected.len() || j < actual.len() {
-        let order = match (expected.get(i), actual.get(j)) {
-            (Some(e), Some(a)) => path_of(e).cmp(&path_of(a)),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                out += &format!("- {}\n", expected[i]);
-                i += 1;
-            }
-            std::cmp::Ordering::Greater => {
-                out += &format!("+ {}\n", actual[j]);
-                j += 1;
-            }
-            std::cmp::Ordering::Equal => {
-                if expected[i] != actual[j] {
-                    out += &format!("- {}\n+ {}\n", expected[i], actual[j]);
-                }
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    out
-}
-
-/// Entries below `root` whose name starts with pcopy's temp prefix.
-pub fn temp_files(root: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().as_bytes().starts_with(b".pcopy-tmp."))
-        .map(|e| e.path().to_path_buf())
-        .collect()
-}
-
-/// Restores owner access below `root` so the temp dir can be removed
-/// after a test made parts of it read-only.
-pub fn make_removable(root: &Path) {
-    for entry in walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        if entry.file_type().is_dir() {
-            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o755));
-        }
-    }
-}
-
 /// The JSON object a `--json` run printed on stdout (the whole stdout).
 pub fn json_of(output: &Output) -> serde_json::Value {
     let stdout = std::str::from_utf8(&output.stdout).expect("stdout is UTF-8");
     serde_json::from_str(stdout.trim_end())
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(output)))
-}
-
-/// Every entry below `root` with its inode, ctime and mtime in
-/// nanoseconds: equal snapshots mean nothing was replaced or rewritten.
-pub fn inode_snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64, i64)> {
-    let mut entries: Vec<_> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.expect("walk");
-            let meta = entry.metadata().expect("lstat");
-            (
-                entry.path().to_path_buf(),
-                meta.ino(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-            )
-        })
-        .collect();
-    entries.sort();
-    entries
-}
-
-/// Sets a file's modification (and access) time, not following symlinks.
-pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
-    let time = rustix::fs::Timespec {
-        tv_sec: secs,
-        tv_nsec: nanos as _,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: time,
-        last_modification: time,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &times,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .expect("utimensat");
 }
 
 /// Whether this test runs as root; says why it is skipped if not.

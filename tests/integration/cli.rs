@@ -1,13 +1,12 @@
 //! Copying trees: the trailing-slash rule, what is preserved, reruns, and
 //! the entries that are not plain files.
 
-mod testenv;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
-use testenv::{
-    TestEnv, assert_listings_equal, assert_same_tree, assert_status, listing, normalized_stderr,
+use crate::testenv::{
+    self, TestEnv, assert_listings_equal, assert_same_tree, assert_status, listing,
+    normalized_stderr,
 };
 
 both_kinds! {

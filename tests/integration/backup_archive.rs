@@ -1,13 +1,13 @@
 //! `-a`: hard links (also across workers), sparse files, extended
 //! attributes, special files, setuid and owners; `--fsync` and `--verify`.
 
-mod testenv;
-
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
-use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, is_root, json_of};
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, inode_snapshot, is_root, json_of,
+};
 
 /// Groups of hard-linked names spread over directories, so different
 /// workers take different names of one file.

@@ -2,12 +2,10 @@
 //! together equal one full run; also through GNU parallel, as the README's
 //! recipe runs it.
 
-mod testenv;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use testenv::{TestEnv, assert_same_tree, assert_status, json_of, listing};
+use crate::testenv::{TestEnv, assert_same_tree, assert_status, json_of, listing};
 
 /// A tree of many small files, so every shard gets some.
 fn many_files(env: &TestEnv) {
