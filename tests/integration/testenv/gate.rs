@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::EVENT_TIMEOUT;
 use super::process::readable;
+use super::tree::mkfifo;
 
 /// Whether the pcopy binary under test honours `PCOPY_TEST_HOOK` (debug
 /// builds only; the tests are built with the same profile). Says why not.
@@ -37,14 +38,7 @@ impl Gate {
         let prefix = dir.join("gate");
         let fifo = |suffix: &str| {
             let path = PathBuf::from(format!("{}.{suffix}", prefix.display()));
-            let made = rustix::fs::mknodat(
-                rustix::fs::CWD,
-                &path,
-                rustix::fs::FileType::Fifo,
-                rustix::fs::Mode::from_raw_mode(0o600),
-                0,
-            );
-            made.expect("mkfifo");
+            mkfifo(&path, 0o600);
             // Read and write: opening never blocks and never sees EOF.
             let opened = fs::OpenOptions::new().read(true).write(true).open(&path);
             opened.expect("open fifo")

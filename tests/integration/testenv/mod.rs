@@ -19,7 +19,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use assert_cmd::assert::OutputAssertExt;
@@ -90,15 +90,7 @@ impl TestEnv {
     }
 
     pub fn mkfifo(&self, rel: impl AsRef<Path>) {
-        let path = self.path(rel);
-        let made = rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        );
-        made.expect("mkfifo");
+        mkfifo(&self.path(rel), 0o644);
     }
 
     pub fn chmod(&self, rel: impl AsRef<Path>, mode: u32) {
@@ -125,6 +117,16 @@ impl TestEnv {
         self.symlink("does/not/exist", format!("{rel}/dangling"));
     }
 
+    /// 4000 files with long names in 8 directories at `rel`: their `-v`
+    /// lines (about 240 KiB) are more than a pipe holds, so a run cannot
+    /// end while the test has read only the first one.
+    pub fn many_long_names(&self, rel: &str) {
+        for i in 0..4000 {
+            let name = format!("{rel}/dir{}/file-with-a-long-name-{i:05}.txt", i % 8);
+            self.write(name, "x".repeat(i % 100));
+        }
+    }
+
     /// A pcopy command in the temp dir with this env's worker kind.
     pub fn pcopy(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_pcopy"));
@@ -135,26 +137,53 @@ impl TestEnv {
         command
     }
 
-    /// [`TestEnv::pcopy`] run as [`NOBODY`] through `setpriv`, without a
-    /// `TMPDIR` that only root may write to.
-    pub fn pcopy_as_nobody(&self, setpriv: &str) -> Command {
-        let mut command = as_nobody(setpriv, env!("CARGO_BIN_EXE_pcopy"));
-        command
-            .current_dir(self.root())
-            .arg("--workers")
-            .arg(self.kind)
-            .env_remove("TMPDIR");
-        command
-    }
-
-    /// Runs pcopy with `args` and returns its output.
+    /// Runs pcopy with `args` under a watchdog and returns its output.
     pub fn run<I, S>(&self, args: I) -> Output
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        self.pcopy().args(args).output().expect("run pcopy")
+        let mut command = self.pcopy();
+        command.args(args);
+        run_guarded(&mut command)
     }
+
+    /// [`TestEnv::run`] as [`NOBODY`] through `setpriv`, without a
+    /// `TMPDIR` that only root may write to. Opens the temp dir to others
+    /// first, so that nobody reaches the trees in it.
+    pub fn run_as_nobody<I, S>(&self, setpriv: &str, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.chmod(".", 0o755);
+        let mut command = as_nobody(setpriv, env!("CARGO_BIN_EXE_pcopy"));
+        command
+            .current_dir(self.root())
+            .arg("--workers")
+            .arg(self.kind)
+            .args(args)
+            .env_remove("TMPDIR");
+        run_guarded(&mut command)
+    }
+}
+
+impl Drop for TestEnv {
+    /// Tests make parts of their trees read-only or unreadable; a mount
+    /// in the temp dir is a guard declared after the env, so it is gone
+    /// by now.
+    fn drop(&mut self) {
+        make_removable(self.root());
+    }
+}
+
+/// Runs `command` under a watchdog with its output piped and no input.
+fn run_guarded(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Guarded::spawn(command).wait()
 }
 
 /// The status, stdout and stderr of a run, for assertion messages.
@@ -182,6 +211,22 @@ pub fn normalized_stderr(output: &Output) -> String {
         .map(normalize_line)
         .map(|l| l + "\n")
         .collect()
+}
+
+/// The sorted lines of a run's stdout.
+pub fn sorted_stdout_lines(output: &Output) -> Vec<String> {
+    let stdout = std::str::from_utf8(&output.stdout).expect("stdout is UTF-8");
+    let mut lines: Vec<String> = stdout.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// The worker's pid a `-vv` line starts with (`[pid N] path`).
+pub fn worker_pid(line: &str) -> u32 {
+    line.strip_prefix("[pid ")
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no worker pid in {line:?}"))
 }
 
 fn normalize_line(line: &str) -> String {

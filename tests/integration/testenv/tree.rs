@@ -1,18 +1,32 @@
 //! Trees seen whole: listings compared with a diff, snapshots of what must
-//! not change, pcopy's temp files, and times set to the nanosecond.
+//! not change, pcopy's temp files; and the entries std cannot make
+//! (fifos, times to the nanosecond).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-/// One line per entry below `root` (the root itself is `.`): path, a tab, type,
-/// permission bits, mtime in nanoseconds, and the content hash or the
-/// link target. Sorted by path.
-pub fn listing(root: &Path) -> Vec<String> {
+/// What a line of a tree listing says about an entry, besides its path,
+/// type and contents or link target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Nothing more: for filesystems that keep neither modes nor times.
+    Contents,
+    /// Permission bits and mtime too: all that a copy reproduces.
+    Copy,
+    /// Owner, inode and ctime too: anything a write, chmod, chown,
+    /// replace, create or delete would change.
+    Everything,
+}
+
+/// One line per entry below `root` (the root itself is `.`): path, a tab,
+/// type, the content's size and hash or the link target, and what `detail`
+/// adds. Sorted by path.
+pub fn listing_with(root: &Path, detail: Detail) -> Vec<String> {
     let entries: Vec<(PathBuf, fs::Metadata)> = walkdir::WalkDir::new(root)
         .into_iter()
         .map(|entry| {
@@ -24,21 +38,62 @@ pub fn listing(root: &Path) -> Vec<String> {
     // Hashing file contents dominates; rayon spreads it over the CPUs.
     let mut lines: Vec<String> = entries
         .par_iter()
-        .map(|(path, meta)| describe_entry(root, path, meta))
+        .map(|(path, meta)| describe_entry(root, path, meta, detail))
         .collect();
     lines.sort();
     lines
 }
 
-fn describe_entry(root: &Path, path: &Path, meta: &fs::Metadata) -> String {
+/// The listing of what a copy reproduces ([`Detail::Copy`]).
+pub fn listing(root: &Path) -> Vec<String> {
+    listing_with(root, Detail::Copy)
+}
+
+/// Everything about every entry below `root` and `root` itself
+/// ([`Detail::Everything`]), to compare with [`assert_unchanged`] later.
+pub fn snapshot(root: &Path) -> Vec<String> {
+    listing_with(root, Detail::Everything)
+}
+
+fn describe_entry(root: &Path, path: &Path, meta: &fs::Metadata, detail: Detail) -> String {
     let rel = path.strip_prefix(root).expect("below root");
     let rel = if rel.as_os_str().is_empty() {
         OsString::from(".")
     } else {
         rel.as_os_str().to_os_string()
     };
+    let mut line = format!("{}\t{}", escaped(&rel), what_entry_is(path, meta));
+    if detail == Detail::Contents {
+        return line;
+    }
+    let mode = if meta.file_type().is_symlink() {
+        0
+    } else {
+        meta.mode() & 0o7777
+    };
+    line += &format!(
+        " mode {mode:o} mtime {}.{:09}",
+        meta.mtime(),
+        meta.mtime_nsec()
+    );
+    if detail == Detail::Everything {
+        line += &format!(
+            " owner {}:{} inode {} ctime {}.{:09}",
+            meta.uid(),
+            meta.gid(),
+            meta.ino(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+    }
+    line
+}
+
+/// The type, and the contents' size and hash, the link target or the
+/// device number.
+fn what_entry_is(path: &Path, meta: &fs::Metadata) -> String {
     let file_type = meta.file_type();
-    let what = if file_type.is_dir() {
+    if file_type.is_dir() {
         "dir".to_string()
     } else if file_type.is_symlink() {
         let target = fs::read_link(path).expect("readlink");
@@ -46,20 +101,15 @@ fn describe_entry(root: &Path, path: &Path, meta: &fs::Metadata) -> String {
     } else if file_type.is_file() {
         let data = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         format!("file {} bytes {:016x}", data.len(), fnv1a(&data))
+    } else if file_type.is_fifo() {
+        "fifo".to_string()
+    } else if file_type.is_socket() {
+        "socket".to_string()
+    } else if file_type.is_char_device() {
+        format!("char device {:x}", meta.rdev())
     } else {
-        "special".to_string()
-    };
-    let mode = if file_type.is_symlink() {
-        0
-    } else {
-        meta.mode() & 0o7777
-    };
-    format!(
-        "{}\t{what} mode {mode:o} mtime {}.{:09}",
-        escaped(&rel),
-        meta.mtime(),
-        meta.mtime_nsec()
-    )
+        format!("block device {:x}", meta.rdev())
+    }
 }
 
 fn fnv1a(data: &[u8]) -> u64 {
@@ -95,6 +145,19 @@ pub fn assert_listings_equal(expected: &[String], actual: &[String]) {
         panic!(
             "trees differ (- expected, + actual):\n{}",
             diff(expected, actual)
+        );
+    }
+}
+
+/// Asserts that nothing in `root` changed since its [`snapshot`] `before`
+/// (`what` says when), with a diff if something did.
+pub fn assert_unchanged(before: &[String], root: &Path, what: &str) {
+    let after = snapshot(root);
+    if before != after {
+        panic!(
+            "{} changed {what} (- before, + after):\n{}",
+            root.display(),
+            diff(before, &after)
         );
     }
 }
@@ -156,26 +219,16 @@ pub fn make_removable(root: &Path) {
     }
 }
 
-/// Every entry below `root` with its inode, ctime and mtime in
-/// nanoseconds: equal snapshots mean nothing was replaced or rewritten.
-pub fn inode_snapshot(root: &Path) -> Vec<(PathBuf, u64, i64, i64, i64, i64)> {
-    let mut entries: Vec<_> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.expect("walk");
-            let meta = entry.metadata().expect("lstat");
-            (
-                entry.path().to_path_buf(),
-                meta.ino(),
-                meta.ctime(),
-                meta.ctime_nsec(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-            )
-        })
-        .collect();
-    entries.sort();
-    entries
+/// Makes a fifo at `path`.
+pub fn mkfifo(path: &Path, mode: u32) {
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(mode),
+        0,
+    );
+    made.unwrap_or_else(|e| panic!("mkfifo {}: {e}", path.display()));
 }
 
 /// Sets a file's modification (and access) time, not following symlinks.
@@ -195,49 +248,4 @@ pub fn set_mtime(path: &Path, secs: i64, nanos: i64) {
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     )
     .expect("utimensat");
-}
-
-/// Every entry below `root`, and `root` itself, with everything a write,
-/// chmod, chown, create or delete would change: type, mode, owner, size,
-/// mtime, ctime, and the content or link target.
-pub fn snapshot(root: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    snapshot_into(root, &PathBuf::new(), &mut lines);
-    lines.sort();
-    lines
-}
-
-fn snapshot_into(root: &Path, rel: &Path, lines: &mut Vec<String>) {
-    let path = root.join(rel);
-    let meta = fs::symlink_metadata(&path).expect("lstat");
-    let what = if meta.is_symlink() {
-        let target = fs::read_link(&path).expect("readlink");
-        format!("link {:?}", target.as_os_str().as_bytes())
-    } else if meta.is_file() {
-        format!("file {:?}", fs::read(&path).expect("read"))
-    } else {
-        "dir".to_string()
-    };
-    lines.push(format!(
-        "{:?} {what} mode {:o} owner {}:{} size {} mtime {}.{} ctime {}.{}",
-        rel.as_os_str().as_bytes(),
-        meta.mode(),
-        meta.uid(),
-        meta.gid(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec()
-    ));
-    if meta.is_dir() {
-        let mut names: Vec<OsString> = fs::read_dir(&path)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            snapshot_into(root, &rel.join(name), lines);
-        }
-    }
 }
