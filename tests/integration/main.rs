@@ -11,6 +11,7 @@ mod backup_mirror;
 mod backup_shard;
 mod cli;
 mod errors;
+mod filesystems;
 mod reliability_crash;
 mod reliability_fs;
 mod reliability_hostile;

@@ -4,30 +4,20 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use crate::testenv::{
-    Gate, Guarded, TestEnv, assert_status, assert_unchanged, hook_available, is_root, mount,
-    normalized_stderr, snapshot, temp_files, unprivileged_runner,
+    Gate, Guarded, Mounted, TestEnv, assert_status, assert_unchanged, hook_available,
+    normalized_stderr, skipped, snapshot, temp_files, unprivileged_runner,
 };
-
-/// Remounts the bind mount at `target` read-only.
-fn make_read_only(target: &Path) -> std::io::Result<()> {
-    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-    // The remount changes the existing mount; its guard is the caller's.
-    mount(None, target, None, flags, None).map(std::mem::forget)
-}
 
 both_kinds! {
     fn a_full_destination_is_status_23_with_no_temps_and_finished_files_intact(env: TestEnv) {
-        if !is_root("mount a tiny tmpfs") {
-            return;
-        }
         env.mkdir("dst");
-        let _mount = match mount(None, &env.path("dst"), Some("tmpfs"), 0, Some("size=1m")) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
+        let _tmpfs = match Mounted::tmpfs(&env.path("dst"), "size=1m") {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
         env.write("dst/huge.bin", "the old version\n");
         for i in 0..20 {
@@ -55,18 +45,14 @@ both_kinds! {
     }
 
     fn a_read_only_destination_mount_is_status_23_and_unchanged(env: TestEnv) {
-        if !is_root("bind-mount a directory read-only") {
-            return;
-        }
         env.write("src/f.txt", "f\n");
         env.write("src/sub/g.txt", "g\n");
         env.write("dst/old.txt", "old\n");
         let dst = env.path("dst");
-        let _mount = match mount(Some(&dst), &dst, None, libc::MS_BIND, None) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot bind-mount here: {err}"),
+        let _read_only = match Mounted::read_only_bind(&dst) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
-        make_read_only(&dst).unwrap();
         let before = snapshot(&dst);
         let output = env.run(["src/", "dst"]);
         assert_status(&output, 23);

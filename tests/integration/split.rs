@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use crate::testenv::{
-    Gate, Guarded, Rng, TestEnv, assert_same_tree, assert_status, hook_available, is_root, json_of,
-    mount, send_signal, set_mtime, temp_files,
+    Gate, Guarded, Mounted, Rng, TestEnv, assert_same_tree, assert_status, hook_available, json_of,
+    send_signal, set_mtime, skipped, temp_files,
 };
 
 /// The threshold the tests use: files from 1 MiB on, in 512 KiB parts.
@@ -103,13 +103,10 @@ both_kinds! {
     }
 
     fn a_full_destination_fails_a_split_file_once_and_gives_its_space_back(env: TestEnv) {
-        if !is_root("mount a tiny tmpfs") {
-            return;
-        }
         env.mkdir("dst");
-        let _mount = match mount(None, &env.path("dst"), Some("tmpfs"), 0, Some("size=4m")) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
+        let _tmpfs = match Mounted::tmpfs(&env.path("dst"), "size=4m") {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
         tree(&env);
         // Alone: a small file copied while the parts fill the space could

@@ -245,6 +245,12 @@ pub fn json_of(output: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}):\n{}", describe(output)))
 }
 
+/// Says why the test is skipped: the reason a helper gave for what it
+/// could not do here.
+pub fn skipped(why: impl std::fmt::Display) {
+    eprintln!("skipped: {why}");
+}
+
 /// Whether this test runs as root; says why it is skipped if not.
 pub fn is_root(why: &str) -> bool {
     let root = rustix::process::geteuid().is_root();
