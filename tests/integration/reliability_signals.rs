@@ -1,25 +1,15 @@
 //! Signals: a worker process killed mid-file costs nothing, and SIGINT or
 //! SIGTERM stop a run quickly and cleanly.
 
-mod reliability_support;
-mod testenv;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available};
-use testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
+use crate::testenv::{Gate, Guarded, hook_available, send_signal};
+use crate::testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
 
 /// The stop-time bound: "about a second", with room for a loaded machine.
 const STOP_BOUND: Duration = Duration::from_millis(1500);
-
-fn kill(pid: u32, signal: i32) {
-    // SAFETY: kill has no memory-safety preconditions. Every pid passed
-    // here is a live child or grandchild the test has not reaped.
-    let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(sent, 0, "kill {pid}: {}", std::io::Error::last_os_error());
-}
 
 #[test]
 fn a_worker_killed_mid_file_has_that_file_retried_once_and_the_run_succeeds() {
@@ -34,25 +24,22 @@ fn a_worker_killed_mid_file_has_that_file_retried_once_and_the_run_succeeds() {
     env.write("src/d1/inflight.bin", &big);
     let mut gate = Gate::new(env.root(), "data", "d1/inflight.bin");
     let (key, value) = gate.env();
-    let child = env
-        .pcopy()
-        .args(["-v", "-j", "2", "src/", "dst"])
-        .env(key, value)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+    let child = Guarded::spawn(
+        env.pcopy()
+            .args(["-v", "-j", "2", "src/", "dst"])
+            .env(key, value)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     // The worker holds the file's new data file open, nothing copied yet.
     let first = gate.wait_reached();
     assert_ne!(first, child.id(), "the gate must stop a worker process");
-    kill(first, libc::SIGKILL);
+    send_signal(first, libc::SIGKILL);
     // The retry round runs the file again, in another worker.
     let second = gate.wait_reached();
     assert_ne!(second, first);
     gate.release();
-    let output = child.wait_with_output().unwrap();
-    watchdog.assert_quiet();
+    let output = child.wait();
     assert_status(&output, 0);
     assert!(!gate.reached_again(), "the file was tried more than twice");
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -92,25 +79,21 @@ fn interrupt_mid_file(env: &TestEnv, signal: i32) -> (std::process::Output, Dura
     }
     let mut gate = Gate::new(env.root(), "data", "gated.bin");
     let (key, value) = gate.env();
-    let child = env
-        .pcopy()
-        .args(["-j", "1", "first/", "bulk/", "dst"])
-        .env(key, value)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+    let child = Guarded::spawn(
+        env.pcopy()
+            .args(["-j", "1", "first/", "bulk/", "dst"])
+            .env(key, value)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
     gate.wait_reached();
     let signalled = Instant::now();
-    kill(child.id(), signal);
+    send_signal(child.id(), signal);
     // A thread worker finishes the file in hand; a process worker is
     // terminated and never reads this.
     gate.release();
-    let output = child.wait_with_output().unwrap();
-    let stop_time = signalled.elapsed();
-    watchdog.assert_quiet();
-    (output, stop_time)
+    let output = child.wait();
+    (output, signalled.elapsed())
 }
 
 /// Every file that reached its final name is complete and equal to its

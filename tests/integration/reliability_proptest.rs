@@ -10,10 +10,11 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use crate::testenv::{TestEnv, set_mtime};
 
 /// Seconds and nanoseconds.
 type Time = (i64, i64);
@@ -101,19 +102,6 @@ fn tree() -> impl Strategy<Value = Node> {
     dir(proptest::collection::btree_map(name(), entry, 1..9))
 }
 
-fn set_times(path: &Path, (secs, nanos): Time) {
-    let at = rustix::fs::Timespec {
-        tv_sec: secs,
-        tv_nsec: nanos,
-    };
-    let times = rustix::fs::Timestamps {
-        last_access: at,
-        last_modification: at,
-    };
-    let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
-    rustix::fs::utimensat(rustix::fs::CWD, path, &times, flags).expect("utimensat");
-}
-
 /// Creates `node` at `path`; a directory gets its mode and times after
 /// its children, as they would change them.
 fn build(path: &Path, node: &Node) {
@@ -121,11 +109,11 @@ fn build(path: &Path, node: &Node) {
         Node::File { data, mode, mtime } => {
             fs::write(path, data).expect("write");
             fs::set_permissions(path, fs::Permissions::from_mode(*mode)).expect("chmod");
-            set_times(path, *mtime);
+            set_mtime(path, mtime.0, mtime.1);
         }
         Node::Link { target, mtime } => {
             std::os::unix::fs::symlink(OsStr::from_bytes(target), path).expect("symlink");
-            set_times(path, *mtime);
+            set_mtime(path, mtime.0, mtime.1);
         }
         Node::Dir {
             children,
@@ -137,7 +125,7 @@ fn build(path: &Path, node: &Node) {
                 build(&path.join(OsStr::from_bytes(name)), child);
             }
             fs::set_permissions(path, fs::Permissions::from_mode(*mode)).expect("chmod");
-            set_times(path, *mtime);
+            set_mtime(path, mtime.0, mtime.1);
         }
     }
 }
@@ -194,49 +182,23 @@ fn compare(path: &Path, node: &Node) -> Result<(), String> {
     Ok(())
 }
 
-/// Makes every directory below `root` writable again so the temp dir can
-/// be removed (generated modes include read-only ones).
-fn make_removable(root: &Path) {
-    let Ok(meta) = fs::symlink_metadata(root) else {
-        return;
-    };
-    if meta.is_dir() {
-        let _ = fs::set_permissions(root, fs::Permissions::from_mode(0o755));
-        for entry in fs::read_dir(root).into_iter().flatten().flatten() {
-            make_removable(&entry.path());
-        }
-    }
-}
-
+/// Builds the model as `src` and copies it with each kind of worker,
+/// comparing each copy with the model.
 fn copy_and_compare(model: &Node) -> Result<(), TestCaseError> {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let src = tmp.path().join("src");
-    let root = model;
-    build(&src, root);
-    let mut result = Ok(());
     for kind in ["process", "thread"] {
-        let dst = tmp.path().join(format!("dst-{kind}"));
-        let output = Command::new(env!("CARGO_BIN_EXE_pcopy"))
-            .args(["-q", "--workers", kind])
-            .arg(format!("{}/", src.display()))
-            .arg(&dst)
-            .output()
-            .expect("run pcopy");
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let env = TestEnv::new(kind);
+        build(&env.path("src"), model);
+        let output = env.run(["-q", "src/", "dst"]);
         if output.status.code() != Some(0) {
-            result = Err(format!(
-                "{kind}: status {:?}: {stderr}",
-                output.status.code()
-            ));
-            break;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let why = format!("{kind}: status {:?}: {stderr}", output.status.code());
+            return Err(TestCaseError::fail(why));
         }
-        if let Err(why) = compare(&dst, root) {
-            result = Err(format!("{kind} workers: {why}"));
-            break;
+        if let Err(why) = compare(&env.path("dst"), model) {
+            return Err(TestCaseError::fail(format!("{kind} workers: {why}")));
         }
     }
-    make_removable(tmp.path());
-    result.map_err(TestCaseError::fail)
+    Ok(())
 }
 
 #[test]

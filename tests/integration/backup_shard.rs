@@ -2,12 +2,12 @@
 //! together equal one full run; also through GNU parallel, as the README's
 //! recipe runs it.
 
-mod testenv;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use testenv::{TestEnv, assert_same_tree, assert_status, json_of, listing};
+use crate::testenv::{
+    TestEnv, assert_same_tree, assert_status, json_of, listing, sorted_stdout_lines,
+};
 
 /// A tree of many small files, so every shard gets some.
 fn many_files(env: &TestEnv) {
@@ -21,11 +21,7 @@ fn many_files(env: &TestEnv) {
 }
 
 fn copied_by(output: &std::process::Output) -> BTreeSet<String> {
-    String::from_utf8(output.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    sorted_stdout_lines(output).into_iter().collect()
 }
 
 both_kinds! {

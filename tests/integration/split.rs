@@ -2,18 +2,15 @@
 //! `--split-min` lowers the threshold so that files of a few MiB are split
 //! (into parts of half the threshold), keeping the tests fast.
 
-mod reliability_support;
-mod testenv;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use reliability_support::{
-    EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait, mount,
+use crate::testenv::{
+    Gate, Guarded, Mounted, Rng, TestEnv, assert_same_tree, assert_status, hook_available, json_of,
+    send_signal, set_mtime, skipped, temp_files,
 };
-use testenv::{TestEnv, assert_same_tree, assert_status, is_root, json_of, set_mtime, temp_files};
 
 /// The threshold the tests use: files from 1 MiB on, in 512 KiB parts.
 const SPLIT_MIN: &str = "1048576";
@@ -36,9 +33,10 @@ fn tree(env: &TestEnv) -> Vec<u8> {
 
 /// Starts pcopy with `--json` and the split threshold, gated at `stage`
 /// of the split file.
-fn spawn_gated(env: &TestEnv, gate: &Gate, jobs: &str) -> Child {
+fn spawn_gated(env: &TestEnv, gate: &Gate, jobs: &str) -> Guarded {
     let (key, value) = gate.env();
-    env.pcopy()
+    let mut command = env.pcopy();
+    command
         .args([
             "--json",
             "-j",
@@ -51,22 +49,14 @@ fn spawn_gated(env: &TestEnv, gate: &Gate, jobs: &str) -> Child {
         .env(key, value)
         .process_group(0)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pcopy")
+        .stderr(Stdio::piped());
+    Guarded::spawn(&mut command)
 }
 
 fn release_all(gate: &mut Gate) {
     for _ in 0..RELEASES {
         gate.release();
     }
-}
-
-fn wait(child: Child) -> Output {
-    let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
-    let output = child.wait_with_output().expect("wait for pcopy");
-    watchdog.assert_quiet();
-    output
 }
 
 fn stderr_of(output: &Output) -> String {
@@ -113,13 +103,10 @@ both_kinds! {
     }
 
     fn a_full_destination_fails_a_split_file_once_and_gives_its_space_back(env: TestEnv) {
-        if !is_root("mount a tiny tmpfs") {
-            return;
-        }
         env.mkdir("dst");
-        let _mount = match mount(None, &env.path("dst"), Some("tmpfs"), 0, Some("size=4m")) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
+        let _tmpfs = match Mounted::tmpfs(&env.path("dst"), "size=4m") {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
         tree(&env);
         // Alone: a small file copied while the parts fill the space could
@@ -157,7 +144,7 @@ both_kinds! {
             .unwrap();
         std::io::Write::write_all(&mut grown, b"appended while copied").unwrap();
         release_all(&mut gate);
-        let output = wait(child);
+        let output = child.wait();
         assert_status(&output, 0);
         let stderr = stderr_of(&output);
         assert!(
@@ -184,7 +171,7 @@ both_kinds! {
         gate.wait_reached();
         std::fs::remove_file(env.path("src/sub/big.bin")).unwrap();
         release_all(&mut gate);
-        let output = wait(child);
+        let output = child.wait();
         assert_status(&output, 24);
         let json = json_of(&output);
         assert_eq!(json["files_copied"], 1, "{json}");
@@ -203,15 +190,12 @@ both_kinds! {
         let mut gate = Gate::new(env.root(), "data", "sub/big.bin");
         let child = spawn_gated(&env, &gate, "2");
         gate.wait_reached();
-        // SAFETY: kill has no memory-safety preconditions; the child is
-        // ours and not reaped.
-        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(sent, 0);
+        send_signal(child.id(), libc::SIGINT);
         // The parts go on; the workers may finish them all before the run
         // sees the signal (it polls), so either outcome is right, but
         // nothing in between.
         release_all(&mut gate);
-        let output = wait(child);
+        let output = child.wait();
         assert_status(&output, 20);
         let json = json_of(&output);
         match std::fs::read(env.path("dst/sub/big.bin")) {
@@ -230,9 +214,9 @@ both_kinds! {
         }
         tree(&env);
         let mut gate = Gate::new(env.root(), "data", "sub/big.bin");
-        let mut child = spawn_gated(&env, &gate, "2");
+        let child = spawn_gated(&env, &gate, "2");
         gate.wait_reached();
-        let status = kill_group_and_wait(&mut child);
+        let status = child.kill_group();
         assert_eq!(status.signal(), Some(libc::SIGKILL));
         assert!(!env.path("dst/sub/big.bin").exists());
         assert_eq!(temp_files(&env.path("dst")).len(), 1, "the split file's temp");
@@ -256,12 +240,10 @@ fn a_worker_killed_during_a_split_copy_costs_only_its_part() {
     let child = spawn_gated(&env, &gate, "2");
     let first = gate.wait_reached();
     assert_ne!(first, child.id(), "the gate must stop a worker process");
-    // SAFETY: kill has no memory-safety preconditions; `first` is a live
-    // worker of our child, stopped at the gate.
-    let sent = unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(sent, 0, "kill {first}: {}", std::io::Error::last_os_error());
+    // `first` is a live worker of our child, stopped at the gate.
+    send_signal(first, libc::SIGKILL);
     release_all(&mut gate);
-    let output = wait(child);
+    let output = child.wait();
     assert_status(&output, 0);
     let stderr = stderr_of(&output);
     assert!(

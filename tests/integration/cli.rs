@@ -1,13 +1,12 @@
 //! Copying trees: the trailing-slash rule, what is preserved, reruns, and
 //! the entries that are not plain files.
 
-mod testenv;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 
-use testenv::{
-    TestEnv, assert_listings_equal, assert_same_tree, assert_status, listing, normalized_stderr,
+use crate::testenv::{
+    self, TestEnv, assert_listings_equal, assert_same_tree, assert_status, listing,
+    normalized_stderr,
 };
 
 both_kinds! {
@@ -128,12 +127,7 @@ both_kinds! {
         let output = env.run(["-vv", "src/", "dst"]);
         assert_status(&output, 0);
         let stdout = String::from_utf8(output.stdout).unwrap();
-        let pid: u32 = stdout
-            .strip_prefix("[pid ")
-            .and_then(|rest| rest.split(']').next())
-            .and_then(|pid| pid.parse().ok())
-            .unwrap_or_else(|| panic!("no pid in {stdout:?}"));
-        assert!(pid > 0);
+        assert!(testenv::worker_pid(&stdout) > 0);
         assert!(stdout.ends_with("] only.txt\n"), "{stdout}");
     }
 

@@ -3,16 +3,13 @@
 //! anything outside DST; and no copy is ever readable by others before it
 //! is complete, nor keeps setuid or setgid bits without its owner.
 
-mod reliability_support;
-mod testenv;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, snapshot};
-use testenv::{
+use crate::testenv::{Gate, Guarded, assert_unchanged, hook_available, snapshot, unnamed_files};
+use crate::testenv::{
     TestEnv, as_nobody, assert_status, normalized_stderr, temp_files, unprivileged_runner,
 };
 
@@ -49,7 +46,7 @@ both_kinds! {
         let stderr = normalized_stderr(&output);
         assert!(stderr.contains("pcopy: src/sub: destination exists and is not a directory\n"), "{stderr}");
         assert!(stderr.contains("pcopy: src/deep/dir: destination exists and is not a directory\n"), "{stderr}");
-        assert_eq!(snapshot(&outside), before, "something outside DST changed");
+        assert_unchanged(&before, &outside, "outside DST");
         // The link where a file goes was replaced by the file, not followed.
         let replaced = fs::symlink_metadata(env.path("dst/precious.txt")).unwrap();
         assert!(replaced.is_file());
@@ -60,7 +57,7 @@ both_kinds! {
         assert!(fs::symlink_metadata(env.path("dst/deep/dir")).unwrap().is_symlink());
         // With -L nothing changes: it is about the source, never DST.
         assert_status(&env.run(["-L", "src/", "dst"]), 23);
-        assert_eq!(snapshot(&outside), before, "something outside DST changed under -L");
+        assert_unchanged(&before, &outside, "outside DST under -L");
         if has_delete(&env) {
             // Extra entries that lead outside: only the links themselves go.
             env.write("src2/kept.txt", "kept\n");
@@ -70,7 +67,7 @@ both_kinds! {
             env.symlink(&outside, "dst2/extra-dir/inner-link");
             let output = env.run(["--delete", "src2/", "dst2"]);
             assert_status(&output, 0);
-            assert_eq!(snapshot(&outside), before, "--delete changed something outside DST");
+            assert_unchanged(&before, &outside, "outside DST under --delete");
             let left: Vec<_> = fs::read_dir(env.path("dst2")).unwrap().map(|e| e.unwrap().file_name()).collect();
             assert_eq!(left, ["kept.txt"], "the extra links were deleted, not followed");
         }
@@ -86,28 +83,20 @@ both_kinds! {
         let before = snapshot(&outside);
         let mut gate = Gate::new(env.root(), "open", "sub/x.txt");
         let (key, value) = gate.env();
-        let child = env
-            .pcopy()
-            .args(["src/", "dst"])
-            .env(key, value)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        let child = Guarded::spawn(env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()));
         gate.wait_reached();
         // The walker made dst/sub; replace it with a link out of DST.
         fs::rename(env.path("dst/sub"), env.path("dst/sub-moved")).unwrap();
         env.symlink(&outside, "dst/sub");
         gate.release();
-        let output = child.wait_with_output().unwrap();
-        watchdog.assert_quiet();
+        let output = child.wait();
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         assert!(
             stderr.contains("pcopy: src/sub/x.txt: destination directory \"sub\" is a symbolic link; not writing through it\n"),
             "{stderr}"
         );
-        assert_eq!(snapshot(&outside), before, "something outside DST changed");
+        assert_unchanged(&before, &outside, "outside DST");
         assert_eq!(fs::read(env.path("dst/top.txt")).unwrap(), b"top\n");
         assert!(fs::read_dir(env.path("dst/sub-moved")).unwrap().next().is_none());
     }
@@ -123,10 +112,14 @@ both_kinds! {
         env.chmod("dst/shared.bin", 0o600);
         let mut gate = Gate::new(env.root(), "data", "shared.bin");
         let (key, value) = gate.env();
-        let child = env.pcopy().args(["src/", "dst"]).env(key, value).spawn().unwrap();
-        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        let child = Guarded::spawn(env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()));
         let pid = gate.wait_reached();
-        let (fd_path, size) = unnamed_file_in(pid, &env.path("dst"));
+        let unnamed = unnamed_files(pid, &env.path("dst"));
+        let [fd_path] = &unnamed[..] else {
+            panic!("process {pid} holds not one unnamed file in DST but {unnamed:?}");
+        };
+        // Through /proc the fd's file is reachable without a name.
+        let size = fs::metadata(fd_path).unwrap().len();
         assert_eq!(size, 0, "the new file has no data yet");
         // The final name still holds the old version, untouched.
         assert_eq!(fs::read(env.path("dst/shared.bin")).unwrap(), b"the old version\n");
@@ -134,13 +127,12 @@ both_kinds! {
         // /proc fd links, which another user cannot follow whatever its
         // mode (it may already have its final one).
         if let Some(setpriv) = unprivileged_runner() {
-            let other = as_nobody(setpriv, "cat").arg(&fd_path).output().unwrap();
+            let other = as_nobody(setpriv, "cat").arg(fd_path).output().unwrap();
             assert!(!other.status.success(), "another user opened {}", fd_path.display());
             assert!(other.stdout.is_empty());
         }
         gate.release();
-        let output = child.wait_with_output().unwrap();
-        watchdog.assert_quiet();
+        let output = child.wait();
         assert_status(&output, 0);
         let meta = fs::metadata(env.path("dst/shared.bin")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
@@ -167,25 +159,4 @@ both_kinds! {
             assert_eq!(meta.uid(), me, "{name}: the copy belongs to who ran pcopy");
         }
     }
-}
-
-/// The /proc fd link and size of the file without a name that process
-/// `pid` holds open in `dir` (the `O_TMPFILE` being filled).
-fn unnamed_file_in(pid: u32, dir: &Path) -> (PathBuf, u64) {
-    let fds = fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
-    for fd in fds.flatten() {
-        let Ok(target) = fs::read_link(fd.path()) else {
-            continue;
-        };
-        let unnamed = target
-            .as_os_str()
-            .as_encoded_bytes()
-            .ends_with(b" (deleted)");
-        if unnamed && target.starts_with(dir) {
-            // Through /proc the fd's file is reachable without a name.
-            let meta = fs::metadata(fd.path()).unwrap();
-            return (fd.path(), meta.size());
-        }
-    }
-    panic!("process {pid} holds no unnamed file in {}", dir.display());
 }

@@ -1,13 +1,13 @@
 //! `-a`: hard links (also across workers), sparse files, extended
 //! attributes, special files, setuid and owners; `--fsync` and `--verify`.
 
-mod testenv;
-
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
-use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, is_root, json_of};
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, assert_unchanged, is_root, json_of, snapshot,
+};
 
 /// Groups of hard-linked names spread over directories, so different
 /// workers take different names of one file.
@@ -51,10 +51,10 @@ both_kinds! {
             assert_eq!(seen.insert(first, g), None, "groups share an inode");
         }
         assert_same_tree(&env.path("src"), &env.path("dst"));
-        let before = inode_snapshot(&env.path("dst"));
+        let before = snapshot(&env.path("dst"));
         let again = env.run(["-a", "-j", "4", "--json", "src/", "dst"]);
         assert_eq!(json_of(&again)["files_copied"], 0, "{}", testenv::describe(&again));
-        assert_eq!(before, inode_snapshot(&env.path("dst")));
+        assert_unchanged(&before, &env.path("dst"), "by a rerun");
     }
 
     fn a_sparse_file_stays_sparse(env: TestEnv) {
@@ -110,10 +110,10 @@ both_kinds! {
         let meta = fs::symlink_metadata(env.path("dst/pipe")).unwrap();
         assert!(meta.file_type().is_fifo());
         assert_same_tree(&env.path("src"), &env.path("dst"));
-        let before = inode_snapshot(&env.path("dst"));
+        let before = snapshot(&env.path("dst"));
         let again = env.run(["-a", "--json", "src/", "dst"]);
         assert_eq!(json_of(&again)["files_skipped"], 2);
-        assert_eq!(before, inode_snapshot(&env.path("dst")));
+        assert_unchanged(&before, &env.path("dst"), "by a rerun");
     }
 
     fn a_char_device_is_recreated_as_root(env: TestEnv) {

@@ -2,35 +2,22 @@
 //! read-only one, a source file that vanishes or grows during the run.
 //! Each gets its documented exit status and leaves DST undamaged.
 
-mod reliability_support;
-mod testenv;
-
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Gate, Watchdog, hook_available, mount, snapshot};
-use testenv::{
-    TestEnv, assert_status, is_root, normalized_stderr, temp_files, unprivileged_runner,
+use crate::testenv::{
+    Gate, Guarded, Mounted, TestEnv, assert_status, assert_unchanged, hook_available,
+    normalized_stderr, skipped, snapshot, temp_files, unprivileged_runner,
 };
-
-/// Remounts the bind mount at `target` read-only.
-fn make_read_only(target: &Path) -> std::io::Result<()> {
-    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
-    // The remount changes the existing mount; its guard is the caller's.
-    mount(None, target, None, flags, None).map(std::mem::forget)
-}
 
 both_kinds! {
     fn a_full_destination_is_status_23_with_no_temps_and_finished_files_intact(env: TestEnv) {
-        if !is_root("mount a tiny tmpfs") {
-            return;
-        }
         env.mkdir("dst");
-        let _mount = match mount(None, &env.path("dst"), Some("tmpfs"), 0, Some("size=1m")) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot mount tmpfs here: {err}"),
+        let _tmpfs = match Mounted::tmpfs(&env.path("dst"), "size=1m") {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
         env.write("dst/huge.bin", "the old version\n");
         for i in 0..20 {
@@ -58,24 +45,20 @@ both_kinds! {
     }
 
     fn a_read_only_destination_mount_is_status_23_and_unchanged(env: TestEnv) {
-        if !is_root("bind-mount a directory read-only") {
-            return;
-        }
         env.write("src/f.txt", "f\n");
         env.write("src/sub/g.txt", "g\n");
         env.write("dst/old.txt", "old\n");
         let dst = env.path("dst");
-        let _mount = match mount(Some(&dst), &dst, None, libc::MS_BIND, None) {
-            Ok(mount) => mount,
-            Err(err) => return eprintln!("skipped: cannot bind-mount here: {err}"),
+        let _read_only = match Mounted::read_only_bind(&dst) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
         };
-        make_read_only(&dst).unwrap();
         let before = snapshot(&dst);
         let output = env.run(["src/", "dst"]);
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         assert!(stderr.contains("Read-only file system"), "{stderr}");
-        assert_eq!(snapshot(&dst), before, "DST changed");
+        assert_unchanged(&before, &dst, "on a read-only mount");
     }
 
     fn a_file_that_vanishes_before_its_copy_is_status_24(env: TestEnv) {
@@ -87,13 +70,11 @@ both_kinds! {
         env.write("dst/gone.txt", "the old version\n");
         let mut gate = Gate::new(env.root(), "open", "gone.txt");
         let (key, value) = gate.env();
-        let child = env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()).spawn().unwrap();
-        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        let child = Guarded::spawn(env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()));
         gate.wait_reached();
         fs::remove_file(env.path("src/gone.txt")).unwrap();
         gate.release();
-        let output = child.wait_with_output().unwrap();
-        watchdog.assert_quiet();
+        let output = child.wait();
         assert_status(&output, 24);
         assert_eq!(
             normalized_stderr(&output),
@@ -111,16 +92,14 @@ both_kinds! {
         env.write("src/grow.log", vec![b'1'; 1 << 20]);
         let mut gate = Gate::new(env.root(), "data", "grow.log");
         let (key, value) = gate.env();
-        let child = env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()).spawn().unwrap();
-        let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
+        let child = Guarded::spawn(env.pcopy().args(["src/", "dst"]).env(key, value).stderr(Stdio::piped()));
         gate.wait_reached();
         // The copy has the size it saw at open; the file grows past it.
         let mut log = fs::OpenOptions::new().append(true).open(env.path("src/grow.log")).unwrap();
         log.write_all(&[b'2'; 100 << 10]).unwrap();
         drop(log);
         gate.release();
-        let output = child.wait_with_output().unwrap();
-        watchdog.assert_quiet();
+        let output = child.wait();
         assert_status(&output, 0);
         let stderr = normalized_stderr(&output);
         assert!(stderr.contains("pcopy: src/grow.log: file changed as we read it; copied as read\n"), "{stderr}");
@@ -128,32 +107,22 @@ both_kinds! {
         let copy = fs::read(env.path("dst/grow.log")).unwrap();
         assert!(copy == fs::read(env.path("src/grow.log")).unwrap(), "the copy is not what was read");
     }
-}
 
-#[test]
-fn a_destination_owned_by_another_user_and_read_only_is_refused() {
-    let Some(setpriv) = unprivileged_runner() else {
-        return;
-    };
-    for kind in ["process", "thread"] {
-        let env = TestEnv::new(kind);
+    fn a_destination_owned_by_another_user_and_read_only_is_refused(env: TestEnv) {
+        let Some(setpriv) = unprivileged_runner() else {
+            return;
+        };
         env.write("src/f.txt", "f\n");
         env.write("dst/old.txt", "old\n");
         env.chmod("dst", 0o555);
-        env.chmod(".", 0o755);
         let before = snapshot(&env.path("dst"));
-        let output = env
-            .pcopy_as_nobody(setpriv)
-            .args(["src/", "dst"])
-            .output()
-            .unwrap();
+        let output = env.run_as_nobody(setpriv, ["src/", "dst"]);
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         assert!(
             stderr.contains("Permission denied") || stderr.contains("Operation not permitted"),
             "{stderr}"
         );
-        assert_eq!(snapshot(&env.path("dst")), before, "DST changed");
-        env.chmod("dst", 0o755);
+        assert_unchanged(&before, &env.path("dst"), "as another user's read-only directory");
     }
 }

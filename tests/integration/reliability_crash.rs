@@ -4,9 +4,6 @@
 //! whole new version, contents and metadata alike; a rerun converges to an
 //! exact copy and leaves no temp file.
 
-mod reliability_support;
-mod testenv;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -15,10 +12,10 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use reliability_support::{
-    EVENT_TIMEOUT, Gate, Rng, Watchdog, hook_available, kill_group_and_wait,
+use crate::testenv::{
+    Gate, Guarded, Rng, TestEnv, assert_same_tree, assert_status, group_members, hook_available,
+    set_mtime, temp_files, unnamed_files,
 };
-use testenv::{TestEnv, assert_same_tree, assert_status, temp_files};
 
 /// Fixed, so a failing kill schedule can be replayed.
 const SEED: u64 = 0x5eed_c0de_2024;
@@ -64,21 +61,6 @@ fn version_of(path: &Path) -> Version {
             mtime,
         }
     }
-}
-
-fn set_mtime(path: &Path, secs: i64, nanos: i64) {
-    let times = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: secs,
-            tv_nsec: nanos,
-        },
-    };
-    let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
-    rustix::fs::utimensat(rustix::fs::CWD, path, &times, flags).unwrap();
 }
 
 /// Builds `old` and `new`: the same nested paths with other contents,
@@ -201,51 +183,33 @@ enum Killed {
 /// Whether a process of the group holds a file in `dst` that has no name
 /// (an `O_TMPFILE` being filled). A diagnostic only: the moment is racy.
 fn holds_unnamed_file(pgid: u32, dst: &Path) -> bool {
-    reliability_support::group_members(pgid)
+    group_members(pgid)
         .into_iter()
-        .any(|pid| {
-            let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
-                return false;
-            };
-            fds.flatten().any(|fd| {
-                fs::read_link(fd.path()).is_ok_and(|target| {
-                    let unnamed = target
-                        .as_os_str()
-                        .as_encoded_bytes()
-                        .ends_with(b" (deleted)");
-                    unnamed && target.starts_with(dst)
-                })
-            })
-        })
+        .any(|pid| !unnamed_files(pid, dst).is_empty())
 }
 
 /// Runs pcopy in its own process group and kills the whole group after the
 /// `k`-th file it lists.
 fn run_and_kill_after(env: &TestEnv, source: &str, k: usize) -> Killed {
-    let mut child = env
-        .pcopy()
-        .args(["-v", "-j", "2", source, "dst"])
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut child = Guarded::spawn(
+        env.pcopy()
+            .args(["-v", "-j", "2", source, "dst"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
+    let mut stdout = BufReader::new(child.child().stdout.take().unwrap());
     let mut line = String::new();
     for _ in 0..k {
         line.clear();
         if stdout.read_line(&mut line).unwrap() == 0 {
             // It finished first: then it must have succeeded.
-            let status = child.wait().unwrap();
-            watchdog.assert_quiet();
-            assert_eq!(status.code(), Some(0));
+            assert_eq!(child.wait().status.code(), Some(0));
             return Killed::TooLate;
         }
     }
     let mid_file = holds_unnamed_file(child.id(), &env.path("dst"));
-    let status = kill_group_and_wait(&mut child);
-    watchdog.assert_quiet();
+    let status = child.kill_group();
     match (status.signal(), mid_file) {
         (Some(libc::SIGKILL), true) => Killed::MidFile,
         (Some(libc::SIGKILL), false) => Killed::Running,
@@ -264,16 +228,15 @@ fn run_and_kill_mid_file(env: &TestEnv, versions: &Versions, large: &str, round:
     let (_, new) = &versions.by_path[Path::new(large)];
     let holds_new = version_of(&env.path("dst").join(large)) == *new;
     let source = if holds_new { "old/" } else { "new/" };
-    let mut child = env
-        .pcopy()
-        .args(["-j", "2", source, "dst"])
-        .env(key, value)
-        .process_group(0)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Guarded::spawn(
+        env.pcopy()
+            .args(["-j", "2", source, "dst"])
+            .env(key, value)
+            .process_group(0)
+            .stderr(Stdio::null()),
+    );
     gate.wait_reached();
-    let status = kill_group_and_wait(&mut child);
+    let status = child.kill_group();
     assert_eq!(status.signal(), Some(libc::SIGKILL));
 }
 

@@ -1,41 +1,16 @@
 //! Bad input: each case gets a clear message and its documented exit
 //! status, never a hang, and leaves what is already in DST undamaged.
 
-mod reliability_support;
-mod testenv;
-
 use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::Stdio;
 
-use reliability_support::{EVENT_TIMEOUT, Watchdog, snapshot};
-use testenv::{
-    NOBODY, TestEnv, assert_same_tree, assert_status, normalized_stderr, unprivileged_runner,
+use crate::testenv::{
+    NOBODY, TestEnv, assert_same_tree, assert_status, assert_unchanged, normalized_stderr,
+    snapshot, unprivileged_runner,
 };
-
-/// Runs pcopy under a watchdog, so a hang fails instead of blocking.
-fn run_guarded(env: &TestEnv, args: &[&OsStr]) -> std::process::Output {
-    let child = env
-        .pcopy()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let watchdog = Watchdog::new(&child, EVENT_TIMEOUT);
-    let output = child.wait_with_output().unwrap();
-    watchdog.assert_quiet();
-    output
-}
-
-fn os(args: &[&str]) -> Vec<&'static OsStr> {
-    args.iter()
-        .map(|a| OsStr::new(Box::leak(a.to_string().into_boxed_str())))
-        .collect()
-}
 
 both_kinds! {
     fn bad_sources_and_destinations_are_status_3_and_change_nothing(env: TestEnv) {
@@ -56,10 +31,10 @@ both_kinds! {
         ];
         for (args, message) in cases {
             let before = snapshot(env.root());
-            let output = run_guarded(&env, &os(args));
+            let output = env.run(args);
             assert_status(&output, 3);
             assert_eq!(normalized_stderr(&output), format!("{message}\n"), "{args:?}");
-            assert_eq!(snapshot(env.root()), before, "{args:?} changed something");
+            assert_unchanged(&before, env.root(), &format!("by {args:?}"));
         }
     }
 
@@ -76,9 +51,7 @@ both_kinds! {
             expected.push("character device");
         }
         for extra in [&[][..], &["-L"][..]] {
-            let mut args = os(extra);
-            args.extend(os(&["src/", "dst"]));
-            let output = run_guarded(&env, &args);
+            let output = env.run(extra.iter().chain(&["src/", "dst"]));
             assert_status(&output, 0);
             let stderr = normalized_stderr(&output);
             for what in &expected {
@@ -97,7 +70,7 @@ both_kinds! {
         env.symlink("nowhere", "src/dangling");
         env.write("src/dir/inner.txt", "inner\n");
         env.symlink("..", "src/dir/up");
-        let output = run_guarded(&env, &os(&["-L", "src/", "dst"]));
+        let output = env.run(["-L", "src/", "dst"]);
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         for path in ["src/loop-a", "src/loop-b", "src/dangling", "src/dir/up"] {
@@ -109,7 +82,7 @@ both_kinds! {
         assert_eq!(fs::read(env.path("dst/ok.txt")).unwrap(), b"ok\n");
         assert_eq!(fs::read(env.path("dst/dir/inner.txt")).unwrap(), b"inner\n");
         // Without -L they are links like any other, copied as they are.
-        let output = run_guarded(&env, &os(&["src/", "plain"]));
+        let output = env.run(["src/", "plain"]);
         assert_status(&output, 0);
         assert_same_tree(&env.path("src"), &env.path("plain"));
     }
@@ -126,7 +99,7 @@ both_kinds! {
             env.write(dir.join(OsStr::from_bytes(name)), b"nested");
         }
         std::os::unix::fs::symlink(OsStr::from_bytes(b"target\xff"), env.path("src/link")).unwrap();
-        let output = run_guarded(&env, &os(&["-v", "src/", "dst"]));
+        let output = env.run(["-v", "src/", "dst"]);
         assert_status(&output, 0);
         assert_same_tree(&env.path("src"), &env.path("dst"));
         let stdout = String::from_utf8(output.stdout).unwrap();
@@ -141,7 +114,7 @@ both_kinds! {
         let depth = 20;
         let bottom = deep_dirs(&env.path("src"), &component, depth);
         write_at(&bottom, b"deep.txt", b"deep\n");
-        let output = run_guarded(&env, &os(&["src/", "dst"]));
+        let output = env.run(["src/", "dst"]);
         assert_eq!(fs::read(env.path("dst/shallow.txt")).unwrap(), b"shallow\n");
         let stderr = normalized_stderr(&output);
         let copied = open_deep(&env.path("dst"), &component, depth)
@@ -158,35 +131,65 @@ both_kinds! {
         }
         eprintln!("{} workers: the file deeper than PATH_MAX was copied: {}", env.kind, copied.is_some());
     }
+
+    fn unreadable_files_and_directories_fail_alone_when_run_unprivileged(env: TestEnv) {
+        let Some(setpriv) = unprivileged_runner() else {
+            return;
+        };
+        env.write("src/ok.txt", "ok\n");
+        env.write("src/secret.txt", "secret\n");
+        env.chmod("src/secret.txt", 0o000);
+        env.write("src/locked/hidden.txt", "hidden\n");
+        env.chmod("src/locked", 0o000);
+        env.mkdir("dst");
+        std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
+        let output = env.run_as_nobody(setpriv, ["src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(
+            stderr.contains("pcopy: src/secret.txt: cannot open source: Permission denied\n"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("pcopy: src/locked: Permission denied\n"), "{stderr}");
+        assert!(stderr.ends_with("0 skipped, 2 failed\n"), "{stderr}");
+        assert_eq!(fs::read(env.path("dst/ok.txt")).unwrap(), b"ok\n");
+        assert!(!env.path("dst/secret.txt").exists());
+        assert!(!env.path("dst/locked/hidden.txt").exists());
+    }
 }
+
+/// How the nested directories are opened. Close-on-exec, as tests on other
+/// threads of this process start children meanwhile.
+const DIR_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC);
 
 /// Makes `depth` nested directories named `component` below `root`, through
 /// directory fds (the full path is longer than `PATH_MAX`), and returns the
 /// innermost one.
 fn deep_dirs(root: &Path, component: &[u8], depth: usize) -> OwnedFd {
-    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
     let none = rustix::fs::Mode::empty();
-    let mut dir = rustix::fs::open(root, flags, none).unwrap();
+    let mut dir = rustix::fs::open(root, DIR_FLAGS, none).unwrap();
     for _ in 0..depth {
         rustix::fs::mkdirat(&dir, component, rustix::fs::Mode::from_raw_mode(0o755)).unwrap();
-        dir = rustix::fs::openat(&dir, component, flags, none).unwrap();
+        dir = rustix::fs::openat(&dir, component, DIR_FLAGS, none).unwrap();
     }
     dir
 }
 
 /// The innermost of the nested directories, if they all exist.
 fn open_deep(root: &Path, component: &[u8], depth: usize) -> Option<OwnedFd> {
-    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY;
     let none = rustix::fs::Mode::empty();
-    let mut dir = rustix::fs::open(root, flags, none).ok()?;
+    let mut dir = rustix::fs::open(root, DIR_FLAGS, none).ok()?;
     for _ in 0..depth {
-        dir = rustix::fs::openat(&dir, component, flags, none).ok()?;
+        dir = rustix::fs::openat(&dir, component, DIR_FLAGS, none).ok()?;
     }
     Some(dir)
 }
 
 fn write_at(dir: &OwnedFd, name: &[u8], data: &[u8]) {
-    let flags = rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE;
+    let flags =
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CREATE | rustix::fs::OFlags::CLOEXEC;
     let mode = rustix::fs::Mode::from_raw_mode(0o644);
     let fd = rustix::fs::openat(dir, name, flags, mode).unwrap();
     assert_eq!(rustix::io::write(&fd, data).unwrap(), data.len());
@@ -196,7 +199,7 @@ fn read_at(dir: &OwnedFd, name: &[u8]) -> Option<Vec<u8>> {
     let fd = rustix::fs::openat(
         dir,
         name,
-        rustix::fs::OFlags::RDONLY,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
     .ok()?;
@@ -204,42 +207,4 @@ fn read_at(dir: &OwnedFd, name: &[u8]) -> Option<Vec<u8>> {
     let mut data = Vec::new();
     std::io::Read::read_to_end(&mut file, &mut data).ok()?;
     Some(data)
-}
-
-#[test]
-fn unreadable_files_and_directories_fail_alone_when_run_unprivileged() {
-    let Some(setpriv) = unprivileged_runner() else {
-        return;
-    };
-    for kind in ["process", "thread"] {
-        let env = TestEnv::new(kind);
-        env.write("src/ok.txt", "ok\n");
-        env.write("src/secret.txt", "secret\n");
-        env.chmod("src/secret.txt", 0o000);
-        env.write("src/locked/hidden.txt", "hidden\n");
-        env.chmod("src/locked", 0o000);
-        env.mkdir("dst");
-        std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
-        env.chmod(".", 0o755);
-        let output = env
-            .pcopy_as_nobody(setpriv)
-            .args(["src/", "dst"])
-            .output()
-            .unwrap();
-        assert_status(&output, 23);
-        let stderr = normalized_stderr(&output);
-        assert!(
-            stderr.contains("pcopy: src/secret.txt: cannot open source: Permission denied\n"),
-            "{stderr}"
-        );
-        assert!(
-            stderr.contains("pcopy: src/locked: Permission denied\n"),
-            "{stderr}"
-        );
-        assert!(stderr.ends_with("0 skipped, 2 failed\n"), "{stderr}");
-        assert_eq!(fs::read(env.path("dst/ok.txt")).unwrap(), b"ok\n");
-        assert!(!env.path("dst/secret.txt").exists());
-        assert!(!env.path("dst/locked/hidden.txt").exists());
-        env.chmod("src/locked", 0o755);
-    }
 }

@@ -1,13 +1,12 @@
 //! Incremental runs: the quick check, `--checksum`, `--ignore-times`,
 //! `--update`, `--ignore-existing`, and the `--json` summary.
 
-mod testenv;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use testenv::{
-    TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing, set_mtime,
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, assert_unchanged, json_of, listing, set_mtime,
+    snapshot,
 };
 
 both_kinds! {
@@ -18,7 +17,7 @@ both_kinds! {
         let summary = json_of(&first);
         assert_eq!(summary["files_copied"], 9, "{summary}");
         assert_eq!(summary["dirs_created"], 6, "{summary}");
-        let before = inode_snapshot(&env.path("dst"));
+        let before = snapshot(&env.path("dst"));
         let again = env.run(["--json", "src/", "dst"]);
         assert_status(&again, 0);
         let summary = json_of(&again);
@@ -26,7 +25,7 @@ both_kinds! {
         assert_eq!(summary["files_skipped"], 9, "{summary}");
         assert_eq!(summary["bytes_copied"], 0, "{summary}");
         assert_eq!(summary["dirs_created"], 0, "{summary}");
-        assert_eq!(before, inode_snapshot(&env.path("dst")), "an entry was rewritten");
+        assert_unchanged(&before, &env.path("dst"), "by a rerun over an unchanged tree");
         assert_same_tree(&env.path("src"), &env.path("dst"));
         let stderr = testenv::normalized_stderr(&again);
         assert_eq!(stderr, "pcopy: 0 files, 0 B in [time]; 9 skipped, 0 failed\n");
@@ -61,10 +60,10 @@ both_kinds! {
         assert_status(&summed, 0);
         assert_eq!(json_of(&summed)["files_copied"], 1);
         assert_same_tree(&env.path("src"), &env.path("dst"));
-        let before = inode_snapshot(&env.path("dst"));
+        let before = snapshot(&env.path("dst"));
         let again = env.run(["--json", "--checksum", "src/", "dst"]);
         assert_eq!(json_of(&again)["files_skipped"], 1);
-        assert_eq!(before, inode_snapshot(&env.path("dst")));
+        assert_unchanged(&before, &env.path("dst"), "by a --checksum rerun");
     }
 
     fn checksum_keeps_equal_contents_and_fixes_their_mtime(env: TestEnv) {
@@ -106,11 +105,11 @@ both_kinds! {
         env.write("src/kept.txt", "new contents\n");
         env.write("src/added.txt", "added\n");
         env.write("dst/kept.txt", "old\n");
-        let before = inode_snapshot(&env.path("dst/kept.txt"));
+        let before = snapshot(&env.path("dst/kept.txt"));
         let output = env.run(["--json", "--ignore-existing", "src/", "dst"]);
         assert_status(&output, 0);
         assert_eq!(json_of(&output)["files_copied"], 1);
-        assert_eq!(before, inode_snapshot(&env.path("dst/kept.txt")));
+        assert_unchanged(&before, &env.path("dst/kept.txt"), "under --ignore-existing");
         assert_eq!(fs::read(env.path("dst/added.txt")).unwrap(), b"added\n");
     }
 

@@ -1,12 +1,13 @@
 //! Exit statuses and messages for bad input, failed entries and interrupts.
 
-mod testenv;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 
-use testenv::{NOBODY, TestEnv, assert_status, normalized_stderr, unprivileged_runner};
+use crate::testenv::{
+    self, Guarded, NOBODY, TestEnv, assert_status, normalized_stderr, send_signal,
+    unprivileged_runner,
+};
 
 /// Stderr of a run, which must be exactly one line.
 fn only_line(output: &std::process::Output) -> String {
@@ -115,12 +116,7 @@ both_kinds! {
         env.chmod("src/secret.txt", 0o000);
         env.mkdir("dst");
         std::os::unix::fs::chown(env.path("dst"), Some(NOBODY), Some(NOBODY)).unwrap();
-        env.chmod(".", 0o755);
-        let output = env
-            .pcopy_as_nobody(setpriv)
-            .args(["src/", "dst"])
-            .output()
-            .unwrap();
+        let output = env.run_as_nobody(setpriv, ["src/", "dst"]);
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         assert_eq!(
@@ -136,29 +132,21 @@ both_kinds! {
     }
 
     fn ctrl_c_stops_the_run_with_status_20_and_no_temp_files(env: TestEnv) {
-        // Enough -v output (about 240 KiB) that pcopy cannot finish while
-        // this test has read only the first line: the pipe fills up.
-        for i in 0..4000 {
-            env.write(format!("src/dir{}/file-with-a-long-name-{i:05}.txt", i % 8), "x".repeat(i % 100));
-        }
-        let mut child = env
-            .pcopy()
-            .args(["-v", "-j", "2", "src/", "dst"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        env.many_long_names("src");
+        let mut child = Guarded::spawn(
+            env.pcopy()
+                .args(["-v", "-j", "2", "src/", "dst"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let mut stdout = BufReader::new(child.child().stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
         assert!(first.ends_with(".txt\n"), "first line: {first:?}");
-        // SAFETY: kill has no memory-safety preconditions; the pid is our
-        // child, which cannot have been reaped as we have not waited.
-        let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(sent, 0);
+        send_signal(child.id(), libc::SIGINT);
         let mut rest = Vec::new();
         stdout.read_to_end(&mut rest).unwrap();
-        let output = child.wait_with_output().unwrap();
+        let output = child.wait();
         assert_status(&output, 20);
         let stderr = normalized_stderr(&output);
         assert!(stderr.starts_with("pcopy: interrupted: "), "{stderr}");

@@ -1,21 +1,11 @@
 //! Mirroring: `--delete` with its limits, `--dry-run`, and the filters.
 
-mod testenv;
-
 use std::fs;
 
-use testenv::{TestEnv, assert_same_tree, assert_status, inode_snapshot, json_of, listing};
-
-/// Stdout lines of a run, sorted.
-fn sorted_lines(output: &std::process::Output) -> Vec<String> {
-    let mut lines: Vec<String> = String::from_utf8(output.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
+use crate::testenv::{
+    self, TestEnv, assert_same_tree, assert_status, assert_unchanged, json_of, listing, snapshot,
+    sorted_stdout_lines,
+};
 
 /// A destination that holds a copy of `src` plus extraneous entries.
 fn mirror_with_extras(env: &TestEnv) {
@@ -89,12 +79,12 @@ both_kinds! {
         mirror_with_extras(&env);
         env.write("src/top.txt", "changed to something longer\n");
         env.write("src/new/dir/file.txt", "new\n");
-        let before = (listing(&env.path("dst")), inode_snapshot(&env.path("dst")));
-        let src_before = inode_snapshot(&env.path("src"));
+        let before = snapshot(&env.path("dst"));
+        let src_before = snapshot(&env.path("src"));
         let output = env.run(["-n", "-v", "--delete", "--json", "src/", "dst"]);
         assert_status(&output, 0);
-        assert_eq!(before, (listing(&env.path("dst")), inode_snapshot(&env.path("dst"))));
-        assert_eq!(src_before, inode_snapshot(&env.path("src")));
+        assert_unchanged(&before, &env.path("dst"), "by a dry run");
+        assert_unchanged(&src_before, &env.path("src"), "by a dry run");
         let summary = json_of(&output);
         assert_eq!(summary["dry_run"], true);
         assert_eq!((summary["files_copied"].as_u64(), summary["deleted"].as_u64()), (Some(2), Some(5)));
@@ -112,7 +102,7 @@ both_kinds! {
         let output = env.run(["--dry-run", "-v", "src", "new-dst"]);
         assert_status(&output, 0);
         assert!(!env.path("new-dst").exists());
-        let lines = sorted_lines(&output);
+        let lines = sorted_stdout_lines(&output);
         assert!(lines.contains(&"copy src/a/b/c/deep.txt".to_string()), "{lines:?}");
         assert!(lines.contains(&"mkdir src/a/b".to_string()), "{lines:?}");
         let stderr = testenv::normalized_stderr(&output);
@@ -132,7 +122,7 @@ both_kinds! {
             "src/", "dst",
         ]);
         assert_status(&output, 0);
-        assert_eq!(sorted_lines(&output), ["important.o", "keep.c", "sub/keep.h"]);
+        assert_eq!(sorted_stdout_lines(&output), ["important.o", "keep.c", "sub/keep.h"]);
         assert!(!env.path("dst/build").exists());
     }
 
@@ -142,7 +132,7 @@ both_kinds! {
         env.write("src/z.txt", "z");
         let output = env.run(["-v", "--include", "*/", "--include", "*.txt", "--exclude", "*", "src/", "dst"]);
         assert_status(&output, 0);
-        assert_eq!(sorted_lines(&output), ["a/x.txt", "z.txt"]);
+        assert_eq!(sorted_stdout_lines(&output), ["a/x.txt", "z.txt"]);
     }
 
     fn a_bad_filter_is_a_usage_error(env: TestEnv) {

@@ -1,0 +1,22 @@
+//! pcopy's integration tests, in one binary so they are linked once: each
+//! module covers one area and runs the pcopy binary on trees it builds in
+//! temp dirs; `testenv` is what they share.
+
+#[macro_use]
+mod testenv;
+
+mod backup_archive;
+mod backup_incremental;
+mod backup_mirror;
+mod backup_shard;
+mod cli;
+mod errors;
+mod filesystems;
+mod reliability_crash;
+mod reliability_fs;
+mod reliability_hostile;
+mod reliability_input;
+mod reliability_proptest;
+mod reliability_signals;
+mod robustness;
+mod split;
