@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
+use crate::fdbudget;
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
@@ -43,6 +44,11 @@ pub(crate) struct Config {
     /// Files from this size on are split over the workers (0: never;
     /// `None`: the walk's default).
     pub(crate) split_min: Option<u64>,
+    /// Levels of directories the walk keeps open, from the descriptor
+    /// budget.
+    pub(crate) open_levels: usize,
+    /// Why fewer workers run than `-j` asked, if they do.
+    pub(crate) budget_note: Option<String>,
 }
 
 impl Config {
@@ -50,10 +56,18 @@ impl Config {
     /// bar and plain lines. Fails on a bad filter rule or an unreadable
     /// `--exclude-from` file.
     pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
-        let jobs = args
+        let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
             .unwrap_or_else(default_jobs);
+        let budget = fdbudget::plan(asked, args.workers)?;
+        let jobs = budget.workers;
+        let budget_note = (jobs < asked).then(|| {
+            format!(
+                "running {jobs} of the {asked} workers asked: the limit of {} open files holds no more",
+                budget.limit
+            )
+        });
         let verbosity = match (args.quiet, args.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -90,6 +104,8 @@ impl Config {
             delete,
             shard: args.shard,
             split_min: args.split_min,
+            open_levels: budget.open_levels,
+            budget_note,
         })
     }
 
@@ -125,6 +141,7 @@ impl Config {
             shard: self.shard,
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
+            open_levels: self.open_levels,
         }
     }
 

@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod copy;
 mod exit_codes;
+mod fdbudget;
 mod finish;
 mod job;
 mod plan;
@@ -54,6 +55,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
     let json = args.json;
+    fdbudget::raise_limit();
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(fatal) => {
@@ -82,6 +84,9 @@ fn transfer(config: &Config) -> anyhow::Result<RunReport> {
         plan::create_destination(&plan)?;
     }
     let mut reporter = config.reporter();
+    if let Some(note) = &config.budget_note {
+        reporter.notice(note);
+    }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     if let Some(fatal) = end

@@ -230,6 +230,13 @@ impl DestDirs {
     }
 }
 
+impl super::tree::DestReopen for DestDirs {
+    fn reopen(&self, rel: &OsStr) -> Result<OwnedFd, Errno> {
+        let root = self.root.as_ref().ok_or(Errno::NOENT)?;
+        relpath::open_beneath(root.as_fd(), rel)
+    }
+}
+
 fn absent() -> DestDir {
     DestDir {
         fd: None,

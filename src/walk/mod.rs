@@ -2,9 +2,11 @@
 //! directories in the destination and hands every other entry to the
 //! workers, in batches, on the bounded jobs queue.
 //!
-//! This file walks; its others: what the walk sends and how ([`batch`]:
-//! the jobs queue's producer side, and [`WalkEvent`]s for the main thread,
-//! each batch announced before it is queued), the destination side of each
+//! This file walks; its others: the source directories, opened beneath
+//! their parent and listed, and the stack of them within the descriptor
+//! budget ([`tree`]), what the walk sends and how ([`batch`]: the jobs
+//! queue's producer side, and [`WalkEvent`]s for the main thread, each
+//! batch announced before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
 //! walker's halves of split files ([`split`]) and hard links ([`links`]).
 //!
@@ -18,19 +20,18 @@ mod dest;
 mod entry_stat;
 mod links;
 pub(crate) mod split;
+mod tree;
 
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use procpool::Queue;
-use walkdir::WalkDir;
+use rustix::io::Errno;
 
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
@@ -43,9 +44,10 @@ use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
-use entry_stat::{EntryStat, SourceDirs};
+use entry_stat::EntryStat;
 use links::LinkTracker;
 use split::{SplitStart, Splitter};
+use tree::{Listed, NewFrame, Stack};
 
 /// What the walk does with each entry: the same for every run of one
 /// command line. Built by `Config::walk_setup`.
@@ -63,6 +65,10 @@ pub(crate) struct WalkSetup {
     pub(crate) splitter: Option<Splitter>,
     /// Spares other shards' temp files (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: String,
+    /// Levels of directories below a root the walk holds open (two
+    /// descriptors each, source and destination), from the descriptor
+    /// budget; deeper ones are reopened when the walk climbs back.
+    pub(crate) open_levels: usize,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -174,121 +180,234 @@ struct Walker {
     dirs: Vec<DirMeta>,
 }
 
-/// The walked directories above the current entry, by depth: `dirs[d]` is
-/// the destination directory of the walked directory at depth `d`,
-/// `sources[d]` and `rels[d]` its source and its destination path, pushed
-/// and truncated together.
-#[derive(Default)]
-struct Ancestors {
-    dirs: Vec<DestDir>,
-    sources: SourceDirs,
-    rels: Vec<OsString>,
-}
-
-impl Ancestors {
-    /// Back at an entry of `depth`: leaves the directories below.
-    fn truncate(&mut self, depth: usize) {
-        self.dirs.truncate(depth);
-        self.sources.truncate(depth);
-        self.rels.truncate(depth);
-    }
-
-    /// The destination path of `entry`, from its parent's when the walk
-    /// holds it.
-    fn rel_of(&self, entry: &walkdir::DirEntry, root: &Root) -> OsString {
-        match entry.depth().checked_sub(1).and_then(|d| self.rels.get(d)) {
-            Some(parent) => relpath::join(parent, entry.file_name()),
-            None => rel_dst(&root.rel_dst, entry.path(), &root.src),
-        }
-    }
-}
-
 impl Walker {
     fn walk_root(&mut self, root: &Root) -> Result<(), Stopped> {
         if !root.is_dir {
             return self.add_single(root);
         }
-        let mut entries = WalkDir::new(&root.src)
-            .follow_links(self.setup.dereference)
-            .into_iter();
-        let mut ancestors = Ancestors::default();
-        while let Some(entry) = entries.next() {
+        let mut stack = Stack::new(self.setup.open_levels, self.setup.dereference);
+        self.enter_root(root, &mut stack)?;
+        loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
             }
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    self.walk_error(err)?;
-                    continue;
-                }
+            let Some(top) = stack.top() else {
+                return Ok(());
             };
-            let depth = entry.depth();
-            ancestors.truncate(depth);
-            let rel = ancestors.rel_of(&entry, root);
-            let file_type = entry.file_type();
-            if self.excluded(&rel, file_type.is_dir()) {
-                if file_type.is_dir() {
-                    entries.skip_current_dir();
-                }
-                continue;
+            match top.pending.pop() {
+                Some(entry) => self.walk_entry(entry, &mut stack)?,
+                None => self.leave_dir(&mut stack)?,
             }
-            if file_type.is_dir() {
-                if !self.enter_walked_dir(&entry, rel, &mut ancestors)? {
-                    entries.skip_current_dir();
-                }
-                continue;
-            }
-            let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
-            let place = Place::in_parent(&ancestors.dirs, depth);
-            let md = match self.worker_stats(&place, &kind, entry.file_name()) {
-                true => None,
-                false => {
-                    let follow = self.setup.dereference;
-                    (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
-                }
-            };
-            let found = Found {
-                src: entry.into_path(),
-                rel,
-                kind,
-                md,
-            };
-            self.add_entry(found, place)?;
+        }
+    }
+
+    /// Done with the top directory: back to its parent, reopened if the
+    /// budget had closed it (or left out, reported, if it is gone).
+    fn leave_dir(&mut self, stack: &mut Stack) -> Result<(), Stopped> {
+        stack.pop();
+        while let Err(err) = stack.reopen_top(&self.dest) {
+            let path = stack.top_path();
+            stack.pop();
+            let err = std::io::Error::from(err);
+            self.fail(
+                &path,
+                io_reason(&err),
+                vanished_or(&err, FailKind::SourceIo),
+            )?;
         }
         Ok(())
     }
 
-    /// Creates the destination of a walked directory and pushes it, its
-    /// source and `rel` on the stacks. False: skip its contents, because
-    /// it could not be made or its parent was skipped (so a parent is
-    /// always there).
-    fn enter_walked_dir(
-        &mut self,
-        entry: &walkdir::DirEntry,
-        rel: OsString,
-        ancestors: &mut Ancestors,
-    ) -> Result<bool, Stopped> {
-        let depth = entry.depth();
-        let parent = match depth {
-            0 => Parent::Root,
-            _ => match ancestors.dirs.get(depth - 1) {
-                Some(dir) => Parent::Dir(dir),
-                None => return Ok(false),
-            },
-        };
-        match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
-            Ok(dir) => {
-                ancestors.dirs.push(dir);
-                ancestors.sources.enter(entry.path());
-                ancestors.rels.push(rel);
-                Ok(true)
+    fn enter_root(&mut self, root: &Root, stack: &mut Stack) -> Result<(), Stopped> {
+        let opened = tree::open_root(&root.src)
+            .and_then(|fd| EntryStat::of_fd(fd.as_fd()).map(|stat| (stat, fd)));
+        match opened {
+            Ok((stat, fd)) => {
+                let dir = OpenedDir {
+                    name: OsString::new(),
+                    path: root.src.clone(),
+                    rel: root.rel_dst.clone(),
+                    stat,
+                    fd,
+                };
+                self.enter_opened(dir, stack)
             }
-            Err(failure) => {
-                self.fail(entry.path(), failure.reason, failure.kind)?;
-                Ok(false)
+            Err(err) => {
+                let err = std::io::Error::from(err);
+                let kind = vanished_or(&err, FailKind::SourceIo);
+                self.fail(&root.src, io_reason(&err), kind)
             }
         }
+    }
+
+    /// One entry of the top directory.
+    fn walk_entry(&mut self, entry: Listed, stack: &mut Stack) -> Result<(), Stopped> {
+        let Some(top) = stack.peek() else {
+            return Ok(());
+        };
+        let (path, rel) = top.child(&entry.name);
+        let Some(src_dir) = stack.top_src() else {
+            return Ok(());
+        };
+        let follow = self.setup.dereference;
+        let typed = match self.entry_type(src_dir, &entry, &path)? {
+            Some(typed) => typed,
+            None => return Ok(()),
+        };
+        if self.excluded(&rel, typed.is_dir) {
+            return Ok(());
+        }
+        if typed.is_dir {
+            return self.enter_child(stack, entry.name, path, rel);
+        }
+        let kind = typed.kind;
+        let Some(top) = stack.peek() else {
+            return Ok(());
+        };
+        let place = Place::of(&top.dest, top.dest_names());
+        let md = match self.worker_stats(&place, &kind, &entry.name) {
+            true => None,
+            false => typed
+                .stat
+                .or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
+        };
+        let found = Found {
+            src: path,
+            rel,
+            kind,
+            md,
+        };
+        self.add_entry(found, place)
+    }
+
+    /// What an entry is: from the listing when it says (and `-L` need not
+    /// look through a link), else from a `stat` beneath its directory.
+    /// `None`: it could not be told, and was reported.
+    fn entry_type(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        entry: &Listed,
+        path: &Path,
+    ) -> Result<Option<Typed>, Stopped> {
+        use rustix::fs::FileType;
+        let follow = self.setup.dereference;
+        let listed = entry.file_type;
+        if listed != FileType::Unknown && !(follow && listed == FileType::Symlink) {
+            return Ok(Some(Typed::of(listed, None)));
+        }
+        match EntryStat::at(dir, &entry.name, follow) {
+            Ok(stat) => Ok(Some(Typed::of(stat.file_type(), Some(stat)))),
+            Err(err) => {
+                // Under -L a dangling symlink is NotFound, but it did not
+                // vanish: it never pointed anywhere.
+                let dangling = follow
+                    && err.kind() == std::io::ErrorKind::NotFound
+                    && EntryStat::at(dir, &entry.name, false).is_ok();
+                let kind = match dangling {
+                    true => FailKind::SourceIo,
+                    false => vanished_or(&err, FailKind::SourceIo),
+                };
+                self.fail(path, io_reason(&err), kind)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Enters the subdirectory `name` of the top directory: opened beneath
+    /// it, made at the destination, listed and pushed. One that cannot be
+    /// opened is still made (with its metadata) and reported.
+    fn enter_child(
+        &mut self,
+        stack: &mut Stack,
+        name: OsString,
+        path: PathBuf,
+        rel: OsString,
+    ) -> Result<(), Stopped> {
+        let follow = self.setup.dereference;
+        let Some(src_dir) = stack.top_src() else {
+            return Ok(());
+        };
+        let fd = match tree::open_dir(src_dir, &name, follow) {
+            Ok(fd) => fd,
+            Err(err) => return self.unreadable_dir(stack, &name, &path, &rel, err),
+        };
+        let stat = match EntryStat::of_fd(fd.as_fd()) {
+            Ok(stat) => stat,
+            Err(err) => return self.fail(&path, io_reason(&err.into()), FailKind::SourceIo),
+        };
+        if follow {
+            if let Some(ancestor) = stack.loop_to((stat.dev(), stat.ino())) {
+                let reason = format!(
+                    "symbolic link loop back to {}",
+                    crate::ui::escape::Escaped::path(ancestor)
+                );
+                return self.fail(&path, reason, FailKind::SourceIo);
+            }
+        }
+        let dir = OpenedDir {
+            name,
+            path,
+            rel,
+            stat,
+            fd,
+        };
+        self.enter_opened(dir, stack)
+    }
+
+    /// A directory that cannot be opened: made at the destination with its
+    /// metadata if it can be stat'ed, and its contents reported missing.
+    fn unreadable_dir(
+        &mut self,
+        stack: &mut Stack,
+        name: &OsStr,
+        path: &Path,
+        rel: &OsStr,
+        err: Errno,
+    ) -> Result<(), Stopped> {
+        let err = std::io::Error::from(err);
+        let (Some(src_dir), Some(top)) = (stack.top_src(), stack.peek()) else {
+            return Ok(());
+        };
+        if let Ok(stat) = EntryStat::at(src_dir, name, self.setup.dereference) {
+            if stat.file_type() == rustix::fs::FileType::Directory {
+                if let Err(failure) = self.enter_dir(Parent::Dir(&top.dest), None, rel, &stat) {
+                    return self.fail(path, failure.reason, failure.kind);
+                }
+            }
+        }
+        self.fail(path, io_reason(&err), vanished_or(&err, FailKind::SourceIo))
+    }
+
+    /// Makes the destination of an opened directory, records its metadata,
+    /// lists it and pushes it on the stack.
+    fn enter_opened(&mut self, dir: OpenedDir, stack: &mut Stack) -> Result<(), Stopped> {
+        let parent = match stack.peek() {
+            Some(top) => Parent::Dir(&top.dest),
+            None => Parent::Root,
+        };
+        let dest = match self.enter_dir(parent, Some(dir.fd.as_fd()), &dir.rel, &dir.stat) {
+            Ok(dest) => dest,
+            Err(failure) => return self.fail(&dir.path, failure.reason, failure.kind),
+        };
+        let (listed, err) = tree::list(dir.fd.as_fd());
+        if let Some(err) = err {
+            let err = std::io::Error::from(err);
+            self.fail(
+                &dir.path,
+                io_reason(&err),
+                vanished_or(&err, FailKind::SourceIo),
+            )?;
+        }
+        stack.push(NewFrame {
+            listed,
+            name: dir.name,
+            path: dir.path,
+            rel: dir.rel,
+            stat: dir.stat,
+            src: dir.fd,
+            dest,
+        });
+        Ok(())
     }
 
     /// Whether the worker, rather than the walker, stats this source entry:
@@ -409,24 +528,16 @@ impl Walker {
     }
 
     /// Creates (or reuses) the destination directory `rel` beneath
-    /// `parent` without following a symlink there, and records its
-    /// metadata; `path` is its source.
+    /// `parent` without following a symlink there, and records the
+    /// metadata of its source: `stat`, and under `-a` the attributes of
+    /// `src` when it could be opened.
     fn enter_dir(
         &mut self,
         parent: Parent<'_>,
-        path: &Path,
+        src: Option<BorrowedFd<'_>>,
         rel: &OsStr,
-        meta: Result<Metadata, walkdir::Error>,
+        stat: &EntryStat,
     ) -> Result<DestDir, DirFailure> {
-        let meta = meta.map_err(|err| {
-            let kind = err
-                .io_error()
-                .map_or(FailKind::SourceIo, |e| vanished_or(e, FailKind::SourceIo));
-            DirFailure {
-                reason: walk_reason(&err),
-                kind,
-            }
-        })?;
         let dir = self.dest.enter(parent, rel)?;
         if dir.created && !rel.is_empty() {
             let created = WalkEvent::DirCreated {
@@ -436,29 +547,12 @@ impl Walker {
             // its next send.
             let _ = self.out.send(created);
         }
-        let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
+        let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         if self.setup.archive {
-            record = record.with_archive(&meta, path);
+            record = record.with_archive(stat.raw(), src);
         }
         self.dirs.push(record);
         Ok(dir)
-    }
-
-    fn walk_error(&mut self, err: walkdir::Error) -> Result<(), Stopped> {
-        let path = err.path().map(Path::to_path_buf).unwrap_or_default();
-        let kind = match err.io_error() {
-            // Under -L a dangling symlink is reported as NotFound, but
-            // it did not vanish: it never pointed anywhere.
-            Some(io)
-                if io.kind() == std::io::ErrorKind::NotFound
-                    && std::fs::symlink_metadata(&path).is_ok() =>
-            {
-                FailKind::SourceIo
-            }
-            Some(io) => vanished_or(io, FailKind::SourceIo),
-            None => FailKind::SourceIo,
-        };
-        self.fail(&path, walk_reason(&err), kind)
     }
 
     fn fail(&mut self, path: &Path, reason: String, kind: FailKind) -> Result<(), Stopped> {
@@ -489,15 +583,44 @@ struct Place<'d> {
     names: Option<&'d DestNames>,
 }
 
-impl Place<'_> {
-    /// Where an entry at `depth` goes: into the directory the walk holds
-    /// at `depth - 1`.
-    fn in_parent(dirs: &[DestDir], depth: usize) -> Place<'_> {
-        let parent = dirs.get(depth.wrapping_sub(1));
+impl<'d> Place<'d> {
+    /// Where an entry of the directory whose destination is `dest` goes.
+    fn of(dest: &'d DestDir, names: Option<&'d DestNames>) -> Place<'d> {
         Place {
-            fresh: parent.is_some_and(|d| d.created),
-            dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
-            names: parent.and_then(|d| d.names.as_ref()),
+            fresh: dest.created,
+            dir: dest.fd.as_ref().map(AsFd::as_fd),
+            names,
+        }
+    }
+}
+
+/// A directory opened for the walk, before it is entered.
+struct OpenedDir {
+    /// Its name in its parent (empty for a root).
+    name: OsString,
+    path: PathBuf,
+    rel: OsString,
+    stat: EntryStat,
+    fd: OwnedFd,
+}
+
+/// What an entry is, and its stat if one was needed to tell.
+struct Typed {
+    is_dir: bool,
+    kind: EntryKind,
+    stat: Option<EntryStat>,
+}
+
+impl Typed {
+    fn of(file_type: rustix::fs::FileType, stat: Option<EntryStat>) -> Typed {
+        use rustix::fs::FileType;
+        Typed {
+            is_dir: file_type == FileType::Directory,
+            kind: entry_kind(
+                file_type == FileType::RegularFile,
+                file_type == FileType::Symlink,
+            ),
+            stat,
         }
     }
 }
@@ -512,39 +635,11 @@ fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
     }
 }
 
-/// The destination path of `path` (beneath the walked `root`): the root's
-/// own destination and then the components below it, joined by single
-/// slashes, as the engine expects.
-fn rel_dst(root_rel: &OsStr, path: &Path, root: &Path) -> OsString {
-    let mut rel = root_rel.as_bytes().to_vec();
-    let below = path.strip_prefix(root).unwrap_or(Path::new(""));
-    for component in below.components() {
-        if let Component::Normal(name) = component {
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(name.as_bytes());
-        }
-    }
-    OsString::from(std::ffi::OsStr::from_bytes(&rel))
-}
-
 fn vanished_or(err: &std::io::Error, otherwise: FailKind) -> FailKind {
     if err.kind() == std::io::ErrorKind::NotFound {
         FailKind::Vanished
     } else {
         otherwise
-    }
-}
-
-fn walk_reason(err: &walkdir::Error) -> String {
-    match (err.io_error(), err.loop_ancestor()) {
-        (_, Some(ancestor)) => format!(
-            "symbolic link loop back to {}",
-            crate::ui::escape::Escaped::path(ancestor)
-        ),
-        (Some(io), None) => io_reason(io),
-        (None, None) => err.to_string(),
     }
 }
 

@@ -20,3 +20,4 @@ mod reliability_proptest;
 mod reliability_signals;
 mod robustness;
 mod split;
+mod walk;
