@@ -187,6 +187,29 @@ pub(crate) struct Args {
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
 
+    /// Remove a directory in DST, with its contents, where SRC has a
+    /// file, symlink or special file (implied by --delete); without it
+    /// that entry fails and the directory stays.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Run --delete even when some entries failed (the exit status stays
+    /// 23).
+    #[arg(long)]
+    pub(crate) ignore_errors: bool,
+
+    /// Count modification times at most N seconds apart as equal; a
+    /// negative N compares to the nanosecond [default: what the
+    /// destination filesystem keeps, probed once per run: 0 on Linux
+    /// filesystems, 10 ms on exFAT, 2 s on FAT].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) modify_window: Option<i64>,
+
+    /// Skip files whose destination has the same type and size, whatever
+    /// their modification times.
+    #[arg(long, conflicts_with_all = ["checksum", "ignore_times"])]
+    pub(crate) size_only: bool,
+
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
@@ -330,6 +353,10 @@ mod tests {
             "--shard",
             "--archive",
             "--json",
+            "--force",
+            "--ignore-errors",
+            "--modify-window",
+            "--size-only",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

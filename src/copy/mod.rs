@@ -14,7 +14,9 @@
 //! attribute helpers.
 
 mod archive;
+pub(crate) mod caps;
 mod check;
+pub(crate) mod clear;
 mod commit;
 mod data;
 mod dest;
@@ -78,7 +80,7 @@ impl Engine {
         };
         Ok(Engine {
             dirs,
-            namer: Namer::new(&opts.temp_tag),
+            namer: Namer::new(&opts.temp_tag, opts.force),
             data: DataCopier::default(),
             opts,
             scratch: Vec::new(),
