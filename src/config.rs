@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+mod backups;
+
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
 use crate::finish::FinishSetup;
@@ -63,6 +65,7 @@ impl Config {
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
+        let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
@@ -82,6 +85,10 @@ impl Config {
                 fsync: args.fsync,
                 verify: args.verify,
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
+                basis: backups.basis,
+                backup: backups.backup,
+                remove_source: backups.remove_source,
+                bwlimit: backups.bwlimit,
             },
             verbosity,
             progress,
@@ -140,6 +147,7 @@ impl Config {
                 dereference: self.copy.dereference,
                 dry_run: self.copy.dry_run,
                 shard: self.shard,
+                backup: self.copy.backup.clone(),
             }),
         }
     }

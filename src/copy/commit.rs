@@ -10,6 +10,7 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
 use super::archive;
+use super::backup::Backup;
 use super::fail::Failure;
 use crate::job::FailKind;
 
@@ -105,6 +106,10 @@ pub(super) struct Namer {
     /// `CAP_DAC_READ_SEARCH`, and saves the `/proc/self/fd` lookup, which
     /// costs about a tenth of a small file's copy. `None` until tried.
     empty_path_links: Option<bool>,
+    /// `-b`: where a replaced version goes, and the current job's
+    /// directory below the destination root (kept only with a backup).
+    backup: Option<Backup>,
+    parent: Vec<u8>,
 }
 
 impl Namer {
@@ -118,6 +123,52 @@ impl Namer {
             expect_existing: false,
             exists: None,
             empty_path_links: None,
+            backup: None,
+            parent: Vec::new(),
+        }
+    }
+
+    /// Keeps the old version of every name replaced from now on (`-b`).
+    pub(super) fn keep_backups(&mut self, backup: Backup) {
+        self.backup = Some(backup);
+    }
+
+    /// The directory of the next job below the destination root, for
+    /// its backup's place.
+    pub(super) fn job_parent(&mut self, parent: &[u8]) {
+        if self.backup.is_some() {
+            self.parent.clear();
+            self.parent.extend_from_slice(parent);
+        }
+    }
+
+    /// Whether the caller knows nothing is at the next file's name.
+    pub(super) fn known_new(&self) -> bool {
+        self.exists == Some(false)
+    }
+
+    /// `-b`: keeps what is at `name` before it is replaced.
+    fn keep_old(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Failure> {
+        match &self.backup {
+            Some(backup) => backup.keep(dir, &self.parent, name),
+            None => Ok(()),
+        }
+    }
+
+    /// Names the existing file `fd` (a hard link to it) as `name` in
+    /// `dir`, where nothing is expected. `false`: this filesystem cannot
+    /// link it there (another filesystem, too many links, no hard links).
+    pub(super) fn link_existing(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<bool, Failure> {
+        let final_c = path_cstring(name)?;
+        match self.link_anonymous(fd, dir, &final_c) {
+            Ok(()) => Ok(true),
+            Err(Errno::XDEV | Errno::MLINK | Errno::PERM | Errno::OPNOTSUPP) => Ok(false),
+            Err(err) => Err(Failure::dest("cannot link to the --link-dest file", err)),
         }
     }
 
@@ -173,7 +224,10 @@ impl Namer {
         name: &OsStr,
     ) -> Result<(), Failure> {
         let fd = match file {
-            NewFile::Named(_fd, temp) => return temp.renamed_to(name),
+            NewFile::Named(_fd, temp) => {
+                self.keep_old(dir, name)?;
+                return temp.renamed_to(name);
+            }
             NewFile::Anonymous(fd) => fd,
         };
         if !self.exists.unwrap_or(self.expect_existing) {
@@ -190,6 +244,7 @@ impl Namer {
         let ((), temp) = create_named(dir, &stem, |temp_name| {
             self.link_anonymous(fd.as_fd(), dir, temp_name)
         })?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name)
     }
 
@@ -250,6 +305,7 @@ impl Namer {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name)
     }
 
@@ -276,6 +332,7 @@ impl Namer {
             .map_err(|err| Failure::dest("cannot set mode", err))?;
         rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Failure::dest("cannot set times", err))?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name)?;
         Ok(true)
     }
