@@ -20,6 +20,8 @@ Examples:
   pcopy -n -v --delete home/ /backup/home   show what a mirror run would do
   pcopy --exclude '*.o' --exclude cache/ src/ /backup/src   leave things out
   pcopy --shard 0/3 data/ /shared/data  this machine's third of the files
+  pcopy -a --link-dest=../day1 home/ /snap/day2   snapshot: unchanged files hard-linked
+  pcopy -a -b --backup-dir=../old-$(date +%F) --delete home/ /backup/home   versions kept
 
 A trailing slash on a directory source copies its contents (rsync's rule).
 Running the same command twice gives the same tree; files whose type, size
@@ -418,6 +420,13 @@ mod tests {
             "--shard",
             "--archive",
             "--json",
+            "--link-dest",
+            "--compare-dest",
+            "--copy-dest",
+            "--backup-dir",
+            "--suffix",
+            "--remove-source-files",
+            "--bwlimit",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

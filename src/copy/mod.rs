@@ -9,7 +9,9 @@
 //! Owns everything one job needs: whether to copy at all (the quick check,
 //! `--checksum` with its digest), moving the data, what `-a` keeps
 //! (owner, xattrs, special files), naming, `--verify`, and the engine's
-//! side of split files. It calls no other stage, only the shared job types
+//! side of split files; also rsync's backup flags as they touch one file:
+//! basis directories (`basis.rs`), old versions kept aside (`backup.rs`),
+//! `--remove-source-files` (`moves.rs`) and `--bwlimit` (`throttle.rs`). It calls no other stage, only the shared job types
 //! and path helpers; the walk and the finish stage use its temp names and
 //! attribute helpers.
 
