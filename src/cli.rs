@@ -241,6 +241,12 @@ pub(crate) struct BackupArgs {
     #[arg(long)]
     pub(crate) remove_source_files: bool,
 
+    /// Write an updated file over the existing one instead of a new file
+    /// renamed into place: no second copy of a huge file needs room, but a
+    /// run stopped halfway leaves a half-written file under its name.
+    #[arg(long, conflicts_with_all = ["backup", "backup_dir"])]
+    pub(crate) inplace: bool,
+
     /// Copy at most RATE bytes per second, all workers together: KiB/s,
     /// or with a suffix K, M, G (powers of 1024). 0: no limit.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
@@ -427,6 +433,7 @@ mod tests {
             "--suffix",
             "--remove-source-files",
             "--bwlimit",
+            "--inplace",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

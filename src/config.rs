@@ -88,6 +88,7 @@ impl Config {
                 basis: backups.basis,
                 backup: backups.backup,
                 remove_source: backups.remove_source,
+                inplace: backups.inplace,
                 bwlimit: backups.bwlimit,
             },
             verbosity,

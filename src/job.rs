@@ -280,6 +280,9 @@ pub(crate) struct CopyOptions {
     /// `--remove-source-files`: remove each source file once its copy is
     /// complete and named (and flushed with `--fsync`).
     pub remove_source: bool,
+    /// `--inplace`: an existing file is written over where it is, not
+    /// replaced by a complete new one (no atomicity).
+    pub inplace: bool,
     /// `--bwlimit`: the bytes per second all the workers of one process
     /// may copy together; `None` without a limit.
     pub bwlimit: Option<u64>,

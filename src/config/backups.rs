@@ -17,6 +17,7 @@ pub(super) struct Backups {
     pub(super) basis: Option<BasisDirs>,
     pub(super) backup: Option<BackupOptions>,
     pub(super) remove_source: bool,
+    pub(super) inplace: bool,
     pub(super) bwlimit: Option<u64>,
 }
 
@@ -26,6 +27,7 @@ pub(super) fn resolve(args: &BackupArgs, jobs: usize, kind: WorkerKind) -> Resul
         basis: basis_dirs(args)?,
         backup: backup_options(args)?,
         remove_source: args.remove_source_files,
+        inplace: args.inplace,
         bwlimit: args.bwlimit.filter(|&rate| rate > 0).map(|rate| {
             // Thread workers share one bucket in this process; each worker
             // process has its own, with an equal share of the rate.

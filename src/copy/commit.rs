@@ -79,12 +79,14 @@ pub(super) enum NewFile<'dir> {
     Anonymous(OwnedFd),
     /// Fallback: a `TEMP_PREFIX` name, unlinked if the job fails.
     Named(OwnedFd, NamedTemp<'dir>),
+    /// `--inplace`: the file at the final name itself, written over.
+    InPlace(OwnedFd),
 }
 
 impl NewFile<'_> {
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            NewFile::Anonymous(fd) | NewFile::Named(fd, _) => fd.as_fd(),
+            NewFile::Anonymous(fd) | NewFile::Named(fd, _) | NewFile::InPlace(fd) => fd.as_fd(),
         }
     }
 }
@@ -215,6 +217,32 @@ impl Namer {
         Ok((NewFile::Named(fd, temp), false))
     }
 
+    /// `--inplace`: the regular file at `name` in `dir`, opened for
+    /// writing over (created when missing). `None` when it cannot be
+    /// (a symlink, no write permission): the file is then written as usual.
+    pub(super) fn open_in_place<'dir>(
+        &self,
+        dir: BorrowedFd<'dir>,
+        name: &OsStr,
+    ) -> Result<Option<NewFile<'dir>>, Failure> {
+        let flags = OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| Failure::dest("cannot stat destination", e))?;
+                let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile;
+                Ok(regular.then_some(NewFile::InPlace(fd)))
+            }
+            Err(Errno::LOOP | Errno::ACCESS | Errno::PERM | Errno::TXTBSY) => Ok(None),
+            Err(Errno::ISDIR) => Err(Failure::new(
+                FailKind::DestIo,
+                "destination is a directory; not replacing it",
+            )),
+            Err(err) => Err(Failure::dest("cannot open destination", err)),
+        }
+    }
+
     /// Gives the complete file its final name in `dir`, replacing a file or
     /// symlink there (never following it); a directory there is an error.
     pub(super) fn commit(
@@ -229,6 +257,7 @@ impl Namer {
                 return temp.renamed_to(name);
             }
             NewFile::Anonymous(fd) => fd,
+            NewFile::InPlace(_) => return Ok(()),
         };
         if !self.exists.unwrap_or(self.expect_existing) {
             let final_c = path_cstring(name)?;

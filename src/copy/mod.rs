@@ -219,17 +219,29 @@ impl Engine {
             Some(cache) => cache.new_file_dir(dest.parent, preset.is_some())?,
             None => (parent_dir(&mut self.dirs, dest.parent)?, false),
         };
-        let (file, mode_set) = self.namer.create(dir, preset.filter(|_| plain))?;
+        let in_place = match self.opts.inplace {
+            true => self.namer.open_in_place(dir, dest.name)?,
+            false => None,
+        };
+        let (file, mode_set) = match in_place {
+            Some(file) => (file, false),
+            None => self.namer.create(dir, preset.filter(|_| plain))?,
+        };
         test_hook::reached(test_hook::Stage::Data, dest);
         let size = u64::try_from(st.st_size).unwrap_or(0);
         // Fewer 512-byte blocks than the size needs: there are holes.
-        let sparse = (st.st_blocks as u64).saturating_mul(512) < size;
+        let sparse = !self.opts.inplace && (st.st_blocks as u64).saturating_mul(512) < size;
         if self.opts.verify {
             self.data.hash_next();
         }
         let bytes = self
             .data
             .copy(data.bytes, file.fd(), (size, sparse), on_bytes)?;
+        if self.opts.inplace {
+            // Written over from the start: what is past the new end goes.
+            rustix::fs::ftruncate(file.fd(), bytes)
+                .map_err(|e| Failure::dest("cannot set size", e))?;
+        }
         let owner_kept = match self.opts.archive {
             true => {
                 archive::copy_xattrs(data.source, file.fd())?;

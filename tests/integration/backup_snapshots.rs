@@ -202,6 +202,21 @@ both_kinds! {
         assert!(env.path("src/busy.log").exists() && !env.path("src/quiet.txt").exists());
     }
 
+    fn inplace_writes_over_the_same_inode(env: TestEnv) {
+        env.write("src/big.bin", vec![b'a'; 3 << 20]);
+        env.write("src/short.txt", "a long first version\n");
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let (big, short) = (ino(&env.path("dst/big.bin")), ino(&env.path("dst/short.txt")));
+        env.write("src/big.bin", vec![b'b'; 2 << 20]);
+        env.write("src/short.txt", "short\n");
+        env.write("src/new.txt", "new\n");
+        assert_status(&env.run(["--inplace", "src/", "dst"]), 0);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+        assert_eq!((ino(&env.path("dst/big.bin")), ino(&env.path("dst/short.txt"))), (big, short));
+        assert_status(&env.run(["--inplace", "-b", "src/", "other"]), 1);
+        assert!(!env.path("other").exists());
+    }
+
     fn bwlimit_copies_exactly_and_refuses_bad_rates(env: TestEnv) {
         week_tree(&env);
         assert_status(&env.run(["--bwlimit=8M", "src/", "dst"]), 0);
