@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+mod backups;
+
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
 use crate::fdbudget;
@@ -49,6 +51,11 @@ pub(crate) struct Config {
     pub(crate) open_levels: usize,
     /// Why fewer workers run than `-j` asked, if they do.
     pub(crate) budget_note: Option<String>,
+    /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
+    /// `None`: the destination's granularity.
+    pub(crate) modify_window: Option<u64>,
+    /// `--ignore-errors`: `--delete` runs even after failures.
+    pub(crate) ignore_errors: bool,
 }
 
 impl Config {
@@ -77,6 +84,7 @@ impl Config {
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
+        let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
@@ -96,6 +104,13 @@ impl Config {
                 fsync: args.fsync,
                 verify: args.verify,
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
+                force: args.force || args.delete,
+                modify_window_ns: 0,
+                basis: backups.basis,
+                backup: backups.backup,
+                remove_source: backups.remove_source,
+                inplace: backups.inplace,
+                bwlimit: backups.bwlimit,
             },
             verbosity,
             progress,
@@ -106,6 +121,8 @@ impl Config {
             split_min: args.split_min,
             open_levels: budget.open_levels,
             budget_note,
+            modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
+            ignore_errors: args.ignore_errors,
         })
     }
 
@@ -142,6 +159,7 @@ impl Config {
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
             open_levels: self.open_levels,
+            count_ahead: self.progress != ProgressMode::Off,
         }
     }
 
@@ -151,12 +169,14 @@ impl Config {
             dry_run: self.copy.dry_run,
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
+            ignore_errors: self.ignore_errors,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),
                 dereference: self.copy.dereference,
                 dry_run: self.copy.dry_run,
                 shard: self.shard,
+                backup: self.copy.backup.clone(),
             }),
         }
     }
@@ -170,6 +190,7 @@ impl Config {
             copy: self.copy.clone(),
             walk: self.walk_setup(),
             finish: self.finish_setup(),
+            modify_window: self.modify_window,
         }
     }
 }
@@ -186,12 +207,13 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
     }
 }
 
-/// The quick check unless `-c` or `-I` says otherwise.
+/// The quick check unless `-c`, `-I` or `--size-only` says otherwise.
 fn compare_mode(args: &Args) -> Compare {
-    match (args.checksum, args.ignore_times) {
-        (true, _) => Compare::Checksum,
-        (false, true) => Compare::Always,
-        (false, false) => Compare::QuickCheck,
+    match (args.checksum, args.ignore_times, args.size_only) {
+        (true, _, _) => Compare::Checksum,
+        (false, true, _) => Compare::Always,
+        (false, false, true) => Compare::SizeOnly,
+        (false, false, false) => Compare::QuickCheck,
     }
 }
 

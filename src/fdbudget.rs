@@ -31,8 +31,8 @@ const THREAD_WORKER: u64 = 4;
 const PROCESS_WORKER: u64 = 8;
 /// The walk at its least: a root's two directories (source and
 /// destination, never closed), the level being read, and a child being
-/// opened.
-const WALK_MIN: u64 = 6;
+/// opened; and the count-ahead's root and one level.
+const WALK_MIN: u64 = 8;
 /// More open levels than this save nothing measurable: a climb reopens
 /// half of them at once.
 const MAX_OPEN_LEVELS: u64 = 128;
@@ -98,8 +98,9 @@ fn share(limit: u64, in_use: u64, jobs: NonZeroUsize, kind: WorkerKind) -> Resul
     };
     let workers = jobs.min(fits);
     let left = limit - fixed - per_worker * workers.get() as u64;
-    // The walk's minimum holds one level; what is left adds levels.
-    let open_levels = (1 + left / 2).min(MAX_OPEN_LEVELS);
+    // The walk's minimum holds one level; what is left adds levels, each
+    // two descriptors of the walk's and one of the count-ahead's.
+    let open_levels = (1 + left / 3).min(MAX_OPEN_LEVELS);
     Ok(FdBudget {
         workers,
         open_levels: open_levels as usize,
@@ -125,10 +126,10 @@ mod tests {
     #[test]
     fn a_small_limit_runs_fewer_workers_and_one_level() {
         let budget = share(32, 3, n(8), WorkerKind::Thread).unwrap();
-        // 32 - 12 - 6 = 14 left: three threads of 4, one level more.
-        assert_eq!((budget.workers, budget.open_levels), (n(3), 2));
+        // 32 - 12 - 8 = 12 left: three threads of 4, nothing more.
+        assert_eq!((budget.workers, budget.open_levels), (n(3), 1));
         let budget = share(32, 3, n(8), WorkerKind::Process).unwrap();
-        assert_eq!((budget.workers, budget.open_levels), (n(1), 4));
+        assert_eq!((budget.workers, budget.open_levels), (n(1), 2));
     }
 
     #[test]
@@ -142,8 +143,8 @@ mod tests {
     fn a_limit_too_small_for_one_worker_is_an_error() {
         let err = share(24, 3, n(1), WorkerKind::Process).unwrap_err();
         assert_eq!(err.status, ExitStatus::Ipc);
-        assert!(err.message.contains("at least 26"), "{}", err.message);
-        assert!(share(22, 3, n(1), WorkerKind::Thread).is_ok());
-        assert!(share(21, 3, n(1), WorkerKind::Thread).is_err());
+        assert!(err.message.contains("at least 28"), "{}", err.message);
+        assert!(share(24, 3, n(1), WorkerKind::Thread).is_ok());
+        assert!(share(23, 3, n(1), WorkerKind::Thread).is_err());
     }
 }

@@ -196,6 +196,9 @@ impl<'r> Supervisor<'r> {
                 Ok(WalkEvent::Failed { path, reason, kind }) => {
                     self.reporter.failed(&path, &reason, kind);
                 }
+                Ok(WalkEvent::Counted(counted)) => {
+                    self.reporter.counted(counted.files, counted.bytes);
+                }
                 Ok(WalkEvent::Finished { dirs }) => {
                     self.dirs = dirs;
                     self.walk_done = true;

@@ -16,6 +16,8 @@
 //! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
+mod claims;
+pub(crate) mod count;
 mod dest;
 mod entry_stat;
 mod links;
@@ -43,6 +45,7 @@ use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
+use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
 use links::LinkTracker;
@@ -69,6 +72,8 @@ pub(crate) struct WalkSetup {
     /// descriptors each, source and destination), from the descriptor
     /// budget; deeper ones are reopened when the walk climbs back.
     pub(crate) open_levels: usize,
+    /// Run the count-ahead (see [`count`]): only for a progress display.
+    pub(crate) count_ahead: bool,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -92,6 +97,9 @@ pub(crate) struct Walking {
     pub(crate) events: Receiver<WalkEvent>,
     /// Set by the main thread, read by the walk before each entry.
     stop: Arc<AtomicBool>,
+    /// Set by the main thread or by the walk when it ends, read by the
+    /// count-ahead before each directory.
+    count_stop: Arc<AtomicBool>,
     /// `None` once joined.
     thread: Option<JoinHandle<()>>,
 }
@@ -100,6 +108,7 @@ impl Walking {
     /// Asks the walk to stop at its next entry.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.count_stop.store(true, Ordering::Relaxed);
     }
 
     /// Waits for the walk's thread to end.
@@ -114,11 +123,21 @@ impl Walking {
 pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walking> {
     let (events, received) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
+    let count_stop = Arc::new(AtomicBool::new(false));
+    if setup.count_ahead {
+        count::spawn(
+            &setup,
+            &start.roots,
+            events.clone(),
+            Arc::clone(&count_stop),
+        )?;
+    }
     let task = WalkTask {
         setup,
         start,
         events,
         stop: Arc::clone(&stop),
+        count_stop: Arc::clone(&count_stop),
     };
     let thread = std::thread::Builder::new()
         .name("pcopy-walk".into())
@@ -126,6 +145,7 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     Ok(Walking {
         events: received,
         stop,
+        count_stop,
         thread: Some(thread),
     })
 }
@@ -138,6 +158,8 @@ struct WalkTask {
     events: Sender<WalkEvent>,
     /// Set by the main thread to stop the walk early.
     stop: Arc<AtomicBool>,
+    /// Set here when the walk ends: the count-ahead is of no use then.
+    count_stop: Arc<AtomicBool>,
 }
 
 /// Walks every root, then closes the jobs queue and reports `Finished`.
@@ -147,9 +169,13 @@ fn walk(task: WalkTask) {
         start,
         events,
         stop,
+        count_stop,
     } = task;
     let temp_tag = std::mem::take(&mut setup.temp_tag);
-    let dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    let mut dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    if start.roots.len() > 1 {
+        dest.track_new_dirs();
+    }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,
@@ -158,6 +184,7 @@ fn walk(task: WalkTask) {
         stop,
         out: Batcher::new(start.jobs, events, start.wake, turns),
         dirs: Vec::new(),
+        claims: (start.roots.len() > 1).then(Claims::new),
     };
     let walked = start
         .roots
@@ -166,6 +193,7 @@ fn walk(task: WalkTask) {
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
+    count_stop.store(true, Ordering::Relaxed);
     walker.out.finish(walker.dirs);
 }
 
@@ -178,6 +206,8 @@ struct Walker {
     stop: Arc<AtomicBool>,
     out: Batcher,
     dirs: Vec<DirMeta>,
+    /// The names handed out so far, when several sources share DST.
+    claims: Option<Claims>,
 }
 
 impl Walker {
@@ -219,6 +249,10 @@ impl Walker {
     }
 
     fn enter_root(&mut self, root: &Root, stack: &mut Stack) -> Result<(), Stopped> {
+        let claim = self.claim(&root.rel_dst, true);
+        if claim == Claim::Taken {
+            return Ok(());
+        }
         let opened = tree::open_root(&root.src)
             .and_then(|fd| EntryStat::of_fd(fd.as_fd()).map(|stat| (stat, fd)));
         match opened {
@@ -229,6 +263,7 @@ impl Walker {
                     rel: root.rel_dst.clone(),
                     stat,
                     fd,
+                    merge: claim == Claim::Merge,
                 };
                 self.enter_opened(dir, stack)
             }
@@ -257,8 +292,21 @@ impl Walker {
         if self.excluded(&rel, typed.is_dir) {
             return Ok(());
         }
+        let claim = self.claim(&rel, typed.is_dir);
+        if claim == Claim::Taken {
+            return Ok(());
+        }
         if typed.is_dir {
-            return self.enter_child(stack, entry.name, path, rel);
+            let merge = claim == Claim::Merge;
+            return self.enter_child(
+                stack,
+                ChildDir {
+                    name: entry.name,
+                    path,
+                    rel,
+                    merge,
+                },
+            );
         }
         let kind = typed.kind;
         let Some(top) = stack.peek() else {
@@ -316,13 +364,13 @@ impl Walker {
     /// Enters the subdirectory `name` of the top directory: opened beneath
     /// it, made at the destination, listed and pushed. One that cannot be
     /// opened is still made (with its metadata) and reported.
-    fn enter_child(
-        &mut self,
-        stack: &mut Stack,
-        name: OsString,
-        path: PathBuf,
-        rel: OsString,
-    ) -> Result<(), Stopped> {
+    fn enter_child(&mut self, stack: &mut Stack, child: ChildDir) -> Result<(), Stopped> {
+        let ChildDir {
+            name,
+            path,
+            rel,
+            merge,
+        } = child;
         let follow = self.setup.dereference;
         let Some(src_dir) = stack.top_src() else {
             return Ok(());
@@ -350,6 +398,7 @@ impl Walker {
             rel,
             stat,
             fd,
+            merge,
         };
         self.enter_opened(dir, stack)
     }
@@ -389,6 +438,10 @@ impl Walker {
             Ok(dest) => dest,
             Err(failure) => return self.fail(&dir.path, failure.reason, failure.kind),
         };
+        if dir.merge {
+            // The earlier source's directory keeps its metadata.
+            self.dirs.pop();
+        }
         let (listed, err) = tree::list(dir.fd.as_fd());
         if let Some(err) = err {
             let err = std::io::Error::from(err);
@@ -424,6 +477,14 @@ impl Walker {
             && place.names.is_some_and(|names| names.contains(name))
     }
 
+    /// Whether an earlier source already has `rel` (see [`Claims`]).
+    fn claim(&mut self, rel: &OsStr, is_dir: bool) -> Claim {
+        match &mut self.claims {
+            Some(claims) => claims.claim(rel, is_dir),
+            None => Claim::Mine,
+        }
+    }
+
     fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
         (self.setup.filter)
             .as_ref()
@@ -436,7 +497,7 @@ impl Walker {
             Ok(meta) => {
                 let kind = entry_kind(meta.is_file(), meta.is_symlink());
                 let rel = root.rel_dst.clone();
-                if self.excluded(&rel, false) {
+                if self.excluded(&rel, false) || self.claim(&rel, false) == Claim::Taken {
                     return Ok(());
                 }
                 // Not split: the parent may be below the root, and a single
@@ -467,9 +528,9 @@ impl Walker {
         let Found { src, rel, kind, md } = found;
         let fresh = place.fresh;
         let meta = md.as_ref().map(EntryStat::source_meta);
-        let linked = md
-            .as_ref()
-            .filter(|m| self.setup.archive && kind == EntryKind::File && m.nlink() > 1);
+        // Any non-directory can have several names: files, symlinks,
+        // fifos, sockets and device nodes alike (as `rsync -aH` keeps).
+        let linked = md.as_ref().filter(|m| self.setup.archive && m.nlink() > 1);
         // All names of a linked file go to one shard: the inode's.
         let owned = match (self.setup.shard, linked) {
             (None, _) => true,
@@ -602,6 +663,17 @@ struct OpenedDir {
     rel: OsString,
     stat: EntryStat,
     fd: OwnedFd,
+    /// An earlier source made this directory: it keeps that one's metadata.
+    merge: bool,
+}
+
+/// A subdirectory found in the directory being read.
+struct ChildDir {
+    name: OsString,
+    path: PathBuf,
+    rel: OsString,
+    /// See [`OpenedDir::merge`].
+    merge: bool,
 }
 
 /// What an entry is, and its stat if one was needed to tell.

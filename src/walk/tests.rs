@@ -53,6 +53,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
         open_levels,
+        count_ahead: false,
     };
     let start = WalkStart {
         roots: vec![Root {
@@ -70,6 +71,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         start,
         events,
         stop: Arc::new(AtomicBool::new(false)),
+        count_stop: Arc::new(AtomicBool::new(false)),
     });
     let mut out = Walked {
         jobs: Vec::new(),

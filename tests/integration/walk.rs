@@ -1,6 +1,7 @@
 //! The walk reaches any depth and any descriptor limit that fits the
 //! workers: a tree deeper than `PATH_MAX` is copied exactly, and a run
-//! under a small `RLIMIT_NOFILE` ends with every file copied.
+//! under a small `RLIMIT_NOFILE` ends with every file copied. The
+//! count-ahead makes the progress totals final before the walk is over.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -10,7 +11,11 @@ use std::process::{Output, Stdio};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use crate::testenv::{Guarded, TestEnv, assert_listings_equal, assert_same_tree, assert_status};
+use std::io::{BufRead, BufReader};
+
+use crate::testenv::{
+    Gate, Guarded, TestEnv, assert_listings_equal, assert_same_tree, assert_status, hook_available,
+};
 
 /// The length of every directory name in the deep tree: the most a name
 /// may have on Linux file systems.
@@ -163,5 +168,52 @@ both_kinds! {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("open files"), "{stderr}");
         assert!(!env.path("dst").exists());
+    }
+
+    fn the_totals_are_final_before_the_last_job_is_queued(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        // The first source holds the gated file alone: walked first, it is
+        // the first job of the first batch, and its worker (the only one)
+        // stops there. The walk then fills the bounded jobs queue (four
+        // batches of 128 with -j 1) and waits, far from the last of the
+        // second source's 2,000 files.
+        env.write("first/gate.txt", "gate\n");
+        for i in 0..2000 {
+            env.write(format!("second/d{}/f{i:04}", i % 10), "x");
+        }
+        let mut gate = Gate::new(env.root(), "open", "gate.txt");
+        let (key, value) = gate.env();
+        let mut child = Guarded::spawn(
+            env.pcopy()
+                .args(["--progress", "-j", "1", "first/", "second/", "dst"])
+                .env(key, value)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        gate.wait_reached();
+        let stderr = child.child().stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        // A line a second: the first that is not "scanning" must have the
+        // final totals, with nothing done yet.
+        let final_line = loop {
+            let line = lines.next().expect("a progress line").expect("read");
+            if !line.contains("scanning") {
+                break line;
+            }
+            seen.push(line);
+        };
+        assert!(final_line.starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "), "{final_line}\n{seen:?}");
+        // No rate yet, so no ETA; but no total is open any more.
+        assert!(!final_line.contains('+'), "{final_line}");
+        gate.release();
+        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+        let output = child.wait();
+        assert_status(&output, 0);
+        assert!(rest.iter().any(|l| l.starts_with("pcopy: 2001/2001 files")), "{rest:?}");
+        assert_eq!(std::fs::read(env.path("dst/gate.txt")).unwrap(), b"gate\n");
+        assert_eq!(std::fs::read(env.path("dst/d7/f1997")).unwrap(), b"x");
     }
 }
