@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 mod backups;
 
+use crate::autojobs;
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
 use crate::fdbudget;
@@ -66,7 +67,7 @@ impl Config {
         let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(default_jobs);
+            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, &args.destination));
         let budget = fdbudget::plan(asked, args.workers)?;
         let jobs = budget.workers;
         let budget_note = (jobs < asked).then(|| {
@@ -215,10 +216,6 @@ fn compare_mode(args: &Args) -> Compare {
         (false, false, true) => Compare::SizeOnly,
         (false, false, false) => Compare::QuickCheck,
     }
-}
-
-fn default_jobs() -> NonZeroUsize {
-    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! messages between them are in [`job`]. `main` only sets up and reports:
 //! [`config`] turns the [`cli`] flags into each stage's setup.
 
+mod autojobs;
 mod cli;
 mod config;
 mod copy;

@@ -4,7 +4,8 @@
 //!
 //! This file walks; its others: the source directories, opened beneath
 //! their parent and listed, and the stack of them within the descriptor
-//! budget ([`tree`]), what the walk sends and how ([`batch`]: the jobs
+//! budget ([`tree`]), the count-ahead that tells the totals early
+//! ([`count`]), what the walk sends and how ([`batch`]: the jobs
 //! queue's producer side, and [`WalkEvent`]s for the main thread, each
 //! batch announced before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
