@@ -78,10 +78,13 @@ fn run() -> anyhow::Result<ExitCode> {
 /// early is printed after the summary.
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
+    let mut reporter = config.reporter()?;
     if !config.copy.dry_run {
         plan::create_destination(&plan)?;
     }
-    let mut reporter = config.reporter();
+    if plan.create_dst_root && plan.roots.iter().any(|root| root.rel_dst.is_empty()) {
+        reporter.dir_created(std::ffi::OsStr::new(""));
+    }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     if let Some(fatal) = end

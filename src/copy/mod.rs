@@ -39,7 +39,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Outcome, SkipReason};
+use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Findings, Outcome, SkipReason};
 use commit::Namer;
 pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
@@ -64,6 +64,9 @@ pub(crate) struct Engine {
     /// This process's umask, when known: what the kernel takes away from
     /// the mode a file is created with.
     umask: Option<u32>,
+    /// What the job in hand found at the destination (see
+    /// [`Engine::take_findings`]).
+    found: Findings,
 }
 
 impl Engine {
@@ -84,7 +87,13 @@ impl Engine {
             scratch: Vec::new(),
             sources: source::SourceDirCache::default(),
             umask: process_umask(),
+            found: Findings::default(),
         })
+    }
+
+    /// What the last [`Engine::copy`] found at the destination.
+    pub(crate) fn take_findings(&mut self) -> Findings {
+        std::mem::take(&mut self.found)
     }
 
     /// The device and inode of the destination root this engine opened;
@@ -100,6 +109,7 @@ impl Engine {
     /// add up to the `bytes` of [`Outcome::Copied`]; after a failure, the
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
+        self.found = Findings::default();
         let result = DestPath::parse(&job.rel_dst).and_then(|dest| {
             // A part of a split file: nothing to judge, the walker found
             // nothing at the name and made the temp.

@@ -82,7 +82,11 @@ pub(crate) fn decide(
 /// Whether any option can leave an existing destination entry alone, so
 /// the worker must look at the destination before copying.
 pub(crate) fn looks_at_destination(opts: &CopyOptions) -> bool {
-    opts.compare != Compare::Always || opts.update || opts.ignore_existing || opts.dry_run
+    opts.compare != Compare::Always
+        || opts.update
+        || opts.ignore_existing
+        || opts.dry_run
+        || opts.itemize
 }
 
 #[cfg(test)]
