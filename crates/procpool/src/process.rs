@@ -357,15 +357,14 @@ where
         done: ChunkDone<F::Output>,
     ) -> Result<RemoteJob, Error> {
         let task = registered_index(&**f)?;
-        let payload = encode_args(&chunk)?;
-        let done = move |reply: Result<Vec<u8>, Error>| match reply
-            .and_then(decode_results::<F::Output>)
-        {
-            Ok(results) if results.len() == done.len() => done.finish(results),
-            Ok(_) => done.fail(Error::Worker {
-                message: "protocol error: wrong number of results".into(),
-            }),
-            Err(e) => done.fail(e),
+        let EncodedChunk { payload, refused } = encode_chunk(&chunk);
+        let done = move |reply: Result<Vec<u8>, Error>| {
+            let len = done.len();
+            let results = reply.and_then(decode_results::<F::Output>);
+            match merge_refused(len, refused, results) {
+                Ok(results) => done.finish(results),
+                Err(e) => done.fail(e),
+            }
         };
         Ok(RemoteJob {
             task,
@@ -379,6 +378,78 @@ fn encode_args<Args: Serialize>(args: &[Args]) -> Result<Vec<u8>, Error> {
     postcard::to_allocvec(args).map_err(|e| Error::Codec {
         message: format!("cannot encode the arguments: {e}"),
     })
+}
+
+/// A chunk's arguments as sent: the encoded `Vec<Args>` of the items that
+/// encode, and the failure of each item that does not, by position.
+struct EncodedChunk {
+    payload: Vec<u8>,
+    refused: Vec<(usize, Error)>,
+}
+
+/// Encodes a chunk so that an item that cannot be encoded fails alone,
+/// in its place, as in Python, where the other items of an `imap` still
+/// run. The whole chunk is tried at once first; only a failure costs the
+/// item-by-item pass.
+fn encode_chunk<Args: Serialize>(chunk: &[Args]) -> EncodedChunk {
+    if let Ok(payload) = postcard::to_allocvec(chunk) {
+        return EncodedChunk {
+            payload,
+            refused: Vec::new(),
+        };
+    }
+    let mut body = Vec::new();
+    let mut refused = Vec::new();
+    for (i, item) in chunk.iter().enumerate() {
+        let start = body.len();
+        if let Err(e) = postcard::to_io(item, &mut body) {
+            body.truncate(start);
+            refused.push((
+                i,
+                Error::Codec {
+                    message: format!("cannot encode the argument: {e}"),
+                },
+            ));
+        }
+    }
+    // A `Vec`'s encoding is its length (a varint, as a `usize` is encoded)
+    // followed by the items.
+    let sent = chunk.len() - refused.len();
+    let mut payload = postcard::to_allocvec(&sent).unwrap_or_default();
+    payload.extend_from_slice(&body);
+    EncodedChunk { payload, refused }
+}
+
+/// Puts the failures of the items that could not be sent back in their
+/// places among the results of those that were. If the call failed as a
+/// whole, every sent item gets its error and the refused ones keep theirs.
+fn merge_refused<R>(
+    len: usize,
+    refused: Vec<(usize, Error)>,
+    results: Result<Vec<Result<R, Error>>, Error>,
+) -> Result<Vec<Result<R, Error>>, Error> {
+    let sent = len - refused.len();
+    let mut results = match results {
+        Ok(results) if results.len() == sent => results.into_iter(),
+        Ok(_) => {
+            return Err(Error::Worker {
+                message: "protocol error: wrong number of results".into(),
+            });
+        }
+        Err(e) if refused.is_empty() => return Err(e),
+        Err(e) => (0..sent)
+            .map(|_| Err(e.clone()))
+            .collect::<Vec<_>>()
+            .into_iter(),
+    };
+    let mut refused = refused.into_iter().peekable();
+    let merged = (0..len)
+        .map(|i| match refused.next_if(|(at, _)| *at == i) {
+            Some((_, e)) => Err(e),
+            None => results.next().unwrap_or(Err(Error::Terminated)),
+        })
+        .collect();
+    Ok(merged)
 }
 
 fn decode_results<R: DeserializeOwned>(bytes: Vec<u8>) -> Result<Vec<Result<R, Error>>, Error> {

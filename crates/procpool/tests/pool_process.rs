@@ -352,6 +352,62 @@ fn values_that_cannot_be_encoded_are_codec_errors() {
     }
 }
 
+/// Python's `imap` gives 1, 2, the error, 4: an item that cannot be
+/// encoded fails in its own place, and the items after it still run.
+#[test]
+fn imap_yields_an_unencodable_items_error_in_its_place() {
+    let pool = Pool::with_workers(2).unwrap();
+    for chunksize in [None, Some(1), Some(2), Some(4)] {
+        let got: Vec<_> = pool
+            .imap(unwrap_picky, [1, 2, 3, 4].map(Picky), chunksize)
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 4, "chunksize {chunksize:?}: {got:?}");
+        assert_eq!((&got[0], &got[1], &got[3]), (&Ok(1), &Ok(2), &Ok(4)));
+        assert!(matches!(&got[2], Err(Error::Codec { .. })), "{got:?}");
+    }
+}
+
+/// A refused item used to leave a stray `Terminated` behind that was read
+/// in place of a real chunk's results: each item must come out once.
+#[test]
+fn imap_unordered_yields_every_item_once_when_one_cannot_be_encoded() {
+    let pool = Pool::with_workers(2).unwrap();
+    for chunksize in [1, 3] {
+        let got: Vec<_> = pool
+            .imap_unordered(unwrap_picky, (0..40).map(Picky), Some(chunksize))
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 40, "chunksize {chunksize}: {got:?}");
+        let values: BTreeSet<u64> = got.iter().filter_map(|r| r.clone().ok()).collect();
+        assert_eq!(values, (0..40).filter(|&v| v != 3).collect());
+        assert!(matches!(
+            got.iter().find(|r| r.is_err()),
+            Some(Err(Error::Codec { .. }))
+        ));
+    }
+}
+
+/// A chunk the pool refuses as a whole fails each of its items, in order,
+/// and the rest of the input is still read.
+#[test]
+fn imap_reports_a_refused_chunk_item_by_item() {
+    let pool = Pool::with_workers(1).unwrap();
+    let unregistered = |r: &Result<u64, Error>| matches!(r, Err(Error::Unregistered { .. }));
+    let ordered: Vec<_> = pool
+        .imap(never_registered, 0..5, Some(2))
+        .unwrap()
+        .collect();
+    assert_eq!(ordered.len(), 5, "{ordered:?}");
+    assert!(ordered.iter().all(unregistered), "{ordered:?}");
+    let unordered: Vec<_> = pool
+        .imap_unordered(never_registered, 0..5, Some(2))
+        .unwrap()
+        .collect();
+    assert_eq!(unordered.len(), 5, "{unordered:?}");
+    assert!(unordered.iter().all(unregistered), "{unordered:?}");
+}
+
 #[test]
 fn a_hundred_thousand_queued_tasks_complete_and_leak_no_fds() {
     if !running_alone() {
