@@ -145,15 +145,16 @@ impl IoThread {
             &mut batch,
         ) {
             self.dispatch(&mut batch);
-            if self.child.is_none() && !self.pool.is_terminated() {
-                // Replace a lost worker now rather than on the next batch, so
-                // the pool is back to full strength while it is idle. If
-                // this fails, the next dispatch tries again and reports it.
-                let _ = self.respawn();
-            }
             if self.served >= limit {
                 self.retire();
                 self.served = 0;
+            }
+            if self.child.is_none() && self.pool.wants_workers() {
+                // Replace a lost or retired worker now rather than on the
+                // next batch, so the pool is back to full strength while it
+                // is idle, as Python's pool repopulates. If this fails, the
+                // next dispatch tries again and reports it.
+                let _ = self.respawn();
             }
         }
         self.retire();

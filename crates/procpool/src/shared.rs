@@ -101,6 +101,18 @@ impl<J> Shared<J> {
         self.terminated.load(Ordering::Acquire)
     }
 
+    /// Whether the pool may still give its workers work: it runs, or it
+    /// was closed with jobs still queued or an `imap` still feeding. A
+    /// worker slot that lost its worker refills only then.
+    pub(crate) fn wants_workers(&self) -> bool {
+        let inner = self.lock();
+        match inner.state {
+            RunState::Running => true,
+            RunState::Closed => !inner.jobs.is_empty() || inner.leases > 0,
+            RunState::Terminated => false,
+        }
+    }
+
     /// Queues jobs. `after_close` lets an `imap` that started before
     /// `close()` finish feeding its input, as Python's (eager) imap would.
     pub(crate) fn push_all(

@@ -319,6 +319,35 @@ fn a_worker_deaf_to_sigterm_is_killed_after_the_grace_period() {
     );
 }
 
+/// Python's pool repopulates as soon as a worker retires; so must this
+/// one, without waiting for the next task. The wait polls `worker_pids`
+/// up to a deadline: there is no event to wait for but the new worker.
+#[test]
+fn retired_workers_are_replaced_while_the_pool_is_idle() {
+    let pool = Pool::builder()
+        .workers(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let ran: BTreeSet<u32> = (0..3)
+        .map(|_| pool.apply(greeting_and_pid, ()).unwrap().1)
+        .collect();
+    assert!(!ran.is_empty());
+    let deadline = std::time::Instant::now() + HANG;
+    let fresh = loop {
+        let pids = pool.worker_pids();
+        if pids.len() == 2 && pids.iter().all(|pid| !ran.contains(pid)) {
+            break pids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool stayed at {pids:?} after retiring {ran:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(records_of(&pool).len() == 2, "{fresh:?} are live children");
+}
+
 #[test]
 fn a_retired_worker_is_reaped() {
     let pool = Pool::builder()
