@@ -21,7 +21,7 @@
 //! | `ThreadPool(processes)` | [`ThreadPool`] | same methods; closures allowed, no serialization |
 //! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | [`Pool::builder()`](WorkerPool::builder)`.initializer(f, a).maxtasksperchild(n)` | a failing initializer is an error from `build`, not an endless respawn loop |
 //! | `pickle` of a function | [`register!`] | only named `fn` items, as only named functions pickle |
-//! | `apply(f, args)` | [`apply`](WorkerPool::apply) | returns `Result`; a panic is `Err(Panicked)` with its message |
+//! | `apply(f, args)` | [`apply`](WorkerPool::apply) | returns `Result`; a panic is `Err(Panicked)` with its message, file and line |
 //! | `apply_async(f, args, callback, error_callback)` | [`apply_async`](WorkerPool::apply_async), [`apply_async_with_callbacks`](WorkerPool::apply_async_with_callbacks) | callbacks may call `terminate()` without deadlock |
 //! | `AsyncResult.get/wait/ready/successful` | [`AsyncResult`] | `get` consumes; `successful` is `None` when not ready |
 //! | `map(f, it, chunksize)` | [`map`](WorkerPool::map) | `chunksize: None` is Python's `ceil(len / (4 * workers))` |
@@ -68,6 +68,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod any_pool;
+mod codec;
 mod error;
 mod frame;
 mod kind;
@@ -84,7 +85,8 @@ mod wire;
 mod worker;
 
 pub use any_pool::{AnyPool, WorkerKind};
-pub use error::Error;
+pub use codec::Cause;
+pub use error::{Error, PanicLocation};
 pub use kind::{Kind, Process, Runs, Thread};
 pub use manager::{
     GetError, GetTimeoutError, Manager, ManagerError, PutError, PutTimeoutError, Queue,

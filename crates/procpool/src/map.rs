@@ -425,15 +425,13 @@ mod tests {
 
         let (resolver, result) = pair::<Vec<u8>>();
         let mut parts = gather(&[1, 1], resolver);
-        parts.pop().unwrap().finish(vec![Err(Error::Panicked {
+        let panicked = || Error::Panicked {
             message: "x".into(),
-        })]);
-        assert_eq!(
-            result.get(),
-            Err(Error::Panicked {
-                message: "x".into()
-            })
-        );
+            location: None,
+            backtrace: None,
+        };
+        parts.pop().unwrap().finish(vec![Err(panicked())]);
+        assert_eq!(result.get(), Err(panicked()));
         drop(parts);
     }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Serialize, de::DeserializeOwned};
 
+use crate::codec::{decode_error, encode_error};
 use crate::error::Error;
 use crate::frame::{self, FrameError};
 use crate::kind::{Kind, Process, Runs, Threads, WorkerSpec, mark_owned_by};
@@ -183,7 +184,10 @@ impl IoThread {
             .collect();
         let sent = frame::encode_frame(&ToWorker::Batch(calls), &mut self.scratch);
         if let Err(message) = sent {
-            let err = Error::Codec { message };
+            let err = Error::Codec {
+                source: crate::Cause::new(message.clone()),
+                message,
+            };
             batch.drain(..).for_each(|job| (job.done)(Err(err.clone())));
             return;
         }
@@ -376,9 +380,7 @@ where
 }
 
 fn encode_args<Args: Serialize>(args: &[Args]) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(args).map_err(|e| Error::Codec {
-        message: format!("cannot encode the arguments: {e}"),
-    })
+    postcard::to_allocvec(args).map_err(|e| encode_error("cannot encode the arguments", &e, args))
 }
 
 /// A chunk's arguments as sent: the encoded `Vec<Args>` of the items that
@@ -405,12 +407,7 @@ fn encode_chunk<Args: Serialize>(chunk: &[Args]) -> EncodedChunk {
         let start = body.len();
         if let Err(e) = postcard::to_io(item, &mut body) {
             body.truncate(start);
-            refused.push((
-                i,
-                Error::Codec {
-                    message: format!("cannot encode the argument: {e}"),
-                },
-            ));
+            refused.push((i, encode_error("cannot encode the argument", &e, item)));
         }
     }
     // A `Vec`'s encoding is its length (a varint, as a `usize` is encoded)
@@ -455,9 +452,7 @@ fn merge_refused<R>(
 
 fn decode_results<R: DeserializeOwned>(bytes: Vec<u8>) -> Result<Vec<Result<R, Error>>, Error> {
     let results: Vec<Result<R, TaskFailure>> =
-        postcard::from_bytes(&bytes).map_err(|e| Error::Codec {
-            message: format!("cannot decode the results: {e}"),
-        })?;
+        postcard::from_bytes(&bytes).map_err(|e| decode_error("cannot decode the results", &e))?;
     Ok(results
         .into_iter()
         .map(|r| r.map_err(Error::from))

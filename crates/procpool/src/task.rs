@@ -7,13 +7,17 @@
 //! a table that [`register!`](crate::register) builds at link time, plus the
 //! serialized arguments. No function pointer or code offset ever crosses.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Once, OnceLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::error::{Error, panic_message};
+use crate::codec::{Cause, serialize_cause};
+use crate::error::{Error, PanicLocation, panic_message};
 
 /// A function a pool can run: any `Fn` of zero to four arguments, called
 /// with its arguments as a tuple.
@@ -59,19 +63,37 @@ impl_task_fn!(A, B);
 impl_task_fn!(A, B, C);
 impl_task_fn!(A, B, C, D);
 
-/// Why one call failed inside a worker process. Sent back over the socket
-/// and turned into an [`Error`] in the parent.
+/// Why one call failed inside a worker (or on a thread worker). Sent back
+/// over the socket and turned into an [`Error`] in the parent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum TaskFailure {
-    Panicked(String),
-    Codec(String),
+    Panicked {
+        message: String,
+        location: Option<PanicLocation>,
+        backtrace: Option<String>,
+    },
+    Codec {
+        message: String,
+        cause: String,
+    },
 }
 
 impl From<TaskFailure> for Error {
     fn from(f: TaskFailure) -> Error {
         match f {
-            TaskFailure::Panicked(message) => Error::Panicked { message },
-            TaskFailure::Codec(message) => Error::Codec { message },
+            TaskFailure::Panicked {
+                message,
+                location,
+                backtrace,
+            } => Error::Panicked {
+                message,
+                location,
+                backtrace,
+            },
+            TaskFailure::Codec { message, cause } => Error::Codec {
+                message,
+                source: Cause::new(cause),
+            },
         }
     }
 }
@@ -119,7 +141,7 @@ where
         Ok(bytes) => Ok(bytes),
         // One bad result should not take its neighbours with it: report the
         // encoding failure on every result of the batch that cannot travel.
-        Err(e) => encode_each(results, e.to_string()),
+        Err(e) => encode_each(results, &e),
     }
 }
 
@@ -135,34 +157,109 @@ where
     let args = args.pop().ok_or("no initializer arguments")?;
     call_caught(f, args)
         .map(drop)
-        .map_err(|(TaskFailure::Panicked(m) | TaskFailure::Codec(m))| m)
+        .map_err(|failure| match failure {
+            TaskFailure::Panicked { message, .. } | TaskFailure::Codec { message, .. } => message,
+        })
 }
 
 fn encode_each<R: Serialize>(
     results: Vec<Result<R, TaskFailure>>,
-    why: String,
+    why: &postcard::Error,
 ) -> Result<Vec<u8>, String> {
     let fixed: Vec<Result<R, TaskFailure>> = results
         .into_iter()
         .map(|r| match r {
-            Ok(v) if postcard::to_allocvec(&v).is_err() => Err(TaskFailure::Codec(format!(
-                "cannot encode the result: {why}"
-            ))),
+            Ok(v) if postcard::to_allocvec(&v).is_err() => {
+                let cause = serialize_cause(why, &v);
+                Err(TaskFailure::Codec {
+                    message: format!("cannot encode the result: {cause}"),
+                    cause,
+                })
+            }
             other => other,
         })
         .collect();
     postcard::to_allocvec(&fixed).map_err(|e| format!("cannot encode results: {e}"))
 }
 
-/// Calls `f`, turning a panic into a [`TaskFailure`] that keeps its message.
+thread_local! {
+    /// Whether this thread is running a task, whose panic the pool reports
+    /// as [`Error::Panicked`].
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// What the panic hook saw of this thread's task panic, for
+    /// [`call_caught`] to pick up once the unwinding reaches it.
+    static SEEN: RefCell<Option<Seen>> = const { RefCell::new(None) };
+}
+
+/// Whether the hook keeps task panics off stderr: in a worker process, as
+/// Python's workers do not print a task's exception (the parent gets it).
+/// Thread workers print them as before, through the program's own hook.
+static QUIET_TASK_PANICS: AtomicBool = AtomicBool::new(false);
+
+/// Where a task panicked and, if asked for, the backtrace.
+struct Seen {
+    location: Option<PanicLocation>,
+    backtrace: Option<String>,
+}
+
+/// Installs, once per process, a panic hook that records where a task
+/// panicked (and the backtrace when `RUST_BACKTRACE` asks for one), then
+/// hands every panic to the hook that was there before, except a task's
+/// panic in a worker process (`quiet`). The record travels with the task's
+/// `Panicked` error; a program that replaces the hook afterwards only
+/// loses the location.
+pub(crate) fn record_task_panics(quiet: bool) {
+    static INSTALLED: Once = Once::new();
+    if quiet {
+        QUIET_TASK_PANICS.store(true, Ordering::Relaxed);
+    }
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_TASK.get() {
+                return previous(info);
+            }
+            let location = info.location().map(|at| PanicLocation {
+                file: at.file().to_string(),
+                line: at.line(),
+                column: at.column(),
+            });
+            let trace = Backtrace::capture();
+            let backtrace =
+                (trace.status() == BacktraceStatus::Captured).then(|| trace.to_string());
+            SEEN.set(Some(Seen {
+                location,
+                backtrace,
+            }));
+            if !QUIET_TASK_PANICS.load(Ordering::Relaxed) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Calls `f`, turning a panic into a [`TaskFailure`] that keeps its
+/// message and, through the hook of [`record_task_panics`], its location.
 pub(crate) fn call_caught<F, Args>(f: &F, args: Args) -> Result<F::Output, TaskFailure>
 where
     F: TaskFn<Args>,
 {
+    // A task may run a task of its own inline (a nested thread pool call
+    // is not one, but a callback could be): restore the outer state.
+    let outer = IN_TASK.replace(true);
+    SEEN.set(None);
     // AssertUnwindSafe: after a panic the arguments are dropped and the
     // function is only shared immutably, so no broken state is observed.
-    catch_unwind(AssertUnwindSafe(|| f.call(args)))
-        .map_err(|p| TaskFailure::Panicked(panic_message(&*p)))
+    let result = catch_unwind(AssertUnwindSafe(|| f.call(args)));
+    IN_TASK.set(outer);
+    result.map_err(|p| {
+        let seen = SEEN.take();
+        TaskFailure::Panicked {
+            message: panic_message(&*p),
+            location: seen.as_ref().and_then(|s| s.location.clone()),
+            backtrace: seen.and_then(|s| s.backtrace),
+        }
+    })
 }
 
 /// The index of the function named `name` in [`TASKS`], built once.
@@ -286,7 +383,9 @@ mod tests {
         let out = run_by_index(i, &postcard::to_allocvec(&vec![(1,), (5,)]).unwrap()).unwrap();
         let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
         assert!(matches!(&out[0], Ok(1)));
-        assert!(matches!(&out[1], Err(TaskFailure::Panicked(m)) if m == "too big: 5"));
+        assert!(
+            matches!(&out[1], Err(TaskFailure::Panicked { message, .. }) if message == "too big: 5")
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ fn serve(spec: &OsStr) -> Result<(), String> {
     // SAFETY: setting a signal to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
 
-    quiet_task_panics();
+    crate::task::record_task_panics(true);
     let mut reader = BufReader::with_capacity(1 << 16, &stream);
     let mut buf = Vec::new();
     let mut out = Vec::new();
@@ -98,12 +98,7 @@ fn serve(spec: &OsStr) -> Result<(), String> {
             Ok(ToWorker::Batch(calls)) => {
                 let replies: Vec<_> = calls
                     .iter()
-                    .map(|(task, args)| {
-                        IN_TASK.set(true);
-                        let reply = run_by_index(*task, args);
-                        IN_TASK.set(false);
-                        reply
-                    })
+                    .map(|(task, args)| run_by_index(*task, args))
                     .collect();
                 // Puts a task made on a shared queue must be settled before
                 // the parent learns the task is done, or it could close the
@@ -117,24 +112,6 @@ fn serve(spec: &OsStr) -> Result<(), String> {
             Err(e) => return Err(format!("protocol error: {e}")),
         }
     }
-}
-
-thread_local! {
-    /// Whether the worker's main thread is inside a task, whose panic
-    /// travels back to the parent as `Error::Panicked`.
-    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A task's panic is the parent's to report (its message comes back in
-/// the result), so the worker does not print it too, as Python's workers
-/// do not print a task's exception. Any other panic is printed as usual.
-fn quiet_task_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !IN_TASK.get() {
-            default(info);
-        }
-    }));
 }
 
 fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {

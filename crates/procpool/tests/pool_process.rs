@@ -18,7 +18,8 @@ use procpool::{Error, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use common::{
-    Gate, HANG, all_fired, hold_until_released, outcome_callbacks, square, within, worker_identity,
+    Gate, HANG, all_fired, assert_panicked_here, hold_until_released, outcome_callbacks,
+    panic_here, square, within, worker_identity,
 };
 
 procpool::test_support!();
@@ -115,9 +116,15 @@ fn running_alone() -> bool {
 /// Runs the test `name` alone in a fresh copy of this binary, asserts that
 /// it passed, and returns its stdout.
 fn run_alone(name: &str) -> String {
+    run_alone_with(name, &[])
+}
+
+/// [`run_alone`] with extra environment variables.
+fn run_alone_with(name: &str, env: &[(&str, &str)]) -> String {
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(ALONE, "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -372,7 +379,7 @@ fn values_that_cannot_be_encoded_are_codec_errors() {
     let got: Vec<_> = pool.imap(make_picky, 0..6, Some(6)).unwrap().collect();
     for (i, result) in (0..6).zip(&got) {
         match result {
-            Err(Error::Codec { message }) if i == 3 => {
+            Err(Error::Codec { message, .. }) if i == 3 => {
                 assert!(message.contains("encode"), "{message}")
             }
             Ok(Picky(v)) => assert_eq!(*v, i),
@@ -435,6 +442,57 @@ fn imap_reports_a_refused_chunk_item_by_item() {
         .collect();
     assert_eq!(unordered.len(), 5, "{unordered:?}");
     assert!(unordered.iter().all(unregistered), "{unordered:?}");
+}
+
+/// An encoding error keeps what the value's `Serialize` said as its
+/// `source()`, whether the argument failed here or the result in the worker.
+#[test]
+fn codec_errors_keep_the_serializers_message_as_their_source() {
+    let pool = Pool::with_workers(1).unwrap();
+    let cause = |err: &Error| std::error::Error::source(err).map(ToString::to_string);
+    let refused = pool.apply_async(unwrap_picky, (Picky(3),)).unwrap_err();
+    assert_eq!(cause(&refused).as_deref(), Some("three cannot be encoded"));
+    assert!(
+        refused.to_string().contains("three cannot be encoded"),
+        "{refused}"
+    );
+    let returned = pool.apply(make_picky, (3,)).unwrap_err();
+    assert!(matches!(returned, Error::Codec { .. }), "{returned:?}");
+    assert_eq!(cause(&returned).as_deref(), Some("three cannot be encoded"));
+    let chunk_error = pool
+        .map(unwrap_picky, [Picky(2), Picky(3)], Some(2))
+        .unwrap_err();
+    assert_eq!(
+        cause(&chunk_error).as_deref(),
+        Some("three cannot be encoded")
+    );
+}
+
+/// With `RUST_BACKTRACE` set, a task's panic carries the worker's
+/// backtrace, on a worker process and on a worker thread alike.
+#[test]
+fn a_panic_carries_a_backtrace_when_rust_backtrace_asks() {
+    if !running_alone() {
+        run_alone_with(
+            "a_panic_carries_a_backtrace_when_rust_backtrace_asks",
+            &[("RUST_BACKTRACE", "1")],
+        );
+        return;
+    }
+    let process = Pool::with_workers(1).unwrap().apply(panic_here, (5,));
+    let thread = procpool::ThreadPool::with_workers(1)
+        .unwrap()
+        .apply(panic_here, (5,));
+    for err in [process.unwrap_err(), thread.unwrap_err()] {
+        assert_panicked_here(&err, 5);
+        let Error::Panicked { backtrace, .. } = &err else {
+            unreachable!("checked above")
+        };
+        let trace = backtrace.as_deref().expect("a backtrace");
+        assert!(trace.contains("panic_here"), "{trace}");
+        assert!(format!("{err:#}").contains("worker backtrace:"), "{err:#}");
+        assert_eq!(err.to_string().lines().count(), 1, "{err}");
+    }
 }
 
 #[test]

@@ -1,0 +1,286 @@
+//! How task values (arguments and results) are encoded for process workers,
+//! and what an encoding failure says. Owns the postcard calls on task
+//! values and the [`Cause`] of a codec error; calls only the error type.
+//!
+//! postcard drops the message of a failing `Serialize` impl (its
+//! `ser::Error::custom` keeps nothing but "Serde Serialization Error"). The
+//! message is what the user needs, so on such a failure the value is
+//! serialized once more into [`Sink`], a serializer that writes nothing and
+//! keeps the message. That costs nothing unless encoding failed.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde::ser;
+
+use crate::error::Error;
+
+/// The underlying error of an [`Error::Codec`]: what the serializer, or the
+/// value's own `Serialize` or `Deserialize` impl, said. It is kept as text,
+/// since it may have been raised in a worker process.
+///
+/// ```
+/// use std::error::Error as _;
+/// let err = procpool::Error::Codec {
+///     message: "cannot encode the argument".into(),
+///     source: procpool::Cause::new("three cannot be encoded"),
+/// };
+/// assert_eq!(err.source().unwrap().to_string(), "three cannot be encoded");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    message: String,
+}
+
+impl Cause {
+    /// A cause with this text.
+    ///
+    /// ```
+    /// assert_eq!(procpool::Cause::new("bad value").to_string(), "bad value");
+    /// ```
+    pub fn new(message: impl Into<String>) -> Cause {
+        Cause {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {}
+
+/// The text of a failure to serialize `value`: the value's own message
+/// when postcard dropped it, postcard's otherwise.
+pub(crate) fn serialize_cause<T: Serialize + ?Sized>(err: &postcard::Error, value: &T) -> String {
+    if matches!(err, postcard::Error::SerdeSerCustom)
+        && let Err(Said(message)) = value.serialize(Sink)
+    {
+        return message;
+    }
+    err.to_string()
+}
+
+/// A codec error for `what` (say, "cannot encode the argument") caused by
+/// a failure to serialize `value`.
+pub(crate) fn encode_error<T: Serialize + ?Sized>(
+    what: &str,
+    err: &postcard::Error,
+    value: &T,
+) -> Error {
+    let cause = serialize_cause(err, value);
+    Error::Codec {
+        message: format!("{what}: {cause}"),
+        source: Cause::new(cause),
+    }
+}
+
+/// A codec error for `what` caused by a failure to deserialize. postcard
+/// keeps no message of a failing `Deserialize` impl either, but a value
+/// that was encoded by this very program decodes unless its impls disagree.
+pub(crate) fn decode_error(what: &str, err: &postcard::Error) -> Error {
+    Error::Codec {
+        message: format!("{what}: {err}"),
+        source: Cause::new(err.to_string()),
+    }
+}
+
+/// A serializer that writes nothing and fails with the message its value
+/// fails with. Only ever run on a value that just failed to encode.
+struct Sink;
+
+/// The message a `Serialize` impl failed with.
+#[derive(Debug)]
+struct Said(String);
+
+impl fmt::Display for Said {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Said {}
+
+impl ser::Error for Said {
+    fn custom<T: fmt::Display>(msg: T) -> Said {
+        Said(msg.to_string())
+    }
+}
+
+type Done = Result<(), Said>;
+
+macro_rules! accept {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        fn $method(self, _: $ty) -> Done {
+            Ok(())
+        }
+    )*};
+}
+
+impl ser::Serializer for Sink {
+    type Ok = ();
+    type Error = Said;
+    type SerializeSeq = Sink;
+    type SerializeTuple = Sink;
+    type SerializeTupleStruct = Sink;
+    type SerializeTupleVariant = Sink;
+    type SerializeMap = Sink;
+    type SerializeStruct = Sink;
+    type SerializeStructVariant = Sink;
+
+    accept!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+        serialize_str(&str),
+        serialize_bytes(&[u8]),
+        serialize_unit_struct(&'static str),
+    );
+
+    fn is_human_readable(&self) -> bool {
+        // As postcard says, so the value takes the same path it took there.
+        false
+    }
+
+    fn serialize_none(self) -> Done {
+        Ok(())
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Done {
+        value.serialize(Sink)
+    }
+
+    fn serialize_unit(self) -> Done {
+        Ok(())
+    }
+
+    fn serialize_unit_variant(self, _: &'static str, _: u32, _: &'static str) -> Done {
+        Ok(())
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, value: &T) -> Done {
+        value.serialize(Sink)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        value: &T,
+    ) -> Done {
+        value.serialize(Sink)
+    }
+
+    fn serialize_seq(self, _: Option<usize>) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_tuple(self, _: usize) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_map(self, _: Option<usize>) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Sink, Said> {
+        Ok(Sink)
+    }
+}
+
+/// Every compound of [`Sink`] is a sink: it serializes each part into a
+/// new one, so a failure anywhere inside surfaces with its message.
+macro_rules! sink_parts {
+    ($($trait:ident { $($method:ident($($skip:ty),*)),* }),* $(,)?) => {$(
+        impl ser::$trait for Sink {
+            type Ok = ();
+            type Error = Said;
+            $(fn $method<T: Serialize + ?Sized>(&mut self, $(_: $skip,)* value: &T) -> Done {
+                value.serialize(Sink)
+            })*
+            fn end(self) -> Done {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+sink_parts!(
+    SerializeSeq { serialize_element() },
+    SerializeTuple { serialize_element() },
+    SerializeTupleStruct { serialize_field() },
+    SerializeTupleVariant { serialize_field() },
+    SerializeMap { serialize_key(), serialize_value() },
+    SerializeStruct { serialize_field(&'static str) },
+    SerializeStructVariant { serialize_field(&'static str) },
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Picky(u8);
+
+    impl Serialize for Picky {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if self.0 == 3 {
+                return Err(ser::Error::custom("three cannot be encoded"));
+            }
+            s.serialize_u8(self.0)
+        }
+    }
+
+    #[test]
+    fn a_failing_impls_message_survives_nested_in_compounds() {
+        let value = (1u8, vec![Some(Picky(1)), Some(Picky(3))], "x");
+        let err = postcard::to_allocvec(&value).unwrap_err();
+        assert_eq!(err, postcard::Error::SerdeSerCustom);
+        assert_eq!(serialize_cause(&err, &value), "three cannot be encoded");
+        let codec = encode_error("cannot encode the argument", &err, &value);
+        assert_eq!(
+            codec.to_string(),
+            "encoding error: cannot encode the argument: three cannot be encoded"
+        );
+        let source = std::error::Error::source(&codec).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("three cannot be encoded"));
+    }
+}
