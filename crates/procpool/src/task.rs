@@ -16,8 +16,9 @@ use std::sync::{Once, OnceLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::codec::{self, Cause, serialize_cause};
+use crate::codec::{self, Cause, Unsent, serialize_cause};
 use crate::error::{Error, PanicLocation, panic_message};
+use crate::frame::MAX_VALUE;
 
 /// A function a pool can run: any `Fn` of zero to four arguments, called
 /// with its arguments as a tuple.
@@ -76,6 +77,10 @@ pub(crate) enum TaskFailure {
         message: String,
         cause: String,
     },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl From<TaskFailure> for Error {
@@ -94,6 +99,7 @@ impl From<TaskFailure> for Error {
                 message,
                 source: Cause::new(cause),
             },
+            TaskFailure::TooLarge { size, limit } => Error::TooLarge { size, limit },
         }
     }
 }
@@ -139,9 +145,9 @@ where
         args.into_iter().map(|a| call_caught(f, a)).collect();
     match codec::encode_results(&results) {
         Ok(bytes) => Ok(bytes),
-        // One bad result should not take its neighbours with it: report the
-        // encoding failure on every result of the batch that cannot travel.
-        Err(e) => encode_each(results, &e),
+        // One bad or huge result should not take its neighbours with it:
+        // report the failure on every result that cannot travel.
+        Err(_) => Ok(encode_each(results)),
     }
 }
 
@@ -159,27 +165,51 @@ where
         .map(drop)
         .map_err(|failure| match failure {
             TaskFailure::Panicked { message, .. } | TaskFailure::Codec { message, .. } => message,
+            other => Error::from(other).to_string(),
         })
 }
 
-fn encode_each<R: Serialize>(
-    results: Vec<Result<R, TaskFailure>>,
-    why: &postcard::Error,
-) -> Result<Vec<u8>, String> {
-    let fixed: Vec<Result<R, TaskFailure>> = results
+/// Encodes results one by one, putting in place of each that cannot be
+/// encoded, or is larger than a frame carries, its failure.
+fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> Vec<u8> {
+    let mut items: Vec<Vec<u8>> = results
         .into_iter()
-        .map(|r| match r {
-            Ok(v) if postcard::to_allocvec(&v).is_err() => {
-                let cause = serialize_cause(why, &v);
-                Err(TaskFailure::Codec {
-                    message: format!("cannot encode the result: {cause}"),
-                    cause,
-                })
+        .map(|r| {
+            let one = vec![r];
+            match codec::encode_results(&one) {
+                Ok(bytes) => codec::sole_element(bytes),
+                Err(Unsent::TooLarge(size)) => failure_element(TaskFailure::TooLarge {
+                    size: (size - 1) as u64,
+                    limit: MAX_VALUE as u64,
+                }),
+                Err(Unsent::Codec(e)) => {
+                    let cause = serialize_cause(&e, &one);
+                    failure_element(TaskFailure::Codec {
+                        message: format!("cannot encode the result: {cause}"),
+                        cause,
+                    })
+                }
             }
-            other => other,
         })
         .collect();
-    postcard::to_allocvec(&fixed).map_err(|e| format!("cannot encode results: {e}"))
+    let size: usize = items.iter().map(Vec::len).sum();
+    if size > MAX_VALUE {
+        // Each fits, but not all together: the chunk is the task, and fails.
+        let failure = TaskFailure::TooLarge {
+            size: size as u64,
+            limit: MAX_VALUE as u64,
+        };
+        items
+            .iter_mut()
+            .for_each(|item| *item = failure_element(failure.clone()));
+    }
+    codec::vec_of(&items)
+}
+
+/// A failed result, encoded as an element of `Vec<Result<R, TaskFailure>>`
+/// (whatever `R`: a `Result`'s `Err` does not depend on it).
+fn failure_element(failure: TaskFailure) -> Vec<u8> {
+    postcard::to_allocvec(&Err::<(), _>(failure)).expect("a failure always encodes")
 }
 
 thread_local! {
