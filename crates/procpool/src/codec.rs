@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde::ser;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_bytes::{ByteBuf, Bytes};
+use serde_bytes::Bytes;
 
 use crate::error::Error;
 use crate::frame::MAX_VALUE;
@@ -157,8 +157,8 @@ pub(crate) fn decode_args<A: DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> Result<Vec<A>, postcard::Error> {
     if TypeId::of::<A>() == TypeId::of::<(Vec<u8>,)>() {
-        let blocks: Vec<(ByteBuf,)> = postcard::from_bytes(bytes)?;
-        let owned: Vec<(Vec<u8>,)> = blocks.into_iter().map(|(b,)| (b.into_vec(),)).collect();
+        let blocks: Vec<(&Bytes,)> = postcard::from_bytes(bytes)?;
+        let owned: Vec<(Vec<u8>,)> = blocks.into_iter().map(|(b,)| (owned(b),)).collect();
         return Ok(downcast(owned));
     }
     postcard::from_bytes(bytes)
@@ -188,11 +188,8 @@ where
     E: DeserializeOwned + 'static,
 {
     if TypeId::of::<R>() == TypeId::of::<Vec<u8>>() {
-        let blocks: Vec<Result<ByteBuf, E>> = postcard::from_bytes(bytes)?;
-        let owned: Vec<Result<Vec<u8>, E>> = blocks
-            .into_iter()
-            .map(|r| r.map(ByteBuf::into_vec))
-            .collect();
+        let blocks: Vec<Result<&Bytes, E>> = postcard::from_bytes(bytes)?;
+        let owned: Vec<Result<Vec<u8>, E>> = blocks.into_iter().map(|r| r.map(owned)).collect();
         return Ok(downcast(owned));
     }
     postcard::from_bytes(bytes)
@@ -259,6 +256,11 @@ impl postcard::ser_flavors::Flavor for Reserved {
     fn finalize(self) -> postcard::Result<Vec<u8>> {
         Ok(self.0)
     }
+}
+
+/// A decoded block's bytes in a buffer of their own.
+fn owned(block: &Bytes) -> Vec<u8> {
+    block.to_vec()
 }
 
 /// `value` as the type the caller named, which a `TypeId` check has just
