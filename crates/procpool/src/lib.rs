@@ -79,6 +79,7 @@ mod process;
 mod result;
 mod shared;
 mod spawn;
+mod spin;
 mod task;
 mod thread;
 mod wire;

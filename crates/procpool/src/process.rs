@@ -33,6 +33,7 @@ use crate::pool::{Builder, WorkerPool};
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::spawn::{Child, GRACE};
+use crate::spin::spin_until;
 use crate::task::{TaskFailure, TaskFn, registered_index};
 use crate::wire::{self, Call, FromWorker, ToWorker};
 
@@ -286,13 +287,16 @@ impl IoThread {
     /// wait with EOF.
     fn read_reply(&mut self) -> Result<(), FrameError> {
         let child = self.child.as_mut().expect("a child is running");
+        // A small task answers within microseconds: look for the reply
+        // before sleeping in poll, so it costs no wake-up.
+        spin_until(|| child.wait_readable(Duration::ZERO).unwrap_or(true));
         let mut kill_at: Option<Instant> = None;
         loop {
             if child
                 .wait_readable(Duration::from_millis(100))
                 .map_err(FrameError::Io)?
             {
-                return frame::read_frame(&mut child.stream(), &mut self.reply);
+                return child.read_frame(&mut self.reply);
             }
             if self.pool.is_terminated() {
                 let deadline = *kill_at.get_or_insert_with(|| Instant::now() + GRACE);
