@@ -472,6 +472,8 @@ fn merge_refused<R>(
 ) -> Result<Vec<Result<R, Error>>, Error> {
     let sent = len - refused.len();
     let mut results = match results {
+        // Nothing was refused (the usual case): the results as they are.
+        Ok(results) if refused.is_empty() && results.len() == len => return Ok(results),
         Ok(results) if results.len() == sent => results.into_iter(),
         Ok(_) => {
             return Err(Error::Worker {

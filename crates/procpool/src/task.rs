@@ -66,8 +66,14 @@ impl_task_fn!(A, B, C, D);
 
 /// Why one call failed inside a worker (or on a thread worker). Sent back
 /// over the socket and turned into an [`Error`] in the parent.
+/// Boxed, so that a call's results (`Result<Output, TaskFailure>`) take
+/// no more room per item than the output and a pointer: a failure is rare
+/// and large (a panic's message, place and backtrace).
+pub(crate) type TaskFailure = Box<Failure>;
+
+/// What a [`TaskFailure`] holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum TaskFailure {
+pub(crate) enum Failure {
     Panicked {
         message: String,
         location: Option<PanicLocation>,
@@ -85,8 +91,8 @@ pub(crate) enum TaskFailure {
 
 impl From<TaskFailure> for Error {
     fn from(f: TaskFailure) -> Error {
-        match f {
-            TaskFailure::Panicked {
+        match *f {
+            Failure::Panicked {
                 message,
                 location,
                 backtrace,
@@ -95,11 +101,11 @@ impl From<TaskFailure> for Error {
                 location,
                 backtrace,
             },
-            TaskFailure::Codec { message, cause } => Error::Codec {
+            Failure::Codec { message, cause } => Error::Codec {
                 message,
                 source: Cause::new(cause),
             },
-            TaskFailure::TooLarge { size, limit } => Error::TooLarge { size, limit },
+            Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
         }
     }
 }
@@ -163,9 +169,9 @@ where
     let args = args.pop().ok_or("no initializer arguments")?;
     call_caught(f, args)
         .map(drop)
-        .map_err(|failure| match failure {
-            TaskFailure::Panicked { message, .. } | TaskFailure::Codec { message, .. } => message,
-            other => Error::from(other).to_string(),
+        .map_err(|failure| match *failure {
+            Failure::Panicked { message, .. } | Failure::Codec { message, .. } => message,
+            other => Error::from(Box::new(other)).to_string(),
         })
 }
 
@@ -178,13 +184,13 @@ fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> 
             let one = vec![r];
             match codec::encode_results(&one) {
                 Ok(bytes) => codec::sole_element(bytes),
-                Err(Unsent::TooLarge(size)) => failure_element(TaskFailure::TooLarge {
+                Err(Unsent::TooLarge(size)) => failure_element(Failure::TooLarge {
                     size: (size - 1) as u64,
                     limit: MAX_VALUE as u64,
                 }),
                 Err(Unsent::Codec(e)) => {
                     let cause = serialize_cause(&e, &one);
-                    failure_element(TaskFailure::Codec {
+                    failure_element(Failure::Codec {
                         message: format!("cannot encode the result: {cause}"),
                         cause,
                     })
@@ -195,7 +201,7 @@ fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> 
     let size: usize = items.iter().map(Vec::len).sum();
     if size > MAX_VALUE {
         // Each fits, but not all together: the chunk is the task, and fails.
-        let failure = TaskFailure::TooLarge {
+        let failure = Failure::TooLarge {
             size: size as u64,
             limit: MAX_VALUE as u64,
         };
@@ -208,7 +214,7 @@ fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> 
 
 /// A failed result, encoded as an element of `Vec<Result<R, TaskFailure>>`
 /// (whatever `R`: a `Result`'s `Err` does not depend on it).
-fn failure_element(failure: TaskFailure) -> Vec<u8> {
+fn failure_element(failure: Failure) -> Vec<u8> {
     postcard::to_allocvec(&Err::<(), _>(failure)).expect("a failure always encodes")
 }
 
@@ -277,18 +283,24 @@ where
     // A task may run a task of its own inline (a nested thread pool call
     // is not one, but a callback could be): restore the outer state.
     let outer = IN_TASK.replace(true);
-    SEEN.set(None);
+    // Clear a record left by a panic the last task caught itself; looking
+    // first keeps the common case (no panic) to a read.
+    SEEN.with_borrow_mut(|seen| {
+        if seen.is_some() {
+            *seen = None;
+        }
+    });
     // AssertUnwindSafe: after a panic the arguments are dropped and the
     // function is only shared immutably, so no broken state is observed.
     let result = catch_unwind(AssertUnwindSafe(|| f.call(args)));
     IN_TASK.set(outer);
     result.map_err(|p| {
         let seen = SEEN.take();
-        TaskFailure::Panicked {
+        Box::new(Failure::Panicked {
             message: panic_message(&*p),
             location: seen.as_ref().and_then(|s| s.location.clone()),
             backtrace: seen.and_then(|s| s.backtrace),
-        }
+        })
     })
 }
 
@@ -414,7 +426,7 @@ mod tests {
         let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
         assert!(matches!(&out[0], Ok(1)));
         assert!(
-            matches!(&out[1], Err(TaskFailure::Panicked { message, .. }) if message == "too big: 5")
+            matches!(out[1].as_ref().map_err(|f| &**f), Err(Failure::Panicked { message, .. }) if message == "too big: 5")
         );
     }
 
