@@ -127,6 +127,14 @@ fn serve(spec: &OsStr) -> Result<(), String> {
                 send_replies(stream.as_raw_fd(), &replies, &mut out)
                     .map_err(|e| format!("cannot send results: {e}"))?;
             }
+            // Only a batch carries blocks: anything after another head
+            // is as malformed as trailing bytes anywhere.
+            _ if !rest.is_empty() => {
+                return Err(format!(
+                    "protocol error: malformed frame: {} trailing bytes",
+                    rest.len()
+                ));
+            }
             ToWorker::Exit => return Ok(()),
             ToWorker::Hello { .. } => return Err("protocol error: second hello".into()),
         }
