@@ -89,6 +89,7 @@ impl Config {
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
                 force: args.force || args.delete,
                 modify_window_ns: 0,
+                dest: crate::job::DestCaps::default(),
             },
             verbosity,
             progress,

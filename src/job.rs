@@ -204,6 +204,9 @@ pub(crate) enum FailKind {
     SourceIo,
     /// Anything else: invalid job, source of an unexpected type.
     Other,
+    /// The destination filesystem cannot hold the entry (a symlink on
+    /// exFAT, a name with `:`): said once per message, with a count.
+    Unsupported,
 }
 
 /// A worker's report for one job.
@@ -283,6 +286,27 @@ pub(crate) struct CopyOptions {
     /// timestamp granularity less a nanosecond (0 where it keeps
     /// nanoseconds).
     pub modify_window_ns: u64,
+    /// What the destination filesystem can hold, as probed at the start.
+    pub dest: DestCaps,
+}
+
+/// What the destination filesystem can hold (see `copy::caps`): entries
+/// it cannot hold fail with a message that says so.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct DestCaps {
+    pub symlinks: bool,
+    /// Fifos, sockets and device nodes.
+    pub specials: bool,
+}
+
+impl Default for DestCaps {
+    /// Everything, as on any Linux filesystem.
+    fn default() -> DestCaps {
+        DestCaps {
+            symlinks: true,
+            specials: true,
+        }
+    }
 }
 
 #[cfg(test)]

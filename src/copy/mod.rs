@@ -235,6 +235,12 @@ impl Engine {
             FileType::Directory => return Err(source_is_directory()),
             other => return Ok(skip_special(other)),
         }
+        if !self.opts.dest.symlinks {
+            return Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support symbolic links",
+            ));
+        }
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
@@ -261,6 +267,10 @@ impl Engine {
             FileType::RegularFile => self.copy_file(job, dest, on_bytes, false),
             FileType::Symlink => self.copy_symlink(job, dest, on_bytes, false),
             FileType::Directory => Err(source_is_directory()),
+            _ if self.opts.archive && !self.opts.dest.specials => Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support special files",
+            )),
             other if self.opts.archive => self.make_special(&st, other, dest),
             other => Ok(skip_special(other)),
         }

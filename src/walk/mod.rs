@@ -14,6 +14,7 @@
 //! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
+mod case;
 mod claims;
 mod dest;
 mod entry_stat;
@@ -43,6 +44,7 @@ use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
+use case::Collisions;
 use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::{EntryStat, SourceDirs};
@@ -76,6 +78,10 @@ pub(crate) struct WalkStart {
     pub(crate) dst_root: Option<OwnedFd>,
     /// The destination root was created by this run: it is empty.
     pub(crate) dst_root_new: bool,
+    /// The destination filesystem tells no names apart by case (exFAT,
+    /// FAT); directories with ext4's casefold attribute are found by
+    /// the walk itself.
+    pub(crate) case_insensitive: bool,
     pub(crate) jobs: Queue<Vec<FileJob>>,
     /// The done queue, only to wake the main thread when the walk ends.
     pub(crate) wake: Queue<Vec<WorkerEvent>>,
@@ -149,6 +155,9 @@ fn walk(task: WalkTask) {
     if start.roots.len() > 1 {
         dest.track_new_dirs();
     }
+    if start.case_insensitive {
+        dest.ignore_case();
+    }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,
@@ -191,6 +200,9 @@ struct Ancestors {
     dirs: Vec<DestDir>,
     sources: SourceDirs,
     rels: Vec<OsString>,
+    /// Names that collide when case is ignored, for directories whose
+    /// destination ignores case.
+    collisions: Vec<Option<Collisions>>,
 }
 
 impl Ancestors {
@@ -199,6 +211,14 @@ impl Ancestors {
         self.dirs.truncate(depth);
         self.sources.truncate(depth);
         self.rels.truncate(depth);
+        self.collisions.truncate(depth);
+    }
+
+    /// The name an entry at `depth` collides with in a destination
+    /// directory that ignores case.
+    fn collision(&self, depth: usize, name: &OsStr) -> Option<&OsStr> {
+        let parent = self.collisions.get(depth.checked_sub(1)?)?;
+        parent.as_ref()?.other(name)
     }
 
     /// The destination path of `entry`, from its parent's when the walk
@@ -242,7 +262,15 @@ impl Walker {
                 continue;
             }
             let claim = self.claim(&rel, file_type.is_dir());
-            if claim == Claim::Taken {
+            let collides = ancestors.collision(depth, entry.file_name());
+            if let Some(other) = collides {
+                let why = format!(
+                    "name collides with \"{}\" on this case-insensitive destination; neither copied",
+                    crate::ui::escape::Escaped::os(other)
+                );
+                self.fail(entry.path(), why, FailKind::DestIo)?;
+            }
+            if claim == Claim::Taken || collides.is_some() {
                 if file_type.is_dir() {
                     entries.skip_current_dir();
                 }
@@ -297,6 +325,8 @@ impl Walker {
         };
         match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
             Ok(dir) => {
+                let collisions = dir.folds_case.then(|| Collisions::in_dir(entry.path()));
+                ancestors.collisions.push(collisions);
                 ancestors.dirs.push(dir);
                 ancestors.sources.enter(entry.path());
                 ancestors.rels.push(rel);

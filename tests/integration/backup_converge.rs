@@ -193,4 +193,70 @@ both_kinds! {
         assert_eq!(json_of(&sized)["files_copied"], 0);
         eprintln!("{} workers: exfat rerun copied 0 of 20 files", env.kind);
     }
+
+    fn what_exfat_cannot_hold_is_said_once_per_kind_with_a_count(env: TestEnv) {
+        env.mkdir("mnt");
+        let mounted = match Mounted::new(Fs::Exfat, &env.path("mnt")) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
+        };
+        env.write("src/plain.txt", "plain\n");
+        env.write("src/sub/kept.txt", "kept\n");
+        for i in 0..3 {
+            env.symlink(format!("target{i}"), format!("src/link{i}"));
+        }
+        env.write("src/a:b", "colon\n");
+        env.write("src/why?", "question\n");
+        env.write("src/Readme.txt", "one\n");
+        env.write("src/README.txt", "two\n");
+        env.mkfifo("src/fifo");
+        let dst = mounted.dir().join("copy");
+        let args = [OsStr::new("-a"), OsStr::new("src/"), dst.as_os_str()];
+        for run in 0..2 {
+            let output = env.run(args);
+            assert_status(&output, 23);
+            let stderr = normalized_stderr(&output);
+            let lines: Vec<&str> = stderr.lines().collect();
+            let count = |pattern: &str| lines.iter().filter(|l| l.contains(pattern)).count();
+            assert_eq!(count("does not support symbolic links"), 2, "{stderr}");
+            assert!(stderr.contains("pcopy: destination filesystem does not support symbolic links: 3 entries (the first one named above)\n"), "{stderr}");
+            assert_eq!(count("name not allowed on this filesystem"), 2, "{stderr}");
+            assert!(stderr.contains("pcopy: name not allowed on this filesystem: 2 entries (the first one named above)\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/fifo: destination filesystem does not support special files\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/Readme.txt: name collides with \"README.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/README.txt: name collides with \"Readme.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: the destination filesystem cannot keep owners, permission bits, extended attributes: not kept (-a)\n"), "{stderr}");
+            let summary = lines.last().unwrap();
+            let expected = match run {
+                0 => "pcopy: 2 files, 11 B in [time]; 0 skipped, 8 failed",
+                _ => "pcopy: 0 files, 0 B in [time]; 2 skipped, 8 failed",
+            };
+            assert_eq!(*summary, expected, "{stderr}");
+        }
+        let mut kept = vec!["plain.txt".to_string(), "sub".to_string()];
+        kept.sort();
+        let mut names: Vec<String> =
+            fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, kept, "neither colliding name was written");
+    }
+
+    fn names_that_differ_only_in_case_collide_in_a_casefolded_directory(env: TestEnv) {
+        env.mkdir("mnt");
+        let mounted = match Mounted::new(Fs::Ext4Casefold, &env.path("mnt")) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
+        };
+        env.write("src/Readme.txt", "one\n");
+        env.write("src/README.txt", "two\n");
+        env.write("src/other.txt", "other\n");
+        let dst = mounted.dir().join("copy");
+        let output = env.run([OsStr::new("src/"), dst.as_os_str()]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.contains("pcopy: src/Readme.txt: name collides with \"README.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+        assert!(stderr.contains("pcopy: src/README.txt: name collides with \"Readme.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+        let names: Vec<_> = fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["other.txt"]);
+    }
 }
