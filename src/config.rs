@@ -145,6 +145,7 @@ impl Config {
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
             ignore_errors: self.ignore_errors,
+            force: self.copy.force,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),

@@ -92,13 +92,9 @@ pub(super) fn name_not_allowed() -> Failure {
 /// Removes the directory `name` in `dir` for an entry of another type:
 /// with its contents when `force`, else only when it is empty.
 fn clear_directory(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Result<(), Failure> {
-    if force {
-        return clear::remove_tree_at(dir, name)
-            .map_err(|e| Failure::dest("cannot remove directory in the way", e));
-    }
-    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::NOTEMPTY | Errno::EXIST) => Err(directory_in_the_way()),
+    match clear::make_way_at(dir, name, force) {
+        Ok(()) => Ok(()),
+        Err(Errno::NOTEMPTY) => Err(directory_in_the_way()),
         Err(err) => Err(Failure::dest("cannot remove directory in the way", err)),
     }
 }

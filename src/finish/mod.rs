@@ -38,6 +38,9 @@ pub(crate) struct FinishSetup {
     pub(crate) temp_tag: String,
     /// `--ignore-errors`: `--delete` runs even after failed entries.
     pub(crate) ignore_errors: bool,
+    /// `--force` (or `--delete`): a directory where a later name of a
+    /// hard link goes is removed with its contents.
+    pub(crate) force: bool,
     /// `--delete`; `None` without it.
     pub(crate) delete: Option<DeleteSetup>,
 }
@@ -101,6 +104,7 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
         failed: tree.failed,
         dry_run: tree.setup.dry_run,
         temp_tag: &tree.setup.temp_tag,
+        force: tree.setup.force,
     };
     for link in &tree.links {
         let outcome = links::make_link(&phase, link);

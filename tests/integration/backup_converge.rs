@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::testenv::{
     Detail, Fs, Mounted, TestEnv, assert_listings_equal, assert_same_tree, assert_status,
-    assert_unchanged, json_of, listing_with, normalized_stderr, set_mtime, skipped, snapshot,
+    assert_unchanged, is_root, json_of, listing_with, normalized_stderr, set_mtime, skipped,
+    snapshot,
 };
 
 /// Reruns `args` with `--json` and asserts that nothing was copied and
@@ -258,5 +259,42 @@ both_kinds! {
         assert!(stderr.contains("pcopy: src/README.txt: name collides with \"Readme.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
         let names: Vec<_> = fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["other.txt"]);
+    }
+
+    fn a_device_node_that_now_stands_for_another_device_is_replaced(env: TestEnv) {
+        if !is_root("make device nodes") {
+            return;
+        }
+        let make = |minor| {
+            let dev = rustix::fs::makedev(1, minor);
+            let mode = rustix::fs::Mode::from_raw_mode(0o600);
+            let kind = rustix::fs::FileType::CharacterDevice;
+            rustix::fs::mknodat(rustix::fs::CWD, env.path("src/dev"), kind, mode, dev).unwrap();
+            set_mtime(&env.path("src/dev"), 1_600_000_000, 0);
+            set_mtime(&env.path("src"), 1_600_000_000, 0);
+        };
+        env.mkdir("src");
+        make(3);
+        assert_status(&env.run(["-a", "src/", "dst"]), 0);
+        fs::remove_file(env.path("src/dev")).unwrap();
+        make(5);
+        let output = env.run(["-a", "--json", "src/", "dst"]);
+        assert_status(&output, 0);
+        assert_eq!(json_of(&output)["files_copied"], 1);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+        rerun_copies_nothing(&env, &["-a", "src/", "dst"], &env.path("dst"));
+    }
+
+    fn a_later_hard_link_name_replaces_a_directory_in_its_way(env: TestEnv) {
+        env.write("src/file", "linked\n");
+        env.mkdir("src/more");
+        fs::hard_link(env.path("src/file"), env.path("src/more/file2")).unwrap();
+        env.write("dst/more/file2/old.txt", "old\n");
+        assert_status(&env.run(["-a", "--delete", "src/", "dst"]), 0);
+        let first = fs::metadata(env.path("dst/file")).unwrap();
+        let second = fs::metadata(env.path("dst/more/file2")).unwrap();
+        assert_eq!(first.ino(), second.ino());
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+        rerun_copies_nothing(&env, &["-a", "--delete", "src/", "dst"], &env.path("dst"));
     }
 }
