@@ -255,27 +255,12 @@ impl Walker {
             ancestors.truncate(depth);
             let rel = ancestors.rel_of(&entry, root);
             let file_type = entry.file_type();
-            if self.excluded(&rel, file_type.is_dir()) {
+            let Some(claim) = self.admit(&entry, &rel, &ancestors)? else {
                 if file_type.is_dir() {
                     entries.skip_current_dir();
                 }
                 continue;
-            }
-            let claim = self.claim(&rel, file_type.is_dir());
-            let collides = ancestors.collision(depth, entry.file_name());
-            if let Some(other) = collides {
-                let why = format!(
-                    "name collides with \"{}\" on this case-insensitive destination; neither copied",
-                    crate::ui::escape::Escaped::os(other)
-                );
-                self.fail(entry.path(), why, FailKind::DestIo)?;
-            }
-            if claim == Claim::Taken || collides.is_some() {
-                if file_type.is_dir() {
-                    entries.skip_current_dir();
-                }
-                continue;
-            }
+            };
             if file_type.is_dir() {
                 if !self.enter_walked_dir(&entry, rel, &mut ancestors)? {
                     entries.skip_current_dir();
@@ -303,6 +288,35 @@ impl Walker {
             self.add_entry(found, place)?;
         }
         Ok(())
+    }
+
+    /// Whether the walk takes `entry` (going to `rel`), and as what (see
+    /// [`Claims`]); `None` leaves it out: excluded, an earlier source's
+    /// name, or one that differs only in case from a sibling's where the
+    /// destination ignores case (reported, for both names).
+    fn admit(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        rel: &OsStr,
+        ancestors: &Ancestors,
+    ) -> Result<Option<Claim>, Stopped> {
+        let is_dir = entry.file_type().is_dir();
+        if self.excluded(rel, is_dir) {
+            return Ok(None);
+        }
+        let claim = self.claim(rel, is_dir);
+        if claim == Claim::Taken {
+            return Ok(None);
+        }
+        if let Some(other) = ancestors.collision(entry.depth(), entry.file_name()) {
+            let why = format!(
+                "name collides with \"{}\" on this case-insensitive destination; neither copied",
+                crate::ui::escape::Escaped::os(other)
+            );
+            self.fail(entry.path(), why, FailKind::DestIo)?;
+            return Ok(None);
+        }
+        Ok(Some(claim))
     }
 
     /// Creates the destination of a walked directory and pushes it, its
