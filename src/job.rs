@@ -297,6 +297,8 @@ pub(crate) struct DestCaps {
     pub symlinks: bool,
     /// Fifos, sockets and device nodes.
     pub specials: bool,
+    /// Permission bits (exFAT and FAT show fixed ones).
+    pub modes: bool,
 }
 
 impl Default for DestCaps {
@@ -305,6 +307,7 @@ impl Default for DestCaps {
         DestCaps {
             symlinks: true,
             specials: true,
+            modes: true,
         }
     }
 }

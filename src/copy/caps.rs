@@ -36,6 +36,15 @@ pub(crate) struct Capabilities {
 /// temp names removed at once (a leftover has a temp name, which the next
 /// run clears).
 pub(crate) fn probe(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
+    let mut caps = probe_kinds(root, tag);
+    caps.holds.modes = !caps.loses.contains(&PERMISSION_BITS);
+    caps
+}
+
+/// What `-a` calls the permission bits it cannot keep.
+const PERMISSION_BITS: &str = "permission bits";
+
+fn probe_kinds(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
     let unnamed = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
     if let Ok(fd) = rustix::fs::openat(root, ".", unnamed, Mode::from_raw_mode(0o600)) {
         return Capabilities {
@@ -61,6 +70,7 @@ pub(crate) fn probe(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
             specials: holds(root, &stem, |n| {
                 rustix::fs::mknodat(root, n, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
             }),
+            modes: true,
         },
         case_insensitive: found_in_other_case(root, &name),
         loses: metadata_lost(&fd),
@@ -116,7 +126,7 @@ fn metadata_lost(fd: &OwnedFd) -> Vec<&'static str> {
         }
     }
     if !kept_mode {
-        lost.push("permission bits");
+        lost.push(PERMISSION_BITS);
     }
     let set = rustix::fs::fsetxattr(fd, "user.pcopy.probe", b"1", XattrFlags::empty());
     if matches!(set, Err(Errno::NOTSUP)) {
