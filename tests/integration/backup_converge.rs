@@ -297,4 +297,26 @@ both_kinds! {
         assert_same_tree(&env.path("src"), &env.path("dst"));
         rerun_copies_nothing(&env, &["-a", "--delete", "src/", "dst"], &env.path("dst"));
     }
+
+    fn modify_window_and_size_only_forgive_moved_times(env: TestEnv) {
+        env.write("src/f", "same size\n");
+        set_mtime(&env.path("src/f"), 1_600_000_000, 0);
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let copied = |flags: &[&str]| {
+            let output = env.run(flags.iter().chain(&["--json", "src/", "dst"]));
+            assert_status(&output, 0);
+            json_of(&output)["files_copied"].as_u64().unwrap()
+        };
+        let dst_mtime = || fs::metadata(env.path("dst/f")).unwrap().mtime();
+        set_mtime(&env.path("src/f"), 1_600_000_001, 500_000_000);
+        // Within the window: equal, and left as it is.
+        assert_eq!(copied(&["--modify-window", "2"]), 0);
+        assert_eq!(dst_mtime(), 1_600_000_000);
+        // Same size: not copied, but its time brought in line (rsync -t).
+        assert_eq!(copied(&["--size-only"]), 0);
+        assert_eq!(dst_mtime(), 1_600_000_001);
+        set_mtime(&env.path("src/f"), 1_600_000_003, 0);
+        assert_eq!(copied(&[]), 1);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+    }
 }
