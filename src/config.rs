@@ -8,6 +8,8 @@ use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+mod backups;
+
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::Fatal;
 use crate::finish::FinishSetup;
@@ -68,6 +70,7 @@ impl Config {
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
+        let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
@@ -90,6 +93,11 @@ impl Config {
                 force: args.force || args.delete,
                 modify_window_ns: 0,
                 dest: crate::job::DestCaps::default(),
+                basis: backups.basis,
+                backup: backups.backup,
+                remove_source: backups.remove_source,
+                inplace: backups.inplace,
+                bwlimit: backups.bwlimit,
             },
             verbosity,
             progress,
@@ -152,6 +160,7 @@ impl Config {
                 dereference: self.copy.dereference,
                 dry_run: self.copy.dry_run,
                 shard: self.shard,
+                backup: self.copy.backup.clone(),
             }),
         }
     }

@@ -288,6 +288,20 @@ pub(crate) struct CopyOptions {
     pub modify_window_ns: u64,
     /// What the destination filesystem can hold, as probed at the start.
     pub dest: DestCaps,
+    /// `--link-dest`, `--compare-dest`, `--copy-dest`: where unchanged
+    /// files are looked for before copying; `None` without them.
+    pub basis: Option<BasisDirs>,
+    /// `-b`: where a replaced file's old version is moved; `None` without.
+    pub backup: Option<BackupOptions>,
+    /// `--remove-source-files`: remove each source file once its copy is
+    /// complete and named (and flushed with `--fsync`).
+    pub remove_source: bool,
+    /// `--inplace`: an existing file is written over where it is, not
+    /// replaced by a complete new one (no atomicity).
+    pub inplace: bool,
+    /// `--bwlimit`: the bytes per second all the workers of one process
+    /// may copy together; `None` without a limit.
+    pub bwlimit: Option<u64>,
 }
 
 /// What the destination filesystem can hold (see `copy::caps`): entries
@@ -310,6 +324,48 @@ impl Default for DestCaps {
             modes: true,
         }
     }
+}
+
+/// What an unchanged file found in a basis directory becomes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum BasisKind {
+    /// `--link-dest`: a hard link to the basis file.
+    Link,
+    /// `--compare-dest`: nothing; the file is left out of the destination.
+    Compare,
+    /// `--copy-dest`: a copy made from the basis file, not the source.
+    Copy,
+}
+
+/// `--link-dest`, `--compare-dest` or `--copy-dest` directories, in the
+/// order given (the first match wins), each as the user named it: a
+/// relative one is opened relative to the destination root, as rsync does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct BasisDirs {
+    pub kind: BasisKind,
+    pub dirs: Vec<OsString>,
+}
+
+impl BasisDirs {
+    /// The flag that named them, for messages.
+    pub(crate) fn flag(&self) -> &'static str {
+        match self.kind {
+            BasisKind::Link => "--link-dest",
+            BasisKind::Compare => "--compare-dest",
+            BasisKind::Copy => "--copy-dest",
+        }
+    }
+}
+
+/// `-b`, `--backup-dir`, `--suffix`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct BackupOptions {
+    /// `--backup-dir`, as named (relative to the destination root when
+    /// relative); `None`: old versions stay beside the new ones.
+    pub dir: Option<OsString>,
+    /// Appended to a backup's name (`~` by default without `--backup-dir`,
+    /// nothing with it).
+    pub suffix: OsString,
 }
 
 #[cfg(test)]

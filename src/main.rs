@@ -78,10 +78,23 @@ fn run() -> anyhow::Result<ExitCode> {
 /// early is printed after the summary.
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
+    let backup_dir = config.copy.backup.as_ref().and_then(|b| b.dir.as_deref());
+    if let Some(dir) = backup_dir {
+        plan::aside::check_backup_dir(&plan, dir)?;
+    }
     if !config.copy.dry_run {
         plan::create_destination(&plan)?;
+        if let Some(dir) = backup_dir {
+            plan::aside::create_backup_dir(&plan, dir)?;
+        }
     }
     let mut reporter = config.reporter();
+    if let Some(basis) = &config.copy.basis {
+        for dir in plan::aside::missing_basis_dirs(&plan, &basis.dirs) {
+            let dir = ui::escape::Escaped::path(std::path::Path::new(dir));
+            reporter.notice(&format!("{} arg does not exist: {dir}", basis.flag()));
+        }
+    }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     if let Some(fatal) = end

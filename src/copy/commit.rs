@@ -10,6 +10,7 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
 use super::archive;
+use super::backup::Backup;
 use super::clear;
 use super::fail::Failure;
 use crate::job::FailKind;
@@ -122,12 +123,14 @@ pub(super) enum NewFile<'dir> {
     Anonymous(OwnedFd),
     /// Fallback: a `TEMP_PREFIX` name, unlinked if the job fails.
     Named(OwnedFd, NamedTemp<'dir>),
+    /// `--inplace`: the file at the final name itself, written over.
+    InPlace(OwnedFd),
 }
 
 impl NewFile<'_> {
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            NewFile::Anonymous(fd) | NewFile::Named(fd, _) => fd.as_fd(),
+            NewFile::Anonymous(fd) | NewFile::Named(fd, _) | NewFile::InPlace(fd) => fd.as_fd(),
         }
     }
 }
@@ -151,6 +154,10 @@ pub(super) struct Namer {
     empty_path_links: Option<bool>,
     /// A directory at a final name is removed (see [`NamedTemp::renamed_to`]).
     force: bool,
+    /// `-b`: where a replaced version goes, and the current job's
+    /// directory below the destination root (kept only with a backup).
+    backup: Option<Backup>,
+    parent: Vec<u8>,
 }
 
 impl Namer {
@@ -165,6 +172,52 @@ impl Namer {
             exists: None,
             empty_path_links: None,
             force,
+            backup: None,
+            parent: Vec::new(),
+        }
+    }
+
+    /// Keeps the old version of every name replaced from now on (`-b`).
+    pub(super) fn keep_backups(&mut self, backup: Backup) {
+        self.backup = Some(backup);
+    }
+
+    /// The directory of the next job below the destination root, for
+    /// its backup's place.
+    pub(super) fn job_parent(&mut self, parent: &[u8]) {
+        if self.backup.is_some() {
+            self.parent.clear();
+            self.parent.extend_from_slice(parent);
+        }
+    }
+
+    /// Whether the caller knows nothing is at the next file's name.
+    pub(super) fn known_new(&self) -> bool {
+        self.exists == Some(false)
+    }
+
+    /// `-b`: keeps what is at `name` before it is replaced.
+    fn keep_old(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Failure> {
+        match &self.backup {
+            Some(backup) => backup.keep(dir, &self.parent, name),
+            None => Ok(()),
+        }
+    }
+
+    /// Names the existing file `fd` (a hard link to it) as `name` in
+    /// `dir`, where nothing is expected. `false`: this filesystem cannot
+    /// link it there (another filesystem, too many links, no hard links).
+    pub(super) fn link_existing(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<bool, Failure> {
+        let final_c = path_cstring(name)?;
+        match self.link_anonymous(fd, dir, &final_c) {
+            Ok(()) => Ok(true),
+            Err(Errno::XDEV | Errno::MLINK | Errno::PERM | Errno::OPNOTSUPP) => Ok(false),
+            Err(err) => Err(Failure::dest("cannot link to the --link-dest file", err)),
         }
     }
 
@@ -211,6 +264,32 @@ impl Namer {
         Ok((NewFile::Named(fd, temp), false))
     }
 
+    /// `--inplace`: the regular file at `name` in `dir`, opened for
+    /// writing over (created when missing). `None` when it cannot be
+    /// (a symlink, no write permission): the file is then written as usual.
+    pub(super) fn open_in_place<'dir>(
+        &self,
+        dir: BorrowedFd<'dir>,
+        name: &OsStr,
+    ) -> Result<Option<NewFile<'dir>>, Failure> {
+        let flags = OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| Failure::dest("cannot stat destination", e))?;
+                let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile;
+                Ok(regular.then_some(NewFile::InPlace(fd)))
+            }
+            Err(Errno::LOOP | Errno::ACCESS | Errno::PERM | Errno::TXTBSY) => Ok(None),
+            Err(Errno::ISDIR) => Err(Failure::new(
+                FailKind::DestIo,
+                "destination is a directory; not replacing it",
+            )),
+            Err(err) => Err(Failure::dest("cannot open destination", err)),
+        }
+    }
+
     /// Gives the complete file its final name in `dir`, replacing a file or
     /// symlink there (never following it); a directory there is an error.
     pub(super) fn commit(
@@ -220,8 +299,12 @@ impl Namer {
         name: &OsStr,
     ) -> Result<(), Failure> {
         let fd = match file {
-            NewFile::Named(_fd, temp) => return temp.renamed_to(name, self.force),
+            NewFile::Named(_fd, temp) => {
+                self.keep_old(dir, name)?;
+                return temp.renamed_to(name, self.force);
+            }
             NewFile::Anonymous(fd) => fd,
+            NewFile::InPlace(_) => return Ok(()),
         };
         if !self.exists.unwrap_or(self.expect_existing) {
             let final_c = path_cstring(name)?;
@@ -238,6 +321,7 @@ impl Namer {
         let ((), temp) = create_named(dir, &stem, |temp_name| {
             self.link_anonymous(fd.as_fd(), dir, temp_name)
         })?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name, self.force)
     }
 
@@ -298,6 +382,7 @@ impl Namer {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name, self.force)
     }
 
@@ -324,6 +409,7 @@ impl Namer {
             .map_err(|err| Failure::dest("cannot set mode", err))?;
         rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Failure::dest("cannot set times", err))?;
+        self.keep_old(dir, name)?;
         temp.renamed_to(name, self.force)?;
         Ok(true)
     }

@@ -45,6 +45,7 @@ impl Engine {
         };
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
+                self.seen = Some(super::moves::Seen::of_meta(&src));
                 let how = check::Refresh {
                     owner: self.opts.archive.then_some((src.uid, src.gid)),
                     window_ns: self.opts.modify_window_ns,

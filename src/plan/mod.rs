@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::ui::escape::{Escaped, io_reason};
 
+pub(crate) mod aside;
+
 /// One source and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Root {

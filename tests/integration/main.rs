@@ -10,6 +10,7 @@ mod backup_converge;
 mod backup_incremental;
 mod backup_mirror;
 mod backup_shard;
+mod backup_snapshots;
 mod cli;
 mod errors;
 mod filesystems;
