@@ -53,6 +53,7 @@ pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
+pub(crate) use quick_check::same_mtime;
 
 /// Copies jobs into one destination root. One per worker; not shared
 /// between threads. It caches the last destination directory fd and what

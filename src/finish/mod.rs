@@ -60,6 +60,9 @@ pub(crate) struct Tree<'a> {
     pub(crate) links: Vec<LinkJob>,
     /// Destination paths whose copy failed.
     pub(crate) failed: &'a HashSet<OsString>,
+    /// How directory metadata is compared and applied, after the probe of
+    /// the destination.
+    pub(crate) dir_apply: dirmeta::DirApply,
 }
 
 /// The reporter hears of each removal; a failure is an entry that failed.
@@ -81,7 +84,7 @@ pub(crate) fn finish_tree(tree: &Tree<'_>, dirs: Vec<DirMeta>, reporter: &mut Re
         return;
     }
     let fsync = tree.setup.fsync;
-    for failure in dirmeta::apply_all(tree.root, dirs, fsync) {
+    for failure in dirmeta::apply_all(tree.root, dirs, tree.dir_apply) {
         let path = tree.dst_root.join(&failure.rel);
         reporter.failed(&path, &failure.reason, FailKind::DestIo);
     }
