@@ -102,6 +102,7 @@ impl Config {
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
                 force: args.force || args.delete,
                 modify_window_ns: 0,
+                dest: crate::job::DestCaps::default(),
                 basis: backups.basis,
                 backup: backups.backup,
                 remove_source: backups.remove_source,
@@ -184,6 +185,7 @@ impl Config {
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
             ignore_errors: self.ignore_errors,
+            force: self.copy.force,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),

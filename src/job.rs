@@ -204,6 +204,9 @@ pub(crate) enum FailKind {
     SourceIo,
     /// Anything else: invalid job, source of an unexpected type.
     Other,
+    /// The destination filesystem cannot hold the entry (a symlink on
+    /// exFAT, a name with `:`): said once per message, with a count.
+    Unsupported,
 }
 
 /// A worker's report for one job.
@@ -338,6 +341,8 @@ pub(crate) struct CopyOptions {
     /// timestamp granularity less a nanosecond (0 where it keeps
     /// nanoseconds).
     pub modify_window_ns: u64,
+    /// What the destination filesystem can hold, as probed at the start.
+    pub dest: DestCaps,
     /// `--link-dest`, `--compare-dest`, `--copy-dest`: where unchanged
     /// files are looked for before copying; `None` without them.
     pub basis: Option<BasisDirs>,
@@ -355,6 +360,28 @@ pub(crate) struct CopyOptions {
     /// `-i` or an `--out-format` with `%i`: look at every existing
     /// destination entry, so each outcome says what differed.
     pub itemize: bool,
+}
+
+/// What the destination filesystem can hold (see `copy::caps`): entries
+/// it cannot hold fail with a message that says so.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct DestCaps {
+    pub symlinks: bool,
+    /// Fifos, sockets and device nodes.
+    pub specials: bool,
+    /// Permission bits (exFAT and FAT show fixed ones).
+    pub modes: bool,
+}
+
+impl Default for DestCaps {
+    /// Everything, as on any Linux filesystem.
+    fn default() -> DestCaps {
+        DestCaps {
+            symlinks: true,
+            specials: true,
+            modes: true,
+        }
+    }
 }
 
 /// What an unchanged file found in a basis directory becomes.

@@ -59,15 +59,12 @@ impl Engine {
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
                 self.seen = Some(super::moves::Seen::of_meta(&src));
-                let owner = self.opts.archive.then_some((src.uid, src.gid));
-                check::refresh(
-                    dir,
-                    dest.name,
-                    &found,
-                    &src,
-                    owner,
-                    self.opts.modify_window_ns,
-                )?;
+                let how = check::Refresh {
+                    owner: self.opts.archive.then_some((src.uid, src.gid)),
+                    window_ns: self.opts.modify_window_ns,
+                    modes: self.opts.dest.modes,
+                };
+                check::refresh(dir, dest.name, &found, &src, how)?;
                 Ok(Judgement::Skip(SkipReason::UpToDate))
             }
             (Verdict::Skip(reason), _) => Ok(Judgement::Skip(reason)),

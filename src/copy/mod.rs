@@ -53,6 +53,7 @@ pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
+pub(crate) use quick_check::same_mtime;
 
 /// Copies jobs into one destination root. One per worker; not shared
 /// between threads. It caches the last destination directory fd and what
@@ -295,6 +296,12 @@ impl Engine {
             FileType::Directory => return Err(source_is_directory()),
             other => return Ok(skip_special(other)),
         }
+        if !self.opts.dest.symlinks {
+            return Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support symbolic links",
+            ));
+        }
         self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
@@ -322,6 +329,10 @@ impl Engine {
             FileType::RegularFile => self.copy_file(job, dest, on_bytes, false),
             FileType::Symlink => self.copy_symlink(job, dest, on_bytes, false),
             FileType::Directory => Err(source_is_directory()),
+            _ if self.opts.archive && !self.opts.dest.specials => Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support special files",
+            )),
             other if self.opts.archive => self.make_special(&st, other, dest),
             other => Ok(skip_special(other)),
         }

@@ -159,6 +159,16 @@ mod tests {
             decide(&opts(Compare::Always), FILE, &SRC, Some(&same)),
             replace
         );
+        // A device node standing for another device is not up to date.
+        let chr = FileType::CharacterDevice;
+        let node = DestMeta {
+            rdev: 0x103,
+            ..dest(chr, 10, (1_000, 5))
+        };
+        let src_node = SourceMeta { rdev: 0x105, ..SRC };
+        assert_eq!(decide(&quick, chr, &src_node, Some(&node)), replace);
+        let same_node = SourceMeta { rdev: 0x103, ..SRC };
+        assert_eq!(decide(&quick, chr, &same_node, Some(&node)), up_to_date);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::pending::{Ledger, Pending};
 use super::splits::{self, FileEnd, Splits};
 use super::worker::{self, WorkerStop, WorkerSummary, WorkerTask};
 use crate::exit_codes::{ExitStatus, Fatal};
+use crate::finish::dirmeta::DirApply;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
@@ -460,6 +461,11 @@ impl<'r> Supervisor<'r> {
             complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
             links: std::mem::take(&mut self.links),
             failed: &self.failed_rels,
+            dir_apply: DirApply {
+                fsync: self.finish.fsync,
+                window_ns: self.copy.modify_window_ns,
+                modes: self.copy.dest.modes,
+            },
         };
         finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);
     }

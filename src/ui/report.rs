@@ -170,6 +170,9 @@ pub(crate) struct Reporter {
     stats: Stats,
     /// `-L`: a symbolic link in the sources arrives as a file.
     dereference: bool,
+    /// Each reason an entry did not fit the destination filesystem and
+    /// how many entries it was: only the first is named as it happens.
+    unsupported: Vec<(String, u64)>,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -206,6 +209,7 @@ impl Reporter {
             show_stats: false,
             stats: Stats::default(),
             dereference: false,
+            unsupported: Vec::new(),
         }
     }
 
@@ -484,7 +488,26 @@ impl Reporter {
                 error: reason.to_string(),
             });
         }
+        if kind == FailKind::Unsupported && self.repeated_unsupported(reason) {
+            return;
+        }
         self.error(&format!("pcopy: {}: {reason}", Escaped::path(path)));
+    }
+
+    /// Counts an entry the destination cannot hold; true when its reason
+    /// was already printed (a whole tree of symlinks onto exFAT is one
+    /// line and a count, not a wall of repeats).
+    fn repeated_unsupported(&mut self, reason: &str) -> bool {
+        match self.unsupported.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, count)) => {
+                *count += 1;
+                true
+            }
+            None => {
+                self.unsupported.push((reason.to_string(), 1));
+                false
+            }
+        }
     }
 
     /// `--delete` removed `rel` (below the destination root), or would.
@@ -536,6 +559,11 @@ impl Reporter {
     /// Ends the display, prints the summary and reports the run.
     pub(crate) fn finish(mut self, interrupted: bool) -> RunReport {
         self.progress.finish(&self.counters);
+        for (reason, count) in std::mem::take(&mut self.unsupported) {
+            if count > 1 {
+                eprintln!("pcopy: {reason}: {count} entries (the first one named above)");
+            }
+        }
         let elapsed = self.started.elapsed();
         if self.show_stats {
             let stats = self.stats.render();
@@ -635,6 +663,21 @@ mod tests {
         tally.failed = 1;
         assert_eq!(tally.status(false), ExitStatus::Partial);
         assert_eq!(tally.status(true), ExitStatus::Interrupted);
+    }
+
+    #[test]
+    fn entries_the_destination_cannot_hold_are_named_once_and_counted() {
+        let quiet = Box::new(crate::ui::progress::NoProgress);
+        let mut reporter = Reporter::new(Verbosity::Quiet, quiet);
+        let why = "destination filesystem does not support symbolic links";
+        assert!(!reporter.repeated_unsupported(why));
+        assert!(reporter.repeated_unsupported(why));
+        assert!(!reporter.repeated_unsupported("name not allowed on this filesystem"));
+        for path in ["a", "b", "c"] {
+            reporter.failed(Path::new(path), why, FailKind::Unsupported);
+        }
+        assert_eq!(reporter.unsupported[0], (why.to_string(), 5));
+        assert_eq!(reporter.tally.failed, 3);
     }
 
     #[test]

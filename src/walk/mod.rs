@@ -14,6 +14,7 @@
 //! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
+mod case;
 mod claims;
 mod dest;
 mod entry_stat;
@@ -43,6 +44,7 @@ use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
+use case::Collisions;
 use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::{EntryStat, SourceDirs};
@@ -79,6 +81,10 @@ pub(crate) struct WalkStart {
     pub(crate) dst_root: Option<OwnedFd>,
     /// The destination root was created by this run: it is empty.
     pub(crate) dst_root_new: bool,
+    /// The destination filesystem tells no names apart by case (exFAT,
+    /// FAT); directories with ext4's casefold attribute are found by
+    /// the walk itself.
+    pub(crate) case_insensitive: bool,
     pub(crate) jobs: Queue<Vec<FileJob>>,
     /// The done queue, only to wake the main thread when the walk ends.
     pub(crate) wake: Queue<Vec<WorkerEvent>>,
@@ -152,6 +158,9 @@ fn walk(task: WalkTask) {
     if start.roots.len() > 1 {
         dest.track_new_dirs();
     }
+    if start.case_insensitive {
+        dest.ignore_case();
+    }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,
@@ -194,6 +203,9 @@ struct Ancestors {
     dirs: Vec<DestDir>,
     sources: SourceDirs,
     rels: Vec<OsString>,
+    /// Names that collide when case is ignored, for directories whose
+    /// destination ignores case.
+    collisions: Vec<Option<Collisions>>,
 }
 
 impl Ancestors {
@@ -202,6 +214,14 @@ impl Ancestors {
         self.dirs.truncate(depth);
         self.sources.truncate(depth);
         self.rels.truncate(depth);
+        self.collisions.truncate(depth);
+    }
+
+    /// The name an entry at `depth` collides with in a destination
+    /// directory that ignores case.
+    fn collision(&self, depth: usize, name: &OsStr) -> Option<&OsStr> {
+        let parent = self.collisions.get(depth.checked_sub(1)?)?;
+        parent.as_ref()?.other(name)
     }
 
     /// The destination path of `entry`, from its parent's when the walk
@@ -238,19 +258,12 @@ impl Walker {
             ancestors.truncate(depth);
             let rel = ancestors.rel_of(&entry, root);
             let file_type = entry.file_type();
-            if self.excluded(&rel, file_type.is_dir()) {
+            let Some(claim) = self.admit(&entry, &rel, &ancestors)? else {
                 if file_type.is_dir() {
                     entries.skip_current_dir();
                 }
                 continue;
-            }
-            let claim = self.claim(&rel, file_type.is_dir());
-            if claim == Claim::Taken {
-                if file_type.is_dir() {
-                    entries.skip_current_dir();
-                }
-                continue;
-            }
+            };
             if file_type.is_dir() {
                 if !self.enter_walked_dir(&entry, rel, &mut ancestors)? {
                     entries.skip_current_dir();
@@ -280,6 +293,35 @@ impl Walker {
         Ok(())
     }
 
+    /// Whether the walk takes `entry` (going to `rel`), and as what (see
+    /// [`Claims`]); `None` leaves it out: excluded, an earlier source's
+    /// name, or one that differs only in case from a sibling's where the
+    /// destination ignores case (reported, for both names).
+    fn admit(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        rel: &OsStr,
+        ancestors: &Ancestors,
+    ) -> Result<Option<Claim>, Stopped> {
+        let is_dir = entry.file_type().is_dir();
+        if self.excluded(rel, is_dir) {
+            return Ok(None);
+        }
+        let claim = self.claim(rel, is_dir);
+        if claim == Claim::Taken {
+            return Ok(None);
+        }
+        if let Some(other) = ancestors.collision(entry.depth(), entry.file_name()) {
+            let why = format!(
+                "name collides with \"{}\" on this case-insensitive destination; neither copied",
+                crate::ui::escape::Escaped::os(other)
+            );
+            self.fail(entry.path(), why, FailKind::DestIo)?;
+            return Ok(None);
+        }
+        Ok(Some(claim))
+    }
+
     /// Creates the destination of a walked directory and pushes it, its
     /// source and `rel` on the stacks. False: skip its contents, because
     /// it could not be made or its parent was skipped (so a parent is
@@ -300,6 +342,8 @@ impl Walker {
         };
         match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
             Ok(dir) => {
+                let collisions = dir.folds_case.then(|| Collisions::in_dir(entry.path()));
+                ancestors.collisions.push(collisions);
                 ancestors.dirs.push(dir);
                 ancestors.sources.enter(entry.path());
                 ancestors.rels.push(rel);

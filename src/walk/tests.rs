@@ -53,6 +53,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         }],
         dst_root: Some(dst_root),
         dst_root_new: dst_new,
+        case_insensitive: false,
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };

@@ -1,0 +1,97 @@
+//! Destination directories that do not tell names apart by case (exFAT,
+//! FAT, NTFS as Windows uses it, ext4 directories with the casefold
+//! attribute): source names that differ only in case would land on one
+//! file there, so neither is copied and both are reported.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `FS_CASEFOLD_FL` (linux/fs.h): the directory's names are looked up
+/// without regard to case (`chattr +F` on ext4 and f2fs).
+const FS_CASEFOLD_FL: u32 = 0x4000_0000;
+
+/// Whether the directory `dir` has the casefold attribute.
+pub(super) fn casefolded(dir: BorrowedFd<'_>) -> bool {
+    rustix::fs::ioctl_getflags(dir).is_ok_and(|flags| flags.bits() & FS_CASEFOLD_FL != 0)
+}
+
+/// The names of one source directory that collide with another of its
+/// names when case is ignored, each with one name it collides with.
+#[derive(Debug, Default)]
+pub(super) struct Collisions {
+    others: HashMap<OsString, OsString>,
+}
+
+impl Collisions {
+    /// Lists the source directory `path` and finds its colliding names.
+    /// A directory that cannot be listed has none: the walk reports it.
+    pub(super) fn in_dir(path: &Path) -> Collisions {
+        let mut by_fold: HashMap<Vec<u8>, Vec<OsString>> = HashMap::new();
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            by_fold.entry(fold(&name)).or_default().push(name);
+        }
+        let mut others = HashMap::new();
+        for mut names in by_fold.into_values().filter(|names| names.len() > 1) {
+            names.sort();
+            for (i, name) in names.iter().enumerate() {
+                // Each names the first other one, so both sides are told.
+                let other = if i == 0 { &names[1] } else { &names[0] };
+                others.insert(name.clone(), other.clone());
+            }
+        }
+        Collisions { others }
+    }
+
+    /// The name `name` collides with, if any.
+    pub(super) fn other(&self, name: &OsStr) -> Option<&OsStr> {
+        self.others.get(name).map(OsString::as_os_str)
+    }
+}
+
+/// A name with case ignored: Unicode lower case for UTF-8 names (what
+/// exFAT's up-case table and ext4's casefolding agree on for the names
+/// people use), ASCII lower case for other bytes.
+fn fold(name: &OsStr) -> Vec<u8> {
+    match name.to_str() {
+        Some(text) => text.to_lowercase().into_bytes(),
+        None => name.as_bytes().to_ascii_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_differ_only_in_case_name_each_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        for name in [
+            "Readme.txt",
+            "README.txt",
+            "other",
+            "Straße",
+            "STRASSE",
+            "Ä",
+            "ä",
+        ] {
+            std::fs::write(tmp.path().join(name), "").unwrap();
+        }
+        let found = Collisions::in_dir(tmp.path());
+        assert_eq!(
+            found.other(OsStr::new("Readme.txt")),
+            Some(OsStr::new("README.txt"))
+        );
+        assert_eq!(
+            found.other(OsStr::new("README.txt")),
+            Some(OsStr::new("Readme.txt"))
+        );
+        assert_eq!(found.other(OsStr::new("ä")), Some(OsStr::new("Ä")));
+        assert_eq!(found.other(OsStr::new("other")), None);
+        // Lower-casing does not fold ß to ss (nor do exFAT or ext4).
+        assert_eq!(found.other(OsStr::new("Straße")), None);
+    }
+}
