@@ -6,13 +6,14 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 mod backups;
 
 use crate::autojobs;
 use crate::cli::{Args, WorkerKind};
-use crate::exit_codes::Fatal;
+use crate::exit_codes::{ExitStatus, Fatal};
 use crate::fdbudget;
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
@@ -21,8 +22,10 @@ use crate::plan::{self, Plan};
 use crate::run::RunSetup;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
+use crate::ui::itemize::OutFormat;
+use crate::ui::log_file::LogFile;
 use crate::ui::progress::{self, ProgressMode};
-use crate::ui::report::{Reporter, Verbosity};
+use crate::ui::report::{Listing, Reporter, Verbosity};
 use crate::walk::WalkSetup;
 use crate::walk::split::Splitter;
 
@@ -57,6 +60,12 @@ pub(crate) struct Config {
     pub(crate) modify_window: Option<u64>,
     /// `--ignore-errors`: `--delete` runs even after failures.
     pub(crate) ignore_errors: bool,
+    /// The per-entry lines (`-v`, `-i`, `--out-format`); `None`: none.
+    pub(crate) listing: Option<Listing>,
+    /// `--stats`.
+    pub(crate) stats: bool,
+    /// `--log-file`.
+    pub(crate) log_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -86,6 +95,7 @@ impl Config {
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
+        let listing = listing(&args, verbosity);
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
@@ -107,11 +117,14 @@ impl Config {
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
                 force: args.force || args.delete,
                 modify_window_ns: 0,
+                dest: crate::job::DestCaps::default(),
                 basis: backups.basis,
                 backup: backups.backup,
                 remove_source: backups.remove_source,
                 inplace: backups.inplace,
                 bwlimit: backups.bwlimit,
+                itemize: listing.as_ref().is_some_and(|l| l.format.itemizes())
+                    || args.log_file.is_some(),
             },
             verbosity,
             progress,
@@ -124,6 +137,9 @@ impl Config {
             budget_note,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
+            listing,
+            stats: args.stats,
+            log_file: args.log_file,
         })
     }
 
@@ -137,16 +153,32 @@ impl Config {
         plan::resolve(&self.sources, &self.destination, self.copy.dereference)
     }
 
-    /// The reporter, with the display, the lists and `--json` asked for.
-    pub(crate) fn reporter(&self) -> Reporter {
-        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress));
+    /// The reporter, with the display, the lists, the log and `--json`
+    /// asked for. Fails when the `--log-file` cannot be opened.
+    pub(crate) fn reporter(&self) -> Result<Reporter, Fatal> {
+        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress))
+            .dereferencing(self.copy.dereference);
         if self.json {
             reporter = reporter.for_json();
         }
-        if self.copy.dry_run {
-            reporter = reporter.itemized();
+        if let Some(listing) = &self.listing {
+            reporter = reporter.listing(listing.clone());
         }
-        reporter
+        if self.stats {
+            reporter = reporter.with_stats();
+        }
+        if let Some(path) = &self.log_file {
+            let log = LogFile::open(path).map_err(|err| {
+                let why = crate::ui::escape::io_reason(&err);
+                let shown = crate::ui::escape::Escaped::path(path);
+                Fatal::new(
+                    ExitStatus::DestinationIo,
+                    format!("cannot open log file {shown}: {why}"),
+                )
+            })?;
+            reporter = reporter.logging(log);
+        }
+        Ok(reporter)
     }
 
     /// What the walk does with each entry.
@@ -161,6 +193,7 @@ impl Config {
             temp_tag: self.copy.temp_tag.clone(),
             open_levels: self.open_levels,
             count_ahead: self.progress != ProgressMode::Off,
+            itemize: self.copy.itemize,
         }
     }
 
@@ -171,6 +204,7 @@ impl Config {
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
             ignore_errors: self.ignore_errors,
+            force: self.copy.force,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),
@@ -206,6 +240,22 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
         (false, false, true) if verbosity > Verbosity::Quiet => ProgressMode::Bar,
         _ => ProgressMode::Off,
     }
+}
+
+/// What each entry's line looks like: `--out-format` wins, then `-i`, then
+/// `-v` (rsync's `%n%L`); dry runs list the same lines as real ones.
+fn listing(args: &Args, verbosity: Verbosity) -> Option<Listing> {
+    let format = match (&args.out_format, args.itemize_changes, verbosity) {
+        (Some(format), _, _) => OutFormat::parse(format),
+        (None, 1.., _) => OutFormat::itemized(),
+        (None, 0, Verbosity::Files | Verbosity::FilesAndWorkers) => OutFormat::names(),
+        (None, 0, _) => return None,
+    };
+    Some(Listing {
+        format,
+        unchanged: args.itemize_changes > 1,
+        pids: verbosity == Verbosity::FilesAndWorkers,
+    })
 }
 
 /// The quick check unless `-c`, `-I` or `--size-only` says otherwise.

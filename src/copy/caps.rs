@@ -1,13 +1,139 @@
 //! What the destination filesystem can keep, found out once per run by
 //! trying it on a temp file in the destination root: how fine its
 //! timestamps are, so the quick check of a rerun compares times at that
-//! granularity (exFAT keeps 10 ms, FAT 2 s).
+//! granularity (exFAT keeps 10 ms, FAT 2 s); whether it keeps permission
+//! bits, owners and extended attributes; and, on filesystems without
+//! `O_TMPFILE` (exFAT, FAT, NTFS, network shares: none of Linux's own),
+//! whether it holds symlinks and special files and tells names apart by
+//! case.
 
-use std::os::fd::BorrowedFd;
+use std::ffi::{CStr, CString};
+use std::os::fd::{BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::io::Errno;
 
 use super::commit::{TEMP_NAME_ATTEMPTS, next_temp_name};
+use crate::job::DestCaps;
+
+/// What one probe of the destination found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Capabilities {
+    /// The coarsest step mtimes are kept in, in ns (1: nanoseconds);
+    /// `None` when the probe could not be made.
+    pub(crate) time_step: Option<u64>,
+    pub(crate) holds: DestCaps,
+    /// Names that differ only in case are one name there.
+    pub(crate) case_insensitive: bool,
+    /// What `-a` keeps that this filesystem does not: "owners",
+    /// "permission bits", "extended attributes".
+    pub(crate) loses: Vec<&'static str>,
+}
+
+/// Probes the filesystem of the destination root `root`. Leaves no trace:
+/// an unnamed file where the filesystem has them (not even the root's
+/// ctime moves, so a rerun over an unchanged tree changes nothing), else
+/// temp names removed at once (a leftover has a temp name, which the next
+/// run clears).
+pub(crate) fn probe(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
+    let mut caps = probe_kinds(root, tag);
+    caps.holds.modes = !caps.loses.contains(&PERMISSION_BITS);
+    caps
+}
+
+/// What `-a` calls the permission bits it cannot keep.
+const PERMISSION_BITS: &str = "permission bits";
+
+fn probe_kinds(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
+    let unnamed = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+    if let Ok(fd) = rustix::fs::openat(root, ".", unnamed, Mode::from_raw_mode(0o600)) {
+        return Capabilities {
+            time_step: granularity_of(&fd),
+            holds: DestCaps::default(),
+            case_insensitive: false,
+            loses: metadata_lost(&fd),
+        };
+    }
+    let stem = format!("{tag}{}.probe", std::process::id());
+    let Some((fd, name)) = create_probe(root, &stem) else {
+        return Capabilities {
+            time_step: None,
+            holds: DestCaps::default(),
+            case_insensitive: false,
+            loses: Vec::new(),
+        };
+    };
+    let caps = Capabilities {
+        time_step: granularity_of(&fd),
+        holds: DestCaps {
+            symlinks: holds(root, &stem, |n| rustix::fs::symlinkat(c"probe", root, n)),
+            specials: holds(root, &stem, |n| {
+                rustix::fs::mknodat(root, n, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
+            }),
+            modes: true,
+        },
+        case_insensitive: found_in_other_case(root, &name),
+        loses: metadata_lost(&fd),
+    };
+    let _ = rustix::fs::unlinkat(root, name.as_c_str(), AtFlags::empty());
+    caps
+}
+
+/// A new empty file under a fresh temp name in `root`.
+fn create_probe(root: BorrowedFd<'_>, stem: &str) -> Option<(OwnedFd, CString)> {
+    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+    (0..TEMP_NAME_ATTEMPTS).find_map(|_| {
+        let name = next_temp_name(stem);
+        let fd = rustix::fs::openat(root, name.as_c_str(), flags, Mode::from_raw_mode(0o600));
+        fd.ok().map(|fd| (fd, name))
+    })
+}
+
+/// Whether `make` can create an entry under a temp name in `root`; what
+/// it made is removed (also a plain file some filesystems leave behind
+/// when they fail to make a fifo).
+fn holds(root: BorrowedFd<'_>, stem: &str, make: impl Fn(&CStr) -> Result<(), Errno>) -> bool {
+    let name = next_temp_name(stem);
+    let made = make(&name);
+    let _ = rustix::fs::unlinkat(root, name.as_c_str(), AtFlags::empty());
+    // Any other error (a full disk, say) says nothing about the kind.
+    !matches!(
+        made,
+        Err(Errno::NOSYS | Errno::PERM | Errno::OPNOTSUPP | Errno::IO)
+    )
+}
+
+/// Whether the probe `name` is found under its upper-case spelling too.
+/// Nobody made that spelling (a temp name in upper case), so finding it
+/// is enough: FUSE filesystems may number the two lookups differently.
+fn found_in_other_case(root: BorrowedFd<'_>, name: &CStr) -> bool {
+    let upper = CString::new(name.to_bytes().to_ascii_uppercase()).unwrap_or_default();
+    rustix::fs::statat(root, upper.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
+/// What of `-a`'s metadata the probe file `fd` does not keep.
+fn metadata_lost(fd: &OwnedFd) -> Vec<&'static str> {
+    let mut lost = Vec::new();
+    let kept_mode = rustix::fs::fchmod(fd, Mode::from_raw_mode(0o640)).is_ok()
+        && rustix::fs::fstat(fd).is_ok_and(|st| st.st_mode & 0o7777 == 0o640);
+    // Only root may give a file away, so only root can tell.
+    if rustix::process::geteuid().is_root() {
+        let other = rustix::fs::Uid::from_raw(1);
+        let kept_owner = rustix::fs::fchown(fd, Some(other), None).is_ok()
+            && rustix::fs::fstat(fd).is_ok_and(|st| st.st_uid == 1);
+        if !kept_owner {
+            lost.push("owners");
+        }
+    }
+    if !kept_mode {
+        lost.push(PERMISSION_BITS);
+    }
+    let set = rustix::fs::fsetxattr(fd, "user.pcopy.probe", b"1", XattrFlags::empty());
+    if matches!(set, Err(Errno::NOTSUP)) {
+        lost.push("extended attributes");
+    }
+    lost
+}
 
 /// Nanoseconds in a second.
 const SECOND: u64 = 1_000_000_000;
@@ -31,39 +157,15 @@ const STEPS: [u64; 11] = [
 /// digit, so whatever the filesystem drops shows in what it gives back.
 const PROBES: [(i64, i64); 2] = [(1_600_000_001, 999_999_999), (1_600_000_003, 123_456_789)];
 
-/// The coarsest step the destination root's filesystem keeps mtimes in,
-/// in nanoseconds: 1 where it keeps nanoseconds. Found by setting each
-/// of [`PROBES`] on a new temp file and reading it back. `None` when the
-/// probe could not be made (nothing to learn: the copies will fail the
-/// same way and say why). The temp is removed; a leftover has a temp
-/// name, which the next run clears.
-pub(crate) fn time_granularity(root: BorrowedFd<'_>, tag: &str) -> Option<u64> {
-    // An unnamed file leaves the directory as it was, not even its ctime
-    // moves, so a rerun over an unchanged tree still changes nothing.
-    let unnamed = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-    if let Ok(fd) = rustix::fs::openat(root, ".", unnamed, Mode::from_raw_mode(0o600)) {
-        return granularity_of(&fd);
-    }
-    let stem = format!("{tag}{}.probe", std::process::id());
-    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::WRONLY | OFlags::CLOEXEC;
-    let (fd, name) = (0..TEMP_NAME_ATTEMPTS).find_map(|_| {
-        let name = next_temp_name(&stem);
-        let fd = rustix::fs::openat(root, name.as_c_str(), flags, Mode::from_raw_mode(0o600));
-        fd.ok().map(|fd| (fd, name))
-    })?;
-    let step = granularity_of(&fd);
-    let _ = rustix::fs::unlinkat(root, name.as_c_str(), AtFlags::empty());
-    step
-}
-
-/// The step of the probe file `fd`'s filesystem (see [`time_granularity`]).
-fn granularity_of(fd: &std::os::fd::OwnedFd) -> Option<u64> {
+/// The coarsest of [`STEPS`] the filesystem of the probe file `fd` keeps
+/// mtimes in: each of [`PROBES`] is set and read back.
+fn granularity_of(fd: &OwnedFd) -> Option<u64> {
     let kept = PROBES.iter().map(|&probe| readback(fd, probe));
     kept.map(|kept| kept.map(step_of)).min().flatten()
 }
 
 /// Sets `mtime` on `fd` and reads back what the filesystem kept, in ns.
-fn readback(fd: &std::os::fd::OwnedFd, (secs, nanos): (i64, i64)) -> Option<i128> {
+fn readback(fd: &OwnedFd, (secs, nanos): (i64, i64)) -> Option<i128> {
     let time = Timespec {
         tv_sec: secs,
         tv_nsec: nanos as _,
@@ -106,9 +208,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = rustix::fs::open(tmp.path(), flags, Mode::empty()).unwrap();
-        let step = time_granularity(std::os::fd::AsFd::as_fd(&root), "").unwrap();
-        // tmpfs and ext4 keep nanoseconds, xfs and btrfs too.
-        assert_eq!(step, 1);
+        let caps = probe(std::os::fd::AsFd::as_fd(&root), "");
+        // tmpfs and ext4 keep nanoseconds, xfs and btrfs too, and hold
+        // every kind of entry.
+        assert_eq!(caps.time_step, Some(1));
+        assert_eq!(caps.holds, DestCaps::default());
+        assert!(!caps.case_insensitive);
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 }

@@ -59,17 +59,34 @@ pub(super) fn same_link_target(
     Ok(ours == theirs)
 }
 
+/// What [`refresh`] brings in line besides the mtime.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Refresh {
+    /// With `-a`: the source's owner and group, set where permitted.
+    pub(super) owner: Option<(u32, u32)>,
+    /// mtimes this many ns apart count as equal (`--modify-window`, or
+    /// the destination's timestamp step).
+    pub(super) window_ns: u64,
+    /// The destination keeps permission bits (exFAT does not: setting
+    /// them on every rerun would change nothing but cost a call a file).
+    pub(super) modes: bool,
+}
+
 /// Gives an entry that is already up to date the source's mtime, owner
-/// (`owner`, with `-a`, where permitted) and permission bits where they
-/// differ. A symlink planted at `name` is never followed.
+/// and permission bits where they differ (see [`Refresh`]). A symlink
+/// planted at `name` is never followed.
 pub(super) fn refresh(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     dest: &DestMeta,
     src: &SourceMeta,
-    owner: Option<(u32, u32)>,
-    window_ns: u64,
+    how: Refresh,
 ) -> Result<(), Failure> {
+    let Refresh {
+        owner,
+        window_ns,
+        modes,
+    } = how;
     // Within the window the times are the same as far as the destination
     // can tell: setting them again would only change the ctime.
     if !super::quick_check::same_mtime(dest.mtime, src.mtime, window_ns) {
@@ -93,7 +110,7 @@ pub(super) fn refresh(
     let mode = commit::final_mode(src.mode, owner_kept);
     // A chown clears setuid and setgid, so the mode is looked at again.
     let chowned = owner.is_some_and(|ids| ids != (dest.uid, dest.gid));
-    if dest.file_type != FileType::Symlink && (dest.mode != mode || chowned) {
+    if modes && dest.file_type != FileType::Symlink && (dest.mode != mode || chowned) {
         chmod_nofollow(dir, name, mode)?;
     }
     Ok(())

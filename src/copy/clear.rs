@@ -34,6 +34,21 @@ pub(crate) fn remove_tree_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Er
     }
 }
 
+/// Makes way at `name` in `dir` for an entry of another type: removes the
+/// directory there, with its contents when `force` (`--force`,
+/// `--delete`), else only when it is empty (`ENOTEMPTY` otherwise, as
+/// rsync leaves a full directory without `--force`).
+pub(crate) fn make_way_at(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Result<(), Errno> {
+    if force {
+        return remove_tree_at(dir, name);
+    }
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::EXIST) => Err(Errno::NOTEMPTY),
+        Err(err) => Err(err),
+    }
+}
+
 /// Removes every entry of the open directory `fd`, depth first.
 fn empty_dir(fd: OwnedFd) -> Result<(), Errno> {
     // A read-only directory cannot be emptied as it is; it goes anyway.

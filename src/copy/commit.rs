@@ -66,6 +66,11 @@ impl NamedTemp<'_> {
                 Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
                     return Err(directory_in_the_way());
                 }
+                // The temp is there, so it is the final name the
+                // filesystem refuses (exFAT: `:`, `?`, `"` and others).
+                Err(Errno::NOENT | Errno::INVAL) if self.exists() => {
+                    return Err(name_not_allowed());
+                }
                 Err(err) => {
                     return Err(Failure::dest("cannot rename temp file to destination", err));
                 }
@@ -74,16 +79,23 @@ impl NamedTemp<'_> {
     }
 }
 
+impl NamedTemp<'_> {
+    fn exists(&self) -> bool {
+        rustix::fs::statat(self.dir, self.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok()
+    }
+}
+
+/// A name the destination filesystem cannot hold.
+pub(super) fn name_not_allowed() -> Failure {
+    Failure::new(FailKind::Unsupported, "name not allowed on this filesystem")
+}
+
 /// Removes the directory `name` in `dir` for an entry of another type:
 /// with its contents when `force`, else only when it is empty.
 fn clear_directory(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Result<(), Failure> {
-    if force {
-        return clear::remove_tree_at(dir, name)
-            .map_err(|e| Failure::dest("cannot remove directory in the way", e));
-    }
-    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::NOTEMPTY | Errno::EXIST) => Err(directory_in_the_way()),
+    match clear::make_way_at(dir, name, force) {
+        Ok(()) => Ok(()),
+        Err(Errno::NOTEMPTY) => Err(directory_in_the_way()),
         Err(err) => Err(Failure::dest("cannot remove directory in the way", err)),
     }
 }
@@ -301,6 +313,7 @@ impl Namer {
                 // A hint that was wrong (a race) does not teach anything.
                 Err(Errno::EXIST) if self.exists.is_some() => {}
                 Err(Errno::EXIST) => self.expect_existing = true,
+                Err(Errno::INVAL) => return Err(name_not_allowed()),
                 Err(err) => return Err(Failure::dest("cannot create destination", err)),
             }
         }

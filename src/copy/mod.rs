@@ -47,12 +47,13 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Outcome, SkipReason};
+use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Findings, Outcome, SkipReason};
 use commit::Namer;
 pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
 use dest::{DestPath, DirCache};
 use fail::Failure;
+pub(crate) use quick_check::same_mtime;
 
 /// Copies jobs into one destination root. One per worker; not shared
 /// between threads. It caches the last destination directory fd and what
@@ -77,6 +78,9 @@ pub(crate) struct Engine {
     /// `--remove-source-files`: what the current job's source was when it
     /// was copied or found up to date.
     seen: Option<moves::Seen>,
+    /// What the job in hand found at the destination (see
+    /// [`Engine::take_findings`]).
+    found: Findings,
 }
 
 impl Engine {
@@ -108,7 +112,13 @@ impl Engine {
             umask: process_umask(),
             basis,
             seen: None,
+            found: Findings::default(),
         })
+    }
+
+    /// What the last [`Engine::copy`] found at the destination.
+    pub(crate) fn take_findings(&mut self) -> Findings {
+        std::mem::take(&mut self.found)
     }
 
     /// The device and inode of the destination root this engine opened;
@@ -125,6 +135,7 @@ impl Engine {
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
         self.seen = None;
+        self.found = Findings::default();
         let outcome = self.copy_entry(job, on_bytes);
         match self.opts.remove_source && !self.opts.dry_run {
             true => self.remove_source(job, outcome),
@@ -285,6 +296,12 @@ impl Engine {
             FileType::Directory => return Err(source_is_directory()),
             other => return Ok(skip_special(other)),
         }
+        if !self.opts.dest.symlinks {
+            return Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support symbolic links",
+            ));
+        }
         self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
@@ -312,6 +329,10 @@ impl Engine {
             FileType::RegularFile => self.copy_file(job, dest, on_bytes, false),
             FileType::Symlink => self.copy_symlink(job, dest, on_bytes, false),
             FileType::Directory => Err(source_is_directory()),
+            _ if self.opts.archive && !self.opts.dest.specials => Err(Failure::new(
+                FailKind::Unsupported,
+                "destination filesystem does not support special files",
+            )),
             other if self.opts.archive => self.make_special(&st, other, dest),
             other => Ok(skip_special(other)),
         }

@@ -94,7 +94,11 @@ pub(crate) fn same_mtime(a: (i64, i64), b: (i64, i64), window_ns: u64) -> bool {
 /// Whether any option can leave an existing destination entry alone, so
 /// the worker must look at the destination before copying.
 pub(crate) fn looks_at_destination(opts: &CopyOptions) -> bool {
-    opts.compare != Compare::Always || opts.update || opts.ignore_existing || opts.dry_run
+    opts.compare != Compare::Always
+        || opts.update
+        || opts.ignore_existing
+        || opts.dry_run
+        || opts.itemize
 }
 
 #[cfg(test)]
@@ -155,6 +159,16 @@ mod tests {
             decide(&opts(Compare::Always), FILE, &SRC, Some(&same)),
             replace
         );
+        // A device node standing for another device is not up to date.
+        let chr = FileType::CharacterDevice;
+        let node = DestMeta {
+            rdev: 0x103,
+            ..dest(chr, 10, (1_000, 5))
+        };
+        let src_node = SourceMeta { rdev: 0x105, ..SRC };
+        assert_eq!(decide(&quick, chr, &src_node, Some(&node)), replace);
+        let same_node = SourceMeta { rdev: 0x103, ..SRC };
+        assert_eq!(decide(&quick, chr, &same_node, Some(&node)), up_to_date);
     }
 
     #[test]

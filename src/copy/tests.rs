@@ -580,3 +580,46 @@ fn full_destination_gives_no_space_and_leaves_no_temp() {
         assert_no_temps(&s.dst);
     }
 }
+
+#[test]
+fn a_destination_without_modes_or_fine_times_is_left_alone_when_up_to_date() {
+    let s = scratch();
+    let src = s.src.join("f");
+    write_file(&src, b"same", 0o640);
+    write_file(&s.dst.join("f"), b"same", 0o777);
+    let at = |path: &Path, nanos| {
+        let time = Timespec {
+            tv_sec: MTIME.0,
+            tv_nsec: nanos,
+        };
+        let times = Timestamps {
+            last_access: time,
+            last_modification: time,
+        };
+        rustix::fs::utimensat(CWD, path, &times, AtFlags::empty()).expect("utimensat");
+    };
+    at(&src, 987_654_321);
+    // What a filesystem keeping 10 ms steps made of it.
+    at(&s.dst.join("f"), 980_000_000);
+    let coarse = CopyOptions {
+        compare: crate::job::Compare::QuickCheck,
+        modify_window_ns: 9_999_999,
+        dest: crate::job::DestCaps {
+            modes: false,
+            ..crate::job::DestCaps::default()
+        },
+        ..CopyOptions::default()
+    };
+    let before = fs::metadata(s.dst.join("f")).expect("stat");
+    let (outcome, _) = run(
+        &mut Engine::new(&s.dst, coarse).expect("engine"),
+        &job(&src, "f", EntryKind::File),
+    );
+    assert!(matches!(outcome, Outcome::Skipped { .. }), "{outcome:?}");
+    let after = fs::metadata(s.dst.join("f")).expect("stat");
+    assert_eq!(after.mode() & 0o777, 0o777);
+    assert_eq!(
+        (after.mtime_nsec(), after.ctime_nsec()),
+        (before.mtime_nsec(), before.ctime_nsec())
+    );
+}

@@ -91,10 +91,13 @@ fn read_sized(read: &SizedRead<'_>) -> Result<Vec<u8>, Errno> {
 
 /// Sets one attribute on `fd`. One outside the `user.` namespace that this
 /// user may not set (`trusted.`, `security.` as non-root) is left out
-/// silently, as rsync does without root; a `user.` one is an error.
+/// silently, as rsync does without root; a `user.` one is an error, unless
+/// the filesystem keeps no attributes at all (exFAT, FAT): the run says
+/// that once, from its probe of the destination (`copy::caps`).
 pub(crate) fn set(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
     match rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()) {
-        Err(Errno::PERM | Errno::NOTSUP | Errno::ACCESS) if !name.starts_with(b"user.") => Ok(()),
+        Err(Errno::PERM | Errno::ACCESS) if !name.starts_with(b"user.") => Ok(()),
+        Err(Errno::NOTSUP) => Ok(()),
         done => done,
     }
 }

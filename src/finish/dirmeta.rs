@@ -23,6 +23,7 @@ use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 use crate::copy::xattrs::{self, Xattr};
+use crate::job::Changes;
 use crate::relpath::open_beneath;
 use crate::ui::escape::io_reason;
 
@@ -88,6 +89,21 @@ pub(crate) struct DirMetaError {
     pub(crate) reason: String,
 }
 
+impl DirMeta {
+    /// How the existing directory `st` differs from this record, in the
+    /// terms of rsync's `--itemize-changes`.
+    pub(crate) fn differences(&self, st: &Stat) -> Changes {
+        let owner = self.archive.as_ref().map(|a| (a.uid, a.gid));
+        Changes {
+            time: self.mtime != (st.st_mtime, st.st_mtime_nsec as i64),
+            perms: st.st_mode & 0o7777 != self.mode,
+            owner: owner.is_some_and(|(uid, _)| uid != st.st_uid),
+            group: owner.is_some_and(|(_, gid)| gid != st.st_gid),
+            ..Changes::default()
+        }
+    }
+}
+
 /// Applies every record, deepest directories first, and returns what failed.
 /// A directory recorded twice (`pcopy a/ b/ dst` records `dst` for both
 /// sources) gets the metadata recorded last, as if the sources had been
@@ -97,7 +113,7 @@ pub(crate) struct DirMetaError {
 pub(crate) fn apply_all(
     root: BorrowedFd<'_>,
     dirs: Vec<DirMeta>,
-    fsync: bool,
+    how: DirApply,
 ) -> Vec<DirMetaError> {
     let mut seen = HashSet::new();
     let mut dirs: Vec<DirMeta> = dirs
@@ -111,7 +127,7 @@ pub(crate) fn apply_all(
         let failed: Vec<DirMetaError> = level
             .par_iter()
             .filter_map(|dir| {
-                apply(root, dir, fsync).err().map(|reason| DirMetaError {
+                apply(root, dir, how).err().map(|reason| DirMetaError {
                     rel: dir.rel.clone(),
                     reason,
                 })
@@ -122,11 +138,35 @@ pub(crate) fn apply_all(
     errors
 }
 
+/// How directories get their metadata, the same for all of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirApply {
+    /// `--fsync`: flush each directory after its metadata.
+    pub(crate) fsync: bool,
+    /// mtimes this many ns apart count as equal: the destination keeps
+    /// no finer times (or `--modify-window` says so).
+    pub(crate) window_ns: u64,
+    /// The destination keeps permission bits (exFAT does not).
+    pub(crate) modes: bool,
+}
+
+#[cfg(test)]
+impl DirApply {
+    /// Exact times and modes, as on any Linux filesystem.
+    pub(crate) fn exact(fsync: bool) -> DirApply {
+        DirApply {
+            fsync,
+            window_ns: 0,
+            modes: true,
+        }
+    }
+}
+
 /// Sets what differs, so a rerun over an unchanged tree changes nothing,
 /// not even a ctime. Times are judged by the mtime alone: reading a
 /// directory (as the walk does) may move its atime, and restoring that
 /// on every run would change the ctime every time.
-fn apply(root: BorrowedFd<'_>, dir: &DirMeta, fsync: bool) -> Result<(), String> {
+fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), String> {
     let fd = open_beneath(root, &dir.rel)
         .map_err(|e| reason("cannot open directory to set its times and mode", e))?;
     let st = rustix::fs::fstat(&fd).map_err(|e| reason("cannot stat directory", e))?;
@@ -136,18 +176,19 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, fsync: bool) -> Result<(), String>
         xattrs::apply(fd.as_fd(), &archive.xattrs)
             .map_err(|e| reason("cannot set extended attributes", e))?;
     }
-    if dir.mtime != (st.st_mtime, st.st_mtime_nsec as i64) {
+    let kept = (st.st_mtime, st.st_mtime_nsec as i64);
+    if !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
         let times = Timestamps {
             last_access: timespec(dir.atime),
             last_modification: timespec(dir.mtime),
         };
         rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
     }
-    if chowned || st.st_mode & 0o7777 != dir.mode {
+    if how.modes && (chowned || st.st_mode & 0o7777 != dir.mode) {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
             .map_err(|e| reason("cannot set directory mode", e))?;
     }
-    if fsync {
+    if how.fsync {
         rustix::fs::fsync(&fd).map_err(|e| reason("cannot flush directory", e))?;
     }
     Ok(())
@@ -209,7 +250,10 @@ mod tests {
             meta("a/b", 0o555, 2_000),
             meta("a/b/c", 0o750, 3_000),
         ];
-        assert_eq!(apply_all(root.as_fd(), dirs, false), Vec::new());
+        assert_eq!(
+            apply_all(root.as_fd(), dirs, DirApply::exact(false)),
+            Vec::new()
+        );
         let c = fs::metadata(tmp.path().join("a/b/c")).unwrap();
         assert_eq!((c.mtime(), c.mtime_nsec()), (3_000, 123_456_789));
         assert_eq!(c.permissions().mode() & 0o7777, 0o750);
@@ -229,7 +273,11 @@ mod tests {
             Mode::empty(),
         )
         .unwrap();
-        let errors = apply_all(root.as_fd(), vec![meta("d", 0o500, 5)], false);
+        let errors = apply_all(
+            root.as_fd(),
+            vec![meta("d", 0o500, 5)],
+            DirApply::exact(false),
+        );
         assert_eq!(errors.len(), 1);
         let elsewhere = fs::metadata(tmp.path().join("elsewhere")).unwrap();
         assert_ne!(elsewhere.mtime(), 5);
@@ -248,11 +296,44 @@ mod tests {
         let errors = apply_all(
             root.as_fd(),
             vec![meta("d", 0o700, 10), meta("d", 0o750, 20)],
-            false,
+            DirApply::exact(false),
         );
         assert_eq!(errors, Vec::new());
         let d = fs::metadata(tmp.path().join("d")).unwrap();
         assert_eq!((d.mtime(), d.permissions().mode() & 0o7777), (20, 0o750));
+    }
+
+    #[test]
+    fn a_destination_with_coarse_times_and_no_modes_is_not_touched_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir(tmp.path().join("d")).unwrap();
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let coarse = DirApply {
+            fsync: false,
+            window_ns: 1_999_999_999,
+            modes: false,
+        };
+        let mut record = meta("d", 0o750, 20);
+        assert_eq!(
+            apply_all(root.as_fd(), vec![record.clone()], coarse),
+            Vec::new()
+        );
+        let before = fs::metadata(tmp.path().join("d")).unwrap();
+        // Two seconds' steps kept 20.123456789 as 20; modes are not kept.
+        record.mtime = (21, 0);
+        assert_eq!(apply_all(root.as_fd(), vec![record], coarse), Vec::new());
+        let after = fs::metadata(tmp.path().join("d")).unwrap();
+        assert_eq!(after.mtime(), before.mtime());
+        assert_eq!(
+            (after.ctime(), after.ctime_nsec()),
+            (before.ctime(), before.ctime_nsec())
+        );
+        assert_ne!(after.permissions().mode() & 0o7777, 0o750);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, Stat};
 use rustix::io::Errno;
 
-use crate::copy::TEMP_PREFIX;
+use crate::copy::{self, TEMP_PREFIX};
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 use crate::relpath::{self, open_beneath};
 use crate::ui::escape::io_reason;
@@ -39,6 +39,8 @@ pub(crate) struct LinkPhase<'a> {
     pub(crate) dry_run: bool,
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: &'a str,
+    /// A directory at a later name goes with its contents (`--force`).
+    pub(crate) force: bool,
 }
 
 /// Makes `link.job.rel_dst` a name of the destination file at
@@ -107,7 +109,15 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
     // over it, so the name never goes missing.
     let temp = temp_name(phase.temp_tag);
     link_at(&temp).map_err(failing("cannot link"))?;
-    if let Err(err) = rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name) {
+    let rename = || rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name);
+    let renamed = match rename() {
+        // A directory where the link goes: an entry that changed type.
+        Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+            copy::clear::make_way_at(ldir.as_fd(), link_name, phase.force).and_then(|()| rename())
+        }
+        done => done,
+    };
+    if let Err(err) = renamed {
         let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
         return Err(failing("cannot rename link into place")(err));
     }

@@ -38,6 +38,9 @@ pub(crate) struct FinishSetup {
     pub(crate) temp_tag: String,
     /// `--ignore-errors`: `--delete` runs even after failed entries.
     pub(crate) ignore_errors: bool,
+    /// `--force` (or `--delete`): a directory where a later name of a
+    /// hard link goes is removed with its contents.
+    pub(crate) force: bool,
     /// `--delete`; `None` without it.
     pub(crate) delete: Option<DeleteSetup>,
 }
@@ -57,6 +60,9 @@ pub(crate) struct Tree<'a> {
     pub(crate) links: Vec<LinkJob>,
     /// Destination paths whose copy failed.
     pub(crate) failed: &'a HashSet<OsString>,
+    /// How directory metadata is compared and applied, after the probe of
+    /// the destination.
+    pub(crate) dir_apply: dirmeta::DirApply,
 }
 
 /// The reporter hears of each removal; a failure is an entry that failed.
@@ -78,7 +84,7 @@ pub(crate) fn finish_tree(tree: &Tree<'_>, dirs: Vec<DirMeta>, reporter: &mut Re
         return;
     }
     let fsync = tree.setup.fsync;
-    for failure in dirmeta::apply_all(tree.root, dirs, fsync) {
+    for failure in dirmeta::apply_all(tree.root, dirs, tree.dir_apply) {
         let path = tree.dst_root.join(&failure.rel);
         reporter.failed(&path, &failure.reason, FailKind::DestIo);
     }
@@ -101,10 +107,11 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
         failed: tree.failed,
         dry_run: tree.setup.dry_run,
         temp_tag: &tree.setup.temp_tag,
+        force: tree.setup.force,
     };
     for link in &tree.links {
         let outcome = links::make_link(&phase, link);
-        reporter.completed(&link.job, 0, &outcome, std::process::id());
+        reporter.linked(&link.job, &outcome, &link.target);
     }
 }
 

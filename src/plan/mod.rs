@@ -186,17 +186,8 @@ fn check_root(source: &Source, dst: &Path, rel_dst: &OsStr) -> Result<(), Fatal>
     if !source.meta.is_dir() {
         return refuse_same_entry(source, &target);
     }
-    if !rel_dst.is_empty() {
-        if let Ok(meta) = fs::symlink_metadata(&target) {
-            if !meta.is_dir() {
-                let why = format!(
-                    "cannot copy directory {} over an existing non-directory",
-                    Escaped::path(&source.path)
-                );
-                return Err(bad(&target, &why));
-            }
-        }
-    }
+    // A non-directory at `target` is an entry that changed type: the walk
+    // replaces it (never following a symlink there), as rsync does.
     // Both sides canonical, so `dst` reached through a symlink into the
     // source is caught as well.
     let canonical_src = fs::canonicalize(&source.path).map_err(|err| {

@@ -115,13 +115,14 @@ fn destination_inside_the_source_is_found_through_symlinks() {
 }
 
 #[test]
-fn a_directory_over_a_file_in_the_destination_is_refused() {
+fn a_file_where_a_named_directory_goes_is_left_to_the_walk_to_replace() {
     let tree = Tree::new();
     fs::create_dir(tree.path("out")).unwrap();
     fs::write(tree.path("out/src"), "not a dir").unwrap();
-    let err = tree.resolve(&["src"], "out").unwrap_err();
-    assert_eq!(err.status, ExitStatus::BadPath);
-    assert!(err.message.contains("over an existing non-directory"));
+    let plan = tree.resolve(&["src"], "out").unwrap();
+    assert_eq!(plan.roots[0].rel_dst, "src");
+    assert!(plan.roots[0].is_dir);
+    assert_eq!(fs::read(tree.path("out/src")).unwrap(), b"not a dir");
 }
 
 #[test]

@@ -34,10 +34,12 @@ mod tests;
 pub(crate) mod worker;
 
 use std::num::NonZeroUsize;
+use std::os::fd::AsFd;
 
 use procpool::{AnyPool, Manager};
 
 use crate::cli::WorkerKind;
+use crate::copy::caps::{self, Capabilities};
 use crate::exit_codes::Fatal;
 use crate::finish::FinishSetup;
 use crate::job::CopyOptions;
@@ -72,7 +74,17 @@ pub(crate) fn run(
     reporter: &mut Reporter,
 ) -> anyhow::Result<RunEnd> {
     let dst = Destination::open(plan, setup.copy.dry_run)?;
-    let copy = &with_modify_window(setup, &dst);
+    let caps = probe_destination(setup, &dst);
+    let copy = &copy_options(setup, caps.as_ref());
+    if let Some(lost) = caps
+        .as_ref()
+        .filter(|c| setup.copy.archive && !c.loses.is_empty())
+    {
+        reporter.notice(&format!(
+            "the destination filesystem cannot keep {}: not kept (-a)",
+            lost.loses.join(", ")
+        ));
+    }
     let workers = setup.workers.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
     let task = first_task(&manager, workers, &dst, copy)?;
@@ -82,6 +94,7 @@ pub(crate) fn run(
         roots: plan.roots.clone(),
         dst_root: dst.try_clone_fd()?,
         dst_root_new: plan.create_dst_root,
+        case_insensitive: caps.as_ref().is_some_and(|c| c.case_insensitive),
         jobs: task.jobs.clone(),
         wake: task.done.clone(),
     };
@@ -110,21 +123,26 @@ pub(crate) fn run(
     Ok(end)
 }
 
-/// The engine's options with the quick check's time window: the
-/// `--modify-window` given, else what the destination's timestamps can
-/// tell apart (probed once, here, for the whole run).
-fn with_modify_window(setup: &RunSetup, dst: &Destination) -> CopyOptions {
+/// What the destination filesystem can hold, probed once for the whole
+/// run, here; `None` for a dry run, which writes nothing.
+fn probe_destination(setup: &RunSetup, dst: &Destination) -> Option<Capabilities> {
+    let root = dst.fd.as_ref().filter(|_| !setup.copy.dry_run)?;
+    Some(caps::probe(root.as_fd(), &setup.copy.temp_tag))
+}
+
+/// The engine's options completed by the probe: what the destination
+/// holds, and the quick check's time window: the `--modify-window`
+/// given, else what the destination's timestamps can tell apart.
+fn copy_options(setup: &RunSetup, caps: Option<&Capabilities>) -> CopyOptions {
     let mut copy = setup.copy.clone();
-    let probed = || {
-        let root = dst.fd.as_ref()?;
-        let tag = &setup.copy.temp_tag;
-        crate::copy::caps::time_granularity(std::os::fd::AsFd::as_fd(root), tag)
+    copy.modify_window_ns = match (setup.modify_window, caps.and_then(|c| c.time_step)) {
+        (Some(secs), _) => secs.saturating_mul(1_000_000_000),
+        (None, Some(step)) => step - 1,
+        (None, None) => 0,
     };
-    copy.modify_window_ns = match setup.modify_window {
-        Some(secs) => secs.saturating_mul(1_000_000_000),
-        None if setup.copy.dry_run => 0,
-        None => probed().map_or(0, |step| step - 1),
-    };
+    if let Some(caps) = caps {
+        copy.dest = caps.holds;
+    }
     copy
 }
 

@@ -178,6 +178,7 @@ mod tests {
             temp_tag: String::new(),
             open_levels,
             count_ahead: true,
+            itemize: false,
         };
         let roots = [Root {
             src: src.to_path_buf(),

@@ -27,6 +27,8 @@ pub(crate) struct DestDir {
     /// What an existing directory held when the walk entered it; `None`
     /// when it was not listed (created, dry run, listed before, too big).
     pub(crate) names: Option<DestNames>,
+    /// Names in it are looked up without regard to case.
+    pub(crate) folds_case: bool,
 }
 
 /// Directories with more entries than this are not remembered by name:
@@ -82,6 +84,8 @@ pub(crate) struct DestDirs {
     name_seed: u64,
     /// Created directories go into `cleaned` too (several sources).
     track_new: bool,
+    /// The whole destination filesystem ignores case (see `copy::caps`).
+    case_insensitive: bool,
 }
 
 /// Why a directory could not be had, ready for the walker's report.
@@ -106,6 +110,7 @@ impl DestDirs {
             temp_tag,
             name_seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
             track_new: false,
+            case_insensitive: false,
         }
     }
 
@@ -121,10 +126,24 @@ impl DestDirs {
         self.track_new = true;
     }
 
+    /// Tells that the destination filesystem ignores case in every
+    /// directory; otherwise each directory is asked for ext4's casefold
+    /// attribute.
+    pub(crate) fn ignore_case(&mut self) {
+        self.case_insensitive = true;
+    }
+
     /// The destination directory `rel` beneath `parent`: created, opened or
     /// (dry running) found absent.
     pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
-        let dir = self.find_or_make(parent, rel)?;
+        let mut dir = self.find_or_make(parent, rel)?;
+        // A new directory inherits casefolding from its parent.
+        dir.folds_case = self.case_insensitive
+            || match (&dir.fd, parent) {
+                (Some(fd), _) => super::case::casefolded(fd.as_fd()),
+                (None, Parent::Dir(parent)) => parent.folds_case,
+                (None, Parent::Root) => false,
+            };
         if let (true, true, Some(fd)) = (self.track_new, dir.created, &dir.fd) {
             if let Ok(st) = rustix::fs::fstat(fd) {
                 self.cleaned.insert((st.st_dev, st.st_ino));
@@ -153,6 +172,7 @@ impl DestDirs {
                     fd: Some(fd),
                     created: false,
                     names: None,
+                    folds_case: false,
                 }),
                 // A non-directory there would be replaced.
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(absent()),
@@ -180,6 +200,12 @@ impl DestDirs {
                 Err(Errno::NOTDIR | Errno::LOOP) => replace_with_dir(parent_fd, name),
                 Err(e) => Err(open_failure(e)),
             },
+            // The parent is open, so it is the name the filesystem refuses
+            // (exFAT: `:`, `?`, `"` and others).
+            Err(Errno::NOENT | Errno::INVAL) => Err(DirFailure {
+                reason: "name not allowed on this filesystem".to_string(),
+                kind: FailKind::Unsupported,
+            }),
             Err(e) => Err(dest_failure("cannot create directory", e)),
         }
     }
@@ -191,6 +217,7 @@ impl DestDirs {
             fd: Some(fd),
             created: false,
             names,
+            folds_case: false,
         })
     }
 
@@ -208,6 +235,7 @@ impl DestDirs {
             fd: Some(fd),
             created: self.root_new,
             names,
+            folds_case: false,
         })
     }
 
@@ -262,6 +290,7 @@ fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> 
         fd: Some(fd),
         created: true,
         names: None,
+        folds_case: false,
     })
 }
 
@@ -285,6 +314,7 @@ fn absent() -> DestDir {
         fd: None,
         created: true,
         names: None,
+        folds_case: false,
     }
 }
 

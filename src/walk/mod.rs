@@ -17,6 +17,7 @@
 //! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
+mod case;
 mod claims;
 pub(crate) mod count;
 mod dest;
@@ -75,6 +76,9 @@ pub(crate) struct WalkSetup {
     pub(crate) open_levels: usize,
     /// Run the count-ahead (see [`count`]): only for a progress display.
     pub(crate) count_ahead: bool,
+    /// `-i`: say how each existing destination directory differs from its
+    /// source ([`WalkEvent::DirChanged`]).
+    pub(crate) itemize: bool,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -86,6 +90,10 @@ pub(crate) struct WalkStart {
     pub(crate) dst_root: Option<OwnedFd>,
     /// The destination root was created by this run: it is empty.
     pub(crate) dst_root_new: bool,
+    /// The destination filesystem tells no names apart by case (exFAT,
+    /// FAT); directories with ext4's casefold attribute are found by
+    /// the walk itself.
+    pub(crate) case_insensitive: bool,
     pub(crate) jobs: Queue<Vec<FileJob>>,
     /// The done queue, only to wake the main thread when the walk ends.
     pub(crate) wake: Queue<Vec<WorkerEvent>>,
@@ -176,6 +184,9 @@ fn walk(task: WalkTask) {
     let mut dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
     if start.roots.len() > 1 {
         dest.track_new_dirs();
+    }
+    if start.case_insensitive {
+        dest.ignore_case();
     }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
@@ -296,6 +307,14 @@ impl Walker {
         let claim = self.claim(&rel, typed.is_dir);
         if claim == Claim::Taken {
             return Ok(());
+        }
+        let collision = stack.peek().and_then(|top| top.collision(&entry.name));
+        if let Some(other) = collision {
+            let why = format!(
+                "name collides with \"{}\" on this case-insensitive destination; neither copied",
+                crate::ui::escape::Escaped::os(other)
+            );
+            return self.fail(&path, why, FailKind::DestIo);
         }
         if typed.is_dir {
             let merge = claim == Claim::Merge;
@@ -612,6 +631,18 @@ impl Walker {
         let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         if self.setup.archive {
             record = record.with_archive(stat.raw(), src);
+        }
+        if let Some(fd) = dir
+            .fd
+            .as_ref()
+            .filter(|_| self.setup.itemize && !dir.created)
+        {
+            // Judged before the copy changes it, as rsync itemizes it.
+            if let Ok(st) = rustix::fs::fstat(fd) {
+                let changes = record.differences(&st);
+                let rel = rel.to_os_string();
+                let _ = self.out.send(WalkEvent::DirChanged { rel, changes });
+            }
         }
         self.dirs.push(record);
         Ok(dir)

@@ -54,6 +54,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         temp_tag: String::new(),
         open_levels,
         count_ahead: false,
+        itemize: false,
     };
     let start = WalkStart {
         roots: vec![Root {
@@ -63,6 +64,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         }],
         dst_root: Some(dst_root),
         dst_root_new: dst_new,
+        case_insensitive: false,
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };

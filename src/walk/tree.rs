@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FileType, Mode, OFlags, RawDir};
 use rustix::io::Errno;
 
+use super::case::Collisions;
 use super::dest::{DestDir, DestNames};
 use super::entry_stat::EntryStat;
 use crate::relpath;
@@ -93,6 +94,9 @@ pub(super) struct Frame {
     /// budget (`closed` says so: a dry run has directories without one).
     pub(super) dest: DestDir,
     closed: bool,
+    /// Its names that collide when case is ignored, when its destination
+    /// ignores case.
+    pub(super) collisions: Option<Collisions>,
 }
 
 /// What a new frame is made of.
@@ -134,6 +138,8 @@ impl Stack {
     }
 
     pub(super) fn push(&mut self, new: NewFrame) {
+        let collisions = (new.dest.folds_case)
+            .then(|| Collisions::of_names(new.listed.iter().map(|l| l.name.as_os_str())));
         let mut pending = new.listed;
         pending.reverse();
         self.frames.push(Frame {
@@ -145,6 +151,7 @@ impl Stack {
             src: Some(new.src),
             dest: new.dest,
             closed: false,
+            collisions,
         });
         if self.frames.len() - self.open_from > self.open_levels {
             self.frames[self.open_from].close();
@@ -252,6 +259,12 @@ impl Frame {
     /// What the destination directory held when the walk entered it.
     pub(super) fn dest_names(&self) -> Option<&DestNames> {
         self.dest.names.as_ref()
+    }
+
+    /// The name `name` collides with here, where the destination ignores
+    /// case.
+    pub(super) fn collision(&self, name: &OsStr) -> Option<&OsStr> {
+        self.collisions.as_ref()?.other(name)
     }
 
     /// The source path and destination path of the entry `name` here.

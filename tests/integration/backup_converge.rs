@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::testenv::{
     Detail, Fs, Mounted, TestEnv, assert_listings_equal, assert_same_tree, assert_status,
-    assert_unchanged, json_of, listing_with, normalized_stderr, set_mtime, skipped, snapshot,
+    assert_unchanged, is_root, json_of, listing_with, normalized_stderr, set_mtime, skipped,
+    snapshot,
 };
 
 /// Reruns `args` with `--json` and asserts that nothing was copied and
@@ -125,7 +126,12 @@ both_kinds! {
         distinct.sort();
         distinct.dedup();
         assert_eq!(listed.len(), distinct.len(), "listed twice: {listed:?}");
-        assert_eq!(listed.len(), 9, "{listed:?}");
+        // The same entries as a run naming the source once.
+        let once = env.run(["-v", "src/", "once"]);
+        assert_status(&once, 0);
+        let mut expected: Vec<&str> = std::str::from_utf8(&once.stdout).unwrap().lines().collect();
+        expected.sort();
+        assert_eq!(distinct, expected);
         assert_same_tree(&env.path("src"), &env.path("dst"));
         rerun_copies_nothing(&env, &["src/", "src/", "dst"], &env.path("dst"));
     }
@@ -192,5 +198,130 @@ both_kinds! {
         let sized = env.run([OsStr::new("--json"), OsStr::new("--size-only")].into_iter().chain(args));
         assert_eq!(json_of(&sized)["files_copied"], 0);
         eprintln!("{} workers: exfat rerun copied 0 of 20 files", env.kind);
+    }
+
+    fn what_exfat_cannot_hold_is_said_once_per_kind_with_a_count(env: TestEnv) {
+        env.mkdir("mnt");
+        let mounted = match Mounted::new(Fs::Exfat, &env.path("mnt")) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
+        };
+        env.write("src/plain.txt", "plain\n");
+        env.write("src/sub/kept.txt", "kept\n");
+        for i in 0..3 {
+            env.symlink(format!("target{i}"), format!("src/link{i}"));
+        }
+        env.write("src/a:b", "colon\n");
+        env.write("src/why?", "question\n");
+        env.write("src/Readme.txt", "one\n");
+        env.write("src/README.txt", "two\n");
+        env.mkfifo("src/fifo");
+        let dst = mounted.dir().join("copy");
+        let args = [OsStr::new("-a"), OsStr::new("src/"), dst.as_os_str()];
+        for run in 0..2 {
+            let output = env.run(args);
+            assert_status(&output, 23);
+            let stderr = normalized_stderr(&output);
+            let lines: Vec<&str> = stderr.lines().collect();
+            let count = |pattern: &str| lines.iter().filter(|l| l.contains(pattern)).count();
+            assert_eq!(count("does not support symbolic links"), 2, "{stderr}");
+            assert!(stderr.contains("pcopy: destination filesystem does not support symbolic links: 3 entries (the first one named above)\n"), "{stderr}");
+            assert_eq!(count("name not allowed on this filesystem"), 2, "{stderr}");
+            assert!(stderr.contains("pcopy: name not allowed on this filesystem: 2 entries (the first one named above)\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/fifo: destination filesystem does not support special files\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/Readme.txt: name collides with \"README.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: src/README.txt: name collides with \"Readme.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+            assert!(stderr.contains("pcopy: the destination filesystem cannot keep owners, permission bits, extended attributes: not kept (-a)\n"), "{stderr}");
+            let summary = lines.last().unwrap();
+            let expected = match run {
+                0 => "pcopy: 2 files, 11 B in [time]; 0 skipped, 8 failed",
+                _ => "pcopy: 0 files, 0 B in [time]; 2 skipped, 8 failed",
+            };
+            assert_eq!(*summary, expected, "{stderr}");
+        }
+        let mut kept = vec!["plain.txt".to_string(), "sub".to_string()];
+        kept.sort();
+        let mut names: Vec<String> =
+            fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, kept, "neither colliding name was written");
+    }
+
+    fn names_that_differ_only_in_case_collide_in_a_casefolded_directory(env: TestEnv) {
+        env.mkdir("mnt");
+        let mounted = match Mounted::new(Fs::Ext4Casefold, &env.path("mnt")) {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
+        };
+        env.write("src/Readme.txt", "one\n");
+        env.write("src/README.txt", "two\n");
+        env.write("src/other.txt", "other\n");
+        let dst = mounted.dir().join("copy");
+        let output = env.run([OsStr::new("src/"), dst.as_os_str()]);
+        assert_status(&output, 23);
+        let stderr = normalized_stderr(&output);
+        assert!(stderr.contains("pcopy: src/Readme.txt: name collides with \"README.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+        assert!(stderr.contains("pcopy: src/README.txt: name collides with \"Readme.txt\" on this case-insensitive destination; neither copied\n"), "{stderr}");
+        let names: Vec<_> = fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["other.txt"]);
+    }
+
+    fn a_device_node_that_now_stands_for_another_device_is_replaced(env: TestEnv) {
+        if !is_root("make device nodes") {
+            return;
+        }
+        let make = |minor| {
+            let dev = rustix::fs::makedev(1, minor);
+            let mode = rustix::fs::Mode::from_raw_mode(0o600);
+            let kind = rustix::fs::FileType::CharacterDevice;
+            rustix::fs::mknodat(rustix::fs::CWD, env.path("src/dev"), kind, mode, dev).unwrap();
+            set_mtime(&env.path("src/dev"), 1_600_000_000, 0);
+            set_mtime(&env.path("src"), 1_600_000_000, 0);
+        };
+        env.mkdir("src");
+        make(3);
+        assert_status(&env.run(["-a", "src/", "dst"]), 0);
+        fs::remove_file(env.path("src/dev")).unwrap();
+        make(5);
+        let output = env.run(["-a", "--json", "src/", "dst"]);
+        assert_status(&output, 0);
+        assert_eq!(json_of(&output)["files_copied"], 1);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+        rerun_copies_nothing(&env, &["-a", "src/", "dst"], &env.path("dst"));
+    }
+
+    fn a_later_hard_link_name_replaces_a_directory_in_its_way(env: TestEnv) {
+        env.write("src/file", "linked\n");
+        env.mkdir("src/more");
+        fs::hard_link(env.path("src/file"), env.path("src/more/file2")).unwrap();
+        env.write("dst/more/file2/old.txt", "old\n");
+        assert_status(&env.run(["-a", "--delete", "src/", "dst"]), 0);
+        let first = fs::metadata(env.path("dst/file")).unwrap();
+        let second = fs::metadata(env.path("dst/more/file2")).unwrap();
+        assert_eq!(first.ino(), second.ino());
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+        rerun_copies_nothing(&env, &["-a", "--delete", "src/", "dst"], &env.path("dst"));
+    }
+
+    fn modify_window_and_size_only_forgive_moved_times(env: TestEnv) {
+        env.write("src/f", "same size\n");
+        set_mtime(&env.path("src/f"), 1_600_000_000, 0);
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let copied = |flags: &[&str]| {
+            let output = env.run(flags.iter().chain(&["--json", "src/", "dst"]));
+            assert_status(&output, 0);
+            json_of(&output)["files_copied"].as_u64().unwrap()
+        };
+        let dst_mtime = || fs::metadata(env.path("dst/f")).unwrap().mtime();
+        set_mtime(&env.path("src/f"), 1_600_000_001, 500_000_000);
+        // Within the window: equal, and left as it is.
+        assert_eq!(copied(&["--modify-window", "2"]), 0);
+        assert_eq!(dst_mtime(), 1_600_000_000);
+        // Same size: not copied, but its time brought in line (rsync -t).
+        assert_eq!(copied(&["--size-only"]), 0);
+        assert_eq!(dst_mtime(), 1_600_000_001);
+        set_mtime(&env.path("src/f"), 1_600_000_003, 0);
+        assert_eq!(copied(&[]), 1);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
     }
 }
