@@ -10,8 +10,8 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 
 /// Workers where requests wait on a network: at 1 ms a request, copying
-/// to such a mount kept getting faster up to this many.
-pub(crate) const REMOTE_JOBS: usize = 32;
+/// from or to such a mount kept getting faster up to this many.
+pub(crate) const REMOTE_JOBS: usize = 64;
 
 /// `statfs` types (`linux/magic.h`) whose requests leave the machine or
 /// the kernel.
