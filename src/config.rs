@@ -89,6 +89,7 @@ impl Config {
                 backup: backups.backup,
                 remove_source: backups.remove_source,
                 inplace: backups.inplace,
+                partial: backups.partial,
                 bwlimit: backups.bwlimit,
             },
             verbosity,

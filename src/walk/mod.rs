@@ -143,7 +143,14 @@ fn walk(task: WalkTask) {
         stop,
     } = task;
     let temp_tag = std::mem::take(&mut setup.temp_tag);
-    let dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    let keep_partial = setup.splitter.as_ref().is_some_and(Splitter::partial);
+    let dest = DestDirs::new(
+        start.dst_root,
+        start.dst_root_new,
+        setup.dry_run,
+        temp_tag,
+        keep_partial,
+    );
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,

@@ -8,6 +8,7 @@ mod testenv;
 mod backup_archive;
 mod backup_incremental;
 mod backup_mirror;
+mod backup_partial;
 mod backup_shard;
 mod backup_snapshots;
 mod cli;
