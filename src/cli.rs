@@ -189,6 +189,28 @@ pub(crate) struct Args {
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
 
+    /// Remove a directory in DST, with its contents, where SRC has a
+    /// file, symlink or special file (implied by --delete); without it
+    /// that entry fails and the directory stays.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Run --delete even when some entries failed (the exit status stays
+    /// 23).
+    #[arg(long)]
+    pub(crate) ignore_errors: bool,
+
+    /// Count modification times at most N seconds apart as equal; a
+    /// negative N compares to the nanosecond [default: what the
+    /// destination filesystem keeps, probed once per run: 0 on Linux
+    /// filesystems, 10 ms on exFAT, 2 s on FAT].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) modify_window: Option<i64>,
+
+    /// Skip files whose destination has the same type and size, whatever
+    /// their modification times.
+    #[arg(long, conflicts_with_all = ["checksum", "ignore_times"])]
+    pub(crate) size_only: bool,
     /// Snapshots, versions, moves and rate: rsync's backup flags.
     #[command(flatten)]
     pub(crate) backups: BackupArgs,
@@ -432,6 +454,10 @@ mod tests {
             "--shard",
             "--archive",
             "--json",
+            "--force",
+            "--ignore-errors",
+            "--modify-window",
+            "--size-only",
             "--link-dest",
             "--compare-dest",
             "--copy-dest",

@@ -45,6 +45,11 @@ pub(crate) struct Config {
     /// Files from this size on are split over the workers (0: never;
     /// `None`: the walk's default).
     pub(crate) split_min: Option<u64>,
+    /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
+    /// `None`: the destination's granularity.
+    pub(crate) modify_window: Option<u64>,
+    /// `--ignore-errors`: `--delete` runs even after failures.
+    pub(crate) ignore_errors: bool,
 }
 
 impl Config {
@@ -85,6 +90,8 @@ impl Config {
                 fsync: args.fsync,
                 verify: args.verify,
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
+                force: args.force || args.delete,
+                modify_window_ns: 0,
                 basis: backups.basis,
                 backup: backups.backup,
                 remove_source: backups.remove_source,
@@ -99,6 +106,8 @@ impl Config {
             delete,
             shard: args.shard,
             split_min: args.split_min,
+            modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
+            ignore_errors: args.ignore_errors,
         })
     }
 
@@ -143,6 +152,7 @@ impl Config {
             dry_run: self.copy.dry_run,
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
+            ignore_errors: self.ignore_errors,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),
@@ -163,6 +173,7 @@ impl Config {
             copy: self.copy.clone(),
             walk: self.walk_setup(),
             finish: self.finish_setup(),
+            modify_window: self.modify_window,
         }
     }
 }
@@ -179,12 +190,13 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
     }
 }
 
-/// The quick check unless `-c` or `-I` says otherwise.
+/// The quick check unless `-c`, `-I` or `--size-only` says otherwise.
 fn compare_mode(args: &Args) -> Compare {
-    match (args.checksum, args.ignore_times) {
-        (true, _) => Compare::Checksum,
-        (false, true) => Compare::Always,
-        (false, false) => Compare::QuickCheck,
+    match (args.checksum, args.ignore_times, args.size_only) {
+        (true, _, _) => Compare::Checksum,
+        (false, true, _) => Compare::Always,
+        (false, false, true) => Compare::SizeOnly,
+        (false, false, false) => Compare::QuickCheck,
     }
 }
 

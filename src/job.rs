@@ -246,6 +246,8 @@ pub(crate) enum Compare {
     QuickCheck,
     /// Skip when type, size and contents match (`-c`).
     Checksum,
+    /// Skip when type and size match, whatever the mtime (`--size-only`).
+    SizeOnly,
 }
 
 /// How entries are copied; the same for every job of a run.
@@ -272,6 +274,15 @@ pub(crate) struct CopyOptions {
     /// Put in temp names after the prefix (`s1of3.` for `--shard 1/3`, else
     /// empty), so concurrent shards never remove each other's temp files.
     pub temp_tag: String,
+    /// `--force` (implied by `--delete`): a directory where a file,
+    /// symlink or special file goes is removed with its contents; without
+    /// it that entry fails and the directory stays.
+    pub force: bool,
+    /// Two mtimes this many nanoseconds apart or less count as equal in
+    /// the quick check: `--modify-window`, else the destination's
+    /// timestamp granularity less a nanosecond (0 where it keeps
+    /// nanoseconds).
+    pub modify_window_ns: u64,
     /// `--link-dest`, `--compare-dest`, `--copy-dest`: where unchanged
     /// files are looked for before copying; `None` without them.
     pub basis: Option<BasisDirs>,

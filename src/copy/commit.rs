@@ -11,6 +11,7 @@ use rustix::io::Errno;
 
 use super::archive;
 use super::backup::Backup;
+use super::clear;
 use super::fail::Failure;
 use crate::job::FailKind;
 
@@ -47,20 +48,51 @@ pub(super) struct NamedTemp<'dir> {
 
 impl NamedTemp<'_> {
     /// Atomically replaces `final_name` (a file or a symlink, never followed)
-    /// with the temp entry.
-    fn renamed_to(mut self, final_name: &OsStr) -> Result<(), Failure> {
-        match rustix::fs::renameat(self.dir, self.name.as_c_str(), self.dir, final_name) {
-            Ok(()) => {
-                self.live = false;
-                Ok(())
+    /// with the temp entry. A directory there is removed first (as rsync
+    /// does): an empty one always, one with contents only when `force`
+    /// (`--force`, `--delete`); otherwise it stays and the entry fails.
+    fn renamed_to(mut self, final_name: &OsStr, force: bool) -> Result<(), Failure> {
+        let mut cleared = false;
+        loop {
+            match rustix::fs::renameat(self.dir, self.name.as_c_str(), self.dir, final_name) {
+                Ok(()) => {
+                    self.live = false;
+                    return Ok(());
+                }
+                Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) if !cleared => {
+                    clear_directory(self.dir, final_name, force)?;
+                    cleared = true;
+                }
+                Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                    return Err(directory_in_the_way());
+                }
+                Err(err) => {
+                    return Err(Failure::dest("cannot rename temp file to destination", err));
+                }
             }
-            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => Err(Failure::new(
-                FailKind::DestIo,
-                "destination is a directory; not replacing it",
-            )),
-            Err(err) => Err(Failure::dest("cannot rename temp file to destination", err)),
         }
     }
+}
+
+/// Removes the directory `name` in `dir` for an entry of another type:
+/// with its contents when `force`, else only when it is empty.
+fn clear_directory(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Result<(), Failure> {
+    if force {
+        return clear::remove_tree_at(dir, name)
+            .map_err(|e| Failure::dest("cannot remove directory in the way", e));
+    }
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::NOTEMPTY | Errno::EXIST) => Err(directory_in_the_way()),
+        Err(err) => Err(Failure::dest("cannot remove directory in the way", err)),
+    }
+}
+
+fn directory_in_the_way() -> Failure {
+    Failure::new(
+        FailKind::DestIo,
+        "destination is a non-empty directory; not replacing it (--force or --delete would)",
+    )
 }
 
 impl Drop for NamedTemp<'_> {
@@ -108,6 +140,8 @@ pub(super) struct Namer {
     /// `CAP_DAC_READ_SEARCH`, and saves the `/proc/self/fd` lookup, which
     /// costs about a tenth of a small file's copy. `None` until tried.
     empty_path_links: Option<bool>,
+    /// A directory at a final name is removed (see [`NamedTemp::renamed_to`]).
+    force: bool,
     /// `-b`: where a replaced version goes, and the current job's
     /// directory below the destination root (kept only with a backup).
     backup: Option<Backup>,
@@ -117,7 +151,7 @@ pub(super) struct Namer {
 impl Namer {
     /// `O_TMPFILE` files are named through `/proc/self/fd`; without procfs
     /// only named temps work.
-    pub(super) fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str, force: bool) -> Self {
         let proc_fd = rustix::fs::statat(CWD, "/proc/self/fd", AtFlags::empty());
         Namer {
             stem: format!("{tag}{}", std::process::id()),
@@ -125,6 +159,7 @@ impl Namer {
             expect_existing: false,
             exists: None,
             empty_path_links: None,
+            force,
             backup: None,
             parent: Vec::new(),
         }
@@ -254,7 +289,7 @@ impl Namer {
         let fd = match file {
             NewFile::Named(_fd, temp) => {
                 self.keep_old(dir, name)?;
-                return temp.renamed_to(name);
+                return temp.renamed_to(name, self.force);
             }
             NewFile::Anonymous(fd) => fd,
             NewFile::InPlace(_) => return Ok(()),
@@ -274,7 +309,7 @@ impl Namer {
             self.link_anonymous(fd.as_fd(), dir, temp_name)
         })?;
         self.keep_old(dir, name)?;
-        temp.renamed_to(name)
+        temp.renamed_to(name, self.force)
     }
 
     /// Names the `O_TMPFILE` file `fd` as `new_name` in `dir`: directly where
@@ -335,7 +370,7 @@ impl Namer {
         )
         .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
         self.keep_old(dir, name)?;
-        temp.renamed_to(name)
+        temp.renamed_to(name, self.force)
     }
 
     /// Recreates the special file `st` (`-a`) under a temp name with its
@@ -362,7 +397,7 @@ impl Namer {
         rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Failure::dest("cannot set times", err))?;
         self.keep_old(dir, name)?;
-        temp.renamed_to(name)?;
+        temp.renamed_to(name, self.force)?;
         Ok(true)
     }
 }

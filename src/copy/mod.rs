@@ -18,7 +18,9 @@
 mod archive;
 pub(crate) mod backup;
 mod basis;
+pub(crate) mod caps;
 mod check;
+pub(crate) mod clear;
 mod commit;
 mod data;
 mod dest;
@@ -88,7 +90,7 @@ impl Engine {
             Err(Errno::NOENT) if opts.dry_run => None,
             Err(err) => return Err(err.into()),
         };
-        let mut namer = Namer::new(&opts.temp_tag);
+        let mut namer = Namer::new(&opts.temp_tag, opts.force);
         let root = dirs.as_ref().map(DirCache::root);
         if let (Some(root), Some(spec), false) = (root, &opts.backup, opts.dry_run) {
             namer.keep_backups(backup::Backup::open(root, spec, &opts.temp_tag)?);

@@ -160,7 +160,13 @@ impl Pass<'_, '_> {
         let mut wanted: HashMap<Vec<u8>, bool> = HashMap::new();
         for source in sources {
             match list(source.as_fd(), self.setup.dereference) {
-                Ok(names) => wanted.extend(names),
+                // The first source that has a name decides its type, as
+                // in the copy.
+                Ok(names) => {
+                    for (name, is_dir) in names {
+                        wanted.entry(name).or_insert(is_dir);
+                    }
+                }
                 Err(err) => {
                     let why = format!("cannot list source directory: {}", reason(err));
                     {

@@ -134,6 +134,12 @@ both_kinds! {
         assert_eq!(fs::read(env.path("dst/f.txt.old")).unwrap(), b"two, longer\n");
         assert_eq!(fs::read(env.path("dst/f.txt")).unwrap(), b"three, even longer\n");
         assert!(env.path("dst/f.txt~.old").exists(), "a deleted file is moved aside too");
+        // A directory in the way of a file is moved aside whole.
+        env.write("dst/was-dir/inside.txt", "kept\n");
+        env.write("src/was-dir", "now a file\n");
+        assert_status(&env.run(["-b", "--force", "src/", "dst"]), 0);
+        assert_eq!(fs::read(env.path("dst/was-dir")).unwrap(), b"now a file\n");
+        assert_eq!(fs::read(env.path("dst/was-dir~/inside.txt")).unwrap(), b"kept\n");
     }
 
     fn backup_dir_keeps_paths_and_catches_deletions(env: TestEnv) {
