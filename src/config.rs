@@ -152,6 +152,7 @@ impl Config {
             dry_run: self.copy.dry_run,
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
+            backup: self.copy.backup.clone(),
             ignore_errors: self.ignore_errors,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,

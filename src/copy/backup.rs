@@ -109,6 +109,17 @@ impl Backup {
         Ok(())
     }
 
+    /// [`Backup::keep`] for the finish stage (a hard link replacing a
+    /// name): the error as a message.
+    pub(crate) fn keep_old(
+        &self,
+        dir: BorrowedFd<'_>,
+        parent: &[u8],
+        name: &OsStr,
+    ) -> Result<(), String> {
+        self.keep(dir, parent, name).map_err(|f| f.message)
+    }
+
     /// `--delete` with `-b`: renames `name` in `dir` (a file, symlink or
     /// special file) to its backup name instead of removing it.
     pub(crate) fn move_aside(

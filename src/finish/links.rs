@@ -17,6 +17,7 @@ use rustix::fs::{AtFlags, Stat};
 use rustix::io::Errno;
 
 use crate::copy::TEMP_PREFIX;
+use crate::copy::backup::Backup;
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 use crate::relpath::{self, open_beneath};
 use crate::ui::escape::io_reason;
@@ -39,6 +40,8 @@ pub(crate) struct LinkPhase<'a> {
     pub(crate) dry_run: bool,
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: &'a str,
+    /// `-b`: where a replaced name's old version goes.
+    pub(crate) backup: Option<&'a Backup>,
 }
 
 /// Makes `link.job.rel_dst` a name of the destination file at
@@ -107,6 +110,12 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
     // over it, so the name never goes missing.
     let temp = temp_name(phase.temp_tag);
     link_at(&temp).map_err(failing("cannot link"))?;
+    if let Some(backup) = phase.backup {
+        if let Err(why) = backup.keep_old(ldir.as_fd(), link_dir.as_encoded_bytes(), link_name) {
+            let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
+            return Ok(failed(&why, FailKind::DestIo));
+        }
+    }
     if let Err(err) = rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name) {
         let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
         return Err(failing("cannot rename link into place")(err));

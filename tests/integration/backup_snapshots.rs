@@ -142,6 +142,16 @@ both_kinds! {
         assert_eq!(fs::read(env.path("dst/was-dir~/inside.txt")).unwrap(), b"kept\n");
     }
 
+    fn a_hard_link_replacing_a_name_keeps_its_old_version(env: TestEnv) {
+        env.write("src/a.txt", "shared\n");
+        fs::hard_link(env.path("src/a.txt"), env.path("src/b.txt")).unwrap();
+        env.write("dst/b.txt", "old b\n");
+        assert_status(&env.run(["-a", "-b", "src/", "dst"]), 0);
+        assert_eq!(ino(&env.path("dst/a.txt")), ino(&env.path("dst/b.txt")));
+        assert_eq!(fs::read(env.path("dst/b.txt")).unwrap(), b"shared\n");
+        assert_eq!(fs::read(env.path("dst/b.txt~")).unwrap(), b"old b\n");
+    }
+
     fn backup_dir_keeps_paths_and_catches_deletions(env: TestEnv) {
         env.write("src/f.txt", "one\n");
         env.write("src/sub/g.txt", "g1\n");
