@@ -18,6 +18,7 @@ Examples:
   pcopy -j 8 --progress big/ /mnt/big   8 workers, progress lines even in a log
   pcopy -a --delete home/ /backup/home  mirror: keep owners, links, xattrs; remove extras
   pcopy -n -v --delete home/ /backup/home   show what a mirror run would do
+  pcopy -i --stats home/ /backup/home   rsync's itemized changes and statistics
   pcopy --exclude '*.o' --exclude cache/ src/ /backup/src   leave things out
   pcopy --shard 0/3 data/ /shared/data  this machine's third of the files
   pcopy -a --link-dest=../day1 home/ /snap/day2   snapshot: unchanged files hard-linked
@@ -184,8 +185,8 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) verify: bool,
 
-    /// Write nothing: show what would be done (with -v an itemized list:
-    /// copy, update, skip, mkdir, delete).
+    /// Write nothing: show what would be done (-v, -i and --out-format list
+    /// the lines a real run would).
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
 
@@ -214,6 +215,29 @@ pub(crate) struct Args {
     /// Snapshots, versions, moves and rate: rsync's backup flags.
     #[command(flatten)]
     pub(crate) backups: BackupArgs,
+
+    /// Itemize changes: one line per changed entry in rsync's format,
+    /// `YXcstpoguax PATH` (`>f+++++++++ new.txt`, `>f..t...... old.txt`,
+    /// `cd+++++++++ dir/`, `*deleting   gone`); twice (-ii) also the
+    /// unchanged entries.
+    #[arg(short = 'i', long = "itemize-changes", action = ArgAction::Count)]
+    pub(crate) itemize_changes: u8,
+
+    /// List each entry in FORMAT, rsync's escapes: %n path below DST, %L
+    /// ` -> target` of a link, %i itemized changes, %l length, %b bytes
+    /// copied, %o operation (send, del.), %f source path, %% a percent.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) out_format: Option<String>,
+
+    /// Print rsync's transfer statistics at the end (number of files by
+    /// type, created, deleted, transferred; total and transferred size).
+    #[arg(long)]
+    pub(crate) stats: bool,
+
+    /// Append every change (itemized, as -i) and message to FILE, each
+    /// line stamped with the date, time and pid.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log_file: Option<PathBuf>,
 
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
@@ -466,6 +490,10 @@ mod tests {
             "--remove-source-files",
             "--bwlimit",
             "--inplace",
+            "--itemize-changes",
+            "--out-format",
+            "--stats",
+            "--log-file",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

@@ -6,12 +6,13 @@
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 mod backups;
 
 use crate::cli::{Args, WorkerKind};
-use crate::exit_codes::Fatal;
+use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
@@ -19,8 +20,10 @@ use crate::plan::{self, Plan};
 use crate::run::RunSetup;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
+use crate::ui::itemize::OutFormat;
+use crate::ui::log_file::LogFile;
 use crate::ui::progress::{self, ProgressMode};
-use crate::ui::report::{Reporter, Verbosity};
+use crate::ui::report::{Listing, Reporter, Verbosity};
 use crate::walk::WalkSetup;
 use crate::walk::split::Splitter;
 
@@ -50,6 +53,12 @@ pub(crate) struct Config {
     pub(crate) modify_window: Option<u64>,
     /// `--ignore-errors`: `--delete` runs even after failures.
     pub(crate) ignore_errors: bool,
+    /// The per-entry lines (`-v`, `-i`, `--out-format`); `None`: none.
+    pub(crate) listing: Option<Listing>,
+    /// `--stats`.
+    pub(crate) stats: bool,
+    /// `--log-file`.
+    pub(crate) log_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -71,6 +80,7 @@ impl Config {
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
+        let listing = listing(&args, verbosity);
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
@@ -98,6 +108,8 @@ impl Config {
                 inplace: backups.inplace,
                 partial: backups.partial,
                 bwlimit: backups.bwlimit,
+                itemize: listing.as_ref().is_some_and(|l| l.format.itemizes())
+                    || args.log_file.is_some(),
             },
             verbosity,
             progress,
@@ -108,6 +120,9 @@ impl Config {
             split_min: args.split_min,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
+            listing,
+            stats: args.stats,
+            log_file: args.log_file,
         })
     }
 
@@ -121,16 +136,32 @@ impl Config {
         plan::resolve(&self.sources, &self.destination, self.copy.dereference)
     }
 
-    /// The reporter, with the display, the lists and `--json` asked for.
-    pub(crate) fn reporter(&self) -> Reporter {
-        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress));
+    /// The reporter, with the display, the lists, the log and `--json`
+    /// asked for. Fails when the `--log-file` cannot be opened.
+    pub(crate) fn reporter(&self) -> Result<Reporter, Fatal> {
+        let mut reporter = Reporter::new(self.verbosity, progress::for_mode(self.progress))
+            .dereferencing(self.copy.dereference);
         if self.json {
             reporter = reporter.for_json();
         }
-        if self.copy.dry_run {
-            reporter = reporter.itemized();
+        if let Some(listing) = &self.listing {
+            reporter = reporter.listing(listing.clone());
         }
-        reporter
+        if self.stats {
+            reporter = reporter.with_stats();
+        }
+        if let Some(path) = &self.log_file {
+            let log = LogFile::open(path).map_err(|err| {
+                let why = crate::ui::escape::io_reason(&err);
+                let shown = crate::ui::escape::Escaped::path(path);
+                Fatal::new(
+                    ExitStatus::DestinationIo,
+                    format!("cannot open log file {shown}: {why}"),
+                )
+            })?;
+            reporter = reporter.logging(log);
+        }
+        Ok(reporter)
     }
 
     /// What the walk does with each entry.
@@ -143,6 +174,7 @@ impl Config {
             shard: self.shard,
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
+            itemize: self.copy.itemize,
         }
     }
 
@@ -189,6 +221,22 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
         (false, false, true) if verbosity > Verbosity::Quiet => ProgressMode::Bar,
         _ => ProgressMode::Off,
     }
+}
+
+/// What each entry's line looks like: `--out-format` wins, then `-i`, then
+/// `-v` (rsync's `%n%L`); dry runs list the same lines as real ones.
+fn listing(args: &Args, verbosity: Verbosity) -> Option<Listing> {
+    let format = match (&args.out_format, args.itemize_changes, verbosity) {
+        (Some(format), _, _) => OutFormat::parse(format),
+        (None, 1.., _) => OutFormat::itemized(),
+        (None, 0, Verbosity::Files | Verbosity::FilesAndWorkers) => OutFormat::names(),
+        (None, 0, _) => return None,
+    };
+    Some(Listing {
+        format,
+        unchanged: args.itemize_changes > 1,
+        pids: verbosity == Verbosity::FilesAndWorkers,
+    })
 }
 
 /// The quick check unless `-c`, `-I` or `--size-only` says otherwise.

@@ -215,6 +215,61 @@ pub(crate) struct Completion {
     pub outcome: Outcome,
     /// The process that ran the job.
     pub worker_pid: u32,
+    /// What the engine found different at the destination, for `-i`,
+    /// `--out-format` and `--stats`.
+    pub found: Findings,
+}
+
+/// What differed between a source entry and the destination entry at its
+/// name, as the engine judged them: the letters of rsync's
+/// `--itemize-changes` (`YXcstpoguax`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Changes {
+    /// Nothing, or an entry of another type, was at the name: all `+`.
+    pub created: bool,
+    /// `c`: other contents (compared under `-c`) or another link target.
+    pub contents: bool,
+    /// `s`: another size (regular files).
+    pub size: bool,
+    /// `t`: another modification time.
+    pub time: bool,
+    /// `p`: other permission bits.
+    pub perms: bool,
+    /// `o`: another owner (kept by `-a`).
+    pub owner: bool,
+    /// `g`: another group (kept by `-a`).
+    pub group: bool,
+}
+
+impl Changes {
+    /// A new entry: every letter a `+`.
+    pub(crate) fn new_entry() -> Changes {
+        Changes {
+            created: true,
+            ..Changes::default()
+        }
+    }
+
+    /// Whether any attribute differs (a new entry counts).
+    pub(crate) fn any(&self) -> bool {
+        self.created
+            || self.contents
+            || self.size
+            || self.time
+            || self.perms
+            || self.owner
+            || self.group
+    }
+}
+
+/// What the engine learned about one job beyond its outcome.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Findings {
+    /// How the destination differed; `None` when it was not looked at.
+    pub changes: Option<Changes>,
+    /// The source's size, when the engine stat'ed it (the walker sent no
+    /// [`SourceMeta`]).
+    pub source_size: Option<u64>,
 }
 
 /// What a worker reports on the done queue.
@@ -300,6 +355,9 @@ pub(crate) struct CopyOptions {
     /// `--bwlimit`: the bytes per second all the workers of one process
     /// may copy together; `None` without a limit.
     pub bwlimit: Option<u64>,
+    /// `-i` or an `--out-format` with `%i`: look at every existing
+    /// destination entry, so each outcome says what differed.
+    pub itemize: bool,
 }
 
 /// What an unchanged file found in a basis directory becomes.

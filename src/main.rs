@@ -78,22 +78,12 @@ fn run() -> anyhow::Result<ExitCode> {
 /// early is printed after the summary.
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
-    let backup_dir = config.copy.backup.as_ref().and_then(|b| b.dir.as_deref());
-    if let Some(dir) = backup_dir {
-        plan::aside::check_backup_dir(&plan, dir)?;
+    let mut reporter = config.reporter()?;
+    for warning in plan::aside::prepare(&plan, &config.copy)? {
+        reporter.notice(&warning);
     }
-    if !config.copy.dry_run {
-        plan::create_destination(&plan)?;
-        if let Some(dir) = backup_dir {
-            plan::aside::create_backup_dir(&plan, dir)?;
-        }
-    }
-    let mut reporter = config.reporter();
-    if let Some(basis) = &config.copy.basis {
-        for dir in plan::aside::missing_basis_dirs(&plan, &basis.dirs) {
-            let dir = ui::escape::Escaped::path(std::path::Path::new(dir));
-            reporter.notice(&format!("{} arg does not exist: {dir}", basis.flag()));
-        }
+    if plan.create_dst_root && plan.roots.iter().any(|root| root.rel_dst.is_empty()) {
+        reporter.dir_created(std::ffi::OsStr::new(""));
     }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);

@@ -4,9 +4,9 @@
 use rustix::fs::FileType;
 
 use super::fail::Failure;
-use super::quick_check::{self, Verdict};
-use super::{DestPath, Engine, Judgement, check, parent_dir, skip_special, source};
-use crate::job::{EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
+use super::quick_check::{self, DestMeta, Verdict};
+use super::{DestPath, Engine, Judgement, check, commit, parent_dir, skip_special, source};
+use crate::job::{Changes, Compare, EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
 
 impl Engine {
     /// Decides whether the job needs writing. The destination is looked at
@@ -18,6 +18,7 @@ impl Engine {
         dest: &DestPath<'_>,
     ) -> Result<Judgement, Failure> {
         if job.fresh {
+            self.found.changes = Some(Changes::new_entry());
             return Ok(Judgement::Write {
                 exists: Some(false),
             });
@@ -27,9 +28,13 @@ impl Engine {
             return Ok(Judgement::Write { exists: None });
         }
         let (src_type, src) = self.source_meta(job)?;
+        if job.meta.is_none() {
+            self.found.source_size = Some(src.size);
+        }
         let follow = self.opts.dereference;
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
+        let mut changes = differences(src_type, &src, found.as_ref(), self.opts.archive);
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents if src_type == FileType::Symlink => {
                 same_or_copy(check::same_link_target(&job.src, dir, dest.name)?)
@@ -43,6 +48,14 @@ impl Engine {
             Verdict::CompareContents => Verdict::Skip(SkipReason::UpToDate),
             verdict => verdict,
         };
+        changes.contents |= matches!(verdict, Verdict::Copy { replaced: true })
+            && self.opts.compare == Compare::Checksum
+            && src_type == FileType::RegularFile
+            && !changes.size;
+        if self.opts.itemize && src_type == FileType::Symlink && !changes.created {
+            changes.contents = !check::same_link_target(&job.src, dir, dest.name)?;
+        }
+        self.found.changes = Some(changes);
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
                 self.seen = Some(super::moves::Seen::of_meta(&src));
@@ -114,6 +127,30 @@ impl Engine {
             changed: false,
             replaced: exists.unwrap_or(false),
         })
+    }
+}
+
+/// What differs between the source and the entry found at its name, in
+/// the terms of rsync's `--itemize-changes`; owner and group count only
+/// when `-a` keeps them.
+fn differences(
+    src_type: FileType,
+    src: &SourceMeta,
+    found: Option<&DestMeta>,
+    archive: bool,
+) -> Changes {
+    let Some(found) = found.filter(|found| found.file_type == src_type) else {
+        return Changes::new_entry();
+    };
+    Changes {
+        created: false,
+        contents: src_type != FileType::RegularFile && found.rdev != src.rdev,
+        size: src_type == FileType::RegularFile && found.size != src.size,
+        time: found.mtime != src.mtime,
+        perms: src_type != FileType::Symlink
+            && found.mode != commit::final_mode(src.mode, archive) & 0o7777,
+        owner: archive && found.uid != src.uid,
+        group: archive && found.gid != src.gid,
     }
 }
 

@@ -48,7 +48,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
-use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Outcome, SkipReason};
+use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Findings, Outcome, SkipReason};
 use commit::Namer;
 pub(crate) use commit::TEMP_PREFIX;
 use data::DataCopier;
@@ -78,6 +78,9 @@ pub(crate) struct Engine {
     /// `--remove-source-files`: what the current job's source was when it
     /// was copied or found up to date.
     seen: Option<moves::Seen>,
+    /// What the job in hand found at the destination (see
+    /// [`Engine::take_findings`]).
+    found: Findings,
 }
 
 impl Engine {
@@ -109,7 +112,13 @@ impl Engine {
             umask: process_umask(),
             basis,
             seen: None,
+            found: Findings::default(),
         })
+    }
+
+    /// What the last [`Engine::copy`] found at the destination.
+    pub(crate) fn take_findings(&mut self) -> Findings {
+        std::mem::take(&mut self.found)
     }
 
     /// The device and inode of the destination root this engine opened;
@@ -126,6 +135,7 @@ impl Engine {
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
         self.seen = None;
+        self.found = Findings::default();
         let outcome = self.copy_entry(job, on_bytes);
         match self.opts.remove_source && !self.opts.dry_run {
             true => self.remove_source(job, outcome),

@@ -94,7 +94,11 @@ pub(crate) fn same_mtime(a: (i64, i64), b: (i64, i64), window_ns: u64) -> bool {
 /// Whether any option can leave an existing destination entry alone, so
 /// the worker must look at the destination before copying.
 pub(crate) fn looks_at_destination(opts: &CopyOptions) -> bool {
-    opts.compare != Compare::Always || opts.update || opts.ignore_existing || opts.dry_run
+    opts.compare != Compare::Always
+        || opts.update
+        || opts.ignore_existing
+        || opts.dry_run
+        || opts.itemize
 }
 
 #[cfg(test)]

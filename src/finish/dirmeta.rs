@@ -26,6 +26,7 @@ use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 use crate::copy::xattrs::{self, Xattr};
+use crate::job::Changes;
 use crate::relpath::open_beneath;
 use crate::ui::escape::io_reason;
 
@@ -86,6 +87,21 @@ impl DirMeta {
 pub(crate) struct DirMetaError {
     pub(crate) rel: OsString,
     pub(crate) reason: String,
+}
+
+impl DirMeta {
+    /// How the existing directory `st` differs from this record, in the
+    /// terms of rsync's `--itemize-changes`.
+    pub(crate) fn differences(&self, st: &Stat) -> Changes {
+        let owner = self.archive.as_ref().map(|a| (a.uid, a.gid));
+        Changes {
+            time: self.mtime != (st.st_mtime, st.st_mtime_nsec as i64),
+            perms: st.st_mode & 0o7777 != self.mode,
+            owner: owner.is_some_and(|(uid, _)| uid != st.st_uid),
+            group: owner.is_some_and(|(_, gid)| gid != st.st_gid),
+            ..Changes::default()
+        }
+    }
 }
 
 /// Applies every record, deepest directories first, and returns what failed.

@@ -120,7 +120,7 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     };
     for link in &tree.links {
         let outcome = links::make_link(&phase, link);
-        reporter.completed(&link.job, 0, &outcome, std::process::id());
+        reporter.linked(&link.job, &outcome, &link.target);
     }
 }
 

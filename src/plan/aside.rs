@@ -11,12 +11,40 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Plan, bad, canonical_destination, dest_error};
 use crate::exit_codes::Fatal;
+use crate::job::CopyOptions;
 use crate::ui::escape::Escaped;
+
+/// Makes the destination ready before the walk: refuses a `--backup-dir`
+/// inside a source, then (unless dry running) creates the destination
+/// root and the `--backup-dir`. Returns a warning for each missing basis
+/// directory.
+pub(crate) fn prepare(plan: &Plan, copy: &CopyOptions) -> Result<Vec<String>, Fatal> {
+    let backup_dir = copy.backup.as_ref().and_then(|b| b.dir.as_deref());
+    if let Some(dir) = backup_dir {
+        check_backup_dir(plan, dir)?;
+    }
+    if !copy.dry_run {
+        super::create_destination(plan)?;
+        if let Some(dir) = backup_dir {
+            create_backup_dir(plan, dir)?;
+        }
+    }
+    let Some(basis) = &copy.basis else {
+        return Ok(Vec::new());
+    };
+    let warnings = missing_basis_dirs(plan, &basis.dirs)
+        .into_iter()
+        .map(|dir| {
+            let dir = Escaped::path(Path::new(dir));
+            format!("{} arg does not exist: {dir}", basis.flag())
+        });
+    Ok(warnings.collect())
+}
 
 /// Refuses a `--backup-dir` inside a directory source (status 3): the
 /// walk would copy backups made during the run, and a rerun back them up
 /// again.
-pub(crate) fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
+fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
     let wanted = canonical_missing(&canonical_destination(&plan.dst_root)?.join(dir));
     for root in plan.roots.iter().filter(|r| r.is_dir) {
         let Ok(src) = fs::canonicalize(&root.src) else {
@@ -35,17 +63,14 @@ pub(crate) fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
 
 /// Creates the `--backup-dir` (and its missing parents) once the
 /// destination root exists.
-pub(crate) fn create_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
+fn create_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
     let path = plan.dst_root.join(dir);
     fs::create_dir_all(&path).map_err(|err| dest_error(&path, "cannot create --backup-dir", &err))
 }
 
 /// The basis directories that do not exist (or are no directories), for
 /// a warning each; the workers leave them out.
-pub(crate) fn missing_basis_dirs<'a>(
-    plan: &Plan,
-    dirs: &'a [std::ffi::OsString],
-) -> Vec<&'a OsStr> {
+fn missing_basis_dirs<'a>(plan: &Plan, dirs: &'a [std::ffi::OsString]) -> Vec<&'a OsStr> {
     (dirs.iter())
         .filter(|dir| !plan.dst_root.join(dir).is_dir())
         .map(|dir| dir.as_os_str())

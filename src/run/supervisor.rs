@@ -20,7 +20,9 @@ use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
-use crate::job::{Completion, CopyOptions, FailKind, FileJob, Outcome, WorkerEvent};
+use crate::job::{
+    Changes, Completion, CopyOptions, FailKind, FileJob, Findings, Outcome, WorkerEvent,
+};
 use crate::plan::Root;
 use crate::relpath;
 use crate::ui::report::Reporter;
@@ -189,6 +191,9 @@ impl<'r> Supervisor<'r> {
                     self.pending.announce(jobs);
                 }
                 Ok(WalkEvent::DirCreated { rel }) => self.reporter.dir_created(&rel),
+                Ok(WalkEvent::DirChanged { rel, changes }) => {
+                    self.reporter.dir_changed(&rel, changes);
+                }
                 Ok(WalkEvent::HardLink(link)) => {
                     self.reporter.queued(1, 0);
                     self.links.push(link);
@@ -197,6 +202,7 @@ impl<'r> Supervisor<'r> {
                     self.reporter.failed(&path, &reason, kind);
                 }
                 Ok(WalkEvent::Finished { dirs }) => {
+                    self.reporter.dirs_walked(dirs.len() as u64);
                     self.dirs = dirs;
                     self.walk_done = true;
                     self.reporter.walk_done();
@@ -270,8 +276,20 @@ impl<'r> Supervisor<'r> {
                 self.failed_rels.insert(job.rel_dst.clone());
             }
         }
-        self.reporter
-            .completed(&job, reported, &outcome, completion.worker_pid);
+        let found = match job.range {
+            // The walker found nothing at the name of a split file.
+            Some(_) => Findings {
+                changes: Some(Changes::new_entry()),
+                source_size: None,
+            },
+            None => completion.found,
+        };
+        let done = Completion {
+            outcome,
+            found,
+            ..completion
+        };
+        self.reporter.completed(&job, reported, &done);
     }
 
     fn drain_done(&mut self) -> anyhow::Result<()> {

@@ -131,6 +131,7 @@ fn copy_until_dry(
                 id: job.id,
                 outcome,
                 worker_pid: summary.pid,
+                found: engine.take_findings(),
             }));
             outbox.flush_if_due();
         }

@@ -1,5 +1,6 @@
-//! What the user sees: each copied file (`-v`), each problem, the progress
-//! display, the final summary and `--json`, and how paths and errors are
+//! What the user sees: each copied file (`-v`, `-i`, `--out-format`,
+//! `--log-file`), each problem, the progress display, the final summary,
+//! `--stats` and `--json`, and how paths and errors are
 //! written in all of them.
 //!
 //! Owns the [`report::Reporter`], the one place that prints while a run
@@ -8,6 +9,9 @@
 //! the shared types of `job` and `exit_codes`.
 
 pub(crate) mod escape;
+pub(crate) mod itemize;
 pub(crate) mod json;
+pub(crate) mod log_file;
 pub(crate) mod progress;
 pub(crate) mod report;
+pub(crate) mod stats;

@@ -12,10 +12,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::HumanBytes;
 
+use std::os::unix::ffi::OsStrExt;
+
 use super::escape::Escaped;
+use super::itemize::{Item, ItemType, OutFormat, Update};
+use super::log_file::LogFile;
 use super::progress::{Counters, Progress, rate};
+use super::stats::Stats;
 use crate::exit_codes::{self, ExitStatus};
-use crate::job::{EntryKind, FailKind, FileJob, Outcome};
+use crate::job::{Changes, Completion, EntryKind, FailKind, FileJob, Outcome, SkipReason};
 
 /// How much pcopy tells about its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -135,6 +140,16 @@ impl Tally {
     }
 }
 
+/// Which per-entry lines are printed, and how: `-v`, `-i`, `--out-format`.
+#[derive(Debug, Clone)]
+pub(crate) struct Listing {
+    pub(crate) format: OutFormat,
+    /// `-ii`: also the entries that did not change.
+    pub(crate) unchanged: bool,
+    /// `-vv`: each line starts with `[pid N] `, the worker that copied it.
+    pub(crate) pids: bool,
+}
+
 /// Turns events of the run into output, counters and the tally.
 pub(crate) struct Reporter {
     verbosity: Verbosity,
@@ -146,9 +161,15 @@ pub(crate) struct Reporter {
     errors: Option<Vec<ErrorRecord>>,
     /// `-v` lists go to stderr, as stdout carries the JSON summary.
     list_to_stderr: bool,
-    /// Dry run: `-v` lists every decision (copy, update, skip, mkdir,
-    /// delete) rather than the copied files.
-    itemize: bool,
+    /// The per-entry lines; `None` lists nothing.
+    listing: Option<Listing>,
+    /// `--log-file`: every change, itemized.
+    log: Option<LogFile>,
+    /// `--stats`: print the counts at the end.
+    show_stats: bool,
+    stats: Stats,
+    /// `-L`: a symbolic link in the sources arrives as a file.
+    dereference: bool,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -161,6 +182,15 @@ impl std::fmt::Debug for Reporter {
     }
 }
 
+/// How one ended job is shown.
+struct Shown<'a> {
+    job: &'a FileJob,
+    update: Update,
+    changes: Changes,
+    bytes: u64,
+    pid: u32,
+}
+
 impl Reporter {
     pub(crate) fn new(verbosity: Verbosity, progress: Box<dyn Progress>) -> Reporter {
         Reporter {
@@ -171,13 +201,35 @@ impl Reporter {
             started: Instant::now(),
             errors: None,
             list_to_stderr: false,
-            itemize: false,
+            listing: None,
+            log: None,
+            show_stats: false,
+            stats: Stats::default(),
+            dereference: false,
         }
     }
 
-    /// Lists decisions instead of copies (`--dry-run`).
-    pub(crate) fn itemized(mut self) -> Reporter {
-        self.itemize = true;
+    /// Lists entries as `listing` says.
+    pub(crate) fn listing(mut self, listing: Listing) -> Reporter {
+        self.listing = Some(listing);
+        self
+    }
+
+    /// Writes every change to `log` too.
+    pub(crate) fn logging(mut self, log: LogFile) -> Reporter {
+        self.log = Some(log);
+        self
+    }
+
+    /// Prints `--stats` at the end.
+    pub(crate) fn with_stats(mut self) -> Reporter {
+        self.show_stats = true;
+        self
+    }
+
+    /// Symbolic links are followed (`-L`).
+    pub(crate) fn dereferencing(mut self, dereference: bool) -> Reporter {
+        self.dereference = dereference;
         self
     }
 
@@ -202,12 +254,45 @@ impl Reporter {
         self
     }
 
-    /// The walker created a destination directory.
+    /// A destination directory was created (empty `rel`: the root).
     pub(crate) fn dir_created(&mut self, rel: &OsStr) {
-        self.tally.dirs_created += 1;
-        if self.itemize {
-            self.list_item("mkdir", rel);
+        // The JSON summary counts the directories below DST.
+        if !rel.is_empty() {
+            self.tally.dirs_created += 1;
         }
+        self.stats.created.add(ItemType::Dir);
+        let item = Item {
+            update: Update::Local,
+            kind: ItemType::Dir,
+            changes: Changes::new_entry(),
+            rel,
+            src: None,
+            length: 0,
+            bytes: 0,
+            target: None,
+        };
+        self.list_item(&item, None, None);
+    }
+
+    /// An existing destination directory differs from its source by
+    /// `changes` (set right after the copy).
+    pub(crate) fn dir_changed(&mut self, rel: &OsStr, changes: Changes) {
+        let item = Item {
+            update: Update::Attributes,
+            kind: ItemType::Dir,
+            changes,
+            rel,
+            src: None,
+            length: 0,
+            bytes: 0,
+            target: None,
+        };
+        self.list_item(&item, None, None);
+    }
+
+    /// The walk is over; it went through `dirs` source directories.
+    pub(crate) fn dirs_walked(&mut self, dirs: u64) {
+        self.stats.files.dir += dirs;
     }
 
     /// The walker found `files` more entries holding `bytes`.
@@ -230,45 +315,151 @@ impl Reporter {
     }
 
     /// A job ended; `reported` bytes of it were already counted as progress.
-    pub(crate) fn completed(&mut self, job: &FileJob, reported: u64, outcome: &Outcome, pid: u32) {
+    pub(crate) fn completed(&mut self, job: &FileJob, reported: u64, done: &Completion) {
         self.counters.files_done += 1;
         self.restarted(reported, job.size_known());
-        match outcome {
+        let kind = self.item_type(job);
+        let size = job.meta.map(|m| m.size).or(done.found.source_size);
+        self.stats.files.add(kind);
+        if matches!(kind, ItemType::File | ItemType::Symlink) {
+            self.stats.total_size += size.unwrap_or(0);
+        }
+        match &done.outcome {
             Outcome::Copied {
                 bytes,
                 changed,
                 replaced,
             } => {
-                self.bytes_copied(*bytes, job.size_known());
-                self.tally.copied += 1;
-                self.tally.bytes += bytes;
-                match (self.itemize, replaced) {
-                    (true, true) => self.list_item("update", &job.rel_dst),
-                    (true, false) => self.list_item("copy", &job.rel_dst),
-                    (false, _) => self.list(&job.rel_dst, pid),
-                }
-                if *changed {
-                    self.warn(
-                        Path::new(&job.src),
-                        "file changed as we read it; copied as read",
-                    );
-                }
+                let changes = match done.found.changes {
+                    Some(changes) => changes,
+                    None if *replaced => Changes::default(),
+                    None => Changes::new_entry(),
+                };
+                let update = match kind {
+                    ItemType::File => Update::Transfer,
+                    _ => Update::Local,
+                };
+                self.copied(job, *bytes, *changed);
+                let shown = Shown {
+                    job,
+                    update,
+                    changes,
+                    bytes: *bytes,
+                    pid: done.worker_pid,
+                };
+                self.show(&shown, kind, size);
             }
-            Outcome::Skipped { reason } => {
-                self.tally.skipped += 1;
-                // Its bytes will not move: the totals shrink instead.
-                let size = job.meta.map_or(0, |m| m.size);
-                if job.kind == EntryKind::File {
-                    self.counters.bytes_total -= size.min(self.counters.bytes_total);
-                }
-                if reason.warns() {
-                    self.warn(Path::new(&job.src), &reason.to_string());
-                }
-                if self.itemize {
-                    self.list_item("skip", &job.rel_dst);
-                }
-            }
+            Outcome::Skipped { reason } => self.skipped(job, reason, done),
             Outcome::Failed { error, kind } => self.failed(Path::new(&job.src), error, *kind),
+        }
+    }
+
+    /// A later name of a multiply-linked file (`-a`) was linked to its
+    /// first name, `target` (both below DST).
+    pub(crate) fn linked(&mut self, job: &FileJob, outcome: &Outcome, target: &OsStr) {
+        self.counters.files_done += 1;
+        self.stats.files.add(ItemType::File);
+        let size = job.meta.map_or(0, |m| m.size);
+        self.stats.total_size += size;
+        match outcome {
+            Outcome::Copied { .. } => {
+                self.tally.copied += 1;
+                self.stats.created.add(ItemType::File);
+                let item = Item {
+                    update: Update::HardLink,
+                    kind: ItemType::File,
+                    changes: Changes::new_entry(),
+                    rel: &job.rel_dst,
+                    src: Some(&job.src),
+                    length: size,
+                    bytes: 0,
+                    target: None,
+                };
+                self.list_item(&item, Some(target), None);
+            }
+            Outcome::Skipped { .. } => self.tally.skipped += 1,
+            Outcome::Failed { error, kind } => self.failed(Path::new(&job.src), error, *kind),
+        }
+    }
+
+    /// The type the copy of `job` has at the destination.
+    fn item_type(&self, job: &FileJob) -> ItemType {
+        match (&job.kind, self.dereference) {
+            (EntryKind::File, _) | (EntryKind::Symlink, true) => ItemType::File,
+            (EntryKind::Symlink, false) => ItemType::Symlink,
+            (EntryKind::Special, _) => {
+                let mode = job.meta.map(|m| m.mode).or_else(|| {
+                    let meta = std::fs::symlink_metadata(&job.src).ok()?;
+                    Some(std::os::unix::fs::MetadataExt::mode(&meta))
+                });
+                mode.map_or(ItemType::Special, ItemType::of_mode)
+            }
+        }
+    }
+
+    fn copied(&mut self, job: &FileJob, bytes: u64, changed: bool) {
+        self.bytes_copied(bytes, job.size_known());
+        self.tally.copied += 1;
+        self.tally.bytes += bytes;
+        if changed {
+            self.warn(
+                Path::new(&job.src),
+                "file changed as we read it; copied as read",
+            );
+        }
+    }
+
+    fn show(&mut self, shown: &Shown<'_>, kind: ItemType, size: Option<u64>) {
+        let job = shown.job;
+        if shown.changes.created {
+            self.stats.created.add(kind);
+        }
+        if kind == ItemType::File && shown.update == Update::Transfer {
+            self.stats.transferred += 1;
+            self.stats.transferred_size += shown.bytes;
+        }
+        let target = match kind {
+            ItemType::Symlink if self.lists() => std::fs::read_link(&job.src).ok(),
+            _ => None,
+        };
+        let item = Item {
+            update: shown.update,
+            kind,
+            changes: shown.changes,
+            rel: &job.rel_dst,
+            src: Some(&job.src),
+            length: size.unwrap_or(shown.bytes),
+            bytes: shown.bytes,
+            target: target.as_deref().map(|t| t.as_os_str().as_bytes()),
+        };
+        self.list_item(&item, None, Some(shown.pid));
+    }
+
+    fn skipped(&mut self, job: &FileJob, reason: &SkipReason, done: &Completion) {
+        self.tally.skipped += 1;
+        // Its bytes will not move: the totals shrink instead.
+        let size = job.meta.map_or(0, |m| m.size);
+        if job.kind == EntryKind::File {
+            self.counters.bytes_total -= size.min(self.counters.bytes_total);
+        }
+        if reason.warns() {
+            self.warn(Path::new(&job.src), &reason.to_string());
+        }
+        // Up to date, perhaps with attributes brought in line: `.f..t......`.
+        if let (SkipReason::UpToDate, Some(changes)) = (reason, done.found.changes) {
+            let shown = Shown {
+                job,
+                update: Update::Attributes,
+                changes,
+                bytes: 0,
+                pid: done.worker_pid,
+            };
+            let kind = self.item_type(job);
+            self.show(
+                &shown,
+                kind,
+                job.meta.map(|m| m.size).or(done.found.source_size),
+            );
         }
     }
 
@@ -299,14 +490,23 @@ impl Reporter {
     /// `--delete` removed `rel` (below the destination root), or would.
     pub(crate) fn deleted(&mut self, rel: &OsStr, is_dir: bool) {
         self.tally.deleted += 1;
-        let shown = match is_dir {
-            true => format!("{}/", Escaped::os(rel)),
-            false => Escaped::os(rel).to_string(),
+        let kind = if is_dir {
+            ItemType::Dir
+        } else {
+            ItemType::File
         };
-        if self.verbosity >= Verbosity::Files {
-            let verb = if self.itemize { "delete" } else { "deleting" };
-            self.print_listed(format!("{verb} {shown}"));
-        }
+        self.stats.deleted.add(kind);
+        let item = Item {
+            update: Update::Deleted,
+            kind,
+            changes: Changes::default(),
+            rel,
+            src: None,
+            length: 0,
+            bytes: 0,
+            target: None,
+        };
+        self.list_item(&item, None, None);
     }
 
     /// Entries left alone because of an interrupt.
@@ -337,8 +537,16 @@ impl Reporter {
     pub(crate) fn finish(mut self, interrupted: bool) -> RunReport {
         self.progress.finish(&self.counters);
         let elapsed = self.started.elapsed();
+        if self.show_stats {
+            let stats = self.stats.render();
+            self.print_listed(stats.trim_end().to_string());
+        }
+        let summary = self.tally.summary(elapsed, interrupted);
+        if let Some(log) = &mut self.log {
+            log.line(&summary);
+        }
         if self.verbosity > Verbosity::Quiet {
-            eprintln!("{}", self.tally.summary(elapsed, interrupted));
+            eprintln!("{summary}");
         }
         RunReport {
             status: self.tally.status(interrupted),
@@ -348,19 +556,39 @@ impl Reporter {
         }
     }
 
-    /// One line of the dry run's itemized list, e.g. `update a/b.txt`.
-    fn list_item(&mut self, what: &str, rel: &OsStr) {
-        if self.verbosity >= Verbosity::Files {
-            self.print_listed(format!("{what} {}", Escaped::os(rel)));
-        }
+    /// Whether any per-entry line is written anywhere.
+    fn lists(&self) -> bool {
+        self.listing.is_some() || self.log.is_some()
     }
 
-    fn list(&mut self, rel_dst: &OsStr, pid: u32) {
-        let line = match self.verbosity {
-            Verbosity::Quiet | Verbosity::Normal => return,
-            Verbosity::Files => format!("{}", Escaped::os(rel_dst)),
-            Verbosity::FilesAndWorkers => format!("[pid {pid}] {}", Escaped::os(rel_dst)),
+    /// Lists an entry; `link_to` is the first name of a hard link
+    /// (`name => target`), `pid` the worker to show (`-vv`).
+    fn list_item(&mut self, item: &Item<'_>, link_to: Option<&OsStr>, pid: Option<u32>) {
+        if let Some(log) = &mut self.log
+            && listed(item, true, false)
+        {
+            log.entry(item, link_to);
+        }
+        let Some(listing) = &self.listing else {
+            return;
         };
+        if !listed(item, listing.format.itemizes(), listing.unchanged) {
+            return;
+        }
+        let mut line = match pid.filter(|_| listing.pids) {
+            Some(pid) => format!("[pid {pid}] "),
+            None => String::new(),
+        };
+        match item.update {
+            Update::Deleted if !listing.format.shows_deletions() => {
+                line.push_str("deleting ");
+                line.push_str(&OutFormat::names().render(item));
+            }
+            _ => line.push_str(&listing.format.render(item)),
+        }
+        if let Some(target) = link_to {
+            line.push_str(&format!(" => {}", Escaped::os(target)));
+        }
         self.print_listed(line);
     }
 
@@ -376,7 +604,21 @@ impl Reporter {
     }
 
     fn error(&mut self, line: &str) {
+        if let Some(log) = &mut self.log {
+            log.line(line);
+        }
         self.progress.suspend(&mut || eprintln!("{line}"));
+    }
+}
+
+/// Whether an entry gets a line: with `%i` in the format every entry that
+/// changed in any way (`unchanged`: every entry); without, rsync's `-v`
+/// rule: entries copied or created, and deletions.
+fn listed(item: &Item<'_>, itemizes: bool, unchanged: bool) -> bool {
+    match (item.update, itemizes) {
+        (Update::Attributes, true) => unchanged || item.changes.any(),
+        (Update::Attributes, false) => false,
+        _ => true,
     }
 }
 
@@ -441,11 +683,20 @@ mod tests {
         }
     }
 
-    fn copied(bytes: u64) -> Outcome {
-        Outcome::Copied {
+    fn copied(bytes: u64) -> Completion {
+        done(Outcome::Copied {
             bytes,
             changed: false,
             replaced: true,
+        })
+    }
+
+    fn done(outcome: Outcome) -> Completion {
+        Completion {
+            id: 0,
+            outcome,
+            worker_pid: 1,
+            found: crate::job::Findings::default(),
         }
     }
 
@@ -462,7 +713,7 @@ mod tests {
         reporter.queued(1, 0);
         reporter.bytes_copied(8, unsized_job.size_known());
         assert_eq!(bytes_of(&reporter), (8, 8));
-        reporter.completed(&unsized_job, 8, &copied(10), 1);
+        reporter.completed(&unsized_job, 8, &copied(10));
         assert_eq!(bytes_of(&reporter), (10, 10));
 
         // Restarted, then skipped after all: nothing is left counted.
@@ -471,10 +722,10 @@ mod tests {
         reporter.bytes_copied(8, false);
         reporter.restarted(8, false);
         assert_eq!(bytes_of(&reporter), (0, 0));
-        let skipped = Outcome::Skipped {
+        let skipped = done(Outcome::Skipped {
             reason: crate::job::SkipReason::UpToDate,
-        };
-        reporter.completed(&unsized_job, 0, &skipped, 1);
+        });
+        reporter.completed(&unsized_job, 0, &skipped);
         assert_eq!(bytes_of(&reporter), (0, 0));
     }
 
@@ -494,7 +745,7 @@ mod tests {
         reporter.queued(1, 10);
         reporter.bytes_copied(8, sized_job.size_known());
         assert_eq!(bytes_of(&reporter), (8, 10));
-        reporter.completed(&sized_job, 8, &copied(10), 1);
+        reporter.completed(&sized_job, 8, &copied(10));
         assert_eq!(bytes_of(&reporter), (10, 10));
     }
 }

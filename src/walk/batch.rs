@@ -19,7 +19,7 @@ use super::entry_stat::EntryStat;
 use super::split::{HeldParts, SplitStart};
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
-use crate::job::{EntryKind, FailKind, FileJob, FileRange, SourceMeta, WorkerEvent};
+use crate::job::{Changes, EntryKind, FailKind, FileJob, FileRange, SourceMeta, WorkerEvent};
 
 /// Jobs per batch: large enough that queue round trips vanish in the cost
 /// of copying, small enough to spread a directory over the workers.
@@ -39,6 +39,9 @@ pub(crate) enum WalkEvent {
     Queued { jobs: Vec<FileJob>, bytes: u64 },
     /// A destination directory was created (or, dry running, would be).
     DirCreated { rel: OsString },
+    /// An existing destination directory and how it differs from its
+    /// source (`-i` only).
+    DirChanged { rel: OsString, changes: Changes },
     /// A later name of a multiply-linked file (`-a`), to link after the copy.
     HardLink(LinkJob),
     /// An entry that will not be copied, and why.

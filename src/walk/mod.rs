@@ -65,6 +65,9 @@ pub(crate) struct WalkSetup {
     pub(crate) splitter: Option<Splitter>,
     /// Spares other shards' temp files (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: String,
+    /// `-i`: say how each existing destination directory differs from its
+    /// source ([`WalkEvent::DirChanged`]).
+    pub(crate) itemize: bool,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -472,6 +475,18 @@ impl Walker {
         let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
         if self.setup.archive {
             record = record.with_archive(&meta, path);
+        }
+        if let Some(fd) = dir
+            .fd
+            .as_ref()
+            .filter(|_| self.setup.itemize && !dir.created)
+        {
+            // Judged before the copy changes it, as rsync itemizes it.
+            if let Ok(st) = rustix::fs::fstat(fd) {
+                let changes = record.differences(&st);
+                let rel = rel.to_os_string();
+                let _ = self.out.send(WalkEvent::DirChanged { rel, changes });
+            }
         }
         self.dirs.push(record);
         Ok(dir)

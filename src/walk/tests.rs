@@ -43,6 +43,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
+        itemize: false,
     };
     let start = WalkStart {
         roots: vec![Root {

@@ -76,7 +76,7 @@ both_kinds! {
         assert!(stderr.contains("nothing deleted (--delete)"), "{stderr}");
     }
 
-    fn a_dry_run_changes_nothing_and_itemizes_every_decision(env: TestEnv) {
+    fn a_dry_run_changes_nothing_and_lists_what_a_run_would(env: TestEnv) {
         mirror_with_extras(&env);
         env.write("src/top.txt", "changed to something longer\n");
         env.write("src/new/dir/file.txt", "new\n");
@@ -89,13 +89,20 @@ both_kinds! {
         let summary = json_of(&output);
         assert_eq!(summary["dry_run"], true);
         assert_eq!((summary["files_copied"].as_u64(), summary["deleted"].as_u64()), (Some(2), Some(5)));
+        // The lines of a real -v run (rsync's): copied and created
+        // entries and deletions; a skipped file is not listed.
         let stderr = String::from_utf8(output.stderr).unwrap();
-        for line in [
-            "update top.txt", "copy new/dir/file.txt", "mkdir new", "mkdir new/dir",
-            "skip a/sibling.txt", "delete extra.txt", "delete a/old/deeper/", "delete a/escape",
-        ] {
-            assert!(stderr.lines().any(|l| l == line), "{line:?} missing:\n{stderr}");
-        }
+        let mut lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("pcopy: ")).collect();
+        lines.sort();
+        assert_eq!(lines, [
+            "deleting a/escape", "deleting a/old/", "deleting a/old/deeper/",
+            "deleting a/old/deeper/file", "deleting extra.txt", "new/", "new/dir/",
+            "new/dir/file.txt", "top.txt",
+        ]);
+        let real = env.run(["-v", "--delete", "src/", "dst"]);
+        let mut real_lines = sorted_stdout_lines(&real);
+        real_lines.retain(|l| !l.starts_with("pcopy: "));
+        assert_eq!(real_lines, lines, "a dry run lists what the real run does");
     }
 
     fn a_dry_run_into_a_missing_destination_creates_nothing(env: TestEnv) {
@@ -104,8 +111,9 @@ both_kinds! {
         assert_status(&output, 0);
         assert!(!env.path("new-dst").exists());
         let lines = sorted_stdout_lines(&output);
-        assert!(lines.contains(&"copy src/a/b/c/deep.txt".to_string()), "{lines:?}");
-        assert!(lines.contains(&"mkdir src/a/b".to_string()), "{lines:?}");
+        assert!(lines.contains(&"src/a/b/c/deep.txt".to_string()), "{lines:?}");
+        assert!(lines.contains(&"src/a/b/".to_string()), "{lines:?}");
+        assert!(lines.contains(&"src/link -> a/sibling.txt".to_string()), "{lines:?}");
         let stderr = testenv::normalized_stderr(&output);
         assert!(stderr.ends_with("pcopy: 9 files, 9.00 MiB in [time]; 0 skipped, 0 failed\n"), "{stderr}");
     }
@@ -123,7 +131,10 @@ both_kinds! {
             "src/", "dst",
         ]);
         assert_status(&output, 0);
-        assert_eq!(sorted_stdout_lines(&output), ["important.o", "keep.c", "sub/keep.h"]);
+        assert_eq!(
+            sorted_stdout_lines(&output),
+            ["./", "important.o", "keep.c", "sub/", "sub/keep.h"]
+        );
         assert!(!env.path("dst/build").exists());
     }
 
@@ -133,7 +144,7 @@ both_kinds! {
         env.write("src/z.txt", "z");
         let output = env.run(["-v", "--include", "*/", "--include", "*.txt", "--exclude", "*", "src/", "dst"]);
         assert_status(&output, 0);
-        assert_eq!(sorted_stdout_lines(&output), ["a/x.txt", "z.txt"]);
+        assert_eq!(sorted_stdout_lines(&output), ["./", "a/", "a/x.txt", "z.txt"]);
     }
 
     fn a_bad_filter_is_a_usage_error(env: TestEnv) {

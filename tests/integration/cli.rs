@@ -117,7 +117,8 @@ both_kinds! {
         env.write(std::path::Path::new("src").join(name), "bytes\n");
         let output = env.run(["-v", "src/", "dst"]);
         assert_status(&output, 0);
-        assert_eq!(String::from_utf8(output.stdout.clone()).unwrap(), "a\\xff.txt\n");
+        // rsync's -v list: the created DST as `./`, then the file.
+        assert_eq!(String::from_utf8(output.stdout.clone()).unwrap(), "./\na\\xff.txt\n");
         assert_eq!(fs::read(env.path("dst").join(name)).unwrap(), b"bytes\n");
         assert_same_tree(&env.path("src"), &env.path("dst"));
     }
@@ -127,8 +128,10 @@ both_kinds! {
         let output = env.run(["-vv", "src/", "dst"]);
         assert_status(&output, 0);
         let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(testenv::worker_pid(&stdout) > 0);
-        assert!(stdout.ends_with("] only.txt\n"), "{stdout}");
+        let (created, copied) = stdout.split_once('\n').unwrap();
+        assert_eq!(created, "./", "{stdout}");
+        assert!(testenv::worker_pid(copied) > 0);
+        assert!(copied.ends_with("] only.txt\n"), "{stdout}");
     }
 
     fn quiet_prints_nothing_on_success(env: TestEnv) {

@@ -21,5 +21,6 @@ mod reliability_hostile;
 mod reliability_input;
 mod reliability_proptest;
 mod reliability_signals;
+mod reporting;
 mod robustness;
 mod split;

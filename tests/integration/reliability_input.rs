@@ -105,7 +105,11 @@ both_kinds! {
         let stdout = String::from_utf8(output.stdout).unwrap();
         assert!(stdout.lines().any(|l| l == "\\xff\\xfe"), "{stdout}");
         assert!(stdout.lines().any(|l| l == "tab\\tnew\\nline"), "{stdout}");
-        assert_eq!(stdout.lines().count(), 11, "one line per entry: {stdout}");
+        assert!(stdout.lines().any(|l| l == "link -> target\\xff"), "{stdout}");
+        let (dirs, entries): (Vec<&str>, Vec<&str>) = stdout.lines().partition(|l| l.ends_with('/'));
+        assert_eq!(entries.len(), 11, "one line per entry: {stdout}");
+        // `./`, `dirs/` and the five below it.
+        assert_eq!(dirs.len(), 7, "one line per directory: {stdout}");
     }
 
     fn paths_longer_than_path_max_are_copied_or_reported_and_the_run_goes_on(env: TestEnv) {

@@ -24,8 +24,12 @@ fn a_killed_worker_process_is_replaced_and_its_files_retried() {
             .stderr(Stdio::piped()),
     );
     let mut stdout = BufReader::new(child.child().stdout.take().unwrap());
+    // Directories are listed too, by the main thread: wait for a file.
     let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
+    while !first.starts_with("[pid ") {
+        first.clear();
+        assert!(stdout.read_line(&mut first).unwrap() > 0, "no file listed");
+    }
     let worker = worker_pid(&first);
     assert_ne!(worker, child.id(), "-vv must name the worker, not pcopy");
     // The pool reaps its workers only after the run: the pid is live.
