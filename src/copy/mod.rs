@@ -299,6 +299,9 @@ impl Engine {
         self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
+        if let Some(outcome) = self.use_basis_link(&target, &st, dest)? {
+            return Ok(outcome);
+        }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         self.namer
             .place_symlink(dir, dest.name, &target, &st, self.opts.archive)?;
