@@ -24,6 +24,7 @@ Options:
   --no-readdirplus  List directories without attributes: every entry a
                     client stats after listing costs a LOOKUP (default:
                     READDIRPLUS, as NFS lists directories).
+  --ro              Mount read-only (a source that no client may change).
   --xattrs          Pass extended attributes through (default: none, as
                     on an NFS mount without xattr support).
   --stats FILE      Write the request counters to FILE (name<TAB>value a
@@ -49,6 +50,7 @@ pub struct MountConfig {
     pub max_background: u16,
     pub xattrs: bool,
     pub readdirplus: bool,
+    pub read_only: bool,
     pub stats: Option<PathBuf>,
     pub background: bool,
     pub pidfile: Option<PathBuf>,
@@ -111,6 +113,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, String> {
         max_background: 128,
         xattrs: false,
         readdirplus: true,
+        read_only: false,
         stats: None,
         background: false,
         pidfile: None,
@@ -130,6 +133,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, String> {
             }
             Some("--xattrs") => config.xattrs = true,
             Some("--no-readdirplus") => config.readdirplus = false,
+            Some("--ro") => config.read_only = true,
             Some("--stats") => config.stats = Some(path("--stats", iter.next())?),
             Some("--background") => config.background = true,
             Some("--pidfile") => config.pidfile = Some(path("--pidfile", iter.next())?),

@@ -54,6 +54,9 @@ pub fn serve(config: &MountConfig) -> Result<(), String> {
         MountOption::FSName(FSNAME.into()),
         MountOption::Subtype("slowfs".into()),
     ];
+    if config.read_only {
+        options.mount_options.push(MountOption::RO);
+    }
     options.n_threads = Some(config.threads);
     options.clone_fd = true;
     let mut session = Session::new(fs, &config.mountpoint, &options)
