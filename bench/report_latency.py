@@ -205,7 +205,7 @@ def label_section(lab):
     md = ["## %s per request" % env.get("label", os.path.basename(lab.dir)), ""]
     md += ["| | |", "|---|---|"]
     for key in ("date", "mode", "cpus", "cpu", "kernel", "load before", "delay", "slowfs options", "rounds",
-                "tree", "other side", "pcopy", "cp", "rsync", "xcp", "fcp", "hyperfine"):
+                "tree", "other side", "busy rounds", "pcopy", "cp", "rsync", "xcp", "fcp", "hyperfine"):
         if key in env:
             md.append("| %s | %s |" % (key, env[key].replace("|", "\\|")))
     if lab.failed:

@@ -61,8 +61,8 @@ Options:
   -h, --help        This text.
 
 A full run writes bench/results.md and bench/results.svg, and with the
-latency or robust part bench/results-latency.md. The latency and robust
-parts mount FUSE file systems: they need root and /dev/fuse.
+latency or robust part bench/results-latency.md. The latency part mounts
+FUSE file systems: it needs root and /dev/fuse (it is left out without).
 EOF
 }
 
@@ -200,7 +200,8 @@ q() { printf '%q' "$1"; }
 # ---------------------------------------------------------------- trees
 log "source trees in $src_base"
 gen() { python3 "$here/gen_tree.py" "$@"; }
-# Small and (for the latency part) lat2k: NAME FILES DIRS, full then smoke.
+# Files and directories of the small, tiny200k and lat2k trees, and the
+# big trees' counts and sizes.
 if [ "$smoke" = 1 ]; then
   small_shape=(300 30) tiny_shape=(2000 20) lat_shape=(200 10) big8_size=4M huge1_size=16M big8_count=2
 else
@@ -586,7 +587,12 @@ lat_check() {
   done < <(latency_commands "$lat_from" "$lat_to")
 }
 
-if wants latency; then
+fuse_ok=1
+if wants latency && { [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; }; then
+  echo "run.sh: the latency part mounts FUSE as root (/dev/fuse): left out" >&2
+  fuse_ok=0
+fi
+if wants latency && [ "$fuse_ok" = 1 ]; then
   cargo build --release --quiet --manifest-path "$here/slowfs/Cargo.toml" --target-dir "$target_dir"
   slowfs=$target_dir/release/slowfs
   label="$delay_ms ms${slowfs_opts:+, $slowfs_opts}"
@@ -611,6 +617,8 @@ if wants latency; then
     echo "rounds: $latency_rounds (one run per copier per round, no warmup, every run on a fresh mount)"
     echo "tree: $(describe_tree "$src_base/lat2k")"
     echo "other side: $(stat -f -c %T "$dst_base")"
+    busy=$(grep -E '^(src|dst) round' "$out/busy.txt" | paste -sd ';' -) || true
+    [ -z "$busy" ] || echo "busy rounds: $busy"
   } >"$lat_out/env.txt"
 fi
 
@@ -619,12 +627,16 @@ fi
 # hardest? Each check appends name, exit status, whether the copy is exact
 # (tree_compare.py: bytes, types, modes, times, owners, xattrs, hard links)
 # and the first line pcopy wrote to stderr.
+# A run that has not ended after robust_timeout seconds is stopped and
+# reported as a hang.
+robust_timeout=300
 robust_check() { # NAME SRC DST COMMAND
   local name=$1 src=$2 dst=$3 cmd=$4 rc=0 exact=exact
   rm -rf "$dst"
-  bash -c "$cmd" >/dev/null 2>"$out/robust-err.txt" || rc=$?
+  timeout -k 10 "$robust_timeout" bash -c "$cmd" >/dev/null 2>"$out/robust-err.txt" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then rc="none: still running after $robust_timeout s, stopped"; fi
   if ! python3 "$here/tree_compare.py" "$src" "$dst" 2>"$out/robust-diff.txt"; then
-    exact="not exact: $(head -n1 "$out/robust-diff.txt" | sed 's/^tree_compare.py: //')"
+    exact="not exact ($(find "$dst" -type f 2>/dev/null | wc -l) of $(find "$src" -type f | wc -l) files there): $(head -n1 "$out/robust-diff.txt" | sed 's/^tree_compare.py: //')"
   fi
   printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$exact" "$(head -n1 "$out/robust-err.txt")" |
     tr -d '\r' | tee -a "$out/robust.tsv" >&2
