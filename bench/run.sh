@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pcopy's benchmark harness: pcopy against cp -a, rsync -a, xcp, fcp, the
 # seed's Python Pool copier and a floor program, on synthetic trees and a
-# copy of /usr/share. See `bench/run.sh --help`.
+# copy of /usr/share, on tmpfs and through a mount that delays every
+# request. See `bench/run.sh --help`.
 set -euo pipefail
 
 usage() {
@@ -12,7 +13,9 @@ Generates the source trees (deterministic, cached between runs), installs
 missing peers, builds pcopy (release) and the floor program, times every
 copier on each tree with hyperfine, then measures the no-op rerun,
 --workers process against thread, peak RSS on 200,000 tiny files and
-system calls per file, and writes the ratio table and a chart.
+system calls per file, and writes the ratio table and a chart. Then the
+latency-bound case (every copier through slowfs, a FUSE mount that sleeps
+in every request) and the robustness checks, with their own report.
 
 Options:
   --smoke           Tiny trees, 2 rounds: a check that everything works
@@ -39,7 +42,17 @@ Options:
                     Copy at most this much of /usr/share, whole top-level
                     entries in name order (default 1G; smoke 10M).
   --only LIST       Comma-separated parts to run: small,big8,huge1,usrshare,
-                    rerun,workers,rss,strace (default all).
+                    rerun,workers,rss,strace,latency,robust (default all).
+                    Only the trees the parts need are generated.
+  --latency-rounds K
+                    Rounds of the latency part (default 3; smoke 1). Every
+                    run there starts on a fresh mount: cold caches.
+  --delay-ms MS     The latency part's delay per request (default 1).
+  --slowfs-opts OPTS
+                    More slowfs options for the latency part, say
+                    "--no-readdirplus" or "--ttl 30" (bench/slowfs --help).
+                    Results are kept per delay and options, and reported
+                    side by side.
   --profile         Also record `perf` profiles of pcopy on the small tree
                     and the 8 x 128 MiB tree (perf from linux-perf).
   --pcopy BIN       Benchmark this pcopy binary instead of building the work
@@ -47,7 +60,9 @@ Options:
   --no-install      Do not install anything; missing peers are left out.
   -h, --help        This text.
 
-A full run writes bench/results.md and bench/results.svg.
+A full run writes bench/results.md and bench/results.svg, and with the
+latency or robust part bench/results-latency.md. The latency part mounts
+FUSE file systems: it needs root and /dev/fuse (it is left out without).
 EOF
 }
 
@@ -55,6 +70,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
 smoke=0 runs=1 seed_runs='' rounds='' idle_wait='' install=1 profile=0 only=all cap='' pcopy=''
+latency_rounds='' delay_ms=1 slowfs_opts=''
 src_parent=/dev/shm/pcopy-bench dst_parent=/dev/shm/pcopy-bench out=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -68,6 +84,9 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --usr-share-cap) cap=$2; shift ;;
     --only) only=$2; shift ;;
+    --latency-rounds) latency_rounds=$2; shift ;;
+    --delay-ms) delay_ms=$2; shift ;;
+    --slowfs-opts) slowfs_opts=$2; shift ;;
     --profile) profile=1 ;;
     --pcopy) pcopy=$(realpath "$2"); shift ;;
     --no-install) install=0 ;;
@@ -80,26 +99,35 @@ done
 # that holds other things keeps them.
 if [ "$smoke" = 1 ]; then
   rounds=${rounds:-2} cap=${cap:-10M} seed_runs=${seed_runs:-1} idle_wait=${idle_wait:-0}
+  latency_rounds=${latency_rounds:-1}
   src_base=$src_parent/src-smoke dst_base=$dst_parent/dst-smoke out=${out:-$here/out/smoke}
 else
   rounds=${rounds:-10} cap=${cap:-1G} seed_runs=${seed_runs:-2} idle_wait=${idle_wait:-120}
+  latency_rounds=${latency_rounds:-3}
   src_base=$src_parent/src dst_base=$dst_parent/dst out=${out:-$here/out}
 fi
-for n in "$runs" "$seed_runs" "$rounds" "$idle_wait"; do
+for n in "$runs" "$seed_runs" "$rounds" "$idle_wait" "$latency_rounds"; do
   case "$n" in ''|*[!0-9]*) echo "run.sh: counts and seconds must be integers, not '$n'" >&2; exit 1 ;; esac
 done
-if [ "$runs" -eq 0 ] || [ "$rounds" -eq 0 ]; then
-  echo "run.sh: --runs and --rounds must be positive" >&2
+if [ "$runs" -eq 0 ] || [ "$rounds" -eq 0 ] || [ "$latency_rounds" -eq 0 ]; then
+  echo "run.sh: --runs, --rounds and --latency-rounds must be positive" >&2
+  exit 1
+fi
+if ! [[ $delay_ms =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+  echo "run.sh: --delay-ms needs a number of milliseconds, not '$delay_ms'" >&2
   exit 1
 fi
 
 log() { printf '\n== %s\n' "$*" >&2; }
 wants() { [ "$only" = all ] || [[ ",$only," == *",$1,"* ]]; }
+wants_any() { local part; for part; do wants "$part" && return 0; done; return 1; }
+# The parts reported in bench/results.md (the others have their own report).
+main_parts=(small big8 huge1 usrshare rerun workers rss strace)
 if [ "$only" != all ]; then
   IFS=, read -ra parts <<<"$only"
   for part in "${parts[@]}"; do
     case "$part" in
-      small|big8|huge1|usrshare|rerun|workers|rss|strace) ;;
+      small|big8|huge1|usrshare|rerun|workers|rss|strace|latency|robust) ;;
       *) echo "run.sh: unknown part '$part' in --only (see --help)" >&2; exit 1 ;;
     esac
   done
@@ -172,17 +200,27 @@ q() { printf '%q' "$1"; }
 # ---------------------------------------------------------------- trees
 log "source trees in $src_base"
 gen() { python3 "$here/gen_tree.py" "$@"; }
+# Files and directories of the small, tiny200k and lat2k trees, and the
+# big trees' counts and sizes.
 if [ "$smoke" = 1 ]; then
-  gen many "$src_base/small" --files 300 --dirs 30 --max-size 64k --mean 11150
-  gen big "$src_base/big8" --count 2 --size 4M
-  gen big "$src_base/huge1" --count 1 --size 16M
-  gen many "$src_base/tiny200k" --files 2000 --dirs 20 --max-size 100
+  small_shape=(300 30) tiny_shape=(2000 20) lat_shape=(200 10) big8_size=4M huge1_size=16M big8_count=2
 else
-  gen many "$src_base/small" --files 20000 --dirs 1000 --max-size 64k --mean 11150
-  gen big "$src_base/big8" --count 8 --size 128M
-  gen big "$src_base/huge1" --count 1 --size 1G
-  gen many "$src_base/tiny200k" --files 200000 --dirs 2000 --max-size 100
+  small_shape=(20000 1000) tiny_shape=(200000 2000) lat_shape=(2000 100) big8_size=128M huge1_size=1G big8_count=8
 fi
+if wants_any small rerun workers strace robust; then
+  gen many "$src_base/small" --files "${small_shape[0]}" --dirs "${small_shape[1]}" --max-size 64k --mean 11150
+fi
+if wants big8; then gen big "$src_base/big8" --count "$big8_count" --size "$big8_size"; fi
+if wants huge1; then gen big "$src_base/huge1" --count 1 --size "$huge1_size"; fi
+if wants rss; then
+  gen many "$src_base/tiny200k" --files "${tiny_shape[0]}" --dirs "${tiny_shape[1]}" --max-size 100
+fi
+# The latency-bound case: files of 1-64 KiB, drawn uniformly.
+if wants latency; then
+  gen many "$src_base/lat2k" --files "${lat_shape[0]}" --dirs "${lat_shape[1]}" --max-size 64k --min-size 1k
+fi
+# Odd entries and one path of more than 6,000 bytes (PATH_MAX is 4,096).
+if wants robust; then gen odd "$src_base/odd-deep" --deep 6000; fi
 
 to_bytes() { numfmt --from=iec "$1"; }
 
@@ -208,20 +246,20 @@ copy_usr_share() {
   printf 'cap=%s\ncopied %s bytes of /usr/share; %s top-level entries left out\n' \
     "$limit" "$total" "$left_out" >"$stamp"
 }
-copy_usr_share
-sed -n 2p "$src_base/usrshare.stamp" >&2
+if wants usrshare; then
+  copy_usr_share
+  sed -n 2p "$src_base/usrshare.stamp" >&2
+fi
 
 # ---------------------------------------------------------------- tree info
-{
+# The machine and the tools, for every report.
+machine_env() {
   echo "date: $(date -u +%Y-%m-%dT%H:%MZ)"
   echo "mode: $([ "$smoke" = 1 ] && echo smoke || echo full)"
   echo "cpus: $(nproc)"
   echo "kernel: $(uname -r)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-  echo "src fs: $(stat -f -c %T "$src_base")"
-  echo "dst fs: $(stat -f -c %T "$dst_base") ($dst_base)"
-  echo "runs: $rounds rounds x $runs run(s) per copier, warmup 1 in the first round; seed copier in $seed_runs round(s)"
   echo "pcopy: $("$pcopy" --version), $pcopy_source"
   echo "cp: $(cp --version | head -n1)"
   [ "$have_rsync" = 1 ] && echo "rsync: $(rsync --version | head -n1)"
@@ -229,11 +267,24 @@ sed -n 2p "$src_base/usrshare.stamp" >&2
   [ "$have_fcp" = 1 ] && echo "fcp: $(fcp --version 2>&1 | head -n1)"
   echo "hyperfine: $(hyperfine --version)"
   echo "python: $(python3 --version 2>&1)"
-  echo "usrshare: $(sed -n 2p "$src_base/usrshare.stamp")"
-  for t in small big8 huge1 usrshare tiny200k; do
-    echo "tree $t: $(find "$src_base/$t" -type f | wc -l) files, $(find "$src_base/$t" -type d | wc -l) dirs, $(find "$src_base/$t" -type l | wc -l) symlinks, $(du -sb "$src_base/$t" | cut -f1) bytes"
-  done
-} >"$out/env.txt"
+}
+
+describe_tree() { # DIR: the env.txt description report.py reads
+  echo "$(find "$1" -type f | wc -l) files, $(find "$1" -type d | wc -l) dirs, $(find "$1" -type l | wc -l) symlinks, $(du -sb "$1" | cut -f1) bytes"
+}
+
+if wants_any "${main_parts[@]}"; then
+  {
+    machine_env
+    echo "src fs: $(stat -f -c %T "$src_base")"
+    echo "dst fs: $(stat -f -c %T "$dst_base") ($dst_base)"
+    echo "runs: $rounds rounds x $runs run(s) per copier, warmup 1 in the first round; seed copier in $seed_runs round(s)"
+    [ -f "$src_base/usrshare.stamp" ] && echo "usrshare: $(sed -n 2p "$src_base/usrshare.stamp")"
+    for t in small big8 huge1 usrshare tiny200k; do
+      [ -d "$src_base/$t" ] && echo "tree $t: $(describe_tree "$src_base/$t")"
+    done
+  } >"$out/env.txt"
+fi
 
 # ---------------------------------------------------------------- checks
 # Every copier must produce the same tree; a benchmark of a broken copy is
@@ -301,11 +352,16 @@ rotate() { # LINES K: the lines, starting at the (K+1)th and wrapping around
   { tail -n +$(($2 + 1)) <<<"$1"; head -n "$2" <<<"$1"; }
 }
 
+# Optional: the JSON directory (default $out/json), the number of rounds
+# (default --rounds) and whether the first round has a warmup run (1, the
+# default, or 0).
 hyperfine_group() {
   local group=$1 round args warmup prepare_args=() name cmd lines
+  local json=${3:-$out/json} rounds=${4:-$rounds} first_warmup=${5:-1}
   [ -z "$2" ] || prepare_args=(--prepare "$2")
   lines=$(cat)
-  rm -f "$out/json/$group".r*.json
+  mkdir -p "$json"
+  rm -f "$json/$group".r*.json
   local count
   count=$(wc -l <<<"$lines")
   for round in $(seq 1 "$rounds"); do
@@ -319,11 +375,11 @@ hyperfine_group() {
       fi
       args+=(-n "$name" "$cmd")
     done < <(rotate "$lines" $(((round - 1) % count)))
-    warmup=$((round == 1 ? 1 : 0))
+    warmup=$((round == 1 ? first_warmup : 0))
     wait_idle "$group round $round"
     log "$group (round $round/$rounds)"
     hyperfine --style basic --warmup "$warmup" --runs "$runs" "${prepare_args[@]}" \
-      --export-json "$out/json/$group.r$round.json" "${args[@]}" >&2
+      --export-json "$json/$group.r$round.json" "${args[@]}" >&2
   done
 }
 
@@ -349,7 +405,7 @@ bench_tree() { # TREE [extra name<TAB>command lines on stdin are appended]
 }
 
 small_list=$out/small.list
-"$floor" list "$src_base/small" "$small_list"
+if wants_any small strace; then "$floor" list "$src_base/small" "$small_list"; fi
 
 if wants small; then
   dst=$dst_base/small
@@ -443,10 +499,179 @@ if [ "$profile" = 1 ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- latency
+# Storage bound by latency (NFS, Lustre, sshfs, cloud mounts), where a
+# parallel copier matters most: the lat2k tree through slowfs, a FUSE
+# passthrough that sleeps --delay-ms in every request, once as the source
+# (the copy goes to tmpfs) and once as the destination (copied from
+# tmpfs). Every run, timed or not, starts on a fresh mount, so the
+# kernel's caches of the mount are cold. The mount point is outside
+# $dst_base (removed at the end), and an exit on an error unmounts first.
+lat_jobs=(1 4 8 16 32 64)
+lat_threads=(2 8 32)
+
+slug() { printf '%s' "$1" | tr -c 'A-Za-z0-9.' '-'; }
+
+latency_commands() { # SRC DST: name<TAB>command lines
+  local src=$1 dst=$2 k
+  printf 'pcopy\t%s -q %s/ %s\n' "$(q "$pcopy")" "$(q "$src")" "$(q "$dst")"
+  for k in "${lat_jobs[@]}"; do
+    printf 'pcopy -j %s\t%s -q -j %s %s/ %s\n' "$k" "$(q "$pcopy")" "$k" "$(q "$src")" "$(q "$dst")"
+  done
+  printf 'cp -a\tcp -a %s %s\n' "$(q "$src")" "$(q "$dst")"
+  [ "$have_rsync" = 1 ] && printf 'rsync -a\trsync -a %s/ %s/\n' "$(q "$src")" "$(q "$dst")"
+  if [ "$have_xcp" = 1 ]; then
+    printf 'xcp\txcp -r --no-progress %s %s\n' "$(q "$src")" "$(q "$dst")"
+    for k in "${lat_threads[@]}"; do
+      printf 'xcp -w %s\txcp -r --no-progress -w %s %s %s\n' "$k" "$k" "$(q "$src")" "$(q "$dst")"
+    done
+  fi
+  if [ "$have_fcp" = 1 ]; then
+    # fcp runs on rayon, whose thread count (default: the CPUs) is set by
+    # the environment.
+    printf 'fcp\tfcp %s %s\n' "$(q "$src")" "$(q "$dst")"
+    for k in "${lat_threads[@]}"; do
+      printf 'fcp (%s threads)\tRAYON_NUM_THREADS=%s fcp %s %s\n' "$k" "$k" "$(q "$src")" "$(q "$dst")"
+    done
+  fi
+  return 0
+}
+
+# lat_side SIDE: what is mounted (lat_back), what the copiers copy from
+# and to, and where the copy lands outside the mount (lat_copy).
+lat_side() {
+  case $1 in
+    src) lat_back=$src_base/lat2k lat_from=$lat_mnt lat_to=$dst_base/lat2k lat_copy=$dst_base/lat2k lat_ro=--ro ;;
+    dst) lat_back=$dst_base/lat-back lat_from=$src_base/lat2k lat_to=$lat_mnt/copy lat_copy=$dst_base/lat-back/copy lat_ro= ;;
+  esac
+  mkdir -p "$lat_back"
+}
+
+lat_unmount_cmd() { printf '%s --unmount --pidfile %s %s' "$(q "$slowfs")" "$(q "$lat_pid")" "$(q "$lat_mnt")"; }
+
+# The command that starts a run on a fresh mount: unmount, remove the last
+# copy (from tmpfs or the backing directory, never through the mount),
+# mount again. Extra slowfs options (--stats FILE) are appended.
+lat_prepare_cmd() {
+  printf '%s && rm -rf %s && %s --background %s --delay-ms %s %s %s --pidfile %s %s %s' \
+    "$(lat_unmount_cmd)" "$(q "$lat_copy")" "$(q "$slowfs")" "$lat_ro" "$delay_ms" "$slowfs_opts" \
+    "$*" "$(q "$lat_pid")" "$(q "$lat_back")" "$(q "$lat_mnt")"
+}
+
+lat_exact() { # NAME: the copy matches the source; modes and times too where the copier keeps them
+  diff -r --no-dereference -q "$src_base/lat2k" "$lat_copy" >&2 || return 1
+  case $1 in xcp* | fcp*) return 0 ;; esac
+  python3 "$here/tree_compare.py" "$src_base/lat2k" "$lat_copy"
+}
+
+# lat_check SIDE: one untimed run of every copier, each on a fresh mount
+# that counts requests (stats/SIDE/NAME.tsv). Prints the name<TAB>command
+# lines of the copiers whose copy was exact; the others are left out of
+# the timing and listed in failed.tsv.
+lat_check() {
+  local side=$1 name cmd rc
+  mkdir -p "$lat_out/stats/$side"
+  while IFS=$'\t' read -r name cmd; do
+    log "latency $side: $name (counted, checked)"
+    bash -c "$(lat_prepare_cmd --stats "$(q "$lat_out/stats/$side/$(slug "$name").tsv")")"
+    rc=0
+    bash -c "$cmd" >/dev/null 2>"$lat_out/err.txt" || rc=$?
+    bash -c "$(lat_unmount_cmd)"
+    if [ "$rc" = 0 ] && lat_exact "$name"; then
+      printf '%s\t%s\n' "$name" "$cmd"
+    else
+      echo "run.sh: $name, $side on the slow mount: exit $rc or an inexact copy; left out of the timing" >&2
+      head -n3 "$lat_out/err.txt" >&2
+      printf '%s\t%s\t%s\n' "$side" "$name" "$rc" >>"$lat_out/failed.tsv"
+    fi
+  done < <(latency_commands "$lat_from" "$lat_to")
+}
+
+fuse_ok=1
+if wants latency && { [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ]; }; then
+  echo "run.sh: the latency part mounts FUSE as root (/dev/fuse): left out" >&2
+  fuse_ok=0
+fi
+if wants latency && [ "$fuse_ok" = 1 ]; then
+  cargo build --release --quiet --manifest-path "$here/slowfs/Cargo.toml" --target-dir "$target_dir"
+  slowfs=$target_dir/release/slowfs
+  label="$delay_ms ms${slowfs_opts:+, $slowfs_opts}"
+  lat_out=$out/latency/$(slug "$label")
+  lat_mnt=$dst_parent/slowfs-mnt lat_pid=$dst_parent/slowfs.pid
+  rm -rf "$lat_out"
+  mkdir -p "$lat_out" "$lat_mnt"
+  : >"$lat_out/failed.tsv"
+  trap 'bash -c "$(lat_unmount_cmd)" || true' EXIT
+  for side in src dst; do
+    lat_side "$side"
+    lines=$(lat_check "$side")
+    hyperfine_group "$side" "$(lat_prepare_cmd)" "$lat_out/json" "$latency_rounds" 0 <<<"$lines"
+    bash -c "$(lat_unmount_cmd)"
+  done
+  trap - EXIT
+  {
+    machine_env
+    echo "label: $label"
+    echo "delay: $delay_ms ms per request"
+    echo "slowfs options: ${slowfs_opts:-none}"
+    echo "rounds: $latency_rounds (one run per copier per round, no warmup, every run on a fresh mount)"
+    echo "tree: $(describe_tree "$src_base/lat2k")"
+    echo "other side: $(stat -f -c %T "$dst_base")"
+    busy=$(grep -E '^(src|dst) round' "$out/busy.txt" | paste -sd ';' -) || true
+    [ -z "$busy" ] || echo "busy rounds: $busy"
+  } >"$lat_out/env.txt"
+fi
+
+# ---------------------------------------------------------------- robustness
+# Not timed: does pcopy copy what it promises where the walk is tried
+# hardest? Each check appends name, exit status, whether the copy is exact
+# (tree_compare.py: bytes, types, modes, times, owners, xattrs, hard links)
+# and the first line pcopy wrote to stderr.
+# A run that has not ended after robust_timeout seconds is stopped and
+# reported as a hang.
+robust_timeout=300
+robust_check() { # NAME SRC DST COMMAND
+  local name=$1 src=$2 dst=$3 cmd=$4 rc=0 exact=exact
+  rm -rf "$dst"
+  timeout -k 10 "$robust_timeout" bash -c "$cmd" >/dev/null 2>"$out/robust-err.txt" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then rc="none: still running after $robust_timeout s, stopped"; fi
+  if ! python3 "$here/tree_compare.py" "$src" "$dst" 2>"$out/robust-diff.txt"; then
+    exact="not exact ($(find "$dst" -type f 2>/dev/null | wc -l) of $(find "$src" -type f | wc -l) files there): $(head -n1 "$out/robust-diff.txt" | sed 's/^tree_compare.py: //')"
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$name" "$rc" "$exact" "$(head -n1 "$out/robust-err.txt")" |
+    tr -d '\r' | tee -a "$out/robust.tsv" >&2
+  rm -rf "$dst"
+}
+
+if wants robust; then
+  log "robustness checks"
+  : >"$out/robust.tsv"
+  deep=$src_base/odd-deep
+  robust_check "deep tree: pcopy -a" "$deep" "$dst_base/deep" \
+    "$(q "$pcopy") -a -q $(q "$deep")/ $(q "$dst_base/deep")"
+  robust_check "deep tree: cp -a (peer)" "$deep" "$dst_base/deep" "cp -a $(q "$deep") $(q "$dst_base/deep")"
+  if [ "$have_rsync" = 1 ]; then
+    robust_check "deep tree: rsync -aHX (peer)" "$deep" "$dst_base/deep" "rsync -aHX $(q "$deep")/ $(q "$dst_base/deep")/"
+  fi
+  for kind in process thread; do
+    robust_check "ulimit -n 32, -j 8, --workers $kind" "$src_base/small" "$dst_base/ulimit" \
+      "ulimit -n 32 && exec $(q "$pcopy") -q -j 8 --workers $kind $(q "$src_base/small")/ $(q "$dst_base/ulimit")"
+  done
+  echo "deep tree: $(describe_tree "$deep"), one path of more than 6,000 bytes" >"$out/robust-env.txt"
+fi
+
+if wants_any latency robust; then
+  lat_md=$out/results-latency.md
+  [ "$smoke" = 1 ] || lat_md=$here/results-latency.md
+  python3 "$here/report_latency.py" --out "$out" --md "$lat_md"
+fi
+
 rm -rf "$dst_base"
 echo "run.sh: source trees kept for the next run in $src_base ($(du -sh "$src_base" | cut -f1)); rm -rf it to free the space" >&2
 # ---------------------------------------------------------------- report
-files_small=$(find "$src_base/small" -type f | wc -l)
+wants_any "${main_parts[@]}" || exit 0
+files_small=${small_shape[0]}
+[ -d "$src_base/small" ] && files_small=$(find "$src_base/small" -type f | wc -l)
 report_args=(--out "$out" --files "$files_small")
 svg=$out/results.svg
 if [ "$smoke" = 0 ]; then

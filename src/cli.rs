@@ -288,6 +288,12 @@ pub(crate) struct BackupArgs {
     #[arg(long)]
     pub(crate) remove_source_files: bool,
 
+    /// Keep the complete parts of a large file (one split over the
+    /// workers) when the run is interrupted, so the next run with
+    /// --partial copies only the rest, if the source did not change.
+    #[arg(long)]
+    pub(crate) partial: bool,
+
     /// Write an updated file over the existing one instead of a new file
     /// renamed into place: no second copy of a huge file needs room, but a
     /// run stopped halfway leaves a half-written file under its name.

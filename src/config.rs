@@ -122,6 +122,7 @@ impl Config {
                 backup: backups.backup,
                 remove_source: backups.remove_source,
                 inplace: backups.inplace,
+                partial: backups.partial,
                 bwlimit: backups.bwlimit,
                 itemize: listing.as_ref().is_some_and(|l| l.format.itemizes())
                     || args.log_file.is_some(),
@@ -203,6 +204,7 @@ impl Config {
             dry_run: self.copy.dry_run,
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
+            backup: self.copy.backup.clone(),
             ignore_errors: self.ignore_errors,
             force: self.copy.force,
             delete: self.delete.map(|opts| DeleteSetup {

@@ -351,6 +351,9 @@ pub(crate) struct CopyOptions {
     /// `--remove-source-files`: remove each source file once its copy is
     /// complete and named (and flushed with `--fsync`).
     pub remove_source: bool,
+    /// `--partial`: the temp of a split file interrupted keeps its complete
+    /// parts for the next run (see `copy::partial`).
+    pub partial: bool,
     /// `--inplace`: an existing file is written over where it is, not
     /// replaced by a complete new one (no atomicity).
     pub inplace: bool,

@@ -18,6 +18,7 @@ pub(super) struct Backups {
     pub(super) backup: Option<BackupOptions>,
     pub(super) remove_source: bool,
     pub(super) inplace: bool,
+    pub(super) partial: bool,
     pub(super) bwlimit: Option<u64>,
 }
 
@@ -28,6 +29,7 @@ pub(super) fn resolve(args: &BackupArgs, jobs: usize, kind: WorkerKind) -> Resul
         backup: backup_options(args)?,
         remove_source: args.remove_source_files,
         inplace: args.inplace,
+        partial: args.partial,
         bwlimit: args.bwlimit.filter(|&rate| rate > 0).map(|rate| {
             // Thread workers share one bucket in this process; each worker
             // process has its own, with an equal share of the rate.

@@ -71,23 +71,28 @@ impl Backup {
 
     /// Before `name` in `dir` (at `parent` below the destination root) is
     /// replaced: links what is there to its backup name, replacing an
-    /// older backup. Nothing there, or a directory (which the rename
-    /// refuses anyway), needs no backup.
+    /// older backup; a directory there (in the way of a file) is renamed
+    /// to its backup name instead.
     pub(super) fn keep(
         &self,
         dir: BorrowedFd<'_>,
         parent: &[u8],
         name: &OsStr,
     ) -> Result<(), Failure> {
-        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => return Ok(()),
-            Ok(_) => {}
+        let is_dir = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
             Err(Errno::NOENT) => return Ok(()),
             Err(err) => return Err(Failure::dest("cannot stat destination for backup", err)),
-        }
+        };
         let target = (self.target(dir, parent))
             .map_err(|e| Failure::dest("cannot create backup directory", e))?;
         let backup_name = self.backup_name(name);
+        if is_dir {
+            // A directory in the way of a file goes aside whole (a
+            // directory cannot be linked): its name is free until the
+            // new entry is renamed in.
+            return rename_aside(dir, name, target.fd(), &backup_name);
+        }
         let temp = next_temp_name(&self.stem);
         match rustix::fs::linkat(dir, name, target.fd(), temp.as_c_str(), AtFlags::empty()) {
             Ok(()) => {}
@@ -102,6 +107,17 @@ impl Backup {
             return Err(backup_failed(err));
         }
         Ok(())
+    }
+
+    /// [`Backup::keep`] for the finish stage (a hard link replacing a
+    /// name): the error as a message.
+    pub(crate) fn keep_old(
+        &self,
+        dir: BorrowedFd<'_>,
+        parent: &[u8],
+        name: &OsStr,
+    ) -> Result<(), String> {
+        self.keep(dir, parent, name).map_err(|f| f.message)
     }
 
     /// `--delete` with `-b`: renames `name` in `dir` (a file, symlink or

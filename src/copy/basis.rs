@@ -4,10 +4,10 @@
 //! that descriptor without following a symlink, and only ever read or
 //! linked to, never written.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::{FileType, Mode, OFlags, SeekFrom, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Stat};
 use rustix::io::Errno;
 
 use super::commit::final_mode;
@@ -86,17 +86,52 @@ impl Basis {
     }
 }
 
+impl Basis {
+    /// The first basis directory holding, at the same place, a symbolic
+    /// link with the same target and mtime (with `-a`, owner and group):
+    /// that directory's descriptor for the link's parent.
+    fn find_link(
+        &mut self,
+        parent: &[u8],
+        name: &OsStr,
+        target: &CStr,
+        src: &Stat,
+        archive: bool,
+    ) -> Option<BorrowedFd<'_>> {
+        let index = self.dirs.iter_mut().position(|dir| {
+            let Some(at) = dir.parent(parent) else {
+                return false;
+            };
+            let Ok(st) = rustix::fs::statat(at, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                return false;
+            };
+            let owner = (st.st_uid, st.st_gid) == (src.st_uid, src.st_gid);
+            FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+                && (st.st_mtime, st.st_mtime_nsec) == (src.st_mtime, src.st_mtime_nsec)
+                && (!archive || owner)
+                && rustix::fs::readlinkat(at, name, Vec::new())
+                    .is_ok_and(|t| t.as_c_str() == target)
+        })?;
+        self.dirs[index].parent(parent)
+    }
+}
+
 impl BasisDir {
-    /// The regular file `parent/name` beneath this directory; `None` when
-    /// there is none (or a symlink, or it cannot be read).
-    fn open(&mut self, parent: &[u8], name: &OsStr) -> Option<OwnedFd> {
+    /// The directory `parent` beneath this one, held for the next file.
+    fn parent(&mut self, parent: &[u8]) -> Option<BorrowedFd<'_>> {
         let hit = matches!(&self.cached, Some((rel, _)) if rel == parent);
         if !hit {
             let rel = std::os::unix::ffi::OsStrExt::from_bytes(parent);
             let fd = relpath::open_beneath(self.root.as_fd(), rel).ok()?;
             self.cached = Some((parent.to_vec(), fd));
         }
-        let dir = self.cached.as_ref().map(|(_, fd)| fd.as_fd())?;
+        self.cached.as_ref().map(|(_, fd)| fd.as_fd())
+    }
+
+    /// The regular file `parent/name` beneath this directory; `None` when
+    /// there is none (or a symlink, or it cannot be read).
+    fn open(&mut self, parent: &[u8], name: &OsStr) -> Option<OwnedFd> {
+        let dir = self.parent(parent)?;
         let flags =
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         rustix::fs::openat(dir, name, flags, Mode::empty()).ok()
@@ -155,6 +190,43 @@ fn same_xattrs(file: BorrowedFd<'_>, src: BorrowedFd<'_>) -> bool {
 }
 
 impl super::Engine {
+    /// A new symbolic link unchanged in a basis directory: hard-linked to
+    /// it (`--link-dest`, where the filesystem links symlinks) or left
+    /// out (`--compare-dest`). `None`: made as usual.
+    pub(super) fn use_basis_link(
+        &mut self,
+        target: &CStr,
+        st: &Stat,
+        dest: &super::DestPath<'_>,
+    ) -> Result<Option<crate::job::Outcome>, Failure> {
+        use crate::job::{Outcome, SkipReason};
+        let archive = self.opts.archive;
+        let known_new = self.namer.known_new();
+        let Some(basis) = self
+            .basis
+            .as_mut()
+            .filter(|b| known_new && b.kind != BasisKind::Copy)
+        else {
+            return Ok(None);
+        };
+        let kind = basis.kind;
+        let Some(at) = basis.find_link(dest.parent, dest.name, target, st, archive) else {
+            return Ok(None);
+        };
+        let up_to_date = Some(Outcome::Skipped {
+            reason: SkipReason::UpToDate,
+        });
+        if kind == BasisKind::Compare {
+            return Ok(up_to_date);
+        }
+        let dir = super::parent_dir(&mut self.dirs, dest.parent)?;
+        match rustix::fs::linkat(at, dest.name, dir, dest.name, AtFlags::empty()) {
+            Ok(()) => Ok(up_to_date),
+            Err(Errno::XDEV | Errno::MLINK | Errno::PERM | Errno::OPNOTSUPP) => Ok(None),
+            Err(err) => Err(Failure::dest("cannot link to the --link-dest link", err)),
+        }
+    }
+
     /// A new regular file with an unchanged copy in a basis directory:
     /// linked to it (`--link-dest`), left out (`--compare-dest`) or copied
     /// from it (`--copy-dest`). `None`: copy from the source as usual.

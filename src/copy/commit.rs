@@ -503,6 +503,7 @@ pub(super) fn source_times(st: &Stat) -> Timestamps {
 pub(super) fn remove_stale_temps_at(
     dir: BorrowedFd<'_>,
     tag: &str,
+    keep_partial: bool,
     other: &mut dyn FnMut(&[u8]),
 ) -> std::io::Result<u64> {
     // `dir` is read from the start without reopening it: it is otherwise
@@ -522,6 +523,9 @@ pub(super) fn remove_stale_temps_at(
             }
             continue;
         };
+        if keep_partial && super::partial::is_partial(name) {
+            continue;
+        }
         let unsharded = rest.first().is_some_and(u8::is_ascii_digit);
         if !tag.is_empty() && !unsharded && !rest.starts_with(tag.as_bytes()) {
             continue;

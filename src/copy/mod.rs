@@ -29,6 +29,7 @@ mod fail;
 mod judge;
 mod mapped;
 mod moves;
+pub(crate) mod partial;
 mod quick_check;
 pub(crate) mod range;
 mod source;
@@ -305,6 +306,9 @@ impl Engine {
         self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
+        if let Some(outcome) = self.use_basis_link(&target, &st, dest)? {
+            return Ok(outcome);
+        }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         self.namer
             .place_symlink(dir, dest.name, &target, &st, self.opts.archive)?;
@@ -445,11 +449,13 @@ fn changing_type() -> Failure {
 /// offset meanwhile. Returns how many were removed. Must not run on a
 /// directory another pcopy run is writing into, except another shard:
 /// `tag` (see [`CopyOptions::temp_tag`]) spares its files. `other` sees
-/// the name of every other entry, `.` and `..` aside.
+/// the name of every other entry, `.` and `..` aside. With `keep_partial`
+/// (`--partial`), resumable temps stay (see [`partial`]).
 pub(crate) fn remove_stale_temps_in(
     dir: BorrowedFd<'_>,
     tag: &str,
+    keep_partial: bool,
     other: &mut dyn FnMut(&[u8]),
 ) -> std::io::Result<u64> {
-    commit::remove_stale_temps_at(dir, tag, other)
+    commit::remove_stale_temps_at(dir, tag, keep_partial, other)
 }

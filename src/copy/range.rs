@@ -20,7 +20,7 @@ use super::commit::{self, TEMP_NAME_ATTEMPTS, TEMP_PREFIX};
 use super::dest::DestPath;
 use super::fail::Failure;
 use super::mapped::{self, MappedEnd};
-use super::{Engine, archive, parent_dir, source, test_hook};
+use super::{Engine, archive, parent_dir, partial, source, test_hook};
 use crate::job::{CopyOptions, FailKind, FileJob, FileRange, Outcome};
 use crate::relpath;
 
@@ -82,6 +82,13 @@ impl Engine {
                 .copy_range(fds, range.offset, range.len, on_bytes)?,
             false => self.copy_part_mapped(fds, range, on_bytes)?,
         };
+        if bytes == range.len && partial::is_partial(range.temp.as_bytes()) {
+            // Recorded only once on disk with --fsync, so a record never
+            // stands for data a crash lost.
+            if !self.opts.fsync || rustix::fs::fdatasync(&temp).is_ok() {
+                partial::record_part(temp.as_fd(), range.offset, range.len);
+            }
+        }
         Ok(Outcome::Copied {
             bytes,
             // Short: the source ended before this part did.
@@ -217,6 +224,10 @@ fn finish_temp(
         // The source shrank: the copy ends where the source now ends, not
         // in the zeros of the length set at the start.
         rustix::fs::ftruncate(&temp, size).map_err(|e| Failure::dest("cannot set size", e))?;
+    }
+    if partial::is_partial(split.range.temp.as_bytes()) {
+        partial::clear_records(&temp)
+            .map_err(|e| Failure::dest("cannot clear --partial records", e))?;
     }
     let owner_kept = match opts.archive {
         true => {

@@ -501,7 +501,7 @@ fn remove_stale_temps_removes_only_leftover_files() {
     let mut others = Vec::new();
     let mut other = |name: &[u8]| others.push(name.to_vec());
     assert_eq!(
-        remove_stale_temps_in(dir.as_fd(), "", &mut other).expect("remove"),
+        remove_stale_temps_in(dir.as_fd(), "", false, &mut other).expect("remove"),
         2
     );
     assert_eq!(

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, Stat};
 use rustix::io::Errno;
 
+use crate::copy::backup::Backup;
 use crate::copy::{self, TEMP_PREFIX};
 use crate::job::{FailKind, FileJob, Outcome, SkipReason};
 use crate::relpath::{self, open_beneath};
@@ -41,6 +42,8 @@ pub(crate) struct LinkPhase<'a> {
     pub(crate) temp_tag: &'a str,
     /// A directory at a later name goes with its contents (`--force`).
     pub(crate) force: bool,
+    /// `-b`: where a replaced name's old version goes.
+    pub(crate) backup: Option<&'a Backup>,
 }
 
 /// Makes `link.job.rel_dst` a name of the destination file at
@@ -109,6 +112,12 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
     // over it, so the name never goes missing.
     let temp = temp_name(phase.temp_tag);
     link_at(&temp).map_err(failing("cannot link"))?;
+    if let Some(backup) = phase.backup {
+        if let Err(why) = backup.keep_old(ldir.as_fd(), link_dir.as_encoded_bytes(), link_name) {
+            let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
+            return Ok(failed(&why, FailKind::DestIo));
+        }
+    }
     let rename = || rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name);
     let renamed = match rename() {
         // A directory where the link goes: an entry that changed type.

@@ -43,6 +43,8 @@ pub(crate) struct FinishSetup {
     pub(crate) force: bool,
     /// `--delete`; `None` without it.
     pub(crate) delete: Option<DeleteSetup>,
+    /// `-b`: a name a hard link replaces keeps its old version too.
+    pub(crate) backup: Option<crate::job::BackupOptions>,
 }
 
 /// The destination tree after the copy.
@@ -102,7 +104,21 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     if tree.links.is_empty() || !tree.complete {
         return;
     }
+    let backup = match &tree.setup.backup {
+        Some(opts) if !tree.setup.dry_run => {
+            match crate::copy::backup::Backup::open(tree.root, opts, &tree.setup.temp_tag) {
+                Ok(backup) => Some(backup),
+                Err(err) => {
+                    let why = format!("cannot open backup directory: {}", io_reason(&err));
+                    reporter.failed(tree.dst_root, &why, FailKind::DestIo);
+                    return;
+                }
+            }
+        }
+        _ => None,
+    };
     let phase = LinkPhase {
+        backup: backup.as_ref(),
         root: tree.root,
         failed: tree.failed,
         dry_run: tree.setup.dry_run,

@@ -103,7 +103,7 @@ impl Splits {
                 if file.failure.is_none() {
                     file.failure = Some((error, kind));
                     // The parts still to run find no temp and end at once.
-                    discard(self.root.as_ref(), &file.job);
+                    discard(self.root.as_ref(), &file.job, self.opts.partial);
                 }
             }
             Outcome::Skipped { .. } => {}
@@ -160,14 +160,19 @@ impl Splits {
             .collect();
         given_up.sort_by_key(|p| p.job.id);
         for p in &given_up {
-            discard(self.root.as_ref(), &p.job);
+            discard(self.root.as_ref(), &p.job, self.opts.partial);
         }
         given_up
     }
 }
 
-fn discard(root: Option<&OwnedFd>, job: &FileJob) {
+/// Removes a split file's temp, unless `--partial` keeps it for the next
+/// run (its complete parts are recorded in it).
+fn discard(root: Option<&OwnedFd>, job: &FileJob, keep_partial: bool) {
     if let (Some(root), Some(range)) = (root, &job.range) {
+        if keep_partial && copy::partial::is_partial(range.temp.as_encoded_bytes()) {
+            return;
+        }
         copy::range::discard_split_temp(std::os::fd::AsFd::as_fd(root), &job.rel_dst, &range.temp);
     }
 }

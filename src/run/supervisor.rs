@@ -454,7 +454,7 @@ impl<'r> Supervisor<'r> {
     /// Clears the temps in suspect directories, then runs the finish stage.
     fn finish_tree(&mut self, root: &OwnedFd) {
         for dir in &self.suspect_dirs {
-            remove_stale_temps_beneath(root, dir, &self.copy.temp_tag);
+            remove_stale_temps_beneath(root, dir, &self.copy.temp_tag, self.copy.partial);
         }
         let tree = Tree {
             setup: self.finish,
@@ -514,9 +514,9 @@ impl<'r> Supervisor<'r> {
 
 /// Best effort: a temp file that stays behind is harmless (no final name
 /// refers to it) and the next run into the directory removes it.
-fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str) {
+fn remove_stale_temps_beneath(root: &OwnedFd, rel_dir: &OsStr, tag: &str, keep_partial: bool) {
     if let Ok(dir) = relpath::open_beneath(root.as_fd(), rel_dir) {
-        let _ = copy::remove_stale_temps_in(dir.as_fd(), tag, &mut |_| {});
+        let _ = copy::remove_stale_temps_in(dir.as_fd(), tag, keep_partial, &mut |_| {});
     }
 }
 

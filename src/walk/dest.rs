@@ -80,6 +80,8 @@ pub(crate) struct DestDirs {
     cleaned: HashSet<(u64, u64)>,
     /// Spares other shards' temp files (see `copy::remove_stale_temps`).
     temp_tag: String,
+    /// `--partial`: resumable temps are left for the splitter.
+    keep_partial: bool,
     /// Seeds the digests of [`DestNames`].
     name_seed: u64,
     /// Created directories go into `cleaned` too (several sources).
@@ -101,6 +103,7 @@ impl DestDirs {
         root_new: bool,
         dry_run: bool,
         temp_tag: String,
+        keep_partial: bool,
     ) -> DestDirs {
         DestDirs {
             root_new: root_new || dry_run && root.is_none(),
@@ -108,6 +111,7 @@ impl DestDirs {
             dry_run,
             cleaned: HashSet::new(),
             temp_tag,
+            keep_partial,
             name_seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
             track_new: false,
             case_insensitive: false,
@@ -267,7 +271,12 @@ impl DestDirs {
         // Best effort: a leftover that cannot be removed is harmless, as
         // no final name ever refers to it; a listing cut short is not
         // remembered, so the walker stats every entry there.
-        let listed = copy::remove_stale_temps_in(dir.as_fd(), &self.temp_tag, &mut remember);
+        let listed = copy::remove_stale_temps_in(
+            dir.as_fd(),
+            &self.temp_tag,
+            self.keep_partial,
+            &mut remember,
+        );
         let names = DestNames {
             seed,
             digests: names,
@@ -360,7 +369,7 @@ mod tests {
     fn a_dry_run_creates_nothing_and_finds_what_exists() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("there")).unwrap();
-        let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, true, String::new());
+        let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, true, String::new(), false);
         let there = dirs.enter(Parent::Root, OsStr::new("there")).unwrap();
         assert!(there.fd.is_some() && !there.created);
         let missing = dirs.enter(Parent::Root, OsStr::new("missing")).unwrap();
@@ -375,7 +384,13 @@ mod tests {
     #[test]
     fn a_real_run_creates_and_reports_new_directories() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, false, String::new());
+        let mut dirs = DestDirs::new(
+            Some(root_of(tmp.path())),
+            false,
+            false,
+            String::new(),
+            false,
+        );
         let made = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
         assert!(made.created && tmp.path().join("made").is_dir());
         let again = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
@@ -392,7 +407,7 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("outside"), tmp.path().join("dst/sub")).unwrap();
         let root = root_of(&tmp.path().join("dst"));
-        let mut dirs = DestDirs::new(Some(root), false, false, String::new());
+        let mut dirs = DestDirs::new(Some(root), false, false, String::new(), false);
         let sub = dirs.enter(Parent::Root, OsStr::new("sub")).unwrap();
         assert!(sub.created);
         let meta = std::fs::symlink_metadata(tmp.path().join("dst/sub")).unwrap();

@@ -181,7 +181,14 @@ fn walk(task: WalkTask) {
         count_stop,
     } = task;
     let temp_tag = std::mem::take(&mut setup.temp_tag);
-    let mut dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    let keep_partial = setup.splitter.as_ref().is_some_and(Splitter::partial);
+    let mut dest = DestDirs::new(
+        start.dst_root,
+        start.dst_root_new,
+        setup.dry_run,
+        temp_tag,
+        keep_partial,
+    );
     if start.roots.len() > 1 {
         dest.track_new_dirs();
     }

@@ -24,6 +24,7 @@ use rustix::io::Errno;
 
 use super::entry_stat::EntryStat;
 use crate::copy;
+use crate::copy::partial;
 use crate::job::{CopyOptions, FileJob};
 
 /// Files from this size on are split, by default (`--split-min`). Parts of
@@ -70,6 +71,8 @@ pub(crate) struct Splitter {
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     tag: String,
     workers: usize,
+    /// `--partial`: temps named after their file, resumed by the next run.
+    partial: bool,
 }
 
 /// A file the walker split: its temp's name and its parts.
@@ -95,7 +98,13 @@ impl Splitter {
             min,
             tag: opts.temp_tag.clone(),
             workers,
+            partial: opts.partial,
         })
+    }
+
+    /// Whether temps are kept for the next run (`--partial`).
+    pub(crate) fn partial(&self) -> bool {
+        self.partial
     }
 
     /// How many workers share the parts.
@@ -131,11 +140,48 @@ impl Splitter {
                 _ => return None,
             }
         }
+        let ranges = part_ranges(size, self.min);
+        if self.partial {
+            if let Some(resumed) = self.resume(dir, name, md, &ranges) {
+                return resumed;
+            }
+        }
         let temp = copy::range::create_split_temp(dir, &self.tag, size).ok()?;
-        Some(SplitStart {
-            temp,
-            ranges: part_ranges(size, self.min),
-        })
+        Some(SplitStart { temp, ranges })
+    }
+
+    /// `--partial`: the file's resumable temp, with only the parts it
+    /// lacks; `None` to make an ordinary temp instead (a name too long).
+    fn resume(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        md: &EntryStat,
+        ranges: &[(u64, u64)],
+    ) -> Option<Option<SplitStart>> {
+        let source = partial::Identity {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.len(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+        };
+        let found = match partial::open_or_create(dir, name, &source) {
+            Ok(found) => found?,
+            Err(_) => return Some(None),
+        };
+        let mut left: Vec<(u64, u64)> = (ranges.iter())
+            .filter(|range| !found.done.contains(range))
+            .copied()
+            .collect();
+        if left.is_empty() {
+            // Every part is there but the file was not named: one part
+            // copied again brings it to the main thread, which names it.
+            left.extend(ranges.last());
+        }
+        Some(Some(SplitStart {
+            temp: found.temp,
+            ranges: left,
+        }))
     }
 }
 

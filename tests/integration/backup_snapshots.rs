@@ -56,7 +56,7 @@ both_kinds! {
         assert_eq!(json_of(&output)["bytes_copied"], 96 << 10, "only the changed file is copied");
         assert_eq!(listing(&env.path("snap/day1")), day1, "day1 changed by the next snapshot");
         assert_same_tree(&env.path("src"), &env.path("snap/day2"));
-        for same in ["a.bin", "sub/c.bin", "sub/deep/d.bin"] {
+        for same in ["a.bin", "sub/c.bin", "sub/deep/d.bin", "link"] {
             let (one, two) = (env.path("snap/day1").join(same), env.path("snap/day2").join(same));
             assert_eq!(ino(&one), ino(&two), "{same} is not shared");
         }
@@ -95,8 +95,7 @@ both_kinds! {
         env.write("src/sub/c.bin", "changed\n");
         env.write("src/new.txt", "new\n");
         assert_status(&env.run(["--compare-dest=../full", "src/", "diff"]), 0);
-        assert_eq!(names(&env.path("diff")), listing_of(&["link", "new.txt", "sub/", "sub/c.bin", "sub/deep/"]));
-        // Symbolic links are always copied (see the README).
+        assert_eq!(names(&env.path("diff")), listing_of(&["new.txt", "sub/", "sub/c.bin", "sub/deep/"]));
         assert_eq!(fs::read(env.path("diff/sub/c.bin")).unwrap(), b"changed\n");
         assert_status(&env.run(["--copy-dest=../full", "src/", "copy"]), 0);
         assert_same_tree(&env.path("src"), &env.path("copy"));
@@ -134,6 +133,22 @@ both_kinds! {
         assert_eq!(fs::read(env.path("dst/f.txt.old")).unwrap(), b"two, longer\n");
         assert_eq!(fs::read(env.path("dst/f.txt")).unwrap(), b"three, even longer\n");
         assert!(env.path("dst/f.txt~.old").exists(), "a deleted file is moved aside too");
+        // A directory in the way of a file is moved aside whole.
+        env.write("dst/was-dir/inside.txt", "kept\n");
+        env.write("src/was-dir", "now a file\n");
+        assert_status(&env.run(["-b", "--force", "src/", "dst"]), 0);
+        assert_eq!(fs::read(env.path("dst/was-dir")).unwrap(), b"now a file\n");
+        assert_eq!(fs::read(env.path("dst/was-dir~/inside.txt")).unwrap(), b"kept\n");
+    }
+
+    fn a_hard_link_replacing_a_name_keeps_its_old_version(env: TestEnv) {
+        env.write("src/a.txt", "shared\n");
+        fs::hard_link(env.path("src/a.txt"), env.path("src/b.txt")).unwrap();
+        env.write("dst/b.txt", "old b\n");
+        assert_status(&env.run(["-a", "-b", "src/", "dst"]), 0);
+        assert_eq!(ino(&env.path("dst/a.txt")), ino(&env.path("dst/b.txt")));
+        assert_eq!(fs::read(env.path("dst/b.txt")).unwrap(), b"shared\n");
+        assert_eq!(fs::read(env.path("dst/b.txt~")).unwrap(), b"old b\n");
     }
 
     fn backup_dir_keeps_paths_and_catches_deletions(env: TestEnv) {

@@ -9,6 +9,7 @@ mod backup_archive;
 mod backup_converge;
 mod backup_incremental;
 mod backup_mirror;
+mod backup_partial;
 mod backup_shard;
 mod backup_snapshots;
 mod cli;

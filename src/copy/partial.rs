@@ -1,0 +1,159 @@
+//! `--partial`: the temp of a split file keeps the parts already complete
+//! across runs. It is named after its file (`.pcopy-tmp.partial.NAME`) so
+//! the next run finds it, and carries as extended attributes the source
+//! it was copied from (device, inode, size, mtime) and one attribute per
+//! part written whole. The next run resumes it only for the same source
+//! and copies the other parts; anything else is removed, as temps are.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use rustix::fs::{AtFlags, Mode, OFlags, XattrFlags};
+use rustix::io::Errno;
+
+use super::commit::TEMP_PREFIX;
+use super::xattrs;
+
+/// What follows [`TEMP_PREFIX`] in the name of a resumable temp.
+const PARTIAL_TAG: &str = "partial.";
+/// The source the parts were copied from.
+const SOURCE_ATTR: &str = "user.pcopy.source";
+/// Followed by a part's offset; its value is the part's length.
+const PART_ATTR: &str = "user.pcopy.part.";
+
+/// The source file a partial temp belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime: (i64, i64),
+}
+
+impl Identity {
+    fn text(&self) -> String {
+        let Identity {
+            dev,
+            ino,
+            size,
+            mtime,
+        } = self;
+        format!("{dev} {ino} {size} {} {}", mtime.0, mtime.1)
+    }
+}
+
+/// A partial temp found or made for a split file.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    pub(crate) temp: OsString,
+    /// Parts (offset, length) already complete in it.
+    pub(crate) done: Vec<(u64, u64)>,
+}
+
+/// Whether `name` (in a destination directory) is a resumable temp.
+pub(crate) fn is_partial(name: &[u8]) -> bool {
+    name.strip_prefix(TEMP_PREFIX.as_bytes())
+        .is_some_and(|rest| rest.starts_with(PARTIAL_TAG.as_bytes()))
+}
+
+/// The temp of the split file `name` in `dir` at `size` bytes: the one an
+/// interrupted run left for this very source, with the parts it holds, or
+/// a new one. `None` when the name would be too long for a temp of its
+/// own (the caller then makes an ordinary one).
+pub(crate) fn open_or_create(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    source: &Identity,
+) -> Result<Option<Partial>, Errno> {
+    let mut temp = OsString::from(TEMP_PREFIX);
+    temp.push(PARTIAL_TAG);
+    temp.push(name);
+    if temp.len() > 255 {
+        return Ok(None);
+    }
+    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, temp.as_os_str(), flags, Mode::empty()) {
+        Ok(fd) => {
+            if let Some(done) = resumable(fd.as_fd(), source) {
+                return Ok(Some(Partial { temp, done }));
+            }
+            rustix::fs::unlinkat(dir, temp.as_os_str(), AtFlags::empty())?;
+        }
+        Err(Errno::NOENT) => {}
+        Err(err) => return Err(err),
+    }
+    let fd = rustix::fs::openat(
+        dir,
+        temp.as_os_str(),
+        flags | OFlags::CREATE | OFlags::EXCL,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let made = rustix::fs::ftruncate(&fd, source.size).and_then(|()| {
+        rustix::fs::fsetxattr(
+            &fd,
+            SOURCE_ATTR,
+            source.text().as_bytes(),
+            XattrFlags::empty(),
+        )
+    });
+    if let Err(err) = made {
+        let _ = rustix::fs::unlinkat(dir, temp.as_os_str(), AtFlags::empty());
+        // No attributes here (or no room): the file is split as usual.
+        return match err {
+            Errno::OPNOTSUPP | Errno::NOSPC | Errno::TOOBIG | Errno::PERM => Ok(None),
+            err => Err(err),
+        };
+    }
+    Ok(Some(Partial {
+        temp,
+        done: Vec::new(),
+    }))
+}
+
+/// The parts complete in the temp `fd`, if it was made for `source` and
+/// has its full length; `None` otherwise.
+fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<(u64, u64)>> {
+    let st = rustix::fs::fstat(fd).ok()?;
+    if u64::try_from(st.st_size).ok()? != source.size {
+        return None;
+    }
+    let attrs = xattrs::read_fd(fd).ok()?;
+    let recorded = attrs
+        .iter()
+        .find(|(name, _)| name == SOURCE_ATTR.as_bytes())?;
+    if recorded.1 != source.text().as_bytes() {
+        return None;
+    }
+    let done = attrs.iter().filter_map(|(name, value)| {
+        let offset = std::str::from_utf8(name.strip_prefix(PART_ATTR.as_bytes())?).ok()?;
+        let len = std::str::from_utf8(value).ok()?;
+        Some((offset.parse().ok()?, len.parse().ok()?))
+    });
+    Some(done.collect())
+}
+
+/// Records that the part at `offset` of `len` bytes is complete in the
+/// temp `fd`. Best effort: an unrecorded part is only copied again.
+pub(super) fn record_part(fd: BorrowedFd<'_>, offset: u64, len: u64) {
+    let name = format!("{PART_ATTR}{offset}");
+    let _ = rustix::fs::fsetxattr(
+        fd,
+        name.as_str(),
+        len.to_string().as_bytes(),
+        XattrFlags::empty(),
+    );
+}
+
+/// Removes the records from a complete temp before it gets its name.
+pub(super) fn clear_records(fd: &OwnedFd) -> Result<(), Errno> {
+    for (name, _) in xattrs::read_fd(fd.as_fd())? {
+        if name.starts_with(b"user.pcopy.") {
+            match rustix::fs::fremovexattr(fd, OsStr::from_bytes(&name)) {
+                Ok(()) | Err(Errno::NODATA) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
+}
