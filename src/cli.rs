@@ -8,6 +8,7 @@ use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueE
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
 use crate::select::filter::Rule;
 use crate::select::shard::Shard;
+use crate::select::size::Size;
 
 /// The text after the flags in `--help`: examples and exit statuses.
 const AFTER_HELP: &str = "\
@@ -211,6 +212,48 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     pub(crate) log_file: Option<PathBuf>,
 
+    /// Keep each source's path below DST (`pcopy -R a/b/c.txt dst` makes
+    /// dst/a/b/c.txt); with `/./` in a source, only the part after it
+    /// (`a/./b/c.txt` makes dst/b/c.txt). Missing directories on the way
+    /// get their source's mode and times.
+    #[arg(short = 'R', long)]
+    pub(crate) relative: bool,
+
+    /// Copy the paths listed in FILE (`-` for standard input), one a line,
+    /// each relative to the one SRC, to the same path below DST (as -R).
+    /// Blank lines and lines starting with `#` or `;` are skipped; a line
+    /// with `..` is refused on its own.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from: Option<PathBuf>,
+
+    /// --files-from entries end with a NUL byte, not a newline.
+    #[arg(short = '0', long, requires = "files_from")]
+    pub(crate) from0: bool,
+
+    /// Skip creating anything new in DST: only entries already there are
+    /// updated (no new files, no new directories).
+    #[arg(long, alias = "ignore-non-existing")]
+    pub(crate) existing: bool,
+
+    /// Skip files larger than SIZE (rsync's units: 100, 1.5m, 2G, 10KiB,
+    /// 1kb for 1000; `+1`/`-1` at the end adds or takes a byte).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<Size>,
+
+    /// Skip files smaller than SIZE (units as --max-size).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) min_size: Option<Size>,
+
+    /// Do not cross filesystem boundaries in the sources: a mount point is
+    /// copied as an empty directory; twice (-xx) it is left out.
+    #[arg(short = 'x', long, action = ArgAction::Count)]
+    pub(crate) one_file_system: u8,
+
+    /// Create every missing directory of the DST path (`mkdir -p`), not
+    /// only its last component.
+    #[arg(long)]
+    pub(crate) mkpath: bool,
+
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
@@ -358,6 +401,14 @@ mod tests {
             "--out-format",
             "--stats",
             "--log-file",
+            "--existing",
+            "--relative",
+            "--files-from",
+            "--from0",
+            "--max-size",
+            "--min-size",
+            "--one-file-system",
+            "--mkpath",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
+use crate::job::FailKind;
 use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
@@ -79,6 +80,9 @@ fn run() -> anyhow::Result<ExitCode> {
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
     let mut reporter = config.reporter()?;
+    for rejected in &plan.rejected {
+        reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
+    }
     if !config.copy.dry_run {
         plan::create_destination(&plan)?;
     }

@@ -17,6 +17,9 @@ impl Engine {
         job: &FileJob,
         dest: &DestPath<'_>,
     ) -> Result<Judgement, Failure> {
+        if let Some(reason) = self.transfer_rules(job)? {
+            return Ok(Judgement::Skip(reason));
+        }
         if job.fresh {
             self.found.changes = Some(Changes::new_entry());
             return Ok(Judgement::Write {
@@ -68,6 +71,21 @@ impl Engine {
             }),
             (Verdict::CompareContents, _) => Ok(Judgement::Write { exists: Some(true) }),
         }
+    }
+
+    /// rsync's transfer rules that need no look at the destination:
+    /// `--max-size`/`--min-size` for regular files, and `--existing` for
+    /// an entry whose directory this run created.
+    fn transfer_rules(&mut self, job: &FileJob) -> Result<Option<SkipReason>, Failure> {
+        if self.opts.existing && job.fresh {
+            return Ok(Some(SkipReason::Missing));
+        }
+        if !self.opts.sizes.is_set() || job.kind == EntryKind::Special {
+            return Ok(None);
+        }
+        let (src_type, src) = self.source_meta(job)?;
+        let excluded = src_type == FileType::RegularFile && self.opts.sizes.excludes(src.size);
+        Ok(excluded.then_some(SkipReason::SizeLimit))
     }
 
     /// The type the copy would create and the source's metadata: the

@@ -5,8 +5,9 @@
 //! This file walks; its others: what the walk sends and how ([`batch`]:
 //! the jobs queue's producer side, and [`WalkEvent`]s for the main thread,
 //! each batch announced before it is queued), the destination side of each
-//! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
-//! walker's halves of split files ([`split`]) and hard links ([`links`]).
+//! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
+//! directories above a root kept by path ([`implied`]), and the walker's
+//! halves of split files ([`split`]) and hard links ([`links`]).
 //!
 //! It may call the selection (`select`), the engine's helpers for temp
 //! files (`copy`) and the path helpers, and it makes the records the
@@ -16,6 +17,7 @@
 mod batch;
 mod dest;
 mod entry_stat;
+mod implied;
 mod links;
 pub(crate) mod split;
 
@@ -23,6 +25,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +47,7 @@ pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::{EntryStat, SourceDirs};
+use implied::ImpliedChain;
 use links::LinkTracker;
 use split::{SplitStart, Splitter};
 
@@ -66,6 +70,11 @@ pub(crate) struct WalkSetup {
     /// `-i`: say how each existing destination directory differs from its
     /// source ([`WalkEvent::DirChanged`]).
     pub(crate) itemize: bool,
+    /// `--existing`: enter only directories already in the destination.
+    pub(crate) existing: bool,
+    /// `-x`: a directory on another filesystem than its root is made
+    /// empty (1) or left out (2); 0 crosses.
+    pub(crate) one_file_system: u8,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -156,10 +165,11 @@ fn walk(task: WalkTask) {
         out: Batcher::new(start.jobs, events, start.wake, turns),
         dirs: Vec::new(),
     };
+    let mut chain = ImpliedChain::default();
     let walked = start
         .roots
         .iter()
-        .try_for_each(|root| walker.walk_root(root));
+        .try_for_each(|root| walker.walk_root(root, &mut chain));
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
@@ -207,14 +217,22 @@ impl Ancestors {
 }
 
 impl Walker {
-    fn walk_root(&mut self, root: &Root) -> Result<(), Stopped> {
+    fn walk_root(&mut self, root: &Root, chain: &mut ImpliedChain) -> Result<(), Stopped> {
+        if !self.enter_implied(root, chain)? {
+            return Ok(());
+        }
         if !root.is_dir {
             return self.add_single(root);
         }
+        let base = chain.parent();
         let mut entries = WalkDir::new(&root.src)
             .follow_links(self.setup.dereference)
             .into_iter();
         let mut ancestors = Ancestors::default();
+        let root_dev = match self.setup.one_file_system {
+            0 => None,
+            _ => std::fs::metadata(&root.src).ok().map(|m| m.dev()),
+        };
         while let Some(entry) = entries.next() {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -237,7 +255,15 @@ impl Walker {
                 continue;
             }
             if file_type.is_dir() {
-                if !self.enter_walked_dir(&entry, rel, &mut ancestors)? {
+                // `-x`: a mount point is made, its contents are not.
+                let mount =
+                    root_dev.is_some_and(|dev| entry.metadata().is_ok_and(|m| m.dev() != dev));
+                if mount && self.setup.one_file_system > 1 {
+                    entries.skip_current_dir();
+                    continue;
+                }
+                let entered = self.enter_walked_dir(&entry, rel, &mut ancestors, base)?;
+                if !entered || mount {
                     entries.skip_current_dir();
                 }
                 continue;
@@ -271,15 +297,19 @@ impl Walker {
         entry: &walkdir::DirEntry,
         rel: OsString,
         ancestors: &mut Ancestors,
+        base: Parent<'_>,
     ) -> Result<bool, Stopped> {
         let depth = entry.depth();
         let parent = match depth {
-            0 => Parent::Root,
+            0 => base,
             _ => match ancestors.dirs.get(depth - 1) {
                 Some(dir) => Parent::Dir(dir),
                 None => return Ok(false),
             },
         };
+        if self.setup.existing && !self.dest.has(parent, &rel) {
+            return Ok(false);
+        }
         match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
             Ok(dir) => {
                 ancestors.dirs.push(dir);

@@ -20,4 +20,5 @@ mod reliability_proptest;
 mod reliability_signals;
 mod reporting;
 mod robustness;
+mod selection;
 mod split;
