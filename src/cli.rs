@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
+use crate::generate::Generate;
 use crate::select::filter::Rule;
 use crate::select::shard::Shard;
 use crate::select::size::Size;
@@ -70,9 +71,10 @@ pub(crate) struct Args {
     pub(crate) sources: Vec<OsString>,
 
     /// Where to copy to. With several sources, or a directory source
-    /// without a trailing slash, a directory (created if missing).
+    /// without a trailing slash, a directory (created if missing). Only
+    /// `--generate` goes without it.
     #[arg(value_name = "DST", required = true)]
-    pub(crate) destination: OsString,
+    pub(crate) destination: Option<OsString>,
 
     /// Number of workers copying at once [default: the number of CPUs].
     #[arg(short = 'j', long = "jobs", value_name = "N",
@@ -254,6 +256,11 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) mkpath: bool,
 
+    /// Print shell completions (complete-bash, complete-zsh,
+    /// complete-fish) or the man page (man) on stdout, and exit.
+    #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
+    pub(crate) generate: Option<Generate>,
+
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
@@ -329,7 +336,7 @@ mod tests {
     fn sources_come_before_the_destination() {
         let args = Args::parse_from(["pcopy", "a", "b/", "c", "dst"]).unwrap();
         assert_eq!(args.sources, ["a", "b/", "c"]);
-        assert_eq!(args.destination, "dst");
+        assert_eq!(args.destination.unwrap(), "dst");
         assert_eq!(args.verbose, 0);
     }
 
@@ -377,6 +384,16 @@ mod tests {
     }
 
     #[test]
+    fn generate_needs_no_paths_and_takes_nothing_else() {
+        let args = Args::parse_from(["pcopy", "--generate", "man"]).unwrap();
+        assert_eq!(args.generate, Some(Generate::Man));
+        let both = Args::parse_from(["pcopy", "--generate", "man", "a", "b"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let bad = Args::parse_from(["pcopy", "--generate", "tcsh"]).unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
     fn max_delete_needs_delete() {
         let err = Args::parse_from(["pcopy", "--max-delete", "3", "a", "b"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
@@ -409,6 +426,7 @@ mod tests {
             "--min-size",
             "--one-file-system",
             "--mkpath",
+            "--generate",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

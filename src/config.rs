@@ -88,7 +88,7 @@ impl Config {
         });
         Ok(Config {
             sources: args.sources,
-            destination: args.destination,
+            destination: args.destination.unwrap_or_default(),
             jobs,
             workers: args.workers,
             copy: CopyOptions {

@@ -14,6 +14,7 @@ mod config;
 mod copy;
 mod exit_codes;
 mod finish;
+mod generate;
 mod job;
 mod plan;
 mod relpath;
@@ -54,6 +55,11 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
+    if let Some(what) = args.generate {
+        // A closed stdout (`pcopy --generate man | head`) is no error.
+        let _ = generate::write(what, &mut std::io::stdout().lock());
+        return Ok(ExitCode::SUCCESS);
+    }
     let json = args.json;
     let config = match Config::from_args(args) {
         Ok(config) => config,

@@ -21,4 +21,5 @@ mod reliability_signals;
 mod reporting;
 mod robustness;
 mod selection;
+mod shell;
 mod split;
