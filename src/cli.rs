@@ -23,6 +23,8 @@ Examples:
   pcopy -i --stats home/ /backup/home   rsync's itemized changes and statistics
   pcopy --exclude '*.o' --exclude cache/ src/ /backup/src   leave things out
   pcopy --shard 0/3 data/ /shared/data  this machine's third of the files
+  pcopy -a --link-dest=../day1 home/ /snap/day2   snapshot: unchanged files hard-linked
+  pcopy -a -b --backup-dir=../old-$(date +%F) --delete home/ /backup/home   versions kept
 
 A trailing slash on a directory source copies its contents (rsync's rule).
 Running the same command twice gives the same tree; files whose type, size
@@ -191,6 +193,32 @@ pub(crate) struct Args {
     #[arg(short = 'n', long)]
     pub(crate) dry_run: bool,
 
+    /// Remove a directory in DST, with its contents, where SRC has a
+    /// file, symlink or special file (implied by --delete); without it
+    /// that entry fails and the directory stays.
+    #[arg(long)]
+    pub(crate) force: bool,
+
+    /// Run --delete even when some entries failed (the exit status stays
+    /// 23).
+    #[arg(long)]
+    pub(crate) ignore_errors: bool,
+
+    /// Count modification times at most N seconds apart as equal; a
+    /// negative N compares to the nanosecond [default: what the
+    /// destination filesystem keeps, probed once per run: 0 on Linux
+    /// filesystems, 10 ms on exFAT, 2 s on FAT].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) modify_window: Option<i64>,
+
+    /// Skip files whose destination has the same type and size, whatever
+    /// their modification times.
+    #[arg(long, conflicts_with_all = ["checksum", "ignore_times"])]
+    pub(crate) size_only: bool,
+    /// Snapshots, versions, moves and rate: rsync's backup flags.
+    #[command(flatten)]
+    pub(crate) backups: BackupArgs,
+
     /// Itemize changes: one line per changed entry in rsync's format,
     /// `YXcstpoguax PATH` (`>f+++++++++ new.txt`, `>f..t...... old.txt`,
     /// `cd+++++++++ dir/`, `*deleting   gone`); twice (-ii) also the
@@ -266,6 +294,96 @@ pub(crate) struct Args {
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
     #[arg(long, value_name = "BYTES", hide = true)]
     pub(crate) split_min: Option<u64>,
+}
+
+/// rsync's flags for snapshot and versioned backups, moves and rate.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct BackupArgs {
+    /// Hard-link a file that is unchanged in DIR (same size, mtime, mode,
+    /// and with -a owner and xattrs) instead of copying it; DIR is
+    /// relative to DST when relative. Repeatable (up to 20; the first
+    /// match wins).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["compare_dest", "copy_dest"])]
+    pub(crate) link_dest: Vec<OsString>,
+
+    /// Leave out a file that is unchanged in DIR (relative to DST when
+    /// relative). Repeatable.
+    #[arg(long, value_name = "DIR", conflicts_with = "copy_dest")]
+    pub(crate) compare_dest: Vec<OsString>,
+
+    /// Copy a file that is unchanged in DIR from there rather than from
+    /// SRC (relative to DST when relative). Repeatable.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) copy_dest: Vec<OsString>,
+
+    /// Keep the old version of a file that is replaced or deleted: it is
+    /// renamed (to NAME~, or into --backup-dir), never copied.
+    #[arg(short = 'b', long)]
+    pub(crate) backup: bool,
+
+    /// With -b, move old versions to DIR (relative to DST when relative),
+    /// under their path below DST. Implies -b.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) backup_dir: Option<OsString>,
+
+    /// With -b, append SUF to a backup's name [default: `~`, or nothing
+    /// with --backup-dir].
+    #[arg(long, value_name = "SUF")]
+    pub(crate) suffix: Option<OsString>,
+
+    /// Remove each source file (not directories) once its copy is complete
+    /// and named (and flushed with --fsync), or found up to date, and only
+    /// if it did not change meanwhile.
+    #[arg(long)]
+    pub(crate) remove_source_files: bool,
+
+    /// Write an updated file over the existing one instead of a new file
+    /// renamed into place: no second copy of a huge file needs room, but a
+    /// run stopped halfway leaves a half-written file under its name.
+    #[arg(long, conflicts_with_all = ["backup", "backup_dir"])]
+    pub(crate) inplace: bool,
+
+    /// Copy at most RATE bytes per second, all workers together: KiB/s,
+    /// or with a suffix K, M, G (powers of 1024). 0: no limit.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub(crate) bwlimit: Option<u64>,
+}
+
+/// rsync's `--bwlimit` units: a number of KiB/s, or with a suffix `K`, `M`,
+/// `G` (`KB`, `MiB` and the like too), a fraction allowed; bytes per second.
+fn parse_rate(text: &str) -> Result<u64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| {
+        format!("invalid rate `{text}`: expected a number of KiB/s, or with K, M or G")
+    })?;
+    // rsync's suffixes: K, KiB powers of 1024, KB powers of 1000, B bytes.
+    let unit = unit.to_ascii_lowercase();
+    let (prefix, base) = match unit.as_str() {
+        "" => ("k", 1024.0),
+        "b" => ("", 1.0),
+        u if u.ends_with("ib") => (&u[..u.len() - 2], 1024.0),
+        u if u.ends_with('b') => (&u[..u.len() - 1], 1000.0),
+        u => (u, 1024.0),
+    };
+    let scale: f64 = match prefix {
+        "" => 1.0,
+        "k" => base,
+        "m" => base * base,
+        "g" => base * base * base,
+        _ => {
+            return Err(format!(
+                "invalid rate `{text}`: unknown unit (use K, M or G)"
+            ));
+        }
+    };
+    let bytes = value * scale;
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("invalid rate `{text}`: too large"));
+    }
+    Ok(bytes as u64)
 }
 
 impl Args {
@@ -414,6 +532,18 @@ mod tests {
             "--shard",
             "--archive",
             "--json",
+            "--force",
+            "--ignore-errors",
+            "--modify-window",
+            "--size-only",
+            "--link-dest",
+            "--compare-dest",
+            "--copy-dest",
+            "--backup-dir",
+            "--suffix",
+            "--remove-source-files",
+            "--bwlimit",
+            "--inplace",
             "--itemize-changes",
             "--out-format",
             "--stats",

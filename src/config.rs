@@ -9,6 +9,8 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod backups;
+
 use crate::cli::{Args, WorkerKind};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::FinishSetup;
@@ -48,6 +50,11 @@ pub(crate) struct Config {
     /// Files from this size on are split over the workers (0: never;
     /// `None`: the walk's default).
     pub(crate) split_min: Option<u64>,
+    /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
+    /// `None`: the destination's granularity.
+    pub(crate) modify_window: Option<u64>,
+    /// `--ignore-errors`: `--delete` runs even after failures.
+    pub(crate) ignore_errors: bool,
     /// The per-entry lines (`-v`, `-i`, `--out-format`); `None`: none.
     pub(crate) listing: Option<Listing>,
     /// `--stats`.
@@ -80,6 +87,7 @@ impl Config {
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
         let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
+        let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
         let relative = relative_sources(&args)?;
         let delete = args.delete.then_some(DeleteOptions {
@@ -106,6 +114,13 @@ impl Config {
                 fsync: args.fsync,
                 verify: args.verify,
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
+                force: args.force || args.delete,
+                modify_window_ns: 0,
+                basis: backups.basis,
+                backup: backups.backup,
+                remove_source: backups.remove_source,
+                inplace: backups.inplace,
+                bwlimit: backups.bwlimit,
                 itemize: listing.as_ref().is_some_and(|l| l.format.itemizes())
                     || args.log_file.is_some(),
             },
@@ -116,6 +131,8 @@ impl Config {
             delete,
             shard: args.shard,
             split_min: args.split_min,
+            modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
+            ignore_errors: args.ignore_errors,
             listing,
             stats: args.stats,
             log_file: args.log_file,
@@ -195,12 +212,14 @@ impl Config {
             dry_run: self.copy.dry_run,
             fsync: self.copy.fsync,
             temp_tag: self.copy.temp_tag.clone(),
+            ignore_errors: self.ignore_errors,
             delete: self.delete.map(|opts| DeleteSetup {
                 opts,
                 filter: self.filter.clone(),
                 dereference: self.copy.dereference,
                 dry_run: self.copy.dry_run,
                 shard: self.shard,
+                backup: self.copy.backup.clone(),
             }),
         }
     }
@@ -214,6 +233,7 @@ impl Config {
             copy: self.copy.clone(),
             walk: self.walk_setup(),
             finish: self.finish_setup(),
+            modify_window: self.modify_window,
         }
     }
 }
@@ -262,12 +282,13 @@ fn listing(args: &Args, verbosity: Verbosity) -> Option<Listing> {
     })
 }
 
-/// The quick check unless `-c` or `-I` says otherwise.
+/// The quick check unless `-c`, `-I` or `--size-only` says otherwise.
 fn compare_mode(args: &Args) -> Compare {
-    match (args.checksum, args.ignore_times) {
-        (true, _) => Compare::Checksum,
-        (false, true) => Compare::Always,
-        (false, false) => Compare::QuickCheck,
+    match (args.checksum, args.ignore_times, args.size_only) {
+        (true, _, _) => Compare::Checksum,
+        (false, true, _) => Compare::Always,
+        (false, false, true) => Compare::SizeOnly,
+        (false, false, false) => Compare::QuickCheck,
     }
 }
 

@@ -309,6 +309,8 @@ pub(crate) enum Compare {
     QuickCheck,
     /// Skip when type, size and contents match (`-c`).
     Checksum,
+    /// Skip when type and size match, whatever the mtime (`--size-only`).
+    SizeOnly,
 }
 
 /// How entries are copied; the same for every job of a run.
@@ -339,9 +341,74 @@ pub(crate) struct CopyOptions {
     /// Put in temp names after the prefix (`s1of3.` for `--shard 1/3`, else
     /// empty), so concurrent shards never remove each other's temp files.
     pub temp_tag: String,
+    /// `--force` (implied by `--delete`): a directory where a file,
+    /// symlink or special file goes is removed with its contents; without
+    /// it that entry fails and the directory stays.
+    pub force: bool,
+    /// Two mtimes this many nanoseconds apart or less count as equal in
+    /// the quick check: `--modify-window`, else the destination's
+    /// timestamp granularity less a nanosecond (0 where it keeps
+    /// nanoseconds).
+    pub modify_window_ns: u64,
+    /// `--link-dest`, `--compare-dest`, `--copy-dest`: where unchanged
+    /// files are looked for before copying; `None` without them.
+    pub basis: Option<BasisDirs>,
+    /// `-b`: where a replaced file's old version is moved; `None` without.
+    pub backup: Option<BackupOptions>,
+    /// `--remove-source-files`: remove each source file once its copy is
+    /// complete and named (and flushed with `--fsync`).
+    pub remove_source: bool,
+    /// `--inplace`: an existing file is written over where it is, not
+    /// replaced by a complete new one (no atomicity).
+    pub inplace: bool,
+    /// `--bwlimit`: the bytes per second all the workers of one process
+    /// may copy together; `None` without a limit.
+    pub bwlimit: Option<u64>,
     /// `-i` or an `--out-format` with `%i`: look at every existing
     /// destination entry, so each outcome says what differed.
     pub itemize: bool,
+}
+
+/// What an unchanged file found in a basis directory becomes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum BasisKind {
+    /// `--link-dest`: a hard link to the basis file.
+    Link,
+    /// `--compare-dest`: nothing; the file is left out of the destination.
+    Compare,
+    /// `--copy-dest`: a copy made from the basis file, not the source.
+    Copy,
+}
+
+/// `--link-dest`, `--compare-dest` or `--copy-dest` directories, in the
+/// order given (the first match wins), each as the user named it: a
+/// relative one is opened relative to the destination root, as rsync does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct BasisDirs {
+    pub kind: BasisKind,
+    pub dirs: Vec<OsString>,
+}
+
+impl BasisDirs {
+    /// The flag that named them, for messages.
+    pub(crate) fn flag(&self) -> &'static str {
+        match self.kind {
+            BasisKind::Link => "--link-dest",
+            BasisKind::Compare => "--compare-dest",
+            BasisKind::Copy => "--copy-dest",
+        }
+    }
+}
+
+/// `-b`, `--backup-dir`, `--suffix`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct BackupOptions {
+    /// `--backup-dir`, as named (relative to the destination root when
+    /// relative); `None`: old versions stay beside the new ones.
+    pub dir: Option<OsString>,
+    /// Appended to a backup's name (`~` by default without `--backup-dir`,
+    /// nothing with it).
+    pub suffix: OsString,
 }
 
 #[cfg(test)]

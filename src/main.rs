@@ -89,8 +89,8 @@ fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     for rejected in &plan.rejected {
         reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
     }
-    if !config.copy.dry_run {
-        plan::create_destination(&plan)?;
+    for warning in plan::aside::prepare(&plan, &config.copy)? {
+        reporter.notice(&warning);
     }
     if plan.create_dst_root && plan.roots.iter().any(|root| root.rel_dst.is_empty()) {
         reporter.dir_created(std::ffi::OsStr::new(""));

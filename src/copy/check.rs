@@ -68,8 +68,11 @@ pub(super) fn refresh(
     dest: &DestMeta,
     src: &SourceMeta,
     owner: Option<(u32, u32)>,
+    window_ns: u64,
 ) -> Result<(), Failure> {
-    if dest.mtime != src.mtime {
+    // Within the window the times are the same as far as the destination
+    // can tell: setting them again would only change the ctime.
+    if !super::quick_check::same_mtime(dest.mtime, src.mtime, window_ns) {
         let times = Timestamps {
             last_access: Timespec {
                 tv_sec: 0,

@@ -10,6 +10,8 @@ use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
 use super::archive;
+use super::backup::Backup;
+use super::clear;
 use super::fail::Failure;
 use crate::job::FailKind;
 
@@ -46,20 +48,51 @@ pub(super) struct NamedTemp<'dir> {
 
 impl NamedTemp<'_> {
     /// Atomically replaces `final_name` (a file or a symlink, never followed)
-    /// with the temp entry.
-    fn renamed_to(mut self, final_name: &OsStr) -> Result<(), Failure> {
-        match rustix::fs::renameat(self.dir, self.name.as_c_str(), self.dir, final_name) {
-            Ok(()) => {
-                self.live = false;
-                Ok(())
+    /// with the temp entry. A directory there is removed first (as rsync
+    /// does): an empty one always, one with contents only when `force`
+    /// (`--force`, `--delete`); otherwise it stays and the entry fails.
+    fn renamed_to(mut self, final_name: &OsStr, force: bool) -> Result<(), Failure> {
+        let mut cleared = false;
+        loop {
+            match rustix::fs::renameat(self.dir, self.name.as_c_str(), self.dir, final_name) {
+                Ok(()) => {
+                    self.live = false;
+                    return Ok(());
+                }
+                Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) if !cleared => {
+                    clear_directory(self.dir, final_name, force)?;
+                    cleared = true;
+                }
+                Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                    return Err(directory_in_the_way());
+                }
+                Err(err) => {
+                    return Err(Failure::dest("cannot rename temp file to destination", err));
+                }
             }
-            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => Err(Failure::new(
-                FailKind::DestIo,
-                "destination is a directory; not replacing it",
-            )),
-            Err(err) => Err(Failure::dest("cannot rename temp file to destination", err)),
         }
     }
+}
+
+/// Removes the directory `name` in `dir` for an entry of another type:
+/// with its contents when `force`, else only when it is empty.
+fn clear_directory(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Result<(), Failure> {
+    if force {
+        return clear::remove_tree_at(dir, name)
+            .map_err(|e| Failure::dest("cannot remove directory in the way", e));
+    }
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::NOTEMPTY | Errno::EXIST) => Err(directory_in_the_way()),
+        Err(err) => Err(Failure::dest("cannot remove directory in the way", err)),
+    }
+}
+
+fn directory_in_the_way() -> Failure {
+    Failure::new(
+        FailKind::DestIo,
+        "destination is a non-empty directory; not replacing it (--force or --delete would)",
+    )
 }
 
 impl Drop for NamedTemp<'_> {
@@ -78,12 +111,14 @@ pub(super) enum NewFile<'dir> {
     Anonymous(OwnedFd),
     /// Fallback: a `TEMP_PREFIX` name, unlinked if the job fails.
     Named(OwnedFd, NamedTemp<'dir>),
+    /// `--inplace`: the file at the final name itself, written over.
+    InPlace(OwnedFd),
 }
 
 impl NewFile<'_> {
     pub(super) fn fd(&self) -> BorrowedFd<'_> {
         match self {
-            NewFile::Anonymous(fd) | NewFile::Named(fd, _) => fd.as_fd(),
+            NewFile::Anonymous(fd) | NewFile::Named(fd, _) | NewFile::InPlace(fd) => fd.as_fd(),
         }
     }
 }
@@ -105,12 +140,18 @@ pub(super) struct Namer {
     /// `CAP_DAC_READ_SEARCH`, and saves the `/proc/self/fd` lookup, which
     /// costs about a tenth of a small file's copy. `None` until tried.
     empty_path_links: Option<bool>,
+    /// A directory at a final name is removed (see [`NamedTemp::renamed_to`]).
+    force: bool,
+    /// `-b`: where a replaced version goes, and the current job's
+    /// directory below the destination root (kept only with a backup).
+    backup: Option<Backup>,
+    parent: Vec<u8>,
 }
 
 impl Namer {
     /// `O_TMPFILE` files are named through `/proc/self/fd`; without procfs
     /// only named temps work.
-    pub(super) fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str, force: bool) -> Self {
         let proc_fd = rustix::fs::statat(CWD, "/proc/self/fd", AtFlags::empty());
         Namer {
             stem: format!("{tag}{}", std::process::id()),
@@ -118,6 +159,53 @@ impl Namer {
             expect_existing: false,
             exists: None,
             empty_path_links: None,
+            force,
+            backup: None,
+            parent: Vec::new(),
+        }
+    }
+
+    /// Keeps the old version of every name replaced from now on (`-b`).
+    pub(super) fn keep_backups(&mut self, backup: Backup) {
+        self.backup = Some(backup);
+    }
+
+    /// The directory of the next job below the destination root, for
+    /// its backup's place.
+    pub(super) fn job_parent(&mut self, parent: &[u8]) {
+        if self.backup.is_some() {
+            self.parent.clear();
+            self.parent.extend_from_slice(parent);
+        }
+    }
+
+    /// Whether the caller knows nothing is at the next file's name.
+    pub(super) fn known_new(&self) -> bool {
+        self.exists == Some(false)
+    }
+
+    /// `-b`: keeps what is at `name` before it is replaced.
+    fn keep_old(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Failure> {
+        match &self.backup {
+            Some(backup) => backup.keep(dir, &self.parent, name),
+            None => Ok(()),
+        }
+    }
+
+    /// Names the existing file `fd` (a hard link to it) as `name` in
+    /// `dir`, where nothing is expected. `false`: this filesystem cannot
+    /// link it there (another filesystem, too many links, no hard links).
+    pub(super) fn link_existing(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+    ) -> Result<bool, Failure> {
+        let final_c = path_cstring(name)?;
+        match self.link_anonymous(fd, dir, &final_c) {
+            Ok(()) => Ok(true),
+            Err(Errno::XDEV | Errno::MLINK | Errno::PERM | Errno::OPNOTSUPP) => Ok(false),
+            Err(err) => Err(Failure::dest("cannot link to the --link-dest file", err)),
         }
     }
 
@@ -164,6 +252,32 @@ impl Namer {
         Ok((NewFile::Named(fd, temp), false))
     }
 
+    /// `--inplace`: the regular file at `name` in `dir`, opened for
+    /// writing over (created when missing). `None` when it cannot be
+    /// (a symlink, no write permission): the file is then written as usual.
+    pub(super) fn open_in_place<'dir>(
+        &self,
+        dir: BorrowedFd<'dir>,
+        name: &OsStr,
+    ) -> Result<Option<NewFile<'dir>>, Failure> {
+        let flags = OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| Failure::dest("cannot stat destination", e))?;
+                let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile;
+                Ok(regular.then_some(NewFile::InPlace(fd)))
+            }
+            Err(Errno::LOOP | Errno::ACCESS | Errno::PERM | Errno::TXTBSY) => Ok(None),
+            Err(Errno::ISDIR) => Err(Failure::new(
+                FailKind::DestIo,
+                "destination is a directory; not replacing it",
+            )),
+            Err(err) => Err(Failure::dest("cannot open destination", err)),
+        }
+    }
+
     /// Gives the complete file its final name in `dir`, replacing a file or
     /// symlink there (never following it); a directory there is an error.
     pub(super) fn commit(
@@ -173,8 +287,12 @@ impl Namer {
         name: &OsStr,
     ) -> Result<(), Failure> {
         let fd = match file {
-            NewFile::Named(_fd, temp) => return temp.renamed_to(name),
+            NewFile::Named(_fd, temp) => {
+                self.keep_old(dir, name)?;
+                return temp.renamed_to(name, self.force);
+            }
             NewFile::Anonymous(fd) => fd,
+            NewFile::InPlace(_) => return Ok(()),
         };
         if !self.exists.unwrap_or(self.expect_existing) {
             let final_c = path_cstring(name)?;
@@ -190,7 +308,8 @@ impl Namer {
         let ((), temp) = create_named(dir, &stem, |temp_name| {
             self.link_anonymous(fd.as_fd(), dir, temp_name)
         })?;
-        temp.renamed_to(name)
+        self.keep_old(dir, name)?;
+        temp.renamed_to(name, self.force)
     }
 
     /// Names the `O_TMPFILE` file `fd` as `new_name` in `dir`: directly where
@@ -250,7 +369,8 @@ impl Namer {
             AtFlags::SYMLINK_NOFOLLOW,
         )
         .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
-        temp.renamed_to(name)
+        self.keep_old(dir, name)?;
+        temp.renamed_to(name, self.force)
     }
 
     /// Recreates the special file `st` (`-a`) under a temp name with its
@@ -276,7 +396,8 @@ impl Namer {
             .map_err(|err| Failure::dest("cannot set mode", err))?;
         rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|err| Failure::dest("cannot set times", err))?;
-        temp.renamed_to(name)?;
+        self.keep_old(dir, name)?;
+        temp.renamed_to(name, self.force)?;
         Ok(true)
     }
 }

@@ -1,12 +1,14 @@
 //! Moving file contents: reflink, then `copy_file_range`, then read/write.
 
 use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 
 use super::digest::Digest;
 use super::fail::{Failure, is_no_space};
+use super::throttle::Throttle;
 
 /// Largest `copy_file_range` request, so a huge file reports progress
 /// between calls instead of once at the end.
@@ -27,6 +29,8 @@ pub(super) struct DataCopier {
     /// Set by [`DataCopier::hash_next`]: the next copy moves the data
     /// through the buffer and hashes it on the way (`--verify`).
     digest: Option<Digest>,
+    /// `--bwlimit`: the bucket this process's copies draw from.
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// Accumulates copied byte counts and forwards them in [`REPORT_STEP`]s.
@@ -34,10 +38,20 @@ struct Progress<'a> {
     sink: &'a mut dyn FnMut(u64),
     pending: u64,
     total: u64,
+    throttle: Option<Arc<Throttle>>,
 }
 
 impl Progress<'_> {
+    /// `n` bytes moved: waits for them under `--bwlimit`.
     fn add(&mut self, n: u64) {
+        if let Some(throttle) = &self.throttle {
+            throttle.take(n);
+        }
+        self.add_hole(n);
+    }
+
+    /// `n` bytes of a hole, which move no data.
+    fn add_hole(&mut self, n: u64) {
         self.total += n;
         self.pending += n;
         if self.pending >= REPORT_STEP {
@@ -56,6 +70,22 @@ impl Progress<'_> {
 }
 
 impl DataCopier {
+    /// Draws every byte copied from now on from `throttle` (`--bwlimit`);
+    /// reflinks, which would move no bytes to count, are not made then.
+    pub(super) fn throttle(&mut self, throttle: Option<Arc<Throttle>>) {
+        self.reflink_unsupported |= throttle.is_some();
+        self.throttle = throttle;
+    }
+
+    /// How much one `copy_file_range` call may move: small enough, under
+    /// `--bwlimit`, that the waits between calls stay short.
+    fn chunk(&self) -> usize {
+        match &self.throttle {
+            Some(throttle) => throttle.chunk().min(RANGE_CHUNK),
+            None => RANGE_CHUNK,
+        }
+    }
+
     /// Keeps [`DataCopier::copy`] from cloning, so data moves in chunks even
     /// where `/tmp` supports reflinks.
     #[cfg(test)]
@@ -108,6 +138,7 @@ impl DataCopier {
             sink: on_bytes,
             pending: 0,
             total: 0,
+            throttle: self.throttle.clone(),
         };
         if sparse {
             self.copy_sparse(src, dst, &mut progress)?;
@@ -137,6 +168,7 @@ impl DataCopier {
             sink: on_bytes,
             pending: 0,
             total: 0,
+            throttle: self.throttle.clone(),
         };
         self.copy_extent(src, dst, offset, offset.saturating_add(len), &mut progress)?;
         Ok(progress.finish())
@@ -179,8 +211,9 @@ impl DataCopier {
         progress: &mut Progress<'_>,
     ) -> Result<(), Failure> {
         let mut copied_any = false;
+        let chunk = self.chunk();
         loop {
-            match rustix::fs::copy_file_range(src, None, dst, None, RANGE_CHUNK) {
+            match rustix::fs::copy_file_range(src, None, dst, None, chunk) {
                 Ok(0) if copied_any => return Ok(()),
                 // Nothing at all: some filesystems (procfs, sysfs) return 0
                 // for files that do have contents.
@@ -188,7 +221,7 @@ impl DataCopier {
                 Ok(n) => {
                     copied_any = true;
                     progress.add(n as u64);
-                    if n < RANGE_CHUNK && progress.total == size {
+                    if n < chunk && progress.total == size {
                         return Ok(());
                     }
                 }
@@ -274,7 +307,7 @@ impl DataCopier {
                 left -= n;
             }
         }
-        progress.add(len);
+        progress.add_hole(len);
     }
 
     /// Copies bytes `start..end` to the same offsets, in-kernel unless the
@@ -289,7 +322,7 @@ impl DataCopier {
     ) -> Result<(), Failure> {
         let (mut off_in, mut off_out) = (start, start);
         while off_in < end && self.digest.is_none() && !self.range_unsupported {
-            let len = ((end - off_in) as usize).min(RANGE_CHUNK);
+            let len = ((end - off_in) as usize).min(self.chunk());
             match rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), len)
             {
                 Ok(0) => return Ok(()),

@@ -61,8 +61,16 @@ impl Engine {
         self.found.changes = Some(changes);
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
+                self.seen = Some(super::moves::Seen::of_meta(&src));
                 let owner = self.opts.archive.then_some((src.uid, src.gid));
-                check::refresh(dir, dest.name, &found, &src, owner)?;
+                check::refresh(
+                    dir,
+                    dest.name,
+                    &found,
+                    &src,
+                    owner,
+                    self.opts.modify_window_ns,
+                )?;
                 Ok(Judgement::Skip(SkipReason::UpToDate))
             }
             (Verdict::Skip(reason), _) => Ok(Judgement::Skip(reason)),

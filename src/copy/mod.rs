@@ -9,12 +9,18 @@
 //! Owns everything one job needs: whether to copy at all (the quick check,
 //! `--checksum` with its digest), moving the data, what `-a` keeps
 //! (owner, xattrs, special files), naming, `--verify`, and the engine's
-//! side of split files. It calls no other stage, only the shared job types
+//! side of split files; also rsync's backup flags as they touch one file:
+//! basis directories (`basis.rs`), old versions kept aside (`backup.rs`),
+//! `--remove-source-files` (`moves.rs`) and `--bwlimit` (`throttle.rs`). It calls no other stage, only the shared job types
 //! and path helpers; the walk and the finish stage use its temp names and
 //! attribute helpers.
 
 mod archive;
+pub(crate) mod backup;
+mod basis;
+pub(crate) mod caps;
 mod check;
+pub(crate) mod clear;
 mod commit;
 mod data;
 mod dest;
@@ -22,6 +28,7 @@ mod digest;
 mod fail;
 mod judge;
 mod mapped;
+mod moves;
 mod quick_check;
 pub(crate) mod range;
 mod source;
@@ -30,6 +37,7 @@ mod test_hook;
 mod tests;
 #[cfg(test)]
 mod tests_paths;
+mod throttle;
 mod verify;
 pub(crate) mod xattrs;
 
@@ -64,6 +72,11 @@ pub(crate) struct Engine {
     /// This process's umask, when known: what the kernel takes away from
     /// the mode a file is created with.
     umask: Option<u32>,
+    /// `--link-dest`, `--compare-dest`, `--copy-dest` directories.
+    basis: Option<basis::Basis>,
+    /// `--remove-source-files`: what the current job's source was when it
+    /// was copied or found up to date.
+    seen: Option<moves::Seen>,
     /// What the job in hand found at the destination (see
     /// [`Engine::take_findings`]).
     found: Findings,
@@ -79,14 +92,25 @@ impl Engine {
             Err(Errno::NOENT) if opts.dry_run => None,
             Err(err) => return Err(err.into()),
         };
+        let mut namer = Namer::new(&opts.temp_tag, opts.force);
+        let root = dirs.as_ref().map(DirCache::root);
+        if let (Some(root), Some(spec), false) = (root, &opts.backup, opts.dry_run) {
+            namer.keep_backups(backup::Backup::open(root, spec, &opts.temp_tag)?);
+        }
+        let basis =
+            (root.zip(opts.basis.as_ref())).map(|(root, spec)| basis::Basis::open(root, spec));
+        let mut data = DataCopier::default();
+        data.throttle(opts.bwlimit.map(throttle::shared));
         Ok(Engine {
             dirs,
-            namer: Namer::new(&opts.temp_tag),
-            data: DataCopier::default(),
+            namer,
+            data,
             opts,
             scratch: Vec::new(),
             sources: source::SourceDirCache::default(),
             umask: process_umask(),
+            basis,
+            seen: None,
             found: Findings::default(),
         })
     }
@@ -109,7 +133,16 @@ impl Engine {
     /// add up to the `bytes` of [`Outcome::Copied`]; after a failure, the
     /// increments already reported were discarded with the temp file.
     pub(crate) fn copy(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
+        self.seen = None;
         self.found = Findings::default();
+        let outcome = self.copy_entry(job, on_bytes);
+        match self.opts.remove_source && !self.opts.dry_run {
+            true => self.remove_source(job, outcome),
+            false => outcome,
+        }
+    }
+
+    fn copy_entry(&mut self, job: &FileJob, on_bytes: &mut dyn FnMut(u64)) -> Outcome {
         let result = DestPath::parse(&job.rel_dst).and_then(|dest| {
             // A part of a split file: nothing to judge, the walker found
             // nothing at the name and made the temp.
@@ -124,6 +157,7 @@ impl Engine {
                 return self.would_copy(job, exists);
             }
             self.namer.expect_existing(exists);
+            self.namer.job_parent(dest.parent);
             match (&job.kind, self.opts.dereference) {
                 (EntryKind::Symlink, false) => self.copy_symlink(job, &dest, on_bytes, true),
                 (EntryKind::Special, _) => self.recheck_special(job, &dest, on_bytes),
@@ -174,8 +208,12 @@ impl Engine {
         };
         let st =
             rustix::fs::fstat(&src).map_err(|err| Failure::source("cannot stat source", err))?;
+        self.seen = Some(moves::Seen::of_stat(&st));
         match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile => self.write_file(src.as_fd(), &st, dest, on_bytes),
+            FileType::RegularFile => match self.use_basis(src.as_fd(), &st, dest, on_bytes)? {
+                Some(outcome) => Ok(outcome),
+                None => self.write_file(Data::source(src.as_fd()), &st, dest, on_bytes),
+            },
             FileType::Directory => Err(source_is_directory()),
             other => Ok(skip_special(other)),
         }
@@ -183,7 +221,7 @@ impl Engine {
 
     fn write_file(
         &mut self,
-        src: BorrowedFd<'_>,
+        data: Data<'_>,
         st: &Stat,
         dest: &DestPath<'_>,
         on_bytes: &mut dyn FnMut(u64),
@@ -193,18 +231,32 @@ impl Engine {
             Some(cache) => cache.new_file_dir(dest.parent, preset.is_some())?,
             None => (parent_dir(&mut self.dirs, dest.parent)?, false),
         };
-        let (file, mode_set) = self.namer.create(dir, preset.filter(|_| plain))?;
+        let in_place = match self.opts.inplace {
+            true => self.namer.open_in_place(dir, dest.name)?,
+            false => None,
+        };
+        let (file, mode_set) = match in_place {
+            Some(file) => (file, false),
+            None => self.namer.create(dir, preset.filter(|_| plain))?,
+        };
         test_hook::reached(test_hook::Stage::Data, dest);
         let size = u64::try_from(st.st_size).unwrap_or(0);
         // Fewer 512-byte blocks than the size needs: there are holes.
-        let sparse = (st.st_blocks as u64).saturating_mul(512) < size;
+        let sparse = !self.opts.inplace && (st.st_blocks as u64).saturating_mul(512) < size;
         if self.opts.verify {
             self.data.hash_next();
         }
-        let bytes = self.data.copy(src, file.fd(), (size, sparse), on_bytes)?;
+        let bytes = self
+            .data
+            .copy(data.bytes, file.fd(), (size, sparse), on_bytes)?;
+        if self.opts.inplace {
+            // Written over from the start: what is past the new end goes.
+            rustix::fs::ftruncate(file.fd(), bytes)
+                .map_err(|e| Failure::dest("cannot set size", e))?;
+        }
         let owner_kept = match self.opts.archive {
             true => {
-                archive::copy_xattrs(src, file.fd())?;
+                archive::copy_xattrs(data.source, file.fd())?;
                 archive::copy_owner(file.fd(), st)?
             }
             false => false,
@@ -243,6 +295,7 @@ impl Engine {
             FileType::Directory => return Err(source_is_directory()),
             other => return Ok(skip_special(other)),
         }
+        self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
@@ -296,6 +349,23 @@ impl Engine {
                 message: format!("cannot recreate {what}: not permitted (needs root); skipped"),
             },
         })
+    }
+}
+
+/// Where a new file's bytes come from, and the source its extended
+/// attributes come from: the same file, except for `--copy-dest`.
+#[derive(Clone, Copy)]
+struct Data<'a> {
+    bytes: BorrowedFd<'a>,
+    source: BorrowedFd<'a>,
+}
+
+impl<'a> Data<'a> {
+    fn source(src: BorrowedFd<'a>) -> Data<'a> {
+        Data {
+            bytes: src,
+            source: src,
+        }
     }
 }
 

@@ -74,12 +74,24 @@ pub(crate) fn decide(
     if dest.file_type != src_type || dest.size != src.size || dest.rdev != src.rdev {
         return replace;
     }
+    let same_time = same_mtime(dest.mtime, src.mtime, opts.modify_window_ns);
     match opts.compare {
         Compare::Always => replace,
-        Compare::QuickCheck if dest.mtime == src.mtime => Verdict::Skip(SkipReason::UpToDate),
+        // A symlink's size and mtime say nothing of where it points: a
+        // retargeted link of the same length is not up to date.
+        _ if src_type == FileType::Symlink => Verdict::CompareContents,
+        Compare::QuickCheck if same_time => Verdict::Skip(SkipReason::UpToDate),
         Compare::QuickCheck => replace,
+        Compare::SizeOnly => Verdict::Skip(SkipReason::UpToDate),
         Compare::Checksum => Verdict::CompareContents,
     }
+}
+
+/// Whether two mtimes (seconds, nanoseconds) are at most `window_ns`
+/// apart: equal to the nanosecond with a window of 0.
+pub(crate) fn same_mtime(a: (i64, i64), b: (i64, i64), window_ns: u64) -> bool {
+    let ns = |(secs, nanos): (i64, i64)| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    (ns(a) - ns(b)).unsigned_abs() <= u128::from(window_ns)
 }
 
 /// Whether any option can leave an existing destination entry alone, so
@@ -151,6 +163,44 @@ mod tests {
             decide(&opts(Compare::Always), FILE, &SRC, Some(&same)),
             replace
         );
+    }
+
+    #[test]
+    fn symlinks_of_the_same_size_and_time_have_their_targets_compared() {
+        let link = dest(FileType::Symlink, 10, (1_000, 5));
+        for compare in [Compare::QuickCheck, Compare::SizeOnly, Compare::Checksum] {
+            let verdict = decide(&opts(compare), FileType::Symlink, &SRC, Some(&link));
+            assert_eq!(verdict, Verdict::CompareContents, "{compare:?}");
+        }
+    }
+
+    #[test]
+    fn a_modify_window_and_size_only_forgive_coarse_times() {
+        let coarse = dest(FILE, 10, (1_000, 0));
+        let replace = Verdict::Copy { replaced: true };
+        let up_to_date = Verdict::Skip(SkipReason::UpToDate);
+        assert_eq!(
+            decide(&opts(Compare::QuickCheck), FILE, &SRC, Some(&coarse)),
+            replace
+        );
+        let windowed = CopyOptions {
+            modify_window_ns: 1_999_999_999,
+            ..opts(Compare::QuickCheck)
+        };
+        assert_eq!(decide(&windowed, FILE, &SRC, Some(&coarse)), up_to_date);
+        let far = dest(FILE, 10, (1_002, 5));
+        assert_eq!(decide(&windowed, FILE, &SRC, Some(&far)), replace);
+        assert_eq!(
+            decide(&opts(Compare::SizeOnly), FILE, &SRC, Some(&far)),
+            up_to_date
+        );
+        let other_size = dest(FILE, 11, (1_000, 5));
+        assert_eq!(
+            decide(&opts(Compare::SizeOnly), FILE, &SRC, Some(&other_size)),
+            replace
+        );
+        assert!(same_mtime((5, 999_999_999), (6, 0), 1));
+        assert!(!same_mtime((5, 999_999_998), (6, 0), 1));
     }
 
     #[test]

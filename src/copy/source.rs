@@ -71,6 +71,25 @@ impl SourceDirCache {
             .unwrap_or_else(|| stat(src, follow))
     }
 
+    /// Removes `src` (never a directory) if `still` accepts what is at its
+    /// name now (`stat`, following a symlink when `follow`); `false` when
+    /// it does not, and nothing was removed.
+    pub(super) fn remove_if(
+        &mut self,
+        src: &OsStr,
+        follow: bool,
+        still: &dyn Fn(&Stat) -> bool,
+    ) -> Result<bool, Errno> {
+        let flags = stat_flags(follow);
+        let op = |dir: BorrowedFd<'_>, name: &OsStr| {
+            if !still(&rustix::fs::statat(dir, name, flags)?) {
+                return Ok(false);
+            }
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).map(|()| true)
+        };
+        self.at(src, op).unwrap_or_else(|| at_source(src, op))
+    }
+
     /// Runs `op` on `src`'s last component beneath its directory, opened
     /// unless it is the cached one. `None`: the path has no directory
     /// part, or it cannot be opened (too long, gone): the caller then goes

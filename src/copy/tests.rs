@@ -431,7 +431,7 @@ fn file_changed_into_a_symlink_is_copied_as_a_symlink() {
 }
 
 #[test]
-fn directory_at_the_final_name_fails_and_is_left_alone() {
+fn a_non_empty_directory_at_the_final_name_fails_and_is_left_alone() {
     let s = scratch();
     let src = s.src.join("f");
     write_file(&src, b"data", 0o644);
@@ -441,7 +441,7 @@ fn directory_at_the_final_name_fails_and_is_left_alone() {
     let (outcome, _) = run(&mut engine, &job(&src, "f", EntryKind::File));
     let (kind, error) = expect_failed(&outcome);
     assert_eq!(kind, FailKind::DestIo);
-    assert!(error.contains("is a directory"), "{error}");
+    assert!(error.contains("is a non-empty directory"), "{error}");
     symlink("t", s.src.join("l")).expect("symlink");
     let (outcome, _) = run(&mut engine, &job(&s.src.join("l"), "f", EntryKind::Symlink));
     assert_eq!(expect_failed(&outcome).0, FailKind::DestIo);
@@ -449,6 +449,28 @@ fn directory_at_the_final_name_fails_and_is_left_alone() {
         fs::read(s.dst.join("f").join("inside")).expect("read"),
         b"keep"
     );
+    assert_no_temps(&s.dst);
+}
+
+#[test]
+fn a_directory_at_the_final_name_goes_when_empty_or_forced() {
+    let s = scratch();
+    let src = s.src.join("f");
+    write_file(&src, b"data", 0o644);
+    fs::create_dir(s.dst.join("empty")).expect("mkdir");
+    let (outcome, _) = run(&mut engine(&s.dst), &job(&src, "empty", EntryKind::File));
+    expect_copied(&outcome);
+    assert_eq!(fs::read(s.dst.join("empty")).expect("read"), b"data");
+    fs::create_dir_all(s.dst.join("full/deeper")).expect("mkdir");
+    fs::write(s.dst.join("full/deeper/inside"), b"old").expect("inside");
+    let forced = CopyOptions {
+        force: true,
+        ..CopyOptions::default()
+    };
+    let mut engine = Engine::new(&s.dst, forced).expect("engine");
+    let (outcome, _) = run(&mut engine, &job(&src, "full", EntryKind::File));
+    expect_copied(&outcome);
+    assert_eq!(fs::read(s.dst.join("full")).expect("read"), b"data");
     assert_no_temps(&s.dst);
 }
 

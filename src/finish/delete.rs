@@ -22,6 +22,8 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::copy::TEMP_PREFIX;
+use crate::copy::backup::Backup;
+use crate::job::BackupOptions;
 use crate::plan::Root;
 use crate::relpath::{self, open_beneath};
 use crate::select::filter::Filter;
@@ -56,6 +58,9 @@ pub(crate) struct DeleteSetup {
     /// Removes only the names of this shard (`--shard`); directories
     /// both sides have are gone through by every shard.
     pub(crate) shard: Option<Shard>,
+    /// `-b`: what would be removed is moved to its backup name instead;
+    /// backups beside their files and the backup directory are spared.
+    pub(crate) backup: Option<BackupOptions>,
 }
 
 /// How the pass ended.
@@ -82,11 +87,23 @@ pub(crate) fn delete_extraneous(
     for source in roots.iter().filter(|r| r.is_dir) {
         groups.entry(&source.rel_dst).or_default().push(&source.src);
     }
+    let backup = match &setup.backup {
+        Some(opts) if !setup.dry_run => match Backup::open(root, opts, "") {
+            Ok(backup) => Some(backup),
+            Err(err) => {
+                let why = format!("cannot open backup directory: {}", io_reason(&err));
+                sink.delete_failed(dst_root, &why);
+                return DeleteEnd::default();
+            }
+        },
+        _ => None,
+    };
     let mut pass = Pass {
         setup,
         dst_root,
         sink,
         end: DeleteEnd::default(),
+        backup,
     };
     for (rel, sources) in groups {
         if pass.group(root, rel, &sources).is_err() {
@@ -103,6 +120,7 @@ struct Pass<'a, 's> {
     dst_root: &'a Path,
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
+    backup: Option<Backup>,
 }
 
 impl Pass<'_, '_> {
@@ -142,7 +160,13 @@ impl Pass<'_, '_> {
         let mut wanted: HashMap<Vec<u8>, bool> = HashMap::new();
         for source in sources {
             match list(source.as_fd(), self.setup.dereference) {
-                Ok(names) => wanted.extend(names),
+                // The first source that has a name decides its type, as
+                // in the copy.
+                Ok(names) => {
+                    for (name, is_dir) in names {
+                        wanted.entry(name).or_insert(is_dir);
+                    }
+                }
                 Err(err) => {
                     let why = format!("cannot list source directory: {}", reason(err));
                     {
@@ -164,6 +188,9 @@ impl Pass<'_, '_> {
                 continue;
             }
             let child = relpath::join(rel, OsStr::from_bytes(&name));
+            if self.is_backup(&name, &child) {
+                continue;
+            }
             let excluded = (self.setup.filter)
                 .as_ref()
                 .is_some_and(|f| f.excludes(&child, is_dir));
@@ -234,8 +261,18 @@ impl Pass<'_, '_> {
             } else {
                 AtFlags::empty()
             };
-            match rustix::fs::unlinkat(dir, name, flags) {
+            let removed = match &self.backup {
+                Some(backup) if !is_dir => {
+                    let parent = relpath::parent(rel).as_bytes();
+                    backup.move_aside(dir, parent, OsStr::from_bytes(name))
+                }
+                _ => rustix::fs::unlinkat(dir, name, flags),
+            };
+            match removed {
                 Ok(()) | Err(Errno::NOENT) => {}
+                // The backups made beside the files keep their directory,
+                // as with rsync.
+                Err(Errno::NOTEMPTY) if self.backup.is_some() => return Ok(()),
                 Err(err) => {
                     self.failed(rel, "cannot delete", err);
                     return Ok(());
@@ -265,6 +302,24 @@ impl Pass<'_, '_> {
         Ok(())
     }
 
+    /// A backup of an earlier run: a name with the backup suffix (beside
+    /// its file), or the backup directory itself. Spared unless
+    /// `--delete-excluded`, as rsync's protect rule for them.
+    fn is_backup(&self, name: &[u8], child: &OsStr) -> bool {
+        let Some(opts) = &self.setup.backup else {
+            return false;
+        };
+        match &opts.dir {
+            // The backup directory and the directories leading to it.
+            Some(dir) => {
+                let (dir, child) = (normal(dir), child.as_bytes());
+                dir.strip_prefix(child)
+                    .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+            }
+            None => !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes()),
+        }
+    }
+
     fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {
         let why = format!("{what}: {}", reason(err));
         self.sink.delete_failed(&self.path(rel), &why);
@@ -273,6 +328,15 @@ impl Pass<'_, '_> {
     fn path(&self, rel: &OsStr) -> PathBuf {
         self.dst_root.join(rel)
     }
+}
+
+/// A relative path without `./`, doubled or trailing slashes, for
+/// comparing with a path below DST.
+fn normal(path: &OsStr) -> Vec<u8> {
+    let parts: Vec<&[u8]> = (path.as_bytes().split(|&b| b == b'/'))
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    parts.join(&b'/')
 }
 
 /// The names in `dir` and whether each is a directory (following
@@ -362,6 +426,7 @@ mod tests {
         let setup = DeleteSetup {
             opts,
             filter: None,
+            backup: None,
             dereference: false,
             dry_run,
             shard: None,

@@ -36,6 +36,8 @@ pub(crate) struct FinishSetup {
     pub(crate) fsync: bool,
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: String,
+    /// `--ignore-errors`: `--delete` runs even after failed entries.
+    pub(crate) ignore_errors: bool,
     /// `--delete`; `None` without it.
     pub(crate) delete: Option<DeleteSetup>,
 }
@@ -107,7 +109,9 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
 }
 
 /// `--delete`, only after a run in which nothing failed: a source that
-/// could not be read would otherwise look deleted (rsync's rule too).
+/// could not be read would otherwise look deleted (rsync's rule too);
+/// `--ignore-errors` says to delete anyway. A source directory that
+/// cannot be listed still protects its destination (see `delete`).
 fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     let Some(setup) = &tree.setup.delete else {
         return;
@@ -115,7 +119,7 @@ fn delete_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     if !tree.complete {
         return;
     }
-    if reporter.has_failures() {
+    if reporter.has_failures() && !tree.setup.ignore_errors {
         reporter.notice("some entries failed: nothing deleted (--delete)");
         return;
     }

@@ -22,6 +22,8 @@ pub(crate) use relative::Rejected;
 
 pub(crate) mod relative;
 
+pub(crate) mod aside;
+
 /// One source and where it lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Root {
@@ -94,14 +96,14 @@ pub(crate) fn resolve(
         };
         return Err(bad(&dst, why));
     }
+    // A source given twice (`S/ S/`) is walked once: the later one could
+    // only find every name taken.
+    let mut seen = std::collections::HashSet::new();
     let roots = sources
         .iter()
+        .filter(|source| seen.insert((source.meta.dev(), source.meta.ino(), rel_dst_of(source))))
         .map(|source| {
-            let rel_dst = if source.contents {
-                OsString::new()
-            } else {
-                name_of(&source.path)
-            };
+            let rel_dst = rel_dst_of(source);
             check_root(source, &dst, &rel_dst)?;
             Ok(Root {
                 src: source.path.clone(),
@@ -154,6 +156,15 @@ fn wants_contents(raw: &OsStr) -> bool {
 
 fn ends_with_slash(raw: &OsStr) -> bool {
     raw.as_bytes().ends_with(b"/")
+}
+
+/// Where a source goes below DST: its contents into DST itself, else
+/// its name.
+fn rel_dst_of(source: &Source) -> OsString {
+    match source.contents {
+        true => OsString::new(),
+        false => name_of(&source.path),
+    }
 }
 
 /// The last component of a path that [`wants_contents`] rejected, which

@@ -141,3 +141,13 @@ fn create_destination_makes_only_the_last_component() {
     assert!(tree.path("out").is_dir());
     create_destination(&plan).unwrap();
 }
+
+#[test]
+fn a_source_given_twice_is_copied_once() {
+    let tree = Tree::new();
+    let plan = tree.resolve(&["src/", "src/", "src/."], "dst").unwrap();
+    assert_eq!(plan.roots.len(), 1);
+    let named = tree.resolve(&["src", "src/", "src"], "dst").unwrap();
+    let rels: Vec<_> = named.roots.iter().map(|r| r.rel_dst.clone()).collect();
+    assert_eq!(rels, [OsString::from("src"), OsString::new()]);
+}

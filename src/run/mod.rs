@@ -60,6 +60,9 @@ pub(crate) struct RunSetup {
     pub(crate) copy: CopyOptions,
     pub(crate) walk: WalkSetup,
     pub(crate) finish: FinishSetup,
+    /// `--modify-window` in seconds; `None`: the destination's timestamp
+    /// granularity decides.
+    pub(crate) modify_window: Option<u64>,
 }
 
 /// Copies everything in `plan`, reporting as it goes.
@@ -69,9 +72,10 @@ pub(crate) fn run(
     reporter: &mut Reporter,
 ) -> anyhow::Result<RunEnd> {
     let dst = Destination::open(plan, setup.copy.dry_run)?;
+    let copy = &with_modify_window(setup, &dst);
     let workers = setup.workers.get();
     let manager = Manager::new().map_err(|e| ipc("cannot start the queue manager", e))?;
-    let task = first_task(&manager, workers, &dst, &setup.copy)?;
+    let task = first_task(&manager, workers, &dst, copy)?;
     let pool = AnyPool::with_workers(setup.kind.into(), workers)
         .map_err(|e| ipc("cannot start workers", e))?;
     let walk_start = WalkStart {
@@ -82,10 +86,10 @@ pub(crate) fn run(
         wake: task.done.clone(),
     };
     let walk = walk::spawn(setup.walk.clone(), walk_start)?;
-    let splits = Splits::new(dst.try_clone_fd()?, setup.copy.clone());
+    let splits = Splits::new(dst.try_clone_fd()?, copy.clone());
     let start = Start {
         workers,
-        copy: &setup.copy,
+        copy,
         finish: &setup.finish,
         roots: &plan.roots,
         dst: &dst,
@@ -104,6 +108,24 @@ pub(crate) fn run(
     let end = supervisor.finish();
     supervised?;
     Ok(end)
+}
+
+/// The engine's options with the quick check's time window: the
+/// `--modify-window` given, else what the destination's timestamps can
+/// tell apart (probed once, here, for the whole run).
+fn with_modify_window(setup: &RunSetup, dst: &Destination) -> CopyOptions {
+    let mut copy = setup.copy.clone();
+    let probed = || {
+        let root = dst.fd.as_ref()?;
+        let tag = &setup.copy.temp_tag;
+        crate::copy::caps::time_granularity(std::os::fd::AsFd::as_fd(root), tag)
+    };
+    copy.modify_window_ns = match setup.modify_window {
+        Some(secs) => secs.saturating_mul(1_000_000_000),
+        None if setup.copy.dry_run => 0,
+        None => probed().map_or(0, |step| step - 1),
+    };
+    copy
 }
 
 /// The jobs and done queues, and what every worker task is started with

@@ -97,6 +97,8 @@ pub(crate) struct DestDirs {
     temp_tag: String,
     /// Seeds the digests of [`DestNames`].
     name_seed: u64,
+    /// Created directories go into `cleaned` too (several sources).
+    track_new: bool,
 }
 
 /// Why a directory could not be had, ready for the walker's report.
@@ -120,12 +122,20 @@ impl DestDirs {
             cleaned: HashSet::new(),
             temp_tag,
             name_seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
+            track_new: false,
         }
     }
 
     /// Whether single entries copied straight into the root are new.
     pub(crate) fn root_is_new(&self) -> bool {
         self.root_new
+    }
+
+    /// Remembers the directories this run creates as cleared of stale
+    /// temps: with several sources a later one may enter a directory an
+    /// earlier one made, whose temps are this run's own and in use.
+    pub(crate) fn track_new_dirs(&mut self) {
+        self.track_new = true;
     }
 
     /// The destination directory `rel` beneath `parent`: created, opened or
@@ -136,6 +146,16 @@ impl DestDirs {
     }
 
     pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
+        let dir = self.find_or_make(parent, rel)?;
+        if let (true, true, Some(fd)) = (self.track_new, dir.created, &dir.fd) {
+            if let Ok(st) = rustix::fs::fstat(fd) {
+                self.cleaned.insert((st.st_dev, st.st_ino));
+            }
+        }
+        Ok(dir)
+    }
+
+    fn find_or_make(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
         if rel.is_empty() {
             return self.enter_root();
         }
@@ -156,7 +176,8 @@ impl DestDirs {
                     created: false,
                     names: None,
                 }),
-                Err(Errno::NOENT) => Ok(absent()),
+                // A non-directory there would be replaced.
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(absent()),
                 Err(e) => Err(open_failure(e)),
             };
         }
@@ -170,20 +191,17 @@ impl DestDirs {
             match open_dir(parent_fd, name) {
                 Ok(fd) => return self.existing(fd),
                 Err(Errno::NOENT) => {}
+                Err(Errno::NOTDIR | Errno::LOOP) => return replace_with_dir(parent_fd, name),
                 Err(e) => return Err(open_failure(e)),
             }
         }
         match rustix::fs::mkdirat(parent_fd, name, Mode::RWXU) {
-            Ok(()) => {
-                let fd = open_dir(parent_fd, name)
-                    .map_err(|e| dest_failure("cannot open new directory", e))?;
-                Ok(DestDir {
-                    fd: Some(fd),
-                    created: true,
-                    names: None,
-                })
-            }
-            Err(Errno::EXIST) => self.existing(open_dir(parent_fd, name).map_err(open_failure)?),
+            Ok(()) => new_dir(parent_fd, name),
+            Err(Errno::EXIST) => match open_dir(parent_fd, name) {
+                Ok(fd) => self.existing(fd),
+                Err(Errno::NOTDIR | Errno::LOOP) => replace_with_dir(parent_fd, name),
+                Err(e) => Err(open_failure(e)),
+            },
             Err(e) => Err(dest_failure("cannot create directory", e)),
         }
     }
@@ -249,6 +267,31 @@ impl DestDirs {
             digests: names,
         };
         Ok((listed.is_ok() && complete).then_some(names))
+    }
+}
+
+/// Opens the directory `name` this run just made in `parent`.
+fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> {
+    let fd = open_dir(parent, name).map_err(|e| dest_failure("cannot open new directory", e))?;
+    Ok(DestDir {
+        fd: Some(fd),
+        created: true,
+        names: None,
+    })
+}
+
+/// A file, symlink or special file where a directory goes: removed (a
+/// symlink as a link, whatever it points to: `unlinkat` never follows)
+/// and a directory made in its place, as rsync does. Only that name in
+/// `parent`, an open destination directory, is touched.
+fn replace_with_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> {
+    match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => return Err(dest_failure("cannot remove non-directory in the way", e)),
+    }
+    match rustix::fs::mkdirat(parent, name, Mode::RWXU) {
+        Ok(()) => new_dir(parent, name),
+        Err(e) => Err(dest_failure("cannot create directory", e)),
     }
 }
 
@@ -323,7 +366,22 @@ mod tests {
         let again = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
         assert!(!again.created);
         std::fs::write(tmp.path().join("file"), "f").unwrap();
-        let clash = dirs.enter(Parent::Root, OsStr::new("file")).unwrap_err();
-        assert_eq!(clash.reason, "destination exists and is not a directory");
+        let replaced = dirs.enter(Parent::Root, OsStr::new("file")).unwrap();
+        assert!(replaced.created && tmp.path().join("file").is_dir());
+    }
+
+    #[test]
+    fn a_symlink_where_a_directory_goes_is_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("dst")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("outside"), tmp.path().join("dst/sub")).unwrap();
+        let root = root_of(&tmp.path().join("dst"));
+        let mut dirs = DestDirs::new(Some(root), false, false, String::new());
+        let sub = dirs.enter(Parent::Root, OsStr::new("sub")).unwrap();
+        assert!(sub.created);
+        let meta = std::fs::symlink_metadata(tmp.path().join("dst/sub")).unwrap();
+        assert!(meta.is_dir());
+        assert!(tmp.path().join("outside").is_dir());
     }
 }

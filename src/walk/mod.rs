@@ -15,6 +15,7 @@
 //! calls the run stage or the reporter: all it tells goes on the channel.
 
 mod batch;
+mod claims;
 mod dest;
 mod entry_stat;
 mod implied;
@@ -45,6 +46,7 @@ use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
+use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::{EntryStat, SourceDirs};
 use implied::ImpliedChain;
@@ -155,7 +157,10 @@ fn walk(task: WalkTask) {
         stop,
     } = task;
     let temp_tag = std::mem::take(&mut setup.temp_tag);
-    let dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    let mut dest = DestDirs::new(start.dst_root, start.dst_root_new, setup.dry_run, temp_tag);
+    if start.roots.len() > 1 {
+        dest.track_new_dirs();
+    }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {
         dest,
@@ -164,6 +169,7 @@ fn walk(task: WalkTask) {
         stop,
         out: Batcher::new(start.jobs, events, start.wake, turns),
         dirs: Vec::new(),
+        claims: (start.roots.len() > 1).then(Claims::new),
     };
     let mut chain = ImpliedChain::default();
     let walked = start
@@ -185,6 +191,8 @@ struct Walker {
     stop: Arc<AtomicBool>,
     out: Batcher,
     dirs: Vec<DirMeta>,
+    /// The names handed out so far, when several sources share DST.
+    claims: Option<Claims>,
 }
 
 /// The walked directories above the current entry, by depth: `dirs[d]` is
@@ -254,6 +262,13 @@ impl Walker {
                 }
                 continue;
             }
+            let claim = self.claim(&rel, file_type.is_dir());
+            if claim == Claim::Taken {
+                if file_type.is_dir() {
+                    entries.skip_current_dir();
+                }
+                continue;
+            }
             if file_type.is_dir() {
                 // `-x`: a mount point is made, its contents are not.
                 let mount =
@@ -265,6 +280,9 @@ impl Walker {
                 let entered = self.enter_walked_dir(&entry, rel, &mut ancestors, base)?;
                 if !entered || mount {
                     entries.skip_current_dir();
+                } else if claim == Claim::Merge {
+                    // The earlier source's directory keeps its metadata.
+                    self.dirs.pop();
                 }
                 continue;
             }
@@ -338,6 +356,14 @@ impl Walker {
             && place.names.is_some_and(|names| names.contains(name))
     }
 
+    /// Whether an earlier source already has `rel` (see [`Claims`]).
+    fn claim(&mut self, rel: &OsStr, is_dir: bool) -> Claim {
+        match &mut self.claims {
+            Some(claims) => claims.claim(rel, is_dir),
+            None => Claim::Mine,
+        }
+    }
+
     fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
         (self.setup.filter)
             .as_ref()
@@ -350,7 +376,7 @@ impl Walker {
             Ok(meta) => {
                 let kind = entry_kind(meta.is_file(), meta.is_symlink());
                 let rel = root.rel_dst.clone();
-                if self.excluded(&rel, false) {
+                if self.excluded(&rel, false) || self.claim(&rel, false) == Claim::Taken {
                     return Ok(());
                 }
                 // Not split: the parent may be below the root, and a single
@@ -381,9 +407,9 @@ impl Walker {
         let Found { src, rel, kind, md } = found;
         let fresh = place.fresh;
         let meta = md.as_ref().map(EntryStat::source_meta);
-        let linked = md
-            .as_ref()
-            .filter(|m| self.setup.archive && kind == EntryKind::File && m.nlink() > 1);
+        // Any non-directory can have several names: files, symlinks,
+        // fifos, sockets and device nodes alike (as `rsync -aH` keeps).
+        let linked = md.as_ref().filter(|m| self.setup.archive && m.nlink() > 1);
         // All names of a linked file go to one shard: the inode's.
         let owned = match (self.setup.shard, linked) {
             (None, _) => true,

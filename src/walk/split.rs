@@ -86,7 +86,11 @@ impl Splitter {
     /// `--verify` (which hashes each file as one stream).
     pub(crate) fn new(min: Option<u64>, workers: usize, opts: &CopyOptions) -> Option<Splitter> {
         let min = min.unwrap_or(SPLIT_MIN);
-        let useful = min > 0 && workers > 1 && !opts.dry_run && !opts.verify;
+        // A basis file to link or copy, or a source to remove, is looked
+        // at by the engine for whole files only; under --bwlimit parallel
+        // parts gain nothing.
+        let whole_only = opts.basis.is_some() || opts.remove_source || opts.bwlimit.is_some();
+        let useful = min > 0 && workers > 1 && !opts.dry_run && !opts.verify && !whole_only;
         useful.then(|| Splitter {
             min,
             tag: opts.temp_tag.clone(),

@@ -116,10 +116,9 @@ both_kinds! {
     fn json_reports_failures_with_lossless_paths(env: TestEnv) {
         use std::os::unix::ffi::OsStrExt;
         let name = std::ffi::OsStr::from_bytes(b"bad\xffname");
-        env.write(std::path::Path::new("src").join(name).join("inner.txt"), "x");
+        env.write(std::path::Path::new("src").join(name), "a file where a directory is");
         env.write("src/fine.txt", "fine");
-        env.mkdir("dst");
-        env.write(std::path::Path::new("dst").join(name), "a file where a directory goes");
+        env.write(std::path::Path::new("dst").join(name).join("inner.txt"), "x");
         let output = env.run(["--json", "src/", "dst"]);
         assert_status(&output, 23);
         let summary = json_of(&output);
@@ -129,7 +128,10 @@ both_kinds! {
         let error = &summary["errors"][0];
         // base64 of "src/bad\xffname"
         assert_eq!(error["path"]["bytes_b64"], "c3JjL2JhZP9uYW1l", "{summary}");
-        assert_eq!(error["error"], "destination exists and is not a directory");
+        assert_eq!(
+            error["error"],
+            "destination is a non-empty directory; not replacing it (--force or --delete would)"
+        );
         assert!(summary["elapsed_seconds"].as_f64().unwrap() >= 0.0);
     }
 

@@ -92,19 +92,24 @@ both_kinds! {
         );
     }
 
-    fn a_directory_over_a_file_deeper_down_fails_that_entry_only(env: TestEnv) {
+    fn a_file_over_a_full_directory_deeper_down_fails_that_entry_only(env: TestEnv) {
         env.write("src/clash/inner.txt", "inner");
+        env.write("src/full", "a file where a directory is");
         env.write("src/fine/ok.txt", "ok");
         env.write("dst/clash", "a file where the directory goes");
+        env.write("dst/full/kept.txt", "kept");
         let output = env.run(["src/", "dst"]);
         assert_status(&output, 23);
         let stderr = normalized_stderr(&output);
         assert_eq!(
             stderr,
-            "pcopy: src/clash: destination exists and is not a directory\n\
-             pcopy: 1 file, 2 B in [time]; 0 skipped, 1 failed\n"
+            "pcopy: src/full: destination is a non-empty directory; not replacing it (--force or --delete would)\n\
+             pcopy: 2 files, 7 B in [time]; 0 skipped, 1 failed\n"
         );
+        // The file where a directory goes was replaced by it.
+        assert_eq!(fs::read(env.path("dst/clash/inner.txt")).unwrap(), b"inner");
         assert_eq!(fs::read(env.path("dst/fine/ok.txt")).unwrap(), b"ok");
+        assert_eq!(fs::read(env.path("dst/full/kept.txt")).unwrap(), b"kept");
     }
 
     fn an_unreadable_file_fails_alone_with_status_23(env: TestEnv) {

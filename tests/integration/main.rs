@@ -6,9 +6,11 @@
 mod testenv;
 
 mod backup_archive;
+mod backup_converge;
 mod backup_incremental;
 mod backup_mirror;
 mod backup_shard;
+mod backup_snapshots;
 mod cli;
 mod errors;
 mod filesystems;

@@ -8,7 +8,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use crate::testenv::{Gate, Guarded, assert_unchanged, hook_available, snapshot, unnamed_files};
+use crate::testenv::{
+    Gate, Guarded, assert_same_tree, assert_unchanged, hook_available, snapshot, unnamed_files,
+};
 use crate::testenv::{
     TestEnv, as_nobody, assert_status, normalized_stderr, temp_files, unprivileged_runner,
 };
@@ -42,22 +44,23 @@ both_kinds! {
         env.symlink(outside.join("precious.txt"), "dst/precious.txt");
         let before = snapshot(&outside);
         let output = env.run(["src/", "dst"]);
-        assert_status(&output, 23);
-        let stderr = normalized_stderr(&output);
-        assert!(stderr.contains("pcopy: src/sub: destination exists and is not a directory\n"), "{stderr}");
-        assert!(stderr.contains("pcopy: src/deep/dir: destination exists and is not a directory\n"), "{stderr}");
+        assert_status(&output, 0);
         assert_unchanged(&before, &outside, "outside DST");
         // The link where a file goes was replaced by the file, not followed.
         let replaced = fs::symlink_metadata(env.path("dst/precious.txt")).unwrap();
         assert!(replaced.is_file());
         assert_eq!(fs::read(env.path("dst/precious.txt")).unwrap(), b"replacement\n");
         assert_eq!(fs::read(env.path("dst/ok.txt")).unwrap(), b"ok\n");
-        // The links where directories go are refused and left as they are.
-        assert!(fs::symlink_metadata(env.path("dst/sub")).unwrap().is_symlink());
-        assert!(fs::symlink_metadata(env.path("dst/deep/dir")).unwrap().is_symlink());
+        // The links where directories go were unlinked as links and
+        // replaced by directories: the copy is exact, outside untouched.
+        assert_same_tree(&env.path("src"), &env.path("dst"));
         // With -L nothing changes: it is about the source, never DST.
-        assert_status(&env.run(["-L", "src/", "dst"]), 23);
+        env.symlink(&outside, "dst2-sub");
+        fs::remove_dir_all(env.path("dst/sub")).unwrap();
+        fs::rename(env.path("dst2-sub"), env.path("dst/sub")).unwrap();
+        assert_status(&env.run(["-L", "src/", "dst"]), 0);
         assert_unchanged(&before, &outside, "outside DST under -L");
+        assert_same_tree(&env.path("src"), &env.path("dst"));
         if has_delete(&env) {
             // Extra entries that lead outside: only the links themselves go.
             env.write("src2/kept.txt", "kept\n");

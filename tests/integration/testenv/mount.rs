@@ -263,7 +263,7 @@ fn c_path(path: &Path) -> CString {
 
 /// A mount made by the test, unmounted on drop even when an assertion
 /// fails, so no test leaves a mount behind.
-pub struct Mount(CString);
+struct Mount(CString);
 
 impl Drop for Mount {
     fn drop(&mut self) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::EVENT_TIMEOUT;
 
 /// `poll(2)` for input on `fd` for up to `timeout`.
-pub fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
+pub(super) fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
     let mut pfd = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,

@@ -119,7 +119,7 @@ fn fnv1a(data: &[u8]) -> u64 {
 }
 
 /// Bytes shown with non-UTF-8 as `\xNN`, for listings and diffs.
-pub fn escaped(name: &OsStr) -> String {
+fn escaped(name: &OsStr) -> String {
     name.as_bytes()
         .utf8_chunks()
         .map(|chunk| {
@@ -207,7 +207,7 @@ pub fn temp_files(root: &Path) -> Vec<PathBuf> {
 /// Makes every directory below `root` writable and searchable again, each
 /// before it is read, so the temp dir can be removed after a test made
 /// parts of it read-only or unreadable.
-pub fn make_removable(root: &Path) {
+pub(super) fn make_removable(root: &Path) {
     let Ok(meta) = fs::symlink_metadata(root) else {
         return;
     };

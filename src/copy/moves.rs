@@ -1,0 +1,94 @@
+//! `--remove-source-files`: a source file is removed once its copy is
+//! complete and named (flushed, with its directory, under `--fsync`), or
+//! was found up to date, and only if it is still what was copied.
+
+use rustix::fs::Stat;
+
+use super::Engine;
+use super::fail::errno_text;
+use crate::job::{EntryKind, FailKind, FileJob, Outcome, SkipReason, SourceMeta};
+
+/// The source as it was copied (or judged up to date).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Seen {
+    size: i64,
+    mtime: (i64, i64),
+    /// Device, inode and ctime, when the copy opened the file: any write,
+    /// truncation or replacement since changes one of them.
+    identity: Option<(u64, u64, (i64, i64))>,
+}
+
+impl Seen {
+    pub(super) fn of_stat(st: &Stat) -> Seen {
+        Seen {
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            identity: Some((st.st_dev, st.st_ino, (st.st_ctime, st.st_ctime_nsec as i64))),
+        }
+    }
+
+    pub(super) fn of_meta(meta: &SourceMeta) -> Seen {
+        Seen {
+            size: i64::try_from(meta.size).unwrap_or(i64::MAX),
+            mtime: meta.mtime,
+            identity: None,
+        }
+    }
+
+    fn still(&self, st: &Stat) -> bool {
+        let now = Seen::of_stat(st);
+        let same_identity = match (self.identity, now.identity) {
+            (Some(before), Some(after)) => before == after,
+            _ => true,
+        };
+        self.size == now.size && self.mtime == now.mtime && same_identity
+    }
+}
+
+impl Engine {
+    /// Removes the job's source after a copy or an up-to-date skip; a
+    /// source that changed meanwhile stays (with a failure: the copy is
+    /// not what is there now), as does any directory.
+    pub(super) fn remove_source(&mut self, job: &FileJob, outcome: Outcome) -> Outcome {
+        let done = match &outcome {
+            Outcome::Copied { changed, .. } => !changed,
+            Outcome::Skipped { reason } => *reason == SkipReason::UpToDate,
+            Outcome::Failed { .. } => false,
+        };
+        let Some(seen) = self.seen.take().filter(|_| done) else {
+            return outcome;
+        };
+        if job.kind == EntryKind::Special && !self.opts.archive {
+            return outcome;
+        }
+        if self.opts.fsync {
+            if let Err(message) = self.sync_dest_dir(job) {
+                return failed(message);
+            }
+        }
+        match self
+            .sources
+            .remove_if(&job.src, self.opts.dereference, &|st| seen.still(st))
+        {
+            Ok(true) => outcome,
+            Ok(false) => failed("source changed during the copy; not removed".into()),
+            Err(err) => failed(format!("cannot remove source: {}", errno_text(err))),
+        }
+    }
+
+    /// `--fsync`: the new name itself reaches the disk before the source
+    /// goes.
+    fn sync_dest_dir(&mut self, job: &FileJob) -> Result<(), String> {
+        let (parent, _) = crate::relpath::split(&job.rel_dst);
+        let dir =
+            super::parent_dir(&mut self.dirs, parent.as_encoded_bytes()).map_err(|f| f.message)?;
+        rustix::fs::fsync(dir).map_err(|e| format!("cannot flush directory: {}", errno_text(e)))
+    }
+}
+
+fn failed(error: String) -> Outcome {
+    Outcome::Failed {
+        error,
+        kind: FailKind::SourceIo,
+    }
+}
