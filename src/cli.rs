@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use crate::copy::chmod::Chmod;
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
 use crate::generate::Generate;
 use crate::select::filter::Rule;
@@ -259,6 +260,13 @@ pub(crate) struct Args {
     /// --files-from entries end with a NUL byte, not a newline.
     #[arg(short = '0', long, requires = "files_from")]
     pub(crate) from0: bool,
+
+    /// Change the permission bits the sources supply, rsync's syntax:
+    /// comma-separated chmod(1) items, each for directories only with a
+    /// `D` prefix or files only with `F` (`D2775,F664`, `Dg+s,ug+w,Fo-w,+X`,
+    /// `g=u`). Repeatable; an invalid item is a usage error.
+    #[arg(long, value_name = "CHMOD")]
+    pub(crate) chmod: Vec<Chmod>,
 
     /// Skip creating anything new in DST: only entries already there are
     /// updated (no new files, no new directories).
@@ -557,6 +565,7 @@ mod tests {
             "--one-file-system",
             "--mkpath",
             "--generate",
+            "--chmod",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

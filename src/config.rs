@@ -12,6 +12,7 @@ use std::sync::Arc;
 mod backups;
 
 use crate::cli::{Args, WorkerKind};
+use crate::copy::chmod::Chmod;
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
@@ -105,6 +106,11 @@ impl Config {
                 update: args.update,
                 ignore_existing: args.ignore_existing,
                 existing: args.existing,
+                chmod: args
+                    .chmod
+                    .iter()
+                    .cloned()
+                    .fold(Chmod::default(), Chmod::and),
                 sizes: SizeLimits {
                     min: args.min_size.map(|s| s.0),
                     max: args.max_size.map(|s| s.0),
@@ -202,6 +208,7 @@ impl Config {
             temp_tag: self.copy.temp_tag.clone(),
             itemize: self.copy.itemize,
             existing: self.copy.existing,
+            chmod: self.copy.chmod.clone(),
             one_file_system: self.one_file_system,
         }
     }

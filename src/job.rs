@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::copy::chmod::Chmod;
 use crate::select::size::SizeLimits;
 
 /// The type of a source entry as the walker saw it (from `d_type` or `lstat`).
@@ -328,6 +329,8 @@ pub(crate) struct CopyOptions {
     pub existing: bool,
     /// `--max-size`, `--min-size`: regular files outside are skipped.
     pub sizes: SizeLimits,
+    /// `--chmod`: changes to the permission bits the source supplies.
+    pub chmod: Chmod,
     /// `-n`: decide, but write nothing.
     pub dry_run: bool,
     /// `-a`: keep owner, group, extended attributes and hard links, and

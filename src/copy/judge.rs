@@ -106,14 +106,15 @@ impl Engine {
                 EntryKind::Special => FileType::from_raw_mode(meta.mode),
                 _ => FileType::RegularFile,
             };
-            return Ok((file_type, meta));
+            let mode = self.opts.chmod.apply(meta.mode, false);
+            return Ok((file_type, SourceMeta { mode, ..meta }));
         }
         let st = (self.sources.stat(&job.src, follow))
             .map_err(|err| Failure::source("cannot stat source", err))?;
         let meta = SourceMeta {
             size: u64::try_from(st.st_size).unwrap_or(0),
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            mode: st.st_mode,
+            mode: self.opts.chmod.apply(st.st_mode, false),
             uid: st.st_uid,
             gid: st.st_gid,
             rdev: st.st_rdev,

@@ -36,6 +36,7 @@ use std::thread::JoinHandle;
 use procpool::Queue;
 use walkdir::WalkDir;
 
+use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
@@ -74,6 +75,8 @@ pub(crate) struct WalkSetup {
     pub(crate) itemize: bool,
     /// `--existing`: enter only directories already in the destination.
     pub(crate) existing: bool,
+    /// `--chmod`: changes to each directory's recorded mode.
+    pub(crate) chmod: Chmod,
     /// `-x`: a directory on another filesystem than its root is made
     /// empty (1) or left out (2); 0 crosses.
     pub(crate) one_file_system: u8,
@@ -496,6 +499,7 @@ impl Walker {
             let _ = self.out.send(created);
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
+        record.mode = self.setup.chmod.apply(record.mode, true);
         if self.setup.archive {
             record = record.with_archive(&meta, path);
         }

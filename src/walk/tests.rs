@@ -45,6 +45,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         temp_tag: String::new(),
         itemize: false,
         existing: false,
+        chmod: Default::default(),
         one_file_system: 0,
     };
     let start = WalkStart {

@@ -14,6 +14,7 @@ mod backup_snapshots;
 mod cli;
 mod errors;
 mod filesystems;
+mod metadata;
 mod reliability_crash;
 mod reliability_fs;
 mod reliability_hostile;
