@@ -198,6 +198,17 @@ struct Walker {
     claims: Option<Claims>,
 }
 
+/// Where a walked directory is, for [`Walker::walk_dir`].
+#[derive(Clone, Copy)]
+struct DirAt<'a> {
+    /// What another source's walk left at its path.
+    claim: Claim,
+    /// Where a root directory goes (its implied parent, or the root).
+    base: Parent<'a>,
+    /// `-x`: the device of the walk's root.
+    root_dev: Option<u64>,
+}
+
 /// The walked directories above the current entry, by depth: `dirs[d]` is
 /// the destination directory of the walked directory at depth `d`,
 /// `sources[d]` and `rels[d]` its source and its destination path, pushed
@@ -273,40 +284,73 @@ impl Walker {
                 continue;
             }
             if file_type.is_dir() {
-                // `-x`: a mount point is made, its contents are not.
-                let mount =
-                    root_dev.is_some_and(|dev| entry.metadata().is_ok_and(|m| m.dev() != dev));
-                if mount && self.setup.one_file_system > 1 {
+                let at = DirAt {
+                    claim,
+                    base,
+                    root_dev,
+                };
+                if !self.walk_dir(&entry, rel, &mut ancestors, at)? {
                     entries.skip_current_dir();
-                    continue;
-                }
-                let entered = self.enter_walked_dir(&entry, rel, &mut ancestors, base)?;
-                if !entered || mount {
-                    entries.skip_current_dir();
-                } else if claim == Claim::Merge {
-                    // The earlier source's directory keeps its metadata.
-                    self.dirs.pop();
                 }
                 continue;
             }
-            let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
-            let place = Place::in_parent(&ancestors.dirs, depth);
-            let md = match self.worker_stats(&place, &kind, entry.file_name()) {
-                true => None,
-                false => {
-                    let follow = self.setup.dereference;
-                    (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
-                }
-            };
-            let found = Found {
-                src: entry.into_path(),
-                rel,
-                kind,
-                md,
-            };
-            self.add_entry(found, place)?;
+            self.walk_file(entry, rel, &ancestors)?;
         }
         Ok(())
+    }
+
+    /// A walked entry that is not a directory: stat'ed here or by the
+    /// worker (see [`Walker::worker_stats`]), then queued.
+    fn walk_file(
+        &mut self,
+        entry: walkdir::DirEntry,
+        rel: OsString,
+        ancestors: &Ancestors,
+    ) -> Result<(), Stopped> {
+        let depth = entry.depth();
+        let file_type = entry.file_type();
+        let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
+        let place = Place::in_parent(&ancestors.dirs, depth);
+        let md = match self.worker_stats(&place, &kind, entry.file_name()) {
+            true => None,
+            false => {
+                let follow = self.setup.dereference;
+                (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
+            }
+        };
+        let found = Found {
+            src: entry.into_path(),
+            rel,
+            kind,
+            md,
+        };
+        self.add_entry(found, place)
+    }
+
+    /// A walked directory: made (unless `-xx` leaves a mount point out) and
+    /// entered. False: skip its contents (a mount point under `-x`, or a
+    /// directory that could not be made).
+    fn walk_dir(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        rel: OsString,
+        ancestors: &mut Ancestors,
+        at: DirAt<'_>,
+    ) -> Result<bool, Stopped> {
+        let mount = at
+            .root_dev
+            .is_some_and(|dev| entry.metadata().is_ok_and(|m| m.dev() != dev));
+        if mount && self.setup.one_file_system > 1 {
+            return Ok(false);
+        }
+        if !self.enter_walked_dir(entry, rel, ancestors, at.base)? {
+            return Ok(false);
+        }
+        if at.claim == Claim::Merge {
+            // The earlier source's directory keeps its metadata.
+            self.dirs.pop();
+        }
+        Ok(!mount)
     }
 
     /// Creates the destination of a walked directory and pushes it, its
