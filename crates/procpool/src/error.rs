@@ -1,6 +1,11 @@
-//! The pool's one error type.
+//! The pool's one error type, and what it says about a panic. Owns
+//! [`Error`] and [`PanicLocation`]; calls nothing of the pool.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec::Cause;
 
 /// Everything that can go wrong with a pool call or a task's result.
 ///
@@ -15,10 +20,20 @@ use std::fmt;
 #[non_exhaustive]
 pub enum Error {
     /// The task panicked. The message is the panic payload, when it was a
-    /// string (as it is for `panic!("...")`, `unwrap` and `expect`).
+    /// string (as it is for `panic!("...")`, `unwrap` and `expect`). Its
+    /// `Display` says where, as Python shows the worker's traceback.
     Panicked {
         /// The panic message.
         message: String,
+        /// Where the `panic!` (or `unwrap`, ...) is in the source. `None`
+        /// for a panic that did not go through the panic hook
+        /// (`std::panic::resume_unwind`), or when the program replaced the
+        /// hook the pool installs.
+        location: Option<PanicLocation>,
+        /// The worker's backtrace at the panic, when `RUST_BACKTRACE` (or
+        /// `RUST_LIB_BACKTRACE`) asks for one. The alternate `Display`
+        /// (`{:#}`) shows it.
+        backtrace: Option<String>,
     },
     /// The worker process running the task died before answering: killed
     /// by a signal, out of memory, aborted, or it exited. Python's `Pool`
@@ -53,6 +68,19 @@ pub enum Error {
     Codec {
         /// What failed and why.
         message: String,
+        /// The underlying error (the `Serialize` impl's own message, say),
+        /// also given by [`source`](std::error::Error::source).
+        source: Cause,
+    },
+    /// A task's encoded arguments or results are larger than one frame
+    /// carries (1 GiB). Only that task fails: its worker and the tasks sent
+    /// with it go on. (A `map` chunk counts as one task, as for
+    /// `maxtasksperchild`.) Python raises `MaybeEncodingError` here.
+    TooLarge {
+        /// The encoded size, in bytes.
+        size: u64,
+        /// The most a frame carries, in bytes.
+        limit: u64,
     },
     /// A bad argument to a pool call, such as `chunksize` of zero or no workers.
     InvalidArgument {
@@ -75,7 +103,22 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Panicked { message } => write!(f, "task panicked: {message}"),
+            Error::Panicked {
+                message,
+                location,
+                backtrace,
+            } => {
+                match location {
+                    Some(at) => write!(f, "task panicked at {at}: {message}")?,
+                    None => write!(f, "task panicked: {message}")?,
+                }
+                // The backtrace is many lines: only the alternate form
+                // (`{:#}`) shows it, so that `{}` stays one line.
+                match backtrace {
+                    Some(trace) if f.alternate() => write!(f, "\nworker backtrace:\n{trace}"),
+                    _ => Ok(()),
+                }
+            }
             Error::WorkerLost { pid, status } => {
                 write!(f, "worker process {pid} was lost: {status}")
             }
@@ -89,7 +132,11 @@ impl fmt::Display for Error {
                 f,
                 "function `{name}` is not registered for process workers: add `procpool::register!({name});`"
             ),
-            Error::Codec { message } => write!(f, "encoding error: {message}"),
+            Error::Codec { message, .. } => write!(f, "encoding error: {message}"),
+            Error::TooLarge { size, limit } => write!(
+                f,
+                "a value of {size} bytes is larger than the {limit} bytes one frame carries"
+            ),
             Error::InvalidArgument { message } => write!(f, "invalid argument: {message}"),
             Error::Initializer { message } => write!(f, "worker initializer failed: {message}"),
             Error::Worker { message } => write!(f, "worker process error: {message}"),
@@ -97,7 +144,37 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Codec { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Where in the source a task panicked: `std::panic::Location`, owned, so
+/// that it can travel back from a worker process.
+///
+/// ```
+/// let at = procpool::PanicLocation { file: "src/main.rs".into(), line: 7, column: 5 };
+/// assert_eq!(at.to_string(), "src/main.rs:7:5");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanicLocation {
+    /// The source file, as the compiler names it.
+    pub file: String,
+    /// The line, from 1.
+    pub line: u32,
+    /// The column, from 1.
+    pub column: u32,
+}
+
+impl fmt::Display for PanicLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
 
 /// Describes how a child ended, for [`Error::WorkerLost`].
 pub(crate) fn describe_exit(status: std::process::ExitStatus) -> String {

@@ -180,8 +180,36 @@ impl<R> Gather<R> {
     }
 }
 
+/// What the feed of an `imap` did with the next chunk of input.
+///
+/// A chunk's results always come back through `handle`, even when the pool
+/// refused the chunk: its [`ChunkDone`] was dropped then, which reports
+/// every item as `Terminated`. The iterator puts `refused` in their place,
+/// so a refused chunk takes exactly its own place in the output, no more
+/// and no less.
+pub(crate) struct Fed<T> {
+    pub(crate) handle: T,
+    pub(crate) refused: Option<Error>,
+}
+
 /// Submits the next chunk of an `imap`; `None` when the input is exhausted.
-type Feed<'p, T> = Box<dyn FnMut() -> Option<Result<T, Error>> + 'p>;
+type Feed<'p, T> = Box<dyn FnMut() -> Option<Fed<T>> + 'p>;
+
+/// Replaces the results of a refused chunk by its error, one per item.
+fn refused_in_place<R>(results: ChunkResults<R>, refused: Option<Error>) -> ChunkResults<R> {
+    match refused {
+        None => results,
+        Some(e) => results.into_iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+/// Whether a refusal means that no later chunk can be submitted either:
+/// the pool stopped. Other refusals (say, an unregistered function) are
+/// reported item by item, and the input goes on, as Python's `imap` raises
+/// for each item.
+fn stops_the_input(refused: &Option<Error>) -> bool {
+    matches!(refused, Some(Error::Closed | Error::Terminated))
+}
 
 /// The iterator of [`imap`](crate::WorkerPool::imap): results in input
 /// order, computed ahead of the consumer by at most a bounded window of
@@ -192,7 +220,7 @@ type Feed<'p, T> = Box<dyn FnMut() -> Option<Result<T, Error>> + 'p>;
 /// next input chunk only when fewer than `window` chunks are in flight.
 pub struct IMap<'p, R> {
     feed: Feed<'p, AsyncResult<ChunkResults<R>>>,
-    pending: VecDeque<AsyncResult<ChunkResults<R>>>,
+    pending: VecDeque<Fed<AsyncResult<ChunkResults<R>>>>,
     current: std::vec::IntoIter<Result<R, Error>>,
     window: usize,
     exhausted: bool,
@@ -228,27 +256,36 @@ impl<R> Iterator for IMap<'_, R> {
             }
             while !self.exhausted && self.pending.len() < self.window {
                 match (self.feed)() {
-                    Some(Ok(chunk)) => self.pending.push_back(chunk),
-                    Some(Err(e)) => {
-                        self.exhausted = true;
-                        return Some(Err(e));
+                    Some(fed) => {
+                        self.exhausted = stops_the_input(&fed.refused);
+                        self.pending.push_back(fed);
                     }
                     None => self.exhausted = true,
                 }
             }
-            let chunk = self.pending.pop_front()?;
-            self.current = chunk.get().unwrap_or_else(|e| vec![Err(e)]).into_iter();
+            let Fed { handle, refused } = self.pending.pop_front()?;
+            let results = handle.get().unwrap_or_else(|e| vec![Err(e)]);
+            self.current = refused_in_place(results, refused).into_iter();
         }
     }
 }
 
+/// A chunk's results as they reach an `imap_unordered`, with the chunk's
+/// sequence number, so a refused chunk's results can be told apart.
+type Numbered<R> = (u64, ChunkResults<R>);
+
 /// The iterator of [`imap_unordered`](crate::WorkerPool::imap_unordered):
 /// results as they complete, with the same bounded window as [`IMap`].
 pub struct IMapUnordered<'p, R> {
-    feed: Feed<'p, ()>,
-    results: mpsc::Receiver<ChunkResults<R>>,
+    feed: Feed<'p, u64>,
+    results: mpsc::Receiver<Numbered<R>>,
     current: std::vec::IntoIter<Result<R, Error>>,
+    /// Chunks whose results have not been received yet, refused ones
+    /// included (their dropped completions still report).
     in_flight: usize,
+    /// Refused chunks in flight, by sequence number, with the error that
+    /// replaces their `Terminated` results.
+    refused: Vec<(u64, Error)>,
     window: usize,
     exhausted: bool,
 }
@@ -264,14 +301,15 @@ impl<R> fmt::Debug for IMapUnordered<'_, R> {
 impl<'p, R> IMapUnordered<'p, R> {
     pub(crate) fn new(
         window: usize,
-        results: mpsc::Receiver<ChunkResults<R>>,
-        feed: Feed<'p, ()>,
+        results: mpsc::Receiver<Numbered<R>>,
+        feed: Feed<'p, u64>,
     ) -> Self {
         IMapUnordered {
             feed,
             results,
             current: Vec::new().into_iter(),
             in_flight: 0,
+            refused: Vec::new(),
             window,
             exhausted: false,
         }
@@ -288,10 +326,12 @@ impl<R> Iterator for IMapUnordered<'_, R> {
             }
             while !self.exhausted && self.in_flight < self.window {
                 match (self.feed)() {
-                    Some(Ok(())) => self.in_flight += 1,
-                    Some(Err(e)) => {
-                        self.exhausted = true;
-                        return Some(Err(e));
+                    Some(Fed { handle, refused }) => {
+                        self.in_flight += 1;
+                        self.exhausted = stops_the_input(&refused);
+                        if let Some(e) = refused {
+                            self.refused.push((handle, e));
+                        }
                     }
                     None => self.exhausted = true,
                 }
@@ -299,32 +339,46 @@ impl<R> Iterator for IMapUnordered<'_, R> {
             if self.in_flight == 0 {
                 return None;
             }
-            // Every submitted chunk owns a ChunkDone that sends exactly once,
-            // even when dropped, so this receive cannot block forever.
-            let chunk = self
+            // Every chunk counted in flight owns a ChunkDone that sends
+            // exactly once, even when dropped, so this receive cannot block
+            // forever, and no message stands for another chunk.
+            let (seq, chunk) = self
                 .results
                 .recv()
-                .unwrap_or_else(|_| vec![Err(Error::Terminated)]);
+                .unwrap_or_else(|_| (u64::MAX, vec![Err(Error::Terminated)]));
             self.in_flight -= 1;
-            self.current = chunk.into_iter();
+            let refused = self
+                .refused
+                .iter()
+                .position(|(s, _)| *s == seq)
+                .map(|i| self.refused.swap_remove(i).1);
+            self.current = refused_in_place(chunk, refused).into_iter();
         }
     }
 }
 
 /// Creates the channel an `imap_unordered` collects its chunks on, and a
-/// maker of per-chunk completions that send into it.
+/// maker of per-chunk completions that send into it, each numbered.
+#[allow(
+    clippy::type_complexity,
+    reason = "the maker's closure type is unnameable, so no alias can shorten it"
+)]
 pub(crate) fn unordered_channel<R: Send + 'static>() -> (
-    impl Fn(usize) -> ChunkDone<R>,
-    mpsc::Receiver<ChunkResults<R>>,
+    impl FnMut(usize) -> (ChunkDone<R>, u64),
+    mpsc::Receiver<Numbered<R>>,
 ) {
     let (tx, rx) = mpsc::channel();
+    let mut next = 0u64;
     let make = move |len| {
         let tx = tx.clone();
-        ChunkDone::new(len, move |results, _| {
+        let seq = next;
+        next += 1;
+        let done = ChunkDone::new(len, move |results, _| {
             // The receiver is gone only if the iterator was dropped; then
             // nobody wants these results.
-            let _ = tx.send(results);
-        })
+            let _ = tx.send((seq, results));
+        });
+        (done, seq)
     };
     (make, rx)
 }
@@ -371,15 +425,13 @@ mod tests {
 
         let (resolver, result) = pair::<Vec<u8>>();
         let mut parts = gather(&[1, 1], resolver);
-        parts.pop().unwrap().finish(vec![Err(Error::Panicked {
+        let panicked = || Error::Panicked {
             message: "x".into(),
-        })]);
-        assert_eq!(
-            result.get(),
-            Err(Error::Panicked {
-                message: "x".into()
-            })
-        );
+            location: None,
+            backtrace: None,
+        };
+        parts.pop().unwrap().finish(vec![Err(panicked())]);
+        assert_eq!(result.get(), Err(panicked()));
         drop(parts);
     }
 

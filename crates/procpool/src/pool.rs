@@ -456,10 +456,9 @@ impl<K: Kind> WorkerPool<K> {
             let _keeps_workers_alive = &lease;
             let chunk: Vec<(A,)> = input.by_ref().take(size).collect();
             (!chunk.is_empty()).then(|| {
-                let (done, result) = map::ordered_chunk(chunk.len());
-                self.shared
-                    .push_all([K::chunk_job(&f, chunk, done)?], true)
-                    .map(|()| result)
+                let (done, handle) = map::ordered_chunk(chunk.len());
+                let refused = self.submit_chunk(&f, chunk, done).err();
+                map::Fed { handle, refused }
             })
         };
         Ok(IMap::new(self.window(), Box::new(feed)))
@@ -489,18 +488,35 @@ impl<K: Kind> WorkerPool<K> {
         let size = map::checked_chunksize(chunksize, 1)?;
         self.ensure_running()?;
         let f = Arc::new(f);
-        let (make_done, results) = map::unordered_channel::<F::Output>();
+        let (mut make_done, results) = map::unordered_channel::<F::Output>();
         let mut input = iterable.into_iter().map(|a| (a,));
         let lease = self.shared.lease();
         let feed = move || {
             let _keeps_workers_alive = &lease;
             let chunk: Vec<(A,)> = input.by_ref().take(size).collect();
             (!chunk.is_empty()).then(|| {
-                let done = make_done(chunk.len());
-                self.shared.push_all([K::chunk_job(&f, chunk, done)?], true)
+                let (done, handle) = make_done(chunk.len());
+                let refused = self.submit_chunk(&f, chunk, done).err();
+                map::Fed { handle, refused }
             })
         };
         Ok(IMapUnordered::new(self.window(), results, Box::new(feed)))
+    }
+
+    /// Queues one chunk of an `imap`. On failure `done` has been dropped,
+    /// which reports the chunk's items as `Terminated`; the iterator then
+    /// puts the error in their place.
+    fn submit_chunk<F, Args>(
+        &self,
+        f: &Arc<F>,
+        chunk: Vec<Args>,
+        done: map::ChunkDone<F::Output>,
+    ) -> Result<(), Error>
+    where
+        F: TaskFn<Args>,
+        K: Runs<F, Args>,
+    {
+        self.shared.push_all([K::chunk_job(f, chunk, done)?], true)
     }
 
     /// Chunks an `imap` keeps in flight: enough to keep every worker busy

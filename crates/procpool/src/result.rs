@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, panic_message};
+use crate::spin::spin_until;
 
 /// A one-shot cell that one side fills and the other waits on.
 ///
@@ -17,12 +19,58 @@ use crate::error::{Error, panic_message};
 struct Slot<T> {
     value: Mutex<Option<Result<T, Error>>>,
     ready: Condvar,
+    /// Set (after the value, under its lock) once the value is there, so a
+    /// waiter can spin on it without taking the lock (see `crate::spin`).
+    filled: AtomicBool,
+    /// Waiters parked on `ready`. Changed only under the lock around the
+    /// wait, and read under it by `fill`, so a filler that reads 0 misses
+    /// no one and skips the wake-up system call.
+    parked: AtomicUsize,
 }
 
 impl<T> Slot<T> {
     fn lock(&self) -> MutexGuard<'_, Option<Result<T, Error>>> {
         // A poisoned lock only means a waiter panicked; the value is intact.
         self.value.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the value and wakes every parked waiter.
+    fn fill(&self, value: Result<T, Error>) {
+        let mut slot = self.lock();
+        *slot = Some(value);
+        self.filled.store(true, Ordering::Release);
+        let parked = self.parked.load(Ordering::Relaxed);
+        drop(slot);
+        if parked > 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Parks on `ready` (the caller holds the lock), counted in `parked`.
+    fn park<'a>(
+        &self,
+        guard: MutexGuard<'a, Option<Result<T, Error>>>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, Option<Result<T, Error>>> {
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        let guard = match timeout {
+            None => self.ready.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(left) => {
+                self.ready
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        self.parked.fetch_sub(1, Ordering::Relaxed);
+        guard
+    }
+
+    /// Spins briefly for the value, so that a result arriving within
+    /// microseconds (a small task's round trip) costs its waiter no
+    /// wake-up; the caller parks on `ready` if this returns false.
+    fn spin_for_value(&self) -> bool {
+        spin_until(|| self.filled.load(Ordering::Acquire))
     }
 }
 
@@ -81,8 +129,7 @@ impl<T> Resolver<T> {
             }
         }
         if let Some(slot) = self.slot.take() {
-            *slot.lock() = Some(value);
-            slot.ready.notify_all();
+            slot.fill(value);
         }
     }
 }
@@ -103,8 +150,7 @@ impl<T> Drop for Resolver<T> {
     /// produced, and Python never calls them for cancelled work either.
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            *slot.lock() = Some(Err(Error::Terminated));
-            slot.ready.notify_all();
+            slot.fill(Err(Error::Terminated));
         }
     }
 }
@@ -114,6 +160,8 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
     let slot = Arc::new(Slot {
         value: Mutex::new(None),
         ready: Condvar::new(),
+        filled: AtomicBool::new(false),
+        parked: AtomicUsize::new(0),
     });
     (
         Resolver {
@@ -160,16 +208,13 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn get(self) -> Result<T, Error> {
+        self.slot.spin_for_value();
         let mut value = self.slot.lock();
         loop {
             if let Some(v) = value.take() {
                 return v;
             }
-            value = self
-                .slot
-                .ready
-                .wait(value)
-                .unwrap_or_else(|e| e.into_inner());
+            value = self.slot.park(value, None);
         }
     }
 
@@ -205,13 +250,10 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn wait(&self) {
+        self.slot.spin_for_value();
         let mut value = self.slot.lock();
         while value.is_none() {
-            value = self
-                .slot
-                .ready
-                .wait(value)
-                .unwrap_or_else(|e| e.into_inner());
+            value = self.slot.park(value, None);
         }
     }
 
@@ -233,12 +275,7 @@ impl<T> AsyncResult<T> {
             if left.is_zero() {
                 return false;
             }
-            value = self
-                .slot
-                .ready
-                .wait_timeout(value, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            value = self.slot.park(value, Some(left));
         }
         true
     }

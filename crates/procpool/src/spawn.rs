@@ -27,6 +27,9 @@ pub(crate) const ENV_WORKER: &str = "PROCPOOL_WORKER_FD";
 pub(crate) struct Child {
     process: std::process::Child,
     stream: UnixStream,
+    /// Every read of the socket goes through this buffer, so a small
+    /// frame, length and body, costs one `recv`.
+    reader: io::BufReader<UnixStream>,
     scratch: Vec<u8>,
 }
 
@@ -57,9 +60,19 @@ impl Child {
         unsafe { command.pre_exec(move || prepare_child(child_fd, parent_pid)) };
         let process = command.spawn().map_err(spawn_error)?;
         drop(child_end);
+        let reader = match stream.try_clone() {
+            Ok(read_end) => io::BufReader::with_capacity(1 << 16, read_end),
+            Err(e) => {
+                let mut process = process;
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(spawn_error(e));
+            }
+        };
         let mut child = Child {
             process,
             stream,
+            reader,
             scratch: Vec::new(),
         };
         match child.handshake(init) {
@@ -86,7 +99,7 @@ impl Child {
     fn handshake(&mut self, init: Option<&(u32, Vec<u8>)>) -> Result<(), Option<String>> {
         let hello = ToWorker::Hello {
             fingerprint: table_fingerprint(),
-            init: init.map(|(task, args)| (*task, args.as_slice())),
+            init: init.map(|(task, args)| (*task, serde_bytes::Bytes::new(args))),
         };
         let mut buf = Vec::new();
         frame::write_message(&mut &self.stream, &hello, &mut buf).map_err(|_| None)?;
@@ -115,38 +128,30 @@ impl Child {
         &self.stream
     }
 
-    /// Writes a whole encoded frame. `MSG_NOSIGNAL` turns a dead peer into
-    /// `EPIPE` instead of a SIGPIPE that would kill this process.
-    pub(crate) fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            // SAFETY: the pointer and length describe the live `bytes` slice,
-            // and the fd is owned by `self.stream` for the whole call.
-            let n = unsafe {
-                libc::send(
-                    self.stream.as_raw_fd(),
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            bytes = &bytes[n as usize..];
-        }
-        Ok(())
+    /// Reads the next frame into `buf`.
+    pub(crate) fn read_frame(&mut self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+        frame::read_frame(&mut self.reader, buf)
+    }
+
+    /// Sends a frame of `head` and raw `blocks` (see [`frame::send_with_blocks`]).
+    pub(crate) fn send_with_blocks<T: serde::Serialize + ?Sized>(
+        &mut self,
+        head: &T,
+        blocks: &[&[u8]],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        frame::send_with_blocks(self.stream.as_raw_fd(), head, blocks, scratch)
     }
 
     pub(crate) fn recv(&mut self) -> Result<FromWorker, FrameError> {
-        frame::read_message(&mut &self.stream, &mut self.scratch)
+        frame::read_message(&mut self.reader, &mut self.scratch)
     }
 
     /// Waits up to `timeout` for the socket to have data or be closed.
     pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        if !self.reader.buffer().is_empty() {
+            return Ok(true);
+        }
         poll_readable(self.stream.as_raw_fd(), timeout)
     }
 

@@ -7,13 +7,18 @@
 //! a table that [`register!`](crate::register) builds at link time, plus the
 //! serialized arguments. No function pointer or code offset ever crosses.
 
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Once, OnceLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::error::{Error, panic_message};
+use crate::codec::{self, Cause, Unsent, serialize_cause};
+use crate::error::{Error, PanicLocation, panic_message};
+use crate::frame::MAX_VALUE;
 
 /// A function a pool can run: any `Fn` of zero to four arguments, called
 /// with its arguments as a tuple.
@@ -59,19 +64,48 @@ impl_task_fn!(A, B);
 impl_task_fn!(A, B, C);
 impl_task_fn!(A, B, C, D);
 
-/// Why one call failed inside a worker process. Sent back over the socket
-/// and turned into an [`Error`] in the parent.
+/// Why one call failed inside a worker (or on a thread worker). Sent back
+/// over the socket and turned into an [`Error`] in the parent.
+/// Boxed, so that a call's results (`Result<Output, TaskFailure>`) take
+/// no more room per item than the output and a pointer: a failure is rare
+/// and large (a panic's message, place and backtrace).
+pub(crate) type TaskFailure = Box<Failure>;
+
+/// What a [`TaskFailure`] holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum TaskFailure {
-    Panicked(String),
-    Codec(String),
+pub(crate) enum Failure {
+    Panicked {
+        message: String,
+        location: Option<PanicLocation>,
+        backtrace: Option<String>,
+    },
+    Codec {
+        message: String,
+        cause: String,
+    },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl From<TaskFailure> for Error {
     fn from(f: TaskFailure) -> Error {
-        match f {
-            TaskFailure::Panicked(message) => Error::Panicked { message },
-            TaskFailure::Codec(message) => Error::Codec { message },
+        match *f {
+            Failure::Panicked {
+                message,
+                location,
+                backtrace,
+            } => Error::Panicked {
+                message,
+                location,
+                backtrace,
+            },
+            Failure::Codec { message, cause } => Error::Codec {
+                message,
+                source: Cause::new(cause),
+            },
+            Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
         }
     }
 }
@@ -108,18 +142,18 @@ pub fn name_of<F>(_: &F) -> &'static str {
 pub fn run_encoded<F, Args>(f: &F, payload: &[u8]) -> Result<Vec<u8>, String>
 where
     F: TaskFn<Args>,
-    Args: DeserializeOwned,
-    F::Output: Serialize,
+    Args: DeserializeOwned + 'static,
+    F::Output: Serialize + 'static,
 {
     let args: Vec<Args> =
-        postcard::from_bytes(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
+        codec::decode_args(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
     let results: Vec<Result<F::Output, TaskFailure>> =
         args.into_iter().map(|a| call_caught(f, a)).collect();
-    match postcard::to_allocvec(&results) {
+    match codec::encode_results(&results) {
         Ok(bytes) => Ok(bytes),
-        // One bad result should not take its neighbours with it: report the
-        // encoding failure on every result of the batch that cannot travel.
-        Err(e) => encode_each(results, e.to_string()),
+        // One bad or huge result should not take its neighbours with it:
+        // report the failure on every result that cannot travel.
+        Err(_) => Ok(encode_each(results)),
     }
 }
 
@@ -135,34 +169,139 @@ where
     let args = args.pop().ok_or("no initializer arguments")?;
     call_caught(f, args)
         .map(drop)
-        .map_err(|(TaskFailure::Panicked(m) | TaskFailure::Codec(m))| m)
+        .map_err(|failure| match *failure {
+            Failure::Panicked { message, .. } | Failure::Codec { message, .. } => message,
+            other => Error::from(Box::new(other)).to_string(),
+        })
 }
 
-fn encode_each<R: Serialize>(
-    results: Vec<Result<R, TaskFailure>>,
-    why: String,
-) -> Result<Vec<u8>, String> {
-    let fixed: Vec<Result<R, TaskFailure>> = results
+/// Encodes results one by one, putting in place of each that cannot be
+/// encoded, or is larger than a frame carries, its failure.
+fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> Vec<u8> {
+    let mut items: Vec<Vec<u8>> = results
         .into_iter()
-        .map(|r| match r {
-            Ok(v) if postcard::to_allocvec(&v).is_err() => Err(TaskFailure::Codec(format!(
-                "cannot encode the result: {why}"
-            ))),
-            other => other,
+        .map(|r| {
+            let one = vec![r];
+            match codec::encode_results(&one) {
+                Ok(bytes) => codec::sole_element(bytes),
+                Err(Unsent::TooLarge(size)) => failure_element(Failure::TooLarge {
+                    size: (size - 1) as u64,
+                    limit: MAX_VALUE as u64,
+                }),
+                Err(Unsent::Codec(e)) => {
+                    let cause = serialize_cause(&e, &one);
+                    failure_element(Failure::Codec {
+                        message: format!("cannot encode the result: {cause}"),
+                        cause,
+                    })
+                }
+            }
         })
         .collect();
-    postcard::to_allocvec(&fixed).map_err(|e| format!("cannot encode results: {e}"))
+    let size: usize = items.iter().map(Vec::len).sum();
+    if size > MAX_VALUE {
+        // Each fits, but not all together: the chunk is the task, and fails.
+        let failure = Failure::TooLarge {
+            size: size as u64,
+            limit: MAX_VALUE as u64,
+        };
+        items
+            .iter_mut()
+            .for_each(|item| *item = failure_element(failure.clone()));
+    }
+    codec::vec_of(&items)
 }
 
-/// Calls `f`, turning a panic into a [`TaskFailure`] that keeps its message.
+/// A failed result, encoded as an element of `Vec<Result<R, TaskFailure>>`
+/// (whatever `R`: a `Result`'s `Err` does not depend on it).
+fn failure_element(failure: Failure) -> Vec<u8> {
+    postcard::to_allocvec(&Err::<(), _>(failure)).expect("a failure always encodes")
+}
+
+thread_local! {
+    /// Whether this thread is running a task, whose panic the pool reports
+    /// as [`Error::Panicked`].
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// What the panic hook saw of this thread's task panic, for
+    /// [`call_caught`] to pick up once the unwinding reaches it.
+    static SEEN: RefCell<Option<Seen>> = const { RefCell::new(None) };
+}
+
+/// Whether the hook keeps task panics off stderr: in a worker process, as
+/// Python's workers do not print a task's exception (the parent gets it).
+/// Thread workers print them as before, through the program's own hook.
+static QUIET_TASK_PANICS: AtomicBool = AtomicBool::new(false);
+
+/// Where a task panicked and, if asked for, the backtrace.
+struct Seen {
+    location: Option<PanicLocation>,
+    backtrace: Option<String>,
+}
+
+/// Installs, once per process, a panic hook that records where a task
+/// panicked (and the backtrace when `RUST_BACKTRACE` asks for one), then
+/// hands every panic to the hook that was there before, except a task's
+/// panic in a worker process (`quiet`). The record travels with the task's
+/// `Panicked` error; a program that replaces the hook afterwards only
+/// loses the location.
+pub(crate) fn record_task_panics(quiet: bool) {
+    static INSTALLED: Once = Once::new();
+    if quiet {
+        QUIET_TASK_PANICS.store(true, Ordering::Relaxed);
+    }
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_TASK.get() {
+                return previous(info);
+            }
+            let location = info.location().map(|at| PanicLocation {
+                file: at.file().to_string(),
+                line: at.line(),
+                column: at.column(),
+            });
+            let trace = Backtrace::capture();
+            let backtrace =
+                (trace.status() == BacktraceStatus::Captured).then(|| trace.to_string());
+            SEEN.set(Some(Seen {
+                location,
+                backtrace,
+            }));
+            if !QUIET_TASK_PANICS.load(Ordering::Relaxed) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Calls `f`, turning a panic into a [`TaskFailure`] that keeps its
+/// message and, through the hook of [`record_task_panics`], its location.
 pub(crate) fn call_caught<F, Args>(f: &F, args: Args) -> Result<F::Output, TaskFailure>
 where
     F: TaskFn<Args>,
 {
+    // A task may run a task of its own inline (a nested thread pool call
+    // is not one, but a callback could be): restore the outer state.
+    let outer = IN_TASK.replace(true);
+    // Clear a record left by a panic the last task caught itself; looking
+    // first keeps the common case (no panic) to a read.
+    SEEN.with_borrow_mut(|seen| {
+        if seen.is_some() {
+            *seen = None;
+        }
+    });
     // AssertUnwindSafe: after a panic the arguments are dropped and the
     // function is only shared immutably, so no broken state is observed.
-    catch_unwind(AssertUnwindSafe(|| f.call(args)))
-        .map_err(|p| TaskFailure::Panicked(panic_message(&*p)))
+    let result = catch_unwind(AssertUnwindSafe(|| f.call(args)));
+    IN_TASK.set(outer);
+    result.map_err(|p| {
+        let seen = SEEN.take();
+        Box::new(Failure::Panicked {
+            message: panic_message(&*p),
+            location: seen.as_ref().and_then(|s| s.location.clone()),
+            backtrace: seen.and_then(|s| s.backtrace),
+        })
+    })
 }
 
 /// The index of the function named `name` in [`TASKS`], built once.
@@ -286,7 +425,9 @@ mod tests {
         let out = run_by_index(i, &postcard::to_allocvec(&vec![(1,), (5,)]).unwrap()).unwrap();
         let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
         assert!(matches!(&out[0], Ok(1)));
-        assert!(matches!(&out[1], Err(TaskFailure::Panicked(m)) if m == "too big: 5"));
+        assert!(
+            matches!(out[1].as_ref().map_err(|f| &**f), Err(Failure::Panicked { message, .. }) if message == "too big: 5")
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ impl Kind for Thread {
         pool: &Arc<Shared<LocalJob>>,
         spec: Arc<WorkerSpec<Thread>>,
     ) -> Result<Threads, Error> {
+        crate::task::record_task_panics(false);
         let threads = Threads::default();
         for _ in 0..spec.workers {
             spawn_worker(pool.clone(), spec.clone(), threads.clone())?;

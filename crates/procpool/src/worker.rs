@@ -3,15 +3,18 @@
 
 use std::ffi::OsStr;
 use std::io::{BufReader, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 
 use crate::error::Error;
 use crate::frame::{self, FrameError};
-use crate::spawn::ENV_WORKER;
+use crate::frame::{HEAD_ROOM, MAX_FRAME};
+use crate::spawn::{ENV_WORKER, poll_readable};
+use crate::spin::spin_until;
 use crate::task::{init_by_index, run_by_index, table_fingerprint};
-use crate::wire::{FromWorker, ToWorker};
+use crate::wire::{self, FromWorker, ToWorker};
+use std::time::Duration;
 
 /// Makes this process serve as a pool worker if it was started as one, and
 /// returns at once otherwise.
@@ -81,12 +84,12 @@ fn serve(spec: &OsStr) -> Result<(), String> {
     // SAFETY: setting a signal to SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
 
-    quiet_task_panics();
+    crate::task::record_task_panics(true);
     let mut reader = BufReader::with_capacity(1 << 16, &stream);
     let mut buf = Vec::new();
     let mut out = Vec::new();
-    let hello: ToWorker<Vec<u8>> =
-        frame::read_message(&mut reader, &mut buf).map_err(|e| e.to_string())?;
+    frame::read_frame(&mut reader, &mut buf).map_err(|e| e.to_string())?;
+    let hello = frame::decode(&buf).map_err(|e| e.to_string())?;
     let ready = start(hello);
     let failed = matches!(ready, FromWorker::StartFailed(_));
     frame::write_message(&mut &stream, &ready, &mut out).map_err(|e| e.to_string())?;
@@ -94,50 +97,91 @@ fn serve(spec: &OsStr) -> Result<(), String> {
         return Ok(());
     }
     loop {
-        match frame::read_message::<ToWorker<Vec<u8>>>(&mut reader, &mut buf) {
-            Ok(ToWorker::Batch(calls)) => {
-                let replies: Vec<_> = calls
-                    .iter()
-                    .map(|(task, args)| {
-                        IN_TASK.set(true);
-                        let reply = run_by_index(*task, args);
-                        IN_TASK.set(false);
-                        reply
-                    })
-                    .collect();
-                // Puts a task made on a shared queue must be settled before
-                // the parent learns the task is done, or it could close the
-                // queue under them.
-                crate::manager::settle_all();
-                frame::write_message(&mut &stream, &FromWorker::Replies(replies), &mut out)
-                    .map_err(|e| format!("cannot send results: {e}"))?;
-            }
-            Ok(ToWorker::Exit) | Err(FrameError::Eof) => return Ok(()),
-            Ok(ToWorker::Hello { .. }) => return Err("protocol error: second hello".into()),
+        // The next batch of a caller that waits for each result comes
+        // microseconds after this one's replies: look for it before
+        // sleeping in read, so it costs no wake-up.
+        if reader.buffer().is_empty() {
+            spin_until(|| poll_readable(fd, Duration::ZERO).unwrap_or(true));
+        }
+        match frame::read_frame(&mut reader, &mut buf) {
+            Ok(()) => {}
+            // The parent hung up between frames: the pool is gone.
+            Err(FrameError::Eof) => return Ok(()),
             Err(e) => return Err(format!("protocol error: {e}")),
+        }
+        if !serve_frame(&buf, fd, &mut out)? {
+            return Ok(());
         }
     }
 }
 
-thread_local! {
-    /// Whether the worker's main thread is inside a task, whose panic
-    /// travels back to the parent as `Error::Panicked`.
-    static IN_TASK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A task's panic is the parent's to report (its message comes back in
-/// the result), so the worker does not print it too, as Python's workers
-/// do not print a task's exception. Any other panic is printed as usual.
-fn quiet_task_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !IN_TASK.get() {
-            default(info);
+/// Runs one frame from the parent: a batch (its replies sent) or `Exit`.
+/// Returns whether to go on.
+fn serve_frame(frame: &[u8], fd: RawFd, out: &mut Vec<u8>) -> Result<bool, String> {
+    let (message, rest) = frame::decode_head(frame).map_err(|e| format!("protocol error: {e}"))?;
+    match message {
+        ToWorker::Batch(calls) => {
+            let payloads = wire::split_blocks(rest, calls.iter().map(|c| c.len))
+                .map_err(|e| format!("protocol error: {e}"))?;
+            let replies: Vec<_> = calls
+                .iter()
+                .zip(payloads)
+                .map(|(call, args)| run_by_index(call.task, args))
+                .collect();
+            // Puts a task made on a shared queue must be settled before
+            // the parent learns the task is done, or it could close the
+            // queue under them.
+            crate::manager::settle_all();
+            send_replies(fd, &replies, out).map_err(|e| format!("cannot send results: {e}"))?;
+            Ok(true)
         }
-    }));
+        // Only a batch carries blocks: anything after another head is as
+        // malformed as trailing bytes anywhere.
+        _ if !rest.is_empty() => Err(format!(
+            "protocol error: malformed frame: {} trailing bytes",
+            rest.len()
+        )),
+        ToWorker::Exit => Ok(false),
+        ToWorker::Hello { .. } => Err("protocol error: second hello".into()),
+    }
 }
 
-fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {
+/// Sends a batch's replies, in as many frames as their size needs: each
+/// reply is at most [`MAX_VALUE`](crate::frame::MAX_VALUE) (see
+/// `task::run_encoded`), a frame at most one such value and its head.
+fn send_replies(
+    fd: RawFd,
+    replies: &[Result<Vec<u8>, String>],
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut rest = replies;
+    loop {
+        let mut room = MAX_FRAME - HEAD_ROOM;
+        let mut take = 0;
+        for reply in rest {
+            let len = reply.as_ref().map_or(0, Vec::len);
+            if take > 0 && len > room {
+                break;
+            }
+            room = room.saturating_sub(len);
+            take += 1;
+        }
+        let (now, later) = rest.split_at(take);
+        let head = FromWorker::Replies(
+            now.iter()
+                .map(|r| r.as_ref().map(|v| v.len() as u64).map_err(Clone::clone))
+                .collect(),
+        );
+        let blocks: Vec<&[u8]> = now.iter().filter_map(|r| r.as_deref().ok()).collect();
+        frame::send_with_blocks(fd, &head, &blocks, scratch)?;
+        if later.is_empty() {
+            return Ok(());
+        }
+        rest = later;
+    }
+}
+
+fn start(hello: ToWorker<'_>) -> FromWorker {
     let ToWorker::Hello { fingerprint, init } = hello else {
         return FromWorker::StartFailed("protocol error: expected hello".into());
     };
@@ -146,7 +190,7 @@ fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {
             "the worker's task table differs from the parent's executable".into(),
         );
     }
-    match init.map(|(task, args)| init_by_index(task, &args)) {
+    match init.map(|(task, args)| init_by_index(task, args)) {
         Some(Err(why)) => FromWorker::StartFailed(why),
         _ => FromWorker::Ready,
     }

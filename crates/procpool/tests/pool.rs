@@ -13,8 +13,8 @@ use std::time::Duration;
 use procpool::{Error, Runs, TaskFn};
 
 use common::{
-    Gate, all_fired, assert_bad_chunksize, on_both_kinds, outcome_callbacks, panicked, pool,
-    squares, within,
+    Gate, all_fired, assert_bad_chunksize, assert_panicked_here, on_both_kinds, outcome_callbacks,
+    panicked, pool, squares, within,
 };
 
 procpool::test_support!();
@@ -32,6 +32,7 @@ on_both_kinds! {
     large_arguments_and_results_travel_whole(reverse_bytes);
     map_async_with_callbacks_passes_the_whole_list(square, fail_if_odd);
     a_panicking_task_reports_its_message_and_the_worker_serves_on(fail_if_odd, worker_identity);
+    a_panic_reports_the_file_and_line_of_its_panic(panic_here, square);
     map_returns_the_failing_items_error(fail_if_odd);
     a_callback_may_submit_more_work(square);
     a_panicking_callback_leaves_the_pool_serving(square);
@@ -324,4 +325,20 @@ where
         .unwrap();
     assert_eq!(r.get(), Ok(4));
     assert_eq!(pool.map(square, 0..10, Some(1)), Ok(squares(0..10)));
+}
+
+/// Python shows the worker's traceback; here the error says where the
+/// `panic!` is, for `apply` and for an item of a `map` alike.
+fn a_panic_reports_the_file_and_line_of_its_panic<K, P, Sq>(_: K, panic_here: P, square: Sq)
+where
+    K: Runs<P, (u64,)> + Runs<Sq, (u64,)>,
+    P: TaskFn<(u64,), Output = u64> + Copy,
+    Sq: TaskFn<(u64,), Output = u64>,
+{
+    let pool = pool::<K>(1);
+    assert_panicked_here(&pool.apply(panic_here, (7,)).unwrap_err(), 7);
+    let mapped: Vec<_> = pool.imap(panic_here, [1, 2], Some(2)).unwrap().collect();
+    assert_panicked_here(mapped[0].as_ref().unwrap_err(), 1);
+    assert_panicked_here(mapped[1].as_ref().unwrap_err(), 2);
+    assert_eq!(pool.apply(square, (3,)), Ok(9), "the worker serves on");
 }

@@ -18,6 +18,7 @@ procpool::test_support!();
 
 on_both_kinds! {
     an_imap_started_before_close_yields_everything(square);
+    an_imap_cut_short_by_terminate_gives_each_item_it_took_one_result(square);
     submitting_after_close_or_terminate_is_refused(square, add);
     a_refused_submission_fires_no_callback(square);
     join_before_close_or_terminate_is_still_running(square);
@@ -52,6 +53,60 @@ where
     let (ordered, unordered) = within("imap after close", collect_after_close);
     assert_eq!(ordered, Ok(squares(0..300)));
     assert_eq!(unordered, squares(0..300));
+}
+
+/// After `terminate()` an imap's next chunk is refused: the iterator ends
+/// after that chunk's error (last, for `imap`), and every item it took from the input comes out
+/// exactly once (a value, or `Terminated`/`Closed`), in order for `imap`.
+fn an_imap_cut_short_by_terminate_gives_each_item_it_took_one_result<K, Sq>(_: K, square: Sq)
+where
+    K: Runs<Sq, (u64,)>,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let run = move |ordered: bool| {
+        let pool = pool::<K>(1);
+        let taken = std::rc::Rc::new(std::cell::Cell::new(0u64));
+        let counter = taken.clone();
+        let input = (0..100_000u64).inspect(move |_| counter.set(counter.get() + 1));
+        let mut results: Box<dyn Iterator<Item = Result<u64, Error>>> = if ordered {
+            Box::new(pool.imap(square, input, Some(1)).unwrap())
+        } else {
+            Box::new(pool.imap_unordered(square, input, Some(1)).unwrap())
+        };
+        let first = results.next();
+        pool.terminate();
+        let rest: Vec<_> = results.collect();
+        (first, rest, taken.get())
+    };
+    for ordered in [true, false] {
+        let (first, rest, taken) = within("an imap after terminate", move || {
+            let (first, rest, taken) = run(ordered);
+            (first, rest, taken)
+        });
+        assert!(matches!(first, Some(Ok(_))), "{first:?}");
+        let closed = rest.iter().filter(|r| **r == Err(Error::Closed)).count();
+        assert_eq!(closed, 1, "one refused chunk of one item: {rest:?}");
+        if ordered {
+            assert_eq!(
+                rest.last(),
+                Some(&Err(Error::Closed)),
+                "the refusal comes last"
+            );
+        }
+        let all: Vec<_> = first.into_iter().chain(rest).collect();
+        assert_eq!(all.len() as u64, taken, "one result per item taken");
+        let values: Vec<u64> = all.iter().filter_map(|r| r.clone().ok()).collect();
+        let stopped = |r: &&Result<u64, Error>| matches!(r, Err(Error::Terminated | Error::Closed));
+        assert_eq!(all.iter().filter(stopped).count() + values.len(), all.len());
+        let mut distinct = values.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), values.len(), "no value twice");
+        if ordered {
+            let squares: Vec<u64> = (0..values.len() as u64).map(|i| i * i).collect();
+            assert_eq!(values, squares, "the values come first, in order");
+        }
+    }
 }
 
 fn submitting_after_close_or_terminate_is_refused<K, Sq, Ad>(_: K, square: Sq, add: Ad)

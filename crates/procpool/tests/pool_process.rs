@@ -18,7 +18,8 @@ use procpool::{Error, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use common::{
-    Gate, HANG, all_fired, hold_until_released, outcome_callbacks, square, within, worker_identity,
+    Gate, HANG, all_fired, assert_panicked_here, hold_until_released, outcome_callbacks,
+    panic_here, square, within, worker_identity,
 };
 
 procpool::test_support!();
@@ -94,6 +95,20 @@ fn unwrap_picky(p: Picky) -> u64 {
     p.0
 }
 
+/// Zeros of the given length: a result as large as asked for, cheap to
+/// make (the kernel's zero pages until written).
+fn bytes_of_len(len: u64) -> Vec<u8> {
+    vec![0; len as usize]
+}
+
+/// The length of its argument: an argument as large as the caller makes it.
+fn len_of(data: Vec<u8>) -> u64 {
+    data.len() as u64
+}
+
+/// One byte over what a frame carries.
+const OVER_THE_LIMIT: u64 = (1 << 30) + 1;
+
 procpool::register!(
     set_greeting,
     greeting_and_pid,
@@ -102,7 +117,9 @@ procpool::register!(
     exit_with,
     ignore_sigterm_and_hold,
     make_picky,
-    unwrap_picky
+    unwrap_picky,
+    bytes_of_len,
+    len_of
 );
 
 /// Set in the copy of this binary that [`run_alone`] starts.
@@ -115,9 +132,15 @@ fn running_alone() -> bool {
 /// Runs the test `name` alone in a fresh copy of this binary, asserts that
 /// it passed, and returns its stdout.
 fn run_alone(name: &str) -> String {
+    run_alone_with(name, &[])
+}
+
+/// [`run_alone`] with extra environment variables.
+fn run_alone_with(name: &str, env: &[(&str, &str)]) -> String {
     let child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(ALONE, "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -319,6 +342,35 @@ fn a_worker_deaf_to_sigterm_is_killed_after_the_grace_period() {
     );
 }
 
+/// Python's pool repopulates as soon as a worker retires; so must this
+/// one, without waiting for the next task. The wait polls `worker_pids`
+/// up to a deadline: there is no event to wait for but the new worker.
+#[test]
+fn retired_workers_are_replaced_while_the_pool_is_idle() {
+    let pool = Pool::builder()
+        .workers(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let ran: BTreeSet<u32> = (0..3)
+        .map(|_| pool.apply(greeting_and_pid, ()).unwrap().1)
+        .collect();
+    assert!(!ran.is_empty());
+    let deadline = std::time::Instant::now() + HANG;
+    let fresh = loop {
+        let pids = pool.worker_pids();
+        if pids.len() == 2 && pids.iter().all(|pid| !ran.contains(pid)) {
+            break pids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pool stayed at {pids:?} after retiring {ran:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(records_of(&pool).len() == 2, "{fresh:?} are live children");
+}
+
 #[test]
 fn a_retired_worker_is_reaped() {
     let pool = Pool::builder()
@@ -343,13 +395,198 @@ fn values_that_cannot_be_encoded_are_codec_errors() {
     let got: Vec<_> = pool.imap(make_picky, 0..6, Some(6)).unwrap().collect();
     for (i, result) in (0..6).zip(&got) {
         match result {
-            Err(Error::Codec { message }) if i == 3 => {
+            Err(Error::Codec { message, .. }) if i == 3 => {
                 assert!(message.contains("encode"), "{message}")
             }
             Ok(Picky(v)) => assert_eq!(*v, i),
             other => panic!("item {i}: {other:?}"),
         }
     }
+}
+
+/// Python's `imap` gives 1, 2, the error, 4: an item that cannot be
+/// encoded fails in its own place, and the items after it still run.
+#[test]
+fn imap_yields_an_unencodable_items_error_in_its_place() {
+    let pool = Pool::with_workers(2).unwrap();
+    for chunksize in [None, Some(1), Some(2), Some(4)] {
+        let got: Vec<_> = pool
+            .imap(unwrap_picky, [1, 2, 3, 4].map(Picky), chunksize)
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 4, "chunksize {chunksize:?}: {got:?}");
+        assert_eq!((&got[0], &got[1], &got[3]), (&Ok(1), &Ok(2), &Ok(4)));
+        assert!(matches!(&got[2], Err(Error::Codec { .. })), "{got:?}");
+    }
+}
+
+/// A refused item used to leave a stray `Terminated` behind that was read
+/// in place of a real chunk's results: each item must come out once.
+#[test]
+fn imap_unordered_yields_every_item_once_when_one_cannot_be_encoded() {
+    let pool = Pool::with_workers(2).unwrap();
+    for chunksize in [1, 3] {
+        let got: Vec<_> = pool
+            .imap_unordered(unwrap_picky, (0..40).map(Picky), Some(chunksize))
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), 40, "chunksize {chunksize}: {got:?}");
+        let values: BTreeSet<u64> = got.iter().filter_map(|r| r.clone().ok()).collect();
+        assert_eq!(values, (0..40).filter(|&v| v != 3).collect());
+        assert!(matches!(
+            got.iter().find(|r| r.is_err()),
+            Some(Err(Error::Codec { .. }))
+        ));
+    }
+}
+
+/// A chunk the pool refuses as a whole fails each of its items, in order,
+/// and the rest of the input is still read.
+#[test]
+fn imap_reports_a_refused_chunk_item_by_item() {
+    let pool = Pool::with_workers(1).unwrap();
+    let unregistered = |r: &Result<u64, Error>| matches!(r, Err(Error::Unregistered { .. }));
+    let ordered: Vec<_> = pool
+        .imap(never_registered, 0..5, Some(2))
+        .unwrap()
+        .collect();
+    assert_eq!(ordered.len(), 5, "{ordered:?}");
+    assert!(ordered.iter().all(unregistered), "{ordered:?}");
+    let unordered: Vec<_> = pool
+        .imap_unordered(never_registered, 0..5, Some(2))
+        .unwrap()
+        .collect();
+    assert_eq!(unordered.len(), 5, "{unordered:?}");
+    assert!(unordered.iter().all(unregistered), "{unordered:?}");
+}
+
+/// An encoding error keeps what the value's `Serialize` said as its
+/// `source()`, whether the argument failed here or the result in the worker.
+#[test]
+fn codec_errors_keep_the_serializers_message_as_their_source() {
+    let pool = Pool::with_workers(1).unwrap();
+    let cause = |err: &Error| std::error::Error::source(err).map(ToString::to_string);
+    let refused = pool.apply_async(unwrap_picky, (Picky(3),)).unwrap_err();
+    assert_eq!(cause(&refused).as_deref(), Some("three cannot be encoded"));
+    assert!(
+        refused.to_string().contains("three cannot be encoded"),
+        "{refused}"
+    );
+    let returned = pool.apply(make_picky, (3,)).unwrap_err();
+    assert!(matches!(returned, Error::Codec { .. }), "{returned:?}");
+    assert_eq!(cause(&returned).as_deref(), Some("three cannot be encoded"));
+    let chunk_error = pool
+        .map(unwrap_picky, [Picky(2), Picky(3)], Some(2))
+        .unwrap_err();
+    assert_eq!(
+        cause(&chunk_error).as_deref(),
+        Some("three cannot be encoded")
+    );
+}
+
+/// With `RUST_BACKTRACE` set, a task's panic carries the worker's
+/// backtrace, on a worker process and on a worker thread alike.
+#[test]
+fn a_panic_carries_a_backtrace_when_rust_backtrace_asks() {
+    if !running_alone() {
+        run_alone_with(
+            "a_panic_carries_a_backtrace_when_rust_backtrace_asks",
+            &[("RUST_BACKTRACE", "1")],
+        );
+        return;
+    }
+    let process = Pool::with_workers(1).unwrap().apply(panic_here, (5,));
+    let thread = procpool::ThreadPool::with_workers(1)
+        .unwrap()
+        .apply(panic_here, (5,));
+    for err in [process.unwrap_err(), thread.unwrap_err()] {
+        assert_panicked_here(&err, 5);
+        let Error::Panicked { backtrace, .. } = &err else {
+            unreachable!("checked above")
+        };
+        let trace = backtrace.as_deref().expect("a backtrace");
+        assert!(trace.contains("panic_here"), "{trace}");
+        assert!(format!("{err:#}").contains("worker backtrace:"), "{err:#}");
+        assert_eq!(err.to_string().lines().count(), 1, "{err}");
+    }
+}
+
+#[track_caller]
+fn assert_too_large(err: &Error) {
+    match err {
+        Error::TooLarge { size, limit } => {
+            assert_eq!(*limit, 1 << 30);
+            assert!(*size > OVER_THE_LIMIT, "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains(&size.to_string()) && shown.contains(&limit.to_string()));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+/// A result over the frame limit used to make its worker exit, failing the
+/// tasks batched with it as `WorkerLost`. Now it fails alone: the worker
+/// stays, and its batch mates get their values.
+#[test]
+fn a_result_too_large_for_a_frame_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let worker = pool.worker_pids();
+    // Hold the worker so that everything after queues up and goes out as
+    // one batch.
+    let gate = Gate::new();
+    let holder = pool
+        .apply_async(hold_until_released, (gate.arg(),))
+        .unwrap();
+    let held = gate.wait_started();
+    let before: Vec<_> = (0..10)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    let huge = pool.apply_async(bytes_of_len, (OVER_THE_LIMIT,)).unwrap();
+    let after: Vec<_> = (10..20)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    held.release("go");
+    assert_eq!(holder.get(), Ok("go".to_string()));
+    assert_too_large(&within("the huge result", move || huge.get()).unwrap_err());
+    for (i, r) in (0..20u64).zip(before.into_iter().chain(after)) {
+        assert_eq!(r.get(), Ok(i * i));
+    }
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
+    // In a chunk, the huge item fails in its place and the rest stand.
+    let chunk = pool
+        .map_async(bytes_of_len, [1, OVER_THE_LIMIT, 2], Some(3))
+        .unwrap();
+    assert_too_large(&chunk.get().unwrap_err());
+    let items: Vec<_> = pool
+        .imap(bytes_of_len, [1, OVER_THE_LIMIT, 2], Some(1))
+        .unwrap()
+        .collect();
+    assert_eq!((&items[0], &items[2]), (&Ok(vec![0]), &Ok(vec![0, 0])));
+    assert_too_large(items[1].as_ref().unwrap_err());
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
+}
+
+/// An argument over the frame limit used to fail every task sent with it
+/// (`Codec`). Now it is refused alone; the rest run.
+#[test]
+fn an_argument_too_large_for_a_frame_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let worker = pool.worker_pids();
+    let small: Vec<_> = (0..40)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    let huge = || vec![0u8; OVER_THE_LIMIT as usize];
+    assert_too_large(&pool.apply_async(len_of, (huge(),)).unwrap_err());
+    for (i, r) in (0..40u64).zip(small) {
+        assert_eq!(r.get(), Ok(i * i));
+    }
+    let items: Vec<_> = pool
+        .imap(len_of, [vec![1], huge(), vec![1, 2]], Some(3))
+        .unwrap()
+        .collect();
+    assert_eq!((&items[0], &items[2]), (&Ok(1), &Ok(2)));
+    assert_too_large(items[1].as_ref().unwrap_err());
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
 }
 
 #[test]

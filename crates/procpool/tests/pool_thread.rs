@@ -105,3 +105,37 @@ fn a_panicking_initializer_leaves_the_thread_serving() {
         .unwrap();
     assert_eq!(pool.apply(|x: u32| x + 1, (1,)), Ok(2));
 }
+
+/// A thread retired by `maxtasksperchild` hands over to a fresh one at
+/// once, so the pool is at full strength while idle: each replacement runs
+/// the initializer, which reports it.
+#[test]
+fn retired_threads_are_replaced_while_the_pool_is_idle() {
+    let (tx, started) = mpsc::channel();
+    let pool = ThreadPool::builder()
+        .workers(2)
+        .maxtasksperchild(1)
+        .initializer(move || tx.send(std::thread::current().id()).unwrap())
+        .build()
+        .unwrap();
+    let ran: Vec<_> = (0..3)
+        .map(|_| pool.apply(|| std::thread::current().id(), ()).unwrap())
+        .collect();
+    // Two first threads and one replacement per retired thread, with no
+    // task after the last retirement.
+    let threads: Vec<_> = (0..5)
+        .map(|_| started.recv_timeout(HANG).expect("a thread started"))
+        .collect();
+    let distinct: std::collections::BTreeSet<String> =
+        threads.iter().map(|id| format!("{id:?}")).collect();
+    assert_eq!(distinct.len(), 5, "{threads:?}");
+    assert!(
+        ran.iter().all(|id| threads.contains(id)),
+        "{ran:?} {threads:?}"
+    );
+    drop(pool);
+    assert!(
+        started.try_recv().is_err(),
+        "no thread starts after the last"
+    );
+}

@@ -131,7 +131,7 @@ struct Tally {
 fn check(i: u64, result: Result<u64, Error>, tally: &mut Tally) {
     match (fate(i), result) {
         (Fate::Value, Ok(v)) if v == mix(i).rotate_left(7) => tally.values += 1,
-        (Fate::Panic, Err(Error::Panicked { message }))
+        (Fate::Panic, Err(Error::Panicked { message, .. }))
             if message == format!("planned panic {i}") =>
         {
             tally.panics += 1;

@@ -47,6 +47,12 @@ pub fn fail_if_odd(x: u64) -> u64 {
     x
 }
 
+/// Panics through the panic hook, with the line of its `panic!` in the
+/// message, so a test can check the location the pool reports.
+pub fn panic_here(x: u64) -> u64 {
+    panic!("boom {x} at line {}", line!())
+}
+
 /// Which process and thread ran the task.
 pub fn worker_identity() -> String {
     format!("{}/{:?}", std::process::id(), std::thread::current().id())
@@ -78,6 +84,7 @@ procpool::register!(
     add,
     last_digit,
     fail_if_odd,
+    panic_here,
     worker_identity,
     item_identity,
     reverse_bytes,
@@ -120,7 +127,34 @@ pub fn squares(items: impl IntoIterator<Item = u64>) -> Vec<u64> {
 pub fn panicked(message: &str) -> Error {
     Error::Panicked {
         message: message.into(),
+        location: None,
+        backtrace: None,
     }
+}
+
+/// Checks that `err` is the panic of [`panic_here`] with `x`, located at
+/// its `panic!`, and that its `Display` shows where.
+#[track_caller]
+pub fn assert_panicked_here(err: &Error, x: u64) {
+    let Error::Panicked {
+        message, location, ..
+    } = err
+    else {
+        panic!("expected a panic, got {err:?}");
+    };
+    let prefix = format!("boom {x} at line ");
+    let line: u32 = message
+        .strip_prefix(&prefix)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected message {message:?}"));
+    let location = location.as_ref().expect("the panic's location");
+    assert_eq!((location.file.as_str(), location.line), (file!(), line));
+    let shown = err.to_string();
+    let place = format!("{}:{}:{}", location.file, line, location.column);
+    assert!(
+        shown.contains(&place) && shown.contains(message.as_str()),
+        "{shown}"
+    );
 }
 
 #[track_caller]
