@@ -14,6 +14,7 @@ mod config;
 mod copy;
 mod exit_codes;
 mod finish;
+mod generate;
 mod job;
 mod plan;
 mod relpath;
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
+use crate::job::FailKind;
 use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
@@ -53,6 +55,11 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
+    if let Some(what) = args.generate {
+        // A closed stdout (`pcopy --generate man | head`) is no error.
+        let _ = generate::write(what, &mut std::io::stdout().lock());
+        return Ok(ExitCode::SUCCESS);
+    }
     let json = args.json;
     let config = match Config::from_args(args) {
         Ok(config) => config,
@@ -79,6 +86,9 @@ fn run() -> anyhow::Result<ExitCode> {
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
     let mut reporter = config.reporter()?;
+    for rejected in &plan.rejected {
+        reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
+    }
     for warning in plan::aside::prepare(&plan, &config.copy)? {
         reporter.notice(&warning);
     }

@@ -5,8 +5,9 @@
 //! This file walks; its others: what the walk sends and how ([`batch`]:
 //! the jobs queue's producer side, and [`WalkEvent`]s for the main thread,
 //! each batch announced before it is queued), the destination side of each
-//! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
-//! walker's halves of split files ([`split`]) and hard links ([`links`]).
+//! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
+//! directories above a root kept by path ([`implied`]), and the walker's
+//! halves of split files ([`split`]) and hard links ([`links`]).
 //!
 //! It may call the selection (`select`), the engine's helpers for temp
 //! files (`copy`) and the path helpers, and it makes the records the
@@ -18,6 +19,7 @@ mod case;
 mod claims;
 mod dest;
 mod entry_stat;
+mod implied;
 mod links;
 pub(crate) mod split;
 
@@ -25,6 +27,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +37,7 @@ use std::thread::JoinHandle;
 use procpool::Queue;
 use walkdir::WalkDir;
 
+use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
@@ -48,6 +52,7 @@ use case::Collisions;
 use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::{EntryStat, SourceDirs};
+use implied::ImpliedChain;
 use links::LinkTracker;
 use split::{SplitStart, Splitter};
 
@@ -70,6 +75,13 @@ pub(crate) struct WalkSetup {
     /// `-i`: say how each existing destination directory differs from its
     /// source ([`WalkEvent::DirChanged`]).
     pub(crate) itemize: bool,
+    /// `--existing`: enter only directories already in the destination.
+    pub(crate) existing: bool,
+    /// `--chmod`: changes to each directory's recorded mode.
+    pub(crate) chmod: Chmod,
+    /// `-x`: a directory on another filesystem than its root is made
+    /// empty (1) or left out (2); 0 crosses.
+    pub(crate) one_file_system: u8,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -178,10 +190,11 @@ fn walk(task: WalkTask) {
         dirs: Vec::new(),
         claims: (start.roots.len() > 1).then(Claims::new),
     };
+    let mut chain = ImpliedChain::default();
     let walked = start
         .roots
         .iter()
-        .try_for_each(|root| walker.walk_root(root));
+        .try_for_each(|root| walker.walk_root(root, &mut chain));
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
@@ -199,6 +212,17 @@ struct Walker {
     dirs: Vec<DirMeta>,
     /// The names handed out so far, when several sources share DST.
     claims: Option<Claims>,
+}
+
+/// Where a walked directory is, for [`Walker::walk_dir`].
+#[derive(Clone, Copy)]
+struct DirAt<'a> {
+    /// What another source's walk left at its path.
+    claim: Claim,
+    /// Where a root directory goes (its implied parent, or the root).
+    base: Parent<'a>,
+    /// `-x`: the device of the walk's root.
+    root_dev: Option<u64>,
 }
 
 /// The walked directories above the current entry, by depth: `dirs[d]` is
@@ -242,14 +266,22 @@ impl Ancestors {
 }
 
 impl Walker {
-    fn walk_root(&mut self, root: &Root) -> Result<(), Stopped> {
+    fn walk_root(&mut self, root: &Root, chain: &mut ImpliedChain) -> Result<(), Stopped> {
+        if !self.enter_implied(root, chain)? {
+            return Ok(());
+        }
         if !root.is_dir {
             return self.add_single(root);
         }
+        let base = chain.parent();
         let mut entries = WalkDir::new(&root.src)
             .follow_links(self.setup.dereference)
             .into_iter();
         let mut ancestors = Ancestors::default();
+        let root_dev = match self.setup.one_file_system {
+            0 => None,
+            _ => std::fs::metadata(&root.src).ok().map(|m| m.dev()),
+        };
         while let Some(entry) = entries.next() {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -272,30 +304,17 @@ impl Walker {
                 continue;
             };
             if file_type.is_dir() {
-                if !self.enter_walked_dir(&entry, rel, &mut ancestors)? {
+                let at = DirAt {
+                    claim,
+                    base,
+                    root_dev,
+                };
+                if !self.walk_dir(&entry, rel, &mut ancestors, at)? {
                     entries.skip_current_dir();
-                } else if claim == Claim::Merge {
-                    // The earlier source's directory keeps its metadata.
-                    self.dirs.pop();
                 }
                 continue;
             }
-            let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
-            let place = Place::in_parent(&ancestors.dirs, depth);
-            let md = match self.worker_stats(&place, &kind, entry.file_name()) {
-                true => None,
-                false => {
-                    let follow = self.setup.dereference;
-                    (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
-                }
-            };
-            let found = Found {
-                src: entry.into_path(),
-                rel,
-                kind,
-                md,
-            };
-            self.add_entry(found, place)?;
+            self.walk_file(entry, rel, &ancestors)?;
         }
         Ok(())
     }
@@ -329,6 +348,60 @@ impl Walker {
         Ok(Some(claim))
     }
 
+    /// A walked entry that is not a directory: stat'ed here or by the
+    /// worker (see [`Walker::worker_stats`]), then queued.
+    fn walk_file(
+        &mut self,
+        entry: walkdir::DirEntry,
+        rel: OsString,
+        ancestors: &Ancestors,
+    ) -> Result<(), Stopped> {
+        let depth = entry.depth();
+        let file_type = entry.file_type();
+        let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
+        let place = Place::in_parent(&ancestors.dirs, depth);
+        let md = match self.worker_stats(&place, &kind, entry.file_name()) {
+            true => None,
+            false => {
+                let follow = self.setup.dereference;
+                (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
+            }
+        };
+        let found = Found {
+            src: entry.into_path(),
+            rel,
+            kind,
+            md,
+        };
+        self.add_entry(found, place)
+    }
+
+    /// A walked directory: made (unless `-xx` leaves a mount point out) and
+    /// entered. False: skip its contents (a mount point under `-x`, or a
+    /// directory that could not be made).
+    fn walk_dir(
+        &mut self,
+        entry: &walkdir::DirEntry,
+        rel: OsString,
+        ancestors: &mut Ancestors,
+        at: DirAt<'_>,
+    ) -> Result<bool, Stopped> {
+        let mount = at
+            .root_dev
+            .is_some_and(|dev| entry.metadata().is_ok_and(|m| m.dev() != dev));
+        if mount && self.setup.one_file_system > 1 {
+            return Ok(false);
+        }
+        if !self.enter_walked_dir(entry, rel, ancestors, at.base)? {
+            return Ok(false);
+        }
+        if at.claim == Claim::Merge {
+            // The earlier source's directory keeps its metadata.
+            self.dirs.pop();
+        }
+        Ok(!mount)
+    }
+
     /// Creates the destination of a walked directory and pushes it, its
     /// source and `rel` on the stacks. False: skip its contents, because
     /// it could not be made or its parent was skipped (so a parent is
@@ -338,15 +411,19 @@ impl Walker {
         entry: &walkdir::DirEntry,
         rel: OsString,
         ancestors: &mut Ancestors,
+        base: Parent<'_>,
     ) -> Result<bool, Stopped> {
         let depth = entry.depth();
         let parent = match depth {
-            0 => Parent::Root,
+            0 => base,
             _ => match ancestors.dirs.get(depth - 1) {
                 Some(dir) => Parent::Dir(dir),
                 None => return Ok(false),
             },
         };
+        if self.setup.existing && !self.dest.has(parent, &rel) {
+            return Ok(false);
+        }
         match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
             Ok(dir) => {
                 let collisions = dir.folds_case.then(|| Collisions::in_dir(entry.path()));
@@ -517,6 +594,7 @@ impl Walker {
             let _ = self.out.send(created);
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
+        record.mode = self.setup.chmod.apply(record.mode, true);
         if self.setup.archive {
             record = record.with_archive(&meta, path);
         }

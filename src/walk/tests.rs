@@ -44,6 +44,9 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
         itemize: false,
+        existing: false,
+        chmod: Default::default(),
+        one_file_system: 0,
     };
     let start = WalkStart {
         roots: vec![Root {
