@@ -71,6 +71,7 @@ mod any_pool;
 mod codec;
 mod error;
 mod frame;
+mod future;
 mod kind;
 mod manager;
 mod map;
@@ -87,6 +88,7 @@ mod worker;
 pub use any_pool::{AnyPool, WorkerKind};
 pub use codec::Cause;
 pub use error::{Error, PanicLocation};
+pub use future::ResultFuture;
 pub use kind::{Kind, Process, Runs, Thread};
 pub use manager::{
     GetError, GetTimeoutError, Manager, ManagerError, PutError, PutTimeoutError, Queue,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, panic_message};
@@ -14,15 +15,39 @@ use crate::error::{Error, panic_message};
 /// value once and wakes every waiter; if the resolver is dropped without
 /// setting a value (a job lost by a bug, or discarded during shutdown), its
 /// `Drop` sets [`Error::Terminated`], so no waiter can hang.
+///
+/// Who wakes whom: filling the slot wakes the threads parked on `ready`
+/// (in `get` and `wait`) and then the one task that awaits the result, whose
+/// waker sits in `waker`. An `.await` registers its waker while it holds the
+/// `value` lock and sees no value, and the filler takes the waker only after
+/// it has stored the value under that lock, so a wake-up cannot fall between
+/// the two. Lock order: `value`, then `waker`.
 struct Slot<T> {
     value: Mutex<Option<Result<T, Error>>>,
     ready: Condvar,
+    waker: Mutex<Option<Waker>>,
 }
 
 impl<T> Slot<T> {
     fn lock(&self) -> MutexGuard<'_, Option<Result<T, Error>>> {
         // A poisoned lock only means a waiter panicked; the value is intact.
         self.value.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores the value and wakes every waiter, parked thread or task.
+    fn fill(&self, value: Result<T, Error>) {
+        *self.lock() = Some(value);
+        self.ready.notify_all();
+        // Taken out first: the wake-up may run the task inline, and it
+        // polls, which takes these locks again.
+        let waker = self.lock_waker().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -81,8 +106,7 @@ impl<T> Resolver<T> {
             }
         }
         if let Some(slot) = self.slot.take() {
-            *slot.lock() = Some(value);
-            slot.ready.notify_all();
+            slot.fill(value);
         }
     }
 }
@@ -103,8 +127,7 @@ impl<T> Drop for Resolver<T> {
     /// produced, and Python never calls them for cancelled work either.
     fn drop(&mut self) {
         if let Some(slot) = self.slot.take() {
-            *slot.lock() = Some(Err(Error::Terminated));
-            slot.ready.notify_all();
+            slot.fill(Err(Error::Terminated));
         }
     }
 }
@@ -114,6 +137,7 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
     let slot = Arc::new(Slot {
         value: Mutex::new(None),
         ready: Condvar::new(),
+        waker: Mutex::new(None),
     });
     (
         Resolver {
@@ -268,6 +292,22 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         self.slot.lock().as_ref().map(Result::is_ok)
+    }
+
+    /// Takes the value if it is there; otherwise leaves `cx`'s waker to be
+    /// woken when it arrives (see [`Slot`]). Only the latest poll's waker
+    /// is kept: a future is polled by one task at a time.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        let mut value = self.slot.lock();
+        if let Some(v) = value.take() {
+            return Poll::Ready(v);
+        }
+        let mut waker = self.slot.lock_waker();
+        match &mut *waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 
