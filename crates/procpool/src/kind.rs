@@ -42,8 +42,19 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     /// batches this kind dispatches.
     #[doc(hidden)]
     const IMAP_WINDOW_PER_WORKER: usize;
+    /// Starts the pool's first workers, one per seat of `pool`.
     #[doc(hidden)]
     fn start(pool: &Arc<Shared<Self::Job>>, spec: Arc<WorkerSpec<Self>>) -> Result<Threads, Error>;
+    /// Starts `n` more workers, whose seats `pool` has already counted,
+    /// adding their handles to `threads`. A worker that cannot start gives
+    /// its seat back and the first such failure is returned.
+    #[doc(hidden)]
+    fn grow(
+        pool: &Arc<Shared<Self::Job>>,
+        spec: &Arc<WorkerSpec<Self>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error>;
     #[doc(hidden)]
     fn signal_on_terminate(pid: u32);
 }
@@ -69,7 +80,6 @@ pub trait Runs<F: TaskFn<Args>, Args>: Kind {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct WorkerSpec<K: Kind> {
-    pub(crate) workers: usize,
     pub(crate) maxtasksperchild: Option<usize>,
     pub(crate) initializer: Option<K::Init>,
     /// The pool's identity, so a worker thread can tell that a drop of the
@@ -78,7 +88,8 @@ pub struct WorkerSpec<K: Kind> {
 }
 
 /// The join handles of a pool's threads. Thread workers replace themselves
-/// after `maxtasksperchild` tasks, so the list grows while the pool runs.
+/// after `maxtasksperchild` tasks, and `resize` adds workers, so the list
+/// grows while the pool runs.
 #[doc(hidden)]
 pub type Threads = Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>;
 

@@ -43,7 +43,7 @@ impl<K: Kind> fmt::Debug for WorkerPool<K> {
         let state = self.shared.lock().state;
         f.debug_struct("WorkerPool")
             .field("kind", &K::NAME)
-            .field("workers", &self.spec.workers)
+            .field("workers", &self.workers())
             .field("state", &state)
             .finish()
     }
@@ -122,7 +122,6 @@ impl<K: Kind> Builder<K> {
         }
         let shared = Arc::new(Shared::new(workers));
         let spec = Arc::new(WorkerSpec {
-            workers,
             maxtasksperchild: self.maxtasksperchild,
             initializer: self.initializer?,
             pool_id: Arc::as_ptr(&shared) as usize,
@@ -180,14 +179,60 @@ impl<K: Kind> WorkerPool<K> {
         }
     }
 
-    /// The number of workers.
+    /// The number of workers: as built, then as last set by
+    /// [`resize`](Self::resize).
     ///
     /// ```
     /// assert_eq!(procpool::ThreadPool::with_workers(4)?.workers(), 4);
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn workers(&self) -> usize {
-        self.spec.workers
+        self.shared.target()
+    }
+
+    /// Changes the number of workers while the pool runs; Python's pools
+    /// cannot. Growing starts the new workers at once (a process pool
+    /// waits until they are ready, as [`build`](Builder::build) does).
+    /// Shrinking lets each surplus worker finish the task in hand and leave
+    /// before it takes another; an idle one leaves at once. No queued task
+    /// is lost, and [`workers`](Self::workers) gives the new number at once.
+    ///
+    /// Zero workers is [`Error::InvalidArgument`], and a closed or
+    /// terminated pool gives [`Error::Closed`]. If a new worker cannot
+    /// start, its error is returned and `workers()` counts only those that
+    /// did.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// pool.resize(3)?;
+    /// assert_eq!(pool.workers(), 3);
+    /// // Three tasks that each wait for the other two: they finish only
+    /// // if three workers run them at once.
+    /// let all_three = Arc::new(Barrier::new(3));
+    /// let tasks: Vec<_> = (0..3)
+    ///     .map(|i| {
+    ///         let all_three = all_three.clone();
+    ///         pool.apply_async(move || { all_three.wait(); i }, ())
+    ///     })
+    ///     .collect::<Result<_, _>>()?;
+    /// let done: Vec<i32> = tasks.into_iter().map(|t| t.get()).collect::<Result<_, _>>()?;
+    /// assert_eq!(done, vec![0, 1, 2]);
+    /// pool.resize(1)?;
+    /// assert_eq!(pool.workers(), 1);
+    /// assert!(matches!(pool.resize(0), Err(procpool::Error::InvalidArgument { .. })));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn resize(&self, workers: usize) -> Result<(), Error> {
+        if workers == 0 {
+            return Err(Error::InvalidArgument {
+                message: "a pool needs at least one worker".into(),
+            });
+        }
+        match self.shared.resize(workers)? {
+            0 => Ok(()),
+            grow => K::grow(&self.shared, &self.spec, &self.threads, grow),
+        }
     }
 
     /// Runs `f(args...)` on a worker and waits for the result (Python's

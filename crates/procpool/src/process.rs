@@ -71,23 +71,7 @@ impl Kind for Process {
     ) -> Result<Threads, Error> {
         crate::worker::refuse_if_uninitialized_worker()?;
         let threads = Threads::default();
-        for slot in 0..spec.workers {
-            let (pool, spec) = (pool.clone(), spec.clone());
-            pool.entered();
-            let handle = std::thread::Builder::new()
-                .name(format!("procpool-io-{slot}"))
-                .spawn(move || IoThread::new(pool, spec, slot).run())
-                .map_err(|e| Error::Worker {
-                    message: format!("cannot start an I/O thread: {e}"),
-                })?;
-            threads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(handle);
-        }
-        let inner = pool.wait_until(|i| i.started == spec.workers || i.start_error.is_some());
-        if let Some(err) = inner.start_error.clone() {
-            drop(inner);
+        if let Err(err) = Self::grow(pool, &spec, &threads, pool.target()) {
             drop(pool.terminate(Self::signal_on_terminate));
             for h in std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner())) {
                 let _ = h.join();
@@ -95,6 +79,61 @@ impl Kind for Process {
             return Err(err);
         }
         Ok(threads)
+    }
+
+    /// Starts one I/O thread per new worker, in new slots, and waits until
+    /// each has started its worker process (and run the initializer), so
+    /// that a worker that cannot start is reported here.
+    fn grow(
+        pool: &Arc<Shared<RemoteJob>>,
+        spec: &Arc<WorkerSpec<Process>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error> {
+        let (first_slot, reported_before, failed_before) = {
+            let mut inner = pool.lock();
+            let first = inner.pids.len();
+            inner.pids.resize(first + n, None);
+            (
+                first,
+                inner.started + inner.start_failed,
+                inner.start_failed,
+            )
+        };
+        let mut spawned = 0;
+        let mut spawn_error = None;
+        for slot in first_slot..first_slot + n {
+            let (io_pool, io_spec) = (pool.clone(), spec.clone());
+            pool.entered();
+            let io = std::thread::Builder::new()
+                .name(format!("procpool-io-{slot}"))
+                .spawn(move || IoThread::new(io_pool, io_spec, slot).run());
+            match io {
+                Ok(handle) => {
+                    spawned += 1;
+                    threads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(handle);
+                }
+                Err(e) => {
+                    pool.lock().unseat_failed();
+                    pool.exited();
+                    spawn_error.get_or_insert(Error::Worker {
+                        message: format!("cannot start an I/O thread: {e}"),
+                    });
+                }
+            }
+        }
+        let inner = pool.wait_until(|i| i.started + i.start_failed >= reported_before + spawned);
+        match (spawn_error, inner.start_failed > failed_before) {
+            (Some(err), _) => Err(err),
+            (None, true) => Err(inner
+                .start_error
+                .clone()
+                .expect("a failed start leaves its error")),
+            (None, false) => Ok(()),
+        }
     }
 
     fn signal_on_terminate(pid: u32) {
@@ -128,23 +167,31 @@ impl IoThread {
     fn run(mut self) {
         mark_owned_by(self.spec.pool_id);
         let first = self.respawn();
+        let started = first.is_ok();
         {
             let mut inner = self.pool.lock();
             match first {
                 Ok(()) => inner.started += 1,
                 Err(e) => {
-                    inner.start_error.get_or_insert(e);
+                    // This slot never had a worker: it leaves the pool
+                    // rather than fail every task it would take.
+                    inner.start_failed += 1;
+                    inner.start_error = Some(e);
+                    inner.unseat_failed();
                 }
             }
         }
         self.pool.changed.notify_all();
+        if !started {
+            self.pool.exited();
+            return;
+        }
         let mut batch = Vec::with_capacity(BATCH);
         let limit = self.spec.maxtasksperchild.unwrap_or(usize::MAX);
-        while self.pool.pop_batch(
-            BATCH.min(limit - self.served),
-            self.spec.workers,
-            &mut batch,
-        ) {
+        while self
+            .pool
+            .pop_batch(BATCH.min(limit - self.served), &mut batch)
+        {
             self.dispatch(&mut batch);
             if self.served >= limit {
                 self.retire();

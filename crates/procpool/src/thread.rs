@@ -32,10 +32,24 @@ impl Kind for Thread {
     ) -> Result<Threads, Error> {
         crate::task::record_task_panics(false);
         let threads = Threads::default();
-        for _ in 0..spec.workers {
-            spawn_worker(pool.clone(), spec.clone(), threads.clone())?;
-        }
+        Self::grow(pool, &spec, &threads, pool.target())?;
         Ok(threads)
+    }
+
+    fn grow(
+        pool: &Arc<Shared<LocalJob>>,
+        spec: &Arc<WorkerSpec<Thread>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error> {
+        let mut first_error = None;
+        for _ in 0..n {
+            if let Err(e) = spawn_worker(pool.clone(), spec.clone(), threads.clone()) {
+                pool.lock().unseat_failed();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn signal_on_terminate(_pid: u32) {}
@@ -47,7 +61,7 @@ fn spawn_worker(
     threads: Threads,
 ) -> Result<(), Error> {
     pool.entered();
-    let handles = threads.clone();
+    let (handles, on_failure) = (threads.clone(), pool.clone());
     let spawned = std::thread::Builder::new()
         .name("procpool-worker".into())
         .spawn(move || serve(pool, spec, threads));
@@ -59,9 +73,12 @@ fn spawn_worker(
                 .push(handle);
             Ok(())
         }
-        Err(e) => Err(Error::Worker {
-            message: format!("cannot start a worker thread: {e}"),
-        }),
+        Err(e) => {
+            on_failure.exited();
+            Err(Error::Worker {
+                message: format!("cannot start a worker thread: {e}"),
+            })
+        }
     }
 }
 
@@ -81,7 +98,7 @@ fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Th
     let limit = spec.maxtasksperchild.unwrap_or(usize::MAX);
     let mut done = 0usize;
     let mut batch = Vec::with_capacity(BATCH);
-    while done < limit && pool.pop_batch(BATCH.min(limit - done), spec.workers, &mut batch) {
+    while done < limit && pool.pop_batch(BATCH.min(limit - done), &mut batch) {
         for job in batch.drain(..) {
             // Jobs already taken are still "queued" from the caller's view:
             // after terminate() they are dropped (resolving to Terminated)
@@ -96,8 +113,10 @@ fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Th
     }
     if done >= limit && !pool.is_terminated() {
         // The replacement registers before this thread deregisters, so
-        // `live` never reads 0 while the pool still has work.
+        // `live` never reads 0 while the pool still has work. It takes
+        // over this thread's seat; if it cannot start, the seat goes.
         if let Err(e) = spawn_worker(pool.clone(), spec.clone(), threads) {
+            pool.lock().unseat_failed();
             eprintln!("procpool: {e}");
         }
     }
