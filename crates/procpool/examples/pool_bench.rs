@@ -18,11 +18,12 @@
 //! | `imap_unordered` | `pool.imap_unordered` | `--n-async` items, chunk size 1 |
 //! | `queue_put_get` | `Manager().Queue put+get` | `-j` tasks each `put` `--n-queue / j` items on an unbounded manager queue; the parent `get`s them all |
 //! | `queue_put_get_batch` | (none) | the same with `put_many` of 256 and `get_many` |
+//! | `bytes_echo_mb` | (none) | one `apply` of `echo` on a `Vec<u8>` of `--mb` MB (200): ITEMS is MB, the rate MB/s |
 //!
 //! Flags: `-j N` (workers, default: the CPUs), `--n-async N` (50,000),
 //! `--n-map N` (1,000,000), `--n-queue N` (20,000), and, beyond the Python
-//! script's, `--n-apply N` (2,000), `--backend process|thread` (both) and
-//! `--only FIGURE` (all), to profile one figure.
+//! script's, `--n-apply N` (2,000), `--mb N` (200), `--backend
+//! process|thread` (both) and `--only FIGURE` (all), to profile one figure.
 
 use std::error::Error;
 use std::ffi::OsString;
@@ -58,7 +59,12 @@ fn put_batches(queue: Queue<u64>, n: u64) -> u64 {
     n
 }
 
-procpool::register!(square, put_items, put_batches);
+/// Hands its bytes back: what a `Vec<u8>` costs to cross both ways.
+fn echo(data: Vec<u8>) -> Vec<u8> {
+    data
+}
+
+procpool::register!(square, put_items, put_batches, echo);
 
 /// Items per `put_many` and most items per `get_many`.
 const BATCH: usize = 256;
@@ -74,13 +80,14 @@ pub struct Options {
     pub n_apply: u64,
     pub n_map: u64,
     pub n_queue: u64,
+    pub mb: u64,
     pub backends: Vec<&'static str>,
     pub only: Option<String>,
 }
 
 impl Options {
     /// Parses `-j N`, `--n-async N`, `--n-apply N`, `--n-map N`,
-    /// `--n-queue N`, `--backend process|thread` and `--only FIGURE`.
+    /// `--n-queue N`, `--mb N`, `--backend process|thread` and `--only FIGURE`.
     pub fn parse(args: &[OsString]) -> Result<Options, String> {
         let mut options = Options {
             workers: std::thread::available_parallelism().map_or(1, usize::from),
@@ -88,6 +95,7 @@ impl Options {
             n_apply: 2_000,
             n_map: 1_000_000,
             n_queue: 20_000,
+            mb: 200,
             backends: vec!["process", "thread"],
             only: None,
         };
@@ -107,6 +115,7 @@ impl Options {
                 "--n-apply" => options.n_apply = number()?,
                 "--n-map" => options.n_map = number()?,
                 "--n-queue" => options.n_queue = number()?,
+                "--mb" => options.mb = number()?,
                 "--only" => options.only = Some(value.to_string()),
                 "--backend" => {
                     options.backends = match value {
@@ -132,7 +141,12 @@ impl Options {
 pub fn run(out: &mut impl Write, args: &[OsString]) -> Result<(), Box<dyn Error>> {
     let options = Options::parse(args)?;
     let manager = Manager::new()?;
-    let tasks = (square, put_items, put_batches);
+    let tasks = Tasks {
+        square,
+        put_items,
+        put_batches,
+        echo,
+    };
     for &backend in &options.backends {
         let mut report = Report {
             out: &mut *out,
@@ -150,22 +164,39 @@ pub fn run(out: &mut impl Write, args: &[OsString]) -> Result<(), Box<dyn Error>
     Ok(())
 }
 
-/// The Python script's `main`, for one pool. The task functions come in as
-/// generic values, not `fn` pointers: a process worker finds a function by
-/// its registered name, and only the `fn` item's own type carries it.
-fn figures<K, Square, Put, PutBatches>(
+/// The task functions, as generic values, not `fn` pointers: a process
+/// worker finds a function by its registered name, and only the `fn`
+/// item's own type carries it.
+#[derive(Clone, Copy)]
+struct Tasks<Square, Put, PutBatches, Echo> {
+    square: Square,
+    put_items: Put,
+    put_batches: PutBatches,
+    echo: Echo,
+}
+
+/// The Python script's `main`, for one pool, and the bytes figure.
+fn figures<K, Square, Put, PutBatches, Echo>(
     report: &mut Report<'_>,
     pool: &WorkerPool<K>,
     manager: &Manager,
     options: &Options,
-    (square, put_items, put_batches): (Square, Put, PutBatches),
+    tasks: Tasks<Square, Put, PutBatches, Echo>,
 ) -> Result<(), Box<dyn Error>>
 where
     Square: TaskFn<(u64,), Output = u64> + Copy,
     Put: TaskFn<QueueArgs, Output = u64> + Copy,
     PutBatches: TaskFn<QueueArgs, Output = u64> + Copy,
+    Echo: TaskFn<(Vec<u8>,), Output = Vec<u8>> + Copy,
     K: Runs<Square, (u64,)> + Runs<Put, QueueArgs> + Runs<PutBatches, QueueArgs>,
+    K: Runs<Echo, (Vec<u8>,)>,
 {
+    let Tasks {
+        square,
+        put_items,
+        put_batches,
+        echo,
+    } = tasks;
     pool.map(square, 0..1000, None)?; // warm up, as the Python script does
     let n = options.n_async;
     report.figure("apply_async", n, || {
@@ -216,7 +247,14 @@ where
         put_batches,
         options,
         |q, left| Ok(q.get_many(left.min(BATCH))?),
-    )
+    )?;
+    let data: Vec<u8> = (0..options.mb << 20).map(|i| i as u8).collect();
+    let expected = data.clone();
+    report.figure("bytes_echo_mb", options.mb, || {
+        let back = pool.apply(echo, (data,))?;
+        assert!(back == expected, "the bytes came back changed");
+        Ok(())
+    })
 }
 
 /// One queue figure: `-j` producer tasks put `n_queue / j` items each on a

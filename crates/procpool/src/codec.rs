@@ -2,16 +2,26 @@
 //! and what an encoding failure says. Owns the postcard calls on task
 //! values and the [`Cause`] of a codec error; calls only the error type.
 //!
+//! Bytes: to serde a `Vec<u8>` is a sequence, which postcard moves one
+//! element at a time, at a few nanoseconds a byte each way. The two shapes
+//! in which bytes are a task's whole value, an argument tuple `(Vec<u8>,)`
+//! and a `Vec<u8>` result, are therefore encoded and decoded as one block
+//! (serde_bytes). Both paths give the same bytes, so each side may take
+//! either. Bytes nested in your own types go one by one unless the field
+//! says `#[serde(with = "serde_bytes")]`.
+//!
 //! postcard drops the message of a failing `Serialize` impl (its
 //! `ser::Error::custom` keeps nothing but "Serde Serialization Error"). The
 //! message is what the user needs, so on such a failure the value is
 //! serialized once more into [`Sink`], a serializer that writes nothing and
 //! keeps the message. That costs nothing unless encoding failed.
 
+use std::any::{Any, TypeId};
 use std::fmt;
 
-use serde::Serialize;
 use serde::ser;
+use serde::{Serialize, de::DeserializeOwned};
+use serde_bytes::{ByteBuf, Bytes};
 
 use crate::error::Error;
 
@@ -85,6 +95,78 @@ pub(crate) fn decode_error(what: &str, err: &postcard::Error) -> Error {
     Error::Codec {
         message: format!("{what}: {err}"),
         source: Cause::new(err.to_string()),
+    }
+}
+
+/// The encoded `Vec<A>` of a chunk of argument tuples.
+pub(crate) fn encode_args<A: Serialize + 'static>(
+    args: &Vec<A>,
+) -> Result<Vec<u8>, postcard::Error> {
+    if let Some(blocks) = (args as &dyn Any).downcast_ref::<Vec<(Vec<u8>,)>>() {
+        let view: Vec<(&Bytes,)> = blocks.iter().map(|(b,)| (Bytes::new(b),)).collect();
+        let size = blocks.iter().map(|(b,)| b.len() + 10).sum::<usize>() + 10;
+        return postcard::to_extend(&view, Vec::with_capacity(size));
+    }
+    postcard::to_allocvec(args)
+}
+
+/// Decodes what [`encode_args`] encoded.
+pub(crate) fn decode_args<A: DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> Result<Vec<A>, postcard::Error> {
+    if TypeId::of::<A>() == TypeId::of::<(Vec<u8>,)>() {
+        let blocks: Vec<(ByteBuf,)> = postcard::from_bytes(bytes)?;
+        let owned: Vec<(Vec<u8>,)> = blocks.into_iter().map(|(b,)| (b.into_vec(),)).collect();
+        return Ok(downcast(owned));
+    }
+    postcard::from_bytes(bytes)
+}
+
+/// The encoded results of a call, one per argument tuple.
+pub(crate) fn encode_results<R, E>(results: &Vec<Result<R, E>>) -> Result<Vec<u8>, postcard::Error>
+where
+    R: Serialize + 'static,
+    E: Serialize + 'static,
+{
+    if let Some(blocks) = (results as &dyn Any).downcast_ref::<Vec<Result<Vec<u8>, E>>>() {
+        let view: Vec<Result<&Bytes, &E>> = blocks
+            .iter()
+            .map(|r| r.as_ref().map(|b| Bytes::new(b)))
+            .collect();
+        let size = blocks
+            .iter()
+            .map(|r| r.as_ref().map_or(64, |b| b.len() + 10))
+            .sum::<usize>()
+            + 10;
+        return postcard::to_extend(&view, Vec::with_capacity(size));
+    }
+    postcard::to_allocvec(results)
+}
+
+/// Decodes what [`encode_results`] encoded.
+pub(crate) fn decode_results<R, E>(bytes: &[u8]) -> Result<Vec<Result<R, E>>, postcard::Error>
+where
+    R: DeserializeOwned + 'static,
+    E: DeserializeOwned + 'static,
+{
+    if TypeId::of::<R>() == TypeId::of::<Vec<u8>>() {
+        let blocks: Vec<Result<ByteBuf, E>> = postcard::from_bytes(bytes)?;
+        let owned: Vec<Result<Vec<u8>, E>> = blocks
+            .into_iter()
+            .map(|r| r.map(ByteBuf::into_vec))
+            .collect();
+        return Ok(downcast(owned));
+    }
+    postcard::from_bytes(bytes)
+}
+
+/// `value` as the type the caller named, which a `TypeId` check has just
+/// shown to be its own type.
+fn downcast<From: 'static, To: 'static>(value: From) -> To {
+    let boxed: Box<dyn Any> = Box::new(value);
+    match boxed.downcast::<To>() {
+        Ok(value) => *value,
+        Err(_) => unreachable!("the caller compared the TypeIds"),
     }
 }
 
@@ -267,6 +349,19 @@ mod tests {
             }
             s.serialize_u8(self.0)
         }
+    }
+
+    #[test]
+    fn byte_blocks_encode_as_serde_sequences_do() {
+        let args = vec![(vec![1u8, 2, 3],), (Vec::new(),)];
+        let fast = encode_args(&args).unwrap();
+        assert_eq!(fast, postcard::to_allocvec(&args).unwrap());
+        assert_eq!(decode_args::<(Vec<u8>,)>(&fast).unwrap(), args);
+
+        let results: Vec<Result<Vec<u8>, String>> = vec![Ok(vec![9; 300]), Err("no".into())];
+        let fast = encode_results(&results).unwrap();
+        assert_eq!(fast, postcard::to_allocvec(&results).unwrap());
+        assert_eq!(decode_results::<Vec<u8>, String>(&fast).unwrap(), results);
     }
 
     #[test]

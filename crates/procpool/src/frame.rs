@@ -5,14 +5,27 @@
 //! postcard. The count is checked against [`MAX_FRAME`] before anything is
 //! allocated, so a corrupt or hostile peer can make a read fail but cannot
 //! make it allocate without bound, panic, or read past the frame.
+//!
+//! A frame to or from a worker process may end in raw byte blocks after
+//! its postcard head (see `wire`), written from where they lie by
+//! [`send_with_blocks`].
 
 use std::io::{self, Read, Write};
+use std::os::fd::RawFd;
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-/// The largest frame either side accepts (1 GiB). Larger payloads are refused
-/// at encode time with a clear error instead of being truncated.
-pub(crate) const MAX_FRAME: usize = 1 << 30;
+/// The largest value one frame carries whole (1 GiB): a task's encoded
+/// arguments or results, or a queue's item. A larger one fails alone, with
+/// an error naming both sizes, instead of being truncated.
+pub(crate) const MAX_VALUE: usize = 1 << 30;
+
+/// The largest frame either side accepts: one value of [`MAX_VALUE`] and
+/// room for the head that describes it.
+pub(crate) const MAX_FRAME: usize = MAX_VALUE + HEAD_ROOM;
+
+/// Room in a frame for the head before its blocks.
+pub(crate) const HEAD_ROOM: usize = 1 << 20;
 
 /// Why a frame could not be read.
 #[derive(Debug)]
@@ -77,6 +90,91 @@ pub(crate) fn write_message<T: Serialize + ?Sized>(
     send_encoded(w, scratch)
 }
 
+/// Sends one frame: `head`, encoded into `scratch`, and then `blocks`, raw,
+/// with vectored writes from where they lie. The caller keeps the frame
+/// within [`MAX_FRAME`]; a frame over it is refused before anything is
+/// sent.
+pub(crate) fn send_with_blocks<T: Serialize + ?Sized>(
+    fd: RawFd,
+    head: &T,
+    blocks: &[&[u8]],
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    encode_frame(head, scratch).map_err(io::Error::other)?;
+    let len = scratch.len() - 4 + blocks.iter().map(|b| b.len()).sum::<usize>();
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame of {len} bytes exceeds the {MAX_FRAME} byte limit"),
+        ));
+    }
+    scratch[..4].copy_from_slice(&(len as u32).to_le_bytes());
+    let mut parts = Vec::with_capacity(1 + blocks.len());
+    parts.push(scratch.as_slice());
+    parts.extend_from_slice(blocks);
+    send_all(fd, &parts)
+}
+
+/// Writes every byte of `parts`, in order, to the socket `fd`, as few
+/// `sendmsg` calls as the kernel allows. `MSG_NOSIGNAL` turns a dead peer
+/// into `EPIPE` instead of a SIGPIPE that would kill this process.
+pub(crate) fn send_all(fd: RawFd, parts: &[&[u8]]) -> io::Result<()> {
+    const MOST_PARTS: usize = 64;
+    let (mut index, mut offset) = (0, 0);
+    loop {
+        while index < parts.len() && parts[index].len() == offset {
+            (index, offset) = (index + 1, 0);
+        }
+        if index == parts.len() {
+            return Ok(());
+        }
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MOST_PARTS];
+        let mut count = 0;
+        for (i, part) in parts[index..].iter().take(MOST_PARTS).enumerate() {
+            let part = if i == 0 { &part[offset..] } else { part };
+            iov[i] = libc::iovec {
+                iov_base: part.as_ptr().cast_mut().cast(),
+                iov_len: part.len(),
+            };
+            count += 1;
+        }
+        // SAFETY: all-zero is a valid msghdr (no name, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = count as _;
+        // SAFETY: `msg` points at `count` iovecs, each describing a live
+        // slice of `parts`, all of which outlive the call.
+        let sent = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        if sent < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let mut sent = sent as usize;
+        while sent > 0 {
+            let left = parts[index].len() - offset;
+            if sent >= left {
+                (index, offset, sent) = (index + 1, 0, sent - left);
+            } else {
+                (offset, sent) = (offset + sent, 0);
+            }
+        }
+    }
+}
+
+/// Decodes a frame's head, and returns it with the bytes after it (the
+/// blocks, if the message has any).
+pub(crate) fn decode_head<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<(T, &'a [u8]), FrameError> {
+    postcard::take_from_bytes(bytes).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
 /// Reads one frame's bytes into `buf` (replacing its contents).
 pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), FrameError> {
     let mut len = [0u8; 4];
@@ -85,17 +183,37 @@ pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), Fra
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len as u64));
     }
+    read_body(r, buf, len)
+}
+
+/// The first step of a body's buffer. It then doubles with what arrived,
+/// so the buffer never runs far ahead of the bytes the peer really sent: a
+/// false length costs a failed read, not a gigabyte.
+const FIRST_STEP: usize = 1 << 16;
+
+/// Reads exactly `len` bytes into `buf` (replacing its contents), in place:
+/// a large body is read straight into its buffer, with a few large reads
+/// into reserved room, which is not zeroed first.
+fn read_body(r: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> Result<(), FrameError> {
     buf.clear();
-    // `take` bounds the read even if the peer keeps sending.
-    let got = r
-        .take(len as u64)
-        .read_to_end(buf)
-        .map_err(FrameError::Io)?;
-    if got != len {
-        return Err(FrameError::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("stream ended {got} bytes into a {len} byte frame"),
-        )));
+    while buf.len() < len {
+        let step = (len - buf.len()).min(buf.len().max(FIRST_STEP));
+        buf.reserve_exact(step);
+        // `take` bounds the read even if the peer keeps sending.
+        let got = r
+            .take(step as u64)
+            .read_to_end(buf)
+            .map_err(FrameError::Io)?;
+        if got != step {
+            // The stream ended inside the frame: an error, not the clean
+            // end of stream between frames.
+            let read = buf.len();
+            buf.clear();
+            return Err(FrameError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("stream ended {read} bytes into a {len} byte frame"),
+            )));
+        }
     }
     Ok(())
 }
@@ -123,7 +241,7 @@ fn read_prefix(r: &mut impl Read, len: &mut [u8; 4]) -> Result<(), FrameError> {
 
 /// Decodes a whole frame body; trailing bytes are an error, so two messages
 /// can never be confused for one.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+pub(crate) fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FrameError> {
     let (value, rest) =
         postcard::take_from_bytes(bytes).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {

@@ -138,7 +138,7 @@ pub fn __fuzz_decode_frame(bytes: &[u8]) -> usize {
     let mut buf = Vec::new();
     let mut frames = 0;
     while frame::read_frame(&mut reader, &mut buf).is_ok() {
-        let _ = frame::decode::<wire::ToWorker<Vec<u8>>>(&buf);
+        let _ = frame::decode::<wire::ToWorker<'_>>(&buf);
         let _ = frame::decode::<wire::FromWorker>(&buf);
         frames += 1;
     }

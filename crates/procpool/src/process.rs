@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::codec::{decode_error, encode_error};
+use crate::codec::{self, decode_error, encode_error};
 use crate::error::Error;
 use crate::frame::{self, FrameError};
+use crate::frame::{HEAD_ROOM, MAX_FRAME};
 use crate::kind::{Kind, Process, Runs, Threads, WorkerSpec, mark_owned_by};
 use crate::map::ChunkDone;
 use crate::pool::{Builder, WorkerPool};
@@ -33,7 +34,7 @@ use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::spawn::{Child, GRACE};
 use crate::task::{TaskFailure, TaskFn, registered_index};
-use crate::wire::{FromWorker, ToWorker};
+use crate::wire::{self, Call, FromWorker, ToWorker};
 
 /// A queued call for a worker process. `done` owns the result's resolver,
 /// so dropping an unrun job resolves it to `Terminated`.
@@ -41,8 +42,12 @@ use crate::wire::{FromWorker, ToWorker};
 pub struct RemoteJob {
     task: u32,
     payload: Vec<u8>,
-    done: Box<dyn FnOnce(Result<Vec<u8>, Error>) + Send>,
+    done: Reply,
 }
+
+/// What a job does with its call's reply: the encoded results (borrowed
+/// from the frame they came in), or why the call failed as a whole.
+type Reply = Box<dyn FnOnce(Result<&[u8], Error>) + Send>;
 
 impl std::fmt::Debug for RemoteJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,7 +154,9 @@ struct IoThread {
     slot: usize,
     child: Option<Child>,
     served: usize,
+    /// The head of the frame being sent, and the frame being read.
     scratch: Vec<u8>,
+    reply: Vec<u8>,
 }
 
 impl IoThread {
@@ -161,6 +168,7 @@ impl IoThread {
             child: None,
             served: 0,
             scratch: Vec::new(),
+            reply: Vec::new(),
         }
     }
 
@@ -217,92 +225,113 @@ impl IoThread {
         Ok(())
     }
 
-    /// Sends one batch and delivers its replies, or its failure.
+    /// Sends one batch and delivers its replies, or its failure. A batch
+    /// too large for one frame goes out in parts, one round trip each.
     fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
-        if self.child.is_none() {
-            if let Err(e) = self.respawn() {
-                batch.drain(..).for_each(|job| (job.done)(Err(e.clone())));
-                return;
-            }
-        }
-        let calls: Vec<(u32, &[u8])> = batch
-            .iter()
-            .map(|j| (j.task, j.payload.as_slice()))
-            .collect();
-        let sent = frame::encode_frame(&ToWorker::Batch(calls), &mut self.scratch);
-        if let Err(message) = sent {
-            let err = Error::Codec {
-                source: crate::Cause::new(message.clone()),
-                message,
-            };
-            batch.drain(..).for_each(|job| (job.done)(Err(err.clone())));
-            return;
-        }
         self.served += batch.len();
-        match self.round_trip() {
-            Ok(replies) if replies.len() == batch.len() => {
-                for (job, reply) in batch.drain(..).zip(replies) {
-                    (job.done)(reply.map_err(|message| Error::Worker { message }));
-                }
+        let mut jobs = batch.drain(..).peekable();
+        while jobs.peek().is_some() {
+            let mut room = MAX_FRAME - HEAD_ROOM;
+            let mut part = Vec::new();
+            while let Some(job) = jobs.next_if(|j| part.is_empty() || j.payload.len() <= room) {
+                room = room.saturating_sub(job.payload.len());
+                part.push(job);
             }
-            Ok(replies) => {
-                let err = Error::Worker {
-                    message: format!(
-                        "protocol error: {} replies to {} calls",
-                        replies.len(),
-                        batch.len()
-                    ),
-                };
-                self.reap_with(&err);
-                batch.drain(..).for_each(|job| (job.done)(Err(err.clone())));
+            if self.child.is_none()
+                && let Err(e) = self.respawn()
+            {
+                part.into_iter().for_each(|job| (job.done)(Err(e.clone())));
+                continue;
             }
-            Err(err) => batch.drain(..).for_each(|job| (job.done)(Err(err.clone()))),
+            if let Err(err) = self.round_trip(&mut part) {
+                part.into_iter()
+                    .for_each(|job| (job.done)(Err(err.clone())));
+            }
         }
     }
 
-    /// Writes the encoded batch in `scratch` and reads the replies. On any
-    /// failure the child is reaped and the error says how it ended.
-    fn round_trip(&mut self) -> Result<Vec<Result<Vec<u8>, String>>, Error> {
+    /// Sends `part` as one frame and delivers each reply to its job as it
+    /// arrives, taking delivered jobs out of `part`. On failure the jobs
+    /// left in `part` are the ones without a reply, and the child has been
+    /// reaped; the error says how it ended.
+    fn round_trip(&mut self, part: &mut Vec<RemoteJob>) -> Result<(), Error> {
+        let calls: Vec<Call> = part
+            .iter()
+            .map(|j| Call {
+                task: j.task,
+                len: j.payload.len() as u64,
+            })
+            .collect();
+        let blocks: Vec<&[u8]> = part.iter().map(|j| j.payload.as_slice()).collect();
+        let head = ToWorker::Batch(calls);
         let child = self.child.as_mut().expect("dispatch spawned a child");
-        if let Err(e) = child.send(&self.scratch) {
+        if let Err(e) = child.send_with_blocks(&head, &blocks, &mut self.scratch) {
             // EPIPE: the child died before this batch reached it (killed
             // while idle). Nothing of the batch ran, so start a new worker
             // and send it there instead of failing the calls.
-            if e.kind() == io::ErrorKind::BrokenPipe && !self.pool.is_terminated() {
-                self.reap();
-                self.respawn()?;
-                let child = self.child.as_mut().expect("just respawned");
-                child.send(&self.scratch).map_err(|e| self.lost(Some(e)))?;
-            } else {
+            if e.kind() != io::ErrorKind::BrokenPipe || self.pool.is_terminated() {
+                return Err(self.lost(Some(e)));
+            }
+            self.reap();
+            self.respawn()?;
+            let child = self.child.as_mut().expect("just respawned");
+            if let Err(e) = child.send_with_blocks(&head, &blocks, &mut self.scratch) {
                 return Err(self.lost(Some(e)));
             }
         }
-        match self.read_reply() {
-            Ok(FromWorker::Replies(replies)) => Ok(replies),
-            Ok(other) => {
-                let err = Error::Worker {
-                    message: format!("protocol error: unexpected {other:?}"),
-                };
-                self.reap_with(&err);
-                Err(err)
-            }
-            // The child is alive and broke the protocol: kill it before
-            // reaping, or the wait would hang on a child waiting for us.
-            Err(e @ (FrameError::Malformed(_) | FrameError::TooLarge(_))) => {
-                let err = Error::Worker {
-                    message: format!("protocol error: {e}"),
-                };
-                self.reap_with(&err);
-                Err(err)
-            }
-            Err(_) => Err(self.lost(None)),
-        }
+        drop(blocks);
+        let mut jobs = std::mem::take(part).into_iter();
+        let delivered = self.deliver_replies(&mut jobs);
+        part.extend(jobs);
+        delivered
     }
 
-    /// Waits for the reply frame while watching for `terminate()`: once the
-    /// pool is terminated the child has had SIGTERM; after the grace period
-    /// it gets SIGKILL, which ends the wait with EOF.
-    fn read_reply(&mut self) -> Result<FromWorker, FrameError> {
+    /// Reads replies frames until every job of `jobs` has had its reply.
+    fn deliver_replies(&mut self, jobs: &mut std::vec::IntoIter<RemoteJob>) -> Result<(), Error> {
+        while jobs.len() > 0 {
+            let replies = match self.read_reply() {
+                Ok(()) => {
+                    frame::decode_head::<FromWorker>(&self.reply).and_then(
+                        |(head, rest)| match head {
+                            FromWorker::Replies(replies) if replies.len() <= jobs.len() => {
+                                let lens = replies.iter().map(|r| *r.as_ref().unwrap_or(&0));
+                                Ok((wire::split_blocks(rest, lens)?, replies))
+                            }
+                            other => Err(FrameError::Malformed(format!("unexpected {other:?}"))),
+                        },
+                    )
+                }
+                Err(e) => Err(e),
+            };
+            match replies {
+                Ok((blocks, replies)) => {
+                    for ((job, reply), block) in jobs.by_ref().zip(replies).zip(blocks) {
+                        let reply = reply
+                            .map(|_| block)
+                            .map_err(|message| Error::Worker { message });
+                        (job.done)(reply);
+                    }
+                }
+                // The child is alive and broke the protocol: kill it before
+                // reaping, or the wait would hang on a child waiting for us.
+                Err(e @ (FrameError::Malformed(_) | FrameError::TooLarge(_))) => {
+                    let err = Error::Worker {
+                        message: format!("protocol error: {e}"),
+                    };
+                    self.reap_with(&err);
+                    return Err(err);
+                }
+                Err(_) => return Err(self.lost(None)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for a reply frame, read into `self.reply`, while watching for
+    /// `terminate()`: once the pool is terminated the child has had
+    /// SIGTERM; after the grace period it gets SIGKILL, which ends the
+    /// wait with EOF.
+    fn read_reply(&mut self) -> Result<(), FrameError> {
         let child = self.child.as_mut().expect("a child is running");
         let mut kill_at: Option<Instant> = None;
         loop {
@@ -310,7 +339,7 @@ impl IoThread {
                 .wait_readable(Duration::from_millis(100))
                 .map_err(FrameError::Io)?
             {
-                return child.recv();
+                return frame::read_frame(&mut child.stream(), &mut self.reply);
             }
             if self.pool.is_terminated() {
                 let deadline = *kill_at.get_or_insert_with(|| Instant::now() + GRACE);
@@ -364,11 +393,8 @@ impl IoThread {
     fn retire(&mut self) {
         if let Some(child) = self.child.as_mut() {
             if !self.pool.is_terminated() {
-                let _ = frame::write_message(
-                    &mut child.stream(),
-                    &ToWorker::<&[u8]>::Exit,
-                    &mut self.scratch,
-                );
+                let _ =
+                    frame::write_message(&mut child.stream(), &ToWorker::Exit, &mut self.scratch);
             }
             child.wait_for_exit(GRACE);
         }
@@ -384,8 +410,8 @@ where
 {
     fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<RemoteJob, Error> {
         let task = registered_index(&f)?;
-        let payload = encode_args(std::slice::from_ref(&args))?;
-        let done = move |reply: Result<Vec<u8>, Error>| {
+        let payload = encode_one(args)?;
+        let done = move |reply: Result<&[u8], Error>| {
             let one = reply
                 .and_then(decode_results::<F::Output>)
                 .and_then(|mut results| match results.pop() {
@@ -410,7 +436,7 @@ where
     ) -> Result<RemoteJob, Error> {
         let task = registered_index(&**f)?;
         let EncodedChunk { payload, refused } = encode_chunk(&chunk);
-        let done = move |reply: Result<Vec<u8>, Error>| {
+        let done = move |reply: Result<&[u8], Error>| {
             let len = done.len();
             let results = reply.and_then(decode_results::<F::Output>);
             match merge_refused(len, refused, results) {
@@ -426,8 +452,10 @@ where
     }
 }
 
-fn encode_args<Args: Serialize>(args: &[Args]) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(args).map_err(|e| encode_error("cannot encode the arguments", &e, args))
+/// Encodes the arguments of one call (a single apply, or an initializer).
+fn encode_one<Args: Serialize + 'static>(args: Args) -> Result<Vec<u8>, Error> {
+    let args = vec![args];
+    codec::encode_args(&args).map_err(|e| encode_error("cannot encode the arguments", &e, &args))
 }
 
 /// A chunk's arguments as sent: the encoded `Vec<Args>` of the items that
@@ -441,8 +469,8 @@ struct EncodedChunk {
 /// in its place, as in Python, where the other items of an `imap` still
 /// run. The whole chunk is tried at once first; only a failure costs the
 /// item-by-item pass.
-fn encode_chunk<Args: Serialize>(chunk: &[Args]) -> EncodedChunk {
-    if let Ok(payload) = postcard::to_allocvec(chunk) {
+fn encode_chunk<Args: Serialize + 'static>(chunk: &Vec<Args>) -> EncodedChunk {
+    if let Ok(payload) = codec::encode_args(chunk) {
         return EncodedChunk {
             payload,
             refused: Vec::new(),
@@ -497,9 +525,11 @@ fn merge_refused<R>(
     Ok(merged)
 }
 
-fn decode_results<R: DeserializeOwned>(bytes: Vec<u8>) -> Result<Vec<Result<R, Error>>, Error> {
+fn decode_results<R: DeserializeOwned + 'static>(
+    bytes: &[u8],
+) -> Result<Vec<Result<R, Error>>, Error> {
     let results: Vec<Result<R, TaskFailure>> =
-        postcard::from_bytes(&bytes).map_err(|e| decode_error("cannot decode the results", &e))?;
+        codec::decode_results(bytes).map_err(|e| decode_error("cannot decode the results", &e))?;
     Ok(results
         .into_iter()
         .map(|r| r.map_err(Error::from))
@@ -550,8 +580,12 @@ impl Builder<Process> {
         F: TaskFn<Args>,
         Args: Serialize,
     {
-        let init =
-            registered_index(&f).and_then(|i| Ok((i, encode_args(std::slice::from_ref(&args))?)));
+        let init = registered_index(&f).and_then(|i| {
+            let args = std::slice::from_ref(&args);
+            postcard::to_allocvec(args)
+                .map(|encoded| (i, encoded))
+                .map_err(|e| encode_error("cannot encode the initializer's arguments", &e, args))
+        });
         self.set_initializer(init)
     }
 }

@@ -86,7 +86,7 @@ impl Child {
     fn handshake(&mut self, init: Option<&(u32, Vec<u8>)>) -> Result<(), Option<String>> {
         let hello = ToWorker::Hello {
             fingerprint: table_fingerprint(),
-            init: init.map(|(task, args)| (*task, args.as_slice())),
+            init: init.map(|(task, args)| (*task, serde_bytes::Bytes::new(args))),
         };
         let mut buf = Vec::new();
         frame::write_message(&mut &self.stream, &hello, &mut buf).map_err(|_| None)?;
@@ -115,30 +115,14 @@ impl Child {
         &self.stream
     }
 
-    /// Writes a whole encoded frame. `MSG_NOSIGNAL` turns a dead peer into
-    /// `EPIPE` instead of a SIGPIPE that would kill this process.
-    pub(crate) fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            // SAFETY: the pointer and length describe the live `bytes` slice,
-            // and the fd is owned by `self.stream` for the whole call.
-            let n = unsafe {
-                libc::send(
-                    self.stream.as_raw_fd(),
-                    bytes.as_ptr().cast(),
-                    bytes.len(),
-                    libc::MSG_NOSIGNAL,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(e);
-            }
-            bytes = &bytes[n as usize..];
-        }
-        Ok(())
+    /// Sends a frame of `head` and raw `blocks` (see [`frame::send_with_blocks`]).
+    pub(crate) fn send_with_blocks<T: serde::Serialize + ?Sized>(
+        &mut self,
+        head: &T,
+        blocks: &[&[u8]],
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        frame::send_with_blocks(self.stream.as_raw_fd(), head, blocks, scratch)
     }
 
     pub(crate) fn recv(&mut self) -> Result<FromWorker, FrameError> {

@@ -16,7 +16,7 @@ use std::sync::{Once, OnceLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::codec::{Cause, serialize_cause};
+use crate::codec::{self, Cause, serialize_cause};
 use crate::error::{Error, PanicLocation, panic_message};
 
 /// A function a pool can run: any `Fn` of zero to four arguments, called
@@ -130,14 +130,14 @@ pub fn name_of<F>(_: &F) -> &'static str {
 pub fn run_encoded<F, Args>(f: &F, payload: &[u8]) -> Result<Vec<u8>, String>
 where
     F: TaskFn<Args>,
-    Args: DeserializeOwned,
-    F::Output: Serialize,
+    Args: DeserializeOwned + 'static,
+    F::Output: Serialize + 'static,
 {
     let args: Vec<Args> =
-        postcard::from_bytes(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
+        codec::decode_args(payload).map_err(|e| format!("cannot decode arguments: {e}"))?;
     let results: Vec<Result<F::Output, TaskFailure>> =
         args.into_iter().map(|a| call_caught(f, a)).collect();
-    match postcard::to_allocvec(&results) {
+    match codec::encode_results(&results) {
         Ok(bytes) => Ok(bytes),
         // One bad result should not take its neighbours with it: report the
         // encoding failure on every result of the batch that cannot travel.

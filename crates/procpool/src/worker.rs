@@ -3,15 +3,16 @@
 
 use std::ffi::OsStr;
 use std::io::{BufReader, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 
 use crate::error::Error;
 use crate::frame::{self, FrameError};
+use crate::frame::{HEAD_ROOM, MAX_FRAME};
 use crate::spawn::ENV_WORKER;
 use crate::task::{init_by_index, run_by_index, table_fingerprint};
-use crate::wire::{FromWorker, ToWorker};
+use crate::wire::{self, FromWorker, ToWorker};
 
 /// Makes this process serve as a pool worker if it was started as one, and
 /// returns at once otherwise.
@@ -85,8 +86,8 @@ fn serve(spec: &OsStr) -> Result<(), String> {
     let mut reader = BufReader::with_capacity(1 << 16, &stream);
     let mut buf = Vec::new();
     let mut out = Vec::new();
-    let hello: ToWorker<Vec<u8>> =
-        frame::read_message(&mut reader, &mut buf).map_err(|e| e.to_string())?;
+    frame::read_frame(&mut reader, &mut buf).map_err(|e| e.to_string())?;
+    let hello = frame::decode(&buf).map_err(|e| e.to_string())?;
     let ready = start(hello);
     let failed = matches!(ready, FromWorker::StartFailed(_));
     frame::write_message(&mut &stream, &ready, &mut out).map_err(|e| e.to_string())?;
@@ -94,27 +95,72 @@ fn serve(spec: &OsStr) -> Result<(), String> {
         return Ok(());
     }
     loop {
-        match frame::read_message::<ToWorker<Vec<u8>>>(&mut reader, &mut buf) {
-            Ok(ToWorker::Batch(calls)) => {
+        match frame::read_frame(&mut reader, &mut buf) {
+            Ok(()) => {}
+            // The parent hung up between frames: the pool is gone.
+            Err(FrameError::Eof) => return Ok(()),
+            Err(e) => return Err(format!("protocol error: {e}")),
+        }
+        let (message, rest) =
+            frame::decode_head(&buf).map_err(|e| format!("protocol error: {e}"))?;
+        match message {
+            ToWorker::Batch(calls) => {
+                let payloads = wire::split_blocks(rest, calls.iter().map(|c| c.len))
+                    .map_err(|e| format!("protocol error: {e}"))?;
                 let replies: Vec<_> = calls
                     .iter()
-                    .map(|(task, args)| run_by_index(*task, args))
+                    .zip(payloads)
+                    .map(|(call, args)| run_by_index(call.task, args))
                     .collect();
                 // Puts a task made on a shared queue must be settled before
                 // the parent learns the task is done, or it could close the
                 // queue under them.
                 crate::manager::settle_all();
-                frame::write_message(&mut &stream, &FromWorker::Replies(replies), &mut out)
+                send_replies(stream.as_raw_fd(), &replies, &mut out)
                     .map_err(|e| format!("cannot send results: {e}"))?;
             }
-            Ok(ToWorker::Exit) | Err(FrameError::Eof) => return Ok(()),
-            Ok(ToWorker::Hello { .. }) => return Err("protocol error: second hello".into()),
-            Err(e) => return Err(format!("protocol error: {e}")),
+            ToWorker::Exit => return Ok(()),
+            ToWorker::Hello { .. } => return Err("protocol error: second hello".into()),
         }
     }
 }
 
-fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {
+/// Sends a batch's replies, in as many frames as their size needs: each
+/// reply is at most [`MAX_VALUE`](crate::frame::MAX_VALUE) (see
+/// `task::run_encoded`), a frame at most one such value and its head.
+fn send_replies(
+    fd: std::os::fd::RawFd,
+    replies: &[Result<Vec<u8>, String>],
+    scratch: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut rest = replies;
+    loop {
+        let mut room = MAX_FRAME - HEAD_ROOM;
+        let mut take = 0;
+        for reply in rest {
+            let len = reply.as_ref().map_or(0, Vec::len);
+            if take > 0 && len > room {
+                break;
+            }
+            room = room.saturating_sub(len);
+            take += 1;
+        }
+        let (now, later) = rest.split_at(take);
+        let head = FromWorker::Replies(
+            now.iter()
+                .map(|r| r.as_ref().map(|v| v.len() as u64).map_err(Clone::clone))
+                .collect(),
+        );
+        let blocks: Vec<&[u8]> = now.iter().filter_map(|r| r.as_deref().ok()).collect();
+        frame::send_with_blocks(fd, &head, &blocks, scratch)?;
+        if later.is_empty() {
+            return Ok(());
+        }
+        rest = later;
+    }
+}
+
+fn start(hello: ToWorker<'_>) -> FromWorker {
     let ToWorker::Hello { fingerprint, init } = hello else {
         return FromWorker::StartFailed("protocol error: expected hello".into());
     };
@@ -123,7 +169,7 @@ fn start(hello: ToWorker<Vec<u8>>) -> FromWorker {
             "the worker's task table differs from the parent's executable".into(),
         );
     }
-    match init.map(|(task, args)| init_by_index(task, &args)) {
+    match init.map(|(task, args)| init_by_index(task, args)) {
         Some(Err(why)) => FromWorker::StartFailed(why),
         _ => FromWorker::Ready,
     }

@@ -367,6 +367,8 @@ fn pool_bench_prints_every_figure_in_the_python_format() {
         "1000",
         "--n-queue",
         "200",
+        "--mb",
+        "3",
     ];
     let lines = lines_of(pool_bench::run, &args);
     let figures = [
@@ -376,6 +378,7 @@ fn pool_bench_prints_every_figure_in_the_python_format() {
         "imap_unordered",
         "queue_put_get",
         "queue_put_get_batch",
+        "bytes_echo_mb",
     ];
     let expected: Vec<String> = ["process", "thread"]
         .iter()
@@ -390,7 +393,7 @@ fn pool_bench_prints_every_figure_in_the_python_format() {
         assert_eq!(line.len(), 28 + 11 + 10 + 13, "{line}");
         let figure = name.split_once('.').unwrap().1;
         let items =
-            [300, 20, 1000, 300, 200, 200][figures.iter().position(|f| *f == figure).unwrap()];
+            [300, 20, 1000, 300, 200, 200, 3][figures.iter().position(|f| *f == figure).unwrap()];
         assert_eq!(fields[0], items.to_string(), "{line}");
         assert!(fields[1].parse::<f64>().unwrap() >= 0.0);
         assert_eq!(fields[1].split('.').nth(1).unwrap().len(), 3, "{line}");
