@@ -13,6 +13,7 @@ use crate::map::ChunkDone;
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::task::TaskFn;
+use crate::timer::Timer;
 
 /// Worker processes: the executable started again, one process per worker.
 /// See [`Pool`](crate::Pool).
@@ -82,6 +83,8 @@ pub trait Runs<F: TaskFn<Args>, Args>: Kind {
 pub struct WorkerSpec<K: Kind> {
     pub(crate) maxtasksperchild: Option<usize>,
     pub(crate) initializer: Option<K::Init>,
+    /// The timer that stops tasks running past `task_timeout`, if set.
+    pub(crate) timer: Option<Timer>,
     /// The pool's identity, so a worker thread can tell that a drop of the
     /// pool is happening on itself (see `WorkerPool::drop`).
     pub(crate) pool_id: usize,

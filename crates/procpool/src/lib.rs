@@ -82,6 +82,8 @@ mod shared;
 mod spawn;
 mod task;
 mod thread;
+mod ticket;
+mod timer;
 mod wire;
 mod worker;
 

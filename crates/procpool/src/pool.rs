@@ -3,6 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::kind::{Kind, Process, Runs, Thread, Threads, WorkerSpec, is_owned_by};
@@ -10,6 +11,7 @@ use crate::map::{self, IMap, IMapUnordered};
 use crate::result::{AsyncResult, pair};
 use crate::shared::{RunState, Shared};
 use crate::task::TaskFn;
+use crate::timer::Timer;
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
 ///
@@ -54,6 +56,7 @@ impl<K: Kind> fmt::Debug for WorkerPool<K> {
 pub struct Builder<K: Kind> {
     workers: Option<usize>,
     maxtasksperchild: Option<usize>,
+    task_timeout: Option<Duration>,
     initializer: Result<Option<K::Init>, Error>,
 }
 
@@ -63,6 +66,7 @@ impl<K: Kind> fmt::Debug for Builder<K> {
             .field("kind", &K::NAME)
             .field("workers", &self.workers)
             .field("maxtasksperchild", &self.maxtasksperchild)
+            .field("task_timeout", &self.task_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +100,39 @@ impl<K: Kind> Builder<K> {
         self
     }
 
+    /// Gives each task at most `limit` to run, counted from when a worker
+    /// starts it (Python's `Pool` has no such limit). A task still running
+    /// then resolves to [`Error::TimedOut`]:
+    ///
+    /// - on a worker process, the worker is killed (SIGKILL) and replaced,
+    ///   and the result resolves once the new worker is in place;
+    /// - on a thread, which cannot be stopped, the result resolves on time
+    ///   and the thread's late result is discarded; the thread is busy
+    ///   until its task returns, so the pool has one worker fewer until
+    ///   then. Use a process pool for tasks that must really stop.
+    ///
+    /// A `map` chunk counts as one task, as for `maxtasksperchild`. With a
+    /// limit, a process worker is sent one task at a time, so that each
+    /// task's time is its own.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// use std::time::Duration;
+    /// let limit = Duration::from_millis(50);
+    /// let pool = procpool::ThreadPool::builder().workers(1).task_timeout(limit).build()?;
+    /// let gate = Arc::new(Barrier::new(2));
+    /// let task_gate = gate.clone();
+    /// let stuck = pool.apply_async(move || { task_gate.wait(); "late" }, ())?;
+    /// assert_eq!(stuck.get(), Err(procpool::Error::TimedOut { limit, pid: None }));
+    /// gate.wait(); // the thread returns; its late result is dropped
+    /// assert_eq!(pool.apply(|| 7, ())?, 7);
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
     /// Starts the workers. For process pools this waits until every worker
     /// has started (and run its initializer), so a worker that cannot start
     /// is reported here rather than on the first task.
@@ -120,9 +157,15 @@ impl<K: Kind> Builder<K> {
                 message: "maxtasksperchild must be at least 1".into(),
             });
         }
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument {
+                message: "task_timeout must be longer than zero".into(),
+            });
+        }
         let shared = Arc::new(Shared::new(workers));
         let spec = Arc::new(WorkerSpec {
             maxtasksperchild: self.maxtasksperchild,
+            timer: self.task_timeout.map(Timer::start).transpose()?,
             initializer: self.initializer?,
             pool_id: Arc::as_ptr(&shared) as usize,
         });
@@ -175,6 +218,7 @@ impl<K: Kind> WorkerPool<K> {
         Builder {
             workers: None,
             maxtasksperchild: None,
+            task_timeout: None,
             initializer: Ok(None),
         }
     }
@@ -461,6 +505,7 @@ impl<K: Kind> WorkerPool<K> {
         }
         let f = Arc::new(f);
         let dones = map::gather(&lens, resolver);
+        let result = result.with_tickets(dones.iter().map(|d| d.ticket().clone()).collect());
         let jobs = chunks
             .into_iter()
             .zip(dones)

@@ -13,6 +13,10 @@
 //! tasks cost one round trip per batch instead of per call. When the child
 //! dies, only the calls of the frame in flight fail, with `WorkerLost`.
 //!
+//! A task that is cancelled, or runs past the pool's time limit, is stopped
+//! by killing its worker (see `ticket.rs`); the I/O thread then replaces
+//! the worker before it resolves the task (see `process/stop.rs`).
+//!
 //! The I/O thread forks its child, so the child's `PR_SET_PDEATHSIG` (which
 //! fires when the forking *thread* exits) cannot fire early: the thread
 //! outlives the child it reaps.
@@ -34,7 +38,11 @@ use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::spawn::{Child, GRACE};
 use crate::task::{TaskFailure, TaskFn, registered_index};
+use crate::ticket::Ticket;
+use crate::timer::WatchId;
 use crate::wire::{self, Call, FromWorker, ToWorker};
+
+mod stop;
 
 /// A queued call for a worker process. `done` owns the result's resolver,
 /// so dropping an unrun job resolves it to `Terminated`.
@@ -43,6 +51,7 @@ pub struct RemoteJob {
     task: u32,
     payload: Vec<u8>,
     done: Reply,
+    ticket: Arc<Ticket>,
 }
 
 /// What a job does with its call's reply: the encoded results (borrowed
@@ -157,6 +166,8 @@ struct IoThread {
     /// The head of the frame being sent, and the frame being read.
     scratch: Vec<u8>,
     reply: Vec<u8>,
+    /// The timer's watches on the tasks of the frame in flight.
+    watches: Vec<WatchId>,
 }
 
 impl IoThread {
@@ -169,6 +180,7 @@ impl IoThread {
             served: 0,
             scratch: Vec::new(),
             reply: Vec::new(),
+            watches: Vec::new(),
         }
     }
 
@@ -198,7 +210,7 @@ impl IoThread {
         let limit = self.spec.maxtasksperchild.unwrap_or(usize::MAX);
         while self
             .pool
-            .pop_batch(BATCH.min(limit - self.served), &mut batch)
+            .pop_batch(self.batch_limit().min(limit - self.served), &mut batch)
         {
             self.dispatch(&mut batch);
             if self.served >= limit {
@@ -228,6 +240,8 @@ impl IoThread {
     /// Sends one batch and delivers its replies, or its failure. A batch
     /// too large for one frame goes out in parts, one round trip each.
     fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
+        // A job cancelled while queued is dropped here, unrun.
+        batch.retain(|job| job.ticket.claim());
         self.served += batch.len();
         let mut jobs = batch.drain(..).peekable();
         while jobs.peek().is_some() {
@@ -243,9 +257,10 @@ impl IoThread {
                 part.into_iter().for_each(|job| (job.done)(Err(e.clone())));
                 continue;
             }
-            if let Err(err) = self.round_trip(&mut part) {
-                part.into_iter()
-                    .for_each(|job| (job.done)(Err(err.clone())));
+            let outcome = self.round_trip(&mut part);
+            self.unwatch();
+            if let Err(err) = outcome {
+                self.fail_unanswered(part, err);
             }
         }
     }
@@ -280,6 +295,7 @@ impl IoThread {
             }
         }
         drop(blocks);
+        self.mark_started(part);
         let mut jobs = std::mem::take(part).into_iter();
         let delivered = self.deliver_replies(&mut jobs);
         part.extend(jobs);
@@ -309,6 +325,9 @@ impl IoThread {
                         let reply = reply
                             .map(|_| block)
                             .map_err(|message| Error::Worker { message });
+                        // A reply that came in wins over a stop that
+                        // raced with it: the task did finish.
+                        job.ticket.finish();
                         (job.done)(reply);
                     }
                 }
@@ -411,6 +430,7 @@ where
     fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<RemoteJob, Error> {
         let task = registered_index(&f)?;
         let payload = encode_one(args)?;
+        let ticket = done.ticket().clone();
         let done = move |reply: Result<&[u8], Error>| {
             let one = reply
                 .and_then(decode_results::<F::Output>)
@@ -426,6 +446,7 @@ where
             task,
             payload,
             done: Box::new(done),
+            ticket,
         })
     }
 
@@ -436,6 +457,7 @@ where
     ) -> Result<RemoteJob, Error> {
         let task = registered_index(&**f)?;
         let EncodedChunk { payload, refused } = encode_chunk(&chunk);
+        let ticket = done.ticket().clone();
         let done = move |reply: Result<&[u8], Error>| {
             let len = done.len();
             let results = reply.and_then(decode_results::<F::Output>);
@@ -448,6 +470,7 @@ where
             task,
             payload,
             done: Box::new(done),
+            ticket,
         })
     }
 }

@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, panic_message};
+use crate::ticket::{Cancel, Ticket};
 
 /// A one-shot cell that one side fills and the other waits on.
 ///
@@ -22,10 +24,16 @@ use crate::error::{Error, panic_message};
 /// `value` lock and sees no value, and the filler takes the waker only after
 /// it has stored the value under that lock, so a wake-up cannot fall between
 /// the two. Lock order: `value`, then `waker`.
+///
+/// Who resolves: whoever first `claim`s the slot fills it, and nobody else.
+/// That is the worker's resolver, unless `cancel` or a timed-out thread
+/// task's timer claimed it first; the late value is then dropped unseen,
+/// its callbacks unrun.
 struct Slot<T> {
     value: Mutex<Option<Result<T, Error>>>,
     ready: Condvar,
     waker: Mutex<Option<Waker>>,
+    claimed: AtomicBool,
 }
 
 impl<T> Slot<T> {
@@ -36,6 +44,15 @@ impl<T> Slot<T> {
 
     fn lock_waker(&self) -> MutexGuard<'_, Option<Waker>> {
         self.waker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the right to fill the slot; `false` if it was taken already.
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
     }
 
     /// Stores the value and wakes every waiter, parked thread or task.
@@ -62,6 +79,8 @@ pub struct Resolver<T> {
     slot: Option<Arc<Slot<T>>>,
     callback: Option<Callback<T>>,
     error_callback: Option<ErrorCallback>,
+    /// The task's ticket, shared with the `AsyncResult`.
+    ticket: Arc<Ticket>,
 }
 
 impl<T> fmt::Debug for Resolver<T> {
@@ -71,6 +90,11 @@ impl<T> fmt::Debug for Resolver<T> {
 }
 
 impl<T> Resolver<T> {
+    /// The ticket of the task this resolver belongs to.
+    pub(crate) fn ticket(&self) -> &Arc<Ticket> {
+        &self.ticket
+    }
+
     pub(crate) fn with_callbacks(
         mut self,
         callback: Option<Callback<T>>,
@@ -93,6 +117,12 @@ impl<T> Resolver<T> {
     /// call `terminate()` without deadlocking (cpython#87129). A panicking
     /// callback is reported on stderr and does not take the pool thread down.
     pub(crate) fn resolve(mut self, value: Result<T, Error>) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        if !slot.claim() {
+            return;
+        }
         match &value {
             Ok(v) => {
                 if let Some(cb) = self.callback.take() {
@@ -105,9 +135,7 @@ impl<T> Resolver<T> {
                 }
             }
         }
-        if let Some(slot) = self.slot.take() {
-            slot.fill(value);
-        }
+        slot.fill(value);
     }
 }
 
@@ -122,12 +150,15 @@ fn run_callback(f: impl FnOnce()) {
 
 impl<T> Drop for Resolver<T> {
     /// A resolver dropped unresolved belongs to work that never ran: refused
-    /// at submission, or cancelled by `terminate()`. Its result becomes
-    /// `Terminated`, quietly: the callbacks are for outcomes a worker
-    /// produced, and Python never calls them for cancelled work either.
+    /// at submission, or cancelled by `terminate()` or `cancel()`. Its result
+    /// becomes `Terminated` (or `Cancelled`), quietly: the callbacks are for
+    /// outcomes a worker produced, and Python never calls them for
+    /// cancelled work either.
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.fill(Err(Error::Terminated));
+        if let Some(slot) = self.slot.take()
+            && slot.claim()
+        {
+            slot.fill(Err(self.ticket.dropped_error()));
         }
     }
 }
@@ -138,14 +169,20 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
         value: Mutex::new(None),
         ready: Condvar::new(),
         waker: Mutex::new(None),
+        claimed: AtomicBool::new(false),
     });
+    let ticket = Ticket::new();
     (
         Resolver {
             slot: Some(slot.clone()),
             callback: None,
             error_callback: None,
+            ticket: ticket.clone(),
         },
-        AsyncResult { slot },
+        AsyncResult {
+            slot,
+            tickets: vec![ticket],
+        },
     )
 }
 
@@ -164,6 +201,9 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
 /// `ValueError` (not ready yet).
 pub struct AsyncResult<T> {
     slot: Arc<Slot<T>>,
+    /// The tickets of the jobs that feed this result: its own task's, or
+    /// one per chunk of a map. `cancel` goes through them.
+    tickets: Vec<Arc<Ticket>>,
 }
 
 impl<T> fmt::Debug for AsyncResult<T> {
@@ -175,6 +215,12 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 impl<T> AsyncResult<T> {
+    /// Makes `tickets` (a map's chunks') the jobs this result depends on.
+    pub(crate) fn with_tickets(mut self, tickets: Vec<Arc<Ticket>>) -> Self {
+        self.tickets = tickets;
+        self
+    }
+
     /// Waits for the value and returns it (Python's `get()`).
     ///
     /// ```
@@ -292,6 +338,62 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         self.slot.lock().as_ref().map(Result::is_ok)
+    }
+
+    /// Cancels the task, which Python's `AsyncResult` cannot do. Returns
+    /// whether it took effect:
+    ///
+    /// - a task still queued never runs: `true`, and the result resolves
+    ///   to [`Error::Cancelled`] at once;
+    /// - a task running on a worker process is stopped: `true`; the worker
+    ///   is killed and replaced, and the result resolves to `Cancelled`
+    ///   once the new worker has taken its place;
+    /// - a task running on a thread cannot be stopped: `false`, and its
+    ///   value arrives as usual;
+    /// - a result already resolved stays so: `false`, and
+    ///   [`get`](Self::get) still gives the value.
+    ///
+    /// For a map, the chunks still queued never run and those on worker
+    /// processes are stopped; the map resolves to `Cancelled`. Callbacks do
+    /// not run for a cancelled task, as for a terminated one. When its
+    /// queue is long, a process pool sends a worker several short tasks at
+    /// once: stopping one of them stops that worker, and the others it had
+    /// not answered yet resolve to [`Error::WorkerLost`].
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let gate = Arc::new(Barrier::new(2));
+    /// let task_gate = gate.clone();
+    /// let busy = pool.apply_async(move || { task_gate.wait(); "ran" }, ())?;
+    /// let queued = pool.apply_async(|| "never runs", ())?;
+    /// assert!(queued.cancel());
+    /// assert_eq!(queued.get(), Err(procpool::Error::Cancelled));
+    /// gate.wait();
+    /// busy.wait();
+    /// assert!(!busy.cancel(), "already resolved");
+    /// assert_eq!(busy.get(), Ok("ran"));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        if self.slot.is_claimed() {
+            return false;
+        }
+        let (mut dequeued, mut stopping) = (false, false);
+        for ticket in &self.tickets {
+            match ticket.cancel() {
+                Cancel::Dequeued => dequeued = true,
+                Cancel::Stopping => stopping = true,
+                Cancel::TooLate => {}
+            }
+        }
+        // A stopped worker's I/O thread resolves the result once the worker
+        // is replaced. Dequeued jobs are only dropped when a worker reaches
+        // them, so their result is resolved here, now.
+        if dequeued && !stopping && self.slot.claim() {
+            self.slot.fill(Err(Error::Cancelled));
+        }
+        dequeued || stopping
     }
 
     /// Takes the value if it is there; otherwise leaves `cx`'s waker to be

@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::Error;
+use crate::ticket::KillWorker;
 
 /// Where the pool is in Python's life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +280,20 @@ impl<J> Shared<J> {
             inner = self.changed.wait(inner).unwrap_or_else(|e| e.into_inner());
         }
         inner
+    }
+}
+
+impl<J: Send> KillWorker for Shared<J> {
+    /// SIGKILLs `pid` if it is still a live worker of this pool: the check
+    /// and the signal happen under the lock that reaping takes first, so
+    /// the pid cannot have been reaped and reused in between.
+    fn kill_worker(&self, pid: u32) {
+        let inner = self.lock();
+        if inner.pids.contains(&Some(pid)) {
+            // SAFETY: kill(2) has no memory-safety preconditions; the pid is
+            // an unreaped child of this process (see above).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
     }
 }
 

@@ -18,9 +18,16 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
-use procpool::{Error, Pool, Runs, TaskFn};
+use std::time::Duration;
 
-use common::{Gate, on_both_kinds, pool, within};
+use procpool::{Error, Kind, Pool, Runs, TaskFn, ThreadPool, WorkerPool};
+
+use common::{Gate, HANG, all_fired, on_both_kinds, outcome_callbacks, pool, within};
+
+/// The time limit of the tests whose task must outlast it: it blocks on
+/// its gate until the test releases it, so the limit's length only sets
+/// how long the test waits.
+const LIMIT: Duration = Duration::from_millis(200);
 
 procpool::test_support!();
 
@@ -30,6 +37,13 @@ on_both_kinds! {
     resize_grows_at_once_so_more_tasks_run_together(hold_until_released);
     a_shrink_lets_busy_workers_finish_and_loses_no_queued_task(hold_until_released, square);
     resize_refuses_zero_workers_and_a_stopped_pool(square);
+    a_cancelled_queued_task_never_runs(hold_until_released, square);
+    a_cancelled_queued_map_never_runs(hold_until_released, square);
+    cancelling_a_resolved_result_changes_nothing(square);
+    a_task_past_its_time_limit_resolves_to_timed_out(hold_until_released, square);
+    a_map_chunk_past_its_time_limit_fails_the_map(hold_until_released);
+    tasks_within_a_time_limit_run_as_usual(square);
+    a_zero_time_limit_is_an_invalid_argument(square);
 }
 
 /// A waker that reports each wake-up on a channel.
@@ -261,4 +275,242 @@ fn a_shrunk_process_pool_retires_and_reaps_its_surplus_workers() {
         pool.map(common::square, 0..6, Some(1)),
         Ok(common::squares(0..6))
     );
+}
+
+/// Whether `pid` is still a process (a zombie counts: it is not reaped).
+fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn timed_pool<K: Kind>(limit: Duration) -> WorkerPool<K> {
+    WorkerPool::<K>::builder()
+        .workers(1)
+        .task_timeout(limit)
+        .build()
+        .expect("start the pool")
+}
+
+/// The queued task holds on a gate nobody opens: had it run, it would
+/// block the only worker, and the task queued after it would never finish.
+fn a_cancelled_queued_task_never_runs<K, Hold, Sq>(_: K, hold: Hold, square: Sq)
+where
+    K: Runs<Hold, (OsString,)> + Runs<Sq, (u64,)>,
+    Hold: TaskFn<(OsString,), Output = String> + Copy,
+    Sq: TaskFn<(u64,), Output = u64>,
+{
+    let pool = pool::<K>(1);
+    let (busy_gate, never_gate) = (Gate::new(), Gate::new());
+    let busy = pool.apply_async(hold, (busy_gate.arg(),)).unwrap();
+    let held = busy_gate.wait_started();
+    let (callback, error_callback, fired) = outcome_callbacks::<String>();
+    let doomed = pool
+        .apply_async_with_callbacks(hold, (never_gate.arg(),), callback, error_callback)
+        .unwrap();
+    let after = pool.apply_async(square, (5,)).unwrap();
+    assert!(doomed.cancel());
+    assert!(!doomed.cancel(), "a second cancel finds it resolved");
+    assert!(
+        doomed.ready(),
+        "resolved at once, before any worker is free"
+    );
+    assert_eq!(doomed.get(), Err(Error::Cancelled));
+    held.release("busy");
+    assert_eq!(busy.get(), Ok("busy".to_string()));
+    assert_eq!(within("the task after", move || after.get()), Ok(25));
+    assert_eq!(all_fired(fired), vec![], "no callback for a cancelled task");
+}
+
+fn a_cancelled_queued_map_never_runs<K, Hold, Sq>(_: K, hold: Hold, square: Sq)
+where
+    K: Runs<Hold, (OsString,)> + Runs<Sq, (u64,)>,
+    Hold: TaskFn<(OsString,), Output = String> + Copy,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let pool = pool::<K>(1);
+    let (busy_gate, never_gate) = (Gate::new(), Gate::new());
+    let busy = pool.apply_async(hold, (busy_gate.arg(),)).unwrap();
+    let held = busy_gate.wait_started();
+    let doomed = pool
+        .map_async(hold, vec![never_gate.arg(); 4], Some(2))
+        .unwrap();
+    assert!(doomed.cancel());
+    assert_eq!(doomed.get(), Err(Error::Cancelled));
+    held.release("");
+    assert_eq!(busy.get(), Ok(String::new()));
+    let after = pool.map_async(square, 0..6, Some(2)).unwrap();
+    assert_eq!(
+        within("a map after", move || after.get()),
+        Ok(common::squares(0..6))
+    );
+}
+
+fn cancelling_a_resolved_result_changes_nothing<K, Sq>(_: K, square: Sq)
+where
+    K: Runs<Sq, (u64,)>,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let pool = pool::<K>(1);
+    let done = pool.apply_async(square, (6,)).unwrap();
+    done.wait();
+    assert!(!done.cancel());
+    assert_eq!(done.get(), Ok(36));
+    let map = pool.map_async(square, 0..3, None).unwrap();
+    map.wait();
+    assert!(!map.cancel());
+    assert_eq!(map.get(), Ok(vec![0, 1, 4]));
+}
+
+/// A process worker past the limit is killed, reaped and replaced before
+/// the result resolves; a thread's result resolves on time and its late
+/// value is dropped.
+fn a_task_past_its_time_limit_resolves_to_timed_out<K, Hold, Sq>(kind: K, hold: Hold, square: Sq)
+where
+    K: Runs<Hold, (OsString,)> + Runs<Sq, (u64,)>,
+    Hold: TaskFn<(OsString,), Output = String> + Copy,
+    Sq: TaskFn<(u64,), Output = u64>,
+{
+    let pool = timed_pool::<K>(LIMIT);
+    let pids = worker_pids_of(&kind, &pool);
+    let gate = Gate::new();
+    let (callback, error_callback, fired) = outcome_callbacks::<String>();
+    let stuck = pool
+        .apply_async_with_callbacks(hold, (gate.arg(),), callback, error_callback)
+        .unwrap();
+    let held = gate.wait_started();
+    let outcome = within("the time limit", move || stuck.get());
+    let expected = Error::TimedOut {
+        limit: LIMIT,
+        pid: pids.first().copied(),
+    };
+    assert_eq!(outcome, Err(expected.clone()));
+    assert_eq!(all_fired(fired), vec![Err(expected)]);
+    if let [old] = pids[..] {
+        assert!(!exists(old), "the timed-out worker {old} is gone");
+        let now = worker_pids_of(&kind, &pool);
+        assert!(now.len() == 1 && now[0] != old, "{now:?} replaced {old}");
+    }
+    // A thread is still inside the task: releasing it frees the worker.
+    drop(held);
+    assert_eq!(
+        within("the next task", move || pool.apply(square, (4,))),
+        Ok(16)
+    );
+}
+
+/// The pids of a process pool's workers; none for a thread pool.
+fn worker_pids_of<K: Kind>(_: &K, pool: &WorkerPool<K>) -> Vec<u32> {
+    let any: &dyn std::any::Any = pool;
+    any.downcast_ref::<Pool>()
+        .map(Pool::worker_pids)
+        .unwrap_or_default()
+}
+
+fn a_map_chunk_past_its_time_limit_fails_the_map<K, Hold>(_: K, hold: Hold)
+where
+    K: Runs<Hold, (OsString,)>,
+    Hold: TaskFn<(OsString,), Output = String> + Copy,
+{
+    let pool = timed_pool::<K>(LIMIT);
+    let gate = Gate::new();
+    let map = pool.map_async(hold, vec![gate.arg()], None).unwrap();
+    let held = gate.wait_started();
+    let outcome = within("the time limit", move || map.get());
+    assert!(
+        matches!(outcome, Err(Error::TimedOut { limit: LIMIT, .. })),
+        "{outcome:?}"
+    );
+    drop(held);
+}
+
+fn tasks_within_a_time_limit_run_as_usual<K, Sq>(_: K, square: Sq)
+where
+    K: Runs<Sq, (u64,)>,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let pool = WorkerPool::<K>::builder()
+        .workers(2)
+        .task_timeout(HANG)
+        .build()
+        .unwrap();
+    assert_eq!(pool.map(square, 0..100, None), Ok(common::squares(0..100)));
+    assert_eq!(pool.apply(square, (9,)), Ok(81));
+}
+
+fn a_zero_time_limit_is_an_invalid_argument<K, Sq>(_: K, _square: Sq)
+where
+    K: Runs<Sq, (u64,)>,
+    Sq: TaskFn<(u64,), Output = u64>,
+{
+    let built = WorkerPool::<K>::builder()
+        .task_timeout(Duration::ZERO)
+        .build();
+    assert!(
+        matches!(&built, Err(Error::InvalidArgument { message }) if message.contains("task_timeout")),
+        "{built:?}"
+    );
+}
+
+/// A running process task is stopped by replacing its worker: the old pid
+/// is gone and the pool is at full strength when the result resolves.
+#[test]
+fn cancelling_a_running_process_task_replaces_its_worker() {
+    let pool = Pool::with_workers(1).unwrap();
+    let [old] = pool.worker_pids()[..] else {
+        panic!("one worker expected");
+    };
+    let gate = Gate::new();
+    let running = pool
+        .apply_async(common::hold_until_released, (gate.arg(),))
+        .unwrap();
+    let held = gate.wait_started();
+    assert!(running.cancel());
+    assert!(!running.cancel(), "it is stopping already");
+    assert_eq!(
+        within("the cancel", move || running.get()),
+        Err(Error::Cancelled)
+    );
+    assert!(!exists(old), "the cancelled task's worker {old} is gone");
+    let now = pool.worker_pids();
+    assert!(now.len() == 1 && now[0] != old, "{now:?} replaced {old}");
+    drop(held);
+    assert_eq!(pool.apply(common::square, (3,)), Ok(9));
+}
+
+/// The same for a map, one of whose chunks runs while the others wait.
+#[test]
+fn cancelling_a_running_process_map_stops_it_and_drops_its_queued_chunks() {
+    let pool = Pool::with_workers(1).unwrap();
+    let [old] = pool.worker_pids()[..] else {
+        panic!("one worker expected");
+    };
+    let gate = Gate::new();
+    let map = pool
+        .map_async(common::hold_until_released, vec![gate.arg(); 3], Some(1))
+        .unwrap();
+    let held = gate.wait_started();
+    assert!(map.cancel());
+    assert_eq!(
+        within("the cancel", move || map.get()),
+        Err(Error::Cancelled)
+    );
+    assert!(!exists(old), "the cancelled map's worker {old} is gone");
+    drop(held);
+    assert_eq!(
+        pool.map(common::square, 0..4, None),
+        Ok(common::squares(0..4))
+    );
+}
+
+/// A thread cannot be stopped: cancel says so and the value arrives.
+#[test]
+fn a_running_thread_task_cannot_be_cancelled() {
+    let pool = ThreadPool::with_workers(1).unwrap();
+    let gate = Gate::new();
+    let running = pool
+        .apply_async(common::hold_until_released, (gate.arg(),))
+        .unwrap();
+    let held = gate.wait_started();
+    assert!(!running.cancel());
+    held.release("finished");
+    assert_eq!(running.get(), Ok("finished".to_string()));
 }
