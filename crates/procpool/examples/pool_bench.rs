@@ -248,6 +248,9 @@ where
         options,
         |q, left| Ok(q.get_many(left.min(BATCH))?),
     )?;
+    if !report.runs("bytes_echo_mb") {
+        return Ok(());
+    }
     let data: Vec<u8> = (0..options.mb << 20).map(|i| i as u8).collect();
     let expected = data.clone();
     report.figure("bytes_echo_mb", options.mb, || {
@@ -300,13 +303,18 @@ struct Report<'o> {
 }
 
 impl Report<'_> {
+    /// Whether `figure` is to run (`--only`).
+    fn runs(&self, figure: &str) -> bool {
+        self.only.as_ref().is_none_or(|only| only == figure)
+    }
+
     fn figure(
         &mut self,
         figure: &str,
         items: u64,
         body: impl FnOnce() -> Result<(), Box<dyn Error>>,
     ) -> Result<(), Box<dyn Error>> {
-        if self.only.as_ref().is_some_and(|only| only != figure) {
+        if !self.runs(figure) {
             return Ok(());
         }
         let started = Instant::now();

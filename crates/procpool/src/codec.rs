@@ -1,6 +1,7 @@
 //! How task values (arguments and results) are encoded for process workers,
 //! and what an encoding failure says. Owns the postcard calls on task
-//! values and the [`Cause`] of a codec error; calls only the error type.
+//! values and the [`Cause`] of a codec error; calls only the error type and
+//! the frame limit.
 //!
 //! Bytes: to serde a `Vec<u8>` is a sequence, which postcard moves one
 //! element at a time, at a few nanoseconds a byte each way. The two shapes
@@ -21,9 +22,37 @@ use std::fmt;
 
 use serde::ser;
 use serde::{Serialize, de::DeserializeOwned};
-use serde_bytes::{ByteBuf, Bytes};
+use serde_bytes::Bytes;
 
 use crate::error::Error;
+use crate::frame::MAX_VALUE;
+
+/// The error for a value whose encoding takes `size` bytes, more than
+/// [`MAX_VALUE`].
+pub(crate) fn too_large(size: usize) -> Error {
+    Error::TooLarge {
+        size: size as u64,
+        limit: MAX_VALUE as u64,
+    }
+}
+
+/// The encoding of the one element of a `Vec` of one, as it appears among
+/// the elements of a longer `Vec`: without the length prefix, which for
+/// one element is the single byte 1.
+pub(crate) fn sole_element(mut encoded_vec: Vec<u8>) -> Vec<u8> {
+    debug_assert_eq!(encoded_vec.first(), Some(&1), "a Vec of one");
+    encoded_vec.remove(0);
+    encoded_vec
+}
+
+/// The encoding of a `Vec` of `items`, each already encoded as an element.
+pub(crate) fn vec_of(items: &[Vec<u8>]) -> Vec<u8> {
+    let size = items.iter().map(Vec::len).sum::<usize>() + 10;
+    let mut out =
+        postcard::to_extend(&items.len(), Vec::with_capacity(size)).expect("a length encodes");
+    items.iter().for_each(|item| out.extend_from_slice(item));
+    out
+}
 
 /// The underlying error of an [`Error::Codec`]: what the serializer, or the
 /// value's own `Serialize` or `Deserialize` impl, said. It is kept as text,
@@ -98,16 +127,29 @@ pub(crate) fn decode_error(what: &str, err: &postcard::Error) -> Error {
     }
 }
 
-/// The encoded `Vec<A>` of a chunk of argument tuples.
-pub(crate) fn encode_args<A: Serialize + 'static>(
-    args: &Vec<A>,
-) -> Result<Vec<u8>, postcard::Error> {
+/// Why a value was not encoded.
+#[derive(Debug)]
+pub(crate) enum Unsent {
+    /// Its `Serialize` failed (or postcard did).
+    Codec(postcard::Error),
+    /// Its encoding takes this many bytes, more than [`MAX_VALUE`].
+    TooLarge(usize),
+}
+
+impl From<postcard::Error> for Unsent {
+    fn from(e: postcard::Error) -> Unsent {
+        Unsent::Codec(e)
+    }
+}
+
+/// The encoded `Vec<A>` of a chunk of argument tuples, at most
+/// [`MAX_VALUE`] bytes.
+pub(crate) fn encode_args<A: Serialize + 'static>(args: &Vec<A>) -> Result<Vec<u8>, Unsent> {
     if let Some(blocks) = (args as &dyn Any).downcast_ref::<Vec<(Vec<u8>,)>>() {
         let view: Vec<(&Bytes,)> = blocks.iter().map(|(b,)| (Bytes::new(b),)).collect();
-        let size = blocks.iter().map(|(b,)| b.len() + 10).sum::<usize>() + 10;
-        return postcard::to_extend(&view, Vec::with_capacity(size));
+        return encode_blocks(&view);
     }
-    postcard::to_allocvec(args)
+    within_limit(postcard::to_allocvec(args)?)
 }
 
 /// Decodes what [`encode_args`] encoded.
@@ -115,15 +157,16 @@ pub(crate) fn decode_args<A: DeserializeOwned + 'static>(
     bytes: &[u8],
 ) -> Result<Vec<A>, postcard::Error> {
     if TypeId::of::<A>() == TypeId::of::<(Vec<u8>,)>() {
-        let blocks: Vec<(ByteBuf,)> = postcard::from_bytes(bytes)?;
-        let owned: Vec<(Vec<u8>,)> = blocks.into_iter().map(|(b,)| (b.into_vec(),)).collect();
+        let blocks: Vec<(&Bytes,)> = postcard::from_bytes(bytes)?;
+        let owned: Vec<(Vec<u8>,)> = blocks.into_iter().map(|(b,)| (owned(b),)).collect();
         return Ok(downcast(owned));
     }
     postcard::from_bytes(bytes)
 }
 
-/// The encoded results of a call, one per argument tuple.
-pub(crate) fn encode_results<R, E>(results: &Vec<Result<R, E>>) -> Result<Vec<u8>, postcard::Error>
+/// The encoded results of a call, one per argument tuple, at most
+/// [`MAX_VALUE`] bytes.
+pub(crate) fn encode_results<R, E>(results: &Vec<Result<R, E>>) -> Result<Vec<u8>, Unsent>
 where
     R: Serialize + 'static,
     E: Serialize + 'static,
@@ -133,14 +176,9 @@ where
             .iter()
             .map(|r| r.as_ref().map(|b| Bytes::new(b)))
             .collect();
-        let size = blocks
-            .iter()
-            .map(|r| r.as_ref().map_or(64, |b| b.len() + 10))
-            .sum::<usize>()
-            + 10;
-        return postcard::to_extend(&view, Vec::with_capacity(size));
+        return encode_blocks(&view);
     }
-    postcard::to_allocvec(results)
+    within_limit(postcard::to_allocvec(results)?)
 }
 
 /// Decodes what [`encode_results`] encoded.
@@ -150,14 +188,79 @@ where
     E: DeserializeOwned + 'static,
 {
     if TypeId::of::<R>() == TypeId::of::<Vec<u8>>() {
-        let blocks: Vec<Result<ByteBuf, E>> = postcard::from_bytes(bytes)?;
-        let owned: Vec<Result<Vec<u8>, E>> = blocks
-            .into_iter()
-            .map(|r| r.map(ByteBuf::into_vec))
-            .collect();
+        let blocks: Vec<Result<&Bytes, E>> = postcard::from_bytes(bytes)?;
+        let owned: Vec<Result<Vec<u8>, E>> = blocks.into_iter().map(|r| r.map(owned)).collect();
         return Ok(downcast(owned));
     }
     postcard::from_bytes(bytes)
+}
+
+fn within_limit(encoded: Vec<u8>) -> Result<Vec<u8>, Unsent> {
+    match encoded.len() {
+        len if len > MAX_VALUE => Err(Unsent::TooLarge(len)),
+        _ => Ok(encoded),
+    }
+}
+
+/// Encodes a value made of byte blocks: counts its size first, which
+/// copies nothing, so a value over the limit costs no buffer at all and
+/// one within it gets a buffer of exactly its size.
+fn encode_blocks<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Unsent> {
+    let size = postcard::serialize_with_flavor(value, Count(0))?;
+    if size > MAX_VALUE {
+        return Err(Unsent::TooLarge(size));
+    }
+    Ok(postcard::serialize_with_flavor(
+        value,
+        Reserved(Vec::with_capacity(size)),
+    )?)
+}
+
+/// A postcard output that only counts bytes.
+struct Count(usize);
+
+impl postcard::ser_flavors::Flavor for Count {
+    type Output = usize;
+
+    fn try_push(&mut self, _: u8) -> postcard::Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0 += bytes.len();
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0)
+    }
+}
+
+/// A postcard output that appends to a `Vec` with `extend_from_slice`.
+struct Reserved(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Reserved {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
+/// A decoded block's bytes in a buffer of their own.
+fn owned(block: &Bytes) -> Vec<u8> {
+    block.to_vec()
 }
 
 /// `value` as the type the caller named, which a `TypeId` check has just

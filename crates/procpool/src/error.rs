@@ -86,6 +86,16 @@ pub enum Error {
         /// also given by [`source`](std::error::Error::source).
         source: Cause,
     },
+    /// A task's encoded arguments or results are larger than one frame
+    /// carries (1 GiB). Only that task fails: its worker and the tasks sent
+    /// with it go on. (A `map` chunk counts as one task, as for
+    /// `maxtasksperchild`.) Python raises `MaybeEncodingError` here.
+    TooLarge {
+        /// The encoded size, in bytes.
+        size: u64,
+        /// The most a frame carries, in bytes.
+        limit: u64,
+    },
     /// A bad argument to a pool call, such as `chunksize` of zero or no workers.
     InvalidArgument {
         /// What was wrong.
@@ -149,6 +159,10 @@ impl fmt::Display for Error {
                 "function `{name}` is not registered for process workers: add `procpool::register!({name});`"
             ),
             Error::Codec { message, .. } => write!(f, "encoding error: {message}"),
+            Error::TooLarge { size, limit } => write!(
+                f,
+                "a value of {size} bytes is larger than the {limit} bytes one frame carries"
+            ),
             Error::InvalidArgument { message } => write!(f, "invalid argument: {message}"),
             Error::Initializer { message } => write!(f, "worker initializer failed: {message}"),
             Error::Worker { message } => write!(f, "worker process error: {message}"),

@@ -186,34 +186,26 @@ pub(crate) fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<(), Fra
     read_body(r, buf, len)
 }
 
-/// The first step of a body's buffer. It then doubles with what arrived,
-/// so the buffer never runs far ahead of the bytes the peer really sent: a
-/// false length costs a failed read, not a gigabyte.
-const FIRST_STEP: usize = 1 << 16;
-
-/// Reads exactly `len` bytes into `buf` (replacing its contents), in place:
-/// a large body is read straight into its buffer, with a few large reads
-/// into reserved room, which is not zeroed first.
+/// Reads exactly `len` bytes into `buf` (replacing its contents), straight
+/// into reserved room, which is not zeroed first. The room is address
+/// space, not memory, until bytes arrive, so a false length costs a failed
+/// read, not a gigabyte.
 fn read_body(r: &mut impl Read, buf: &mut Vec<u8>, len: usize) -> Result<(), FrameError> {
     buf.clear();
-    while buf.len() < len {
-        let step = (len - buf.len()).min(buf.len().max(FIRST_STEP));
-        buf.reserve_exact(step);
-        // `take` bounds the read even if the peer keeps sending.
-        let got = r
-            .take(step as u64)
-            .read_to_end(buf)
-            .map_err(FrameError::Io)?;
-        if got != step {
-            // The stream ended inside the frame: an error, not the clean
-            // end of stream between frames.
-            let read = buf.len();
-            buf.clear();
-            return Err(FrameError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("stream ended {read} bytes into a {len} byte frame"),
-            )));
-        }
+    buf.reserve_exact(len);
+    // `take` bounds the read even if the peer keeps sending.
+    let got = r
+        .take(len as u64)
+        .read_to_end(buf)
+        .map_err(FrameError::Io)?;
+    if got != len {
+        // The stream ended inside the frame: an error, not the clean end
+        // of stream between frames.
+        buf.clear();
+        return Err(FrameError::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("stream ended {got} bytes into a {len} byte frame"),
+        )));
     }
     Ok(())
 }

@@ -19,18 +19,21 @@
 //! |---|---|---|
 //! | `Pool(processes)` | [`Pool::with_workers`](WorkerPool::with_workers), [`Pool::new`](WorkerPool::new) | workers are this executable re-run; call [`init`] first in `main` |
 //! | `ThreadPool(processes)` | [`ThreadPool`] | same methods; closures allowed, no serialization |
-//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | [`Pool::builder()`](WorkerPool::builder)`.initializer(f, a).maxtasksperchild(n)` | a failing initializer is an error from `build`, not an endless respawn loop |
+//! | `Pool(initializer=f, initargs=a, maxtasksperchild=n)` | [`Pool::builder()`](WorkerPool::builder)`.initializer(f, a).maxtasksperchild(n)` | a failing initializer is an error from `build`, not an endless respawn loop; a retired worker is replaced at once, also while the pool is idle |
 //! | `pickle` of a function | [`register!`] | only named `fn` items, as only named functions pickle |
 //! | `apply(f, args)` | [`apply`](WorkerPool::apply) | returns `Result`; a panic is `Err(Panicked)` with its message, file and line |
 //! | `apply_async(f, args, callback, error_callback)` | [`apply_async`](WorkerPool::apply_async), [`apply_async_with_callbacks`](WorkerPool::apply_async_with_callbacks) | callbacks may call `terminate()` without deadlock |
 //! | `AsyncResult.get/wait/ready/successful` | [`AsyncResult`] | `get` consumes; `successful` is `None` when not ready |
 //! | `map(f, it, chunksize)` | [`map`](WorkerPool::map) | `chunksize: None` is Python's `ceil(len / (4 * workers))` |
 //! | `map_async`, `starmap`, `starmap_async` | [`map_async`](WorkerPool::map_async), [`starmap`](WorkerPool::starmap), [`starmap_async`](WorkerPool::starmap_async) | |
-//! | `imap`, `imap_unordered` | [`imap`](WorkerPool::imap), [`imap_unordered`](WorkerPool::imap_unordered) | lazy: a bounded window of chunks ahead, not the whole input |
+//! | `imap`, `imap_unordered` | [`imap`](WorkerPool::imap), [`imap_unordered`](WorkerPool::imap_unordered) | lazy: a bounded window of chunks ahead, not the whole input; an item that cannot be encoded fails in its place and the rest still run (Python: 1, 2, error, 4) |
+//! | `MaybeEncodingError` | [`Error::Codec`], [`Error::TooLarge`] | only that task fails, its worker and the tasks sent with it go on; a value over a frame's 1 GiB names its size and the limit |
+//! | pickled `bytes` | `Vec<u8>` | a task's `Vec<u8>` argument or result crosses as one block (bytes inside your own types: `#[serde(with = "serde_bytes")]`) |
 //! | `close()`, `join()` | [`close`](WorkerPool::close), [`join`](WorkerPool::join) | `join` while running is `Err(StillRunning)` |
 //! | `terminate()` | [`terminate`](WorkerPool::terminate) | pending results resolve to `Err(Terminated)` instead of hanging |
 //! | `with Pool() as p:` | drop | drop is close + join, not terminate |
 //! | a worker killed by SIGKILL or OOM | [`Error::WorkerLost`] | Python hangs; here its tasks fail, a new worker starts |
+//! | `Pool` or `ThreadPool` picked at run time | [`AnyPool`] with a [`WorkerKind`] | one type for both kinds; the methods of both, for registered functions |
 //!
 //! # Choosing the kind at run time
 //!
@@ -80,6 +83,7 @@ mod process;
 mod result;
 mod shared;
 mod spawn;
+mod spin;
 mod task;
 mod thread;
 mod ticket;

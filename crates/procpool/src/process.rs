@@ -27,16 +27,17 @@ use std::time::{Duration, Instant};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::codec::{self, decode_error, encode_error};
+use crate::codec::{self, Unsent, decode_error, encode_error, too_large};
 use crate::error::Error;
 use crate::frame::{self, FrameError};
-use crate::frame::{HEAD_ROOM, MAX_FRAME};
+use crate::frame::{HEAD_ROOM, MAX_FRAME, MAX_VALUE};
 use crate::kind::{Kind, Process, Runs, Threads, WorkerSpec, mark_owned_by};
 use crate::map::ChunkDone;
 use crate::pool::{Builder, WorkerPool};
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::spawn::{Child, GRACE};
+use crate::spin::spin_until;
 use crate::task::{TaskFailure, TaskFn, registered_index};
 use crate::ticket::Ticket;
 use crate::timer::WatchId;
@@ -352,13 +353,16 @@ impl IoThread {
     /// wait with EOF.
     fn read_reply(&mut self) -> Result<(), FrameError> {
         let child = self.child.as_mut().expect("a child is running");
+        // A small task answers within microseconds: look for the reply
+        // before sleeping in poll, so it costs no wake-up.
+        spin_until(|| child.wait_readable(Duration::ZERO).unwrap_or(true));
         let mut kill_at: Option<Instant> = None;
         loop {
             if child
                 .wait_readable(Duration::from_millis(100))
                 .map_err(FrameError::Io)?
             {
-                return frame::read_frame(&mut child.stream(), &mut self.reply);
+                return child.read_frame(&mut self.reply);
             }
             if self.pool.is_terminated() {
                 let deadline = *kill_at.get_or_insert_with(|| Instant::now() + GRACE);
@@ -456,7 +460,7 @@ where
         done: ChunkDone<F::Output>,
     ) -> Result<RemoteJob, Error> {
         let task = registered_index(&**f)?;
-        let EncodedChunk { payload, refused } = encode_chunk(&chunk);
+        let EncodedChunk { payload, refused } = encode_chunk(chunk);
         let ticket = done.ticket().clone();
         let done = move |reply: Result<&[u8], Error>| {
             let len = done.len();
@@ -475,10 +479,14 @@ where
     }
 }
 
-/// Encodes the arguments of one call (a single apply, or an initializer).
+/// Encodes the arguments of one call, refusing them if they are too large
+/// for a frame.
 fn encode_one<Args: Serialize + 'static>(args: Args) -> Result<Vec<u8>, Error> {
     let args = vec![args];
-    codec::encode_args(&args).map_err(|e| encode_error("cannot encode the arguments", &e, &args))
+    codec::encode_args(&args).map_err(|unsent| match unsent {
+        Unsent::TooLarge(size) => too_large(size),
+        Unsent::Codec(e) => encode_error("cannot encode the arguments", &e, &args),
+    })
 }
 
 /// A chunk's arguments as sent: the encoded `Vec<Args>` of the items that
@@ -488,32 +496,40 @@ struct EncodedChunk {
     refused: Vec<(usize, Error)>,
 }
 
-/// Encodes a chunk so that an item that cannot be encoded fails alone,
-/// in its place, as in Python, where the other items of an `imap` still
-/// run. The whole chunk is tried at once first; only a failure costs the
-/// item-by-item pass.
-fn encode_chunk<Args: Serialize + 'static>(chunk: &Vec<Args>) -> EncodedChunk {
-    if let Ok(payload) = codec::encode_args(chunk) {
+/// Encodes a chunk so that an item that cannot be encoded, or is too
+/// large for a frame, fails alone, in its place, as in Python, where the
+/// other items of an `imap` still run. The whole chunk is tried at once
+/// first; only a failure costs the item-by-item pass.
+fn encode_chunk<Args: Serialize + 'static>(chunk: Vec<Args>) -> EncodedChunk {
+    if let Ok(payload) = codec::encode_args(&chunk) {
         return EncodedChunk {
             payload,
             refused: Vec::new(),
         };
     }
-    let mut body = Vec::new();
+    let mut sent = Vec::new();
     let mut refused = Vec::new();
-    for (i, item) in chunk.iter().enumerate() {
-        let start = body.len();
-        if let Err(e) = postcard::to_io(item, &mut body) {
-            body.truncate(start);
-            refused.push((i, encode_error("cannot encode the argument", &e, item)));
+    for (i, item) in chunk.into_iter().enumerate() {
+        let one = vec![item];
+        match codec::encode_args(&one) {
+            Ok(bytes) => sent.push((i, codec::sole_element(bytes))),
+            Err(Unsent::TooLarge(size)) => refused.push((i, too_large(size - 1))),
+            Err(Unsent::Codec(e)) => {
+                refused.push((i, encode_error("cannot encode the argument", &e, &one)))
+            }
         }
     }
-    // A `Vec`'s encoding is its length (a varint, as a `usize` is encoded)
-    // followed by the items.
-    let sent = chunk.len() - refused.len();
-    let mut payload = postcard::to_allocvec(&sent).unwrap_or_default();
-    payload.extend_from_slice(&body);
-    EncodedChunk { payload, refused }
+    let size: usize = sent.iter().map(|(_, bytes)| bytes.len()).sum();
+    if size > MAX_VALUE {
+        // Each fits, but not all together: the chunk is the task, and fails.
+        refused.extend(sent.drain(..).map(|(i, _)| (i, too_large(size))));
+        refused.sort_by_key(|(i, _)| *i);
+    }
+    let items: Vec<Vec<u8>> = sent.into_iter().map(|(_, bytes)| bytes).collect();
+    EncodedChunk {
+        payload: codec::vec_of(&items),
+        refused,
+    }
 }
 
 /// Puts the failures of the items that could not be sent back in their
@@ -526,6 +542,8 @@ fn merge_refused<R>(
 ) -> Result<Vec<Result<R, Error>>, Error> {
     let sent = len - refused.len();
     let mut results = match results {
+        // Nothing was refused (the usual case): the results as they are.
+        Ok(results) if refused.is_empty() && results.len() == len => return Ok(results),
         Ok(results) if results.len() == sent => results.into_iter(),
         Ok(_) => {
             return Err(Error::Worker {

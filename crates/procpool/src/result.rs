@@ -2,12 +2,13 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, panic_message};
+use crate::spin::spin_until;
 use crate::ticket::{Cancel, Ticket};
 
 /// A one-shot cell that one side fills and the other waits on.
@@ -34,6 +35,13 @@ struct Slot<T> {
     ready: Condvar,
     waker: Mutex<Option<Waker>>,
     claimed: AtomicBool,
+    /// Set (after the value, under its lock) once the value is there, so a
+    /// waiter can spin on it without taking the lock (see `crate::spin`).
+    filled: AtomicBool,
+    /// Waiters parked on `ready`. Changed only under the lock around the
+    /// wait, and read under it by `fill`, so a filler that reads 0 misses
+    /// no one and skips the wake-up system call.
+    parked: AtomicUsize,
 }
 
 impl<T> Slot<T> {
@@ -55,16 +63,50 @@ impl<T> Slot<T> {
         self.claimed.load(Ordering::Acquire)
     }
 
-    /// Stores the value and wakes every waiter, parked thread or task.
+    /// Stores the value and wakes every waiter: parked threads, and the
+    /// task that awaits the result.
     fn fill(&self, value: Result<T, Error>) {
-        *self.lock() = Some(value);
-        self.ready.notify_all();
+        let mut slot = self.lock();
+        *slot = Some(value);
+        self.filled.store(true, Ordering::Release);
+        let parked = self.parked.load(Ordering::Relaxed);
+        drop(slot);
+        if parked > 0 {
+            self.ready.notify_all();
+        }
         // Taken out first: the wake-up may run the task inline, and it
         // polls, which takes these locks again.
         let waker = self.lock_waker().take();
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// Parks on `ready` (the caller holds the lock), counted in `parked`.
+    fn park<'a>(
+        &self,
+        guard: MutexGuard<'a, Option<Result<T, Error>>>,
+        timeout: Option<Duration>,
+    ) -> MutexGuard<'a, Option<Result<T, Error>>> {
+        self.parked.fetch_add(1, Ordering::Relaxed);
+        let guard = match timeout {
+            None => self.ready.wait(guard).unwrap_or_else(|e| e.into_inner()),
+            Some(left) => {
+                self.ready
+                    .wait_timeout(guard, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        self.parked.fetch_sub(1, Ordering::Relaxed);
+        guard
+    }
+
+    /// Spins briefly for the value, so that a result arriving within
+    /// microseconds (a small task's round trip) costs its waiter no
+    /// wake-up; the caller parks on `ready` if this returns false.
+    fn spin_for_value(&self) -> bool {
+        spin_until(|| self.filled.load(Ordering::Acquire))
     }
 }
 
@@ -170,6 +212,8 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
         ready: Condvar::new(),
         waker: Mutex::new(None),
         claimed: AtomicBool::new(false),
+        filled: AtomicBool::new(false),
+        parked: AtomicUsize::new(0),
     });
     let ticket = Ticket::new();
     (
@@ -230,16 +274,13 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn get(self) -> Result<T, Error> {
+        self.slot.spin_for_value();
         let mut value = self.slot.lock();
         loop {
             if let Some(v) = value.take() {
                 return v;
             }
-            value = self
-                .slot
-                .ready
-                .wait(value)
-                .unwrap_or_else(|e| e.into_inner());
+            value = self.slot.park(value, None);
         }
     }
 
@@ -275,13 +316,10 @@ impl<T> AsyncResult<T> {
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn wait(&self) {
+        self.slot.spin_for_value();
         let mut value = self.slot.lock();
         while value.is_none() {
-            value = self
-                .slot
-                .ready
-                .wait(value)
-                .unwrap_or_else(|e| e.into_inner());
+            value = self.slot.park(value, None);
         }
     }
 
@@ -303,12 +341,7 @@ impl<T> AsyncResult<T> {
             if left.is_zero() {
                 return false;
             }
-            value = self
-                .slot
-                .ready
-                .wait_timeout(value, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            value = self.slot.park(value, Some(left));
         }
         true
     }

@@ -7,8 +7,11 @@
 //! instead of run resolves them to `Terminated` (see `result::Resolver`).
 //!
 //! Who wakes whom: a push wakes one idle popper (`work`), and only when one
-//! is actually waiting, so a steady stream of submissions costs no futex
-//! call per job. `close`, `terminate` and a shrinking `resize` wake every
+//! is actually waiting and none is spinning, so a steady stream of
+//! submissions costs no futex call per job. A popper that finds the queue
+//! empty first spins for a few microseconds (`crate::spin`) on `queued`,
+//! so the next job of a caller that waits for each result needs no
+//! wake-up. `close`, `terminate` and a shrinking `resize` wake every
 //! popper. A popper that exits, and a process worker that becomes ready or
 //! fails to start, wake `changed`, which `join` and the process pool's
 //! start-up (and growth) wait on.
@@ -22,10 +25,11 @@
 //! seat with it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::Error;
+use crate::spin::spin_until;
 use crate::ticket::KillWorker;
 
 /// Where the pool is in Python's life cycle.
@@ -43,6 +47,10 @@ pub(crate) struct Inner<J> {
     pub(crate) state: RunState,
     /// Poppers blocked in `work.wait`; a push only notifies when this is > 0.
     idle: usize,
+    /// Poppers spinning before they park (see `pop_batch`). Each takes a
+    /// job it sees, or looks again under the lock before parking, so a
+    /// push that finds one spinning need not wake a parked one.
+    spinning: usize,
     /// Idle poppers already notified but not yet running. Without it, every
     /// push during a wake-up's latency would notify the same sleeper again,
     /// one futex call per job.
@@ -88,6 +96,9 @@ pub struct Shared<J> {
     pub(crate) changed: Condvar,
     /// Mirrors `state == Terminated` for lock-free checks between jobs.
     terminated: AtomicBool,
+    /// Mirrors `jobs.len()` (written under the lock), for a popper that
+    /// spins before it parks (see `crate::spin`).
+    queued: AtomicUsize,
 }
 
 impl<J> std::fmt::Debug for Shared<J> {
@@ -107,6 +118,7 @@ impl<J> Shared<J> {
                 jobs: VecDeque::new(),
                 state: RunState::Running,
                 idle: 0,
+                spinning: 0,
                 waking: 0,
                 live: 0,
                 target: workers,
@@ -120,6 +132,7 @@ impl<J> Shared<J> {
             work: Condvar::new(),
             changed: Condvar::new(),
             terminated: AtomicBool::new(false),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -160,10 +173,11 @@ impl<J> Shared<J> {
             _ => return Err(Error::Closed),
         }
         inner.jobs.extend(jobs);
+        self.queued.store(inner.jobs.len(), Ordering::Release);
         let wake = inner
             .idle
             .saturating_sub(inner.waking)
-            .min(inner.jobs.len());
+            .min(inner.jobs.len().saturating_sub(inner.spinning));
         inner.waking += wake;
         drop(inner);
         for _ in 0..wake {
@@ -180,6 +194,7 @@ impl<J> Shared<J> {
     /// and this popper's seat was given up.
     pub(crate) fn pop_batch(&self, max: usize, out: &mut Vec<J>) -> bool {
         let mut inner = self.lock();
+        let mut spun = false;
         loop {
             match inner.state {
                 RunState::Terminated => return false,
@@ -189,6 +204,17 @@ impl<J> Shared<J> {
                 }
                 _ if !inner.jobs.is_empty() => break,
                 RunState::Closed if inner.leases == 0 => return false,
+                // The next job of a caller that waits for each result
+                // comes microseconds after the last one's: look for it
+                // before parking, so its push need not wake anyone.
+                RunState::Closed | RunState::Running if !spun => {
+                    inner.spinning += 1;
+                    drop(inner);
+                    spin_until(|| self.queued.load(Ordering::Acquire) > 0 || self.is_terminated());
+                    spun = true;
+                    inner = self.lock();
+                    inner.spinning -= 1;
+                }
                 RunState::Closed | RunState::Running => {
                     inner.idle += 1;
                     inner = self.work.wait(inner).unwrap_or_else(|e| e.into_inner());
@@ -200,6 +226,7 @@ impl<J> Shared<J> {
         let fair = inner.jobs.len().div_ceil(inner.target.max(1));
         let take = fair.clamp(1, max.max(1));
         out.extend(inner.jobs.drain(..take));
+        self.queued.store(inner.jobs.len(), Ordering::Release);
         true
     }
 
@@ -247,6 +274,7 @@ impl<J> Shared<J> {
         inner.state = RunState::Terminated;
         self.terminated.store(true, Ordering::Release);
         let dropped = std::mem::take(&mut inner.jobs);
+        self.queued.store(0, Ordering::Release);
         inner.pids.iter().flatten().for_each(|&pid| signal(pid));
         drop(inner);
         self.work.notify_all();

@@ -27,6 +27,9 @@ pub(crate) const ENV_WORKER: &str = "PROCPOOL_WORKER_FD";
 pub(crate) struct Child {
     process: std::process::Child,
     stream: UnixStream,
+    /// Every read of the socket goes through this buffer, so a small
+    /// frame, length and body, costs one `recv`.
+    reader: io::BufReader<UnixStream>,
     scratch: Vec<u8>,
 }
 
@@ -57,9 +60,19 @@ impl Child {
         unsafe { command.pre_exec(move || prepare_child(child_fd, parent_pid)) };
         let process = command.spawn().map_err(spawn_error)?;
         drop(child_end);
+        let reader = match stream.try_clone() {
+            Ok(read_end) => io::BufReader::with_capacity(1 << 16, read_end),
+            Err(e) => {
+                let mut process = process;
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(spawn_error(e));
+            }
+        };
         let mut child = Child {
             process,
             stream,
+            reader,
             scratch: Vec::new(),
         };
         match child.handshake(init) {
@@ -115,6 +128,11 @@ impl Child {
         &self.stream
     }
 
+    /// Reads the next frame into `buf`.
+    pub(crate) fn read_frame(&mut self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+        frame::read_frame(&mut self.reader, buf)
+    }
+
     /// Sends a frame of `head` and raw `blocks` (see [`frame::send_with_blocks`]).
     pub(crate) fn send_with_blocks<T: serde::Serialize + ?Sized>(
         &mut self,
@@ -126,11 +144,14 @@ impl Child {
     }
 
     pub(crate) fn recv(&mut self) -> Result<FromWorker, FrameError> {
-        frame::read_message(&mut &self.stream, &mut self.scratch)
+        frame::read_message(&mut self.reader, &mut self.scratch)
     }
 
     /// Waits up to `timeout` for the socket to have data or be closed.
     pub(crate) fn wait_readable(&self, timeout: Duration) -> io::Result<bool> {
+        if !self.reader.buffer().is_empty() {
+            return Ok(true);
+        }
         poll_readable(self.stream.as_raw_fd(), timeout)
     }
 

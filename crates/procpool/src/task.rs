@@ -16,8 +16,9 @@ use std::sync::{Once, OnceLock};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::codec::{self, Cause, serialize_cause};
+use crate::codec::{self, Cause, Unsent, serialize_cause};
 use crate::error::{Error, PanicLocation, panic_message};
+use crate::frame::MAX_VALUE;
 
 /// A function a pool can run: any `Fn` of zero to four arguments, called
 /// with its arguments as a tuple.
@@ -65,8 +66,14 @@ impl_task_fn!(A, B, C, D);
 
 /// Why one call failed inside a worker (or on a thread worker). Sent back
 /// over the socket and turned into an [`Error`] in the parent.
+/// Boxed, so that a call's results (`Result<Output, TaskFailure>`) take
+/// no more room per item than the output and a pointer: a failure is rare
+/// and large (a panic's message, place and backtrace).
+pub(crate) type TaskFailure = Box<Failure>;
+
+/// What a [`TaskFailure`] holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum TaskFailure {
+pub(crate) enum Failure {
     Panicked {
         message: String,
         location: Option<PanicLocation>,
@@ -76,12 +83,16 @@ pub(crate) enum TaskFailure {
         message: String,
         cause: String,
     },
+    TooLarge {
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl From<TaskFailure> for Error {
     fn from(f: TaskFailure) -> Error {
-        match f {
-            TaskFailure::Panicked {
+        match *f {
+            Failure::Panicked {
                 message,
                 location,
                 backtrace,
@@ -90,10 +101,11 @@ impl From<TaskFailure> for Error {
                 location,
                 backtrace,
             },
-            TaskFailure::Codec { message, cause } => Error::Codec {
+            Failure::Codec { message, cause } => Error::Codec {
                 message,
                 source: Cause::new(cause),
             },
+            Failure::TooLarge { size, limit } => Error::TooLarge { size, limit },
         }
     }
 }
@@ -139,9 +151,9 @@ where
         args.into_iter().map(|a| call_caught(f, a)).collect();
     match codec::encode_results(&results) {
         Ok(bytes) => Ok(bytes),
-        // One bad result should not take its neighbours with it: report the
-        // encoding failure on every result of the batch that cannot travel.
-        Err(e) => encode_each(results, &e),
+        // One bad or huge result should not take its neighbours with it:
+        // report the failure on every result that cannot travel.
+        Err(_) => Ok(encode_each(results)),
     }
 }
 
@@ -157,29 +169,53 @@ where
     let args = args.pop().ok_or("no initializer arguments")?;
     call_caught(f, args)
         .map(drop)
-        .map_err(|failure| match failure {
-            TaskFailure::Panicked { message, .. } | TaskFailure::Codec { message, .. } => message,
+        .map_err(|failure| match *failure {
+            Failure::Panicked { message, .. } | Failure::Codec { message, .. } => message,
+            other => Error::from(Box::new(other)).to_string(),
         })
 }
 
-fn encode_each<R: Serialize>(
-    results: Vec<Result<R, TaskFailure>>,
-    why: &postcard::Error,
-) -> Result<Vec<u8>, String> {
-    let fixed: Vec<Result<R, TaskFailure>> = results
+/// Encodes results one by one, putting in place of each that cannot be
+/// encoded, or is larger than a frame carries, its failure.
+fn encode_each<R: Serialize + 'static>(results: Vec<Result<R, TaskFailure>>) -> Vec<u8> {
+    let mut items: Vec<Vec<u8>> = results
         .into_iter()
-        .map(|r| match r {
-            Ok(v) if postcard::to_allocvec(&v).is_err() => {
-                let cause = serialize_cause(why, &v);
-                Err(TaskFailure::Codec {
-                    message: format!("cannot encode the result: {cause}"),
-                    cause,
-                })
+        .map(|r| {
+            let one = vec![r];
+            match codec::encode_results(&one) {
+                Ok(bytes) => codec::sole_element(bytes),
+                Err(Unsent::TooLarge(size)) => failure_element(Failure::TooLarge {
+                    size: (size - 1) as u64,
+                    limit: MAX_VALUE as u64,
+                }),
+                Err(Unsent::Codec(e)) => {
+                    let cause = serialize_cause(&e, &one);
+                    failure_element(Failure::Codec {
+                        message: format!("cannot encode the result: {cause}"),
+                        cause,
+                    })
+                }
             }
-            other => other,
         })
         .collect();
-    postcard::to_allocvec(&fixed).map_err(|e| format!("cannot encode results: {e}"))
+    let size: usize = items.iter().map(Vec::len).sum();
+    if size > MAX_VALUE {
+        // Each fits, but not all together: the chunk is the task, and fails.
+        let failure = Failure::TooLarge {
+            size: size as u64,
+            limit: MAX_VALUE as u64,
+        };
+        items
+            .iter_mut()
+            .for_each(|item| *item = failure_element(failure.clone()));
+    }
+    codec::vec_of(&items)
+}
+
+/// A failed result, encoded as an element of `Vec<Result<R, TaskFailure>>`
+/// (whatever `R`: a `Result`'s `Err` does not depend on it).
+fn failure_element(failure: Failure) -> Vec<u8> {
+    postcard::to_allocvec(&Err::<(), _>(failure)).expect("a failure always encodes")
 }
 
 thread_local! {
@@ -247,18 +283,24 @@ where
     // A task may run a task of its own inline (a nested thread pool call
     // is not one, but a callback could be): restore the outer state.
     let outer = IN_TASK.replace(true);
-    SEEN.set(None);
+    // Clear a record left by a panic the last task caught itself; looking
+    // first keeps the common case (no panic) to a read.
+    SEEN.with_borrow_mut(|seen| {
+        if seen.is_some() {
+            *seen = None;
+        }
+    });
     // AssertUnwindSafe: after a panic the arguments are dropped and the
     // function is only shared immutably, so no broken state is observed.
     let result = catch_unwind(AssertUnwindSafe(|| f.call(args)));
     IN_TASK.set(outer);
     result.map_err(|p| {
         let seen = SEEN.take();
-        TaskFailure::Panicked {
+        Box::new(Failure::Panicked {
             message: panic_message(&*p),
             location: seen.as_ref().and_then(|s| s.location.clone()),
             backtrace: seen.and_then(|s| s.backtrace),
-        }
+        })
     })
 }
 
@@ -384,7 +426,7 @@ mod tests {
         let out: Vec<Result<i32, TaskFailure>> = postcard::from_bytes(&out).unwrap();
         assert!(matches!(&out[0], Ok(1)));
         assert!(
-            matches!(&out[1], Err(TaskFailure::Panicked { message, .. }) if message == "too big: 5")
+            matches!(out[1].as_ref().map_err(|f| &**f), Err(Failure::Panicked { message, .. }) if message == "too big: 5")
         );
     }
 

@@ -10,9 +10,11 @@ use std::os::unix::net::UnixStream;
 use crate::error::Error;
 use crate::frame::{self, FrameError};
 use crate::frame::{HEAD_ROOM, MAX_FRAME};
-use crate::spawn::ENV_WORKER;
+use crate::spawn::{ENV_WORKER, poll_readable};
+use crate::spin::spin_until;
 use crate::task::{init_by_index, run_by_index, table_fingerprint};
 use crate::wire::{self, FromWorker, ToWorker};
+use std::time::Duration;
 
 /// Makes this process serve as a pool worker if it was started as one, and
 /// returns at once otherwise.
@@ -95,6 +97,12 @@ fn serve(spec: &OsStr) -> Result<(), String> {
         return Ok(());
     }
     loop {
+        // The next batch of a caller that waits for each result comes
+        // microseconds after this one's replies: look for it before
+        // sleeping in read, so it costs no wake-up.
+        if reader.buffer().is_empty() {
+            spin_until(|| poll_readable(fd, Duration::ZERO).unwrap_or(true));
+        }
         match frame::read_frame(&mut reader, &mut buf) {
             Ok(()) => {}
             // The parent hung up between frames: the pool is gone.

@@ -95,6 +95,20 @@ fn unwrap_picky(p: Picky) -> u64 {
     p.0
 }
 
+/// Zeros of the given length: a result as large as asked for, cheap to
+/// make (the kernel's zero pages until written).
+fn bytes_of_len(len: u64) -> Vec<u8> {
+    vec![0; len as usize]
+}
+
+/// The length of its argument: an argument as large as the caller makes it.
+fn len_of(data: Vec<u8>) -> u64 {
+    data.len() as u64
+}
+
+/// One byte over what a frame carries.
+const OVER_THE_LIMIT: u64 = (1 << 30) + 1;
+
 procpool::register!(
     set_greeting,
     greeting_and_pid,
@@ -103,7 +117,9 @@ procpool::register!(
     exit_with,
     ignore_sigterm_and_hold,
     make_picky,
-    unwrap_picky
+    unwrap_picky,
+    bytes_of_len,
+    len_of
 );
 
 /// Set in the copy of this binary that [`run_alone`] starts.
@@ -493,6 +509,84 @@ fn a_panic_carries_a_backtrace_when_rust_backtrace_asks() {
         assert!(format!("{err:#}").contains("worker backtrace:"), "{err:#}");
         assert_eq!(err.to_string().lines().count(), 1, "{err}");
     }
+}
+
+#[track_caller]
+fn assert_too_large(err: &Error) {
+    match err {
+        Error::TooLarge { size, limit } => {
+            assert_eq!(*limit, 1 << 30);
+            assert!(*size > OVER_THE_LIMIT, "{err:?}");
+            let shown = err.to_string();
+            assert!(shown.contains(&size.to_string()) && shown.contains(&limit.to_string()));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+/// A result over the frame limit used to make its worker exit, failing the
+/// tasks batched with it as `WorkerLost`. Now it fails alone: the worker
+/// stays, and its batch mates get their values.
+#[test]
+fn a_result_too_large_for_a_frame_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let worker = pool.worker_pids();
+    // Hold the worker so that everything after queues up and goes out as
+    // one batch.
+    let gate = Gate::new();
+    let holder = pool
+        .apply_async(hold_until_released, (gate.arg(),))
+        .unwrap();
+    let held = gate.wait_started();
+    let before: Vec<_> = (0..10)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    let huge = pool.apply_async(bytes_of_len, (OVER_THE_LIMIT,)).unwrap();
+    let after: Vec<_> = (10..20)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    held.release("go");
+    assert_eq!(holder.get(), Ok("go".to_string()));
+    assert_too_large(&within("the huge result", move || huge.get()).unwrap_err());
+    for (i, r) in (0..20u64).zip(before.into_iter().chain(after)) {
+        assert_eq!(r.get(), Ok(i * i));
+    }
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
+    // In a chunk, the huge item fails in its place and the rest stand.
+    let chunk = pool
+        .map_async(bytes_of_len, [1, OVER_THE_LIMIT, 2], Some(3))
+        .unwrap();
+    assert_too_large(&chunk.get().unwrap_err());
+    let items: Vec<_> = pool
+        .imap(bytes_of_len, [1, OVER_THE_LIMIT, 2], Some(1))
+        .unwrap()
+        .collect();
+    assert_eq!((&items[0], &items[2]), (&Ok(vec![0]), &Ok(vec![0, 0])));
+    assert_too_large(items[1].as_ref().unwrap_err());
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
+}
+
+/// An argument over the frame limit used to fail every task sent with it
+/// (`Codec`). Now it is refused alone; the rest run.
+#[test]
+fn an_argument_too_large_for_a_frame_fails_only_its_own_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    let worker = pool.worker_pids();
+    let small: Vec<_> = (0..40)
+        .map(|i| pool.apply_async(square, (i,)).unwrap())
+        .collect();
+    let huge = || vec![0u8; OVER_THE_LIMIT as usize];
+    assert_too_large(&pool.apply_async(len_of, (huge(),)).unwrap_err());
+    for (i, r) in (0..40u64).zip(small) {
+        assert_eq!(r.get(), Ok(i * i));
+    }
+    let items: Vec<_> = pool
+        .imap(len_of, [vec![1], huge(), vec![1, 2]], Some(3))
+        .unwrap()
+        .collect();
+    assert_eq!((&items[0], &items[2]), (&Ok(1), &Ok(2)));
+    assert_too_large(items[1].as_ref().unwrap_err());
+    assert_eq!(pool.worker_pids(), worker, "the worker was not replaced");
 }
 
 #[test]
