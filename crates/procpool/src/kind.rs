@@ -85,6 +85,9 @@ pub struct WorkerSpec<K: Kind> {
     pub(crate) initializer: Option<K::Init>,
     /// The timer that stops tasks running past `task_timeout`, if set.
     pub(crate) timer: Option<Timer>,
+    /// `max_memory_per_child`: the resident bytes past which a worker
+    /// process is retired after its task.
+    pub(crate) max_memory: Option<u64>,
     /// The pool's identity, so a worker thread can tell that a drop of the
     /// pool is happening on itself (see `WorkerPool::drop`).
     pub(crate) pool_id: usize,

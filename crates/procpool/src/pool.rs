@@ -57,6 +57,7 @@ pub struct Builder<K: Kind> {
     workers: Option<usize>,
     maxtasksperchild: Option<usize>,
     task_timeout: Option<Duration>,
+    max_memory: Option<u64>,
     initializer: Result<Option<K::Init>, Error>,
 }
 
@@ -67,6 +68,7 @@ impl<K: Kind> fmt::Debug for Builder<K> {
             .field("workers", &self.workers)
             .field("maxtasksperchild", &self.maxtasksperchild)
             .field("task_timeout", &self.task_timeout)
+            .field("max_memory", &self.max_memory)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +159,11 @@ impl<K: Kind> Builder<K> {
                 message: "maxtasksperchild must be at least 1".into(),
             });
         }
+        if self.max_memory == Some(0) {
+            return Err(Error::InvalidArgument {
+                message: "max_memory_per_child must be more than zero bytes".into(),
+            });
+        }
         if self.task_timeout == Some(Duration::ZERO) {
             return Err(Error::InvalidArgument {
                 message: "task_timeout must be longer than zero".into(),
@@ -166,6 +173,7 @@ impl<K: Kind> Builder<K> {
         let spec = Arc::new(WorkerSpec {
             maxtasksperchild: self.maxtasksperchild,
             timer: self.task_timeout.map(Timer::start).transpose()?,
+            max_memory: self.max_memory,
             initializer: self.initializer?,
             pool_id: Arc::as_ptr(&shared) as usize,
         });
@@ -180,6 +188,11 @@ impl<K: Kind> Builder<K> {
 
     pub(crate) fn set_initializer(mut self, init: Result<K::Init, Error>) -> Self {
         self.initializer = init.map(Some);
+        self
+    }
+
+    pub(crate) fn set_max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
         self
     }
 }
@@ -219,6 +232,7 @@ impl<K: Kind> WorkerPool<K> {
             workers: None,
             maxtasksperchild: None,
             task_timeout: None,
+            max_memory: None,
             initializer: Ok(None),
         }
     }

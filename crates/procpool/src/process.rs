@@ -214,7 +214,7 @@ impl IoThread {
             .pop_batch(self.batch_limit().min(limit - self.served), &mut batch)
         {
             self.dispatch(&mut batch);
-            if self.served >= limit {
+            if self.served >= limit || self.over_memory_cap() {
                 self.retire();
                 self.served = 0;
             }

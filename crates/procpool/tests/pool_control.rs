@@ -31,6 +31,15 @@ const LIMIT: Duration = Duration::from_millis(200);
 
 procpool::test_support!();
 
+/// Grows the worker by `mib` MiB, kept for its life as a leak would be, and
+/// says which worker it is.
+fn grow_and_report(mib: usize) -> u32 {
+    std::mem::forget(vec![1u8; mib << 20]);
+    std::process::id()
+}
+
+procpool::register!(grow_and_report);
+
 on_both_kinds! {
     an_awaited_result_wakes_its_task_when_the_value_arrives(hold_until_released);
     awaited_results_give_values_and_errors(square, fail_if_odd);
@@ -513,4 +522,40 @@ fn a_running_thread_task_cannot_be_cancelled() {
     assert!(!running.cancel());
     held.release("finished");
     assert_eq!(running.get(), Ok("finished".to_string()));
+}
+
+/// A worker is measured after each task: under the cap it stays, over it
+/// it is retired once its result is delivered, and replaced before the
+/// slot takes the next task.
+#[test]
+fn a_worker_over_its_memory_cap_is_retired_after_its_task_and_replaced() {
+    let pool = Pool::builder()
+        .workers(1)
+        .max_memory_per_child(128 << 20)
+        .build()
+        .unwrap();
+    let first = pool.apply(grow_and_report, (0,)).unwrap();
+    assert_eq!(
+        pool.apply(grow_and_report, (1,)),
+        Ok(first),
+        "under the cap"
+    );
+    assert_eq!(
+        pool.apply(grow_and_report, (160,)),
+        Ok(first),
+        "the task that crossed the cap keeps its result"
+    );
+    let next = pool.apply(grow_and_report, (0,)).unwrap();
+    assert_ne!(next, first, "a fresh worker took the next task");
+    assert!(!exists(first), "the retired worker {first} was reaped");
+    assert_eq!(pool.worker_pids(), vec![next]);
+}
+
+#[test]
+fn a_zero_memory_cap_is_an_invalid_argument() {
+    let built = Pool::builder().max_memory_per_child(0).build();
+    assert!(
+        matches!(&built, Err(Error::InvalidArgument { message }) if message.contains("max_memory_per_child")),
+        "{built:?}"
+    );
 }

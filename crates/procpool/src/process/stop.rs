@@ -1,16 +1,21 @@
-//! Process workers, parent side: stopping a task on purpose. The I/O
-//! thread's part in `cancel` and `task_timeout` (see `ticket.rs` for the
-//! phases and who signals whom).
+//! Process workers, parent side: stopping a task, or retiring its worker,
+//! on purpose. The I/O thread's part in `cancel` and `task_timeout` (see
+//! `ticket.rs` for the phases and who signals whom), and the
+//! `max_memory_per_child` check.
 //!
 //! The order that callers rely on: a stopped task's worker is reaped and a
 //! new one started in its slot before the task's result is resolved, so
 //! whoever waits on that result finds the old pid gone and the pool at full
-//! strength.
+//! strength. A worker over its memory cap is retired after its results are
+//! delivered (they stand), like one that reached `maxtasksperchild`, and
+//! replaced before its slot takes another task.
 
 use std::sync::Arc;
 
 use super::{BATCH, IoThread, RemoteJob};
 use crate::error::Error;
+use crate::kind::Process;
+use crate::pool::Builder;
 use crate::ticket::{KillWorker, Runner, Stop};
 
 impl IoThread {
@@ -43,6 +48,16 @@ impl IoThread {
         }
         if stop_now {
             child.kill();
+        }
+    }
+
+    /// Whether the worker, between tasks now, holds more resident memory
+    /// than `max_memory_per_child` allows. A worker whose size cannot be
+    /// read (it just died) is left to the next dispatch to find.
+    pub(super) fn over_memory_cap(&self) -> bool {
+        match (self.spec.max_memory, &self.child) {
+            (Some(cap), Some(child)) => resident_bytes(child.pid()).is_some_and(|rss| rss > cap),
+            _ => false,
         }
     }
 
@@ -94,5 +109,47 @@ impl IoThread {
                 None => (job.done)(Err(collateral.clone())),
             }
         }
+    }
+}
+
+/// The resident set size of process `pid`, from `/proc/PID/statm` (its
+/// second field, in pages).
+fn resident_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok().map(|page| pages * page)
+}
+
+impl Builder<Process> {
+    /// Retires a worker process, after its task, once its resident memory
+    /// (RSS) exceeds `bytes`, and starts a fresh one in its place; the
+    /// task's own result stands. This bounds a leak in task code by size,
+    /// where [`maxtasksperchild`](Builder::maxtasksperchild) bounds it by
+    /// count. Python's `Pool` has no such cap. The size is read after
+    /// every frame a worker answers: one task, or a batch of short ones
+    /// when the queue is long. Zero is [`Error::InvalidArgument`] at
+    /// [`build`](Builder::build).
+    ///
+    /// ```
+    /// fn grow_and_report(mib: usize) -> u32 {
+    ///     // Kept for the worker's life, as a leak would be.
+    ///     std::mem::forget(vec![1u8; mib << 20]);
+    ///     std::process::id()
+    /// }
+    /// procpool::register!(grow_and_report);
+    ///
+    /// fn main() -> Result<(), procpool::Error> {
+    ///     procpool::init();
+    ///     let pool = procpool::Pool::builder().workers(1).max_memory_per_child(256 << 20).build()?;
+    ///     let first = pool.apply(grow_and_report, (0,))?;
+    ///     assert_eq!(pool.apply(grow_and_report, (300,))?, first, "its result stands");
+    ///     assert_ne!(pool.apply(grow_and_report, (0,))?, first, "then it was replaced");
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn max_memory_per_child(self, bytes: u64) -> Self {
+        self.set_max_memory(bytes)
     }
 }
