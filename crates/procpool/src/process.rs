@@ -242,7 +242,8 @@ impl IoThread {
     /// too large for one frame goes out in parts, one round trip each.
     fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
         // A job cancelled while queued is dropped here, unrun.
-        batch.retain(|job| job.ticket.claim());
+        let alone = batch.len() == 1;
+        batch.retain(|job| job.ticket.claim(alone));
         self.served += batch.len();
         let mut jobs = batch.drain(..).peekable();
         while jobs.peek().is_some() {

@@ -388,10 +388,17 @@ impl<T> AsyncResult<T> {
     ///
     /// For a map, the chunks still queued never run and those on worker
     /// processes are stopped; the map resolves to `Cancelled`. Callbacks do
-    /// not run for a cancelled task, as for a terminated one. When its
-    /// queue is long, a process pool sends a worker several short tasks at
-    /// once: stopping one of them stops that worker, and the others it had
-    /// not answered yet resolve to [`Error::WorkerLost`].
+    /// not run for a cancelled task, as for a terminated one.
+    ///
+    /// A process pool sends a worker several tasks at once when more are
+    /// queued than there are workers. Stopping that worker would take
+    /// tasks nobody cancelled with it, so a task sent along with others is
+    /// not stopped while one of them is still wanted: `cancel` returns
+    /// `true` and the result resolves to `Cancelled` at once, and the value
+    /// the task may still compute is discarded. Cancelling the last task
+    /// still wanted stops the worker. A pool with a
+    /// [`task_timeout`](crate::Builder::task_timeout) sends one task at a
+    /// time, so there every running task is stopped.
     ///
     /// ```
     /// use std::sync::{Arc, Barrier};
@@ -415,14 +422,15 @@ impl<T> AsyncResult<T> {
         let (mut dequeued, mut stopping) = (false, false);
         for ticket in &self.tickets {
             match ticket.cancel() {
-                Cancel::Dequeued => dequeued = true,
+                Cancel::Dequeued | Cancel::Discarded => dequeued = true,
                 Cancel::Stopping => stopping = true,
                 Cancel::TooLate => {}
             }
         }
         // A stopped worker's I/O thread resolves the result once the worker
         // is replaced. Dequeued jobs are only dropped when a worker reaches
-        // them, so their result is resolved here, now.
+        // them (and discarded ones deliver into a claimed slot), so their
+        // result is resolved here, now.
         if dequeued && !stopping && self.slot.claim() {
             self.slot.fill(Err(Error::Cancelled));
         }

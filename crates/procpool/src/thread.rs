@@ -9,7 +9,7 @@ use crate::pool::Builder;
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::task::{TaskFn, call_caught};
-use crate::ticket::{Abandonable, Held, Runner, Ticket};
+use crate::ticket::{Abandonable, Held, Runner, Start, Ticket};
 use crate::timer::Timer;
 
 /// A queued call. It owns the resolvers of its results, so dropping it
@@ -117,7 +117,7 @@ fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Th
             // Jobs already taken are still "queued" from the caller's view:
             // after terminate() they are dropped (resolving to Terminated)
             // rather than run, and so are cancelled ones.
-            if !pool.is_terminated() && job.ticket.start(Runner::Thread) {
+            if !pool.is_terminated() && job.ticket.start(Runner::Thread) == Start::Run {
                 run_watched(job, spec.timer.as_ref());
                 done += 1;
             }

@@ -9,8 +9,9 @@
 //! that takes a job moves it from `Queued` to `Running` (a process I/O thread
 //! through `Claimed` while it sends the frame) and, once the outcome is
 //! known, to `Done` or `Stopped`. `cancel` moves `Queued` to `Cancelled`, and
-//! `Claimed` or a process's `Running` to `Stopping`; the timer moves
-//! `Running` to `Stopping`.
+//! `Claimed` or a process's `Running` to `Stopping` (or, for a task that
+//! shares its frame with others, to `Discarded`); the timer moves `Running`
+//! to `Stopping`.
 //!
 //! Who stops whom: a task running on a worker process is stopped by SIGKILL
 //! to that process, sent by whoever moves the ticket to `Stopping`, while it
@@ -20,11 +21,17 @@
 //! worker gone and, as the ticket says `Stopping`, replaces the worker
 //! before it resolves the task. A task claimed but not yet sent is not
 //! signalled: its I/O thread finds `Stopping` when the frame is out and kills
-//! its own worker. A thread cannot be stopped: a timed-out thread task's
+//! its own worker. A task sent in one frame with others is not stopped
+//! while killing its worker would take tasks that nobody cancelled: its
+//! result resolves to `Cancelled` at once and the value it may still
+//! compute is discarded; the frame's `live` count says when the last task
+//! still wanted is cancelled, which then stops the worker. A thread cannot
+//! be stopped: a timed-out thread task's
 //! result is given up through the `abandon` hook (the timer resolves it
 //! now) and the thread's late result finds nobody to take it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,8 +47,27 @@ pub(crate) trait KillWorker: Send + Sync {
 pub(crate) enum Runner {
     /// A thread of this process; it cannot be stopped.
     Thread,
-    /// A worker process of `pool`.
-    Process { pid: u32, pool: Arc<dyn KillWorker> },
+    /// A worker process of `pool`, in a frame whose tasks not cancelled
+    /// yet number `live`: when the last of them is cancelled, stopping the
+    /// worker stops nothing that anyone still wants.
+    Process {
+        pid: u32,
+        pool: Arc<dyn KillWorker>,
+        live: Arc<AtomicUsize>,
+    },
+}
+
+/// What [`Ticket::start`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Run the task.
+    Run,
+    /// Run it (it is in a frame already), but nobody wants its value.
+    Discarded,
+    /// Do not run it: it was cancelled while queued.
+    Skip,
+    /// It was asked to stop while its frame was being sent.
+    Stop,
 }
 
 /// Why a running task was stopped.
@@ -56,6 +82,10 @@ pub(crate) enum Stop {
 pub(crate) enum Cancel {
     /// The task was queued; it will never run.
     Dequeued,
+    /// The task was sent to a worker process together with others, which
+    /// stopping the worker would take with it: it may still run, but its
+    /// value is discarded, and the result is to resolve now.
+    Discarded,
     /// The task was sent to a worker process or runs there; the worker is
     /// being stopped and replaced, and its I/O thread resolves the task.
     Stopping,
@@ -65,10 +95,15 @@ pub(crate) enum Cancel {
 
 enum Phase {
     Queued,
-    Claimed,
+    /// Taken into a frame by a process I/O thread, not sent yet.
+    Claimed {
+        alone: bool,
+    },
     Running(Runner),
     Stopping(Stop),
     Cancelled,
+    /// Cancelled in a frame shared with other tasks (see `Cancel`).
+    Discarded,
     Stopped(Stop),
     Done,
 }
@@ -90,10 +125,11 @@ impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.lock().phase {
             Phase::Queued => "queued",
-            Phase::Claimed => "claimed",
+            Phase::Claimed { .. } => "claimed",
             Phase::Running(_) => "running",
             Phase::Stopping(_) => "stopping",
             Phase::Cancelled => "cancelled",
+            Phase::Discarded => "discarded",
             Phase::Stopped(_) => "stopped",
             Phase::Done => "done",
         };
@@ -117,39 +153,43 @@ impl Ticket {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A process I/O thread takes the job into a frame. `false`: it was
-    /// cancelled while queued, and the job is to be dropped unrun.
-    pub(crate) fn claim(&self) -> bool {
+    /// A process I/O thread takes the job into a frame, `alone` or with
+    /// others. `false`: it was cancelled while queued, and the job is to be
+    /// dropped unrun.
+    pub(crate) fn claim(&self, alone: bool) -> bool {
         let mut state = self.lock();
         match state.phase {
             Phase::Queued => {
-                state.phase = Phase::Claimed;
+                state.phase = Phase::Claimed { alone };
                 true
             }
             _ => false,
         }
     }
 
-    /// The task starts on `runner`. `false`: it must not run, because it
-    /// was cancelled while queued (a thread drops the job) or asked to stop
-    /// while its frame was being sent (the I/O thread kills its worker).
-    pub(crate) fn start(&self, runner: Runner) -> bool {
+    /// The task starts on `runner`; see [`Start`] for what the caller is
+    /// to do.
+    pub(crate) fn start(&self, runner: Runner) -> Start {
         let mut state = self.lock();
         match state.phase {
-            Phase::Queued | Phase::Claimed => {
+            Phase::Queued | Phase::Claimed { .. } => {
                 state.phase = Phase::Running(runner);
-                true
+                Start::Run
             }
-            _ => false,
+            Phase::Discarded => Start::Discarded,
+            Phase::Stopping(_) => Start::Stop,
+            _ => Start::Skip,
         }
     }
 
     /// The task's outcome is known (or its worker is gone). Returns why it
-    /// was stopped, if it was; the task is then resolved for that reason.
+    /// was stopped (or discarded), if it was; the task is then resolved for
+    /// that reason.
     pub(crate) fn finish(&self) -> Option<Stop> {
         let mut state = self.lock();
         let stop = match state.phase {
             Phase::Stopping(stop) => Some(stop),
+            Phase::Discarded => Some(Stop::Cancelled),
             _ => None,
         };
         state.phase = stop.map_or(Phase::Done, Phase::Stopped);
@@ -165,21 +205,31 @@ impl Ticket {
                 state.phase = Phase::Cancelled;
                 Cancel::Dequeued
             }
-            Phase::Claimed => {
+            Phase::Claimed { alone: true } => {
                 state.phase = Phase::Stopping(Stop::Cancelled);
                 Cancel::Stopping
             }
-            Phase::Running(Runner::Process { pid, pool }) => {
-                // Signalled before the lock is released: until then the
-                // I/O thread cannot mark the task done and move on to
-                // another task on the same worker.
+            Phase::Running(Runner::Process { pid, pool, live }) => {
+                if live.fetch_sub(1, Ordering::AcqRel) > 1 {
+                    state.phase = Phase::Discarded;
+                    return Cancel::Discarded;
+                }
+                // The last task of its frame that anyone wants. Signalled
+                // before the lock is released: until then the I/O thread
+                // cannot mark the task done and move on to another task on
+                // the same worker.
                 pool.kill_worker(*pid);
                 state.phase = Phase::Stopping(Stop::Cancelled);
                 Cancel::Stopping
             }
+            Phase::Claimed { alone: false } => {
+                state.phase = Phase::Discarded;
+                Cancel::Discarded
+            }
             Phase::Running(Runner::Thread)
             | Phase::Stopping(_)
             | Phase::Cancelled
+            | Phase::Discarded
             | Phase::Stopped(_)
             | Phase::Done => Cancel::TooLate,
         }
@@ -190,7 +240,7 @@ impl Ticket {
     pub(crate) fn expire(&self, limit: Duration) {
         let mut state = self.lock();
         let abandon = match &state.phase {
-            Phase::Running(Runner::Process { pid, pool }) => {
+            Phase::Running(Runner::Process { pid, pool, .. }) => {
                 pool.kill_worker(*pid);
                 None
             }
@@ -215,7 +265,10 @@ impl Ticket {
     pub(crate) fn is_cancelled(&self) -> bool {
         matches!(
             self.lock().phase,
-            Phase::Cancelled | Phase::Stopping(Stop::Cancelled) | Phase::Stopped(Stop::Cancelled)
+            Phase::Cancelled
+                | Phase::Discarded
+                | Phase::Stopping(Stop::Cancelled)
+                | Phase::Stopped(Stop::Cancelled)
         )
     }
 
@@ -289,8 +342,8 @@ mod tests {
     fn a_queued_task_cancels_for_good() {
         let ticket = Ticket::new();
         assert_eq!(ticket.cancel(), Cancel::Dequeued);
-        assert!(!ticket.claim());
-        assert!(!ticket.start(Runner::Thread));
+        assert!(!ticket.claim(true));
+        assert_eq!(ticket.start(Runner::Thread), Start::Skip);
         assert_eq!(ticket.cancel(), Cancel::TooLate);
         assert_eq!(ticket.dropped_error(), Error::Cancelled);
     }
@@ -299,9 +352,15 @@ mod tests {
     fn a_running_process_task_is_killed_and_reports_why() {
         let killed = Arc::new(Killed::default());
         let ticket = Ticket::new();
-        assert!(ticket.claim());
+        assert!(ticket.claim(true));
         let pool: Arc<dyn KillWorker> = killed.clone();
-        assert!(ticket.start(Runner::Process { pid: 77, pool }));
+        let live = Arc::new(AtomicUsize::new(1));
+        let runner = Runner::Process {
+            pid: 77,
+            pool,
+            live,
+        };
+        assert_eq!(ticket.start(runner), Start::Run);
         assert_eq!(ticket.cancel(), Cancel::Stopping);
         assert_eq!(killed.0.load(Ordering::SeqCst), 77);
         assert_eq!(ticket.cancel(), Cancel::TooLate);
@@ -312,11 +371,45 @@ mod tests {
     #[test]
     fn a_claimed_task_is_left_to_its_io_thread() {
         let ticket = Ticket::new();
-        assert!(ticket.claim());
+        assert!(ticket.claim(true));
         assert_eq!(ticket.cancel(), Cancel::Stopping);
         let pool: Arc<dyn KillWorker> = Arc::new(Killed::default());
-        assert!(!ticket.start(Runner::Process { pid: 5, pool }));
+        let live = Arc::new(AtomicUsize::new(1));
+        let runner = Runner::Process { pid: 5, pool, live };
+        assert_eq!(ticket.start(runner), Start::Stop);
         assert_eq!(ticket.finish(), Some(Stop::Cancelled));
+    }
+
+    #[test]
+    fn a_frame_stops_when_its_last_wanted_task_is_cancelled() {
+        let killed = Arc::new(Killed::default());
+        let live = Arc::new(AtomicUsize::new(2));
+        let tickets = [Ticket::new(), Ticket::new()];
+        for ticket in &tickets {
+            assert!(ticket.claim(false));
+            let pool: Arc<dyn KillWorker> = killed.clone();
+            let live = live.clone();
+            assert_eq!(
+                ticket.start(Runner::Process { pid: 9, pool, live }),
+                Start::Run
+            );
+        }
+        assert_eq!(tickets[1].cancel(), Cancel::Discarded);
+        assert_eq!(
+            killed.0.load(Ordering::SeqCst),
+            0,
+            "the other task is wanted"
+        );
+        assert_eq!(tickets[1].cancel(), Cancel::TooLate);
+        assert_eq!(tickets[0].cancel(), Cancel::Stopping);
+        assert_eq!(killed.0.load(Ordering::SeqCst), 9, "nothing wanted is left");
+        assert_eq!(tickets[1].finish(), Some(Stop::Cancelled));
+        assert_eq!(tickets[0].finish(), Some(Stop::Cancelled));
+        assert!(
+            tickets
+                .iter()
+                .all(|t| t.dropped_error() == Error::Cancelled)
+        );
     }
 
     #[test]
@@ -324,7 +417,7 @@ mod tests {
         let ticket = Ticket::new();
         let (tx, rx) = std::sync::mpsc::channel();
         ticket.on_abandon(move |e| tx.send(e).unwrap());
-        assert!(ticket.start(Runner::Thread));
+        assert_eq!(ticket.start(Runner::Thread), Start::Run);
         assert_eq!(ticket.cancel(), Cancel::TooLate);
         ticket.expire(Duration::from_secs(2));
         let limit = Duration::from_secs(2);
@@ -336,7 +429,7 @@ mod tests {
     #[test]
     fn expiry_after_the_task_finished_changes_nothing() {
         let ticket = Ticket::new();
-        assert!(ticket.start(Runner::Thread));
+        assert_eq!(ticket.start(Runner::Thread), Start::Run);
         assert_eq!(ticket.finish(), None);
         ticket.expire(Duration::from_secs(1));
         assert_eq!(ticket.cancel(), Cancel::TooLate);

@@ -155,13 +155,13 @@ fn run(core: &Core) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ticket::{Runner, Stop};
+    use crate::ticket::{Runner, Start, Stop};
 
     #[test]
     fn a_task_running_past_its_deadline_expires_and_an_ended_one_does_not() {
         let timer = Timer::start(Duration::from_millis(1)).unwrap();
         let ended = Ticket::new();
-        assert!(ended.start(Runner::Thread));
+        assert_eq!(ended.start(Runner::Thread), Start::Run);
         let id = timer.watch(&ended);
         timer.unwatch(id);
         assert_eq!(ended.finish(), None);
@@ -169,7 +169,7 @@ mod tests {
         let stuck = Ticket::new();
         let (tx, rx) = std::sync::mpsc::channel();
         stuck.on_abandon(move |e| tx.send(e).unwrap());
-        assert!(stuck.start(Runner::Thread));
+        assert_eq!(stuck.start(Runner::Thread), Start::Run);
         timer.watch(&stuck);
         let limit = Duration::from_millis(1);
         assert_eq!(

@@ -11,12 +11,13 @@
 //! replaced before its slot takes another task.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{BATCH, IoThread, RemoteJob};
 use crate::error::Error;
 use crate::kind::Process;
 use crate::pool::Builder;
-use crate::ticket::{KillWorker, Runner, Stop};
+use crate::ticket::{KillWorker, Runner, Start, Stop};
 
 impl IoThread {
     /// The most calls one frame may carry. With a time limit, one: each
@@ -27,21 +28,27 @@ impl IoThread {
 
     /// Marks the tasks of the frame just sent as running on this slot's
     /// worker, and starts their clocks. A task asked to stop while its
-    /// frame was being sent was not signalled (see `Ticket::cancel`): its
-    /// worker is killed here, which the reply's read sees as the end.
+    /// frame was being sent was not signalled (see `Ticket::cancel`), nor
+    /// were tasks cancelled alongside others: if no task of the frame is
+    /// still wanted, the worker is killed here, which the reply's read
+    /// sees as the end.
     pub(super) fn mark_started(&mut self, part: &[RemoteJob]) {
         let Some(child) = self.child.as_mut() else {
             return;
         };
         let pid = child.pid();
         let pool: Arc<dyn KillWorker> = self.pool.clone();
+        let live = Arc::new(AtomicUsize::new(part.len()));
         let mut stop_now = false;
         for job in part {
             let runner = Runner::Process {
                 pid,
                 pool: pool.clone(),
+                live: live.clone(),
             };
-            stop_now |= !job.ticket.start(runner);
+            if job.ticket.start(runner) != Start::Run {
+                stop_now |= live.fetch_sub(1, Ordering::AcqRel) == 1;
+            }
             if let Some(timer) = &self.spec.timer {
                 self.watches.push(timer.watch(&job.ticket));
             }
