@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::{BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 
@@ -109,27 +109,40 @@ fn serve(spec: &OsStr) -> Result<(), String> {
             Err(FrameError::Eof) => return Ok(()),
             Err(e) => return Err(format!("protocol error: {e}")),
         }
-        let (message, rest) =
-            frame::decode_head(&buf).map_err(|e| format!("protocol error: {e}"))?;
-        match message {
-            ToWorker::Batch(calls) => {
-                let payloads = wire::split_blocks(rest, calls.iter().map(|c| c.len))
-                    .map_err(|e| format!("protocol error: {e}"))?;
-                let replies: Vec<_> = calls
-                    .iter()
-                    .zip(payloads)
-                    .map(|(call, args)| run_by_index(call.task, args))
-                    .collect();
-                // Puts a task made on a shared queue must be settled before
-                // the parent learns the task is done, or it could close the
-                // queue under them.
-                crate::manager::settle_all();
-                send_replies(stream.as_raw_fd(), &replies, &mut out)
-                    .map_err(|e| format!("cannot send results: {e}"))?;
-            }
-            ToWorker::Exit => return Ok(()),
-            ToWorker::Hello { .. } => return Err("protocol error: second hello".into()),
+        if !serve_frame(&buf, fd, &mut out)? {
+            return Ok(());
         }
+    }
+}
+
+/// Runs one frame from the parent: a batch (its replies sent) or `Exit`.
+/// Returns whether to go on.
+fn serve_frame(frame: &[u8], fd: RawFd, out: &mut Vec<u8>) -> Result<bool, String> {
+    let (message, rest) = frame::decode_head(frame).map_err(|e| format!("protocol error: {e}"))?;
+    match message {
+        ToWorker::Batch(calls) => {
+            let payloads = wire::split_blocks(rest, calls.iter().map(|c| c.len))
+                .map_err(|e| format!("protocol error: {e}"))?;
+            let replies: Vec<_> = calls
+                .iter()
+                .zip(payloads)
+                .map(|(call, args)| run_by_index(call.task, args))
+                .collect();
+            // Puts a task made on a shared queue must be settled before
+            // the parent learns the task is done, or it could close the
+            // queue under them.
+            crate::manager::settle_all();
+            send_replies(fd, &replies, out).map_err(|e| format!("cannot send results: {e}"))?;
+            Ok(true)
+        }
+        // Only a batch carries blocks: anything after another head is as
+        // malformed as trailing bytes anywhere.
+        _ if !rest.is_empty() => Err(format!(
+            "protocol error: malformed frame: {} trailing bytes",
+            rest.len()
+        )),
+        ToWorker::Exit => Ok(false),
+        ToWorker::Hello { .. } => Err("protocol error: second hello".into()),
     }
 }
 
@@ -137,7 +150,7 @@ fn serve(spec: &OsStr) -> Result<(), String> {
 /// reply is at most [`MAX_VALUE`](crate::frame::MAX_VALUE) (see
 /// `task::run_encoded`), a frame at most one such value and its head.
 fn send_replies(
-    fd: std::os::fd::RawFd,
+    fd: RawFd,
     replies: &[Result<Vec<u8>, String>],
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<()> {

@@ -263,8 +263,13 @@ fn manager_queue_carries_items_from_workers_to_the_parent() {
     let mut items = 0;
     for line in got {
         assert!(workers.contains(&u64::from(pid_after(line, "got from worker "))));
+        // Which worker runs which producer is up to the pool: an idle one
+        // may run both, one after the other. Each run puts 0..4 in order.
         let per = list_in(line);
-        assert_eq!(per, (0..per.len() as u64).collect::<Vec<_>>());
+        assert!(!per.is_empty() && per.len() % 4 == 0, "{per:?}");
+        for run in per.chunks(4) {
+            assert_eq!(run, [0, 1, 2, 3], "{per:?}");
+        }
         items += per.len();
     }
     assert_eq!(items, 8);
