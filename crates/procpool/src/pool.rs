@@ -170,12 +170,14 @@ impl<K: Kind> Builder<K> {
             });
         }
         let shared = Arc::new(Shared::new(workers));
+        let pool_id = Arc::as_ptr(&shared) as usize;
+        let timer = self.task_timeout.map(|limit| Timer::start(limit, pool_id));
         let spec = Arc::new(WorkerSpec {
             maxtasksperchild: self.maxtasksperchild,
-            timer: self.task_timeout.map(Timer::start).transpose()?,
+            timer: timer.transpose()?,
             max_memory: self.max_memory,
             initializer: self.initializer?,
-            pool_id: Arc::as_ptr(&shared) as usize,
+            pool_id,
         });
         let threads = K::start(&shared, spec.clone())?;
         Ok(WorkerPool {

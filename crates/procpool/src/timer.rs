@@ -20,6 +20,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::kind::mark_owned_by;
 use crate::ticket::Ticket;
 
 /// The handle of a pool's timer thread; dropping it ends the thread.
@@ -65,8 +66,11 @@ impl Core {
 }
 
 impl Timer {
-    /// Starts the timer thread of a pool whose tasks may run for `limit`.
-    pub(crate) fn start(limit: Duration) -> Result<Timer, Error> {
+    /// Starts the timer thread of pool `pool_id`, whose tasks may run for
+    /// `limit`. The thread counts as the pool's own (see `kind::OWNER`): a
+    /// timed-out thread task's error callback runs on it, and may drop the
+    /// pool's last handle, which must not join the pool from here.
+    pub(crate) fn start(limit: Duration, pool_id: usize) -> Result<Timer, Error> {
         let core = Arc::new(Core {
             limit,
             state: Mutex::new(State {
@@ -79,7 +83,10 @@ impl Timer {
         let thread_core = core.clone();
         std::thread::Builder::new()
             .name("procpool-timer".into())
-            .spawn(move || run(&thread_core))
+            .spawn(move || {
+                mark_owned_by(pool_id);
+                run(&thread_core);
+            })
             .map_err(|e| Error::Worker {
                 message: format!("cannot start the timer thread: {e}"),
             })?;
@@ -159,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_task_running_past_its_deadline_expires_and_an_ended_one_does_not() {
-        let timer = Timer::start(Duration::from_millis(1)).unwrap();
+        let timer = Timer::start(Duration::from_millis(1), 0).unwrap();
         let ended = Ticket::new();
         assert_eq!(ended.start(Runner::Thread), Start::Run);
         let id = timer.watch(&ended);

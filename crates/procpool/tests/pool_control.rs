@@ -559,3 +559,36 @@ fn a_zero_memory_cap_is_an_invalid_argument() {
         "{built:?}"
     );
 }
+
+/// A timed-out thread task's error callback runs on the pool's timer
+/// thread. Dropping the pool's last handle there must not wait for the
+/// worker, which is still inside the task: the result would never resolve.
+#[test]
+fn a_timeout_callback_may_drop_the_last_pool_handle() {
+    let pool = Arc::new(Mutex::new(Some(timed_pool::<procpool::Thread>(LIMIT))));
+    let gate = Gate::new();
+    let handle = pool.clone();
+    let stuck = {
+        let guard = pool.lock().unwrap();
+        let running = guard.as_ref().unwrap();
+        running
+            .apply_async_with_callbacks(
+                common::hold_until_released,
+                (gate.arg(),),
+                |_: &String| {},
+                move |_: &Error| drop(handle.lock().unwrap().take()),
+            )
+            .unwrap()
+    };
+    let held = gate.wait_started();
+    let outcome = within("the timed-out result", move || stuck.get());
+    assert!(
+        matches!(outcome, Err(Error::TimedOut { pid: None, .. })),
+        "{outcome:?}"
+    );
+    assert!(
+        pool.lock().unwrap().is_none(),
+        "the callback dropped the pool"
+    );
+    drop(held);
+}
