@@ -592,3 +592,44 @@ fn a_timeout_callback_may_drop_the_last_pool_handle() {
     );
     drop(held);
 }
+
+#[test]
+fn an_any_pool_resizes_either_kind() {
+    use procpool::{AnyPool, WorkerKind};
+    for kind in [WorkerKind::Process, WorkerKind::Thread] {
+        let pool = AnyPool::with_workers(kind, 1).unwrap();
+        pool.resize(3).unwrap();
+        assert_eq!(pool.workers(), 3, "{kind:?}");
+        let held = hold_on_every_worker_of(&pool, 3);
+        for (result, gate) in held {
+            gate.release("ran");
+            assert_eq!(result.get(), Ok("ran".to_string()));
+        }
+        pool.resize(1).unwrap();
+        assert_eq!(pool.workers(), 1, "{kind:?}");
+        assert!(pool.resize(0).is_err());
+        assert_eq!(
+            pool.map(common::square, 0..5, None),
+            Ok(common::squares(0..5))
+        );
+    }
+}
+
+/// [`hold_on_every_worker`] for an `AnyPool`.
+fn hold_on_every_worker_of(
+    pool: &procpool::AnyPool,
+    n: usize,
+) -> Vec<(procpool::AsyncResult<String>, common::Held)> {
+    let gates: Vec<Gate> = (0..n).map(|_| Gate::new()).collect();
+    let results: Vec<_> = gates
+        .iter()
+        .map(|gate| {
+            pool.apply_async(common::hold_until_released, (gate.arg(),))
+                .unwrap()
+        })
+        .collect();
+    results
+        .into_iter()
+        .zip(gates.iter().map(Gate::wait_started))
+        .collect()
+}
