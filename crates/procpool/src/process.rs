@@ -241,9 +241,7 @@ impl IoThread {
     /// Sends one batch and delivers its replies, or its failure. A batch
     /// too large for one frame goes out in parts, one round trip each.
     fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
-        // A job cancelled while queued is dropped here, unrun.
-        let alone = batch.len() == 1;
-        batch.retain(|job| job.ticket.claim(alone));
+        stop::claim_batch(batch);
         self.served += batch.len();
         let mut jobs = batch.drain(..).peekable();
         while jobs.peek().is_some() {

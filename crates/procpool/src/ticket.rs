@@ -24,7 +24,7 @@
 //! its own worker. A task sent in one frame with others is not stopped
 //! while killing its worker would take tasks that nobody cancelled: its
 //! result resolves to `Cancelled` at once and the value it may still
-//! compute is discarded; the frame's `live` count says when the last task
+//! compute is discarded; the batch's `wanted` count says when the last task
 //! still wanted is cancelled, which then stops the worker. A thread cannot
 //! be stopped: a timed-out thread task's
 //! result is given up through the `abandon` hook (the timer resolves it
@@ -47,14 +47,8 @@ pub(crate) trait KillWorker: Send + Sync {
 pub(crate) enum Runner {
     /// A thread of this process; it cannot be stopped.
     Thread,
-    /// A worker process of `pool`, in a frame whose tasks not cancelled
-    /// yet number `live`: when the last of them is cancelled, stopping the
-    /// worker stops nothing that anyone still wants.
-    Process {
-        pid: u32,
-        pool: Arc<dyn KillWorker>,
-        live: Arc<AtomicUsize>,
-    },
+    /// A worker process of `pool`.
+    Process { pid: u32, pool: Arc<dyn KillWorker> },
 }
 
 /// What [`Ticket::start`] found.
@@ -96,9 +90,7 @@ pub(crate) enum Cancel {
 enum Phase {
     Queued,
     /// Taken into a frame by a process I/O thread, not sent yet.
-    Claimed {
-        alone: bool,
-    },
+    Claimed,
     Running(Runner),
     Stopping(Stop),
     Cancelled,
@@ -112,6 +104,10 @@ type Abandon = Box<dyn FnOnce(Error) + Send>;
 
 struct State {
     phase: Phase,
+    /// For a task a process I/O thread took: how many tasks of its batch
+    /// are not cancelled yet. When the last of them is cancelled, stopping
+    /// the worker stops nothing that anyone still wants.
+    wanted: Option<Arc<AtomicUsize>>,
     /// Resolves a thread task's result at once when it times out.
     abandon: Option<Abandon>,
 }
@@ -125,7 +121,7 @@ impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let phase = match self.lock().phase {
             Phase::Queued => "queued",
-            Phase::Claimed { .. } => "claimed",
+            Phase::Claimed => "claimed",
             Phase::Running(_) => "running",
             Phase::Stopping(_) => "stopping",
             Phase::Cancelled => "cancelled",
@@ -142,6 +138,7 @@ impl Ticket {
         Arc::new(Ticket {
             state: Mutex::new(State {
                 phase: Phase::Queued,
+                wanted: None,
                 abandon: None,
             }),
         })
@@ -153,14 +150,15 @@ impl Ticket {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A process I/O thread takes the job into a frame, `alone` or with
-    /// others. `false`: it was cancelled while queued, and the job is to be
-    /// dropped unrun.
-    pub(crate) fn claim(&self, alone: bool) -> bool {
+    /// A process I/O thread takes the job into a batch, whose tasks still
+    /// wanted `wanted` counts. `false`: it was cancelled while queued, and
+    /// the job is to be dropped unrun.
+    pub(crate) fn claim(&self, wanted: &Arc<AtomicUsize>) -> bool {
         let mut state = self.lock();
         match state.phase {
             Phase::Queued => {
-                state.phase = Phase::Claimed { alone };
+                state.phase = Phase::Claimed;
+                state.wanted = Some(wanted.clone());
                 true
             }
             _ => false,
@@ -172,7 +170,7 @@ impl Ticket {
     pub(crate) fn start(&self, runner: Runner) -> Start {
         let mut state = self.lock();
         match state.phase {
-            Phase::Queued | Phase::Claimed { .. } => {
+            Phase::Queued | Phase::Claimed => {
                 state.phase = Phase::Running(runner);
                 Start::Run
             }
@@ -205,26 +203,25 @@ impl Ticket {
                 state.phase = Phase::Cancelled;
                 Cancel::Dequeued
             }
-            Phase::Claimed { alone: true } => {
-                state.phase = Phase::Stopping(Stop::Cancelled);
-                Cancel::Stopping
-            }
-            Phase::Running(Runner::Process { pid, pool, live }) => {
-                if live.fetch_sub(1, Ordering::AcqRel) > 1 {
+            Phase::Claimed | Phase::Running(Runner::Process { .. }) => {
+                let last = state
+                    .wanted
+                    .as_ref()
+                    .is_none_or(|wanted| wanted.fetch_sub(1, Ordering::AcqRel) == 1);
+                if !last {
                     state.phase = Phase::Discarded;
                     return Cancel::Discarded;
                 }
-                // The last task of its frame that anyone wants. Signalled
+                // The last task of its batch that anyone wants. Signalled
                 // before the lock is released: until then the I/O thread
                 // cannot mark the task done and move on to another task on
-                // the same worker.
-                pool.kill_worker(*pid);
+                // the same worker. A claimed task is not sent yet: its I/O
+                // thread kills the worker once it is.
+                if let Phase::Running(Runner::Process { pid, pool }) = &state.phase {
+                    pool.kill_worker(*pid);
+                }
                 state.phase = Phase::Stopping(Stop::Cancelled);
                 Cancel::Stopping
-            }
-            Phase::Claimed { alone: false } => {
-                state.phase = Phase::Discarded;
-                Cancel::Discarded
             }
             Phase::Running(Runner::Thread)
             | Phase::Stopping(_)
@@ -342,7 +339,7 @@ mod tests {
     fn a_queued_task_cancels_for_good() {
         let ticket = Ticket::new();
         assert_eq!(ticket.cancel(), Cancel::Dequeued);
-        assert!(!ticket.claim(true));
+        assert!(!ticket.claim(&Arc::new(AtomicUsize::new(1))));
         assert_eq!(ticket.start(Runner::Thread), Start::Skip);
         assert_eq!(ticket.cancel(), Cancel::TooLate);
         assert_eq!(ticket.dropped_error(), Error::Cancelled);
@@ -352,14 +349,9 @@ mod tests {
     fn a_running_process_task_is_killed_and_reports_why() {
         let killed = Arc::new(Killed::default());
         let ticket = Ticket::new();
-        assert!(ticket.claim(true));
+        assert!(ticket.claim(&Arc::new(AtomicUsize::new(1))));
         let pool: Arc<dyn KillWorker> = killed.clone();
-        let live = Arc::new(AtomicUsize::new(1));
-        let runner = Runner::Process {
-            pid: 77,
-            pool,
-            live,
-        };
+        let runner = Runner::Process { pid: 77, pool };
         assert_eq!(ticket.start(runner), Start::Run);
         assert_eq!(ticket.cancel(), Cancel::Stopping);
         assert_eq!(killed.0.load(Ordering::SeqCst), 77);
@@ -371,45 +363,54 @@ mod tests {
     #[test]
     fn a_claimed_task_is_left_to_its_io_thread() {
         let ticket = Ticket::new();
-        assert!(ticket.claim(true));
+        assert!(ticket.claim(&Arc::new(AtomicUsize::new(1))));
         assert_eq!(ticket.cancel(), Cancel::Stopping);
         let pool: Arc<dyn KillWorker> = Arc::new(Killed::default());
-        let live = Arc::new(AtomicUsize::new(1));
-        let runner = Runner::Process { pid: 5, pool, live };
+        let runner = Runner::Process { pid: 5, pool };
         assert_eq!(ticket.start(runner), Start::Stop);
         assert_eq!(ticket.finish(), Some(Stop::Cancelled));
     }
 
     #[test]
-    fn a_frame_stops_when_its_last_wanted_task_is_cancelled() {
+    fn a_batch_stops_when_its_last_wanted_task_is_cancelled() {
         let killed = Arc::new(Killed::default());
-        let live = Arc::new(AtomicUsize::new(2));
-        let tickets = [Ticket::new(), Ticket::new()];
+        let wanted = Arc::new(AtomicUsize::new(3));
+        let tickets = [Ticket::new(), Ticket::new(), Ticket::new()];
+        assert!(tickets.iter().all(|t| t.claim(&wanted)));
+        // Cancelled before its frame is sent, and after.
+        assert_eq!(tickets[2].cancel(), Cancel::Discarded);
         for ticket in &tickets {
-            assert!(ticket.claim(false));
             let pool: Arc<dyn KillWorker> = killed.clone();
-            let live = live.clone();
-            assert_eq!(
-                ticket.start(Runner::Process { pid: 9, pool, live }),
-                Start::Run
-            );
+            let started = ticket.start(Runner::Process { pid: 9, pool });
+            assert_ne!(started, Start::Stop);
         }
         assert_eq!(tickets[1].cancel(), Cancel::Discarded);
-        assert_eq!(
-            killed.0.load(Ordering::SeqCst),
-            0,
-            "the other task is wanted"
-        );
+        assert_eq!(killed.0.load(Ordering::SeqCst), 0, "one task is wanted");
         assert_eq!(tickets[1].cancel(), Cancel::TooLate);
         assert_eq!(tickets[0].cancel(), Cancel::Stopping);
         assert_eq!(killed.0.load(Ordering::SeqCst), 9, "nothing wanted is left");
-        assert_eq!(tickets[1].finish(), Some(Stop::Cancelled));
-        assert_eq!(tickets[0].finish(), Some(Stop::Cancelled));
+        assert!(tickets.iter().all(|t| t.finish() == Some(Stop::Cancelled)));
         assert!(
             tickets
                 .iter()
                 .all(|t| t.dropped_error() == Error::Cancelled)
         );
+    }
+
+    #[test]
+    fn the_last_wanted_task_cancelled_before_its_frame_is_sent_stops_it() {
+        let wanted = Arc::new(AtomicUsize::new(2));
+        let tickets = [Ticket::new(), Ticket::new()];
+        assert!(tickets.iter().all(|t| t.claim(&wanted)));
+        assert_eq!(tickets[0].cancel(), Cancel::Discarded);
+        assert_eq!(tickets[1].cancel(), Cancel::Stopping);
+        let pool: Arc<dyn KillWorker> = Arc::new(Killed::default());
+        let runner = |pool: &Arc<dyn KillWorker>| Runner::Process {
+            pid: 4,
+            pool: pool.clone(),
+        };
+        assert_eq!(tickets[0].start(runner(&pool)), Start::Discarded);
+        assert_eq!(tickets[1].start(runner(&pool)), Start::Stop);
     }
 
     #[test]

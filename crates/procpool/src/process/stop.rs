@@ -27,28 +27,23 @@ impl IoThread {
     }
 
     /// Marks the tasks of the frame just sent as running on this slot's
-    /// worker, and starts their clocks. A task asked to stop while its
-    /// frame was being sent was not signalled (see `Ticket::cancel`), nor
-    /// were tasks cancelled alongside others: if no task of the frame is
-    /// still wanted, the worker is killed here, which the reply's read
-    /// sees as the end.
+    /// worker, and starts their clocks. The last task still wanted of its
+    /// batch, cancelled while its frame was being sent, was not signalled
+    /// (see `Ticket::cancel`): the worker is killed here, which the reply's
+    /// read sees as the end.
     pub(super) fn mark_started(&mut self, part: &[RemoteJob]) {
         let Some(child) = self.child.as_mut() else {
             return;
         };
         let pid = child.pid();
         let pool: Arc<dyn KillWorker> = self.pool.clone();
-        let live = Arc::new(AtomicUsize::new(part.len()));
         let mut stop_now = false;
         for job in part {
             let runner = Runner::Process {
                 pid,
                 pool: pool.clone(),
-                live: live.clone(),
             };
-            if job.ticket.start(runner) != Start::Run {
-                stop_now |= live.fetch_sub(1, Ordering::AcqRel) == 1;
-            }
+            stop_now |= job.ticket.start(runner) == Start::Stop;
             if let Some(timer) = &self.spec.timer {
                 self.watches.push(timer.watch(&job.ticket));
             }
@@ -117,6 +112,20 @@ impl IoThread {
             }
         }
     }
+}
+
+/// Claims a popped batch for sending: a job cancelled while queued is
+/// dropped here, unrun, and the others share one count of the tasks still
+/// wanted (see `Ticket::cancel`).
+pub(super) fn claim_batch(batch: &mut Vec<RemoteJob>) {
+    let wanted = Arc::new(AtomicUsize::new(batch.len()));
+    batch.retain(|job| {
+        let claimed = job.ticket.claim(&wanted);
+        if !claimed {
+            wanted.fetch_sub(1, Ordering::AcqRel);
+        }
+        claimed
+    });
 }
 
 /// The resident set size of process `pid`, from `/proc/PID/statm` (its
