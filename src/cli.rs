@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use crate::copy::chmod::Chmod;
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
+use crate::generate::Generate;
 use crate::select::filter::Rule;
 use crate::select::shard::Shard;
+use crate::select::size::Size;
 
 /// The text after the flags in `--help`: examples and exit statuses.
 const AFTER_HELP: &str = "\
@@ -71,9 +74,10 @@ pub(crate) struct Args {
     pub(crate) sources: Vec<OsString>,
 
     /// Where to copy to. With several sources, or a directory source
-    /// without a trailing slash, a directory (created if missing).
+    /// without a trailing slash, a directory (created if missing). Only
+    /// `--generate` goes without it.
     #[arg(value_name = "DST", required = true)]
-    pub(crate) destination: OsString,
+    pub(crate) destination: Option<OsString>,
 
     /// Number of workers copying at once [default: the number of CPUs, or
     /// 64 when a source or DST is on a network or FUSE file system].
@@ -239,6 +243,60 @@ pub(crate) struct Args {
     /// line stamped with the date, time and pid.
     #[arg(long, value_name = "FILE")]
     pub(crate) log_file: Option<PathBuf>,
+
+    /// Keep each source's path below DST (`pcopy -R a/b/c.txt dst` makes
+    /// dst/a/b/c.txt); with `/./` in a source, only the part after it
+    /// (`a/./b/c.txt` makes dst/b/c.txt). Missing directories on the way
+    /// get their source's mode and times.
+    #[arg(short = 'R', long)]
+    pub(crate) relative: bool,
+
+    /// Copy the paths listed in FILE (`-` for standard input), one a line,
+    /// each relative to the one SRC, to the same path below DST (as -R).
+    /// Blank lines and lines starting with `#` or `;` are skipped; a line
+    /// with `..` is refused on its own.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from: Option<PathBuf>,
+
+    /// --files-from entries end with a NUL byte, not a newline.
+    #[arg(short = '0', long, requires = "files_from")]
+    pub(crate) from0: bool,
+
+    /// Change the permission bits the sources supply, rsync's syntax:
+    /// comma-separated chmod(1) items, each for directories only with a
+    /// `D` prefix or files only with `F` (`D2775,F664`, `Dg+s,ug+w,Fo-w,+X`,
+    /// `g=u`). Repeatable; an invalid item is a usage error.
+    #[arg(long, value_name = "CHMOD")]
+    pub(crate) chmod: Vec<Chmod>,
+
+    /// Skip creating anything new in DST: only entries already there are
+    /// updated (no new files, no new directories).
+    #[arg(long, alias = "ignore-non-existing")]
+    pub(crate) existing: bool,
+
+    /// Skip files larger than SIZE (rsync's units: 100, 1.5m, 2G, 10KiB,
+    /// 1kb for 1000; `+1`/`-1` at the end adds or takes a byte).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<Size>,
+
+    /// Skip files smaller than SIZE (units as --max-size).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) min_size: Option<Size>,
+
+    /// Do not cross filesystem boundaries in the sources: a mount point is
+    /// copied as an empty directory; twice (-xx) it is left out.
+    #[arg(short = 'x', long, action = ArgAction::Count)]
+    pub(crate) one_file_system: u8,
+
+    /// Create every missing directory of the DST path (`mkdir -p`), not
+    /// only its last component.
+    #[arg(long)]
+    pub(crate) mkpath: bool,
+
+    /// Print shell completions (complete-bash, complete-zsh,
+    /// complete-fish) or the man page (man) on stdout, and exit.
+    #[arg(long, value_enum, value_name = "WHAT", exclusive = true)]
+    pub(crate) generate: Option<Generate>,
 
     /// Files of at least this many bytes are split into ranges copied by
     /// several workers; 0 never splits. Hidden: for tests (small files)
@@ -411,7 +469,7 @@ mod tests {
     fn sources_come_before_the_destination() {
         let args = Args::parse_from(["pcopy", "a", "b/", "c", "dst"]).unwrap();
         assert_eq!(args.sources, ["a", "b/", "c"]);
-        assert_eq!(args.destination, "dst");
+        assert_eq!(args.destination.unwrap(), "dst");
         assert_eq!(args.verbose, 0);
     }
 
@@ -459,6 +517,16 @@ mod tests {
     }
 
     #[test]
+    fn generate_needs_no_paths_and_takes_nothing_else() {
+        let args = Args::parse_from(["pcopy", "--generate", "man"]).unwrap();
+        assert_eq!(args.generate, Some(Generate::Man));
+        let both = Args::parse_from(["pcopy", "--generate", "man", "a", "b"]).unwrap_err();
+        assert_eq!(both.kind(), ErrorKind::ArgumentConflict);
+        let bad = Args::parse_from(["pcopy", "--generate", "tcsh"]).unwrap_err();
+        assert_eq!(bad.kind(), ErrorKind::InvalidValue);
+    }
+
+    #[test]
     fn max_delete_needs_delete() {
         let err = Args::parse_from(["pcopy", "--max-delete", "3", "a", "b"]).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
@@ -495,6 +563,16 @@ mod tests {
             "--out-format",
             "--stats",
             "--log-file",
+            "--existing",
+            "--relative",
+            "--files-from",
+            "--from0",
+            "--max-size",
+            "--min-size",
+            "--one-file-system",
+            "--mkpath",
+            "--generate",
+            "--chmod",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

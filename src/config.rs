@@ -13,15 +13,18 @@ mod backups;
 
 use crate::autojobs;
 use crate::cli::{Args, WorkerKind};
+use crate::copy::chmod::Chmod;
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::fdbudget;
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
+use crate::plan::relative::{self, RelativeSources};
 use crate::plan::{self, Plan};
 use crate::run::RunSetup;
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
+use crate::select::size::SizeLimits;
 use crate::ui::itemize::OutFormat;
 use crate::ui::log_file::LogFile;
 use crate::ui::progress::{self, ProgressMode};
@@ -66,6 +69,12 @@ pub(crate) struct Config {
     pub(crate) stats: bool,
     /// `--log-file`.
     pub(crate) log_file: Option<PathBuf>,
+    /// `-x` given once (mount points made empty) or twice (left out).
+    pub(crate) one_file_system: u8,
+    /// `--mkpath`: create every missing directory of DST.
+    pub(crate) mkpath: bool,
+    /// `-R` or `--files-from`: the sources, kept below DST by path.
+    pub(crate) relative: Option<RelativeSources>,
 }
 
 impl Config {
@@ -76,7 +85,13 @@ impl Config {
         let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, &args.destination));
+            .unwrap_or_else(|| {
+                let dst = args
+                    .destination
+                    .as_deref()
+                    .unwrap_or(std::ffi::OsStr::new("."));
+                autojobs::default_jobs(&args.sources, dst)
+            });
         let budget = fdbudget::plan(asked, args.workers)?;
         let jobs = budget.workers;
         let budget_note = (jobs < asked).then(|| {
@@ -96,13 +111,14 @@ impl Config {
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
+        let relative = relative_sources(&args)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
         });
         Ok(Config {
             sources: args.sources,
-            destination: args.destination,
+            destination: args.destination.unwrap_or_default(),
             jobs,
             workers: args.workers,
             copy: CopyOptions {
@@ -110,6 +126,16 @@ impl Config {
                 compare,
                 update: args.update,
                 ignore_existing: args.ignore_existing,
+                existing: args.existing,
+                chmod: args
+                    .chmod
+                    .iter()
+                    .cloned()
+                    .fold(Chmod::default(), Chmod::and),
+                sizes: SizeLimits {
+                    min: args.min_size.map(|s| s.0),
+                    max: args.max_size.map(|s| s.0),
+                },
                 dry_run: args.dry_run,
                 archive: args.archive,
                 fsync: args.fsync,
@@ -141,6 +167,9 @@ impl Config {
             listing,
             stats: args.stats,
             log_file: args.log_file,
+            one_file_system: args.one_file_system,
+            mkpath: args.mkpath,
+            relative,
         })
     }
 
@@ -151,7 +180,17 @@ impl Config {
 
     /// The command line resolved: what to copy where.
     pub(crate) fn plan(&self) -> Result<Plan, Fatal> {
-        plan::resolve(&self.sources, &self.destination, self.copy.dereference)
+        let (dereference, mkpath) = (self.copy.dereference, self.mkpath);
+        match &self.relative {
+            Some(relative) => relative::resolve(
+                relative.sources.clone(),
+                relative.rejected.clone(),
+                &self.destination,
+                dereference,
+                mkpath,
+            ),
+            None => plan::resolve(&self.sources, &self.destination, dereference, mkpath),
+        }
     }
 
     /// The reporter, with the display, the lists, the log and `--json`
@@ -195,6 +234,9 @@ impl Config {
             open_levels: self.open_levels,
             count_ahead: self.progress != ProgressMode::Off,
             itemize: self.copy.itemize,
+            existing: self.copy.existing,
+            chmod: self.copy.chmod.clone(),
+            one_file_system: self.one_file_system,
         }
     }
 
@@ -241,6 +283,22 @@ fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressM
         (true, _, false) => ProgressMode::Lines,
         (false, false, true) if verbosity > Verbosity::Quiet => ProgressMode::Bar,
         _ => ProgressMode::Off,
+    }
+}
+
+/// `--files-from` (read here, so an unreadable list stops the run before
+/// anything is written) or `-R`; `None` for neither.
+fn relative_sources(args: &Args) -> Result<Option<RelativeSources>, Fatal> {
+    match (&args.files_from, args.relative) {
+        (Some(file), _) => match args.sources.as_slice() {
+            [base] => RelativeSources::of_list(file, args.from0, base).map(Some),
+            _ => Err(Fatal::new(
+                ExitStatus::Usage,
+                "--files-from takes exactly one SRC, the directory the list is relative to",
+            )),
+        },
+        (None, true) => Ok(Some(RelativeSources::of_sources(&args.sources))),
+        (None, false) => Ok(None),
     }
 }
 

@@ -10,6 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::copy::chmod::Chmod;
+use crate::select::size::SizeLimits;
+
 /// The type of a source entry as the walker saw it (from `d_type` or `lstat`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) enum EntryKind {
@@ -169,6 +172,10 @@ pub(crate) enum SkipReason {
     NewerInDestination,
     /// `--ignore-existing`: something is already at the destination name.
     Exists,
+    /// `--existing`: nothing is at the destination name.
+    Missing,
+    /// `--max-size` or `--min-size` leave the file out.
+    SizeLimit,
 }
 
 impl SkipReason {
@@ -186,6 +193,8 @@ impl fmt::Display for SkipReason {
             SkipReason::UpToDate => f.write_str("up to date"),
             SkipReason::NewerInDestination => f.write_str("newer in the destination"),
             SkipReason::Exists => f.write_str("exists in the destination"),
+            SkipReason::Missing => f.write_str("not in the destination (--existing)"),
+            SkipReason::SizeLimit => f.write_str("outside --min-size/--max-size"),
         }
     }
 }
@@ -319,6 +328,12 @@ pub(crate) struct CopyOptions {
     pub update: bool,
     /// `--ignore-existing`: never touch an existing destination entry.
     pub ignore_existing: bool,
+    /// `--existing`: never create a destination entry.
+    pub existing: bool,
+    /// `--max-size`, `--min-size`: regular files outside are skipped.
+    pub sizes: SizeLimits,
+    /// `--chmod`: changes to the permission bits the source supplies.
+    pub chmod: Chmod,
     /// `-n`: decide, but write nothing.
     pub dry_run: bool,
     /// `-a`: keep owner, group, extended attributes and hard links, and

@@ -16,6 +16,7 @@ mod copy;
 mod exit_codes;
 mod fdbudget;
 mod finish;
+mod generate;
 mod job;
 mod plan;
 mod relpath;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
+use crate::job::FailKind;
 use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
@@ -55,6 +57,11 @@ fn run() -> anyhow::Result<ExitCode> {
         Ok(args) => args,
         Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
+    if let Some(what) = args.generate {
+        // A closed stdout (`pcopy --generate man | head`) is no error.
+        let _ = generate::write(what, &mut std::io::stdout().lock());
+        return Ok(ExitCode::SUCCESS);
+    }
     let json = args.json;
     fdbudget::raise_limit();
     let config = match Config::from_args(args) {
@@ -84,6 +91,9 @@ fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let mut reporter = config.reporter()?;
     if let Some(note) = &config.budget_note {
         reporter.notice(note);
+    }
+    for rejected in &plan.rejected {
+        reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
     }
     for warning in plan::aside::prepare(&plan, &config.copy)? {
         reporter.notice(&warning);

@@ -17,6 +17,9 @@ impl Engine {
         job: &FileJob,
         dest: &DestPath<'_>,
     ) -> Result<Judgement, Failure> {
+        if let Some(reason) = self.transfer_rules(job)? {
+            return Ok(Judgement::Skip(reason));
+        }
         if job.fresh {
             self.found.changes = Some(Changes::new_entry());
             return Ok(Judgement::Write {
@@ -75,6 +78,21 @@ impl Engine {
         }
     }
 
+    /// rsync's transfer rules that need no look at the destination:
+    /// `--max-size`/`--min-size` for regular files, and `--existing` for
+    /// an entry whose directory this run created.
+    fn transfer_rules(&mut self, job: &FileJob) -> Result<Option<SkipReason>, Failure> {
+        if self.opts.existing && job.fresh {
+            return Ok(Some(SkipReason::Missing));
+        }
+        if !self.opts.sizes.is_set() || job.kind == EntryKind::Special {
+            return Ok(None);
+        }
+        let (src_type, src) = self.source_meta(job)?;
+        let excluded = src_type == FileType::RegularFile && self.opts.sizes.excludes(src.size);
+        Ok(excluded.then_some(SkipReason::SizeLimit))
+    }
+
     /// The type the copy would create and the source's metadata: the
     /// walker's, or a fresh `lstat` (`stat` with `-L`) when it sent none.
     fn source_meta(&mut self, job: &FileJob) -> Result<(FileType, SourceMeta), Failure> {
@@ -85,14 +103,15 @@ impl Engine {
                 EntryKind::Special => FileType::from_raw_mode(meta.mode),
                 _ => FileType::RegularFile,
             };
-            return Ok((file_type, meta));
+            let mode = self.opts.chmod.apply(meta.mode, false);
+            return Ok((file_type, SourceMeta { mode, ..meta }));
         }
         let st = (self.sources.stat(&job.src, follow))
             .map_err(|err| Failure::source("cannot stat source", err))?;
         let meta = SourceMeta {
             size: u64::try_from(st.st_size).unwrap_or(0),
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            mode: st.st_mode,
+            mode: self.opts.chmod.apply(st.st_mode, false),
             uid: st.st_uid,
             gid: st.st_gid,
             rdev: st.st_rdev,

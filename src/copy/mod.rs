@@ -20,6 +20,7 @@ pub(crate) mod backup;
 mod basis;
 pub(crate) mod caps;
 mod check;
+pub(crate) mod chmod;
 pub(crate) mod clear;
 mod commit;
 mod data;
@@ -228,6 +229,7 @@ impl Engine {
         dest: &DestPath<'_>,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Outcome, Failure> {
+        let st = &self.opts.chmod.stat(st);
         let preset = self.preset_mode(st.st_mode);
         let (dir, plain) = match &mut self.dirs {
             Some(cache) => cache.new_file_dir(dest.parent, preset.is_some())?,
@@ -350,6 +352,7 @@ impl Engine {
         file_type: FileType,
         dest: &DestPath<'_>,
     ) -> Result<Outcome, Failure> {
+        let st = &self.opts.chmod.stat(st);
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         if self.namer.place_node(dir, dest.name, st)? {
             return Ok(Outcome::Copied {

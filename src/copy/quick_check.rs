@@ -59,7 +59,10 @@ pub(crate) fn decide(
     dest: Option<&DestMeta>,
 ) -> Verdict {
     let Some(dest) = dest else {
-        return Verdict::Copy { replaced: false };
+        return match opts.existing {
+            true => Verdict::Skip(SkipReason::Missing),
+            false => Verdict::Copy { replaced: false },
+        };
     };
     if opts.ignore_existing {
         return Verdict::Skip(SkipReason::Exists);
@@ -99,6 +102,7 @@ pub(crate) fn looks_at_destination(opts: &CopyOptions) -> bool {
         || opts.ignore_existing
         || opts.dry_run
         || opts.itemize
+        || opts.existing
 }
 
 #[cfg(test)]
@@ -248,6 +252,20 @@ mod tests {
             decide(&existing, FILE, &SRC, Some(&older)),
             Verdict::Skip(SkipReason::Exists)
         );
+    }
+
+    #[test]
+    fn existing_never_creates() {
+        let existing = CopyOptions {
+            existing: true,
+            ..opts(Compare::QuickCheck)
+        };
+        let missing = Verdict::Skip(SkipReason::Missing);
+        assert_eq!(decide(&existing, FILE, &SRC, None), missing);
+        let older = dest(FILE, 10, (10, 0));
+        let replace = Verdict::Copy { replaced: true };
+        assert_eq!(decide(&existing, FILE, &SRC, Some(&older)), replace);
+        assert!(looks_at_destination(&existing));
     }
 
     #[test]

@@ -214,7 +214,7 @@ fn finish_temp(
     // The walker's `lstat`: the temp's length and the times it saw.
     let seen_size = split.job.meta.map_or(size, |m| m.size);
     let seen_mtime = split.job.meta.map(|m| m.mtime);
-    let mut applied = st;
+    let mut applied = opts.chmod.stat(&st);
     if let Some(mtime) = seen_mtime {
         (applied.st_mtime, applied.st_mtime_nsec) = (mtime.0, mtime.1 as _);
     }

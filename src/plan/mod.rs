@@ -1,6 +1,7 @@
-//! The plan: where each source goes, by rsync's trailing-slash rule, and
-//! the checks that refuse a destination that would overwrite or swallow
-//! its own source, all before anything is written.
+//! The plan: where each source goes, by rsync's trailing-slash rule (or,
+//! with `-R` and `--files-from`, by its path: [`relative`]), and the checks
+//! that refuse a destination that would overwrite or swallow its own
+//! source, all before anything is written.
 //!
 //! Every destination path of a run is relative to one directory, the
 //! destination root, which is what each worker's copy engine opens. Owns
@@ -17,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::ui::escape::{Escaped, io_reason};
+pub(crate) use relative::Rejected;
+
+pub(crate) mod relative;
 
 pub(crate) mod aside;
 
@@ -26,7 +30,8 @@ pub(crate) struct Root {
     /// The source as given on the command line.
     pub(crate) src: PathBuf,
     /// Its destination relative to [`Plan::dst_root`]: empty for the root
-    /// itself (the contents of `dir/`), else a single name.
+    /// itself (the contents of `dir/`), else a single name, or with `-R`
+    /// and `--files-from` a path whose directories are made on the way.
     pub(crate) rel_dst: OsString,
     /// A directory to walk; otherwise a single entry (file, symlink, special).
     pub(crate) is_dir: bool,
@@ -39,6 +44,12 @@ pub(crate) struct Plan {
     pub(crate) dst_root: PathBuf,
     /// Whether `dst_root` does not exist yet and must be created.
     pub(crate) create_dst_root: bool,
+    /// `--mkpath`: create the missing parents of `dst_root` too.
+    pub(crate) mkpath: bool,
+    /// Sources left out before the copy (`--files-from` lines that leave
+    /// the source directory, relative sources that cannot be read): each
+    /// is reported as a failed entry.
+    pub(crate) rejected: Vec<Rejected>,
     pub(crate) roots: Vec<Root>,
 }
 
@@ -51,10 +62,13 @@ struct Source {
 }
 
 /// Resolves sources and destination, with no effect on the file system.
+/// With `mkpath`, DST's missing parents are to be created rather than an
+/// error.
 pub(crate) fn resolve(
     sources: &[OsString],
     destination: &OsStr,
     dereference: bool,
+    mkpath: bool,
 ) -> Result<Plan, Fatal> {
     let sources: Vec<Source> = sources
         .iter()
@@ -69,7 +83,10 @@ pub(crate) fn resolve(
     let dst_is_dir = dst_meta.as_ref().is_some_and(Metadata::is_dir);
     let single_entry = sources.len() == 1 && !sources[0].meta.is_dir();
     if single_entry && !dst_is_dir && !ends_with_slash(destination) {
-        return file_to_file(&sources[0], &dst);
+        return file_to_file(&sources[0], &dst, mkpath);
+    }
+    if dst_meta.is_none() && !mkpath {
+        require_parent(&dst)?;
     }
     if dst_meta.is_some() && !dst_is_dir {
         let why = if sources.iter().any(|s| s.meta.is_dir()) {
@@ -98,7 +115,9 @@ pub(crate) fn resolve(
     Ok(Plan {
         dst_root: dst,
         create_dst_root: dst_meta.is_none(),
+        mkpath,
         roots,
+        rejected: Vec::new(),
     })
 }
 
@@ -155,7 +174,7 @@ fn name_of(path: &Path) -> OsString {
 }
 
 /// One non-directory source copied to the name DST (which is not a directory).
-fn file_to_file(source: &Source, dst: &Path) -> Result<Plan, Fatal> {
+fn file_to_file(source: &Source, dst: &Path, mkpath: bool) -> Result<Plan, Fatal> {
     let Some(name) = dst.file_name() else {
         return Err(bad(dst, "not a valid destination file name"));
     };
@@ -163,15 +182,18 @@ fn file_to_file(source: &Source, dst: &Path) -> Result<Plan, Fatal> {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    match fs::metadata(&parent) {
-        Ok(meta) if meta.is_dir() => {}
+    let missing = match fs::metadata(&parent) {
+        Ok(meta) if meta.is_dir() => false,
         Ok(_) => return Err(dest_error(dst, "cannot create", &not_a_directory())),
+        Err(err) if mkpath && err.kind() == io::ErrorKind::NotFound => true,
         Err(err) => return Err(dest_error(dst, "cannot create", &err)),
-    }
+    };
     refuse_same_entry(source, dst)?;
     Ok(Plan {
         dst_root: parent,
-        create_dst_root: false,
+        create_dst_root: missing,
+        mkpath,
+        rejected: Vec::new(),
         roots: vec![Root {
             src: source.path.clone(),
             rel_dst: name.to_os_string(),
@@ -213,22 +235,44 @@ fn check_root(source: &Source, dst: &Path, rel_dst: &OsStr) -> Result<(), Fatal>
     Ok(())
 }
 
-/// The canonical form of the destination, which may not exist yet (then
-/// its parent must).
+/// The canonical form of the destination, which may not exist yet: its
+/// deepest existing ancestor's, with the missing names after it.
 fn canonical_destination(dst: &Path) -> Result<PathBuf, Fatal> {
-    match fs::canonicalize(dst) {
-        Ok(path) => Ok(path),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            let parent = match dst.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent,
-                _ => Path::new("."),
-            };
-            let name = dst.file_name().unwrap_or(dst.as_os_str());
-            fs::canonicalize(parent)
-                .map(|parent| parent.join(name))
-                .map_err(|err| dest_error(dst, "cannot create destination directory", &err))
+    let mut missing = Vec::new();
+    let mut at = dst;
+    loop {
+        match fs::canonicalize(at) {
+            Ok(path) => {
+                return Ok(missing
+                    .iter()
+                    .rev()
+                    .fold(path, |path, name| path.join(name)));
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                missing.push(at.file_name().unwrap_or(at.as_os_str()));
+                at = match at.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ if at == Path::new(".") => {
+                        return Err(dest_error(dst, "cannot access destination", &err));
+                    }
+                    _ => Path::new("."),
+                };
+            }
+            Err(err) => return Err(dest_error(dst, "cannot access destination", &err)),
         }
-        Err(err) => Err(dest_error(dst, "cannot access destination", &err)),
+    }
+}
+
+/// Without `--mkpath`, only DST's last name may be missing (like `mkdir`):
+/// a mistyped parent is an error, before anything is written.
+fn require_parent(dst: &Path) -> Result<(), Fatal> {
+    let parent = match dst.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => return Ok(()),
+    };
+    match fs::metadata(parent) {
+        Ok(_) => Ok(()),
+        Err(err) => Err(dest_error(dst, "cannot create destination directory", &err)),
     }
 }
 
@@ -277,7 +321,11 @@ pub(crate) fn create_destination(plan: &Plan) -> Result<(), Fatal> {
     if !plan.create_dst_root {
         return Ok(());
     }
-    match fs::create_dir(&plan.dst_root) {
+    let created = match plan.mkpath {
+        true => fs::create_dir_all(&plan.dst_root),
+        false => fs::create_dir(&plan.dst_root),
+    };
+    match created {
         Ok(()) => Ok(()),
         // Created by someone else since `resolve`: fine if it is a directory.
         Err(err) if err.kind() == io::ErrorKind::AlreadyExists && plan.dst_root.is_dir() => Ok(()),

@@ -33,7 +33,7 @@ impl Tree {
 
     fn resolve(&self, sources: &[&str], dst: &str) -> Result<Plan, Fatal> {
         let sources: Vec<OsString> = sources.iter().map(|s| self.os(s)).collect();
-        resolve(&sources, &self.os(dst), false)
+        resolve(&sources, &self.os(dst), false, false)
     }
 }
 

@@ -33,7 +33,7 @@ fn a_tree_is_copied_with_directory_metadata_last() {
     }
     fs::write(src.join("top"), "top").unwrap();
     let sources = [src.clone().into_os_string()];
-    let plan = plan::resolve(&sources, tmp.path().join("dst").as_os_str(), false).unwrap();
+    let plan = plan::resolve(&sources, tmp.path().join("dst").as_os_str(), false, false).unwrap();
     plan::create_destination(&plan).unwrap();
     let (status, tally, end) = run_plan(&plan);
     assert_eq!(status, ExitStatus::Success);
@@ -58,6 +58,8 @@ fn a_source_that_vanished_before_the_walk_gives_status_24() {
     let plan = Plan {
         dst_root: tmp.path().join("dst"),
         create_dst_root: true,
+        mkpath: false,
+        rejected: Vec::new(),
         roots: vec![
             Root {
                 src: tmp.path().join("present"),

@@ -1,5 +1,6 @@
 //! Selection: which entries of the sources a run copies, as pure decisions
-//! over paths below DST (`--exclude`/`--include` rules, `--shard K/N`).
+//! over paths below DST (`--exclude`/`--include` rules, `--shard K/N`) and
+//! over sizes (`--max-size`, `--min-size`).
 //!
 //! Owns the compiled rules and the shard arithmetic. The walk asks it about
 //! every entry and `--delete` about every extraneous name, so both stages
@@ -8,3 +9,4 @@
 
 pub(crate) mod filter;
 pub(crate) mod shard;
+pub(crate) mod size;

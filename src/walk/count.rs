@@ -179,6 +179,9 @@ mod tests {
             open_levels,
             count_ahead: true,
             itemize: false,
+            existing: false,
+            chmod: Default::default(),
+            one_file_system: 0,
         };
         let roots = [Root {
             src: src.to_path_buf(),

@@ -67,6 +67,23 @@ pub(crate) enum Parent<'a> {
     Dir(&'a DestDir),
 }
 
+/// Whether the directory `rel` is already in the destination beneath
+/// `parent` (`--existing` creates nothing new); the root always is.
+pub(crate) fn exists(root: Option<&OwnedFd>, parent: Parent<'_>, rel: &OsStr) -> bool {
+    if rel.is_empty() {
+        return true;
+    }
+    let parent_fd = match parent {
+        Parent::Root => root,
+        Parent::Dir(dir) => dir.fd.as_ref(),
+    };
+    let Some(fd) = parent_fd else {
+        return false;
+    };
+    let name = relpath::last_name(rel);
+    rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
+}
+
 /// Creates and opens destination directories for the walker.
 #[derive(Debug)]
 pub(crate) struct DestDirs {
@@ -139,6 +156,11 @@ impl DestDirs {
 
     /// The destination directory `rel` beneath `parent`: created, opened or
     /// (dry running) found absent.
+    /// Whether `rel` is already there beneath `parent` (see [`exists`]).
+    pub(crate) fn has(&self, parent: Parent<'_>, rel: &OsStr) -> bool {
+        exists(self.root.as_ref(), parent, rel)
+    }
+
     pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
         let mut dir = self.find_or_make(parent, rel)?;
         // A new directory inherits casefolding from its parent.

@@ -8,8 +8,9 @@
 //! ([`count`]), what the walk sends and how ([`batch`]: the jobs
 //! queue's producer side, and [`WalkEvent`]s for the main thread, each
 //! batch announced before it is queued), the destination side of each
-//! directory ([`dest`]), the source side's stats ([`entry_stat`]), and the
-//! walker's halves of split files ([`split`]) and hard links ([`links`]).
+//! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
+//! directories above a root kept by path ([`implied`]), and the walker's
+//! halves of split files ([`split`]) and hard links ([`links`]).
 //!
 //! It may call the selection (`select`), the engine's helpers for temp
 //! files (`copy`) and the path helpers, and it makes the records the
@@ -22,6 +23,7 @@ mod claims;
 pub(crate) mod count;
 mod dest;
 mod entry_stat;
+mod implied;
 mod links;
 pub(crate) mod split;
 mod tree;
@@ -37,6 +39,7 @@ use std::thread::JoinHandle;
 use procpool::Queue;
 use rustix::io::Errno;
 
+use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
@@ -50,6 +53,7 @@ use batch::{Batcher, NewJob, Stopped};
 use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
+use implied::ImpliedChain;
 use links::LinkTracker;
 use split::{SplitStart, Splitter};
 use tree::{Listed, NewFrame, Stack};
@@ -79,6 +83,13 @@ pub(crate) struct WalkSetup {
     /// `-i`: say how each existing destination directory differs from its
     /// source ([`WalkEvent::DirChanged`]).
     pub(crate) itemize: bool,
+    /// `--existing`: enter only directories already in the destination.
+    pub(crate) existing: bool,
+    /// `--chmod`: changes to each directory's recorded mode.
+    pub(crate) chmod: Chmod,
+    /// `-x`: a directory on another filesystem than its root is made
+    /// empty (1) or left out (2); 0 crosses.
+    pub(crate) one_file_system: u8,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -205,10 +216,11 @@ fn walk(task: WalkTask) {
         dirs: Vec::new(),
         claims: (start.roots.len() > 1).then(Claims::new),
     };
+    let mut chain = ImpliedChain::default();
     let walked = start
         .roots
         .iter()
-        .try_for_each(|root| walker.walk_root(root));
+        .try_for_each(|root| walker.walk_root(root, &mut chain));
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
@@ -230,12 +242,16 @@ struct Walker {
 }
 
 impl Walker {
-    fn walk_root(&mut self, root: &Root) -> Result<(), Stopped> {
+    fn walk_root(&mut self, root: &Root, chain: &mut ImpliedChain) -> Result<(), Stopped> {
+        if !self.enter_implied(root, chain)? {
+            return Ok(());
+        }
         if !root.is_dir {
             return self.add_single(root);
         }
+        let base = chain.parent();
         let mut stack = Stack::new(self.setup.open_levels, self.setup.dereference);
-        self.enter_root(root, &mut stack)?;
+        self.enter_root(root, base, &mut stack)?;
         loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
@@ -267,7 +283,14 @@ impl Walker {
         Ok(())
     }
 
-    fn enter_root(&mut self, root: &Root, stack: &mut Stack) -> Result<(), Stopped> {
+    /// Enters a root directory, made in `base` (its implied parent, or
+    /// the destination root).
+    fn enter_root(
+        &mut self,
+        root: &Root,
+        base: Parent<'_>,
+        stack: &mut Stack,
+    ) -> Result<(), Stopped> {
         let claim = self.claim(&root.rel_dst, true);
         if claim == Claim::Taken {
             return Ok(());
@@ -283,8 +306,9 @@ impl Walker {
                     stat,
                     fd,
                     merge: claim == Claim::Merge,
+                    mount: false,
                 };
-                self.enter_opened(dir, stack)
+                self.enter_opened(dir, base, stack)
             }
             Err(err) => {
                 let err = std::io::Error::from(err);
@@ -410,6 +434,11 @@ impl Walker {
             Ok(stat) => stat,
             Err(err) => return self.fail(&path, io_reason(&err.into()), FailKind::SourceIo),
         };
+        let mount =
+            self.setup.one_file_system > 0 && stack.root_dev().is_some_and(|dev| dev != stat.dev());
+        if mount && self.setup.one_file_system > 1 {
+            return Ok(());
+        }
         if follow {
             if let Some(ancestor) = stack.loop_to((stat.dev(), stat.ino())) {
                 let reason = format!(
@@ -426,8 +455,9 @@ impl Walker {
             stat,
             fd,
             merge,
+            mount,
         };
-        self.enter_opened(dir, stack)
+        self.enter_opened(dir, Parent::Root, stack)
     }
 
     /// A directory that cannot be opened: made at the destination with its
@@ -456,11 +486,19 @@ impl Walker {
 
     /// Makes the destination of an opened directory, records its metadata,
     /// lists it and pushes it on the stack.
-    fn enter_opened(&mut self, dir: OpenedDir, stack: &mut Stack) -> Result<(), Stopped> {
+    fn enter_opened(
+        &mut self,
+        dir: OpenedDir,
+        base: Parent<'_>,
+        stack: &mut Stack,
+    ) -> Result<(), Stopped> {
         let parent = match stack.peek() {
             Some(top) => Parent::Dir(&top.dest),
-            None => Parent::Root,
+            None => base,
         };
+        if self.setup.existing && !self.dest.has(parent, &dir.rel) {
+            return Ok(());
+        }
         let dest = match self.enter_dir(parent, Some(dir.fd.as_fd()), &dir.rel, &dir.stat) {
             Ok(dest) => dest,
             Err(failure) => return self.fail(&dir.path, failure.reason, failure.kind),
@@ -469,7 +507,11 @@ impl Walker {
             // The earlier source's directory keeps its metadata.
             self.dirs.pop();
         }
-        let (listed, err) = tree::list(dir.fd.as_fd());
+        // A mount point under -x is made, but its contents are left out.
+        let (listed, err) = match dir.mount {
+            true => (Vec::new(), None),
+            false => tree::list(dir.fd.as_fd()),
+        };
         if let Some(err) = err {
             let err = std::io::Error::from(err);
             self.fail(
@@ -636,6 +678,7 @@ impl Walker {
             let _ = self.out.send(created);
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
+        record.mode = self.setup.chmod.apply(record.mode, true);
         if self.setup.archive {
             record = record.with_archive(stat.raw(), src);
         }
@@ -704,6 +747,8 @@ struct OpenedDir {
     fd: OwnedFd,
     /// An earlier source made this directory: it keeps that one's metadata.
     merge: bool,
+    /// On another file system than its root, under `-x`: made, not listed.
+    mount: bool,
 }
 
 /// A subdirectory found in the directory being read.

@@ -55,6 +55,9 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         open_levels,
         count_ahead: false,
         itemize: false,
+        existing: false,
+        chmod: Default::default(),
+        one_file_system: 0,
     };
     let start = WalkStart {
         roots: vec![Root {

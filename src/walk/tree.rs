@@ -164,6 +164,11 @@ impl Stack {
         self.frames.last_mut()
     }
 
+    /// The device of the root being walked, for `-x`.
+    pub(super) fn root_dev(&self) -> Option<u64> {
+        self.frames.first().map(|f| f.id.0)
+    }
+
     /// The directory being read.
     pub(super) fn peek(&self) -> Option<&Frame> {
         self.frames.last()
