@@ -6,8 +6,9 @@
 //! next task waits behind it (here, for an hour). With
 //! `Builder::task_timeout`, procpool stops the task itself: its worker is
 //! killed and a new one takes its place before the result resolves to
-//! `Err(TimedOut)`. `AsyncResult::cancel` does the same on request, and
-//! takes a queued task out of the queue. Python:
+//! `Err(TimedOut)`. `AsyncResult::cancel` does the same on request; a
+//! queued task it cancels resolves at once and is dropped unrun when a
+//! worker reaches it. Python:
 //!
 //! ```python
 //! import multiprocessing, time
