@@ -270,6 +270,7 @@ impl Config {
             walk: self.walk_setup(),
             finish: self.finish_setup(),
             modify_window: self.modify_window,
+            budget_note: self.budget_note.clone(),
         }
     }
 }

@@ -22,8 +22,14 @@ pub(crate) enum Generate {
     Man,
 }
 
+/// Writes what `what` asks for to stdout. A closed stdout
+/// (`pcopy --generate man | head`) is no error.
+pub(crate) fn print(what: Generate) {
+    let _ = write(what, &mut std::io::stdout().lock());
+}
+
 /// Writes what `what` asks for to `out`.
-pub(crate) fn write(what: Generate, out: &mut dyn Write) -> std::io::Result<()> {
+fn write(what: Generate, out: &mut dyn Write) -> std::io::Result<()> {
     let mut command = Args::command();
     let shell = match what {
         Generate::CompleteBash => Shell::Bash,

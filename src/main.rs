@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::config::Config;
 use crate::exit_codes::ExitStatus;
-use crate::job::FailKind;
 use crate::ui::{json, report::RunReport};
 
 // Unit tests that start process pools need the test binary to become a
@@ -58,8 +57,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Err(err) => return Ok(cli::clap_exit(&err).into()),
     };
     if let Some(what) = args.generate {
-        // A closed stdout (`pcopy --generate man | head`) is no error.
-        let _ = generate::write(what, &mut std::io::stdout().lock());
+        generate::print(what);
         return Ok(ExitCode::SUCCESS);
     }
     let json = args.json;
@@ -89,18 +87,6 @@ fn run() -> anyhow::Result<ExitCode> {
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
     let mut reporter = config.reporter()?;
-    if let Some(note) = &config.budget_note {
-        reporter.notice(note);
-    }
-    for rejected in &plan.rejected {
-        reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
-    }
-    for warning in plan::aside::prepare(&plan, &config.copy)? {
-        reporter.notice(&warning);
-    }
-    if plan.create_dst_root && plan.roots.iter().any(|root| root.rel_dst.is_empty()) {
-        reporter.dir_created(std::ffi::OsStr::new(""));
-    }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     if let Some(fatal) = end

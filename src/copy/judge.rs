@@ -1,6 +1,9 @@
 //! The engine's decision before a copy: whether the destination is already
 //! up to date (see [`quick_check`]), and what a dry run reports.
 
+use std::ffi::OsStr;
+use std::os::fd::BorrowedFd;
+
 use rustix::fs::FileType;
 
 use super::fail::Failure;
@@ -17,38 +20,24 @@ impl Engine {
         job: &FileJob,
         dest: &DestPath<'_>,
     ) -> Result<Judgement, Failure> {
-        if let Some(reason) = self.transfer_rules(job)? {
-            return Ok(Judgement::Skip(reason));
-        }
-        if job.fresh {
-            self.found.changes = Some(Changes::new_entry());
-            return Ok(Judgement::Write {
-                exists: Some(false),
-            });
-        }
-        let special = job.kind == EntryKind::Special;
-        if !quick_check::looks_at_destination(&self.opts) || special && !self.opts.archive {
-            return Ok(Judgement::Write { exists: None });
+        if let Some(judgement) = self.without_looking(job)? {
+            return Ok(judgement);
         }
         let (src_type, src) = self.source_meta(job)?;
         if job.meta.is_none() {
             self.found.source_size = Some(src.size);
         }
-        let follow = self.opts.dereference;
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
         let mut changes = differences(src_type, &src, found.as_ref(), self.opts.archive);
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
-            Verdict::CompareContents if src_type == FileType::Symlink => {
-                same_or_copy(check::same_link_target(&job.src, dir, dest.name)?)
+            Verdict::CompareContents => {
+                let at = Found {
+                    dir,
+                    name: dest.name,
+                };
+                compare_contents(job, src_type, at, self.opts.dereference, &mut self.scratch)?
             }
-            Verdict::CompareContents if src_type == FileType::RegularFile => {
-                let buffer = &mut self.scratch;
-                same_or_copy(check::same_contents(
-                    &job.src, follow, dir, dest.name, buffer,
-                )?)
-            }
-            Verdict::CompareContents => Verdict::Skip(SkipReason::UpToDate),
             verdict => verdict,
         };
         changes.contents |= matches!(verdict, Verdict::Copy { replaced: true })
@@ -76,6 +65,25 @@ impl Engine {
             }),
             (Verdict::CompareContents, _) => Ok(Judgement::Write { exists: Some(true) }),
         }
+    }
+
+    /// What is decided without the destination's metadata: rsync's
+    /// transfer rules, a name in a directory this run made, and options
+    /// under which nothing at the name can spare the copy.
+    fn without_looking(&mut self, job: &FileJob) -> Result<Option<Judgement>, Failure> {
+        if let Some(reason) = self.transfer_rules(job)? {
+            return Ok(Some(Judgement::Skip(reason)));
+        }
+        if job.fresh {
+            self.found.changes = Some(Changes::new_entry());
+            let exists = Some(false);
+            return Ok(Some(Judgement::Write { exists }));
+        }
+        let special = job.kind == EntryKind::Special;
+        if !quick_check::looks_at_destination(&self.opts) || special && !self.opts.archive {
+            return Ok(Some(Judgement::Write { exists: None }));
+        }
+        Ok(None)
     }
 
     /// rsync's transfer rules that need no look at the destination:
@@ -168,6 +176,31 @@ fn differences(
         owner: archive && found.uid != src.uid,
         group: archive && found.gid != src.gid,
     }
+}
+
+/// A destination entry to compare with: a name in an open directory.
+#[derive(Debug, Clone, Copy)]
+struct Found<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a OsStr,
+}
+
+/// `--checksum` with the same type and size: the link targets, or the
+/// contents, decide.
+fn compare_contents(
+    job: &FileJob,
+    src_type: FileType,
+    at: Found<'_>,
+    follow: bool,
+    buffer: &mut Vec<u8>,
+) -> Result<Verdict, Failure> {
+    Ok(match src_type {
+        FileType::Symlink => same_or_copy(check::same_link_target(&job.src, at.dir, at.name)?),
+        FileType::RegularFile => same_or_copy(check::same_contents(
+            &job.src, follow, at.dir, at.name, buffer,
+        )?),
+        _ => Verdict::Skip(SkipReason::UpToDate),
+    })
 }
 
 fn same_or_copy(same: bool) -> Verdict {

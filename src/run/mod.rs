@@ -42,7 +42,7 @@ use crate::cli::WorkerKind;
 use crate::copy::caps::{self, Capabilities};
 use crate::exit_codes::Fatal;
 use crate::finish::FinishSetup;
-use crate::job::CopyOptions;
+use crate::job::{CopyOptions, FailKind};
 use crate::plan::Plan;
 use crate::ui::report::Reporter;
 use crate::walk::{self, WalkSetup, WalkStart};
@@ -65,6 +65,26 @@ pub(crate) struct RunSetup {
     /// `--modify-window` in seconds; `None`: the destination's timestamp
     /// granularity decides.
     pub(crate) modify_window: Option<u64>,
+    /// Why fewer workers run than `-j` asked for (the descriptor budget).
+    pub(crate) budget_note: Option<String>,
+}
+
+/// Before the walk: tells what the plan and the descriptor budget already
+/// know, and makes the destination (and a `--backup-dir`) ready.
+fn prepare(setup: &RunSetup, plan: &Plan, reporter: &mut Reporter) -> Result<(), Fatal> {
+    if let Some(note) = &setup.budget_note {
+        reporter.notice(note);
+    }
+    for rejected in &plan.rejected {
+        reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
+    }
+    for warning in crate::plan::aside::prepare(plan, &setup.copy)? {
+        reporter.notice(&warning);
+    }
+    if plan.create_dst_root && plan.roots.iter().any(|root| root.rel_dst.is_empty()) {
+        reporter.dir_created(std::ffi::OsStr::new(""));
+    }
+    Ok(())
 }
 
 /// Copies everything in `plan`, reporting as it goes.
@@ -73,6 +93,7 @@ pub(crate) fn run(
     plan: &Plan,
     reporter: &mut Reporter,
 ) -> anyhow::Result<RunEnd> {
+    prepare(setup, plan, reporter)?;
     let dst = Destination::open(plan, setup.copy.dry_run)?;
     let caps = probe_destination(setup, &dst);
     let copy = &copy_options(setup, caps.as_ref());
