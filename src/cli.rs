@@ -220,6 +220,10 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) backups: BackupArgs,
 
+    /// What metadata is kept: ACLs, the parts of -a, owners.
+    #[command(flatten)]
+    pub(crate) meta: MetaArgs,
+
     /// Itemize changes: one line per changed entry in rsync's format,
     /// `YXcstpoguax PATH` (`>f+++++++++ new.txt`, `>f..t...... old.txt`,
     /// `cd+++++++++ dir/`, `*deleting   gone`); twice (-ii) also the
@@ -302,6 +306,16 @@ pub(crate) struct Args {
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
     #[arg(long, value_name = "BYTES", hide = true)]
     pub(crate) split_min: Option<u64>,
+}
+
+/// rsync's flags for the metadata copies keep.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct MetaArgs {
+    /// Keep POSIX ACLs: each copy gets its source's access ACL, and each
+    /// directory its default ACL (an ACL the source lacks is removed),
+    /// also without -a. Implies keeping permissions, as in rsync.
+    #[arg(short = 'A', long)]
+    pub(crate) acls: bool,
 }
 
 /// rsync's flags for snapshot and versioned backups, moves and rate.
@@ -572,6 +586,7 @@ mod tests {
             "--mkpath",
             "--generate",
             "--chmod",
+            "--acls",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

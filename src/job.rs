@@ -339,6 +339,8 @@ pub(crate) struct CopyOptions {
     /// `-a`: keep owner, group, extended attributes and hard links, and
     /// recreate special files.
     pub archive: bool,
+    /// `-A`: make each copy's POSIX ACLs its source's, also without `-a`.
+    pub acls: bool,
     /// `--fsync`: flush each file before it is named.
     pub fsync: bool,
     /// `--verify`: read each copy back and compare its hash with the

@@ -1,6 +1,6 @@
 //! What `-a` keeps beyond contents, mode and times: owner and group (where
 //! this user may set them), extended attributes, and fifos, sockets and
-//! device nodes (recreated with `mknodat`).
+//! device nodes (recreated with `mknodat`); and the POSIX ACLs `-A` keeps.
 
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
@@ -57,6 +57,14 @@ pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<()
         })?;
     }
     Ok(())
+}
+
+/// Makes the POSIX ACLs of the file `dst` those of `src` (`-A`); returns
+/// whether they changed, so the mode is set again after them.
+pub(super) fn copy_acls(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<bool, Failure> {
+    let attrs = xattrs::read_fd(src).map_err(|err| Failure::source("cannot read the ACLs", err))?;
+    xattrs::apply_acls(dst, &xattrs::acls_of(attrs), false)
+        .map_err(|err| Failure::dest("cannot set the ACLs", err))
 }
 
 /// Creates a node like the special file `st` under `name` in `dir`, mode

@@ -265,7 +265,9 @@ impl Engine {
             }
             false => false,
         };
-        commit::apply_metadata(file.fd(), st, owner_kept, mode_set)?;
+        // An ACL moves the group bits: the mode is set again after it.
+        let acls_set = self.opts.acls && archive::copy_acls(data.source, file.fd())?;
+        commit::apply_metadata(file.fd(), st, owner_kept, mode_set && !acls_set)?;
         if self.opts.fsync {
             rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
         }

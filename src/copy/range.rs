@@ -236,6 +236,9 @@ fn finish_temp(
         }
         false => false,
     };
+    if opts.acls {
+        archive::copy_acls(src.as_fd(), temp.as_fd())?;
+    }
     commit::apply_metadata(temp.as_fd(), &applied, opts.archive && owner_kept, false)?;
     if opts.fsync {
         rustix::fs::fsync(&temp).map_err(|e| Failure::dest("cannot flush file", e))?;

@@ -41,6 +41,8 @@ pub(crate) struct DirMeta {
     pub(crate) mtime: (i64, i64),
     /// What `-a` keeps besides; `None` without it.
     pub(crate) archive: Option<Box<DirArchive>>,
+    /// The POSIX ACLs, access and default (`-A`); `None` without it.
+    pub(crate) acls: Option<Vec<Xattr>>,
 }
 
 /// Owner, group and extended attributes of a source directory (`-a`).
@@ -59,7 +61,16 @@ impl DirMeta {
             atime: (meta.atime(), meta.atime_nsec()),
             mtime: (meta.mtime(), meta.mtime_nsec()),
             archive: None,
+            acls: None,
         }
+    }
+
+    /// Adds the ACLs `-A` keeps: `path` is the source directory.
+    pub(crate) fn with_acls(mut self, path: &Path) -> DirMeta {
+        // Best effort, as for the attributes of -a: ACLs that cannot be
+        // read are left as they are, not removed.
+        self.acls = xattrs::read_path(path).ok().map(xattrs::acls_of);
+        self
     }
 
     /// Adds what `-a` keeps: `path` is the source directory.
@@ -176,6 +187,12 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
         xattrs::apply(fd.as_fd(), &archive.xattrs)
             .map_err(|e| reason("cannot set extended attributes", e))?;
     }
+    // An ACL moves the group bits: the mode is set again after it.
+    let mut acls_set = false;
+    if let Some(acls) = &dir.acls {
+        acls_set = xattrs::apply_acls(fd.as_fd(), acls, true)
+            .map_err(|e| reason("cannot set the ACLs", e))?;
+    }
     let kept = (st.st_mtime, st.st_mtime_nsec as i64);
     if !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
         let times = Timestamps {
@@ -184,7 +201,7 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
         };
         rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
     }
-    if how.modes && (chowned || st.st_mode & 0o7777 != dir.mode) {
+    if how.modes && (chowned || acls_set || st.st_mode & 0o7777 != dir.mode) {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
             .map_err(|e| reason("cannot set directory mode", e))?;
     }
@@ -231,6 +248,7 @@ mod tests {
             atime: (mtime, 0),
             mtime: (mtime, 123_456_789),
             archive: None,
+            acls: None,
         }
     }
 

@@ -65,6 +65,8 @@ pub(crate) struct WalkSetup {
     pub(crate) dry_run: bool,
     /// `-a`: record directory owners and attributes, keep hard links.
     pub(crate) archive: bool,
+    /// `-A`: record directory ACLs.
+    pub(crate) acls: bool,
     pub(crate) filter: Option<Arc<Filter>>,
     /// Only this shard's files are queued; every directory is made.
     pub(crate) shard: Option<Shard>,
@@ -597,6 +599,9 @@ impl Walker {
         record.mode = self.setup.chmod.apply(record.mode, true);
         if self.setup.archive {
             record = record.with_archive(&meta, path);
+        }
+        if self.setup.acls {
+            record = record.with_acls(path);
         }
         if let Some(fd) = dir
             .fd

@@ -39,6 +39,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         dereference: false,
         dry_run: false,
         archive: false,
+        acls: false,
         filter: None,
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),

@@ -16,6 +16,7 @@ mod cli;
 mod errors;
 mod filesystems;
 mod metadata;
+mod metadata_acls;
 mod reliability_crash;
 mod reliability_fs;
 mod reliability_hostile;
