@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::copy::chmod::Chmod;
+use crate::copy::chown::Chown;
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
 use crate::generate::Generate;
 use crate::select::filter::Rule;
@@ -316,6 +317,28 @@ pub(crate) struct MetaArgs {
     /// also without -a. Implies keeping permissions, as in rsync.
     #[arg(short = 'A', long)]
     pub(crate) acls: bool,
+
+    /// With -a, do not keep owners: copies are owned by this user, and
+    /// setuid and setgid are dropped.
+    #[arg(long)]
+    pub(crate) no_owner: bool,
+
+    /// With -a, do not keep groups: copies get this user's group (or their
+    /// directory's, where it is setgid), and setuid and setgid are dropped.
+    #[arg(long)]
+    pub(crate) no_group: bool,
+
+    /// Give every copy this owner and group, names or numbers, either
+    /// optional (`USER`, `USER:GROUP`, `:GROUP`), with or without -a; an
+    /// unknown name is a usage error. Setuid and setgid stay only when
+    /// both are set.
+    #[arg(long, value_name = "USER:GROUP")]
+    pub(crate) chown: Option<Chown>,
+
+    /// Accepted for rsync's scripts. pcopy copies on one machine, so owners
+    /// and groups are always kept by number: there are no names to map.
+    #[arg(long)]
+    pub(crate) numeric_ids: bool,
 }
 
 /// rsync's flags for snapshot and versioned backups, moves and rate.
@@ -587,6 +610,10 @@ mod tests {
             "--generate",
             "--chmod",
             "--acls",
+            "--no-owner",
+            "--no-group",
+            "--chown",
+            "--numeric-ids",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

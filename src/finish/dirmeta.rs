@@ -22,9 +22,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{Mode, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use crate::copy::owners::{Owners, Wanted};
 use crate::copy::xattrs::{self, Xattr};
 use crate::job::Changes;
 use crate::relpath::open_beneath;
@@ -45,11 +46,11 @@ pub(crate) struct DirMeta {
     pub(crate) acls: Option<Vec<Xattr>>,
 }
 
-/// Owner, group and extended attributes of a source directory (`-a`).
+/// The owner and group a directory gets (`-a`, `--chown`) and the
+/// extended attributes of its source (`-a`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DirArchive {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
+    pub(crate) owner: Wanted,
     pub(crate) xattrs: Vec<Xattr>,
 }
 
@@ -73,14 +74,23 @@ impl DirMeta {
         self
     }
 
-    /// Adds what `-a` keeps: `path` is the source directory.
-    pub(crate) fn with_archive(mut self, meta: &Metadata, path: &Path) -> DirMeta {
+    /// Adds the owner and group `owners` asks for and, with `xattrs`
+    /// (`-a`), the attributes: `path` is the source directory.
+    pub(crate) fn with_archive(
+        mut self,
+        meta: &Metadata,
+        path: &Path,
+        owners: Owners,
+        xattrs: bool,
+    ) -> DirMeta {
         self.archive = Some(Box::new(DirArchive {
-            uid: meta.uid(),
-            gid: meta.gid(),
+            owner: owners.wanted(meta.uid(), meta.gid()),
             // Best effort, as for the times: a directory whose attributes
             // cannot be read is still copied.
-            xattrs: xattrs::read_path(path).unwrap_or_default(),
+            xattrs: match xattrs {
+                true => xattrs::read_path(path).unwrap_or_default(),
+                false => Vec::new(),
+            },
         }));
         self
     }
@@ -104,12 +114,15 @@ impl DirMeta {
     /// How the existing directory `st` differs from this record, in the
     /// terms of rsync's `--itemize-changes`.
     pub(crate) fn differences(&self, st: &Stat) -> Changes {
-        let owner = self.archive.as_ref().map(|a| (a.uid, a.gid));
+        let (owner, group) = match &self.archive {
+            Some(archive) => archive.owner.differs(st.st_uid, st.st_gid),
+            None => (false, false),
+        };
         Changes {
             time: self.mtime != (st.st_mtime, st.st_mtime_nsec as i64),
             perms: st.st_mode & 0o7777 != self.mode,
-            owner: owner.is_some_and(|(uid, _)| uid != st.st_uid),
-            group: owner.is_some_and(|(_, gid)| gid != st.st_gid),
+            owner,
+            group,
             ..Changes::default()
         }
     }
@@ -211,19 +224,18 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
     Ok(())
 }
 
-/// Gives the directory the source's owner and group where they differ
-/// and this user may; returns whether it changed them.
+/// Gives the directory the owner and group asked for where they differ
+/// and this user may; returns whether it tried (a chown clears setgid,
+/// so the mode is set again).
 fn apply_owner(fd: BorrowedFd<'_>, st: &Stat, archive: &DirArchive) -> Result<bool, String> {
-    if (st.st_uid, st.st_gid) == (archive.uid, archive.gid) {
+    if archive.owner.differs(st.st_uid, st.st_gid) == (false, false) {
         return Ok(false);
     }
-    let (uid, gid) = (Uid::from_raw(archive.uid), Gid::from_raw(archive.gid));
-    let changed = match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
-        Ok(()) => true,
-        Err(Errno::PERM) => rustix::fs::fchown(fd, None, Some(gid)).is_ok(),
-        Err(e) => return Err(reason("cannot set directory owner", e)),
-    };
-    Ok(changed)
+    archive
+        .owner
+        .apply(|uid, gid| rustix::fs::fchown(fd, uid, gid))
+        .map_err(|e| reason("cannot set directory owner", e))?;
+    Ok(true)
 }
 
 fn reason(what: &str, err: Errno) -> String {

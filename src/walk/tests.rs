@@ -40,6 +40,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         dry_run: false,
         archive: false,
         acls: false,
+        owners: Default::default(),
         filter: None,
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
