@@ -4,6 +4,7 @@
 //! destination's descriptor.
 
 use std::os::fd::BorrowedFd;
+#[cfg(test)]
 use std::path::Path;
 
 use rustix::fs::XattrFlags;
@@ -14,6 +15,7 @@ pub(crate) type Xattr = (Vec<u8>, Vec<u8>);
 
 /// The attributes of `path`, not following a symlink. A filesystem
 /// without attributes has none.
+#[cfg(test)]
 pub(crate) fn read_path(path: &Path) -> Result<Vec<Xattr>, Errno> {
     read_all(
         |names| match names {

@@ -15,11 +15,8 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use rayon::prelude::*;
 use rustix::fs::{Mode, Stat, Timespec, Timestamps};
@@ -55,42 +52,46 @@ pub(crate) struct DirArchive {
 }
 
 impl DirMeta {
-    pub(crate) fn from_source(rel: OsString, meta: &Metadata) -> DirMeta {
+    pub(crate) fn from_source(rel: OsString, meta: &Stat) -> DirMeta {
         DirMeta {
             rel,
-            mode: meta.mode() & 0o7777,
-            atime: (meta.atime(), meta.atime_nsec()),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
+            mode: meta.st_mode & 0o7777,
+            atime: (meta.st_atime, meta.st_atime_nsec as i64),
+            mtime: (meta.st_mtime, meta.st_mtime_nsec as i64),
             archive: None,
             acls: None,
         }
     }
 
-    /// Adds the ACLs `-A` keeps: `path` is the source directory.
-    pub(crate) fn with_acls(mut self, path: &Path) -> DirMeta {
+    /// Adds the ACLs `-A` keeps: `dir` is the source directory, open
+    /// (`None` when it could not be opened: its ACLs are left as they are).
+    pub(crate) fn with_acls(mut self, dir: Option<BorrowedFd<'_>>) -> DirMeta {
         // Best effort, as for the attributes of -a: ACLs that cannot be
         // read are left as they are, not removed.
-        self.acls = xattrs::read_path(path).ok().map(xattrs::acls_of);
+        self.acls = dir
+            .and_then(|d| xattrs::read_fd(d).ok())
+            .map(xattrs::acls_of);
         self
     }
 
     /// Adds the owner and group `owners` asks for and, with `xattrs`
-    /// (`-a`), the attributes: `path` is the source directory.
+    /// (`-a`), the attributes: `dir` is the source directory, open (`None`
+    /// when it could not be opened: it keeps no attributes then).
     pub(crate) fn with_archive(
         mut self,
-        meta: &Metadata,
-        path: &Path,
+        meta: &Stat,
+        dir: Option<BorrowedFd<'_>>,
         owners: Owners,
         xattrs: bool,
     ) -> DirMeta {
         self.archive = Some(Box::new(DirArchive {
-            owner: owners.wanted(meta.uid(), meta.gid()),
+            owner: owners.wanted(meta.st_uid, meta.st_gid),
             // Best effort, as for the times: a directory whose attributes
             // cannot be read is still copied.
-            xattrs: match xattrs {
-                true => xattrs::read_path(path).unwrap_or_default(),
-                false => Vec::new(),
-            },
+            xattrs: dir
+                .filter(|_| xattrs)
+                .and_then(|d| xattrs::read_fd(d).ok())
+                .unwrap_or_default(),
         }));
         self
     }
@@ -251,6 +252,7 @@ mod tests {
     use super::*;
     use rustix::fs::OFlags;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
 
     fn meta(rel: &str, mode: u32, mtime: i64) -> DirMeta {

@@ -29,3 +29,4 @@ mod robustness;
 mod selection;
 mod shell;
 mod split;
+mod walk;
