@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::copy::chmod::Chmod;
+use crate::copy::chown::Chown;
 use crate::exit_codes::{EXIT_STATUS_HELP, ExitStatus};
 use crate::generate::Generate;
 use crate::select::filter::Rule;
@@ -221,6 +222,10 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) backups: BackupArgs,
 
+    /// What metadata is kept: ACLs, the parts of -a, owners.
+    #[command(flatten)]
+    pub(crate) meta: MetaArgs,
+
     /// Itemize changes: one line per changed entry in rsync's format,
     /// `YXcstpoguax PATH` (`>f+++++++++ new.txt`, `>f..t...... old.txt`,
     /// `cd+++++++++ dir/`, `*deleting   gone`); twice (-ii) also the
@@ -303,6 +308,38 @@ pub(crate) struct Args {
     /// and measurements; the default is `walk::split::SPLIT_MIN`.
     #[arg(long, value_name = "BYTES", hide = true)]
     pub(crate) split_min: Option<u64>,
+}
+
+/// rsync's flags for the metadata copies keep.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct MetaArgs {
+    /// Keep POSIX ACLs: each copy gets its source's access ACL, and each
+    /// directory its default ACL (an ACL the source lacks is removed),
+    /// also without -a. Implies keeping permissions, as in rsync.
+    #[arg(short = 'A', long)]
+    pub(crate) acls: bool,
+
+    /// With -a, do not keep owners: copies are owned by this user, and
+    /// setuid and setgid are dropped.
+    #[arg(long)]
+    pub(crate) no_owner: bool,
+
+    /// With -a, do not keep groups: copies get this user's group (or their
+    /// directory's, where it is setgid), and setuid and setgid are dropped.
+    #[arg(long)]
+    pub(crate) no_group: bool,
+
+    /// Give every copy this owner and group, names or numbers, either
+    /// optional (`USER`, `USER:GROUP`, `:GROUP`), with or without -a; an
+    /// unknown name is a usage error. Setuid and setgid stay only when
+    /// both are set.
+    #[arg(long, value_name = "USER:GROUP")]
+    pub(crate) chown: Option<Chown>,
+
+    /// Accepted for rsync's scripts. pcopy copies on one machine, so owners
+    /// and groups are always kept by number: there are no names to map.
+    #[arg(long)]
+    pub(crate) numeric_ids: bool,
 }
 
 /// rsync's flags for snapshot and versioned backups, moves and rate.
@@ -573,6 +610,11 @@ mod tests {
             "--mkpath",
             "--generate",
             "--chmod",
+            "--acls",
+            "--no-owner",
+            "--no-group",
+            "--chown",
+            "--numeric-ids",
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }

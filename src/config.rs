@@ -14,6 +14,7 @@ mod backups;
 use crate::autojobs;
 use crate::cli::{Args, WorkerKind};
 use crate::copy::chmod::Chmod;
+use crate::copy::owners::{Id, Owners};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::fdbudget;
 use crate::finish::FinishSetup;
@@ -111,6 +112,7 @@ impl Config {
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
+        let owners = owners(&args);
         let relative = relative_sources(&args)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
@@ -138,6 +140,8 @@ impl Config {
                 },
                 dry_run: args.dry_run,
                 archive: args.archive,
+                acls: args.meta.acls,
+                owners,
                 fsync: args.fsync,
                 verify: args.verify,
                 temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
@@ -227,6 +231,8 @@ impl Config {
             dereference: self.copy.dereference,
             dry_run: self.copy.dry_run,
             archive: self.copy.archive,
+            acls: self.copy.acls,
+            owners: self.copy.owners,
             filter: self.filter.clone(),
             shard: self.shard,
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
@@ -317,6 +323,22 @@ fn listing(args: &Args, verbosity: Verbosity) -> Option<Listing> {
         unchanged: args.itemize_changes > 1,
         pids: verbosity == Verbosity::FilesAndWorkers,
     })
+}
+
+/// The owner and group copies get: `--chown`'s where it names them, else
+/// with `-a` the source's, less the parts `--no-owner` and `--no-group`
+/// turn off.
+fn owners(args: &Args) -> Owners {
+    let id = |fixed: Option<u32>, off: bool| match (fixed, args.archive && !off) {
+        (Some(id), _) => Id::Fixed(id),
+        (None, true) => Id::Source,
+        (None, false) => Id::Unset,
+    };
+    let chown = args.meta.chown;
+    Owners {
+        user: id(chown.and_then(|c| c.uid), args.meta.no_owner),
+        group: id(chown.and_then(|c| c.gid), args.meta.no_group),
+    }
 }
 
 /// The quick check unless `-c`, `-I` or `--size-only` says otherwise.

@@ -339,6 +339,11 @@ pub(crate) struct CopyOptions {
     /// `-a`: keep owner, group, extended attributes and hard links, and
     /// recreate special files.
     pub archive: bool,
+    /// The owner and group copies get: the source's with `-a` (less
+    /// `--no-owner`, `--no-group`), or `--chown`'s.
+    pub owners: crate::copy::owners::Owners,
+    /// `-A`: make each copy's POSIX ACLs its source's, also without `-a`.
+    pub acls: bool,
     /// `--fsync`: flush each file before it is named.
     pub fsync: bool,
     /// `--verify`: read each copy back and compare its hash with the

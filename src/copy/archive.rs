@@ -1,48 +1,41 @@
 //! What `-a` keeps beyond contents, mode and times: owner and group (where
 //! this user may set them), extended attributes, and fifos, sockets and
-//! device nodes (recreated with `mknodat`).
+//! device nodes (recreated with `mknodat`); and the POSIX ACLs `-A` keeps.
 
 use std::ffi::CStr;
 use std::os::fd::BorrowedFd;
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode, Stat, Uid};
+use rustix::fs::{AtFlags, FileType, Mode, Stat};
 use rustix::io::Errno;
 
 use super::fail::Failure;
+use super::owners::Owners;
 use super::xattrs;
 
-/// Gives the new file the source's owner and group, before its mode (a
-/// `chown` clears setuid and setgid). Returns whether both were kept:
-/// only then do setuid and setgid stay. Without the right to give files
-/// away, the group alone is kept where this user belongs to it, as rsync
-/// does; a refusal is not an error.
-pub(super) fn copy_owner(fd: BorrowedFd<'_>, st: &Stat) -> Result<bool, Failure> {
-    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
-    match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
-        Ok(()) => return Ok(true),
-        Err(Errno::PERM | Errno::INVAL) => {}
-        Err(err) => return Err(Failure::dest("cannot set owner", err)),
-    }
-    match rustix::fs::fchown(fd, None, Some(gid)) {
-        Ok(()) | Err(Errno::PERM | Errno::INVAL) => Ok(false),
-        Err(err) => Err(Failure::dest("cannot set group", err)),
-    }
+/// Gives the new file the owner and group `owners` asks for, before its
+/// mode (a `chown` clears setuid and setgid). Returns whether both were
+/// set: only then do setuid and setgid stay (see
+/// [`Wanted::apply`](super::owners::Wanted::apply)).
+pub(super) fn copy_owner(fd: BorrowedFd<'_>, st: &Stat, owners: Owners) -> Result<bool, Failure> {
+    owners
+        .wanted(st.st_uid, st.st_gid)
+        .apply(|uid, gid| rustix::fs::fchown(fd, uid, gid))
+        .map_err(|err| Failure::dest("cannot set owner", err))
 }
 
 /// [`copy_owner`] for an entry that cannot be opened (a symlink or a
 /// special file under its temp name), never following a symlink.
-pub(super) fn copy_owner_at(dir: BorrowedFd<'_>, name: &CStr, st: &Stat) -> Result<bool, Failure> {
-    let (uid, gid) = (Uid::from_raw(st.st_uid), Gid::from_raw(st.st_gid));
+pub(super) fn copy_owner_at(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    st: &Stat,
+    owners: Owners,
+) -> Result<bool, Failure> {
     let nofollow = AtFlags::SYMLINK_NOFOLLOW;
-    match rustix::fs::chownat(dir, name, Some(uid), Some(gid), nofollow) {
-        Ok(()) => return Ok(true),
-        Err(Errno::PERM | Errno::INVAL) => {}
-        Err(err) => return Err(Failure::dest("cannot set owner", err)),
-    }
-    match rustix::fs::chownat(dir, name, None, Some(gid), nofollow) {
-        Ok(()) | Err(Errno::PERM | Errno::INVAL) => Ok(false),
-        Err(err) => Err(Failure::dest("cannot set group", err)),
-    }
+    owners
+        .wanted(st.st_uid, st.st_gid)
+        .apply(|uid, gid| rustix::fs::chownat(dir, name, uid, gid, nofollow))
+        .map_err(|err| Failure::dest("cannot set owner", err))
 }
 
 /// Copies every extended attribute of `src` to `dst`, by the rule of
@@ -57,6 +50,14 @@ pub(super) fn copy_xattrs(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<()
         })?;
     }
     Ok(())
+}
+
+/// Makes the POSIX ACLs of the file `dst` those of `src` (`-A`); returns
+/// whether they changed, so the mode is set again after them.
+pub(super) fn copy_acls(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> Result<bool, Failure> {
+    let attrs = xattrs::read_fd(src).map_err(|err| Failure::source("cannot read the ACLs", err))?;
+    xattrs::apply_acls(dst, &xattrs::acls_of(attrs), false)
+        .map_err(|err| Failure::dest("cannot set the ACLs", err))
 }
 
 /// Creates a node like the special file `st` under `name` in `dir`, mode

@@ -13,6 +13,7 @@ use rustix::io::Errno;
 use super::commit::final_mode;
 use super::digest::hash_fd;
 use super::fail::Failure;
+use super::owners::Owners;
 use super::xattrs;
 use crate::job::{BasisDirs, BasisKind, Compare, CopyOptions};
 use crate::relpath;
@@ -96,7 +97,7 @@ impl Basis {
         name: &OsStr,
         target: &CStr,
         src: &Stat,
-        archive: bool,
+        owners: Owners,
     ) -> Option<BorrowedFd<'_>> {
         let index = self.dirs.iter_mut().position(|dir| {
             let Some(at) = dir.parent(parent) else {
@@ -105,10 +106,12 @@ impl Basis {
             let Ok(st) = rustix::fs::statat(at, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 return false;
             };
-            let owner = (st.st_uid, st.st_gid) == (src.st_uid, src.st_gid);
+            let owner = owners
+                .wanted(src.st_uid, src.st_gid)
+                .differs(st.st_uid, st.st_gid);
             FileType::from_raw_mode(st.st_mode) == FileType::Symlink
                 && (st.st_mtime, st.st_mtime_nsec) == (src.st_mtime, src.st_mtime_nsec)
-                && (!archive || owner)
+                && owner == (false, false)
                 && rustix::fs::readlinkat(at, name, Vec::new())
                     .is_ok_and(|t| t.as_c_str() == target)
         })?;
@@ -159,9 +162,10 @@ fn unchanged(
     if !same_data || !attrs {
         return Ok(same_data);
     }
-    let owner = (st.st_uid, st.st_gid) == (src.st_uid, src.st_gid);
-    let mode = st.st_mode & 0o7777 == final_mode(src.st_mode, opts.archive && owner);
-    Ok(mode && (!opts.archive || owner && same_xattrs(file, wanted.src)))
+    let wanted_ids = opts.owners.wanted(src.st_uid, src.st_gid);
+    let owner = wanted_ids.differs(st.st_uid, st.st_gid) == (false, false);
+    let mode = st.st_mode & 0o7777 == final_mode(src.st_mode, wanted_ids.both() && owner);
+    Ok(mode && owner && (!opts.archive || same_xattrs(file, wanted.src)))
 }
 
 /// `-c`: both files hashed; the source is read from its start again after.
@@ -200,7 +204,7 @@ impl super::Engine {
         dest: &super::DestPath<'_>,
     ) -> Result<Option<crate::job::Outcome>, Failure> {
         use crate::job::{Outcome, SkipReason};
-        let archive = self.opts.archive;
+        let owners = self.opts.owners;
         let known_new = self.namer.known_new();
         let Some(basis) = self
             .basis
@@ -210,7 +214,7 @@ impl super::Engine {
             return Ok(None);
         };
         let kind = basis.kind;
-        let Some(at) = basis.find_link(dest.parent, dest.name, target, st, archive) else {
+        let Some(at) = basis.find_link(dest.parent, dest.name, target, st, owners) else {
             return Ok(None);
         };
         let up_to_date = Some(Outcome::Skipped {

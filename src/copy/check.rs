@@ -6,12 +6,13 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT, Uid};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
 use rustix::io::Errno;
 
 use super::commit;
 use super::digest::hash_fd;
 use super::fail::Failure;
+use super::owners::Wanted;
 use super::quick_check::DestMeta;
 use super::source;
 use crate::job::SourceMeta;
@@ -62,8 +63,8 @@ pub(super) fn same_link_target(
 /// What [`refresh`] brings in line besides the mtime.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Refresh {
-    /// With `-a`: the source's owner and group, set where permitted.
-    pub(super) owner: Option<(u32, u32)>,
+    /// The owner and group to set, where permitted (`-a`, `--chown`).
+    pub(super) owner: Wanted,
     /// mtimes this many ns apart count as equal (`--modify-window`, or
     /// the destination's timestamp step).
     pub(super) window_ns: u64,
@@ -103,27 +104,25 @@ pub(super) fn refresh(
         rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Failure::dest("cannot set times", e))?;
     }
-    let mut owner_kept = false;
-    if let Some((uid, gid)) = owner {
-        owner_kept = (dest.uid, dest.gid) == (uid, gid) || chown_nofollow(dir, name, uid, gid)?;
-    }
+    let differs = owner.differs(dest.uid, dest.gid);
+    let chowned = differs != (false, false);
+    let owner_kept = match chowned {
+        true => chown_nofollow(dir, name, owner)?,
+        false => owner.both(),
+    };
     let mode = commit::final_mode(src.mode, owner_kept);
     // A chown clears setuid and setgid, so the mode is looked at again.
-    let chowned = owner.is_some_and(|ids| ids != (dest.uid, dest.gid));
     if modes && dest.file_type != FileType::Symlink && (dest.mode != mode || chowned) {
         chmod_nofollow(dir, name, mode)?;
     }
     Ok(())
 }
 
-/// `lchown`; `false` when this user may not give the entry away.
-fn chown_nofollow(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> Result<bool, Failure> {
-    let ids = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-    match rustix::fs::chownat(dir, name, ids.0, ids.1, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(()) => Ok(true),
-        Err(Errno::PERM) => Ok(false),
-        Err(err) => Err(Failure::dest("cannot set owner", err)),
-    }
+/// `lchown`; whether both ids were set (see [`Wanted::apply`]).
+fn chown_nofollow(dir: BorrowedFd<'_>, name: &OsStr, owner: Wanted) -> Result<bool, Failure> {
+    owner
+        .apply(|uid, gid| rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW))
+        .map_err(|err| Failure::dest("cannot set owner", err))
 }
 
 /// `chmod` of the entry itself: an `O_PATH` descriptor opened without

@@ -13,6 +13,7 @@ use super::archive;
 use super::backup::Backup;
 use super::clear;
 use super::fail::Failure;
+use super::owners::Owners;
 use crate::job::FailKind;
 
 /// Names of temp files start with this; a later run removes leftovers with
@@ -358,8 +359,8 @@ impl Namer {
         linked
     }
 
-    /// Creates the symlink under a temp name, sets its times (and with
-    /// `archive` its owner), then renames it over `name` so the final name
+    /// Creates the symlink under a temp name, sets its times (and the
+    /// owner `owners` asks for), then renames it over `name` so the final name
     /// is replaced atomically.
     pub(super) fn place_symlink(
         &self,
@@ -367,14 +368,12 @@ impl Namer {
         name: &OsStr,
         target: &CStr,
         st: &Stat,
-        archive: bool,
+        owners: Owners,
     ) -> Result<(), Failure> {
         let ((), temp) = create_named(dir, &self.stem, |temp_name| {
             rustix::fs::symlinkat(target, dir, temp_name)
         })?;
-        if archive {
-            archive::copy_owner_at(dir, temp.name.as_c_str(), st)?;
-        }
+        archive::copy_owner_at(dir, temp.name.as_c_str(), st, owners)?;
         rustix::fs::utimensat(
             dir,
             temp.name.as_c_str(),
@@ -394,6 +393,7 @@ impl Namer {
         dir: BorrowedFd<'_>,
         name: &OsStr,
         st: &Stat,
+        owners: Owners,
     ) -> Result<bool, Failure> {
         let (made, mut temp) = create_named(dir, &self.stem, |temp_name| {
             archive::make_node(dir, temp_name, st)
@@ -403,7 +403,7 @@ impl Namer {
             return Ok(false);
         }
         let node = temp.name.as_c_str();
-        let owner_kept = archive::copy_owner_at(dir, node, st)?;
+        let owner_kept = archive::copy_owner_at(dir, node, st, owners)?;
         let mode = Mode::from_raw_mode(final_mode(st.st_mode, owner_kept));
         rustix::fs::chmodat(dir, node, mode, AtFlags::empty())
             .map_err(|err| Failure::dest("cannot set mode", err))?;

@@ -7,6 +7,7 @@ use std::os::fd::BorrowedFd;
 use rustix::fs::FileType;
 
 use super::fail::Failure;
+use super::owners::Owners;
 use super::quick_check::{self, DestMeta, Verdict};
 use super::{DestPath, Engine, Judgement, check, commit, parent_dir, skip_special, source};
 use crate::job::{Changes, Compare, EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
@@ -29,7 +30,7 @@ impl Engine {
         }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
-        let mut changes = differences(src_type, &src, found.as_ref(), self.opts.archive);
+        let mut changes = differences(src_type, &src, found.as_ref(), self.opts.owners);
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents => {
                 let at = Found {
@@ -52,7 +53,7 @@ impl Engine {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
                 self.seen = Some(super::moves::Seen::of_meta(&src));
                 let how = check::Refresh {
-                    owner: self.opts.archive.then_some((src.uid, src.gid)),
+                    owner: self.opts.owners.wanted(src.uid, src.gid),
                     window_ns: self.opts.modify_window_ns,
                     modes: self.opts.dest.modes,
                 };
@@ -156,13 +157,14 @@ impl Engine {
 
 /// What differs between the source and the entry found at its name, in
 /// the terms of rsync's `--itemize-changes`; owner and group count only
-/// when `-a` keeps them.
+/// when they are set (`-a`, `--chown`).
 fn differences(
     src_type: FileType,
     src: &SourceMeta,
     found: Option<&DestMeta>,
-    archive: bool,
+    owners: Owners,
 ) -> Changes {
+    let wanted = owners.wanted(src.uid, src.gid);
     let Some(found) = found.filter(|found| found.file_type == src_type) else {
         return Changes::new_entry();
     };
@@ -172,9 +174,9 @@ fn differences(
         size: src_type == FileType::RegularFile && found.size != src.size,
         time: found.mtime != src.mtime,
         perms: src_type != FileType::Symlink
-            && found.mode != commit::final_mode(src.mode, archive) & 0o7777,
-        owner: archive && found.uid != src.uid,
-        group: archive && found.gid != src.gid,
+            && found.mode != commit::final_mode(src.mode, wanted.both()) & 0o7777,
+        owner: wanted.differs(found.uid, found.gid).0,
+        group: wanted.differs(found.uid, found.gid).1,
     }
 }
 

@@ -21,6 +21,7 @@ mod basis;
 pub(crate) mod caps;
 mod check;
 pub(crate) mod chmod;
+pub(crate) mod chown;
 pub(crate) mod clear;
 mod commit;
 mod data;
@@ -30,6 +31,7 @@ mod fail;
 mod judge;
 mod mapped;
 mod moves;
+pub(crate) mod owners;
 pub(crate) mod partial;
 mod quick_check;
 pub(crate) mod range;
@@ -258,14 +260,13 @@ impl Engine {
             rustix::fs::ftruncate(file.fd(), bytes)
                 .map_err(|e| Failure::dest("cannot set size", e))?;
         }
-        let owner_kept = match self.opts.archive {
-            true => {
-                archive::copy_xattrs(data.source, file.fd())?;
-                archive::copy_owner(file.fd(), st)?
-            }
-            false => false,
-        };
-        commit::apply_metadata(file.fd(), st, owner_kept, mode_set)?;
+        if self.opts.archive {
+            archive::copy_xattrs(data.source, file.fd())?;
+        }
+        let owner_kept = archive::copy_owner(file.fd(), st, self.opts.owners)?;
+        // An ACL moves the group bits: the mode is set again after it.
+        let acls_set = self.opts.acls && archive::copy_acls(data.source, file.fd())?;
+        commit::apply_metadata(file.fd(), st, owner_kept, mode_set && !acls_set)?;
         if self.opts.fsync {
             rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
         }
@@ -313,7 +314,7 @@ impl Engine {
         }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         self.namer
-            .place_symlink(dir, dest.name, &target, &st, self.opts.archive)?;
+            .place_symlink(dir, dest.name, &target, &st, self.opts.owners)?;
         Ok(Outcome::Copied {
             bytes: 0,
             changed: false,
@@ -354,7 +355,10 @@ impl Engine {
     ) -> Result<Outcome, Failure> {
         let st = &self.opts.chmod.stat(st);
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
-        if self.namer.place_node(dir, dest.name, st)? {
+        if self
+            .namer
+            .place_node(dir, dest.name, st, self.opts.owners)?
+        {
             return Ok(Outcome::Copied {
                 bytes: 0,
                 changed: false,

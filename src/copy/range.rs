@@ -229,14 +229,14 @@ fn finish_temp(
         partial::clear_records(&temp)
             .map_err(|e| Failure::dest("cannot clear --partial records", e))?;
     }
-    let owner_kept = match opts.archive {
-        true => {
-            archive::copy_xattrs(src.as_fd(), temp.as_fd())?;
-            archive::copy_owner(temp.as_fd(), &st)?
-        }
-        false => false,
-    };
-    commit::apply_metadata(temp.as_fd(), &applied, opts.archive && owner_kept, false)?;
+    if opts.archive {
+        archive::copy_xattrs(src.as_fd(), temp.as_fd())?;
+    }
+    let owner_kept = archive::copy_owner(temp.as_fd(), &st, opts.owners)?;
+    if opts.acls {
+        archive::copy_acls(src.as_fd(), temp.as_fd())?;
+    }
+    commit::apply_metadata(temp.as_fd(), &applied, owner_kept, false)?;
     if opts.fsync {
         rustix::fs::fsync(&temp).map_err(|e| Failure::dest("cannot flush file", e))?;
     }

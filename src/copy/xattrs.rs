@@ -1,6 +1,7 @@
-//! Extended attributes for `-a`: read from a source by path (directories,
-//! during the walk, which holds no source descriptors) or by descriptor
-//! (files, in the engine), and set on the destination's descriptor.
+//! Extended attributes for `-a` and POSIX ACLs for `-A`: read from a
+//! source by path (directories, during the walk, which holds no source
+//! descriptors) or by descriptor (files, in the engine), and set on the
+//! destination's descriptor.
 
 use std::os::fd::BorrowedFd;
 #[cfg(test)]
@@ -114,6 +115,65 @@ pub(crate) fn apply(fd: BorrowedFd<'_>, attrs: &[Xattr]) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// The access ACL, which any file or directory may have.
+pub(crate) const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+/// The default ACL, which only a directory has: what its new entries get.
+pub(crate) const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
+
+/// Just the POSIX ACLs among `attrs`.
+pub(crate) fn acls_of(attrs: Vec<Xattr>) -> Vec<Xattr> {
+    attrs
+        .into_iter()
+        .filter(|(name, _)| name == ACL_ACCESS || name == ACL_DEFAULT)
+        .collect()
+}
+
+/// Makes the ACLs of `fd` those of the source, `acls`: each that differs
+/// is set, and one the source lacks is removed (a copy made in a
+/// directory with a default ACL inherits one its source never had).
+/// Default ACLs are only looked at for a directory (`dir`). Returns
+/// whether anything changed, which also changes the mode's group bits.
+pub(crate) fn apply_acls(fd: BorrowedFd<'_>, acls: &[Xattr], dir: bool) -> Result<bool, Errno> {
+    let names: &[&[u8]] = match dir {
+        true => &[ACL_ACCESS, ACL_DEFAULT],
+        false => &[ACL_ACCESS],
+    };
+    let mut changed = false;
+    for &name in names {
+        let current = read_sized(&|value| match value {
+            None => rustix::fs::fgetxattr_query(fd, name),
+            Some(value) => rustix::fs::fgetxattr(fd, name, value),
+        });
+        let wanted = acls.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        match (current, wanted) {
+            (Ok(current), Some(wanted)) if current == *wanted => {}
+            (Err(Errno::NODATA | Errno::NOTSUP), None) => {}
+            (_, Some(wanted)) => {
+                changed = true;
+                set_acl(fd, name, wanted)?;
+            }
+            (_, None) => {
+                changed = true;
+                match rustix::fs::fremovexattr(fd, name) {
+                    Ok(()) | Err(Errno::NODATA | Errno::NOTSUP) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Sets one ACL. Unlike other `system.` attributes, a refused ACL is an
+/// error: `-A` asked for it. A filesystem without ACLs keeps none, as it
+/// keeps no attributes.
+fn set_acl(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> Result<(), Errno> {
+    match rustix::fs::fsetxattr(fd, name, value, XattrFlags::empty()) {
+        Err(Errno::NOTSUP) => Ok(()),
+        done => done,
+    }
 }
 
 #[cfg(test)]

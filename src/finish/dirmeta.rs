@@ -19,9 +19,10 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rayon::prelude::*;
-use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
+use rustix::fs::{Mode, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use crate::copy::owners::{Owners, Wanted};
 use crate::copy::xattrs::{self, Xattr};
 use crate::job::Changes;
 use crate::relpath::open_beneath;
@@ -38,13 +39,15 @@ pub(crate) struct DirMeta {
     pub(crate) mtime: (i64, i64),
     /// What `-a` keeps besides; `None` without it.
     pub(crate) archive: Option<Box<DirArchive>>,
+    /// The POSIX ACLs, access and default (`-A`); `None` without it.
+    pub(crate) acls: Option<Vec<Xattr>>,
 }
 
-/// Owner, group and extended attributes of a source directory (`-a`).
+/// The owner and group a directory gets (`-a`, `--chown`) and the
+/// extended attributes of its source (`-a`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DirArchive {
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
+    pub(crate) owner: Wanted,
     pub(crate) xattrs: Vec<Xattr>,
 }
 
@@ -56,18 +59,37 @@ impl DirMeta {
             atime: (meta.st_atime, meta.st_atime_nsec as i64),
             mtime: (meta.st_mtime, meta.st_mtime_nsec as i64),
             archive: None,
+            acls: None,
         }
     }
 
-    /// Adds what `-a` keeps: `dir` is the source directory, open (`None`
+    /// Adds the ACLs `-A` keeps: `dir` is the source directory, open
+    /// (`None` when it could not be opened: its ACLs are left as they are).
+    pub(crate) fn with_acls(mut self, dir: Option<BorrowedFd<'_>>) -> DirMeta {
+        // Best effort, as for the attributes of -a: ACLs that cannot be
+        // read are left as they are, not removed.
+        self.acls = dir
+            .and_then(|d| xattrs::read_fd(d).ok())
+            .map(xattrs::acls_of);
+        self
+    }
+
+    /// Adds the owner and group `owners` asks for and, with `xattrs`
+    /// (`-a`), the attributes: `dir` is the source directory, open (`None`
     /// when it could not be opened: it keeps no attributes then).
-    pub(crate) fn with_archive(mut self, meta: &Stat, dir: Option<BorrowedFd<'_>>) -> DirMeta {
+    pub(crate) fn with_archive(
+        mut self,
+        meta: &Stat,
+        dir: Option<BorrowedFd<'_>>,
+        owners: Owners,
+        xattrs: bool,
+    ) -> DirMeta {
         self.archive = Some(Box::new(DirArchive {
-            uid: meta.st_uid,
-            gid: meta.st_gid,
+            owner: owners.wanted(meta.st_uid, meta.st_gid),
             // Best effort, as for the times: a directory whose attributes
             // cannot be read is still copied.
             xattrs: dir
+                .filter(|_| xattrs)
                 .and_then(|d| xattrs::read_fd(d).ok())
                 .unwrap_or_default(),
         }));
@@ -93,12 +115,15 @@ impl DirMeta {
     /// How the existing directory `st` differs from this record, in the
     /// terms of rsync's `--itemize-changes`.
     pub(crate) fn differences(&self, st: &Stat) -> Changes {
-        let owner = self.archive.as_ref().map(|a| (a.uid, a.gid));
+        let (owner, group) = match &self.archive {
+            Some(archive) => archive.owner.differs(st.st_uid, st.st_gid),
+            None => (false, false),
+        };
         Changes {
             time: self.mtime != (st.st_mtime, st.st_mtime_nsec as i64),
             perms: st.st_mode & 0o7777 != self.mode,
-            owner: owner.is_some_and(|(uid, _)| uid != st.st_uid),
-            group: owner.is_some_and(|(_, gid)| gid != st.st_gid),
+            owner,
+            group,
             ..Changes::default()
         }
     }
@@ -176,6 +201,12 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
         xattrs::apply(fd.as_fd(), &archive.xattrs)
             .map_err(|e| reason("cannot set extended attributes", e))?;
     }
+    // An ACL moves the group bits: the mode is set again after it.
+    let mut acls_set = false;
+    if let Some(acls) = &dir.acls {
+        acls_set = xattrs::apply_acls(fd.as_fd(), acls, true)
+            .map_err(|e| reason("cannot set the ACLs", e))?;
+    }
     let kept = (st.st_mtime, st.st_mtime_nsec as i64);
     if !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
         let times = Timestamps {
@@ -184,7 +215,7 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
         };
         rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
     }
-    if how.modes && (chowned || st.st_mode & 0o7777 != dir.mode) {
+    if how.modes && (chowned || acls_set || st.st_mode & 0o7777 != dir.mode) {
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
             .map_err(|e| reason("cannot set directory mode", e))?;
     }
@@ -194,19 +225,18 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
     Ok(())
 }
 
-/// Gives the directory the source's owner and group where they differ
-/// and this user may; returns whether it changed them.
+/// Gives the directory the owner and group asked for where they differ
+/// and this user may; returns whether it tried (a chown clears setgid,
+/// so the mode is set again).
 fn apply_owner(fd: BorrowedFd<'_>, st: &Stat, archive: &DirArchive) -> Result<bool, String> {
-    if (st.st_uid, st.st_gid) == (archive.uid, archive.gid) {
+    if archive.owner.differs(st.st_uid, st.st_gid) == (false, false) {
         return Ok(false);
     }
-    let (uid, gid) = (Uid::from_raw(archive.uid), Gid::from_raw(archive.gid));
-    let changed = match rustix::fs::fchown(fd, Some(uid), Some(gid)) {
-        Ok(()) => true,
-        Err(Errno::PERM) => rustix::fs::fchown(fd, None, Some(gid)).is_ok(),
-        Err(e) => return Err(reason("cannot set directory owner", e)),
-    };
-    Ok(changed)
+    archive
+        .owner
+        .apply(|uid, gid| rustix::fs::fchown(fd, uid, gid))
+        .map_err(|e| reason("cannot set directory owner", e))?;
+    Ok(true)
 }
 
 fn reason(what: &str, err: Errno) -> String {
@@ -232,6 +262,7 @@ mod tests {
             atime: (mtime, 0),
             mtime: (mtime, 123_456_789),
             archive: None,
+            acls: None,
         }
     }
 

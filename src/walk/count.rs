@@ -172,6 +172,8 @@ mod tests {
             dereference: false,
             dry_run: false,
             archive,
+            acls: false,
+            owners: Default::default(),
             filter: None,
             shard: None,
             splitter: Splitter::new(Some(0), 1, &CopyOptions::default()),

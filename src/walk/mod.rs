@@ -67,6 +67,10 @@ pub(crate) struct WalkSetup {
     pub(crate) dry_run: bool,
     /// `-a`: record directory owners and attributes, keep hard links.
     pub(crate) archive: bool,
+    /// The owner and group directories get (`-a`, `--chown`).
+    pub(crate) owners: crate::copy::owners::Owners,
+    /// `-A`: record directory ACLs.
+    pub(crate) acls: bool,
     pub(crate) filter: Option<Arc<Filter>>,
     /// Only this shard's files are queued; every directory is made.
     pub(crate) shard: Option<Shard>,
@@ -679,8 +683,12 @@ impl Walker {
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         record.mode = self.setup.chmod.apply(record.mode, true);
-        if self.setup.archive {
-            record = record.with_archive(stat.raw(), src);
+        if self.setup.archive || self.setup.owners.any() {
+            let (owners, xattrs) = (self.setup.owners, self.setup.archive);
+            record = record.with_archive(stat.raw(), src, owners, xattrs);
+        }
+        if self.setup.acls {
+            record = record.with_acls(src);
         }
         if let Some(fd) = dir
             .fd

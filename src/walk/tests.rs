@@ -48,6 +48,8 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         dereference: false,
         dry_run: false,
         archive: false,
+        acls: false,
+        owners: Default::default(),
         filter: None,
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),

@@ -16,6 +16,8 @@ mod cli;
 mod errors;
 mod filesystems;
 mod metadata;
+mod metadata_acls;
+mod metadata_owners;
 mod reliability_crash;
 mod reliability_fs;
 mod reliability_hostile;
