@@ -79,7 +79,8 @@ pub(crate) struct Args {
     #[arg(value_name = "DST", required = true)]
     pub(crate) destination: Option<OsString>,
 
-    /// Number of workers copying at once [default: the number of CPUs].
+    /// Number of workers copying at once [default: the number of CPUs, or
+    /// 64 when a source or DST is on a network or FUSE file system].
     #[arg(short = 'j', long = "jobs", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) jobs: Option<u32>,

@@ -11,9 +11,11 @@ use std::sync::Arc;
 
 mod backups;
 
+use crate::autojobs;
 use crate::cli::{Args, WorkerKind};
 use crate::copy::chmod::Chmod;
 use crate::exit_codes::{ExitStatus, Fatal};
+use crate::fdbudget;
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions};
@@ -51,6 +53,11 @@ pub(crate) struct Config {
     /// Files from this size on are split over the workers (0: never;
     /// `None`: the walk's default).
     pub(crate) split_min: Option<u64>,
+    /// Levels of directories the walk keeps open, from the descriptor
+    /// budget.
+    pub(crate) open_levels: usize,
+    /// Why fewer workers run than `-j` asked, if they do.
+    pub(crate) budget_note: Option<String>,
     /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
     /// `None`: the destination's granularity.
     pub(crate) modify_window: Option<u64>,
@@ -75,10 +82,24 @@ impl Config {
     /// bar and plain lines. Fails on a bad filter rule or an unreadable
     /// `--exclude-from` file.
     pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
-        let jobs = args
+        let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(default_jobs);
+            .unwrap_or_else(|| {
+                let dst = args
+                    .destination
+                    .as_deref()
+                    .unwrap_or(std::ffi::OsStr::new("."));
+                autojobs::default_jobs(&args.sources, dst)
+            });
+        let budget = fdbudget::plan(asked, args.workers)?;
+        let jobs = budget.workers;
+        let budget_note = (jobs < asked).then(|| {
+            format!(
+                "running {jobs} of the {asked} workers asked: the limit of {} open files holds no more",
+                budget.limit
+            )
+        });
         let verbosity = match (args.quiet, args.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -139,6 +160,8 @@ impl Config {
             delete,
             shard: args.shard,
             split_min: args.split_min,
+            open_levels: budget.open_levels,
+            budget_note,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
             listing,
@@ -208,6 +231,8 @@ impl Config {
             shard: self.shard,
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
+            open_levels: self.open_levels,
+            count_ahead: self.progress != ProgressMode::Off,
             itemize: self.copy.itemize,
             existing: self.copy.existing,
             chmod: self.copy.chmod.clone(),
@@ -301,10 +326,6 @@ fn compare_mode(args: &Args) -> Compare {
         (false, false, true) => Compare::SizeOnly,
         (false, false, false) => Compare::QuickCheck,
     }
-}
-
-fn default_jobs() -> NonZeroUsize {
-    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 #[cfg(test)]

@@ -9,10 +9,12 @@
 //! messages between them are in [`job`]. `main` only sets up and reports:
 //! [`config`] turns the [`cli`] flags into each stage's setup.
 
+mod autojobs;
 mod cli;
 mod config;
 mod copy;
 mod exit_codes;
+mod fdbudget;
 mod finish;
 mod generate;
 mod job;
@@ -61,6 +63,7 @@ fn run() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let json = args.json;
+    fdbudget::raise_limit();
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(fatal) => {
@@ -86,6 +89,9 @@ fn run() -> anyhow::Result<ExitCode> {
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let plan = config.plan()?;
     let mut reporter = config.reporter()?;
+    if let Some(note) = &config.budget_note {
+        reporter.notice(note);
+    }
     for rejected in &plan.rejected {
         reporter.failed(&rejected.path, &rejected.reason, FailKind::SourceIo);
     }

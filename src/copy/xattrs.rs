@@ -3,6 +3,7 @@
 //! (files, in the engine), and set on the destination's descriptor.
 
 use std::os::fd::BorrowedFd;
+#[cfg(test)]
 use std::path::Path;
 
 use rustix::fs::XattrFlags;
@@ -13,6 +14,7 @@ pub(crate) type Xattr = (Vec<u8>, Vec<u8>);
 
 /// The attributes of `path`, not following a symlink. A filesystem
 /// without attributes has none.
+#[cfg(test)]
 pub(crate) fn read_path(path: &Path) -> Result<Vec<Xattr>, Errno> {
     read_all(
         |names| match names {

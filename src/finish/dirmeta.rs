@@ -15,11 +15,8 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use rayon::prelude::*;
 use rustix::fs::{Gid, Mode, Stat, Timespec, Timestamps, Uid};
@@ -52,24 +49,27 @@ pub(crate) struct DirArchive {
 }
 
 impl DirMeta {
-    pub(crate) fn from_source(rel: OsString, meta: &Metadata) -> DirMeta {
+    pub(crate) fn from_source(rel: OsString, meta: &Stat) -> DirMeta {
         DirMeta {
             rel,
-            mode: meta.mode() & 0o7777,
-            atime: (meta.atime(), meta.atime_nsec()),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
+            mode: meta.st_mode & 0o7777,
+            atime: (meta.st_atime, meta.st_atime_nsec as i64),
+            mtime: (meta.st_mtime, meta.st_mtime_nsec as i64),
             archive: None,
         }
     }
 
-    /// Adds what `-a` keeps: `path` is the source directory.
-    pub(crate) fn with_archive(mut self, meta: &Metadata, path: &Path) -> DirMeta {
+    /// Adds what `-a` keeps: `dir` is the source directory, open (`None`
+    /// when it could not be opened: it keeps no attributes then).
+    pub(crate) fn with_archive(mut self, meta: &Stat, dir: Option<BorrowedFd<'_>>) -> DirMeta {
         self.archive = Some(Box::new(DirArchive {
-            uid: meta.uid(),
-            gid: meta.gid(),
+            uid: meta.st_uid,
+            gid: meta.st_gid,
             // Best effort, as for the times: a directory whose attributes
             // cannot be read is still copied.
-            xattrs: xattrs::read_path(path).unwrap_or_default(),
+            xattrs: dir
+                .and_then(|d| xattrs::read_fd(d).ok())
+                .unwrap_or_default(),
         }));
         self
     }
@@ -222,6 +222,7 @@ mod tests {
     use super::*;
     use rustix::fs::OFlags;
     use std::fs;
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
 
     fn meta(rel: &str, mode: u32, mtime: i64) -> DirMeta {

@@ -202,6 +202,9 @@ impl<'r> Supervisor<'r> {
                 Ok(WalkEvent::Failed { path, reason, kind }) => {
                     self.reporter.failed(&path, &reason, kind);
                 }
+                Ok(WalkEvent::Counted(counted)) => {
+                    self.reporter.counted(counted.files, counted.bytes);
+                }
                 Ok(WalkEvent::Finished { dirs }) => {
                     self.reporter.dirs_walked(dirs.len() as u64);
                     self.dirs = dirs;

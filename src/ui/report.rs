@@ -305,6 +305,11 @@ impl Reporter {
         self.counters.bytes_total += bytes;
     }
 
+    /// The count-ahead found `files` entries holding `bytes` in all.
+    pub(crate) fn counted(&mut self, files: u64, bytes: u64) {
+        self.counters.counted = Some(super::progress::Counted { files, bytes });
+    }
+
     pub(crate) fn walk_done(&mut self) {
         self.counters.walk_done = true;
     }
@@ -445,6 +450,7 @@ impl Reporter {
         let size = job.meta.map_or(0, |m| m.size);
         if job.kind == EntryKind::File {
             self.counters.bytes_total -= size.min(self.counters.bytes_total);
+            self.counters.bytes_skipped += size;
         }
         if reason.warns() {
             self.warn(Path::new(&job.src), &reason.to_string());

@@ -50,6 +50,8 @@ pub(crate) enum WalkEvent {
         reason: String,
         kind: FailKind,
     },
+    /// The count-ahead's totals: what the walk will queue, in all.
+    Counted(super::count::Counted),
     /// The walk is over; the directories whose metadata is still to apply.
     Finished { dirs: Vec<DirMeta> },
 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
 /// `FS_CASEFOLD_FL` (linux/fs.h): the directory's names are looked up
 /// without regard to case (`chattr +F` on ext4 and f2fs).
@@ -26,13 +25,15 @@ pub(super) struct Collisions {
 }
 
 impl Collisions {
-    /// Lists the source directory `path` and finds its colliding names.
-    /// A directory that cannot be listed has none: the walk reports it.
-    pub(super) fn in_dir(path: &Path) -> Collisions {
+    /// The colliding names among `names`, those of one directory as the
+    /// walk listed it.
+    pub(super) fn of_names<'a>(names: impl Iterator<Item = &'a OsStr>) -> Collisions {
         let mut by_fold: HashMap<Vec<u8>, Vec<OsString>> = HashMap::new();
-        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            by_fold.entry(fold(&name)).or_default().push(name);
+        for name in names {
+            by_fold
+                .entry(fold(name))
+                .or_default()
+                .push(name.to_os_string());
         }
         let mut others = HashMap::new();
         for mut names in by_fold.into_values().filter(|names| names.len() > 1) {
@@ -80,7 +81,11 @@ mod tests {
         ] {
             std::fs::write(tmp.path().join(name), "").unwrap();
         }
-        let found = Collisions::in_dir(tmp.path());
+        let names: Vec<OsString> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        let found = Collisions::of_names(names.iter().map(OsString::as_os_str));
         assert_eq!(
             found.other(OsStr::new("Readme.txt")),
             Some(OsStr::new("README.txt"))

@@ -307,6 +307,13 @@ impl DestDirs {
     }
 }
 
+impl super::tree::DestReopen for DestDirs {
+    fn reopen(&self, rel: &OsStr) -> Result<OwnedFd, Errno> {
+        let root = self.root.as_ref().ok_or(Errno::NOENT)?;
+        relpath::open_beneath(root.as_fd(), rel)
+    }
+}
+
 /// Opens the directory `name` this run just made in `parent`.
 fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> {
     let fd = open_dir(parent, name).map_err(|e| dest_failure("cannot open new directory", e))?;

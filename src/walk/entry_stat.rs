@@ -3,16 +3,15 @@
 //!
 //! A `stat` of a whole path makes the kernel look up every component of it
 //! again, for every file: with a deep absolute source, most of a no-op
-//! rerun went there. So the walker holds each source directory it is in
-//! open ([`SourceDirs`]) and stats its entries by name beneath it.
-//! `std::fs::Metadata` cannot be made from such a `stat`, hence
-//! [`EntryStat`].
+//! rerun went there. So the walker stats each entry by name beneath the
+//! source directory it holds open (see `tree`). `std::fs::Metadata`
+//! cannot be made from such a `stat`, hence [`EntryStat`].
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Stat};
 
 use crate::job::SourceMeta;
 
@@ -26,6 +25,16 @@ impl EntryStat {
     /// only if `follow`.
     pub(crate) fn at(dir: BorrowedFd<'_>, name: &OsStr, follow: bool) -> std::io::Result<Self> {
         Ok(EntryStat(rustix::fs::statat(dir, name, at_flags(follow))?))
+    }
+
+    /// Stats the open file `fd` itself.
+    pub(crate) fn of_fd(fd: BorrowedFd<'_>) -> Result<Self, rustix::io::Errno> {
+        Ok(EntryStat(rustix::fs::fstat(fd)?))
+    }
+
+    /// The whole `stat`, for records made from it.
+    pub(crate) fn raw(&self) -> &Stat {
+        &self.0
     }
 
     /// Stats `path` as a whole (relative paths from the current directory),
@@ -106,7 +115,7 @@ impl EntryStat {
         }
     }
 
-    fn file_type(&self) -> FileType {
+    pub(crate) fn file_type(&self) -> FileType {
         FileType::from_raw_mode(self.0.st_mode)
     }
 }
@@ -118,54 +127,11 @@ fn at_flags(follow: bool) -> AtFlags {
     }
 }
 
-/// The source directories the walk is in, by depth: `open[d]` is the
-/// walked directory at depth `d`, or `None` if it could not be opened
-/// (its entries are then stat'ed by their whole path, as they always were).
-/// The walker keeps it in step with its stack of destination directories.
-#[derive(Debug, Default)]
-pub(crate) struct SourceDirs {
-    open: Vec<Option<OwnedFd>>,
-}
-
-impl SourceDirs {
-    /// Leaves the directories at `depth` and below: the walk is back at
-    /// an entry of depth `depth`.
-    pub(crate) fn truncate(&mut self, depth: usize) {
-        self.open.truncate(depth);
-    }
-
-    /// The walk entered the directory `path`, one level below the last one
-    /// entered. `O_PATH` is enough to stat beneath it, and needs no read
-    /// permission; it follows a symlink, as the walk did to get here.
-    pub(crate) fn enter(&mut self, path: &Path) {
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        self.open
-            .push(rustix::fs::open(path, flags, Mode::empty()).ok());
-    }
-
-    /// Stats the walked entry at `depth`, `name` in its parent directory
-    /// and `path` as a whole: beneath the open parent if there is one, else
-    /// by the path. `None` if it cannot be stat'ed (the copy, stat'ing it
-    /// again, reports why), as `walkdir::DirEntry::metadata().ok()` did.
-    pub(crate) fn stat(
-        &self,
-        depth: usize,
-        name: &OsStr,
-        path: &Path,
-        follow: bool,
-    ) -> Option<EntryStat> {
-        let parent = depth.checked_sub(1).and_then(|d| self.open.get(d));
-        match parent {
-            Some(Some(dir)) => EntryStat::at(dir.as_fd(), name, follow).ok(),
-            _ => EntryStat::of_path(path, follow).ok(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::fd::AsFd;
     use std::os::unix::fs::{MetadataExt, symlink};
 
     fn same_as_std(st: &EntryStat, md: &fs::Metadata) {
@@ -213,43 +179,5 @@ mod tests {
         let target = EntryStat::at(dir.as_fd(), OsStr::new("link"), true).unwrap();
         assert!(target.is_file() && !target.is_symlink());
         same_as_std(&target, &fs::metadata(tmp.path().join("link")).unwrap());
-    }
-
-    #[test]
-    fn entries_are_looked_up_beneath_the_open_directory_not_by_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
-        fs::create_dir(&old).unwrap();
-        fs::write(old.join("f"), "x").unwrap();
-        let mut dirs = SourceDirs::default();
-        dirs.enter(tmp.path());
-        dirs.enter(&old);
-        // The path no longer leads there; the open directory still does.
-        fs::rename(&old, &new).unwrap();
-        let st = dirs
-            .stat(2, OsStr::new("f"), &old.join("f"), false)
-            .expect("stat beneath");
-        assert_eq!(st.ino(), fs::symlink_metadata(new.join("f")).unwrap().ino());
-        // Back at depth 1, "old" is stat'ed beneath the root, where it is gone.
-        dirs.truncate(1);
-        assert!(dirs.stat(1, OsStr::new("old"), &old, false).is_none());
-        assert!(dirs.stat(1, OsStr::new("new"), &new, false).is_some());
-    }
-
-    #[test]
-    fn a_directory_that_cannot_be_opened_falls_back_to_the_whole_path() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("f");
-        fs::write(&file, "x").unwrap();
-        let mut dirs = SourceDirs::default();
-        dirs.enter(&tmp.path().join("missing"));
-        let st = dirs.stat(1, OsStr::new("f"), &file, false);
-        assert_eq!(st.map(|s| s.len()), Some(1));
-        // Depth 0 has no parent: the path is all there is.
-        assert!(dirs.stat(0, OsStr::new("f"), &file, false).is_some());
-        assert!(
-            dirs.stat(0, OsStr::new("gone"), &tmp.path().join("gone"), false)
-                .is_none()
-        );
     }
 }

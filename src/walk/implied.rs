@@ -9,6 +9,7 @@ use std::path::Path;
 use super::Walker;
 use super::batch::Stopped;
 use super::dest::{DestDir, Parent};
+use super::entry_stat::EntryStat;
 use crate::job::FailKind;
 use crate::plan::Root;
 use crate::ui::escape::io_reason;
@@ -62,14 +63,17 @@ impl Walker {
             if self.setup.existing && !self.dest.has(parent, rel) {
                 return Ok(false);
             }
-            let meta = match std::fs::metadata(src) {
-                Ok(meta) => meta,
+            let stat = match EntryStat::of_path(src, true) {
+                Ok(stat) => stat,
                 Err(err) => {
                     self.fail(src, io_reason(&err), FailKind::SourceIo)?;
                     return Ok(false);
                 }
             };
-            match self.enter_dir(parent, src, rel, Ok(meta)) {
+            // Opened for its attributes under -a; none when it cannot be.
+            let opened = super::tree::open_root(src).ok();
+            let fd = opened.as_ref().map(std::os::fd::AsFd::as_fd);
+            match self.enter_dir(parent, fd, rel, &stat) {
                 Ok(dir) => chain.0.push(Implied {
                     rel: rel.clone(),
                     dir,

@@ -2,9 +2,12 @@
 //! directories in the destination and hands every other entry to the
 //! workers, in batches, on the bounded jobs queue.
 //!
-//! This file walks; its others: what the walk sends and how ([`batch`]:
-//! the jobs queue's producer side, and [`WalkEvent`]s for the main thread,
-//! each batch announced before it is queued), the destination side of each
+//! This file walks; its others: the source directories, opened beneath
+//! their parent and listed, and the stack of them within the descriptor
+//! budget ([`tree`]), the count-ahead that tells the totals early
+//! ([`count`]), what the walk sends and how ([`batch`]: the jobs
+//! queue's producer side, and [`WalkEvent`]s for the main thread, each
+//! batch announced before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
 //! directories above a root kept by path ([`implied`]), and the walker's
 //! halves of split files ([`split`]) and hard links ([`links`]).
@@ -17,25 +20,24 @@
 mod batch;
 mod case;
 mod claims;
+pub(crate) mod count;
 mod dest;
 mod entry_stat;
 mod implied;
 mod links;
 pub(crate) mod split;
+mod tree;
 
 use std::ffi::{OsStr, OsString};
-use std::fs::Metadata;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use procpool::Queue;
-use walkdir::WalkDir;
+use rustix::io::Errno;
 
 use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
@@ -48,13 +50,13 @@ use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
 use batch::{Batcher, NewJob, Stopped};
-use case::Collisions;
 use claims::{Claim, Claims};
 use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
-use entry_stat::{EntryStat, SourceDirs};
+use entry_stat::EntryStat;
 use implied::ImpliedChain;
 use links::LinkTracker;
 use split::{SplitStart, Splitter};
+use tree::{Listed, NewFrame, Stack};
 
 /// What the walk does with each entry: the same for every run of one
 /// command line. Built by `Config::walk_setup`.
@@ -72,6 +74,12 @@ pub(crate) struct WalkSetup {
     pub(crate) splitter: Option<Splitter>,
     /// Spares other shards' temp files (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: String,
+    /// Levels of directories below a root the walk holds open (two
+    /// descriptors each, source and destination), from the descriptor
+    /// budget; deeper ones are reopened when the walk climbs back.
+    pub(crate) open_levels: usize,
+    /// Run the count-ahead (see [`count`]): only for a progress display.
+    pub(crate) count_ahead: bool,
     /// `-i`: say how each existing destination directory differs from its
     /// source ([`WalkEvent::DirChanged`]).
     pub(crate) itemize: bool,
@@ -109,6 +117,9 @@ pub(crate) struct Walking {
     pub(crate) events: Receiver<WalkEvent>,
     /// Set by the main thread, read by the walk before each entry.
     stop: Arc<AtomicBool>,
+    /// Set by the main thread or by the walk when it ends, read by the
+    /// count-ahead before each directory.
+    count_stop: Arc<AtomicBool>,
     /// `None` once joined.
     thread: Option<JoinHandle<()>>,
 }
@@ -117,6 +128,7 @@ impl Walking {
     /// Asks the walk to stop at its next entry.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.count_stop.store(true, Ordering::Relaxed);
     }
 
     /// Waits for the walk's thread to end.
@@ -131,11 +143,21 @@ impl Walking {
 pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walking> {
     let (events, received) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
+    let count_stop = Arc::new(AtomicBool::new(false));
+    if setup.count_ahead {
+        count::spawn(
+            &setup,
+            &start.roots,
+            events.clone(),
+            Arc::clone(&count_stop),
+        )?;
+    }
     let task = WalkTask {
         setup,
         start,
         events,
         stop: Arc::clone(&stop),
+        count_stop: Arc::clone(&count_stop),
     };
     let thread = std::thread::Builder::new()
         .name("pcopy-walk".into())
@@ -143,6 +165,7 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     Ok(Walking {
         events: received,
         stop,
+        count_stop,
         thread: Some(thread),
     })
 }
@@ -155,6 +178,8 @@ struct WalkTask {
     events: Sender<WalkEvent>,
     /// Set by the main thread to stop the walk early.
     stop: Arc<AtomicBool>,
+    /// Set here when the walk ends: the count-ahead is of no use then.
+    count_stop: Arc<AtomicBool>,
 }
 
 /// Walks every root, then closes the jobs queue and reports `Finished`.
@@ -164,6 +189,7 @@ fn walk(task: WalkTask) {
         start,
         events,
         stop,
+        count_stop,
     } = task;
     let temp_tag = std::mem::take(&mut setup.temp_tag);
     let keep_partial = setup.splitter.as_ref().is_some_and(Splitter::partial);
@@ -198,6 +224,7 @@ fn walk(task: WalkTask) {
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
+    count_stop.store(true, Ordering::Relaxed);
     walker.out.finish(walker.dirs);
 }
 
@@ -214,57 +241,6 @@ struct Walker {
     claims: Option<Claims>,
 }
 
-/// Where a walked directory is, for [`Walker::walk_dir`].
-#[derive(Clone, Copy)]
-struct DirAt<'a> {
-    /// What another source's walk left at its path.
-    claim: Claim,
-    /// Where a root directory goes (its implied parent, or the root).
-    base: Parent<'a>,
-    /// `-x`: the device of the walk's root.
-    root_dev: Option<u64>,
-}
-
-/// The walked directories above the current entry, by depth: `dirs[d]` is
-/// the destination directory of the walked directory at depth `d`,
-/// `sources[d]` and `rels[d]` its source and its destination path, pushed
-/// and truncated together.
-#[derive(Default)]
-struct Ancestors {
-    dirs: Vec<DestDir>,
-    sources: SourceDirs,
-    rels: Vec<OsString>,
-    /// Names that collide when case is ignored, for directories whose
-    /// destination ignores case.
-    collisions: Vec<Option<Collisions>>,
-}
-
-impl Ancestors {
-    /// Back at an entry of `depth`: leaves the directories below.
-    fn truncate(&mut self, depth: usize) {
-        self.dirs.truncate(depth);
-        self.sources.truncate(depth);
-        self.rels.truncate(depth);
-        self.collisions.truncate(depth);
-    }
-
-    /// The name an entry at `depth` collides with in a destination
-    /// directory that ignores case.
-    fn collision(&self, depth: usize, name: &OsStr) -> Option<&OsStr> {
-        let parent = self.collisions.get(depth.checked_sub(1)?)?;
-        parent.as_ref()?.other(name)
-    }
-
-    /// The destination path of `entry`, from its parent's when the walk
-    /// holds it.
-    fn rel_of(&self, entry: &walkdir::DirEntry, root: &Root) -> OsString {
-        match entry.depth().checked_sub(1).and_then(|d| self.rels.get(d)) {
-            Some(parent) => relpath::join(parent, entry.file_name()),
-            None => rel_dst(&root.rel_dst, entry.path(), &root.src),
-        }
-    }
-}
-
 impl Walker {
     fn walk_root(&mut self, root: &Root, chain: &mut ImpliedChain) -> Result<(), Stopped> {
         if !self.enter_implied(root, chain)? {
@@ -274,101 +250,128 @@ impl Walker {
             return self.add_single(root);
         }
         let base = chain.parent();
-        let mut entries = WalkDir::new(&root.src)
-            .follow_links(self.setup.dereference)
-            .into_iter();
-        let mut ancestors = Ancestors::default();
-        let root_dev = match self.setup.one_file_system {
-            0 => None,
-            _ => std::fs::metadata(&root.src).ok().map(|m| m.dev()),
-        };
-        while let Some(entry) = entries.next() {
+        let mut stack = Stack::new(self.setup.open_levels, self.setup.dereference);
+        self.enter_root(root, base, &mut stack)?;
+        loop {
             if self.stop.load(Ordering::Relaxed) {
                 return Err(Stopped);
             }
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    self.walk_error(err)?;
-                    continue;
-                }
+            let Some(top) = stack.top() else {
+                return Ok(());
             };
-            let depth = entry.depth();
-            ancestors.truncate(depth);
-            let rel = ancestors.rel_of(&entry, root);
-            let file_type = entry.file_type();
-            let Some(claim) = self.admit(&entry, &rel, &ancestors)? else {
-                if file_type.is_dir() {
-                    entries.skip_current_dir();
-                }
-                continue;
-            };
-            if file_type.is_dir() {
-                let at = DirAt {
-                    claim,
-                    base,
-                    root_dev,
-                };
-                if !self.walk_dir(&entry, rel, &mut ancestors, at)? {
-                    entries.skip_current_dir();
-                }
-                continue;
+            match top.pending.pop() {
+                Some(entry) => self.walk_entry(entry, &mut stack)?,
+                None => self.leave_dir(&mut stack)?,
             }
-            self.walk_file(entry, rel, &ancestors)?;
+        }
+    }
+
+    /// Done with the top directory: back to its parent, reopened if the
+    /// budget had closed it (or left out, reported, if it is gone).
+    fn leave_dir(&mut self, stack: &mut Stack) -> Result<(), Stopped> {
+        stack.pop();
+        while let Err(err) = stack.reopen_top(&self.dest) {
+            let path = stack.top_path();
+            stack.pop();
+            let err = std::io::Error::from(err);
+            self.fail(
+                &path,
+                io_reason(&err),
+                vanished_or(&err, FailKind::SourceIo),
+            )?;
         }
         Ok(())
     }
 
-    /// Whether the walk takes `entry` (going to `rel`), and as what (see
-    /// [`Claims`]); `None` leaves it out: excluded, an earlier source's
-    /// name, or one that differs only in case from a sibling's where the
-    /// destination ignores case (reported, for both names).
-    fn admit(
+    /// Enters a root directory, made in `base` (its implied parent, or
+    /// the destination root).
+    fn enter_root(
         &mut self,
-        entry: &walkdir::DirEntry,
-        rel: &OsStr,
-        ancestors: &Ancestors,
-    ) -> Result<Option<Claim>, Stopped> {
-        let is_dir = entry.file_type().is_dir();
-        if self.excluded(rel, is_dir) {
-            return Ok(None);
-        }
-        let claim = self.claim(rel, is_dir);
+        root: &Root,
+        base: Parent<'_>,
+        stack: &mut Stack,
+    ) -> Result<(), Stopped> {
+        let claim = self.claim(&root.rel_dst, true);
         if claim == Claim::Taken {
-            return Ok(None);
+            return Ok(());
         }
-        if let Some(other) = ancestors.collision(entry.depth(), entry.file_name()) {
+        let opened = tree::open_root(&root.src)
+            .and_then(|fd| EntryStat::of_fd(fd.as_fd()).map(|stat| (stat, fd)));
+        match opened {
+            Ok((stat, fd)) => {
+                let dir = OpenedDir {
+                    name: OsString::new(),
+                    path: root.src.clone(),
+                    rel: root.rel_dst.clone(),
+                    stat,
+                    fd,
+                    merge: claim == Claim::Merge,
+                    mount: false,
+                };
+                self.enter_opened(dir, base, stack)
+            }
+            Err(err) => {
+                let err = std::io::Error::from(err);
+                let kind = vanished_or(&err, FailKind::SourceIo);
+                self.fail(&root.src, io_reason(&err), kind)
+            }
+        }
+    }
+
+    /// One entry of the top directory.
+    fn walk_entry(&mut self, entry: Listed, stack: &mut Stack) -> Result<(), Stopped> {
+        let Some(top) = stack.peek() else {
+            return Ok(());
+        };
+        let (path, rel) = top.child(&entry.name);
+        let Some(src_dir) = stack.top_src() else {
+            return Ok(());
+        };
+        let follow = self.setup.dereference;
+        let typed = match self.entry_type(src_dir, &entry, &path)? {
+            Some(typed) => typed,
+            None => return Ok(()),
+        };
+        if self.excluded(&rel, typed.is_dir) {
+            return Ok(());
+        }
+        let claim = self.claim(&rel, typed.is_dir);
+        if claim == Claim::Taken {
+            return Ok(());
+        }
+        let collision = stack.peek().and_then(|top| top.collision(&entry.name));
+        if let Some(other) = collision {
             let why = format!(
                 "name collides with \"{}\" on this case-insensitive destination; neither copied",
                 crate::ui::escape::Escaped::os(other)
             );
-            self.fail(entry.path(), why, FailKind::DestIo)?;
-            return Ok(None);
+            return self.fail(&path, why, FailKind::DestIo);
         }
-        Ok(Some(claim))
-    }
-
-    /// A walked entry that is not a directory: stat'ed here or by the
-    /// worker (see [`Walker::worker_stats`]), then queued.
-    fn walk_file(
-        &mut self,
-        entry: walkdir::DirEntry,
-        rel: OsString,
-        ancestors: &Ancestors,
-    ) -> Result<(), Stopped> {
-        let depth = entry.depth();
-        let file_type = entry.file_type();
-        let kind = entry_kind(file_type.is_file(), file_type.is_symlink());
-        let place = Place::in_parent(&ancestors.dirs, depth);
-        let md = match self.worker_stats(&place, &kind, entry.file_name()) {
+        if typed.is_dir {
+            let merge = claim == Claim::Merge;
+            return self.enter_child(
+                stack,
+                ChildDir {
+                    name: entry.name,
+                    path,
+                    rel,
+                    merge,
+                },
+            );
+        }
+        let kind = typed.kind;
+        let Some(top) = stack.peek() else {
+            return Ok(());
+        };
+        let place = Place::of(&top.dest, top.dest_names());
+        let md = match self.worker_stats(&place, &kind, &entry.name) {
             true => None,
-            false => {
-                let follow = self.setup.dereference;
-                (ancestors.sources).stat(depth, entry.file_name(), entry.path(), follow)
-            }
+            false => typed
+                .stat
+                .or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
         };
         let found = Found {
-            src: entry.into_path(),
+            src: path,
             rel,
             kind,
             md,
@@ -376,68 +379,157 @@ impl Walker {
         self.add_entry(found, place)
     }
 
-    /// A walked directory: made (unless `-xx` leaves a mount point out) and
-    /// entered. False: skip its contents (a mount point under `-x`, or a
-    /// directory that could not be made).
-    fn walk_dir(
+    /// What an entry is: from the listing when it says (and `-L` need not
+    /// look through a link), else from a `stat` beneath its directory.
+    /// `None`: it could not be told, and was reported.
+    fn entry_type(
         &mut self,
-        entry: &walkdir::DirEntry,
-        rel: OsString,
-        ancestors: &mut Ancestors,
-        at: DirAt<'_>,
-    ) -> Result<bool, Stopped> {
-        let mount = at
-            .root_dev
-            .is_some_and(|dev| entry.metadata().is_ok_and(|m| m.dev() != dev));
+        dir: BorrowedFd<'_>,
+        entry: &Listed,
+        path: &Path,
+    ) -> Result<Option<Typed>, Stopped> {
+        use rustix::fs::FileType;
+        let follow = self.setup.dereference;
+        let listed = entry.file_type;
+        if listed != FileType::Unknown && !(follow && listed == FileType::Symlink) {
+            return Ok(Some(Typed::of(listed, None)));
+        }
+        match EntryStat::at(dir, &entry.name, follow) {
+            Ok(stat) => Ok(Some(Typed::of(stat.file_type(), Some(stat)))),
+            Err(err) => {
+                // Under -L a dangling symlink is NotFound, but it did not
+                // vanish: it never pointed anywhere.
+                let dangling = follow
+                    && err.kind() == std::io::ErrorKind::NotFound
+                    && EntryStat::at(dir, &entry.name, false).is_ok();
+                let kind = match dangling {
+                    true => FailKind::SourceIo,
+                    false => vanished_or(&err, FailKind::SourceIo),
+                };
+                self.fail(path, io_reason(&err), kind)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Enters the subdirectory `name` of the top directory: opened beneath
+    /// it, made at the destination, listed and pushed. One that cannot be
+    /// opened is still made (with its metadata) and reported.
+    fn enter_child(&mut self, stack: &mut Stack, child: ChildDir) -> Result<(), Stopped> {
+        let ChildDir {
+            name,
+            path,
+            rel,
+            merge,
+        } = child;
+        let follow = self.setup.dereference;
+        let Some(src_dir) = stack.top_src() else {
+            return Ok(());
+        };
+        let fd = match tree::open_dir(src_dir, &name, follow) {
+            Ok(fd) => fd,
+            Err(err) => return self.unreadable_dir(stack, &name, &path, &rel, err),
+        };
+        let stat = match EntryStat::of_fd(fd.as_fd()) {
+            Ok(stat) => stat,
+            Err(err) => return self.fail(&path, io_reason(&err.into()), FailKind::SourceIo),
+        };
+        let mount =
+            self.setup.one_file_system > 0 && stack.root_dev().is_some_and(|dev| dev != stat.dev());
         if mount && self.setup.one_file_system > 1 {
-            return Ok(false);
+            return Ok(());
         }
-        if !self.enter_walked_dir(entry, rel, ancestors, at.base)? {
-            return Ok(false);
+        if follow {
+            if let Some(ancestor) = stack.loop_to((stat.dev(), stat.ino())) {
+                let reason = format!(
+                    "symbolic link loop back to {}",
+                    crate::ui::escape::Escaped::path(ancestor)
+                );
+                return self.fail(&path, reason, FailKind::SourceIo);
+            }
         }
-        if at.claim == Claim::Merge {
+        let dir = OpenedDir {
+            name,
+            path,
+            rel,
+            stat,
+            fd,
+            merge,
+            mount,
+        };
+        self.enter_opened(dir, Parent::Root, stack)
+    }
+
+    /// A directory that cannot be opened: made at the destination with its
+    /// metadata if it can be stat'ed, and its contents reported missing.
+    fn unreadable_dir(
+        &mut self,
+        stack: &mut Stack,
+        name: &OsStr,
+        path: &Path,
+        rel: &OsStr,
+        err: Errno,
+    ) -> Result<(), Stopped> {
+        let err = std::io::Error::from(err);
+        let (Some(src_dir), Some(top)) = (stack.top_src(), stack.peek()) else {
+            return Ok(());
+        };
+        if let Ok(stat) = EntryStat::at(src_dir, name, self.setup.dereference) {
+            if stat.file_type() == rustix::fs::FileType::Directory {
+                if let Err(failure) = self.enter_dir(Parent::Dir(&top.dest), None, rel, &stat) {
+                    return self.fail(path, failure.reason, failure.kind);
+                }
+            }
+        }
+        self.fail(path, io_reason(&err), vanished_or(&err, FailKind::SourceIo))
+    }
+
+    /// Makes the destination of an opened directory, records its metadata,
+    /// lists it and pushes it on the stack.
+    fn enter_opened(
+        &mut self,
+        dir: OpenedDir,
+        base: Parent<'_>,
+        stack: &mut Stack,
+    ) -> Result<(), Stopped> {
+        let parent = match stack.peek() {
+            Some(top) => Parent::Dir(&top.dest),
+            None => base,
+        };
+        if self.setup.existing && !self.dest.has(parent, &dir.rel) {
+            return Ok(());
+        }
+        let dest = match self.enter_dir(parent, Some(dir.fd.as_fd()), &dir.rel, &dir.stat) {
+            Ok(dest) => dest,
+            Err(failure) => return self.fail(&dir.path, failure.reason, failure.kind),
+        };
+        if dir.merge {
             // The earlier source's directory keeps its metadata.
             self.dirs.pop();
         }
-        Ok(!mount)
-    }
-
-    /// Creates the destination of a walked directory and pushes it, its
-    /// source and `rel` on the stacks. False: skip its contents, because
-    /// it could not be made or its parent was skipped (so a parent is
-    /// always there).
-    fn enter_walked_dir(
-        &mut self,
-        entry: &walkdir::DirEntry,
-        rel: OsString,
-        ancestors: &mut Ancestors,
-        base: Parent<'_>,
-    ) -> Result<bool, Stopped> {
-        let depth = entry.depth();
-        let parent = match depth {
-            0 => base,
-            _ => match ancestors.dirs.get(depth - 1) {
-                Some(dir) => Parent::Dir(dir),
-                None => return Ok(false),
-            },
+        // A mount point under -x is made, but its contents are left out.
+        let (listed, err) = match dir.mount {
+            true => (Vec::new(), None),
+            false => tree::list(dir.fd.as_fd()),
         };
-        if self.setup.existing && !self.dest.has(parent, &rel) {
-            return Ok(false);
+        if let Some(err) = err {
+            let err = std::io::Error::from(err);
+            self.fail(
+                &dir.path,
+                io_reason(&err),
+                vanished_or(&err, FailKind::SourceIo),
+            )?;
         }
-        match self.enter_dir(parent, entry.path(), &rel, entry.metadata()) {
-            Ok(dir) => {
-                let collisions = dir.folds_case.then(|| Collisions::in_dir(entry.path()));
-                ancestors.collisions.push(collisions);
-                ancestors.dirs.push(dir);
-                ancestors.sources.enter(entry.path());
-                ancestors.rels.push(rel);
-                Ok(true)
-            }
-            Err(failure) => {
-                self.fail(entry.path(), failure.reason, failure.kind)?;
-                Ok(false)
-            }
-        }
+        stack.push(NewFrame {
+            listed,
+            name: dir.name,
+            path: dir.path,
+            rel: dir.rel,
+            stat: dir.stat,
+            src: dir.fd,
+            dest,
+        });
+        Ok(())
     }
 
     /// Whether the worker, rather than the walker, stats this source entry:
@@ -566,24 +658,16 @@ impl Walker {
     }
 
     /// Creates (or reuses) the destination directory `rel` beneath
-    /// `parent` without following a symlink there, and records its
-    /// metadata; `path` is its source.
+    /// `parent` without following a symlink there, and records the
+    /// metadata of its source: `stat`, and under `-a` the attributes of
+    /// `src` when it could be opened.
     fn enter_dir(
         &mut self,
         parent: Parent<'_>,
-        path: &Path,
+        src: Option<BorrowedFd<'_>>,
         rel: &OsStr,
-        meta: Result<Metadata, walkdir::Error>,
+        stat: &EntryStat,
     ) -> Result<DestDir, DirFailure> {
-        let meta = meta.map_err(|err| {
-            let kind = err
-                .io_error()
-                .map_or(FailKind::SourceIo, |e| vanished_or(e, FailKind::SourceIo));
-            DirFailure {
-                reason: walk_reason(&err),
-                kind,
-            }
-        })?;
         let dir = self.dest.enter(parent, rel)?;
         if dir.created && !rel.is_empty() {
             let created = WalkEvent::DirCreated {
@@ -593,10 +677,10 @@ impl Walker {
             // its next send.
             let _ = self.out.send(created);
         }
-        let mut record = DirMeta::from_source(rel.to_os_string(), &meta);
+        let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         record.mode = self.setup.chmod.apply(record.mode, true);
         if self.setup.archive {
-            record = record.with_archive(&meta, path);
+            record = record.with_archive(stat.raw(), src);
         }
         if let Some(fd) = dir
             .fd
@@ -612,23 +696,6 @@ impl Walker {
         }
         self.dirs.push(record);
         Ok(dir)
-    }
-
-    fn walk_error(&mut self, err: walkdir::Error) -> Result<(), Stopped> {
-        let path = err.path().map(Path::to_path_buf).unwrap_or_default();
-        let kind = match err.io_error() {
-            // Under -L a dangling symlink is reported as NotFound, but
-            // it did not vanish: it never pointed anywhere.
-            Some(io)
-                if io.kind() == std::io::ErrorKind::NotFound
-                    && std::fs::symlink_metadata(&path).is_ok() =>
-            {
-                FailKind::SourceIo
-            }
-            Some(io) => vanished_or(io, FailKind::SourceIo),
-            None => FailKind::SourceIo,
-        };
-        self.fail(&path, walk_reason(&err), kind)
     }
 
     fn fail(&mut self, path: &Path, reason: String, kind: FailKind) -> Result<(), Stopped> {
@@ -659,15 +726,57 @@ struct Place<'d> {
     names: Option<&'d DestNames>,
 }
 
-impl Place<'_> {
-    /// Where an entry at `depth` goes: into the directory the walk holds
-    /// at `depth - 1`.
-    fn in_parent(dirs: &[DestDir], depth: usize) -> Place<'_> {
-        let parent = dirs.get(depth.wrapping_sub(1));
+impl<'d> Place<'d> {
+    /// Where an entry of the directory whose destination is `dest` goes.
+    fn of(dest: &'d DestDir, names: Option<&'d DestNames>) -> Place<'d> {
         Place {
-            fresh: parent.is_some_and(|d| d.created),
-            dir: parent.and_then(|d| d.fd.as_ref()).map(AsFd::as_fd),
-            names: parent.and_then(|d| d.names.as_ref()),
+            fresh: dest.created,
+            dir: dest.fd.as_ref().map(AsFd::as_fd),
+            names,
+        }
+    }
+}
+
+/// A directory opened for the walk, before it is entered.
+struct OpenedDir {
+    /// Its name in its parent (empty for a root).
+    name: OsString,
+    path: PathBuf,
+    rel: OsString,
+    stat: EntryStat,
+    fd: OwnedFd,
+    /// An earlier source made this directory: it keeps that one's metadata.
+    merge: bool,
+    /// On another file system than its root, under `-x`: made, not listed.
+    mount: bool,
+}
+
+/// A subdirectory found in the directory being read.
+struct ChildDir {
+    name: OsString,
+    path: PathBuf,
+    rel: OsString,
+    /// See [`OpenedDir::merge`].
+    merge: bool,
+}
+
+/// What an entry is, and its stat if one was needed to tell.
+struct Typed {
+    is_dir: bool,
+    kind: EntryKind,
+    stat: Option<EntryStat>,
+}
+
+impl Typed {
+    fn of(file_type: rustix::fs::FileType, stat: Option<EntryStat>) -> Typed {
+        use rustix::fs::FileType;
+        Typed {
+            is_dir: file_type == FileType::Directory,
+            kind: entry_kind(
+                file_type == FileType::RegularFile,
+                file_type == FileType::Symlink,
+            ),
+            stat,
         }
     }
 }
@@ -682,39 +791,11 @@ fn entry_kind(is_file: bool, is_symlink: bool) -> EntryKind {
     }
 }
 
-/// The destination path of `path` (beneath the walked `root`): the root's
-/// own destination and then the components below it, joined by single
-/// slashes, as the engine expects.
-fn rel_dst(root_rel: &OsStr, path: &Path, root: &Path) -> OsString {
-    let mut rel = root_rel.as_bytes().to_vec();
-    let below = path.strip_prefix(root).unwrap_or(Path::new(""));
-    for component in below.components() {
-        if let Component::Normal(name) = component {
-            if !rel.is_empty() {
-                rel.push(b'/');
-            }
-            rel.extend_from_slice(name.as_bytes());
-        }
-    }
-    OsString::from(std::ffi::OsStr::from_bytes(&rel))
-}
-
 fn vanished_or(err: &std::io::Error, otherwise: FailKind) -> FailKind {
     if err.kind() == std::io::ErrorKind::NotFound {
         FailKind::Vanished
     } else {
         otherwise
-    }
-}
-
-fn walk_reason(err: &walkdir::Error) -> String {
-    match (err.io_error(), err.loop_ancestor()) {
-        (_, Some(ancestor)) => format!(
-            "symbolic link loop back to {}",
-            crate::ui::escape::Escaped::path(ancestor)
-        ),
-        (Some(io), None) => io_reason(io),
-        (None, None) => err.to_string(),
     }
 }
 

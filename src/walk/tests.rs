@@ -31,6 +31,15 @@ impl Walked {
 /// Walks `src` into the existing directory `dst` (`dst_new`: made by this
 /// run) with two workers, splitting files from `split_min` bytes on.
 fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
+    walk_setup(src, dst, dst_new, split_min, 64)
+}
+
+/// Walks `src` into `dst` holding at most `open_levels` levels open.
+fn walk_with(src: &Path, dst: &Path, dst_new: bool, open_levels: usize) -> Walked {
+    walk_setup(src, dst, dst_new, 1 << 30, open_levels)
+}
+
+fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels: usize) -> Walked {
     let manager = procpool::Manager::new().expect("manager");
     let (events, walked) = mpsc::channel();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -43,6 +52,8 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
+        open_levels,
+        count_ahead: false,
         itemize: false,
         existing: false,
         chmod: Default::default(),
@@ -65,6 +76,7 @@ fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
         start,
         events,
         stop: Arc::new(AtomicBool::new(false)),
+        count_stop: Arc::new(AtomicBool::new(false)),
     });
     let mut out = Walked {
         jobs: Vec::new(),
@@ -145,29 +157,54 @@ fn a_new_large_file_in_an_existing_directory_is_still_split() {
     assert_eq!(walked.bytes, 3 << 20);
 }
 
-#[test]
-fn destination_paths_join_components_with_single_slashes() {
-    let root = Path::new("src/");
-    assert_eq!(rel_dst(OsStr::new(""), Path::new("src/a/b"), root), "a/b");
-    assert_eq!(
-        rel_dst(OsStr::new("src"), Path::new("src/a"), Path::new("src")),
-        "src/a"
-    );
-    assert_eq!(
-        rel_dst(OsStr::new("x"), Path::new("./y"), Path::new(".")),
-        "x/y"
-    );
-    assert_eq!(rel_dst(OsStr::new(""), root, root), "");
+/// Makes `levels` nested directories of 250-byte names below `root`, each
+/// holding a file `f` of its depth in bytes, through directory descriptors
+/// (the whole path is longer than `PATH_MAX`).
+fn deep_tree(root: &Path, levels: usize) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(root, flags, Mode::empty()).expect("open root");
+    for depth in 0..levels {
+        let name = format!("{depth:03}{}", "d".repeat(247));
+        rustix::fs::mkdirat(&dir, name.as_str(), Mode::RWXU).expect("mkdirat");
+        dir = rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty()).expect("openat");
+        let file = rustix::fs::openat(&dir, "f", OFlags::CREATE | OFlags::WRONLY, Mode::RUSR)
+            .expect("create f");
+        rustix::io::write(&file, &vec![b'x'; depth]).expect("write f");
+    }
+}
+
+fn sorted_rels(walked: &Walked) -> Vec<(OsString, Option<u64>)> {
+    let mut rels: Vec<_> = (walked.jobs.iter())
+        .map(|job| (job.rel_dst.clone(), job.meta.map(|m| m.size)))
+        .collect();
+    rels.sort();
+    rels
 }
 
 #[test]
-fn a_child_path_joins_its_parent_path_like_a_walked_path() {
-    let root = Path::new("src");
-    for (parent, name) in [("", "a"), ("x", "b"), ("x/y", "c")] {
-        let walked = Path::new("src").join(parent).join(name);
-        assert_eq!(
-            relpath::join(OsStr::new(parent), OsStr::new(name)),
-            rel_dst(OsStr::new(""), &walked, root)
-        );
+fn a_tree_deeper_than_path_max_is_walked_whole_within_any_budget() {
+    let (_tmp, src, dst) = trees(&[]);
+    deep_tree(&src, 30);
+    let roomy = walk_with(&src, &dst, true, 64);
+    assert_eq!(roomy.jobs.len(), 30);
+    let deepest = roomy.jobs.iter().map(|job| job.rel_dst.len()).max();
+    assert!(deepest > Some(libc::PATH_MAX as usize), "{deepest:?}");
+    assert_eq!(roomy.bytes, (0..30).sum::<u64>());
+    // One level open at a time: every climb reopens the parents, and the
+    // walk finds the same entries.
+    for levels in [1, 2, 5] {
+        let (_tmp2, _, dst2) = trees(&[]);
+        let tight = walk_with(&src, &dst2, true, levels);
+        assert_eq!(sorted_rels(&tight), sorted_rels(&roomy), "{levels} levels");
     }
+}
+
+#[test]
+fn a_budget_of_one_level_walks_every_branch() {
+    // Climbing from c to b to a reopens each, and a's next entry is found.
+    let (_tmp, src, dst) = trees(&[("src/a/b/c/f", 1), ("src/a/g", 2)]);
+    let walked = walk_with(&src, &dst, true, 1);
+    let mut rels: Vec<_> = walked.jobs.iter().map(|j| j.rel_dst.clone()).collect();
+    rels.sort();
+    assert_eq!(rels, ["a/b/c/f", "a/g"]);
 }

@@ -28,3 +28,4 @@ mod robustness;
 mod selection;
 mod shell;
 mod split;
+mod walk;

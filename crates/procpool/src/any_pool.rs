@@ -168,6 +168,21 @@ impl AnyPool {
         dispatch!(&self.flavor, pool => pool.workers())
     }
 
+    /// Changes the number of workers while the pool runs; see
+    /// [`WorkerPool::resize`](crate::WorkerPool::resize).
+    ///
+    /// ```
+    /// procpool::init();
+    /// let pool = procpool::AnyPool::with_workers(procpool::WorkerKind::Process, 1)?;
+    /// pool.resize(2)?;
+    /// assert_eq!((pool.workers(), pool.worker_pids().len()), (2, 2));
+    /// assert!(pool.resize(0).is_err());
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn resize(&self, workers: usize) -> Result<(), Error> {
+        dispatch!(&self.flavor, pool => pool.resize(workers))
+    }
+
     /// The pids of the live worker processes, in slot order (see
     /// [`Pool::worker_pids`](crate::WorkerPool::worker_pids)); empty for a
     /// thread pool, whose workers are threads of this process.

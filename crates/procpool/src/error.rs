@@ -57,6 +57,20 @@ pub enum Error {
     StillRunning,
     /// `get_timeout` ran out of time (Python's `multiprocessing.TimeoutError`).
     Timeout,
+    /// The task ran longer than the pool's
+    /// [`task_timeout`](crate::Builder::task_timeout). A process worker
+    /// running it was killed and replaced; a thread cannot be stopped, so
+    /// its late result is discarded. Python's `Pool` has no such limit.
+    TimedOut {
+        /// The pool's time limit.
+        limit: std::time::Duration,
+        /// The worker process that was killed; `None` for a thread.
+        pid: Option<u32>,
+    },
+    /// The task was cancelled with
+    /// [`AsyncResult::cancel`](crate::AsyncResult::cancel): it never ran, or
+    /// its worker process was stopped.
+    Cancelled,
     /// The function was not registered with [`register!`](crate::register),
     /// so a worker process could not find it by name.
     Unregistered {
@@ -128,6 +142,18 @@ impl fmt::Display for Error {
                 f.write_str("the pool is still running: call close() or terminate() before join()")
             }
             Error::Timeout => f.write_str("timed out waiting for the result"),
+            Error::TimedOut {
+                limit,
+                pid: Some(pid),
+            } => write!(
+                f,
+                "the task ran longer than its {limit:?} limit: worker process {pid} was stopped"
+            ),
+            Error::TimedOut { limit, pid: None } => write!(
+                f,
+                "the task ran longer than its {limit:?} limit: its thread's late result will be discarded"
+            ),
+            Error::Cancelled => f.write_str("the task was cancelled"),
             Error::Unregistered { name } => write!(
                 f,
                 "function `{name}` is not registered for process workers: add `procpool::register!({name});`"

@@ -13,6 +13,7 @@ use crate::map::ChunkDone;
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::task::TaskFn;
+use crate::timer::Timer;
 
 /// Worker processes: the executable started again, one process per worker.
 /// See [`Pool`](crate::Pool).
@@ -42,8 +43,19 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     /// batches this kind dispatches.
     #[doc(hidden)]
     const IMAP_WINDOW_PER_WORKER: usize;
+    /// Starts the pool's first workers, one per seat of `pool`.
     #[doc(hidden)]
     fn start(pool: &Arc<Shared<Self::Job>>, spec: Arc<WorkerSpec<Self>>) -> Result<Threads, Error>;
+    /// Starts `n` more workers, whose seats `pool` has already counted,
+    /// adding their handles to `threads`. A worker that cannot start gives
+    /// its seat back and the first such failure is returned.
+    #[doc(hidden)]
+    fn grow(
+        pool: &Arc<Shared<Self::Job>>,
+        spec: &Arc<WorkerSpec<Self>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error>;
     #[doc(hidden)]
     fn signal_on_terminate(pid: u32);
 }
@@ -69,16 +81,21 @@ pub trait Runs<F: TaskFn<Args>, Args>: Kind {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct WorkerSpec<K: Kind> {
-    pub(crate) workers: usize,
     pub(crate) maxtasksperchild: Option<usize>,
     pub(crate) initializer: Option<K::Init>,
+    /// The timer that stops tasks running past `task_timeout`, if set.
+    pub(crate) timer: Option<Timer>,
+    /// `max_memory_per_child`: the resident bytes past which a worker
+    /// process is retired after its task.
+    pub(crate) max_memory: Option<u64>,
     /// The pool's identity, so a worker thread can tell that a drop of the
     /// pool is happening on itself (see `WorkerPool::drop`).
     pub(crate) pool_id: usize,
 }
 
 /// The join handles of a pool's threads. Thread workers replace themselves
-/// after `maxtasksperchild` tasks, so the list grows while the pool runs.
+/// after `maxtasksperchild` tasks, and `resize` adds workers, so the list
+/// grows while the pool runs.
 #[doc(hidden)]
 pub type Threads = Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>;
 

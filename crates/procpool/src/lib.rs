@@ -33,6 +33,11 @@
 //! | `terminate()` | [`terminate`](WorkerPool::terminate) | pending results resolve to `Err(Terminated)` instead of hanging |
 //! | `with Pool() as p:` | drop | drop is close + join, not terminate |
 //! | a worker killed by SIGKILL or OOM | [`Error::WorkerLost`] | Python hangs; here its tasks fail, a new worker starts |
+//! | `AsyncResult.get(timeout)`: stops waiting, the task runs on | [`Pool::builder()`](WorkerPool::builder)`.task_timeout(limit)` | the task itself stops: `Err(TimedOut)`; a worker process is killed and replaced, a thread's late result is discarded |
+//! | `concurrent.futures.Future.cancel()` (queued tasks only) | [`AsyncResult::cancel`] | a queued task never runs; a task running on a worker process is stopped and the worker replaced; `Err(Cancelled)` |
+//! | billiard's `max_memory_per_child` | [`Pool::builder()`](WorkerPool::builder)`.max_memory_per_child(bytes)` | a worker process over the cap (RSS) is retired after its task, whose result stands, and replaced |
+//! | none: a pool's size is fixed | [`resize`](WorkerPool::resize), also on [`AnyPool`] | grows at once; shrinks as busy workers finish their task in hand; no queued task is lost |
+//! | `await asyncio.wrap_future(...)` | `pool.apply_async(f, args)?.await` ([`ResultFuture`]) | [`AsyncResult`] is `IntoFuture`, under any executor; procpool depends on no runtime |
 //! | `Pool` or `ThreadPool` picked at run time | [`AnyPool`] with a [`WorkerKind`] | one type for both kinds; the methods of both, for registered functions |
 //!
 //! # Choosing the kind at run time
@@ -74,6 +79,7 @@ mod any_pool;
 mod codec;
 mod error;
 mod frame;
+mod future;
 mod kind;
 mod manager;
 mod map;
@@ -85,12 +91,15 @@ mod spawn;
 mod spin;
 mod task;
 mod thread;
+mod ticket;
+mod timer;
 mod wire;
 mod worker;
 
 pub use any_pool::{AnyPool, WorkerKind};
 pub use codec::Cause;
 pub use error::{Error, PanicLocation};
+pub use future::ResultFuture;
 pub use kind::{Kind, Process, Runs, Thread};
 pub use manager::{
     GetError, GetTimeoutError, Manager, ManagerError, PutError, PutTimeoutError, Queue,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
 use crate::result::{AsyncResult, Resolver, pair};
+use crate::ticket::Ticket;
 
 /// Whether a chunk's results come from a worker, or from a chunk that was
 /// dropped unrun (refused at submission or cancelled by `terminate()`),
@@ -31,6 +32,8 @@ type OnDone<R> = Box<dyn FnOnce(ChunkResults<R>, Delivery) + Send>;
 pub struct ChunkDone<R> {
     on_done: Option<OnDone<R>>,
     len: usize,
+    /// The chunk's ticket, also held by the map's `AsyncResult`.
+    ticket: Arc<Ticket>,
 }
 
 impl<R> fmt::Debug for ChunkDone<R> {
@@ -49,7 +52,13 @@ impl<R> ChunkDone<R> {
         ChunkDone {
             on_done: Some(Box::new(on_done)),
             len,
+            ticket: Ticket::new(),
         }
+    }
+
+    /// The ticket of this chunk's job.
+    pub(crate) fn ticket(&self) -> &Arc<Ticket> {
+        &self.ticket
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -72,8 +81,9 @@ impl<R> ChunkDone<R> {
 impl<R> Drop for ChunkDone<R> {
     fn drop(&mut self) {
         if let Some(f) = self.on_done.take() {
+            let err = self.ticket.dropped_error();
             f(
-                (0..self.len).map(|_| Err(Error::Terminated)).collect(),
+                (0..self.len).map(|_| Err(err.clone())).collect(),
                 Delivery::Dropped,
             );
         }

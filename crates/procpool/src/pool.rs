@@ -3,6 +3,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::kind::{Kind, Process, Runs, Thread, Threads, WorkerSpec, is_owned_by};
@@ -10,6 +11,7 @@ use crate::map::{self, IMap, IMapUnordered};
 use crate::result::{AsyncResult, pair};
 use crate::shared::{RunState, Shared};
 use crate::task::TaskFn;
+use crate::timer::Timer;
 
 /// A pool of worker processes: Python's `multiprocessing.Pool`.
 ///
@@ -43,7 +45,7 @@ impl<K: Kind> fmt::Debug for WorkerPool<K> {
         let state = self.shared.lock().state;
         f.debug_struct("WorkerPool")
             .field("kind", &K::NAME)
-            .field("workers", &self.spec.workers)
+            .field("workers", &self.workers())
             .field("state", &state)
             .finish()
     }
@@ -54,6 +56,8 @@ impl<K: Kind> fmt::Debug for WorkerPool<K> {
 pub struct Builder<K: Kind> {
     workers: Option<usize>,
     maxtasksperchild: Option<usize>,
+    task_timeout: Option<Duration>,
+    max_memory: Option<u64>,
     initializer: Result<Option<K::Init>, Error>,
 }
 
@@ -63,6 +67,8 @@ impl<K: Kind> fmt::Debug for Builder<K> {
             .field("kind", &K::NAME)
             .field("workers", &self.workers)
             .field("maxtasksperchild", &self.maxtasksperchild)
+            .field("task_timeout", &self.task_timeout)
+            .field("max_memory", &self.max_memory)
             .finish_non_exhaustive()
     }
 }
@@ -96,6 +102,39 @@ impl<K: Kind> Builder<K> {
         self
     }
 
+    /// Gives each task at most `limit` to run, counted from when a worker
+    /// starts it (Python's `Pool` has no such limit). A task still running
+    /// then resolves to [`Error::TimedOut`]:
+    ///
+    /// - on a worker process, the worker is killed (SIGKILL) and replaced,
+    ///   and the result resolves once the new worker is in place;
+    /// - on a thread, which cannot be stopped, the result resolves on time
+    ///   and the thread's late result is discarded; the thread is busy
+    ///   until its task returns, so the pool has one worker fewer until
+    ///   then. Use a process pool for tasks that must really stop.
+    ///
+    /// A `map` chunk counts as one task, as for `maxtasksperchild`. With a
+    /// limit, a process worker is sent one task at a time, so that each
+    /// task's time is its own.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// use std::time::Duration;
+    /// let limit = Duration::from_millis(50);
+    /// let pool = procpool::ThreadPool::builder().workers(1).task_timeout(limit).build()?;
+    /// let gate = Arc::new(Barrier::new(2));
+    /// let task_gate = gate.clone();
+    /// let stuck = pool.apply_async(move || { task_gate.wait(); "late" }, ())?;
+    /// assert_eq!(stuck.get(), Err(procpool::Error::TimedOut { limit, pid: None }));
+    /// gate.wait(); // the thread returns; its late result is dropped
+    /// assert_eq!(pool.apply(|| 7, ())?, 7);
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.task_timeout = Some(limit);
+        self
+    }
+
     /// Starts the workers. For process pools this waits until every worker
     /// has started (and run its initializer), so a worker that cannot start
     /// is reported here rather than on the first task.
@@ -120,12 +159,25 @@ impl<K: Kind> Builder<K> {
                 message: "maxtasksperchild must be at least 1".into(),
             });
         }
+        if self.max_memory == Some(0) {
+            return Err(Error::InvalidArgument {
+                message: "max_memory_per_child must be more than zero bytes".into(),
+            });
+        }
+        if self.task_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument {
+                message: "task_timeout must be longer than zero".into(),
+            });
+        }
         let shared = Arc::new(Shared::new(workers));
+        let pool_id = Arc::as_ptr(&shared) as usize;
+        let timer = self.task_timeout.map(|limit| Timer::start(limit, pool_id));
         let spec = Arc::new(WorkerSpec {
-            workers,
             maxtasksperchild: self.maxtasksperchild,
+            timer: timer.transpose()?,
+            max_memory: self.max_memory,
             initializer: self.initializer?,
-            pool_id: Arc::as_ptr(&shared) as usize,
+            pool_id,
         });
         let threads = K::start(&shared, spec.clone())?;
         Ok(WorkerPool {
@@ -138,6 +190,11 @@ impl<K: Kind> Builder<K> {
 
     pub(crate) fn set_initializer(mut self, init: Result<K::Init, Error>) -> Self {
         self.initializer = init.map(Some);
+        self
+    }
+
+    pub(crate) fn set_max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
         self
     }
 }
@@ -176,18 +233,66 @@ impl<K: Kind> WorkerPool<K> {
         Builder {
             workers: None,
             maxtasksperchild: None,
+            task_timeout: None,
+            max_memory: None,
             initializer: Ok(None),
         }
     }
 
-    /// The number of workers.
+    /// The number of workers: as built, then as last set by
+    /// [`resize`](Self::resize).
     ///
     /// ```
     /// assert_eq!(procpool::ThreadPool::with_workers(4)?.workers(), 4);
     /// # Ok::<(), procpool::Error>(())
     /// ```
     pub fn workers(&self) -> usize {
-        self.spec.workers
+        self.shared.target()
+    }
+
+    /// Changes the number of workers while the pool runs; Python's pools
+    /// cannot. Growing starts the new workers at once (a process pool
+    /// waits until they are ready, as [`build`](Builder::build) does).
+    /// Shrinking lets each surplus worker finish the task in hand and leave
+    /// before it takes another; an idle one leaves at once. No queued task
+    /// is lost, and [`workers`](Self::workers) gives the new number at once.
+    ///
+    /// Zero workers is [`Error::InvalidArgument`], and a closed or
+    /// terminated pool gives [`Error::Closed`]. If a new worker cannot
+    /// start, its error is returned and `workers()` counts only those that
+    /// did.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// pool.resize(3)?;
+    /// assert_eq!(pool.workers(), 3);
+    /// // Three tasks that each wait for the other two: they finish only
+    /// // if three workers run them at once.
+    /// let all_three = Arc::new(Barrier::new(3));
+    /// let tasks: Vec<_> = (0..3)
+    ///     .map(|i| {
+    ///         let all_three = all_three.clone();
+    ///         pool.apply_async(move || { all_three.wait(); i }, ())
+    ///     })
+    ///     .collect::<Result<_, _>>()?;
+    /// let done: Vec<i32> = tasks.into_iter().map(|t| t.get()).collect::<Result<_, _>>()?;
+    /// assert_eq!(done, vec![0, 1, 2]);
+    /// pool.resize(1)?;
+    /// assert_eq!(pool.workers(), 1);
+    /// assert!(matches!(pool.resize(0), Err(procpool::Error::InvalidArgument { .. })));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn resize(&self, workers: usize) -> Result<(), Error> {
+        if workers == 0 {
+            return Err(Error::InvalidArgument {
+                message: "a pool needs at least one worker".into(),
+            });
+        }
+        match self.shared.resize(workers)? {
+            0 => Ok(()),
+            grow => K::grow(&self.shared, &self.spec, &self.threads, grow),
+        }
     }
 
     /// Runs `f(args...)` on a worker and waits for the result (Python's
@@ -416,6 +521,7 @@ impl<K: Kind> WorkerPool<K> {
         }
         let f = Arc::new(f);
         let dones = map::gather(&lens, resolver);
+        let result = result.with_tickets(dones.iter().map(|d| d.ticket().clone()).collect());
         let jobs = chunks
             .into_iter()
             .zip(dones)

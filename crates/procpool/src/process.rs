@@ -13,6 +13,10 @@
 //! tasks cost one round trip per batch instead of per call. When the child
 //! dies, only the calls of the frame in flight fail, with `WorkerLost`.
 //!
+//! A task that is cancelled, or runs past the pool's time limit, is stopped
+//! by killing its worker (see `ticket.rs`); the I/O thread then replaces
+//! the worker before it resolves the task (see `process/stop.rs`).
+//!
 //! The I/O thread forks its child, so the child's `PR_SET_PDEATHSIG` (which
 //! fires when the forking *thread* exits) cannot fire early: the thread
 //! outlives the child it reaps.
@@ -35,7 +39,11 @@ use crate::shared::Shared;
 use crate::spawn::{Child, GRACE};
 use crate::spin::spin_until;
 use crate::task::{TaskFailure, TaskFn, registered_index};
+use crate::ticket::Ticket;
+use crate::timer::WatchId;
 use crate::wire::{self, Call, FromWorker, ToWorker};
+
+mod stop;
 
 /// A queued call for a worker process. `done` owns the result's resolver,
 /// so dropping an unrun job resolves it to `Terminated`.
@@ -44,6 +52,7 @@ pub struct RemoteJob {
     task: u32,
     payload: Vec<u8>,
     done: Reply,
+    ticket: Arc<Ticket>,
 }
 
 /// What a job does with its call's reply: the encoded results (borrowed
@@ -77,23 +86,7 @@ impl Kind for Process {
     ) -> Result<Threads, Error> {
         crate::worker::refuse_if_uninitialized_worker()?;
         let threads = Threads::default();
-        for slot in 0..spec.workers {
-            let (pool, spec) = (pool.clone(), spec.clone());
-            pool.entered();
-            let handle = std::thread::Builder::new()
-                .name(format!("procpool-io-{slot}"))
-                .spawn(move || IoThread::new(pool, spec, slot).run())
-                .map_err(|e| Error::Worker {
-                    message: format!("cannot start an I/O thread: {e}"),
-                })?;
-            threads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(handle);
-        }
-        let inner = pool.wait_until(|i| i.started == spec.workers || i.start_error.is_some());
-        if let Some(err) = inner.start_error.clone() {
-            drop(inner);
+        if let Err(err) = Self::grow(pool, &spec, &threads, pool.target()) {
             drop(pool.terminate(Self::signal_on_terminate));
             for h in std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner())) {
                 let _ = h.join();
@@ -101,6 +94,61 @@ impl Kind for Process {
             return Err(err);
         }
         Ok(threads)
+    }
+
+    /// Starts one I/O thread per new worker, in new slots, and waits until
+    /// each has started its worker process (and run the initializer), so
+    /// that a worker that cannot start is reported here.
+    fn grow(
+        pool: &Arc<Shared<RemoteJob>>,
+        spec: &Arc<WorkerSpec<Process>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error> {
+        let (first_slot, reported_before, failed_before) = {
+            let mut inner = pool.lock();
+            let first = inner.pids.len();
+            inner.pids.resize(first + n, None);
+            (
+                first,
+                inner.started + inner.start_failed,
+                inner.start_failed,
+            )
+        };
+        let mut spawned = 0;
+        let mut spawn_error = None;
+        for slot in first_slot..first_slot + n {
+            let (io_pool, io_spec) = (pool.clone(), spec.clone());
+            pool.entered();
+            let io = std::thread::Builder::new()
+                .name(format!("procpool-io-{slot}"))
+                .spawn(move || IoThread::new(io_pool, io_spec, slot).run());
+            match io {
+                Ok(handle) => {
+                    spawned += 1;
+                    threads
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(handle);
+                }
+                Err(e) => {
+                    pool.lock().unseat_failed();
+                    pool.exited();
+                    spawn_error.get_or_insert(Error::Worker {
+                        message: format!("cannot start an I/O thread: {e}"),
+                    });
+                }
+            }
+        }
+        let inner = pool.wait_until(|i| i.started + i.start_failed >= reported_before + spawned);
+        match (spawn_error, inner.start_failed > failed_before) {
+            (Some(err), _) => Err(err),
+            (None, true) => Err(inner
+                .start_error
+                .clone()
+                .expect("a failed start leaves its error")),
+            (None, false) => Ok(()),
+        }
     }
 
     fn signal_on_terminate(pid: u32) {
@@ -119,6 +167,8 @@ struct IoThread {
     /// The head of the frame being sent, and the frame being read.
     scratch: Vec<u8>,
     reply: Vec<u8>,
+    /// The timer's watches on the tasks of the frame in flight.
+    watches: Vec<WatchId>,
 }
 
 impl IoThread {
@@ -131,31 +181,40 @@ impl IoThread {
             served: 0,
             scratch: Vec::new(),
             reply: Vec::new(),
+            watches: Vec::new(),
         }
     }
 
     fn run(mut self) {
         mark_owned_by(self.spec.pool_id);
         let first = self.respawn();
+        let started = first.is_ok();
         {
             let mut inner = self.pool.lock();
             match first {
                 Ok(()) => inner.started += 1,
                 Err(e) => {
-                    inner.start_error.get_or_insert(e);
+                    // This slot never had a worker: it leaves the pool
+                    // rather than fail every task it would take.
+                    inner.start_failed += 1;
+                    inner.start_error = Some(e);
+                    inner.unseat_failed();
                 }
             }
         }
         self.pool.changed.notify_all();
+        if !started {
+            self.pool.exited();
+            return;
+        }
         let mut batch = Vec::with_capacity(BATCH);
         let limit = self.spec.maxtasksperchild.unwrap_or(usize::MAX);
-        while self.pool.pop_batch(
-            BATCH.min(limit - self.served),
-            self.spec.workers,
-            &mut batch,
-        ) {
+        while self
+            .pool
+            .pop_batch(self.batch_limit().min(limit - self.served), &mut batch)
+        {
             self.dispatch(&mut batch);
-            if self.served >= limit {
+            if self.served >= limit || self.over_memory_cap() {
                 self.retire();
                 self.served = 0;
             }
@@ -182,6 +241,7 @@ impl IoThread {
     /// Sends one batch and delivers its replies, or its failure. A batch
     /// too large for one frame goes out in parts, one round trip each.
     fn dispatch(&mut self, batch: &mut Vec<RemoteJob>) {
+        stop::claim_batch(batch);
         self.served += batch.len();
         let mut jobs = batch.drain(..).peekable();
         while jobs.peek().is_some() {
@@ -197,9 +257,10 @@ impl IoThread {
                 part.into_iter().for_each(|job| (job.done)(Err(e.clone())));
                 continue;
             }
-            if let Err(err) = self.round_trip(&mut part) {
-                part.into_iter()
-                    .for_each(|job| (job.done)(Err(err.clone())));
+            let outcome = self.round_trip(&mut part);
+            self.unwatch();
+            if let Err(err) = outcome {
+                self.fail_unanswered(part, err);
             }
         }
     }
@@ -234,6 +295,7 @@ impl IoThread {
             }
         }
         drop(blocks);
+        self.mark_started(part);
         let mut jobs = std::mem::take(part).into_iter();
         let delivered = self.deliver_replies(&mut jobs);
         part.extend(jobs);
@@ -263,6 +325,9 @@ impl IoThread {
                         let reply = reply
                             .map(|_| block)
                             .map_err(|message| Error::Worker { message });
+                        // A reply that came in wins over a stop that
+                        // raced with it: the task did finish.
+                        job.ticket.finish();
                         (job.done)(reply);
                     }
                 }
@@ -368,6 +433,7 @@ where
     fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<RemoteJob, Error> {
         let task = registered_index(&f)?;
         let payload = encode_one(args)?;
+        let ticket = done.ticket().clone();
         let done = move |reply: Result<&[u8], Error>| {
             let one = reply
                 .and_then(decode_results::<F::Output>)
@@ -383,6 +449,7 @@ where
             task,
             payload,
             done: Box::new(done),
+            ticket,
         })
     }
 
@@ -393,6 +460,7 @@ where
     ) -> Result<RemoteJob, Error> {
         let task = registered_index(&**f)?;
         let EncodedChunk { payload, refused } = encode_chunk(chunk);
+        let ticket = done.ticket().clone();
         let done = move |reply: Result<&[u8], Error>| {
             let len = done.len();
             let results = reply.and_then(decode_results::<F::Output>);
@@ -405,6 +473,7 @@ where
             task,
             payload,
             done: Box::new(done),
+            ticket,
         })
     }
 }

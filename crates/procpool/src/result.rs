@@ -4,10 +4,12 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, panic_message};
 use crate::spin::spin_until;
+use crate::ticket::{Cancel, Ticket};
 
 /// A one-shot cell that one side fills and the other waits on.
 ///
@@ -16,9 +18,23 @@ use crate::spin::spin_until;
 /// value once and wakes every waiter; if the resolver is dropped without
 /// setting a value (a job lost by a bug, or discarded during shutdown), its
 /// `Drop` sets [`Error::Terminated`], so no waiter can hang.
+///
+/// Who wakes whom: filling the slot wakes the threads parked on `ready`
+/// (in `get` and `wait`) and then the one task that awaits the result, whose
+/// waker sits in `waker`. An `.await` registers its waker while it holds the
+/// `value` lock and sees no value, and the filler takes the waker only after
+/// it has stored the value under that lock, so a wake-up cannot fall between
+/// the two. Lock order: `value`, then `waker`.
+///
+/// Who resolves: whoever first `claim`s the slot fills it, and nobody else.
+/// That is the worker's resolver, unless `cancel` or a timed-out thread
+/// task's timer claimed it first; the late value is then dropped unseen,
+/// its callbacks unrun.
 struct Slot<T> {
     value: Mutex<Option<Result<T, Error>>>,
     ready: Condvar,
+    waker: Mutex<Option<Waker>>,
+    claimed: AtomicBool,
     /// Set (after the value, under its lock) once the value is there, so a
     /// waiter can spin on it without taking the lock (see `crate::spin`).
     filled: AtomicBool,
@@ -34,7 +50,21 @@ impl<T> Slot<T> {
         self.value.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores the value and wakes every parked waiter.
+    fn lock_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.waker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the right to fill the slot; `false` if it was taken already.
+    fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Stores the value and wakes every waiter: parked threads, and the
+    /// task that awaits the result.
     fn fill(&self, value: Result<T, Error>) {
         let mut slot = self.lock();
         *slot = Some(value);
@@ -43,6 +73,12 @@ impl<T> Slot<T> {
         drop(slot);
         if parked > 0 {
             self.ready.notify_all();
+        }
+        // Taken out first: the wake-up may run the task inline, and it
+        // polls, which takes these locks again.
+        let waker = self.lock_waker().take();
+        if let Some(waker) = waker {
+            waker.wake();
         }
     }
 
@@ -85,6 +121,8 @@ pub struct Resolver<T> {
     slot: Option<Arc<Slot<T>>>,
     callback: Option<Callback<T>>,
     error_callback: Option<ErrorCallback>,
+    /// The task's ticket, shared with the `AsyncResult`.
+    ticket: Arc<Ticket>,
 }
 
 impl<T> fmt::Debug for Resolver<T> {
@@ -94,6 +132,11 @@ impl<T> fmt::Debug for Resolver<T> {
 }
 
 impl<T> Resolver<T> {
+    /// The ticket of the task this resolver belongs to.
+    pub(crate) fn ticket(&self) -> &Arc<Ticket> {
+        &self.ticket
+    }
+
     pub(crate) fn with_callbacks(
         mut self,
         callback: Option<Callback<T>>,
@@ -116,6 +159,12 @@ impl<T> Resolver<T> {
     /// call `terminate()` without deadlocking (cpython#87129). A panicking
     /// callback is reported on stderr and does not take the pool thread down.
     pub(crate) fn resolve(mut self, value: Result<T, Error>) {
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        if !slot.claim() {
+            return;
+        }
         match &value {
             Ok(v) => {
                 if let Some(cb) = self.callback.take() {
@@ -128,9 +177,7 @@ impl<T> Resolver<T> {
                 }
             }
         }
-        if let Some(slot) = self.slot.take() {
-            slot.fill(value);
-        }
+        slot.fill(value);
     }
 }
 
@@ -145,12 +192,15 @@ fn run_callback(f: impl FnOnce()) {
 
 impl<T> Drop for Resolver<T> {
     /// A resolver dropped unresolved belongs to work that never ran: refused
-    /// at submission, or cancelled by `terminate()`. Its result becomes
-    /// `Terminated`, quietly: the callbacks are for outcomes a worker
-    /// produced, and Python never calls them for cancelled work either.
+    /// at submission, or cancelled by `terminate()` or `cancel()`. Its result
+    /// becomes `Terminated` (or `Cancelled`), quietly: the callbacks are for
+    /// outcomes a worker produced, and Python never calls them for
+    /// cancelled work either.
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.fill(Err(Error::Terminated));
+        if let Some(slot) = self.slot.take()
+            && slot.claim()
+        {
+            slot.fill(Err(self.ticket.dropped_error()));
         }
     }
 }
@@ -160,16 +210,23 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
     let slot = Arc::new(Slot {
         value: Mutex::new(None),
         ready: Condvar::new(),
+        waker: Mutex::new(None),
+        claimed: AtomicBool::new(false),
         filled: AtomicBool::new(false),
         parked: AtomicUsize::new(0),
     });
+    let ticket = Ticket::new();
     (
         Resolver {
             slot: Some(slot.clone()),
             callback: None,
             error_callback: None,
+            ticket: ticket.clone(),
         },
-        AsyncResult { slot },
+        AsyncResult {
+            slot,
+            tickets: vec![ticket],
+        },
     )
 }
 
@@ -188,6 +245,9 @@ pub(crate) fn pair<T>() -> (Resolver<T>, AsyncResult<T>) {
 /// `ValueError` (not ready yet).
 pub struct AsyncResult<T> {
     slot: Arc<Slot<T>>,
+    /// The tickets of the jobs that feed this result: its own task's, or
+    /// one per chunk of a map. `cancel` goes through them.
+    tickets: Vec<Arc<Ticket>>,
 }
 
 impl<T> fmt::Debug for AsyncResult<T> {
@@ -199,6 +259,12 @@ impl<T> fmt::Debug for AsyncResult<T> {
 }
 
 impl<T> AsyncResult<T> {
+    /// Makes `tickets` (a map's chunks') the jobs this result depends on.
+    pub(crate) fn with_tickets(mut self, tickets: Vec<Arc<Ticket>>) -> Self {
+        self.tickets = tickets;
+        self
+    }
+
     /// Waits for the value and returns it (Python's `get()`).
     ///
     /// ```
@@ -305,6 +371,86 @@ impl<T> AsyncResult<T> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         self.slot.lock().as_ref().map(Result::is_ok)
+    }
+
+    /// Cancels the task, which Python's `AsyncResult` cannot do. Returns
+    /// whether it took effect:
+    ///
+    /// - a task still queued never runs: `true`, and the result resolves
+    ///   to [`Error::Cancelled`] at once;
+    /// - a task running on a worker process is stopped: `true`; the worker
+    ///   is killed and replaced, and the result resolves to `Cancelled`
+    ///   once the new worker has taken its place;
+    /// - a task running on a thread cannot be stopped: `false`, and its
+    ///   value arrives as usual;
+    /// - a result already resolved stays so: `false`, and
+    ///   [`get`](Self::get) still gives the value.
+    ///
+    /// For a map, the chunks still queued never run and those on worker
+    /// processes are stopped; the map resolves to `Cancelled`. Callbacks do
+    /// not run for a cancelled task, as for a terminated one.
+    ///
+    /// A process pool sends a worker several tasks at once when more are
+    /// queued than there are workers. Stopping that worker would take
+    /// tasks nobody cancelled with it, so a task sent along with others is
+    /// not stopped while one of them is still wanted: `cancel` returns
+    /// `true` and the result resolves to `Cancelled` at once, and the value
+    /// the task may still compute is discarded. Cancelling the last task
+    /// still wanted stops the worker. A pool with a
+    /// [`task_timeout`](crate::Builder::task_timeout) sends one task at a
+    /// time, so there every running task is stopped.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Barrier};
+    /// let pool = procpool::ThreadPool::with_workers(1)?;
+    /// let gate = Arc::new(Barrier::new(2));
+    /// let task_gate = gate.clone();
+    /// let busy = pool.apply_async(move || { task_gate.wait(); "ran" }, ())?;
+    /// let queued = pool.apply_async(|| "never runs", ())?;
+    /// assert!(queued.cancel());
+    /// assert_eq!(queued.get(), Err(procpool::Error::Cancelled));
+    /// gate.wait();
+    /// busy.wait();
+    /// assert!(!busy.cancel(), "already resolved");
+    /// assert_eq!(busy.get(), Ok("ran"));
+    /// # Ok::<(), procpool::Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        if self.slot.is_claimed() {
+            return false;
+        }
+        let (mut dequeued, mut stopping) = (false, false);
+        for ticket in &self.tickets {
+            match ticket.cancel() {
+                Cancel::Dequeued | Cancel::Discarded => dequeued = true,
+                Cancel::Stopping => stopping = true,
+                Cancel::TooLate => {}
+            }
+        }
+        // A stopped worker's I/O thread resolves the result once the worker
+        // is replaced. Dequeued jobs are only dropped when a worker reaches
+        // them (and discarded ones deliver into a claimed slot), so their
+        // result is resolved here, now.
+        if dequeued && !stopping && self.slot.claim() {
+            self.slot.fill(Err(Error::Cancelled));
+        }
+        dequeued || stopping
+    }
+
+    /// Takes the value if it is there; otherwise leaves `cx`'s waker to be
+    /// woken when it arrives (see [`Slot`]). Only the latest poll's waker
+    /// is kept: a future is polled by one task at a time.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, Error>> {
+        let mut value = self.slot.lock();
+        if let Some(v) = value.take() {
+            return Poll::Ready(v);
+        }
+        let mut waker = self.slot.lock_waker();
+        match &mut *waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            other => *other = Some(cx.waker().clone()),
+        }
+        Poll::Pending
     }
 }
 

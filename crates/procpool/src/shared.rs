@@ -10,9 +10,19 @@
 //! is actually waiting and none is spinning, so a steady stream of
 //! submissions costs no futex call per job. A popper that finds the queue
 //! empty first spins for a few microseconds (`crate::spin`) on `queued`,
-//! so the next job of a caller that waits for each result needs no wake-up. `close` and `terminate` wake every popper. A popper that
-//! exits, and a process worker that becomes ready or fails to start, wake
-//! `changed`, which `join` and the process pool's start-up wait on.
+//! so the next job of a caller that waits for each result needs no
+//! wake-up. `close`, `terminate` and a shrinking `resize` wake every
+//! popper. A popper that exits, and a process worker that becomes ready or
+//! fails to start, wake `changed`, which `join` and the process pool's
+//! start-up (and growth) wait on.
+//!
+//! The number of workers can change while the pool runs (`resize`):
+//! `target` is how many there should be and `seats` how many hold a place.
+//! A worker takes a seat when it is started and gives it up only in
+//! `pop_batch`, between tasks, when there are more seats than the target,
+//! so a shrinking pool loses no queued or running task. A thread worker
+//! that hands over to a fresh one (after `maxtasksperchild`) hands over its
+//! seat with it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,6 +30,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::Error;
 use crate::spin::spin_until;
+use crate::ticket::KillWorker;
 
 /// Where the pool is in Python's life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +57,35 @@ pub(crate) struct Inner<J> {
     waking: usize,
     /// Worker threads (or I/O threads) that have not exited yet.
     pub(crate) live: usize,
-    /// Pids of live worker processes, indexed by worker slot. An I/O thread
+    /// How many workers the pool should have: `workers()`.
+    target: usize,
+    /// Workers that hold a place in the pool; more than `target` while a
+    /// shrink waits for busy workers to finish their task.
+    seats: usize,
+    /// Pids of live worker processes, indexed by worker slot. A slot is
+    /// one I/O thread's for its whole life; growing adds slots. An I/O thread
     /// clears its entry under this lock *before* it reaps the child, and
     /// `terminate` signals pids under the same lock, so a pid is never
     /// signalled after it could have been reused.
     pub(crate) pids: Vec<Option<u32>>,
-    /// Process workers that finished start-up, and the first start-up error.
+    /// Process workers that finished their first start-up, those that
+    /// failed it, and the latest failure.
     pub(crate) started: usize,
+    pub(crate) start_failed: usize,
     /// Live `imap` iterators. They may still submit after `close()`, so
     /// poppers wait for them instead of exiting on an empty closed queue.
     leases: usize,
     pub(crate) start_error: Option<Error>,
+}
+
+impl<J> Inner<J> {
+    /// Gives back the seat of a worker that could not start. If that leaves
+    /// fewer seats than the target, the pool has fewer workers than asked
+    /// for, and `workers()` says so.
+    pub(crate) fn unseat_failed(&mut self) {
+        self.seats -= 1;
+        self.target = self.target.min(self.seats);
+    }
 }
 
 /// The queue and life cycle of one pool (internal).
@@ -81,6 +110,8 @@ impl<J> std::fmt::Debug for Shared<J> {
 }
 
 impl<J> Shared<J> {
+    /// A pool of `workers` seats; the kind starts the workers that take
+    /// them.
     pub(crate) fn new(workers: usize) -> Self {
         Shared {
             inner: Mutex::new(Inner {
@@ -90,8 +121,11 @@ impl<J> Shared<J> {
                 spinning: 0,
                 waking: 0,
                 live: 0,
-                pids: vec![None; workers],
+                target: workers,
+                seats: workers,
+                pids: Vec::new(),
                 started: 0,
+                start_failed: 0,
                 leases: 0,
                 start_error: None,
             }),
@@ -156,13 +190,18 @@ impl<J> Shared<J> {
     /// queue (`ceil(len / workers)`), so that one popper does not hoard work
     /// the others could run. Blocks while the queue is empty and the pool
     /// runs. Returns `false` when the popper should exit: the pool was
-    /// terminated, or it was closed and the queue is drained.
-    pub(crate) fn pop_batch(&self, max: usize, workers: usize, out: &mut Vec<J>) -> bool {
+    /// terminated, or it was closed and the queue is drained, or it shrank
+    /// and this popper's seat was given up.
+    pub(crate) fn pop_batch(&self, max: usize, out: &mut Vec<J>) -> bool {
         let mut inner = self.lock();
         let mut spun = false;
         loop {
             match inner.state {
                 RunState::Terminated => return false,
+                _ if inner.seats > inner.target => {
+                    inner.seats -= 1;
+                    return false;
+                }
                 _ if !inner.jobs.is_empty() => break,
                 RunState::Closed if inner.leases == 0 => return false,
                 // The next job of a caller that waits for each result
@@ -184,11 +223,36 @@ impl<J> Shared<J> {
                 }
             }
         }
-        let fair = inner.jobs.len().div_ceil(workers.max(1));
+        let fair = inner.jobs.len().div_ceil(inner.target.max(1));
         let take = fair.clamp(1, max.max(1));
         out.extend(inner.jobs.drain(..take));
         self.queued.store(inner.jobs.len(), Ordering::Release);
         true
+    }
+
+    /// How many workers the pool should have.
+    pub(crate) fn target(&self) -> usize {
+        self.lock().target
+    }
+
+    /// Sets the number of workers to `workers` and returns how many new
+    /// ones the caller must start (each has its seat already). Surplus
+    /// workers leave in `pop_batch`: idle ones are woken for it now, busy
+    /// ones after their task. Refused once the pool is closed or terminated.
+    pub(crate) fn resize(&self, workers: usize) -> Result<usize, Error> {
+        let mut inner = self.lock();
+        if inner.state != RunState::Running {
+            return Err(Error::Closed);
+        }
+        let shrinks = workers < inner.target;
+        inner.target = workers;
+        let grow = workers.saturating_sub(inner.seats);
+        inner.seats += grow;
+        drop(inner);
+        if shrinks {
+            self.work.notify_all();
+        }
+        Ok(grow)
     }
 
     /// Moves to `Closed` (if running) and wakes every popper so idle ones
@@ -247,6 +311,20 @@ impl<J> Shared<J> {
     }
 }
 
+impl<J: Send> KillWorker for Shared<J> {
+    /// SIGKILLs `pid` if it is still a live worker of this pool: the check
+    /// and the signal happen under the lock that reaping takes first, so
+    /// the pid cannot have been reaped and reused in between.
+    fn kill_worker(&self, pid: u32) {
+        let inner = self.lock();
+        if inner.pids.contains(&Some(pid)) {
+            // SAFETY: kill(2) has no memory-safety preconditions; the pid is
+            // an unreaped child of this process (see above).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+}
+
 /// An `imap` iterator's claim on the workers (see [`Shared::lease`]).
 pub(crate) struct Lease<'a, J>(&'a Shared<J>);
 
@@ -267,30 +345,30 @@ mod tests {
         let shared = Shared::<u32>::new(2);
         shared.push_all(0..10, false).unwrap();
         let mut out = Vec::new();
-        assert!(shared.pop_batch(64, 2, &mut out));
+        assert!(shared.pop_batch(64, &mut out));
         assert_eq!(out, (0..5).collect::<Vec<_>>());
         out.clear();
-        assert!(shared.pop_batch(2, 2, &mut out));
+        assert!(shared.pop_batch(2, &mut out));
         assert_eq!(out, vec![5, 6]);
         shared.close();
         assert_eq!(shared.push_all([1], false), Err(Error::Closed));
         shared.push_all([99], true).unwrap();
         out.clear();
-        while shared.pop_batch(64, 2, &mut out) {}
+        while shared.pop_batch(64, &mut out) {}
         assert_eq!(out, vec![7, 8, 9, 99]);
     }
 
     #[test]
     fn terminate_hands_back_the_queue_and_signals_live_pids() {
         let shared = Shared::<u32>::new(2);
-        shared.lock().pids[1] = Some(4242);
+        shared.lock().pids = vec![None, Some(4242)];
         shared.push_all([1, 2], false).unwrap();
         let signalled = std::cell::RefCell::new(Vec::new());
         let dropped = shared.terminate(|pid| signalled.borrow_mut().push(pid));
         assert_eq!(dropped, VecDeque::from(vec![1, 2]));
         assert_eq!(signalled.into_inner(), vec![4242]);
         assert!(shared.is_terminated());
-        assert!(!shared.pop_batch(8, 2, &mut Vec::new()));
+        assert!(!shared.pop_batch(8, &mut Vec::new()));
     }
 
     #[test]
@@ -300,7 +378,7 @@ mod tests {
             let shared = shared.clone();
             std::thread::spawn(move || {
                 let mut out = Vec::new();
-                shared.pop_batch(8, 1, &mut out);
+                shared.pop_batch(8, &mut out);
                 out
             })
         };
@@ -310,5 +388,28 @@ mod tests {
         }
         shared.push_all([7], false).unwrap();
         assert_eq!(popper.join().unwrap(), vec![7]);
+    }
+
+    #[test]
+    fn a_shrink_unseats_poppers_between_jobs_and_keeps_the_queue() {
+        let shared = Shared::<u32>::new(3);
+        shared.push_all(0..4, false).unwrap();
+        assert_eq!(shared.resize(1), Ok(0));
+        assert_eq!(shared.target(), 1);
+        // Two of the three seats are surplus: their poppers leave, taking
+        // nothing; the third takes the queue.
+        let mut out = Vec::new();
+        assert!(!shared.pop_batch(8, &mut out));
+        assert!(!shared.pop_batch(8, &mut out));
+        assert!(shared.pop_batch(8, &mut out));
+        assert_eq!(out, vec![0, 1, 2, 3]);
+        assert_eq!(shared.resize(4), Ok(3), "three new workers to start");
+        assert_eq!(
+            shared.resize(2),
+            Ok(0),
+            "seats above the target leave later"
+        );
+        shared.close();
+        assert_eq!(shared.resize(3), Err(Error::Closed));
     }
 }

@@ -9,11 +9,25 @@ use crate::pool::Builder;
 use crate::result::Resolver;
 use crate::shared::Shared;
 use crate::task::{TaskFn, call_caught};
+use crate::ticket::{Abandonable, Held, Runner, Start, Ticket};
+use crate::timer::Timer;
 
 /// A queued call. It owns the resolvers of its results, so dropping it
-/// unrun (on `terminate`) resolves them to `Terminated`.
+/// unrun (on `terminate` or `cancel`) resolves them to `Terminated` (or
+/// `Cancelled`).
 #[doc(hidden)]
-pub type LocalJob = Box<dyn FnOnce() + Send>;
+pub struct LocalJob {
+    ticket: Arc<Ticket>,
+    run: Box<dyn FnOnce() + Send>,
+}
+
+impl std::fmt::Debug for LocalJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalJob")
+            .field("ticket", &self.ticket)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Jobs a thread takes from the queue at once. One: a job taken is a job
 /// `terminate()` can no longer cancel, and Python's contract is that only
@@ -32,10 +46,24 @@ impl Kind for Thread {
     ) -> Result<Threads, Error> {
         crate::task::record_task_panics(false);
         let threads = Threads::default();
-        for _ in 0..spec.workers {
-            spawn_worker(pool.clone(), spec.clone(), threads.clone())?;
-        }
+        Self::grow(pool, &spec, &threads, pool.target())?;
         Ok(threads)
+    }
+
+    fn grow(
+        pool: &Arc<Shared<LocalJob>>,
+        spec: &Arc<WorkerSpec<Thread>>,
+        threads: &Threads,
+        n: usize,
+    ) -> Result<(), Error> {
+        let mut first_error = None;
+        for _ in 0..n {
+            if let Err(e) = spawn_worker(pool.clone(), spec.clone(), threads.clone()) {
+                pool.lock().unseat_failed();
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     fn signal_on_terminate(_pid: u32) {}
@@ -47,7 +75,7 @@ fn spawn_worker(
     threads: Threads,
 ) -> Result<(), Error> {
     pool.entered();
-    let handles = threads.clone();
+    let (handles, on_failure) = (threads.clone(), pool.clone());
     let spawned = std::thread::Builder::new()
         .name("procpool-worker".into())
         .spawn(move || serve(pool, spec, threads));
@@ -59,9 +87,12 @@ fn spawn_worker(
                 .push(handle);
             Ok(())
         }
-        Err(e) => Err(Error::Worker {
-            message: format!("cannot start a worker thread: {e}"),
-        }),
+        Err(e) => {
+            on_failure.exited();
+            Err(Error::Worker {
+                message: format!("cannot start a worker thread: {e}"),
+            })
+        }
     }
 }
 
@@ -81,27 +112,51 @@ fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Th
     let limit = spec.maxtasksperchild.unwrap_or(usize::MAX);
     let mut done = 0usize;
     let mut batch = Vec::with_capacity(BATCH);
-    while done < limit && pool.pop_batch(BATCH.min(limit - done), spec.workers, &mut batch) {
+    while done < limit && pool.pop_batch(BATCH.min(limit - done), &mut batch) {
         for job in batch.drain(..) {
             // Jobs already taken are still "queued" from the caller's view:
             // after terminate() they are dropped (resolving to Terminated)
-            // rather than run.
-            if pool.is_terminated() {
-                drop(job);
-            } else {
-                job();
+            // rather than run, and so are cancelled ones.
+            if !pool.is_terminated() && job.ticket.start(Runner::Thread) == Start::Run {
+                run_watched(job, spec.timer.as_ref());
                 done += 1;
             }
         }
     }
     if done >= limit && !pool.is_terminated() {
         // The replacement registers before this thread deregisters, so
-        // `live` never reads 0 while the pool still has work.
+        // `live` never reads 0 while the pool still has work. It takes
+        // over this thread's seat; if it cannot start, the seat goes.
         if let Err(e) = spawn_worker(pool.clone(), spec.clone(), threads) {
+            pool.lock().unseat_failed();
             eprintln!("procpool: {e}");
         }
     }
     pool.exited();
+}
+
+/// Runs a started job, under the pool's time limit if it has one. When the
+/// limit passes, the timer resolves the job's result through its ticket;
+/// the thread runs on, and its late result is dropped (see `Held`).
+fn run_watched(job: LocalJob, timer: Option<&Timer>) {
+    let watch = timer.map(|t| t.watch(&job.ticket));
+    (job.run)();
+    if let (Some(timer), Some(id)) = (timer, watch) {
+        timer.unwatch(id);
+    }
+    job.ticket.finish();
+}
+
+impl<T: Send + 'static> Abandonable for Resolver<T> {
+    fn abandon(self, err: Error) {
+        self.resolve(Err(err));
+    }
+}
+
+impl<R: 'static> Abandonable for ChunkDone<R> {
+    fn abandon(self, err: Error) {
+        self.fail(err);
+    }
 }
 
 impl<F, Args> Runs<F, Args> for Thread
@@ -111,9 +166,18 @@ where
     F::Output: Send + 'static,
 {
     fn single_job(f: F, args: Args, done: Resolver<F::Output>) -> Result<LocalJob, Error> {
-        Ok(Box::new(move || {
-            done.resolve(call_caught(&f, args).map_err(Error::from))
-        }))
+        let ticket = done.ticket().clone();
+        let done = Held::new(done, &ticket);
+        let run = move || {
+            let value = call_caught(&f, args).map_err(Error::from);
+            if let Some(done) = done.take() {
+                done.resolve(value);
+            }
+        };
+        Ok(LocalJob {
+            ticket,
+            run: Box::new(run),
+        })
     }
 
     fn chunk_job(
@@ -122,13 +186,21 @@ where
         done: ChunkDone<F::Output>,
     ) -> Result<LocalJob, Error> {
         let f = f.clone();
-        Ok(Box::new(move || {
+        let ticket = done.ticket().clone();
+        let done = Held::new(done, &ticket);
+        let run = move || {
             let results = chunk
                 .into_iter()
                 .map(|a| call_caught(&*f, a).map_err(Error::from))
                 .collect();
-            done.finish(results);
-        }))
+            if let Some(done) = done.take() {
+                done.finish(results);
+            }
+        };
+        Ok(LocalJob {
+            ticket,
+            run: Box::new(run),
+        })
     }
 }
 

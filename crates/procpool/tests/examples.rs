@@ -41,6 +41,9 @@ mod pool_bench;
 #[path = "../examples/pool_squares.rs"]
 #[allow(dead_code, reason = "main is for cargo run; the tests call run")]
 mod pool_squares;
+#[path = "../examples/timeouts.rs"]
+#[allow(dead_code, reason = "main is for cargo run; the tests call run")]
+mod timeouts;
 #[path = "../examples/worker_crash.rs"]
 #[allow(dead_code, reason = "main is for cargo run; the tests call run")]
 mod worker_crash;
@@ -405,4 +408,40 @@ fn pool_bench_prints_every_figure_in_the_python_format() {
     }
     let bad = pool_bench::Options::parse(&["--n-queue".into(), "1".into()]).unwrap_err();
     assert_eq!(bad, "--n-queue must be at least -j");
+}
+
+#[test]
+fn timeouts_stop_a_stuck_task_and_cancel_stops_queued_and_running_ones() {
+    let lines = lines_of(timeouts::run, &["--limit-ms", "200"]);
+    assert_eq!(lines[0], "== a time limit of 200 ms ==");
+    let stuck = pid_after(&lines[1], "worker ");
+    assert_eq!(
+        lines[1],
+        format!("worker {stuck} runs a task that never returns")
+    );
+    assert_eq!(
+        lines[2],
+        format!("its result: Err(TimedOut {{ limit: 200ms, pid: Some({stuck}) }})")
+    );
+    let prefix = format!("worker {stuck} still alive: false; the pool's workers now: ");
+    assert!(lines[3].starts_with(&prefix), "{}", lines[3]);
+    let now = list_in(&lines[3]);
+    assert!(now.len() == 1 && now[0] != u64::from(stuck), "{}", lines[3]);
+    assert_eq!(lines[4], "the next task runs at once: Ok(49)");
+    assert_eq!(lines[5], "== cancel ==");
+    assert_eq!(lines[6], "queued task: cancel() = true");
+    assert_eq!(lines[7], "its result: Err(Cancelled)");
+    let running = pid_after(&lines[8], "on worker ");
+    assert_eq!(
+        lines[8],
+        format!("task running on worker {running}: cancel() = true")
+    );
+    assert_eq!(lines[9], "its result: Err(Cancelled)");
+    let prefix = format!("worker {running} still alive: false; the pool's workers now: ");
+    assert!(lines[10].starts_with(&prefix), "{}", lines[10]);
+    assert_eq!(list_in(&lines[10]).len(), 1);
+    assert_eq!(lines[11], "a finished task: cancel() = false");
+    assert_eq!(lines[12], "its result: Ok(81)");
+    assert_eq!(lines.len(), 13);
+    assert!(timeouts::parse(&["--limit-ms".into(), "x".into()]).is_err());
 }

@@ -1,0 +1,85 @@
+//! The default `-j`: the CPU count, or more when a source or the
+//! destination is on a file system whose every request waits on a
+//! network or a server in user space (NFS, SMB, Ceph, Lustre, 9p, FUSE).
+//! There a worker spends its time waiting, not computing, and more of
+//! them keep more requests in flight (measured in the README's
+//! "Default -j").
+
+use std::ffi::{OsStr, OsString};
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+/// Workers where requests wait on a network: at 1 ms a request, copying
+/// from or to such a mount kept getting faster up to this many.
+pub(crate) const REMOTE_JOBS: usize = 64;
+
+/// `statfs` types (`linux/magic.h`) whose requests leave the machine or
+/// the kernel.
+const REMOTE_TYPES: &[u64] = &[
+    0x6969,      // NFS
+    0x517b,      // SMB
+    0xff53_4d42, // CIFS
+    0xfe53_4d42, // SMB2
+    0x6573_5546, // FUSE
+    0x00c3_6400, // Ceph
+    0x0bd0_0bd0, // Lustre
+    0x0102_1997, // 9p
+    0x5346_414f, // AFS
+    0x6b41_4653, // kAFS
+    0x0116_1970, // GFS2
+    0x7461_636f, // OCFS2
+    0x1366_1366, // OrangeFS
+];
+
+/// The default number of workers for copying `sources` to `destination`.
+pub(crate) fn default_jobs(sources: &[OsString], destination: &OsStr) -> NonZeroUsize {
+    let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+    let dst = Path::new(destination);
+    // A destination yet to be made lands in its parent.
+    let dst_there = match dst.parent() {
+        Some(parent) if !dst.exists() && !parent.as_os_str().is_empty() => parent,
+        Some(_) if !dst.exists() => Path::new("."),
+        _ => dst,
+    };
+    let sources = sources.iter().map(Path::new);
+    let remote = sources.chain([dst_there]).any(is_remote);
+    match remote {
+        true => cpus.max(NonZeroUsize::new(REMOTE_JOBS).unwrap_or(NonZeroUsize::MIN)),
+        false => cpus,
+    }
+}
+
+/// Whether `path` is on a file system of [`REMOTE_TYPES`]; false when it
+/// cannot be told (the command line's checks report a bad path).
+fn is_remote(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|st| REMOTE_TYPES.contains(&(st.f_type as u64)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_tree_gets_the_cpu_count() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).expect("mkdir");
+        let cpus = std::thread::available_parallelism().expect("cpus");
+        let dst = tmp.path().join("not-yet/dst");
+        let jobs = default_jobs(&[src.into_os_string()], dst.as_os_str());
+        // The temp dir is on a local file system on every CI machine.
+        assert!(!is_remote(tmp.path()), "{}", tmp.path().display());
+        assert_eq!(jobs, cpus);
+    }
+
+    #[test]
+    fn network_and_user_space_file_systems_are_remote_local_ones_not() {
+        for remote in [0x6969, 0x6573_5546, 0xff53_4d42] {
+            assert!(REMOTE_TYPES.contains(&remote), "{remote:x}");
+        }
+        // tmpfs, ext4, xfs, btrfs.
+        for local in [0x0102_1994, 0xef53, 0x5846_5342, 0x9123_683e] {
+            assert!(!REMOTE_TYPES.contains(&local), "{local:x}");
+        }
+    }
+}

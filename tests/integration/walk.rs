@@ -1,0 +1,219 @@
+//! The walk reaches any depth and any descriptor limit that fits the
+//! workers: a tree deeper than `PATH_MAX` is copied exactly, and a run
+//! under a small `RLIMIT_NOFILE` ends with every file copied. The
+//! count-ahead makes the progress totals final before the walk is over.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Output, Stdio};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+
+use std::io::{BufRead, BufReader};
+
+use crate::testenv::{
+    Gate, Guarded, TestEnv, assert_listings_equal, assert_same_tree, assert_status, hook_available,
+};
+
+/// The length of every directory name in the deep tree: the most a name
+/// may have on Linux file systems.
+const NAME_MAX: usize = 255;
+
+fn open_dir(parent: BorrowedFd<'_>, name: &[u8]) -> OwnedFd {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    rustix::fs::openat(parent, name, flags, Mode::empty()).expect("openat dir")
+}
+
+fn write_at(dir: BorrowedFd<'_>, name: &str, contents: &[u8]) {
+    let flags = OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC;
+    let file = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o640)).expect("create");
+    rustix::io::write(&file, contents).expect("write");
+}
+
+/// Builds below `root` a chain of directories with 255-byte names until
+/// the path is `depth` bytes long, through descriptors (no path of that
+/// length can be handed to the kernel). Each level holds a file, a
+/// symlink and an empty directory; the deepest has a mode of its own.
+fn deep_tree(root: &std::path::Path, depth: usize) {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut dir = rustix::fs::open(root, flags, Mode::empty()).expect("open root");
+    let mut length = 0;
+    let mut level = 0;
+    while length < depth {
+        let mut name = format!("{level:03}-").into_bytes();
+        name.resize(NAME_MAX, b'd');
+        rustix::fs::mkdirat(&dir, &name[..], Mode::from_raw_mode(0o755)).expect("mkdirat");
+        dir = open_dir(dir.as_fd(), &name);
+        write_at(dir.as_fd(), "file", format!("level {level}\n").as_bytes());
+        rustix::fs::symlinkat("file", &dir, "link").expect("symlinkat");
+        rustix::fs::mkdirat(&dir, "empty", Mode::from_raw_mode(0o700)).expect("mkdirat");
+        length += NAME_MAX + 1;
+        level += 1;
+    }
+    rustix::fs::fchmod(&dir, Mode::from_raw_mode(0o750)).expect("fchmod");
+}
+
+/// One line per entry below `dir` (path, type, mode, mtime, contents or
+/// link target), found through descriptors so any depth can be listed.
+fn deep_listing(dir: BorrowedFd<'_>, rel: &[u8], lines: &mut Vec<String>) {
+    let mut buffer = vec![std::mem::MaybeUninit::<u8>::uninit(); 1 << 16];
+    let reopened = open_dir(dir, b".");
+    let mut names = Vec::new();
+    let mut entries = rustix::fs::RawDir::new(reopened.as_fd(), &mut buffer);
+    while let Some(entry) = entries.next() {
+        let name = entry.expect("getdents").file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    for name in names {
+        let st = rustix::fs::statat(dir, &name[..], AtFlags::SYMLINK_NOFOLLOW).expect("lstat");
+        let mut path = rel.to_vec();
+        path.extend_from_slice(b"/");
+        path.extend_from_slice(&name);
+        let kind = FileType::from_raw_mode(st.st_mode);
+        let what = match kind {
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dir, &name[..], Vec::new()).expect("readlink");
+                format!("-> {:?}", target)
+            }
+            FileType::RegularFile => {
+                let file = rustix::fs::openat(dir, &name[..], OFlags::RDONLY, Mode::empty());
+                let mut contents = vec![0; st.st_size as usize];
+                rustix::io::read(file.expect("open"), &mut contents).expect("read");
+                format!("{:?}", String::from_utf8_lossy(&contents))
+            }
+            _ => String::new(),
+        };
+        let mode = if kind == FileType::Symlink {
+            0
+        } else {
+            st.st_mode & 0o7777
+        };
+        lines.push(format!(
+            "{}\t{kind:?} {mode:o} {}.{:09} {what}",
+            OsStr::from_bytes(&path).to_string_lossy(),
+            st.st_mtime,
+            st.st_mtime_nsec
+        ));
+        if kind == FileType::Directory {
+            deep_listing(open_dir(dir, &name).as_fd(), &path, lines);
+        }
+    }
+}
+
+fn listing_of(root: &std::path::Path) -> Vec<String> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let dir = rustix::fs::open(root, flags, Mode::empty()).expect("open root");
+    let mut lines = Vec::new();
+    deep_listing(dir.as_fd(), b".", &mut lines);
+    lines.sort();
+    lines
+}
+
+/// Runs pcopy with `args` under an open-file limit of `limit` (soft and
+/// hard), set in the child alone.
+fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
+    let mut command = env.pcopy();
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the closure makes one system call,
+    // setrlimit, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    Guarded::spawn(&mut command).wait()
+}
+
+both_kinds! {
+    fn a_tree_deeper_than_path_max_is_copied_exactly(env: TestEnv) {
+        env.mkdir("src");
+        deep_tree(&env.path("src"), 6000);
+        let output = env.run(["-a", "src/", "dst"]);
+        assert_status(&output, 0);
+        let (expected, actual) = (listing_of(&env.path("src")), listing_of(&env.path("dst")));
+        assert!(expected.len() > 4 * 23, "{} entries", expected.len());
+        assert_listings_equal(&expected, &actual);
+    }
+
+    fn a_small_descriptor_limit_still_copies_everything(env: TestEnv) {
+        for dir in 0..20 {
+            for file in 0..25 {
+                env.write(format!("src/d{dir:02}/sub/f{file:02}"), format!("{dir} {file}\n"));
+            }
+        }
+        let output = run_with_fd_limit(&env, 32, &["-j", "8", "src/", "dst"]);
+        assert_status(&output, 0);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+    }
+
+    fn a_limit_too_small_for_one_worker_is_an_error_before_anything_is_written(env: TestEnv) {
+        env.write("src/f", "x");
+        let output = run_with_fd_limit(&env, 8, &["src/", "dst"]);
+        assert_status(&output, 14);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("open files"), "{stderr}");
+        assert!(!env.path("dst").exists());
+    }
+
+    fn the_totals_are_final_before_the_last_job_is_queued(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        // The first source holds the gated file alone: walked first, it is
+        // the first job of the first batch, and its worker (the only one)
+        // stops there. The walk then fills the bounded jobs queue (four
+        // batches of 128 with -j 1) and waits, far from the last of the
+        // second source's 2,000 files.
+        env.write("first/gate.txt", "gate\n");
+        for i in 0..2000 {
+            env.write(format!("second/d{}/f{i:04}", i % 10), "x");
+        }
+        let mut gate = Gate::new(env.root(), "open", "gate.txt");
+        let (key, value) = gate.env();
+        let mut child = Guarded::spawn(
+            env.pcopy()
+                .args(["--progress", "-j", "1", "first/", "second/", "dst"])
+                .env(key, value)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        gate.wait_reached();
+        let stderr = child.child().stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        // A line a second: the first that is not "scanning" must have the
+        // final totals, with nothing done yet.
+        let final_line = loop {
+            let line = lines.next().expect("a progress line").expect("read");
+            if !line.contains("scanning") {
+                break line;
+            }
+            seen.push(line);
+        };
+        assert!(final_line.starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "), "{final_line}\n{seen:?}");
+        // No rate yet, so no ETA; but no total is open any more.
+        assert!(!final_line.contains('+'), "{final_line}");
+        gate.release();
+        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+        let output = child.wait();
+        assert_status(&output, 0);
+        assert!(rest.iter().any(|l| l.starts_with("pcopy: 2001/2001 files")), "{rest:?}");
+        assert_eq!(std::fs::read(env.path("dst/gate.txt")).unwrap(), b"gate\n");
+        assert_eq!(std::fs::read(env.path("dst/d7/f1997")).unwrap(), b"x");
+    }
+}
