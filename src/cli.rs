@@ -150,6 +150,18 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     pub(crate) exclude_from: Vec<PathBuf>,
 
+    /// Add an rsync filter RULE: `- PATTERN` exclude, `+ PATTERN` include,
+    /// `P PATTERN` protect from --delete, `merge FILE` (`. FILE`) read
+    /// rules from FILE; rsync's pattern syntax (`dir/***`, an unanchored
+    /// `a/b` matching at any depth). Tried in order with the flags above.
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "RULE",
+        allow_hyphen_values = true
+    )]
+    pub(crate) filter: Vec<OsString>,
+
     /// The filter rules above, in command-line order.
     #[arg(skip)]
     pub(crate) rules: Vec<Rule>,
@@ -465,6 +477,7 @@ fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
     };
     collect("exclude", &Rule::Exclude);
     collect("include", &Rule::Include);
+    collect("filter", &Rule::Rsync);
     rules.sort_by_key(|(i, _)| *i);
     let from = matches
         .get_many::<PathBuf>("exclude_from")

@@ -74,6 +74,15 @@ pub(crate) struct DeleteEnd {
 /// The `--max-delete` limit was reached.
 struct Limit;
 
+/// What became of a directory whose contents were removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Emptied {
+    /// Emptied, or as far as errors allowed (each reported).
+    Done,
+    /// Something in it is protected, so it stays.
+    KeptProtected,
+}
+
 /// Removes the extraneous entries below every directory root of the run;
 /// `root` is the destination root, `dst_root` its path for messages.
 pub(crate) fn delete_extraneous(
@@ -191,10 +200,9 @@ impl Pass<'_, '_> {
             if self.is_backup(&name, &child) {
                 continue;
             }
-            let excluded = (self.setup.filter)
-                .as_ref()
-                .is_some_and(|f| f.excludes(&child, is_dir));
-            if excluded && !self.setup.opts.excluded {
+            let filter = self.setup.filter.as_ref();
+            let excluded = filter.is_some_and(|f| f.excludes(&child, is_dir));
+            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
                 continue;
             }
             match wanted.get(&name) {
@@ -237,16 +245,32 @@ impl Pass<'_, '_> {
         rel: &OsStr,
         is_dir: bool,
     ) -> Result<(), Limit> {
+        self.remove_entry(dir, name, rel, is_dir).map(drop)
+    }
+
+    /// Removes one entry (a directory with what it holds): whether it is
+    /// gone, or left holding what a filter rule protects.
+    fn remove_entry(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &[u8],
+        rel: &OsStr,
+        is_dir: bool,
+    ) -> Result<Emptied, Limit> {
         let mut is_dir = is_dir;
         if is_dir {
             match open_dir(dir, name, true) {
-                Ok(fd) => self.empty_dir(fd, rel)?,
+                // rsync leaves a directory holding protected entries too.
+                Ok(fd) => match self.empty_dir(fd, rel)? {
+                    Emptied::KeptProtected => return Ok(Emptied::KeptProtected),
+                    Emptied::Done => {}
+                },
                 // Swapped for something else since the listing.
                 Err(Errno::NOTDIR | Errno::LOOP) => is_dir = false,
-                Err(Errno::NOENT) => return Ok(()),
+                Err(Errno::NOENT) => return Ok(Emptied::Done),
                 Err(err) => {
                     self.failed(rel, "cannot open directory", err);
-                    return Ok(());
+                    return Ok(Emptied::Done);
                 }
             }
         }
@@ -272,34 +296,45 @@ impl Pass<'_, '_> {
                 Ok(()) | Err(Errno::NOENT) => {}
                 // The backups made beside the files keep their directory,
                 // as with rsync.
-                Err(Errno::NOTEMPTY) if self.backup.is_some() => return Ok(()),
+                Err(Errno::NOTEMPTY) if self.backup.is_some() => return Ok(Emptied::Done),
                 Err(err) => {
                     self.failed(rel, "cannot delete", err);
-                    return Ok(());
+                    return Ok(Emptied::Done);
                 }
             }
         }
         self.end.deleted += 1;
         self.sink.deleted(rel, is_dir);
-        Ok(())
+        Ok(Emptied::Done)
     }
 
-    fn empty_dir(&mut self, fd: OwnedFd, rel: &OsStr) -> Result<(), Limit> {
+    /// Removes what a directory that is going holds, but what a filter
+    /// rule protects (a `P` rule, or an exclude without
+    /// `--delete-excluded`).
+    fn empty_dir(&mut self, fd: OwnedFd, rel: &OsStr) -> Result<Emptied, Limit> {
         let entries = match list(fd.as_fd(), false) {
             Ok(entries) => entries,
             Err(err) => {
                 self.failed(rel, "cannot list directory", err);
-                return Ok(());
+                return Ok(Emptied::Done);
             }
         };
         if !self.setup.dry_run && !entries.is_empty() {
             make_writable(fd.as_fd());
         }
+        let mut emptied = Emptied::Done;
         for (name, is_dir) in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            self.remove(fd.as_fd(), &name, &child, is_dir)?;
+            let filter = self.setup.filter.as_ref();
+            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
+                emptied = Emptied::KeptProtected;
+                continue;
+            }
+            if self.remove_entry(fd.as_fd(), &name, &child, is_dir)? == Emptied::KeptProtected {
+                emptied = Emptied::KeptProtected;
+            }
         }
-        Ok(())
+        Ok(emptied)
     }
 
     /// A backup of an earlier run: a name with the backup suffix (beside

@@ -1,6 +1,8 @@
-//! `--exclude`, `--include` and `--exclude-from`: gitignore-style patterns
-//! matched against paths relative to the destination root (`a/b.txt` for
-//! `pcopy src/ dst`, `src/a/b.txt` for `pcopy src dst`).
+//! The filter rules of a run, in command-line order: `--exclude`,
+//! `--include` and `--exclude-from` (gitignore-style patterns) and
+//! `--filter` (rsync's rules, see `rsync_rules`), matched against paths
+//! relative to the destination root (`a/b.txt` for `pcopy src/ dst`,
+//! `src/a/b.txt` for `pcopy src dst`).
 //!
 //! The patterns are gitignore's (the `ignore` crate's matcher): `*` stays
 //! within one component, `**` crosses them, a leading `/` anchors at the
@@ -8,15 +10,17 @@
 //! without a slash matches a name at any depth. Rules are taken in
 //! command-line order and the first that matches decides, as in rsync;
 //! gitignore lets the last match decide, so the rules go to the matcher in
-//! reverse. Applied during the walk, so an excluded directory is never
-//! entered.
+//! reverse, a run of consecutive gitignore rules at a time. Applied during
+//! the walk, so an excluded directory is never entered.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use super::rsync_rules::{self, Action, Parsed, PatternRule, Side};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::ui::escape::{Escaped, io_reason};
 
@@ -30,49 +34,112 @@ pub(crate) enum Rule {
     /// `--exclude-from FILE`: one pattern a line, blank lines and lines
     /// starting with `#` ignored, `!GLOB` an include.
     ExcludeFrom(PathBuf),
+    /// `--filter RULE`: an rsync filter rule.
+    Rsync(OsString),
 }
 
-/// The compiled rules.
+/// The compiled rules, in the order they are tried.
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
-    matcher: Gitignore,
+    steps: Vec<Step>,
+}
+
+/// One step of the ordered match.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Consecutive gitignore-style rules, compiled together.
+    Gitignore(Gitignore),
+    /// One `--filter` pattern rule.
+    Rsync(PatternRule),
 }
 
 impl Filter {
-    /// Compiles the rules (reading `--exclude-from` files); `None` when
-    /// there are none, so an unfiltered walk costs nothing.
+    /// Compiles the rules (reading `--exclude-from` and `merge` files);
+    /// `None` when there are none, so an unfiltered walk costs nothing.
     pub(crate) fn new(rules: &[Rule]) -> Result<Option<Filter>, Fatal> {
         if rules.is_empty() {
             return Ok(None);
         }
+        let mut steps = Vec::new();
         let mut lines = Vec::new();
         for rule in rules {
             match rule {
                 Rule::Exclude(glob) => lines.push(pattern_text(glob)?.to_string()),
                 Rule::Include(glob) => lines.push(format!("!{}", pattern_text(glob)?)),
                 Rule::ExcludeFrom(path) => lines.extend(read_rules_file(path)?),
+                Rule::Rsync(text) => {
+                    steps.extend(gitignore(&mut lines)?);
+                    for parsed in rsync_rules::parse(text).map_err(usage)? {
+                        match parsed {
+                            Parsed::Pattern(rule) => steps.push(Step::Rsync(rule)),
+                            Parsed::Clear => steps.clear(),
+                        }
+                    }
+                }
             }
         }
-        let mut builder = GitignoreBuilder::new(".");
-        for line in lines.iter().rev() {
-            builder
-                .add_line(None, line)
-                .map_err(|e| usage(format!("bad filter pattern {line:?}: {e}")))?;
-        }
-        let matcher = builder
-            .build()
-            .map_err(|e| usage(format!("bad filter patterns: {e}")))?;
-        Ok(Some(Filter { matcher }))
+        steps.extend(gitignore(&mut lines)?);
+        Ok(Some(Filter { steps }))
     }
 
-    /// Whether the entry at `rel` (relative to the destination root) is
-    /// excluded.
+    /// Whether the walk leaves out the entry at `rel` (relative to the
+    /// destination root).
     pub(crate) fn excludes(&self, rel: &OsStr, is_dir: bool) -> bool {
+        self.decide(rel, is_dir, |side| side != Side::Receiver)
+    }
+
+    /// Whether `--delete` must spare the entry at `rel`: the first rule
+    /// that speaks to the receiver and matches is an exclude or protect
+    /// rule. With `--delete-excluded` only `P` and `R` rules speak to it.
+    pub(crate) fn protects(&self, rel: &OsStr, is_dir: bool, delete_excluded: bool) -> bool {
+        self.decide(rel, is_dir, |side| match side {
+            Side::Both => !delete_excluded,
+            Side::Sender => false,
+            Side::Receiver => true,
+        })
+    }
+
+    /// The first matching rule among those `applies` takes: whether it
+    /// excludes. Gitignore-style rules count as `Side::Both`.
+    fn decide(&self, rel: &OsStr, is_dir: bool, applies: impl Fn(Side) -> bool) -> bool {
         if rel.is_empty() {
             return false;
         }
-        self.matcher.matched(Path::new(rel), is_dir).is_ignore()
+        for step in &self.steps {
+            match step {
+                Step::Gitignore(matcher) if applies(Side::Both) => {
+                    match matcher.matched(Path::new(rel), is_dir) {
+                        Match::Ignore(_) => return true,
+                        Match::Whitelist(_) => return false,
+                        Match::None => {}
+                    }
+                }
+                Step::Rsync(rule) if applies(rule.side) && rule.matches(rel.as_bytes(), is_dir) => {
+                    return rule.action == Action::Exclude;
+                }
+                _ => {}
+            }
+        }
+        false
     }
+}
+
+/// The gitignore step for the pending `lines` (emptied), if any.
+fn gitignore(lines: &mut Vec<String>) -> Result<Option<Step>, Fatal> {
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GitignoreBuilder::new(".");
+    for line in lines.iter().rev() {
+        builder
+            .add_line(None, line)
+            .map_err(|e| usage(format!("bad filter pattern {line:?}: {e}")))?;
+    }
+    let matcher = builder
+        .build()
+        .map_err(|e| usage(format!("bad filter patterns: {e}")))?;
+    lines.clear();
+    Ok(Some(Step::Gitignore(matcher)))
 }
 
 fn pattern_text(glob: &OsStr) -> Result<&str, Fatal> {
@@ -154,6 +221,33 @@ mod tests {
         let err = missing.unwrap_err();
         assert_eq!(err.status, ExitStatus::Usage);
         assert!(err.message.contains("cannot read"), "{}", err.message);
+    }
+
+    #[test]
+    fn filter_rules_and_gitignore_rules_share_one_order() {
+        let rsync = |text: &str| Rule::Rsync(text.into());
+        let f = filter(&[inc("keep.o"), rsync("- *.o"), ex("b/c"), rsync("- b/c")]);
+        let excluded = |rel: &str| f.excludes(OsStr::new(rel), false);
+        assert!(!excluded("keep.o") && excluded("x/main.o"));
+        // gitignore anchors `b/c`; rsync's `b/c` matches at any depth.
+        assert!(excluded("b/c") && excluded("a/b/c") && !excluded("a/xb/c"));
+        let cleared = filter(&[ex("*.o"), rsync("!"), rsync("- *.c")]);
+        assert!(!cleared.excludes(OsStr::new("a.o"), false));
+        assert!(cleared.excludes(OsStr::new("a.c"), false));
+    }
+
+    #[test]
+    fn protect_rules_speak_only_to_delete() {
+        let rsync = |text: &str| Rule::Rsync(text.into());
+        let f = filter(&[rsync("P *.p"), rsync("R *.r"), rsync("- *"), rsync("H *.h")]);
+        let name = OsStr::new;
+        // The walk skips `P` and `R`: `- *` leaves everything out.
+        assert!(f.excludes(name("a.p"), false) && f.excludes(name("a.r"), false));
+        assert!(f.protects(name("a.p"), false, false) && f.protects(name("a.p"), false, true));
+        assert!(f.protects(name("a.x"), false, false) && !f.protects(name("a.x"), false, true));
+        assert!(!f.protects(name("a.r"), false, false));
+        let hide = filter(&[rsync("H *.h")]);
+        assert!(hide.excludes(name("a.h"), false) && !hide.protects(name("a.h"), false, false));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Selection: which entries of the sources a run copies, as pure decisions
-//! over paths below DST (`--exclude`/`--include` rules, `--shard K/N`) and
+//! over paths below DST (`--exclude`/`--include`/`--filter` rules, `--shard K/N`) and
 //! over sizes (`--max-size`, `--min-size`).
 //!
 //! Owns the compiled rules and the shard arithmetic. The walk asks it about
@@ -8,5 +8,7 @@
 //! `ui::escape` and `exit_codes` for its error messages.
 
 pub(crate) mod filter;
+pub(crate) mod rsync_rules;
 pub(crate) mod shard;
 pub(crate) mod size;
+pub(crate) mod wildmatch;

@@ -15,6 +15,7 @@ mod backup_snapshots;
 mod cli;
 mod errors;
 mod filesystems;
+mod filters;
 mod metadata;
 mod metadata_acls;
 mod metadata_owners;
