@@ -202,12 +202,14 @@ def kinds_table(lab):
 
 def label_section(lab):
     env = lab.env
-    md = ["## %s per request" % env.get("label", os.path.basename(lab.dir)), ""]
+    opts = env.get("slowfs options", "none")
+    title = "%s per request" % env.get("delay", "? ms").replace(" per request", "")
+    md = ["## " + title + ("" if opts == "none" else ", slowfs %s" % opts), ""]
     md += ["| | |", "|---|---|"]
     for key in ("date", "mode", "cpus", "cpu", "kernel", "load before", "delay", "slowfs options", "rounds",
                 "tree", "other side", "busy rounds", "pcopy", "cp", "rsync", "xcp", "fcp", "hyperfine"):
         if key in env:
-            md.append("| %s | %s |" % (key, env[key].replace("|", "\\|")))
+            md.append("| %s | %s |" % (key, env[key].replace("|", "\\|").replace(";", "; ")))
     if lab.failed:
         md += ["", "Left out of the timing (nonzero exit or inexact copy): "
                + "; ".join("%s, %s slow (exit %s)" % (n, SIDE_SHORT.get(s, s), rc) for s, n, rc in lab.failed) + "."]
@@ -274,7 +276,7 @@ def main():
     with open(args.md, "w") as f:
         f.write(text)
     for lab in labels:
-        print("\n%s per request" % lab.env.get("label", "?"))
+        print("\n%s: %s" % (lab.env.get("delay", "?"), lab.env.get("slowfs options", "?")))
         for label, value, verdict_ in targets(lab):
             print("  %-55s %-28s %s" % (label, value, verdict_.strip("*")))
     for line in robust_section(args.out)[4:]:
