@@ -43,11 +43,26 @@ fn id_of(name: &str, lookup: fn(&CString) -> Option<u32>) -> Option<u32> {
 /// The largest buffer a database entry is looked up with.
 const MAX_BUFFER: usize = 1 << 20;
 
-/// The uid of the user `name` (`getpwnam_r`).
-fn user_id(name: &CString) -> Option<u32> {
+/// Runs one `get*nam_r` call with a buffer that grows while the entry
+/// does not fit in it (`ERANGE`), up to [`MAX_BUFFER`]. `call` returns
+/// the id found (`None`: no such name) or the call's error number.
+fn with_growing_buffer(
+    mut call: impl FnMut(&mut [libc::c_char]) -> Result<Option<u32>, i32>,
+) -> Option<u32> {
     let mut size = 4096;
     loop {
         let mut buffer = vec![0 as libc::c_char; size];
+        match call(&mut buffer) {
+            Ok(id) => return id,
+            Err(libc::ERANGE) if size < MAX_BUFFER => size *= 4,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The uid of the user `name` (`getpwnam_r`).
+fn user_id(name: &CString) -> Option<u32> {
+    with_growing_buffer(|buffer| {
         // SAFETY: an all-zero passwd is a valid value of a plain C struct
         // the call fills in.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
@@ -56,47 +71,33 @@ fn user_id(name: &CString) -> Option<u32> {
         // buffer's length is passed with it, and `entry`'s strings point
         // into `buffer` only while both live (only `pw_uid` is read).
         let rc = unsafe {
-            libc::getpwnam_r(
-                name.as_ptr(),
-                &mut entry,
-                buffer.as_mut_ptr(),
-                size,
-                &mut found,
-            )
+            let buf = buffer.as_mut_ptr();
+            libc::getpwnam_r(name.as_ptr(), &mut entry, buf, buffer.len(), &mut found)
         };
         match rc {
-            0 => return (!found.is_null()).then_some(entry.pw_uid),
-            libc::ERANGE if size < MAX_BUFFER => size *= 4,
-            _ => return None,
+            0 => Ok((!found.is_null()).then_some(entry.pw_uid)),
+            err => Err(err),
         }
-    }
+    })
 }
 
 /// The gid of the group `name` (`getgrnam_r`).
 fn group_id(name: &CString) -> Option<u32> {
-    let mut size = 4096;
-    loop {
-        let mut buffer = vec![0 as libc::c_char; size];
+    with_growing_buffer(|buffer| {
         // SAFETY: an all-zero group is a valid value of a plain C struct
         // the call fills in.
         let mut entry: libc::group = unsafe { std::mem::zeroed() };
         let mut found = std::ptr::null_mut();
         // SAFETY: as in `user_id`; only `gr_gid` is read.
         let rc = unsafe {
-            libc::getgrnam_r(
-                name.as_ptr(),
-                &mut entry,
-                buffer.as_mut_ptr(),
-                size,
-                &mut found,
-            )
+            let buf = buffer.as_mut_ptr();
+            libc::getgrnam_r(name.as_ptr(), &mut entry, buf, buffer.len(), &mut found)
         };
         match rc {
-            0 => return (!found.is_null()).then_some(entry.gr_gid),
-            libc::ERANGE if size < MAX_BUFFER => size *= 4,
-            _ => return None,
+            0 => Ok((!found.is_null()).then_some(entry.gr_gid)),
+            err => Err(err),
         }
-    }
+    })
 }
 
 #[cfg(test)]
