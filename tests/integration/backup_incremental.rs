@@ -146,24 +146,22 @@ both_kinds! {
     }
 }
 
-#[test]
-fn listing_of_a_rerun_equals_the_first_run() {
-    let env = TestEnv::new("thread");
-    env.sample_tree("src");
-    assert_status(&env.run(["src/", "dst"]), 0);
-    let first = listing(&env.path("dst"));
-    assert_status(&env.run(["src/", "dst"]), 0);
-    testenv::assert_listings_equal(&first, &listing(&env.path("dst")));
-}
+both_kinds! {
+    fn listing_of_a_rerun_equals_the_first_run(env: TestEnv) {
+        env.sample_tree("src");
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let first = listing(&env.path("dst"));
+        assert_status(&env.run(["src/", "dst"]), 0);
+        testenv::assert_listings_equal(&first, &listing(&env.path("dst")));
+    }
 
-#[test]
-fn json_reports_a_bad_filter_too() {
-    let env = TestEnv::new("thread");
-    env.write("src/f", "f");
-    let output = env.run(["--json", "--exclude-from", "missing-rules", "src/", "dst"]);
-    assert_status(&output, 1);
-    let summary = json_of(&output);
-    assert_eq!(summary["exit_code"], 1);
-    let error = summary["errors"][0]["error"].as_str().unwrap();
-    assert!(error.starts_with("missing-rules: cannot read"), "{error}");
+    fn json_reports_a_bad_filter_too(env: TestEnv) {
+        env.write("src/f", "f");
+        let output = env.run(["--json", "--exclude-from", "missing-rules", "src/", "dst"]);
+        assert_status(&output, 1);
+        let summary = json_of(&output);
+        assert_eq!(summary["exit_code"], 1);
+        let error = summary["errors"][0]["error"].as_str().unwrap();
+        assert!(error.starts_with("missing-rules: cannot read"), "{error}");
+    }
 }

@@ -71,23 +71,24 @@ both_kinds! {
     }
 }
 
-#[test]
-fn gnu_parallel_runs_the_shards_at_once_and_equals_one_full_run() {
-    let available = Command::new("parallel").arg("--version").output();
-    if !available.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: GNU parallel is not installed (apt-get install parallel)");
-        return;
+both_kinds! {
+    fn gnu_parallel_runs_the_shards_at_once_and_equals_one_full_run(env: TestEnv) {
+        let available = Command::new("parallel").arg("--version").output();
+        if !available.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipped: GNU parallel is not installed (apt-get install parallel)");
+            return;
+        }
+        many_files(&env);
+        assert_status(&env.run(["src/", "full"]), 0);
+        let output = Command::new("parallel")
+            .current_dir(env.root())
+            .args(["--will-cite", "--halt", "now,fail=1", "-j3"])
+            .arg(env!("CARGO_BIN_EXE_pcopy"))
+            .args(["--workers", env.kind])
+            .args(["--shard", "{}/3", "src/", "dst", ":::", "0", "1", "2"])
+            .output()
+            .expect("run parallel");
+        assert_status(&output, 0);
+        assert_same_tree(&env.path("full"), &env.path("dst"));
     }
-    let env = TestEnv::new("thread");
-    many_files(&env);
-    assert_status(&env.run(["src/", "full"]), 0);
-    let output = Command::new("parallel")
-        .current_dir(env.root())
-        .args(["--will-cite", "--halt", "now,fail=1", "-j3"])
-        .arg(env!("CARGO_BIN_EXE_pcopy"))
-        .args(["--shard", "{}/3", "src/", "dst", ":::", "0", "1", "2"])
-        .output()
-        .expect("run parallel");
-    assert_status(&output, 0);
-    assert_same_tree(&env.path("full"), &env.path("dst"));
 }
