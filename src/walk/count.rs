@@ -36,6 +36,18 @@ pub(crate) struct Counted {
 /// The count stopped early: asked to, or beyond its descriptor budget.
 struct GaveUp;
 
+/// Stops the count-ahead when dropped: held by the walk for its whole
+/// life, so the count ends with it however it ends, a panic included.
+/// A count left running would keep the event channel open, and the main
+/// thread would wait for it to see that the walk is gone.
+pub(super) struct StopOnDrop(pub(super) Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Starts counting `roots` in a thread of its own; `Counted` goes on
 /// `events` when done. `stop` ends it early (the walk sets it when it
 /// is over: then the count is of no use).
@@ -168,6 +180,17 @@ mod tests {
     /// Counts the tree `src` holding at most `open_levels` levels open;
     /// `None` if the count told nothing.
     fn count_with(src: &std::path::Path, archive: bool, open_levels: usize) -> Option<Counted> {
+        let stop = Arc::new(AtomicBool::new(false));
+        count_stoppable(src, archive, open_levels, stop)
+    }
+
+    /// As [`count_with`], stopped by `stop`.
+    fn count_stoppable(
+        src: &std::path::Path,
+        archive: bool,
+        open_levels: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Option<Counted> {
         let setup = WalkSetup {
             dereference: false,
             dry_run: false,
@@ -191,7 +214,7 @@ mod tests {
             is_dir: true,
         }];
         let (events, received) = mpsc::channel();
-        spawn(&setup, &roots, events, Arc::new(AtomicBool::new(false))).expect("spawn");
+        spawn(&setup, &roots, events, stop).expect("spawn");
         // The thread ends without a word when it gives up: the sender is
         // dropped.
         match received.recv() {
@@ -242,5 +265,31 @@ mod tests {
         fs::create_dir_all(&deep).expect("mkdir");
         assert_eq!(count_with(tmp.path(), false, 3), None);
         assert_eq!(count_with(tmp.path(), false, 12), Some(Counted::default()));
+    }
+
+    #[test]
+    fn a_walk_that_unwinds_stops_the_count() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(tmp.path().join("a/b")).expect("mkdir");
+        fs::write(tmp.path().join("a/b/one"), [0; 10]).expect("write");
+        let stop = Arc::new(AtomicBool::new(false));
+        let guard_stop = Arc::clone(&stop);
+        let unwound = std::panic::catch_unwind(move || {
+            let _guard = StopOnDrop(guard_stop);
+            panic!("the walk fails");
+        });
+        assert!(unwound.is_err());
+        assert!(stop.load(Ordering::Relaxed), "the guard set the stop flag");
+        // A count told to stop gives up and closes its end of the channel
+        // at once, which is what lets the main thread see the walk gone.
+        assert_eq!(count_stoppable(tmp.path(), false, 8, stop), None);
+        let not_stopped = Arc::new(AtomicBool::new(false));
+        assert_eq!(
+            count_stoppable(tmp.path(), false, 8, not_stopped),
+            Some(Counted {
+                files: 1,
+                bytes: 10
+            })
+        );
     }
 }

@@ -182,7 +182,8 @@ struct WalkTask {
     events: Sender<WalkEvent>,
     /// Set by the main thread to stop the walk early.
     stop: Arc<AtomicBool>,
-    /// Set here when the walk ends: the count-ahead is of no use then.
+    /// Set here when the walk ends, panics included (see
+    /// [`count::StopOnDrop`]): the count-ahead is of no use then.
     count_stop: Arc<AtomicBool>,
 }
 
@@ -195,6 +196,7 @@ fn walk(task: WalkTask) {
         stop,
         count_stop,
     } = task;
+    let count_stop = count::StopOnDrop(count_stop);
     let temp_tag = std::mem::take(&mut setup.temp_tag);
     let keep_partial = setup.splitter.as_ref().is_some_and(Splitter::partial);
     let mut dest = DestDirs::new(
@@ -228,7 +230,7 @@ fn walk(task: WalkTask) {
     if walked.is_ok() {
         let _ = walker.out.drain();
     }
-    count_stop.store(true, Ordering::Relaxed);
+    drop(count_stop);
     walker.out.finish(walker.dirs);
 }
 
