@@ -4,7 +4,8 @@
 //! back by the bounded jobs queue, has found every file.
 //!
 //! It counts what the walk will queue: entries that are not directories,
-//! left out by no filter, of this shard; and bytes of regular files (each
+//! left out by no filter, of this shard, not beyond a mount point under
+//! `-x`; and bytes of regular files (each
 //! multiply-linked file once under `-a`). It holds one descriptor per
 //! level it is in and gives up, telling nothing, deeper than its budget
 //! or when stopped; the display then keeps showing growing totals, as
@@ -108,6 +109,9 @@ impl Counter {
         if self.setup.dereference && id.is_ok_and(|id| self.ancestors.contains(&id)) {
             return Ok(());
         }
+        if self.other_file_system(id.as_ref().ok()) {
+            return Ok(());
+        }
         self.ancestors.push(id.unwrap_or_default());
         let (listed, _) = tree::list(dir);
         let mut subdirs: Vec<OsString> = Vec::new();
@@ -141,6 +145,15 @@ impl Counter {
         }
         self.ancestors.pop();
         Ok(())
+    }
+
+    /// Whether a directory of device and inode `id` is on another file
+    /// system than its root, under `-x`: the walk makes it (`-x`) or
+    /// leaves it out (`-xx`), but never lists it, so nothing in it counts.
+    fn other_file_system(&self, id: Option<&(u64, u64)>) -> bool {
+        let root_dev = self.ancestors.first().map(|&(dev, _)| dev);
+        self.setup.one_file_system > 0
+            && matches!((root_dev, id), (Some(root), Some(&(dev, _))) if root != dev)
     }
 
     /// Counts an entry that is not a directory, as the walk would queue it.

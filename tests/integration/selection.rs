@@ -1,9 +1,12 @@
 //! Selection by rsync's transfer rules: `--max-size`/`--min-size`,
 //! `--existing`, `-x`, and `--mkpath` for the destination.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
 use crate::testenv::{
-    Detail, Mounted, TestEnv, assert_listings_equal, assert_same_tree, assert_status, listing_with,
-    skipped, sorted_stdout_lines,
+    Detail, Gate, Guarded, Mounted, TestEnv, assert_listings_equal, assert_same_tree,
+    assert_status, hook_available, listing_with, skipped, sorted_stdout_lines,
 };
 
 /// Names, types and contents below `root` (modes and times aside).
@@ -102,6 +105,57 @@ both_kinds! {
         assert!(env.path("twice/here.txt").exists());
         assert_status(&env.run(["src/", "all"]), 0);
         assert_listings_equal(&contents(&env, "src"), &contents(&env, "all"));
+        drop(mounted);
+    }
+
+    fn one_file_system_leaves_other_mounts_out_of_the_counted_totals(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        // As in walk.rs: the only worker waits on the first source's file
+        // and the jobs queue, full, holds the walk back long before the
+        // end, so the totals shown are the count-ahead's alone.
+        env.write("first/gate.txt", "gate\n");
+        for i in 0..1000 {
+            env.write(format!("second/d{}/f{i:04}", i % 10), "x");
+        }
+        env.mkdir("second/mnt");
+        let mounted = match Mounted::tmpfs(&env.path("second/mnt"), "size=1m") {
+            Ok(mounted) => mounted,
+            Err(why) => return skipped(why),
+        };
+        for i in 0..5 {
+            env.write(format!("second/mnt/sub/g{i}"), vec![b'y'; 1000]);
+        }
+        for flag in ["-x", "-xx"] {
+            let dst = format!("dst{flag}");
+            env.mkdir(format!("gate{flag}"));
+            let mut gate = Gate::new(&env.path(format!("gate{flag}")), "open", "gate.txt");
+            let (key, value) = gate.env();
+            let mut child = Guarded::spawn(
+                env.pcopy()
+                    .args(["--progress", "-j", "1", flag, "first/", "second/", &dst])
+                    .env(key, value)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            );
+            gate.wait_reached();
+            let stderr = child.child().stderr.take().expect("stderr");
+            let mut lines = BufReader::new(stderr).lines();
+            let final_line = loop {
+                let line = lines.next().expect("a progress line").expect("read");
+                if !line.contains("scanning") {
+                    break line;
+                }
+            };
+            // 1,001 files of 1,005 bytes: nothing of the tmpfs.
+            assert!(final_line.starts_with("pcopy: 0/1001 files, 0 B/1005 B, "), "{flag}: {final_line}");
+            gate.release();
+            let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+            assert_status(&child.wait(), 0);
+            assert!(rest.iter().any(|l| l.starts_with("pcopy: 1001/1001 files")), "{flag}: {rest:?}");
+            assert!(!env.path(format!("{dst}/mnt/sub")).exists(), "{flag}");
+        }
         drop(mounted);
     }
 }
