@@ -41,12 +41,25 @@ impl FromStr for Size {
             "" => 0,
             f => f[..f.len().min(30)].parse().map_err(|_| bad())?,
         };
-        let bytes = whole
+        let too_large = || {
+            format!(
+                "{text:?} is too large: a size is at most {} bytes",
+                u64::MAX
+            )
+        };
+        // Checked: 30 digits of fraction times a petabyte overflow even
+        // 128 bits, and a wrapped product would be a wrong limit.
+        let bytes = fraction
             .checked_mul(unit)
-            .and_then(|w| w.checked_add(fraction * unit / scale))
-            .ok_or_else(bad)?;
-        let bytes = i128::try_from(bytes).map_err(|_| bad())? + offset;
-        u64::try_from(bytes).map(Size).map_err(|_| bad())
+            .map(|f| f / scale)
+            .and_then(|f| whole.checked_mul(unit)?.checked_add(f))
+            .ok_or_else(too_large)?;
+        let bytes = i128::try_from(bytes).map_err(|_| too_large())? + offset;
+        match u64::try_from(bytes) {
+            Ok(bytes) => Ok(Size(bytes)),
+            Err(_) if bytes < 0 => Err(bad()),
+            Err(_) => Err(too_large()),
+        }
     }
 }
 
@@ -118,6 +131,31 @@ mod tests {
         for bad in ["", "k", "1x", "1.2.3", "-5", "1kib2", "0-1", "99999999999p"] {
             assert!(size(bad).is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn sizes_beyond_64_bits_are_refused_without_overflow() {
+        let too_large = |text: &str| {
+            format!("{text:?} is too large: a size is at most 18446744073709551615 bytes")
+        };
+        for big in [
+            "99999999999999999999T",
+            "1.999999999999999999999999999999P",
+            "99999999999999999999999999999999999999P",
+            "16EiB",
+            "18446744073709551616",
+            "18446744073709551615+1",
+        ] {
+            let expected = match big {
+                "16EiB" => Err(format!(
+                    "{big:?} is not a size (e.g. 100, 1.5m, 2G, 10KiB, 1kb-1)"
+                )),
+                _ => Err(too_large(big)),
+            };
+            assert_eq!(size(big), expected, "{big}");
+        }
+        assert_eq!(size("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(size("18446744073709551616-1"), Ok(u64::MAX));
     }
 
     #[test]

@@ -87,6 +87,23 @@ both_kinds! {
         assert_eq!(std::fs::read(env.path("p/q/one.txt")).unwrap(), b"one\n");
     }
 
+    fn a_size_beyond_64_bits_is_a_usage_error(env: TestEnv) {
+        env.write("src/f", "f\n");
+        for (flag, size) in [
+            ("--max-size", "99999999999999999999T"),
+            ("--min-size", "1.999999999999999999999999999999P"),
+        ] {
+            let output = env.run([flag, size, "src/", "dst"]);
+            assert_status(&output, 1);
+            let expected = format!(
+                "error: invalid value '{size}' for '{flag} <SIZE>': \"{size}\" is too large: \
+                 a size is at most 18446744073709551615 bytes\n\nFor more information, try '--help'.\n"
+            );
+            assert_eq!(String::from_utf8_lossy(&output.stderr), expected);
+            assert!(!env.path("dst").exists());
+        }
+    }
+
     fn one_file_system_copies_mount_points_empty(env: TestEnv) {
         env.write("src/here.txt", "here\n");
         env.mkdir("src/mnt");
