@@ -133,14 +133,36 @@ fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<(u64, u64)>> {
     Some(done.collect())
 }
 
-/// Records that the part at `offset` of `len` bytes is complete in the
-/// temp `fd`. Best effort: an unrecorded part is only copied again.
-pub(super) fn record_part(fd: BorrowedFd<'_>, offset: u64, len: u64) {
-    let name = format!("{PART_ATTR}{offset}");
+/// A part of a temp whose data is on disk: the only thing
+/// [`record_part`] takes, and made only by [`sync_part`], so a part is
+/// never recorded before its data is durable. A record that outlived a
+/// crash its data did not would make the next run skip a part of zeros.
+#[derive(Debug)]
+pub(super) struct SyncedPart<'fd> {
+    fd: BorrowedFd<'fd>,
+    offset: u64,
+    len: u64,
+}
+
+/// Flushes the data of the temp `fd` (the part at `offset` of `len` bytes
+/// was just written whole) to disk; the part may be recorded only then.
+pub(super) fn sync_part(
+    fd: BorrowedFd<'_>,
+    offset: u64,
+    len: u64,
+) -> Result<SyncedPart<'_>, Errno> {
+    rustix::fs::fdatasync(fd)?;
+    Ok(SyncedPart { fd, offset, len })
+}
+
+/// Records that a part, flushed by [`sync_part`], is complete in its temp.
+/// Best effort: an unrecorded part is only copied again.
+pub(super) fn record_part(part: SyncedPart<'_>) {
+    let name = format!("{PART_ATTR}{}", part.offset);
     let _ = rustix::fs::fsetxattr(
-        fd,
+        part.fd,
         name.as_str(),
-        len.to_string().as_bytes(),
+        part.len.to_string().as_bytes(),
         XattrFlags::empty(),
     );
 }
@@ -156,4 +178,63 @@ pub(super) fn clear_records(fd: &OwnedFd) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    fn source() -> Identity {
+        Identity {
+            dev: 1,
+            ino: 2,
+            size: 8192,
+            mtime: (3, 4),
+        }
+    }
+
+    #[test]
+    fn a_synced_part_is_recorded_and_found_by_the_next_run() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = rustix::fs::open(
+            tmp.path(),
+            OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .expect("open dir");
+        let name = OsStr::new("big");
+        let Some(made) = open_or_create(dir.as_fd(), name, &source()).expect("temp") else {
+            eprintln!("skipped: no user xattrs where the temp dir is");
+            return;
+        };
+        assert!(made.done.is_empty());
+        let fd = rustix::fs::openat(dir.as_fd(), &made.temp, OFlags::RDWR, Mode::empty())
+            .expect("open temp");
+        rustix::io::pwrite(&fd, &[7; 4096], 4096).expect("write");
+        let synced = sync_part(fd.as_fd(), 4096, 4096).expect("fdatasync");
+        record_part(synced);
+        let found = open_or_create(dir.as_fd(), name, &source()).expect("temp");
+        assert_eq!(found.expect("resumed").done, [(4096, 4096)]);
+    }
+
+    #[test]
+    fn a_part_whose_data_cannot_be_flushed_cannot_be_recorded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fifo = tmp.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+        // Read and write: the open does not wait for a peer.
+        let fd = rustix::fs::open(&fifo, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .expect("open fifo");
+        // fdatasync fails on a pipe: no `SyncedPart`, so nothing to record.
+        assert_eq!(sync_part(fd.as_fd(), 0, 1).map(drop), Err(Errno::INVAL));
+    }
 }

@@ -83,10 +83,11 @@ impl Engine {
             false => self.copy_part_mapped(fds, range, on_bytes)?,
         };
         if bytes == range.len && partial::is_partial(range.temp.as_bytes()) {
-            // Recorded only once on disk with --fsync, so a record never
-            // stands for data a crash lost.
-            if !self.opts.fsync || rustix::fs::fdatasync(&temp).is_ok() {
-                partial::record_part(temp.as_fd(), range.offset, range.len);
+            // Data first, then the record (with or without --fsync), so a
+            // record never stands for data a crash lost; a part whose data
+            // cannot be flushed is left unrecorded, to be copied again.
+            if let Ok(synced) = partial::sync_part(temp.as_fd(), range.offset, range.len) {
+                partial::record_part(synced);
             }
         }
         Ok(Outcome::Copied {
