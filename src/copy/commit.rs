@@ -267,13 +267,32 @@ impl Namer {
 
     /// `--inplace`: the regular file at `name` in `dir`, opened for
     /// writing over (created when missing). `None` when it cannot be
-    /// (a symlink, no write permission): the file is then written as usual.
+    /// (a symlink, a fifo, a device, no write permission): the file is then
+    /// written as usual, replacing what is there.
     pub(super) fn open_in_place<'dir>(
         &self,
         dir: BorrowedFd<'dir>,
         name: &OsStr,
     ) -> Result<Option<NewFile<'dir>>, Failure> {
-        let flags = OFlags::CREATE | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        // Only a regular file is opened (a directory fails below): opening
+        // a device can act on it (a tape rewinds, a terminal hangs up).
+        if let Ok(st) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            use rustix::fs::FileType;
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::RegularFile | FileType::Directory => {}
+                _ => return Ok(None),
+            }
+        }
+        // Something else may be put there meanwhile: the open must not wait
+        // (a fifo) nor make a tty this process's controlling terminal, and
+        // what it opened is looked at again. On a regular file the flags
+        // change nothing.
+        let flags = OFlags::CREATE
+            | OFlags::NOFOLLOW
+            | OFlags::RDWR
+            | OFlags::NONBLOCK
+            | OFlags::NOCTTY
+            | OFlags::CLOEXEC;
         match rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600)) {
             Ok(fd) => {
                 let st = rustix::fs::fstat(&fd)

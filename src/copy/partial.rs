@@ -72,7 +72,11 @@ pub(crate) fn open_or_create(
     if temp.len() > 255 {
         return Ok(None);
     }
-    let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    // Anything may have been put at the temp's name: opening it must not
+    // wait (a fifo) nor take a controlling terminal (a tty). What is not a
+    // regular file is not resumed but removed, as a stale temp is.
+    let flags =
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     match rustix::fs::openat(dir, temp.as_os_str(), flags, Mode::empty()) {
         Ok(fd) => {
             if let Some(done) = resumable(fd.as_fd(), source) {
@@ -111,10 +115,13 @@ pub(crate) fn open_or_create(
     }))
 }
 
-/// The parts complete in the temp `fd`, if it was made for `source` and
-/// has its full length; `None` otherwise.
+/// The parts complete in the temp `fd`, if it is a regular file made for
+/// `source` with its full length; `None` otherwise.
 fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<(u64, u64)>> {
     let st = rustix::fs::fstat(fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
     if u64::try_from(st.st_size).ok()? != source.size {
         return None;
     }

@@ -31,6 +31,39 @@ fn has_delete(env: &TestEnv) -> bool {
 }
 
 both_kinds! {
+    fn fifos_and_devices_at_destination_names_are_replaced_never_waited_on(env: TestEnv) {
+        env.write("src/fifo.txt", "was a fifo\n");
+        env.write("src/dev.txt", "was a device\n");
+        env.write("src/tty.txt", "was a terminal\n");
+        env.write("src/big.bin", vec![b'b'; 3 << 20]);
+        for round in ["--inplace", "--partial"] {
+            let dst = format!("dst{round}");
+            env.mkdir(&dst);
+            env.mkfifo(format!("{dst}/fifo.txt"));
+            // A fifo where a resumable temp goes: not resumed, removed.
+            env.mkfifo(format!("{dst}/.pcopy-tmp.partial.big.bin"));
+            // Devices: /dev/null's numbers, and a terminal's (major 136,
+            // a pseudo-terminal not open) that fails to open, are never
+            // opened, written into, nor made the controlling terminal.
+            for (name, major, minor) in [("dev.txt", 1, 3), ("tty.txt", 136, 4000)] {
+                let planted = rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    env.path(format!("{dst}/{name}")),
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::Mode::from_raw_mode(0o666),
+                    rustix::fs::makedev(major, minor),
+                );
+                if let Err(err) = planted {
+                    println!("no device node planted ({err}): the fifos are tested alone");
+                }
+            }
+            let output = env.run([round, "--split-min", "2097152", "-j", "2", "src/", &dst]);
+            assert_status(&output, 0);
+            assert_same_tree(&env.path("src"), &env.path(&dst));
+            assert_eq!(temp_files(&env.path(&dst)), Vec::<PathBuf>::new());
+        }
+    }
+
     fn symlinks_planted_in_dst_never_lead_outside(env: TestEnv) {
         let outside = outside(&env);
         env.write("src/sub/a.txt", "a\n");
