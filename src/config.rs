@@ -83,80 +83,24 @@ impl Config {
     /// bar and plain lines. Fails on a bad filter rule or an unreadable
     /// `--exclude-from` file.
     pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
-        let asked = args
-            .jobs
-            .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(|| {
-                let dst = args
-                    .destination
-                    .as_deref()
-                    .unwrap_or(std::ffi::OsStr::new("."));
-                autojobs::default_jobs(&args.sources, dst)
-            });
-        let budget = fdbudget::plan(asked, args.workers)?;
-        let jobs = budget.workers;
-        let budget_note = (jobs < asked).then(|| {
-            format!(
-                "running {jobs} of the {asked} workers asked: the limit of {} open files holds no more",
-                budget.limit
-            )
-        });
-        let verbosity = match (args.quiet, args.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            (false, 1) => Verbosity::Files,
-            (false, _) => Verbosity::FilesAndWorkers,
-        };
+        let workers = Workers::plan(&args)?;
+        let verbosity = verbosity(&args);
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
-        let compare = compare_mode(&args);
         let filter = Filter::new(&args.rules)?.map(Arc::new);
-        let backups = backups::resolve(&args.backups, jobs.get(), args.workers)?;
+        let backups = backups::resolve(&args.backups, workers.jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
-        let owners = owners(&args);
         let relative = relative_sources(&args)?;
         let delete = args.delete.then_some(DeleteOptions {
             max: args.max_delete,
             excluded: args.delete_excluded,
         });
+        let copy = copy_options(&args, backups, listing.as_ref());
         Ok(Config {
             sources: args.sources,
             destination: args.destination.unwrap_or_default(),
-            jobs,
+            jobs: workers.jobs,
             workers: args.workers,
-            copy: CopyOptions {
-                dereference: args.dereference,
-                compare,
-                update: args.update,
-                ignore_existing: args.ignore_existing,
-                existing: args.existing,
-                chmod: args
-                    .chmod
-                    .iter()
-                    .cloned()
-                    .fold(Chmod::default(), Chmod::and),
-                sizes: SizeLimits {
-                    min: args.min_size.map(|s| s.0),
-                    max: args.max_size.map(|s| s.0),
-                },
-                dry_run: args.dry_run,
-                archive: args.archive,
-                acls: args.meta.acls,
-                owners,
-                fsync: args.fsync,
-                verify: args.verify,
-                temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
-                force: args.force || args.delete,
-                modify_window_ns: 0,
-                dest: crate::job::DestCaps::default(),
-                basis: backups.basis,
-                backup: backups.backup,
-                remove_source: backups.remove_source,
-                inplace: backups.inplace,
-                partial: backups.partial,
-                bwlimit: backups.bwlimit,
-                itemize: listing.as_ref().is_some_and(|l| l.format.itemizes())
-                    || args.log_file.is_some(),
-            },
+            copy,
             verbosity,
             progress,
             json: args.json,
@@ -164,8 +108,8 @@ impl Config {
             delete,
             shard: args.shard,
             split_min: args.split_min,
-            open_levels: budget.open_levels,
-            budget_note,
+            open_levels: workers.open_levels,
+            budget_note: workers.note,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
             listing,
@@ -278,6 +222,95 @@ impl Config {
             modify_window: self.modify_window,
             budget_note: self.budget_note.clone(),
         }
+    }
+}
+
+/// How many workers run, and what the descriptor budget leaves the walk.
+struct Workers {
+    /// The workers that run: `-j` (or the default for the mounts), less
+    /// what the open-file limit cannot hold.
+    jobs: NonZeroUsize,
+    /// Levels of directories the walk keeps open.
+    open_levels: usize,
+    /// Why fewer workers run than asked, if they do.
+    note: Option<String>,
+}
+
+impl Workers {
+    /// `-j`, or the default for where SRC and DST are, fitted into the
+    /// open-file limit.
+    fn plan(args: &Args) -> Result<Workers, Fatal> {
+        let asked = args
+            .jobs
+            .and_then(|n| NonZeroUsize::new(n as usize))
+            .unwrap_or_else(|| {
+                let dst = args
+                    .destination
+                    .as_deref()
+                    .unwrap_or(std::ffi::OsStr::new("."));
+                autojobs::default_jobs(&args.sources, dst)
+            });
+        let budget = fdbudget::plan(asked, args.workers)?;
+        let jobs = budget.workers;
+        let note = (jobs < asked).then(|| {
+            format!(
+                "running {jobs} of the {asked} workers asked: the limit of {} open files holds no more",
+                budget.limit
+            )
+        });
+        Ok(Workers {
+            jobs,
+            open_levels: budget.open_levels,
+            note,
+        })
+    }
+}
+
+/// `-q` silences; each `-v` lists more.
+fn verbosity(args: &Args) -> Verbosity {
+    match (args.quiet, args.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, 1) => Verbosity::Files,
+        (false, _) => Verbosity::FilesAndWorkers,
+    }
+}
+
+/// The copy engine's options: the flags, the resolved backup flags, and
+/// whether the listing wants every outcome itemized.
+fn copy_options(args: &Args, backups: backups::Backups, listing: Option<&Listing>) -> CopyOptions {
+    CopyOptions {
+        dereference: args.dereference,
+        compare: compare_mode(args),
+        update: args.update,
+        ignore_existing: args.ignore_existing,
+        existing: args.existing,
+        chmod: args
+            .chmod
+            .iter()
+            .cloned()
+            .fold(Chmod::default(), Chmod::and),
+        sizes: SizeLimits {
+            min: args.min_size.map(|s| s.0),
+            max: args.max_size.map(|s| s.0),
+        },
+        dry_run: args.dry_run,
+        archive: args.archive,
+        acls: args.meta.acls,
+        owners: owners(args),
+        fsync: args.fsync,
+        verify: args.verify,
+        temp_tag: args.shard.map(|s| s.temp_tag()).unwrap_or_default(),
+        force: args.force || args.delete,
+        modify_window_ns: 0,
+        dest: crate::job::DestCaps::default(),
+        basis: backups.basis,
+        backup: backups.backup,
+        remove_source: backups.remove_source,
+        inplace: backups.inplace,
+        partial: backups.partial,
+        bwlimit: backups.bwlimit,
+        itemize: listing.is_some_and(|l| l.format.itemizes()) || args.log_file.is_some(),
     }
 }
 
