@@ -22,7 +22,8 @@ use crate::job::{BackupOptions, FailKind};
 #[derive(Debug)]
 pub(crate) struct Backup {
     /// The `--backup-dir`, opened once relative to the destination root
-    /// (the main process created it before the run).
+    /// (the main process created it before the run), never through a
+    /// symlink beneath DST.
     dir: Option<OwnedFd>,
     suffix: OsString,
     /// Temp-name stem for the link made before the rename.
@@ -52,14 +53,9 @@ impl Backup {
         opts: &BackupOptions,
         tag: &str,
     ) -> std::io::Result<Backup> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        // Beneath DST without following a link; outside it as named.
         let dir = match &opts.dir {
-            Some(dir) => Some(rustix::fs::openat(
-                root,
-                dir.as_os_str(),
-                flags,
-                Mode::empty(),
-            )?),
+            Some(dir) => Some(super::backup_dir::open(root, dir)?),
             None => None,
         };
         Ok(Backup {

@@ -17,6 +17,7 @@
 
 mod archive;
 pub(crate) mod backup;
+pub(crate) mod backup_dir;
 mod basis;
 pub(crate) mod caps;
 mod check;

@@ -92,10 +92,7 @@ pub(crate) fn delete_extraneous(
     setup: &DeleteSetup,
     sink: &mut dyn DeleteSink,
 ) -> DeleteEnd {
-    let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
-    for source in roots.iter().filter(|r| r.is_dir) {
-        groups.entry(&source.rel_dst).or_default().push(&source.src);
-    }
+    let groups = top_groups(roots);
     let backup = match &setup.backup {
         Some(opts) if !setup.dry_run => match Backup::open(root, opts, "") {
             Ok(backup) => Some(backup),
@@ -109,6 +106,7 @@ pub(crate) fn delete_extraneous(
     };
     let mut pass = Pass {
         setup,
+        roots,
         dst_root,
         sink,
         end: DeleteEnd::default(),
@@ -125,6 +123,9 @@ pub(crate) fn delete_extraneous(
 
 struct Pass<'a, 's> {
     setup: &'a DeleteSetup,
+    /// Every source of the run: a name on the way to a source's
+    /// destination is never extraneous.
+    roots: &'a [Root],
     /// The destination root as named, for messages.
     dst_root: &'a Path,
     sink: &'s mut dyn DeleteSink,
@@ -142,49 +143,43 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         };
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let mut fds = Vec::with_capacity(sources.len());
-        for source in sources {
+        if self.open_sources(sources, &mut fds) {
+            self.sync_dir(dst.as_fd(), rel, &fds)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the source directories `paths` into `fds`; false (reported)
+    /// when one cannot be: without its listing nothing can be judged.
+    fn open_sources(&mut self, paths: &[&Path], fds: &mut Vec<OwnedFd>) -> bool {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        for source in paths {
             match rustix::fs::open(*source, flags, Mode::empty()) {
                 Ok(fd) => fds.push(fd),
                 Err(err) => {
-                    // Without the source listing nothing here can be judged.
                     let why = format!("cannot read source directory: {}", reason(err));
                     self.sink.delete_failed(source, &why);
-                    return Ok(());
+                    return false;
                 }
             }
         }
-        self.sync_dir(dst.as_fd(), rel, &fds)
+        true
     }
 
     /// Removes the names in `dst` that no source directory has, and goes
-    /// into the directories both sides have.
+    /// into the directories both sides have. Without sources (a directory
+    /// only on the way to another source's destination) nothing is removed.
     fn sync_dir(
         &mut self,
         dst: BorrowedFd<'_>,
         rel: &OsStr,
         sources: &[OwnedFd],
     ) -> Result<(), Limit> {
-        let mut wanted: HashMap<Vec<u8>, bool> = HashMap::new();
-        for source in sources {
-            match list(source.as_fd(), self.setup.dereference) {
-                // The first source that has a name decides its type, as
-                // in the copy.
-                Ok(names) => {
-                    for (name, is_dir) in names {
-                        wanted.entry(name).or_insert(is_dir);
-                    }
-                }
-                Err(err) => {
-                    let why = format!("cannot list source directory: {}", reason(err));
-                    {
-                        self.sink.delete_failed(&self.path(rel), &why);
-                        return Ok(());
-                    };
-                }
-            }
-        }
+        let Some(wanted) = self.wanted(rel, sources) else {
+            return Ok(());
+        };
+        let claimed = claims(self.roots, rel);
         let present = match list(dst, false) {
             Ok(names) => names,
             Err(err) => {
@@ -197,7 +192,14 @@ impl Pass<'_, '_> {
                 continue;
             }
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            if self.is_backup(&name, &child) {
+            if let Some(&leads_to_dir) = claimed.get(&name) {
+                // Another source's destination, or the way to it.
+                if is_dir && leads_to_dir {
+                    self.descend(dst, &name, &child, sources)?;
+                }
+                continue;
+            }
+            if sources.is_empty() || self.is_backup(&name, &child) {
                 continue;
             }
             let filter = self.setup.filter.as_ref();
@@ -219,6 +221,29 @@ impl Pass<'_, '_> {
         Ok(())
     }
 
+    /// The names the source directories of `rel` have, and whether each is
+    /// a directory; `None` (reported) when one cannot be listed.
+    fn wanted(&mut self, rel: &OsStr, sources: &[OwnedFd]) -> Option<HashMap<Vec<u8>, bool>> {
+        let mut wanted: HashMap<Vec<u8>, bool> = HashMap::new();
+        for source in sources {
+            match list(source.as_fd(), self.setup.dereference) {
+                // The first source that has a name decides its type, as
+                // in the copy.
+                Ok(names) => {
+                    for (name, is_dir) in names {
+                        wanted.entry(name).or_insert(is_dir);
+                    }
+                }
+                Err(err) => {
+                    let why = format!("cannot list source directory: {}", reason(err));
+                    self.sink.delete_failed(&self.path(rel), &why);
+                    return None;
+                }
+            }
+        }
+        Some(wanted)
+    }
+
     fn descend(
         &mut self,
         dst: BorrowedFd<'_>,
@@ -230,11 +255,20 @@ impl Pass<'_, '_> {
             return Ok(());
         };
         let follow = self.setup.dereference;
-        let children: Vec<OwnedFd> = sources
+        let mut children: Vec<OwnedFd> = sources
             .iter()
             .filter_map(|source| open_dir(source.as_fd(), name, !follow).ok())
             .collect();
-        self.sync_dir(child.as_fd(), rel, &children)
+        // Sources copied straight into this directory join those of its
+        // parent.
+        let joining: Vec<&Path> = (self.roots.iter())
+            .filter(|root| root.is_dir && root.rel_dst == rel)
+            .map(|root| root.src.as_path())
+            .collect();
+        if self.open_sources(&joining, &mut children) {
+            self.sync_dir(child.as_fd(), rel, &children)?;
+        }
+        Ok(())
     }
 
     /// Removes `name` from `dir`, a directory with all its contents first.
@@ -363,6 +397,50 @@ impl Pass<'_, '_> {
     fn path(&self, rel: &OsStr) -> PathBuf {
         self.dst_root.join(rel)
     }
+}
+
+/// The destination directories gone through from the top: those of the
+/// directory sources, but those lying beneath another source's
+/// destination, which the pass joins when it gets there.
+fn top_groups(roots: &[Root]) -> BTreeMap<&OsStr, Vec<&Path>> {
+    let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
+    for source in roots.iter().filter(|r| r.is_dir) {
+        let nested = (roots.iter())
+            .any(|other| other.is_dir && beneath(&other.rel_dst, &source.rel_dst).is_some());
+        if !nested {
+            groups.entry(&source.rel_dst).or_default().push(&source.src);
+        }
+    }
+    groups
+}
+
+/// The names in the destination directory `rel` on the way to a source's
+/// destination (or that destination itself), and whether a directory
+/// goes there: these are never extraneous.
+fn claims(roots: &[Root], rel: &OsStr) -> HashMap<Vec<u8>, bool> {
+    let mut claimed: HashMap<Vec<u8>, bool> = HashMap::new();
+    for root in roots {
+        let Some(rest) = beneath(rel, &root.rel_dst) else {
+            continue;
+        };
+        let (name, deeper) = match rest.iter().position(|&b| b == b'/') {
+            Some(slash) => (&rest[..slash], true),
+            None => (rest, false),
+        };
+        *claimed.entry(name.to_vec()).or_default() |= deeper || root.is_dir;
+    }
+    claimed
+}
+
+/// What `path` has after `dir/` when it lies strictly beneath `dir` (both
+/// relative to the destination root; empty is the root).
+fn beneath<'p>(dir: &OsStr, path: &'p OsStr) -> Option<&'p [u8]> {
+    let (dir, path) = (dir.as_bytes(), path.as_bytes());
+    let rest = match dir.is_empty() {
+        true => path,
+        false => path.strip_prefix(dir)?.strip_prefix(b"/")?,
+    };
+    (!rest.is_empty()).then_some(rest)
 }
 
 /// A relative path without `./`, doubled or trailing slashes, for

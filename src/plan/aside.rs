@@ -6,10 +6,14 @@
 
 use std::ffi::OsStr;
 use std::fs;
-
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
 use super::{Plan, bad, canonical_destination, dest_error};
+use crate::copy::backup_dir::{self, Blocked, IsDestination, Place};
 use crate::exit_codes::Fatal;
 use crate::job::CopyOptions;
 use crate::ui::escape::Escaped;
@@ -41,11 +45,21 @@ pub(crate) fn prepare(plan: &Plan, copy: &CopyOptions) -> Result<Vec<String>, Fa
     Ok(warnings.collect())
 }
 
-/// Refuses a `--backup-dir` inside a directory source (status 3): the
-/// walk would copy backups made during the run, and a rerun back them up
-/// again.
+/// Refuses a `--backup-dir` that is DST (each backup would be made over,
+/// or deleted as, what it keeps) or inside a directory source (status 3):
+/// the walk would copy backups made during the run, and a rerun back them
+/// up again.
 fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
-    let wanted = canonical_missing(&canonical_destination(&plan.dst_root)?.join(dir));
+    let dst = canonical_destination(&plan.dst_root)?;
+    let wanted = canonical_missing(&dst.join(dir));
+    let is_dst = match open_root(plan) {
+        Ok(root) => backup_dir::locate(root.as_fd(), dir) == Err(IsDestination),
+        // DST is made by this run: no link can lead to it yet.
+        Err(_) => wanted == dst,
+    };
+    if is_dst {
+        return Err(is_destination(dir));
+    }
     for root in plan.roots.iter().filter(|r| r.is_dir) {
         let Ok(src) = fs::canonicalize(&root.src) else {
             continue;
@@ -62,10 +76,47 @@ fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
 }
 
 /// Creates the `--backup-dir` (and its missing parents) once the
-/// destination root exists.
+/// destination root exists: beneath DST one directory at a time without
+/// following a symlink; outside DST, where the user named it.
 fn create_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
-    let path = plan.dst_root.join(dir);
-    fs::create_dir_all(&path).map_err(|err| dest_error(&path, "cannot create --backup-dir", &err))
+    let root = open_root(plan)
+        .map_err(|err| dest_error(&plan.dst_root, "cannot open destination", &err.into()))?;
+    match backup_dir::locate(root.as_fd(), dir) {
+        Err(IsDestination) => Err(is_destination(dir)),
+        Ok(Place::Beneath(rel)) => {
+            backup_dir::create_beneath(root.as_fd(), &rel).map_err(|blocked| {
+                let Blocked { at, err } = blocked;
+                let path = plan.dst_root.join(at);
+                match err {
+                    Errno::NOTDIR | Errno::LOOP => bad(
+                        &path,
+                        "not a directory: --backup-dir is never followed out of DST",
+                    ),
+                    err => dest_error(&path, "cannot create --backup-dir", &err.into()),
+                }
+            })
+        }
+        Ok(Place::Outside(_)) => {
+            let path = plan.dst_root.join(dir);
+            fs::create_dir_all(&path)
+                .map_err(|err| dest_error(&path, "cannot create --backup-dir", &err))?;
+            // A link outside DST may still lead back to it.
+            match backup_dir::open(root.as_fd(), dir) {
+                Ok(_) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::Other => Err(is_destination(dir)),
+                Err(err) => Err(dest_error(&path, "cannot open --backup-dir", &err)),
+            }
+        }
+    }
+}
+
+fn open_root(plan: &Plan) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(&plan.dst_root, flags, Mode::empty())
+}
+
+fn is_destination(dir: &OsStr) -> Fatal {
+    bad(Path::new(dir), "--backup-dir is the destination directory")
 }
 
 /// The basis directories that do not exist (or are no directories), for

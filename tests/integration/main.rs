@@ -7,6 +7,7 @@ mod testenv;
 
 mod backup_archive;
 mod backup_converge;
+mod backup_guard;
 mod backup_incremental;
 mod backup_mirror;
 mod backup_partial;

@@ -1,0 +1,167 @@
+//! `--delete` and the backup flags kept within their bounds: nothing
+//! another source copied is removed, backups are kept when a file makes
+//! way for a directory or a directory is emptied, and a `--backup-dir`
+//! never leads outside DST through a symlink.
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::testenv::{
+    Gate, Guarded, TestEnv, assert_same_tree, assert_status, assert_unchanged, describe,
+    hook_available, normalized_stderr, snapshot,
+};
+
+/// `path` as a command-line argument.
+fn arg(path: &Path) -> String {
+    path.to_str().expect("UTF-8 temp path").to_string()
+}
+
+/// Every entry below `root` with what it holds, sorted: `path/` for a
+/// directory, `path -> target` for a symlink, `path = contents` for a file.
+fn contents(root: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let rel = entry
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .display()
+                .to_string();
+            let kind = entry.file_type();
+            if kind.is_dir() {
+                format!("{rel}/")
+            } else if kind.is_symlink() {
+                let target = fs::read_link(entry.path()).unwrap();
+                format!("{rel} -> {}", target.display())
+            } else {
+                let data = fs::read(entry.path()).unwrap();
+                format!("{rel} = {}", String::from_utf8_lossy(&data).trim_end())
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn lines(entries: &[&str]) -> Vec<String> {
+    entries.iter().map(|line| line.to_string()).collect()
+}
+
+/// `src` with `f.txt` and `sub/g.txt` copied to `dst`, then both changed
+/// in `src`: a run with `-b` has two old versions to keep.
+fn two_versions(env: &TestEnv) {
+    env.write("src/f.txt", "f1");
+    env.write("src/sub/g.txt", "g1");
+    assert_status(&env.run(["src/", "dst"]), 0);
+    env.write("src/f.txt", "f2, longer");
+    env.write("src/sub/g.txt", "g2, longer");
+}
+
+/// A directory outside DST holding something, and its snapshot.
+fn outside(env: &TestEnv) -> Vec<String> {
+    env.write("outside/precious.txt", "precious");
+    snapshot(&env.path("outside"))
+}
+
+both_kinds! {
+    fn delete_spares_what_other_sources_copied(env: TestEnv) {
+        env.write("src/a.txt", "a\n");
+        env.write("src/other/from-src.txt", "from src\n");
+        env.write("src/sub/s.txt", "s\n");
+        env.write("other/o.txt", "o\n");
+        env.write("file.txt", "single file\n");
+        env.write("dst/extra.txt", "extraneous\n");
+        env.write("dst/other/stale.txt", "extraneous too\n");
+        env.write("dst/sub/stale.txt", "extraneous too\n");
+        let sources = ["src/", "other", "file.txt"];
+        let output = env.run(["-a", "--delete"].iter().chain(&sources).chain(&["dst"]));
+        assert_status(&output, 0);
+        assert_status(&env.run(["-a"].iter().chain(&sources).chain(&["expected"])), 0);
+        assert_same_tree(&env.path("expected"), &env.path("dst"));
+        // A rerun finds nothing to delete either.
+        let output = env.run(["-a", "--delete", "-v"].iter().chain(&sources).chain(&["dst"]));
+        assert_status(&output, 0);
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("deleting"), "{}", describe(&output));
+        assert_same_tree(&env.path("expected"), &env.path("dst"));
+    }
+
+    fn delete_leaves_the_way_to_a_relative_source_alone(env: TestEnv) {
+        env.write("src/top.txt", "top\n");
+        env.write("deep/er/leaf/l.txt", "leaf\n");
+        env.write("dst/extra.txt", "extraneous\n");
+        env.write("dst/deep/beside.txt", "in an implied directory: kept (rsync too)\n");
+        env.write("dst/deep/er/leaf/stale.txt", "extraneous\n");
+        let sources = ["src/./", "deep/er/leaf"];
+        let output = env.run(["-a", "-R", "--delete"].iter().chain(&sources).chain(&["dst"]));
+        assert_status(&output, 0);
+        // The kept file first: the copy then gives `deep` its source's times.
+        env.mkdir("expected/deep");
+        assert_status(&env.run(["-a", "dst/deep/beside.txt", "expected/deep/"]), 0);
+        assert_status(&env.run(["-a", "-R"].iter().chain(&sources).chain(&["expected"])), 0);
+        assert_same_tree(&env.path("expected"), &env.path("dst"));
+    }
+
+    fn a_backup_dir_through_a_link_inside_dst_is_refused(env: TestEnv) {
+        two_versions(&env);
+        let before = outside(&env);
+        env.symlink("../outside", "dst/bak");
+        env.mkdir("dst/vers");
+        env.symlink("../../outside", "dst/vers/1");
+        let dst_before = snapshot(&env.path("dst"));
+        let absolute = format!("--backup-dir={}/bak", arg(&env.path("dst")));
+        for flag in ["--backup-dir=bak", "--backup-dir=./bak/new", &absolute, "--backup-dir=vers/1/x"] {
+            let output = env.run([flag, "src/", "dst"]);
+            assert_status(&output, 3);
+            let stderr = normalized_stderr(&output);
+            assert!(stderr.contains("not a directory: --backup-dir is never followed out of DST"), "{flag}: {stderr}");
+            assert_unchanged(&before, &env.path("outside"), flag);
+            assert_unchanged(&dst_before, &env.path("dst"), flag);
+        }
+    }
+
+    fn a_link_below_the_backup_dir_is_never_followed(env: TestEnv) {
+        two_versions(&env);
+        let before = outside(&env);
+        env.mkdir("dst/bak");
+        env.symlink("../../outside", "dst/bak/sub");
+        let output = env.run(["--backup-dir=bak", "src/", "dst"]);
+        // The file whose backup cannot be made is not replaced.
+        assert_status(&output, 23);
+        assert_unchanged(&before, &env.path("outside"), "after the run");
+        assert_eq!(contents(&env.path("dst")), lines(&[
+            "bak/", "bak/f.txt = f1", "bak/sub -> ../../outside", "f.txt = f2, longer", "sub/", "sub/g.txt = g1",
+        ]));
+    }
+
+    fn a_backup_dir_that_becomes_a_link_is_not_followed_by_delete(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        two_versions(&env);
+        env.write("dst/gone.txt", "extraneous");
+        let before = outside(&env);
+        env.mkdir("dst/bak");
+        let mut gate = Gate::new(env.root(), "open", "f.txt");
+        let (key, value) = gate.env();
+        let args = ["--backup-dir=bak", "--delete", "-j1", "src/", "dst"];
+        let child = Guarded::spawn(env.pcopy().args(args).env(key, value).stderr(Stdio::piped()).stdout(Stdio::piped()));
+        gate.wait_reached();
+        // The backup directory becomes a link out of DST once the
+        // workers hold it open.
+        fs::rename(env.path("dst/bak"), env.path("dst/bak-real")).unwrap();
+        env.symlink("../outside", "dst/bak");
+        gate.release();
+        let output = child.wait();
+        assert_status(&output, 23);
+        assert!(normalized_stderr(&output).contains("cannot open backup directory"), "{}", describe(&output));
+        assert_unchanged(&before, &env.path("outside"), "after the run");
+        assert_eq!(contents(&env.path("dst")), lines(&[
+            "bak -> ../outside", "bak-real/", "bak-real/f.txt = f1", "bak-real/sub/", "bak-real/sub/g.txt = g1",
+            "f.txt = f2, longer", "gone.txt = extraneous", "sub/", "sub/g.txt = g2, longer",
+        ]));
+    }
+}
