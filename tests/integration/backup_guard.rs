@@ -9,7 +9,7 @@ use std::process::Stdio;
 
 use crate::testenv::{
     Gate, Guarded, TestEnv, assert_same_tree, assert_status, assert_unchanged, describe,
-    hook_available, normalized_stderr, snapshot,
+    hook_available, lines_of_tree, normalized_stderr, snapshot,
 };
 
 /// `path` as a command-line argument.
@@ -20,31 +20,18 @@ fn arg(path: &Path) -> String {
 /// Every entry below `root` with what it holds, sorted: `path/` for a
 /// directory, `path -> target` for a symlink, `path = contents` for a file.
 fn contents(root: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .display()
-                .to_string();
-            let kind = entry.file_type();
-            if kind.is_dir() {
-                format!("{rel}/")
-            } else if kind.is_symlink() {
-                let target = fs::read_link(entry.path()).unwrap();
-                format!("{rel} -> {}", target.display())
-            } else {
-                let data = fs::read(entry.path()).unwrap();
-                format!("{rel} = {}", String::from_utf8_lossy(&data).trim_end())
-            }
-        })
-        .collect();
-    lines.sort();
-    lines
+    lines_of_tree(root, false, |rel, entry| {
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            format!("{rel}/")
+        } else if kind.is_symlink() {
+            let target = fs::read_link(entry.path()).unwrap();
+            format!("{rel} -> {}", target.display())
+        } else {
+            let data = fs::read(entry.path()).unwrap();
+            format!("{rel} = {}", String::from_utf8_lossy(&data).trim_end())
+        }
+    })
 }
 
 fn lines(entries: &[&str]) -> Vec<String> {

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::testenv::{
-    Gate, Guarded, TestEnv, assert_same_tree, assert_status, hook_available, json_of, listing,
-    normalized_stderr,
+    Gate, Guarded, TestEnv, assert_same_tree, assert_status, hook_available, json_of,
+    lines_of_tree, listing, normalized_stderr,
 };
 
 fn ino(path: &Path) -> u64 {
@@ -250,24 +250,8 @@ fn listing_of(entries: &[&str]) -> Vec<String> {
 
 /// The paths below `root`, directories with a trailing `/`, sorted.
 fn names(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if entry.file_type().is_dir() {
-                rel + "/"
-            } else {
-                rel
-            }
-        })
-        .collect();
-    names.sort();
-    names
+    lines_of_tree(root, false, |rel, entry| match entry.file_type().is_dir() {
+        true => format!("{rel}/"),
+        false => rel.to_string(),
+    })
 }

@@ -4,7 +4,9 @@
 use std::os::unix::fs::{MetadataExt, lchown};
 use std::path::Path;
 
-use crate::testenv::{Detail, NOBODY, TestEnv, assert_status, is_root, listing_with};
+use crate::testenv::{
+    Detail, NOBODY, TestEnv, assert_status, is_root, lines_of_tree, listing_with,
+};
 
 const UID: u32 = 12345;
 const GID: u32 = 12346;
@@ -37,26 +39,14 @@ fn owned_tree(env: &TestEnv) -> bool {
 
 /// Each entry's path, owner, group and mode (none for a symlink).
 fn ids(root: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = walkdir::WalkDir::new(root)
-        .into_iter()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            let meta = entry.path().symlink_metadata().unwrap();
-            let rel = entry
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .display()
-                .to_string();
-            let mode = match meta.file_type().is_symlink() {
-                true => String::new(),
-                false => format!(" {:o}", meta.mode() & 0o7777),
-            };
-            format!("{rel} {}:{}{mode}", meta.uid(), meta.gid())
-        })
-        .collect();
-    lines.sort();
-    lines
+    lines_of_tree(root, true, |rel, entry| {
+        let meta = entry.metadata().unwrap();
+        let mode = match meta.file_type().is_symlink() {
+            true => String::new(),
+            false => format!(" {:o}", meta.mode() & 0o7777),
+        };
+        format!("{rel} {}:{}{mode}", meta.uid(), meta.gid())
+    })
 }
 
 /// The lines of `ids` expected of a copy of `src` whose owners are

@@ -44,6 +44,28 @@ pub fn listing_with(root: &Path, detail: Detail) -> Vec<String> {
     lines
 }
 
+/// One line per entry below `root`, made by `line` from the entry's path
+/// relative to `root` (`""` for `root` itself, listed when `with_root`),
+/// sorted: for tests whose expectations read better as their own lines
+/// than as a [`listing`].
+pub fn lines_of_tree(
+    root: &Path,
+    with_root: bool,
+    line: impl Fn(&str, &walkdir::DirEntry) -> String,
+) -> Vec<String> {
+    let mut lines: Vec<String> = walkdir::WalkDir::new(root)
+        .min_depth(usize::from(!with_root))
+        .into_iter()
+        .map(|entry| {
+            let entry = entry.expect("walk");
+            let rel = entry.path().strip_prefix(root).expect("below root");
+            line(&rel.display().to_string(), &entry)
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// The listing of what a copy reproduces ([`Detail::Copy`]).
 pub fn listing(root: &Path) -> Vec<String> {
     listing_with(root, Detail::Copy)
