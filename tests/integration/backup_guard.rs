@@ -105,6 +105,48 @@ both_kinds! {
         assert_same_tree(&env.path("expected"), &env.path("dst"));
     }
 
+    fn every_type_change_keeps_the_old_entry_under_its_backup_name(env: TestEnv) {
+        // What DST held, each replaced by an entry of another type.
+        let old = |env: &TestEnv, dst: &str| {
+            env.write(format!("{dst}/file-to-dir"), "old file");
+            env.symlink("old-target", format!("{dst}/link-to-dir"));
+            env.write(format!("{dst}/dir-to-file/inside.txt"), "old inside");
+            env.symlink("old-target", format!("{dst}/link-to-file"));
+            env.write(format!("{dst}/file-to-link"), "old file");
+            env.write(format!("{dst}/sub/file-to-dir"), "old deep file");
+        };
+        env.write("src/file-to-dir/new.txt", "new");
+        env.write("src/link-to-dir/new.txt", "new");
+        env.write("src/dir-to-file", "new file");
+        env.write("src/link-to-file", "new file");
+        env.symlink("new-target", "src/file-to-link");
+        env.write("src/sub/file-to-dir/new.txt", "new");
+        old(&env, "dst");
+        assert_status(&env.run(["-a", "-b", "--force", "src/", "dst"]), 0);
+        let new = [
+            "dir-to-file = new file", "file-to-dir/", "file-to-dir/new.txt = new", "file-to-link -> new-target",
+            "link-to-dir/", "link-to-dir/new.txt = new", "link-to-file = new file", "sub/", "sub/file-to-dir/",
+            "sub/file-to-dir/new.txt = new",
+        ];
+        let beside = [
+            "dir-to-file~/", "dir-to-file~/inside.txt = old inside", "file-to-dir~ = old file",
+            "file-to-link~ = old file", "link-to-dir~ -> old-target", "link-to-file~ -> old-target",
+            "sub/file-to-dir~ = old deep file",
+        ];
+        let mut expected = lines(&new);
+        expected.extend(lines(&beside));
+        expected.sort();
+        assert_eq!(contents(&env.path("dst")), expected);
+        // The same below a --backup-dir, with --delete making the way.
+        old(&env, "mirror");
+        assert_status(&env.run(["-a", "--backup-dir=../old", "--delete", "src/", "mirror"]), 0);
+        assert_eq!(contents(&env.path("mirror")), lines(&new));
+        assert_eq!(contents(&env.path("old")), lines(&[
+            "dir-to-file/", "dir-to-file/inside.txt = old inside", "file-to-dir = old file", "file-to-link = old file",
+            "link-to-dir -> old-target", "link-to-file -> old-target", "sub/", "sub/file-to-dir = old deep file",
+        ]));
+    }
+
     fn a_backup_dir_through_a_link_inside_dst_is_refused(env: TestEnv) {
         two_versions(&env);
         let before = outside(&env);
