@@ -74,6 +74,24 @@ pub(crate) struct DeleteEnd {
 /// The `--max-delete` limit was reached.
 struct Limit;
 
+/// One name in a destination directory.
+struct Entry<'n> {
+    name: &'n [u8],
+    /// Relative to the destination root.
+    rel: &'n OsStr,
+    is_dir: bool,
+}
+
+/// What the pass does with a name in a destination directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// A directory both sides have (or on the way to another source's
+    /// destination): its contents are judged in turn.
+    Descend,
+    Remove,
+}
+
 /// What became of a directory whose contents were removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Emptied {
@@ -188,37 +206,60 @@ impl Pass<'_, '_> {
             }
         };
         for (name, is_dir) in present {
-            if name.starts_with(TEMP_PREFIX.as_bytes()) {
-                continue;
-            }
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            if let Some(&leads_to_dir) = claimed.get(&name) {
-                // Another source's destination, or the way to it.
-                if is_dir && leads_to_dir {
-                    self.descend(dst, &name, &child, sources)?;
-                }
-                continue;
-            }
-            if sources.is_empty() || self.is_backup(&name, &child) {
-                continue;
-            }
-            let filter = self.setup.filter.as_ref();
-            let excluded = filter.is_some_and(|f| f.excludes(&child, is_dir));
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
-                continue;
-            }
-            match wanted.get(&name) {
-                Some(&src_is_dir) if !excluded && is_dir && src_is_dir => {
-                    self.descend(dst, &name, &child, sources)?;
-                }
-                Some(_) if !excluded => {}
-                _ if self.setup.shard.is_none_or(|s| s.owns(&child)) => {
-                    self.remove(dst, &name, &child, is_dir)?;
-                }
-                _ => {}
+            let entry = Entry {
+                name: &name,
+                rel: &child,
+                is_dir,
+            };
+            match self.verdict(&entry, &claimed, sources.is_empty(), &wanted) {
+                Verdict::Keep => {}
+                Verdict::Descend => self.descend(dst, &name, &child, sources)?,
+                Verdict::Remove => self.remove(dst, &name, &child, is_dir)?,
             }
         }
         Ok(())
+    }
+
+    /// What becomes of `entry` of a destination directory, given the
+    /// names claimed by other sources and those the sources have.
+    fn verdict(
+        &self,
+        entry: &Entry<'_>,
+        claimed: &HashMap<Vec<u8>, bool>,
+        no_sources: bool,
+        wanted: &HashMap<Vec<u8>, bool>,
+    ) -> Verdict {
+        if entry.name.starts_with(TEMP_PREFIX.as_bytes()) {
+            return Verdict::Keep;
+        }
+        if let Some(&leads_to_dir) = claimed.get(entry.name) {
+            // Another source's destination, or the way to it.
+            return match entry.is_dir && leads_to_dir {
+                true => Verdict::Descend,
+                false => Verdict::Keep,
+            };
+        }
+        if no_sources || self.is_backup_dir(entry.rel) {
+            return Verdict::Keep;
+        }
+        let filter = self.setup.filter.as_ref();
+        let excluded = filter.is_some_and(|f| f.excludes(entry.rel, entry.is_dir));
+        let both_dirs = entry.is_dir && wanted.get(entry.name) == Some(&true);
+        // A directory the copy went through is gone through here too,
+        // whatever protects its name: rsync cleans every directory of the
+        // transfer, and a protect rule spares only the names it matches.
+        if both_dirs && !excluded {
+            return Verdict::Descend;
+        }
+        if self.protects(entry) || self.leads_to_backup_dir(entry.rel) {
+            return Verdict::Keep;
+        }
+        match wanted.contains_key(entry.name) && !excluded {
+            true => Verdict::Keep,
+            false if self.setup.shard.is_none_or(|s| s.owns(entry.rel)) => Verdict::Remove,
+            false => Verdict::Keep,
+        }
     }
 
     /// The names the source directories of `rel` have, and whether each is
@@ -359,8 +400,12 @@ impl Pass<'_, '_> {
         let mut emptied = Emptied::Done;
         for (name, is_dir) in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            let filter = self.setup.filter.as_ref();
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
+            let entry = Entry {
+                name: &name,
+                rel: &child,
+                is_dir,
+            };
+            if self.protects(&entry) || self.is_backup_dir(&child) {
                 emptied = Emptied::KeptProtected;
                 continue;
             }
@@ -371,22 +416,44 @@ impl Pass<'_, '_> {
         Ok(emptied)
     }
 
-    /// A backup of an earlier run: a name with the backup suffix (beside
-    /// its file), or the backup directory itself. Spared unless
-    /// `--delete-excluded`, as rsync's protect rule for them.
-    fn is_backup(&self, name: &[u8], child: &OsStr) -> bool {
-        let Some(opts) = &self.setup.backup else {
-            return false;
-        };
-        match &opts.dir {
-            // The backup directory and the directories leading to it.
-            Some(dir) => {
-                let (dir, child) = (normal(dir), child.as_bytes());
-                dir.strip_prefix(child)
-                    .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    /// Whether a filter rule (`P`, or an exclude without
+    /// `--delete-excluded`) or the backup suffix spares `entry`.
+    fn protects(&self, entry: &Entry<'_>) -> bool {
+        let filter = self.setup.filter.as_ref();
+        let excluded = self.setup.opts.excluded;
+        filter.is_some_and(|f| f.protects(entry.rel, entry.is_dir, excluded))
+            || self.is_backup_name(entry.name)
+    }
+
+    /// A backup made beside its file by an earlier run: without
+    /// `--backup-dir`, a name ending in the suffix, spared unless
+    /// `--delete-excluded` (rsync's `P *~` rule).
+    fn is_backup_name(&self, name: &[u8]) -> bool {
+        match &self.setup.backup {
+            Some(opts) if opts.dir.is_none() => {
+                !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes())
             }
-            None => !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes()),
+            _ => false,
         }
+    }
+
+    /// The backup directory itself, always spared.
+    fn is_backup_dir(&self, child: &OsStr) -> bool {
+        self.backup_rel()
+            .is_some_and(|dir| dir.as_slice() == child.as_bytes())
+    }
+
+    /// A directory on the way to the backup directory: kept when the
+    /// sources lack it, so the backups below stay.
+    fn leads_to_backup_dir(&self, child: &OsStr) -> bool {
+        self.backup_rel().is_some_and(|dir| {
+            (dir.strip_prefix(child.as_bytes())).is_some_and(|rest| rest.first() == Some(&b'/'))
+        })
+    }
+
+    fn backup_rel(&self) -> Option<Vec<u8>> {
+        let dir = self.setup.backup.as_ref()?.dir.as_ref()?;
+        Some(normal(dir))
     }
 
     fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {

@@ -147,6 +147,59 @@ both_kinds! {
         ]));
     }
 
+    fn delete_spares_earlier_backups_wherever_they_are(env: TestEnv) {
+        env.write("src/f.txt", "f1");
+        env.write("src/gone/x.txt", "x1");
+        env.write("src/kept~/k.txt", "k1");
+        assert_status(&env.run(["src/", "dst"]), 0);
+        env.write("dst/kept~/stale.txt", "stale");
+        env.write("src/f.txt", "f2, longer");
+        fs::remove_dir_all(env.path("src/gone")).unwrap();
+        let expected = lines(&[
+            "f.txt = f2, longer", "f.txt~ = f1", "gone/", "gone/x.txt~ = x1", "kept~/", "kept~/k.txt = k1",
+            "kept~/stale.txt~ = stale",
+        ]);
+        assert_status(&env.run(["-b", "--delete", "src/", "dst"]), 0);
+        // A directory the sources have is gone through even when its name
+        // ends in the suffix; the gone directory stays, holding a backup.
+        assert_eq!(contents(&env.path("dst")), expected);
+        // A rerun neither deletes nor backs up again what is a backup.
+        for _ in 0..2 {
+            let output = env.run(["-b", "--delete", "-v", "src/", "dst"]);
+            assert_status(&output, 0);
+            assert!(!String::from_utf8_lossy(&output.stdout).contains("deleting"), "{}", describe(&output));
+            assert_eq!(contents(&env.path("dst")), expected);
+        }
+    }
+
+    fn a_protected_directory_the_sources_have_is_still_cleaned(env: TestEnv) {
+        env.write("src/prot/a.txt", "a");
+        env.write("dst/prot/stale.txt", "stale");
+        env.write("dst/other/kept.txt", "protected by its directory");
+        let output = env.run(["--delete", "--filter=P prot/", "--filter=P other/", "src/", "dst"]);
+        assert_status(&output, 0);
+        assert_eq!(contents(&env.path("dst")), lines(&[
+            "other/", "other/kept.txt = protected by its directory", "prot/", "prot/a.txt = a",
+        ]));
+    }
+
+    fn delete_excluded_never_removes_the_backup_dir(env: TestEnv) {
+        two_versions(&env);
+        env.write("src/skip.log", "excluded");
+        env.write("dst/skip.log", "excluded");
+        env.write("dst/old/extra.txt", "extraneous beside the backup dir");
+        let args = ["--backup-dir=old/bak", "--delete", "--delete-excluded", "--exclude=*.log", "src/", "dst"];
+        assert_status(&env.run(args), 0);
+        let expected = lines(&[
+            "f.txt = f2, longer", "old/", "old/bak/", "old/bak/f.txt = f1", "old/bak/skip.log = excluded",
+            "old/bak/sub/", "old/bak/sub/g.txt = g1", "old/extra.txt = extraneous beside the backup dir", "sub/",
+            "sub/g.txt = g2, longer",
+        ]);
+        assert_eq!(contents(&env.path("dst")), expected);
+        assert_status(&env.run(args), 0);
+        assert_eq!(contents(&env.path("dst")), expected);
+    }
+
     fn a_backup_dir_through_a_link_inside_dst_is_refused(env: TestEnv) {
         two_versions(&env);
         let before = outside(&env);
