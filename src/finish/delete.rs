@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use rustix::io::Errno;
 
 use crate::copy::TEMP_PREFIX;
 use crate::copy::backup::Backup;
+use crate::copy::backup_dir::{self, DirId, Place};
 use crate::job::BackupOptions;
 use crate::plan::Root;
 use crate::relpath::{self, open_beneath};
@@ -129,6 +130,10 @@ pub(crate) fn delete_extraneous(
         sink,
         end: DeleteEnd::default(),
         backup,
+        backup_dir: setup
+            .backup
+            .as_ref()
+            .and_then(|opts| BackupDir::find(root, opts)),
     };
     for (rel, sources) in groups {
         if pass.group(root, rel, &sources).is_err() {
@@ -149,6 +154,34 @@ struct Pass<'a, 's> {
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
     backup: Option<Backup>,
+    /// The `--backup-dir`, spared.
+    backup_dir: Option<BackupDir>,
+}
+
+/// Where the `--backup-dir` is, to spare it however it was spelled.
+struct BackupDir {
+    /// Beneath DST: its path, single slashes, no `.` or `..`.
+    rel: Option<Vec<u8>>,
+    /// Its identity, for a directory met by another way; `None` while it
+    /// does not exist (a dry run).
+    id: Option<DirId>,
+}
+
+impl BackupDir {
+    fn find(root: BorrowedFd<'_>, opts: &BackupOptions) -> Option<BackupDir> {
+        let dir = opts.dir.as_ref()?;
+        let rel = match backup_dir::locate(root, dir) {
+            Ok(Place::Beneath(rel)) => Some(rel.into_vec()),
+            _ => None,
+        };
+        let id = (backup_dir::open(root, dir).ok()).and_then(|fd| DirId::of(fd.as_fd()).ok());
+        Some(BackupDir { rel, id })
+    }
+
+    /// Whether the open directory `fd` is the backup directory.
+    fn is(&self, fd: BorrowedFd<'_>) -> bool {
+        self.id.is_some() && DirId::of(fd).ok() == self.id
+    }
 }
 
 impl Pass<'_, '_> {
@@ -295,6 +328,13 @@ impl Pass<'_, '_> {
         let Ok(child) = open_dir(dst, name, true) else {
             return Ok(());
         };
+        if self
+            .backup_dir
+            .as_ref()
+            .is_some_and(|dir| dir.is(child.as_fd()))
+        {
+            return Ok(());
+        }
         let follow = self.setup.dereference;
         let mut children: Vec<OwnedFd> = sources
             .iter()
@@ -335,6 +375,9 @@ impl Pass<'_, '_> {
         let mut is_dir = is_dir;
         if is_dir {
             match open_dir(dir, name, true) {
+                Ok(fd) if self.backup_dir.as_ref().is_some_and(|d| d.is(fd.as_fd())) => {
+                    return Ok(Emptied::KeptProtected);
+                }
                 // rsync leaves a directory holding protected entries too.
                 Ok(fd) => match self.empty_dir(fd, rel)? {
                     Emptied::KeptProtected => return Ok(Emptied::KeptProtected),
@@ -437,10 +480,10 @@ impl Pass<'_, '_> {
         }
     }
 
-    /// The backup directory itself, always spared.
+    /// The backup directory itself, always spared (also recognised by
+    /// identity once opened, see [`BackupDir::is`]).
     fn is_backup_dir(&self, child: &OsStr) -> bool {
-        self.backup_rel()
-            .is_some_and(|dir| dir.as_slice() == child.as_bytes())
+        self.backup_rel().is_some_and(|dir| dir == child.as_bytes())
     }
 
     /// A directory on the way to the backup directory: kept when the
@@ -451,9 +494,8 @@ impl Pass<'_, '_> {
         })
     }
 
-    fn backup_rel(&self) -> Option<Vec<u8>> {
-        let dir = self.setup.backup.as_ref()?.dir.as_ref()?;
-        Some(normal(dir))
+    fn backup_rel(&self) -> Option<&[u8]> {
+        self.backup_dir.as_ref()?.rel.as_deref()
     }
 
     fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {
@@ -508,15 +550,6 @@ fn beneath<'p>(dir: &OsStr, path: &'p OsStr) -> Option<&'p [u8]> {
         false => path.strip_prefix(dir)?.strip_prefix(b"/")?,
     };
     (!rest.is_empty()).then_some(rest)
-}
-
-/// A relative path without `./`, doubled or trailing slashes, for
-/// comparing with a path below DST.
-fn normal(path: &OsStr) -> Vec<u8> {
-    let parts: Vec<&[u8]> = (path.as_bytes().split(|&b| b == b'/'))
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    parts.join(&b'/')
 }
 
 /// The names in `dir` and whether each is a directory (following

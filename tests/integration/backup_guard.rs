@@ -200,6 +200,50 @@ both_kinds! {
         assert_eq!(contents(&env.path("dst")), expected);
     }
 
+    fn delete_knows_the_backup_dir_however_it_is_spelled(env: TestEnv) {
+        env.symlink("dst", "link-to-dst");
+        let dst = arg(&env.path("dst"));
+        let through_link = arg(&env.path("link-to-dst"));
+        let spellings = [
+            "x/../bak".to_string(),
+            ".//bak/".to_string(),
+            format!("{dst}/bak"),
+            format!("{dst}//./bak/"),
+            format!("{through_link}/bak"),
+        ];
+        for (run, spelling) in spellings.iter().enumerate() {
+            env.write("src/f.txt", format!("version {run}"));
+            let flag = format!("--backup-dir={spelling}");
+            let output = env.run([flag.as_str(), "--delete", "src/", "dst"]);
+            assert_status(&output, 0);
+            assert!(!String::from_utf8_lossy(&output.stdout).contains("bak"), "{flag}: {}", describe(&output));
+            // The backup directory is made before the copy, empty at first.
+            let mut expected = vec!["bak/".to_string(), format!("f.txt = version {run}")];
+            if run > 0 {
+                expected.push(format!("bak/f.txt = version {}", run - 1));
+            }
+            expected.sort();
+            assert_eq!(contents(&env.path("dst")), expected, "{flag}");
+        }
+    }
+
+    fn a_backup_dir_holding_dst_is_refused(env: TestEnv) {
+        env.write("src/dst/f.txt", "would be backed up over DST's own f.txt");
+        env.write("src/f.txt", "new");
+        env.write("top/dst/f.txt", "old");
+        env.symlink("top", "link-to-top");
+        let before = snapshot(env.root());
+        let top = arg(&env.path("top"));
+        let through_link = arg(&env.path("link-to-top"));
+        for flag in ["--backup-dir=..".to_string(), format!("--backup-dir={top}"), format!("--backup-dir={through_link}/")] {
+            let output = env.run([flag.as_str(), "--delete", "src/", "top/dst"]);
+            assert_status(&output, 3);
+            let stderr = normalized_stderr(&output);
+            assert!(stderr.contains("--backup-dir holds the destination directory"), "{flag}: {stderr}");
+            assert_unchanged(&before, env.root(), &flag);
+        }
+    }
+
     fn a_backup_dir_through_a_link_inside_dst_is_refused(env: TestEnv) {
         two_versions(&env);
         let before = outside(&env);
