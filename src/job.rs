@@ -158,6 +158,23 @@ pub(crate) enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Whether the destination name holds a version of the entry after
+    /// this outcome (copied, up to date, or kept by `--ignore-existing` or
+    /// `--update`), so that later names of a hard-linked file can be
+    /// linked to it.
+    pub(crate) fn leaves_a_version(&self) -> bool {
+        match self {
+            Outcome::Copied { .. } => true,
+            Outcome::Skipped { reason } => matches!(
+                reason,
+                SkipReason::UpToDate | SkipReason::Exists | SkipReason::NewerInDestination
+            ),
+            Outcome::Failed { .. } => false,
+        }
+    }
+}
+
 /// Why an entry was skipped.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) enum SkipReason {
