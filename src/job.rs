@@ -292,13 +292,19 @@ impl Changes {
 }
 
 /// What the engine learned about one job beyond its outcome.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Findings {
     /// How the destination differed; `None` when it was not looked at.
     pub changes: Option<Changes>,
     /// The source's size, when the engine stat'ed it (the walker sent no
     /// [`SourceMeta`]).
     pub source_size: Option<u64>,
+    /// The source's mode then, for the type of a special file.
+    pub source_mode: Option<u32>,
+    /// A symbolic link's target as the engine read it from the source
+    /// (beneath its directory's descriptor), for listings: the reporter
+    /// never looks at the source itself.
+    pub link_target: Option<Vec<u8>>,
 }
 
 /// What a worker reports on the done queue.

@@ -282,7 +282,7 @@ impl<'r> Supervisor<'r> {
             // The walker found nothing at the name of a split file.
             Some(_) => Findings {
                 changes: Some(Changes::new_entry()),
-                source_size: None,
+                ..Findings::default()
             },
             None => completion.found,
         };
