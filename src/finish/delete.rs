@@ -238,7 +238,7 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         };
-        for (name, is_dir) in present {
+        for Listed { name, is_dir } in present {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
             let entry = Entry {
                 name: &name,
@@ -304,7 +304,7 @@ impl Pass<'_, '_> {
                 // The first source that has a name decides its type, as
                 // in the copy.
                 Ok(names) => {
-                    for (name, is_dir) in names {
+                    for Listed { name, is_dir } in names {
                         wanted.entry(name).or_insert(is_dir);
                     }
                 }
@@ -441,7 +441,7 @@ impl Pass<'_, '_> {
             make_writable(fd.as_fd());
         }
         let mut emptied = Emptied::Done;
-        for (name, is_dir) in entries {
+        for Listed { name, is_dir } in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
             let entry = Entry {
                 name: &name,
@@ -552,9 +552,15 @@ fn beneath<'p>(dir: &OsStr, path: &'p OsStr) -> Option<&'p [u8]> {
     (!rest.is_empty()).then_some(rest)
 }
 
+/// A name in a directory.
+struct Listed {
+    name: Vec<u8>,
+    is_dir: bool,
+}
+
 /// The names in `dir` and whether each is a directory (following
 /// symlinks when `follow`), without `.` and `..`.
-fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<(Vec<u8>, bool)>, Errno> {
+fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<Listed>, Errno> {
     let mut entries = Dir::read_from(dir)?;
     let mut names = Vec::new();
     while let Some(entry) = entries.read() {
@@ -569,7 +575,10 @@ fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<(Vec<u8>, bool)>, Errno
             FileType::Unknown => statat_is_dir(dir, name, AtFlags::SYMLINK_NOFOLLOW),
             _ => false,
         };
-        names.push((name.to_vec(), is_dir));
+        names.push(Listed {
+            name: name.to_vec(),
+            is_dir,
+        });
     }
     Ok(names)
 }
@@ -607,10 +616,12 @@ mod tests {
     use std::ffi::OsString;
     use std::fs;
 
+    /// What a pass reported, and how it ended.
     #[derive(Default)]
     struct Recorded {
         deleted: Vec<String>,
         failed: Vec<String>,
+        end: DeleteEnd,
     }
 
     impl DeleteSink for Recorded {
@@ -624,7 +635,7 @@ mod tests {
         }
     }
 
-    fn run(tmp: &Path, opts: DeleteOptions, dry_run: bool) -> (DeleteEnd, Recorded) {
+    fn run(tmp: &Path, opts: DeleteOptions, dry_run: bool) -> Recorded {
         let root = rustix::fs::open(
             tmp.join("dst"),
             OFlags::RDONLY | OFlags::DIRECTORY,
@@ -646,9 +657,9 @@ mod tests {
         };
         let mut sink = Recorded::default();
         let dst_root = tmp.join("dst");
-        let end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
+        sink.end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
         sink.deleted.sort();
-        (end, sink)
+        sink
     }
 
     fn tree(tmp: &Path) {
@@ -673,7 +684,7 @@ mod tests {
     fn extraneous_entries_go_and_links_are_never_followed() {
         let tmp = tempfile::tempdir().unwrap();
         tree(tmp.path());
-        let (end, sink) = run(tmp.path(), ALL, false);
+        let sink = run(tmp.path(), ALL, false);
         assert_eq!(
             sink.deleted,
             [
@@ -686,7 +697,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            end,
+            sink.end,
             DeleteEnd {
                 deleted: 6,
                 limited: false
@@ -702,16 +713,16 @@ mod tests {
     fn a_dry_run_lists_without_removing_and_the_limit_stops_the_pass() {
         let tmp = tempfile::tempdir().unwrap();
         tree(tmp.path());
-        let (end, sink) = run(tmp.path(), ALL, true);
-        assert_eq!((end.deleted, sink.deleted.len()), (6, 6));
+        let sink = run(tmp.path(), ALL, true);
+        assert_eq!((sink.end.deleted, sink.deleted.len()), (6, 6));
         assert!(tmp.path().join("dst/keep/extra").exists());
         let limit = DeleteOptions {
             max: Some(2),
             excluded: false,
         };
-        let (end, sink) = run(tmp.path(), limit, false);
+        let sink = run(tmp.path(), limit, false);
         assert_eq!(
-            end,
+            sink.end,
             DeleteEnd {
                 deleted: 2,
                 limited: true
