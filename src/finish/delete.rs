@@ -397,33 +397,39 @@ impl Pass<'_, '_> {
                 return Err(Limit);
             }
         }
-        if !self.setup.dry_run {
-            let flags = if is_dir {
-                AtFlags::REMOVEDIR
-            } else {
-                AtFlags::empty()
-            };
-            let removed = match &self.backup {
-                Some(backup) if !is_dir => {
-                    let parent = relpath::parent(rel).as_bytes();
-                    backup.move_aside(dir, parent, OsStr::from_bytes(name))
-                }
-                _ => rustix::fs::unlinkat(dir, name, flags),
-            };
-            match removed {
-                Ok(()) | Err(Errno::NOENT) => {}
-                // The backups made beside the files keep their directory,
-                // as with rsync.
-                Err(Errno::NOTEMPTY) if self.backup.is_some() => return Ok(Emptied::Done),
-                Err(err) => {
-                    self.failed(rel, "cannot delete", err);
-                    return Ok(Emptied::Done);
-                }
-            }
+        if !self.setup.dry_run && !self.unlink(dir, name, rel, is_dir) {
+            return Ok(Emptied::Done);
         }
         self.end.deleted += 1;
         self.sink.deleted(rel, is_dir);
         Ok(Emptied::Done)
+    }
+
+    /// Removes the entry `name` (a directory emptied already), or with
+    /// `-b` moves a non-directory to its backup name: whether it is gone
+    /// (a failure is reported).
+    fn unlink(&mut self, dir: BorrowedFd<'_>, name: &[u8], rel: &OsStr, is_dir: bool) -> bool {
+        let flags = match is_dir {
+            true => AtFlags::REMOVEDIR,
+            false => AtFlags::empty(),
+        };
+        let removed = match &self.backup {
+            Some(backup) if !is_dir => {
+                let parent = relpath::parent(rel).as_bytes();
+                backup.move_aside(dir, parent, OsStr::from_bytes(name))
+            }
+            _ => rustix::fs::unlinkat(dir, name, flags),
+        };
+        match removed {
+            Ok(()) | Err(Errno::NOENT) => true,
+            // The backups made beside the files keep their directory, as
+            // with rsync.
+            Err(Errno::NOTEMPTY) if self.backup.is_some() => false,
+            Err(err) => {
+                self.failed(rel, "cannot delete", err);
+                false
+            }
+        }
     }
 
     /// Removes what a directory that is going holds, but what a filter

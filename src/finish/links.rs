@@ -133,45 +133,68 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
         Err(Errno::NOENT) => false,
         Err(err) => return Err(failing("cannot stat destination")(err)),
     };
-    let link_at = |name: &OsStr| {
-        rustix::fs::linkat(
-            tdir.as_fd(),
-            target_name,
-            ldir.as_fd(),
-            name,
-            AtFlags::empty(),
-        )
+    let ends = Ends {
+        tdir: tdir.as_fd(),
+        target_name,
+        ldir: ldir.as_fd(),
+        link_dir,
+        link_name,
     };
     if !existing {
-        match link_at(link_name) {
+        match ends.link_as(link_name) {
             Ok(()) => return Ok(copied(false)),
             Err(Errno::EXIST) => {}
             Err(err) => return Err(failing("cannot link")(err)),
         }
     }
-    // Something else holds the name: link under a temp name, then rename
-    // over it, so the name never goes missing.
-    let temp = temp_name(phase.temp_tag);
-    link_at(&temp).map_err(failing("cannot link"))?;
-    if let Some(backup) = phase.backup {
-        if let Err(why) = backup.keep_old(ldir.as_fd(), link_dir.as_encoded_bytes(), link_name) {
-            let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
-            return Ok(failed(&why, FailKind::DestIo));
-        }
+    ends.replace(phase)
+}
+
+/// The first name's file and the later name to link to it, each in its
+/// open directory.
+struct Ends<'a> {
+    tdir: BorrowedFd<'a>,
+    target_name: &'a OsStr,
+    ldir: BorrowedFd<'a>,
+    /// The later name's directory below the destination root.
+    link_dir: &'a OsStr,
+    link_name: &'a OsStr,
+}
+
+impl Ends<'_> {
+    /// Links the first name's file as `name` in the later name's directory.
+    fn link_as(&self, name: &OsStr) -> Result<(), Errno> {
+        let (tdir, ldir) = (self.tdir, self.ldir);
+        rustix::fs::linkat(tdir, self.target_name, ldir, name, AtFlags::empty())
     }
-    let rename = || rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name);
-    let renamed = match rename() {
-        // A directory where the link goes: an entry that changed type.
-        Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
-            copy::clear::make_way_at(ldir.as_fd(), link_name, phase.force).and_then(|()| rename())
+
+    /// Something else holds the later name: links under a temp name, then
+    /// renames over it (its old version kept with `-b`), so the name never
+    /// goes missing.
+    fn replace(&self, phase: &LinkPhase<'_>) -> Result<Outcome, LinkError> {
+        let (ldir, link_name) = (self.ldir, self.link_name);
+        let temp = temp_name(phase.temp_tag);
+        self.link_as(&temp).map_err(failing("cannot link"))?;
+        if let Some(backup) = phase.backup {
+            if let Err(why) = backup.keep_old(ldir, self.link_dir.as_encoded_bytes(), link_name) {
+                let _ = rustix::fs::unlinkat(ldir, &temp, AtFlags::empty());
+                return Ok(failed(&why, FailKind::DestIo));
+            }
         }
-        done => done,
-    };
-    if let Err(err) = renamed {
-        let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
-        return Err(failing("cannot rename link into place")(err));
+        let rename = || rustix::fs::renameat(ldir, &temp, ldir, link_name);
+        let renamed = match rename() {
+            // A directory where the link goes: an entry that changed type.
+            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                copy::clear::make_way_at(ldir, link_name, phase.force).and_then(|()| rename())
+            }
+            done => done,
+        };
+        if let Err(err) = renamed {
+            let _ = rustix::fs::unlinkat(ldir, &temp, AtFlags::empty());
+            return Err(failing("cannot rename link into place")(err));
+        }
+        Ok(copied(true))
     }
-    Ok(copied(true))
 }
 
 fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Stat, Errno> {
