@@ -176,7 +176,8 @@ impl Ends<'_> {
         let temp = temp_name(phase.temp_tag);
         self.link_as(&temp).map_err(failing("cannot link"))?;
         if let Some(backup) = phase.backup {
-            if let Err(why) = backup.keep_old(ldir, self.link_dir.as_encoded_bytes(), link_name) {
+            let parent = self.link_dir.as_encoded_bytes();
+            if let Err(why) = backup.keep_old(ldir, parent, link_name, phase.force) {
                 let _ = rustix::fs::unlinkat(ldir, &temp, AtFlags::empty());
                 return Ok(failed(&why, FailKind::DestIo));
             }

@@ -368,7 +368,10 @@ fn replace_with_dir(
     let name = relpath::last_name(rel);
     let kept = match aside {
         Aside::Remove => Ok(()),
-        Aside::Keep(backup) => backup.keep_old(parent, relpath::parent(rel).as_bytes(), name),
+        // Never a directory here (that would have been entered).
+        Aside::Keep(backup) => {
+            backup.keep_old(parent, relpath::parent(rel).as_bytes(), name, false)
+        }
         Aside::Broken(why) => Err(why.clone()),
     };
     if let Err(reason) = kept {

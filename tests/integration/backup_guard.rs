@@ -137,6 +137,17 @@ both_kinds! {
         expected.extend(lines(&beside));
         expected.sort();
         assert_eq!(contents(&env.path("dst")), expected);
+        // Without --force (nor --delete) a full directory in the way of a
+        // file stays, -b or not, as with rsync.
+        fs::remove_file(env.path("dst/dir-to-file")).unwrap();
+        env.write("dst/dir-to-file/inside.txt", "stays");
+        env.write("src/dir-to-file", "newer file");
+        let output = env.run(["-a", "-b", "src/", "dst"]);
+        assert_status(&output, 23);
+        assert!(normalized_stderr(&output).contains("destination is a non-empty directory"), "{}", describe(&output));
+        assert_eq!(fs::read_to_string(env.path("dst/dir-to-file/inside.txt")).unwrap(), "stays");
+        assert_eq!(fs::read_to_string(env.path("dst/dir-to-file~/inside.txt")).unwrap(), "old inside");
+        env.write("src/dir-to-file", "new file");
         // The same below a --backup-dir, with --delete making the way.
         old(&env, "mirror");
         assert_status(&env.run(["-a", "--backup-dir=../old", "--delete", "src/", "mirror"]), 0);
