@@ -96,7 +96,9 @@ pub(crate) fn open(root: BorrowedFd<'_>, dir: &OsStr) -> io::Result<OwnedFd> {
     if DirId::of(fd.as_fd())? == DirId::of(root)? {
         return Err(is_destination());
     }
-    if holds(fd.as_fd(), root)? {
+    // A directory above DST that cannot be looked at (no search
+    // permission there) is not taken for the backup directory.
+    if holds(fd.as_fd(), root).unwrap_or(false) {
         return Err(holds_destination());
     }
     Ok(fd)
