@@ -187,6 +187,7 @@ impl Config {
             existing: self.copy.existing,
             chmod: self.copy.chmod.clone(),
             one_file_system: self.one_file_system,
+            backup: self.copy.backup.clone(),
         }
     }
 

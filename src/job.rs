@@ -158,6 +158,23 @@ pub(crate) enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Whether the destination name holds a version of the entry after
+    /// this outcome (copied, up to date, or kept by `--ignore-existing` or
+    /// `--update`), so that later names of a hard-linked file can be
+    /// linked to it.
+    pub(crate) fn leaves_a_version(&self) -> bool {
+        match self {
+            Outcome::Copied { .. } => true,
+            Outcome::Skipped { reason } => matches!(
+                reason,
+                SkipReason::UpToDate | SkipReason::Exists | SkipReason::NewerInDestination
+            ),
+            Outcome::Failed { .. } => false,
+        }
+    }
+}
+
 /// Why an entry was skipped.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) enum SkipReason {
@@ -275,13 +292,19 @@ impl Changes {
 }
 
 /// What the engine learned about one job beyond its outcome.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Findings {
     /// How the destination differed; `None` when it was not looked at.
     pub changes: Option<Changes>,
     /// The source's size, when the engine stat'ed it (the walker sent no
     /// [`SourceMeta`]).
     pub source_size: Option<u64>,
+    /// The source's mode then, for the type of a special file.
+    pub source_mode: Option<u32>,
+    /// A symbolic link's target as the engine read it from the source
+    /// (beneath its directory's descriptor), for listings: the reporter
+    /// never looks at the source itself.
+    pub link_target: Option<Vec<u8>>,
 }
 
 /// What a worker reports on the done queue.

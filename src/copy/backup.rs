@@ -68,18 +68,24 @@ impl Backup {
     /// Before `name` in `dir` (at `parent` below the destination root) is
     /// replaced: links what is there to its backup name, replacing an
     /// older backup; a directory there (in the way of a file) is renamed
-    /// to its backup name instead.
+    /// to its backup name instead, but only when `force` (`--force`,
+    /// `--delete`) lets it go: otherwise it stays, and the replacement
+    /// fails on it as without `-b`.
     pub(super) fn keep(
         &self,
         dir: BorrowedFd<'_>,
         parent: &[u8],
         name: &OsStr,
+        force: bool,
     ) -> Result<(), Failure> {
         let is_dir = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => FileType::from_raw_mode(st.st_mode) == FileType::Directory,
             Err(Errno::NOENT) => return Ok(()),
             Err(err) => return Err(Failure::dest("cannot stat destination for backup", err)),
         };
+        if is_dir && !force {
+            return Ok(());
+        }
         let target = (self.target(dir, parent))
             .map_err(|e| Failure::dest("cannot create backup directory", e))?;
         let backup_name = self.backup_name(name);
@@ -105,15 +111,17 @@ impl Backup {
         Ok(())
     }
 
-    /// [`Backup::keep`] for the finish stage (a hard link replacing a
-    /// name): the error as a message.
+    /// [`Backup::keep`] for the walker (a directory replacing a name) and
+    /// the finish stage (a hard link replacing a name): the error as a
+    /// message.
     pub(crate) fn keep_old(
         &self,
         dir: BorrowedFd<'_>,
         parent: &[u8],
         name: &OsStr,
+        force: bool,
     ) -> Result<(), String> {
-        self.keep(dir, parent, name).map_err(|f| f.message)
+        self.keep(dir, parent, name, force).map_err(|f| f.message)
     }
 
     /// `--delete` with `-b`: renames `name` in `dir` (a file, symlink or

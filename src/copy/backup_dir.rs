@@ -1,6 +1,6 @@
 //! Where the `--backup-dir` is: beneath DST (reached one component at a
 //! time from DST's descriptor, never through a symlink) or the user's own
-//! directory outside it, and never DST itself.
+//! directory outside it, and never DST itself nor a directory holding it.
 //!
 //! A relative directory is relative to DST, as in rsync. Whether it lies
 //! beneath DST is decided on the spelling with `.` and `name/..` taken out
@@ -96,7 +96,35 @@ pub(crate) fn open(root: BorrowedFd<'_>, dir: &OsStr) -> io::Result<OwnedFd> {
     if DirId::of(fd.as_fd())? == DirId::of(root)? {
         return Err(is_destination());
     }
+    // A directory above DST that cannot be looked at (no search
+    // permission there) is not taken for the backup directory.
+    if holds(fd.as_fd(), root).unwrap_or(false) {
+        return Err(holds_destination());
+    }
     Ok(fd)
+}
+
+/// Whether `dir` is one of the directories above `root`, found by
+/// identity going up through `..` to `/`: the backup of an entry of DST
+/// could then land on another entry of DST (with `--backup-dir=..`, that
+/// of `NAME/f`, for DST named `NAME`, is DST's own `f`).
+pub(crate) fn holds(dir: BorrowedFd<'_>, root: BorrowedFd<'_>) -> Result<bool, Errno> {
+    let wanted = DirId::of(dir)?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut below = DirId::of(root)?;
+    let mut current = rustix::fs::openat(root, "..", flags, Mode::empty())?;
+    loop {
+        let id = DirId::of(current.as_fd())?;
+        if id == wanted {
+            return Ok(true);
+        }
+        // `/` is its own parent.
+        if id == below {
+            return Ok(false);
+        }
+        below = id;
+        current = rustix::fs::openat(&current, "..", flags, Mode::empty())?;
+    }
 }
 
 /// Why [`create_beneath`] stopped.
@@ -135,6 +163,14 @@ pub(crate) fn create_beneath(root: BorrowedFd<'_>, rel: &OsStr) -> Result<(), Bl
 fn is_destination() -> io::Error {
     io::Error::other("--backup-dir is the destination directory")
 }
+
+/// The error [`open`] gives for a `--backup-dir` above DST.
+fn holds_destination() -> io::Error {
+    io::Error::other(HOLDS_DESTINATION)
+}
+
+/// Why a `--backup-dir` above DST is refused.
+pub(crate) const HOLDS_DESTINATION: &str = "--backup-dir holds the destination directory";
 
 /// The components of `path` without empty ones and `.`, each `name/..`
 /// taken out; `..` that go above the start stay, in front.
@@ -226,5 +262,10 @@ mod tests {
         assert!(matches!(err, Some(Errno::NOTDIR | Errno::LOOP)), "{err:?}");
         let err = open(root.as_fd(), OsStr::new("a/..")).unwrap_err();
         assert_eq!(err.to_string(), "--backup-dir is the destination directory");
+        for above in ["..", "../..", "../dst/.."] {
+            let err = open(root.as_fd(), OsStr::new(above)).unwrap_err();
+            assert_eq!(err.to_string(), HOLDS_DESTINATION, "{above}");
+        }
+        assert!(open(root.as_fd(), OsStr::new("../outside")).is_ok());
     }
 }

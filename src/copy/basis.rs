@@ -29,7 +29,15 @@ pub(super) struct Basis {
 struct BasisDir {
     root: OwnedFd,
     /// The last directory looked in: jobs come in walk order.
-    cached: Option<(Vec<u8>, OwnedFd)>,
+    cached: Option<CachedDir>,
+}
+
+/// A directory beneath a basis directory, held open.
+#[derive(Debug)]
+struct CachedDir {
+    /// Its path relative to the basis directory.
+    rel: Vec<u8>,
+    fd: OwnedFd,
 }
 
 /// What a source file is compared with.
@@ -122,13 +130,16 @@ impl Basis {
 impl BasisDir {
     /// The directory `parent` beneath this one, held for the next file.
     fn parent(&mut self, parent: &[u8]) -> Option<BorrowedFd<'_>> {
-        let hit = matches!(&self.cached, Some((rel, _)) if rel == parent);
+        let hit = (self.cached.as_ref()).is_some_and(|cached| cached.rel == parent);
         if !hit {
             let rel = std::os::unix::ffi::OsStrExt::from_bytes(parent);
             let fd = relpath::open_beneath(self.root.as_fd(), rel).ok()?;
-            self.cached = Some((parent.to_vec(), fd));
+            self.cached = Some(CachedDir {
+                rel: parent.to_vec(),
+                fd,
+            });
         }
-        self.cached.as_ref().map(|(_, fd)| fd.as_fd())
+        self.cached.as_ref().map(|cached| cached.fd.as_fd())
     }
 
     /// The regular file `parent/name` beneath this directory; `None` when

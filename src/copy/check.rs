@@ -3,7 +3,7 @@
 //! `--checksum`, and bringing an up-to-date entry's mode and mtime in line
 //! without rewriting it.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, UTIME_OMIT};
@@ -47,17 +47,16 @@ pub(super) fn same_contents(
     Ok(src_hash == dest_hash)
 }
 
-/// Whether the source symlink and the one at `name` in `dir` point to the
-/// same bytes.
+/// Whether the symlink at `name` in `dir` points to `ours`, the source
+/// symlink's target.
 pub(super) fn same_link_target(
-    src: &OsStr,
+    ours: &CStr,
     dir: BorrowedFd<'_>,
     name: &OsStr,
 ) -> Result<bool, Failure> {
-    let ours = source::read_link(src).map_err(|e| Failure::source("cannot read link", e))?;
     let theirs = rustix::fs::readlinkat(dir, name, Vec::new())
         .map_err(|e| Failure::dest("cannot read destination link", e))?;
-    Ok(ours == theirs)
+    Ok(ours == theirs.as_c_str())
 }
 
 /// What [`refresh`] brings in line besides the mtime.

@@ -49,6 +49,14 @@ pub(crate) fn make_way_at(dir: BorrowedFd<'_>, name: &OsStr, force: bool) -> Res
     }
 }
 
+/// A name read from a directory being emptied.
+struct Listed {
+    name: Vec<u8>,
+    /// As the listing tells; a directory it does not tell of shows up as
+    /// `EISDIR` when unlinked.
+    is_dir: bool,
+}
+
 /// Removes every entry of the open directory `fd`, depth first.
 fn empty_dir(fd: OwnedFd) -> Result<(), Errno> {
     // A read-only directory cannot be emptied as it is; it goes anyway.
@@ -62,10 +70,13 @@ fn empty_dir(fd: OwnedFd) -> Result<(), Errno> {
         let entry = entry?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            names.push((name.to_vec(), entry.file_type() == FileType::Directory));
+            names.push(Listed {
+                name: name.to_vec(),
+                is_dir: entry.file_type() == FileType::Directory,
+            });
         }
     }
-    for (name, is_dir) in names {
+    for Listed { name, is_dir } in names {
         let name = OsStr::from_bytes(&name);
         let removed = match is_dir {
             true => remove_tree_at(fd.as_fd(), name),

@@ -200,7 +200,7 @@ impl Namer {
     /// `-b`: keeps what is at `name` before it is replaced.
     fn keep_old(&self, dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Failure> {
         match &self.backup {
-            Some(backup) => backup.keep(dir, &self.parent, name),
+            Some(backup) => backup.keep(dir, &self.parent, name, self.force),
             None => Ok(()),
         }
     }

@@ -1,7 +1,7 @@
 //! The engine's decision before a copy: whether the destination is already
 //! up to date (see [`quick_check`]), and what a dry run reports.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::BorrowedFd;
 
 use rustix::fs::FileType;
@@ -27,15 +27,22 @@ impl Engine {
         let (src_type, src) = self.source_meta(job)?;
         if job.meta.is_none() {
             self.found.source_size = Some(src.size);
+            self.found.source_mode = Some(src.mode);
         }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
+        // Read once, for the comparison and the listing.
+        let link = match (src_type, &found) {
+            (FileType::Symlink, Some(_)) => Some(read_link(job)?),
+            _ => None,
+        };
         let mut changes = differences(src_type, &src, found.as_ref(), self.opts.owners);
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents => {
                 let at = Found {
                     dir,
                     name: dest.name,
+                    link: link.as_deref(),
                 };
                 compare_contents(job, src_type, at, self.opts.dereference, &mut self.scratch)?
             }
@@ -45,9 +52,10 @@ impl Engine {
             && self.opts.compare == Compare::Checksum
             && src_type == FileType::RegularFile
             && !changes.size;
-        if self.opts.itemize && src_type == FileType::Symlink && !changes.created {
-            changes.contents = !check::same_link_target(&job.src, dir, dest.name)?;
+        if let (true, Some(link)) = (self.opts.itemize, &link) {
+            changes.contents = !check::same_link_target(link, dir, dest.name)?;
         }
+        self.found.link_target = link.map(CString::into_bytes);
         self.found.changes = Some(changes);
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
@@ -130,10 +138,15 @@ impl Engine {
 
     /// `--dry-run`: what would be written, without writing.
     pub(super) fn would_copy(
-        &self,
+        &mut self,
         job: &FileJob,
         exists: Option<bool>,
     ) -> Result<Outcome, Failure> {
+        if job.kind == EntryKind::Symlink && !self.opts.dereference {
+            let target = self.found.link_target.take();
+            let target = target.map_or_else(|| read_link(job).map(CString::into_bytes), Ok)?;
+            self.found.link_target = Some(target);
+        }
         if job.kind == EntryKind::Special && !self.opts.archive {
             let st = source::stat(&job.src, self.opts.dereference)
                 .map_err(|err| Failure::source("cannot stat source", err))?;
@@ -153,6 +166,11 @@ impl Engine {
             replaced: exists.unwrap_or(false),
         })
     }
+}
+
+/// The target of the source symlink of `job`.
+fn read_link(job: &FileJob) -> Result<CString, Failure> {
+    source::read_link(&job.src).map_err(|e| Failure::source("cannot read link", e))
 }
 
 /// What differs between the source and the entry found at its name, in
@@ -185,6 +203,8 @@ fn differences(
 struct Found<'a> {
     dir: BorrowedFd<'a>,
     name: &'a OsStr,
+    /// The source symlink's target, when the source is one.
+    link: Option<&'a CStr>,
 }
 
 /// `--checksum` with the same type and size: the link targets, or the
@@ -197,7 +217,10 @@ fn compare_contents(
     buffer: &mut Vec<u8>,
 ) -> Result<Verdict, Failure> {
     Ok(match src_type {
-        FileType::Symlink => same_or_copy(check::same_link_target(&job.src, at.dir, at.name)?),
+        FileType::Symlink => match at.link {
+            Some(link) => same_or_copy(check::same_link_target(link, at.dir, at.name)?),
+            None => Verdict::Copy { replaced: true },
+        },
         FileType::RegularFile => same_or_copy(check::same_contents(
             &job.src, follow, at.dir, at.name, buffer,
         )?),

@@ -310,6 +310,7 @@ impl Engine {
         self.seen = Some(moves::Seen::of_stat(&st));
         let target = source::read_link(&job.src)
             .map_err(|err| Failure::source("cannot read symbolic link", err))?;
+        self.found.link_target = Some(target.as_bytes().to_vec());
         if let Some(outcome) = self.use_basis_link(&target, &st, dest)? {
             return Ok(outcome);
         }

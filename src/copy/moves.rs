@@ -13,9 +13,17 @@ use crate::job::{EntryKind, FailKind, FileJob, Outcome, SkipReason, SourceMeta};
 pub(super) struct Seen {
     size: i64,
     mtime: (i64, i64),
-    /// Device, inode and ctime, when the copy opened the file: any write,
-    /// truncation or replacement since changes one of them.
-    identity: Option<(u64, u64, (i64, i64))>,
+    /// When the copy opened the file: any write, truncation or
+    /// replacement since changes it.
+    identity: Option<Identity>,
+}
+
+/// Which file a source was, and when it last changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
 }
 
 impl Seen {
@@ -23,7 +31,11 @@ impl Seen {
         Seen {
             size: st.st_size,
             mtime: (st.st_mtime, st.st_mtime_nsec as i64),
-            identity: Some((st.st_dev, st.st_ino, (st.st_ctime, st.st_ctime_nsec as i64))),
+            identity: Some(Identity {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+            }),
         }
     }
 

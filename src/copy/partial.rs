@@ -43,12 +43,19 @@ impl Identity {
     }
 }
 
+/// A part of a split file: `len` bytes from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+}
+
 /// A partial temp found or made for a split file.
 #[derive(Debug)]
 pub(crate) struct Partial {
     pub(crate) temp: OsString,
-    /// Parts (offset, length) already complete in it.
-    pub(crate) done: Vec<(u64, u64)>,
+    /// Parts already complete in it.
+    pub(crate) done: Vec<Part>,
 }
 
 /// Whether `name` (in a destination directory) is a resumable temp.
@@ -117,7 +124,7 @@ pub(crate) fn open_or_create(
 
 /// The parts complete in the temp `fd`, if it is a regular file made for
 /// `source` with its full length; `None` otherwise.
-fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<(u64, u64)>> {
+fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<Part>> {
     let st = rustix::fs::fstat(fd).ok()?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return None;
@@ -135,7 +142,10 @@ fn resumable(fd: BorrowedFd<'_>, source: &Identity) -> Option<Vec<(u64, u64)>> {
     let done = attrs.iter().filter_map(|(name, value)| {
         let offset = std::str::from_utf8(name.strip_prefix(PART_ATTR.as_bytes())?).ok()?;
         let len = std::str::from_utf8(value).ok()?;
-        Some((offset.parse().ok()?, len.parse().ok()?))
+        Some(Part {
+            offset: offset.parse().ok()?,
+            len: len.parse().ok()?,
+        })
     });
     Some(done.collect())
 }
@@ -223,7 +233,11 @@ mod tests {
         let synced = sync_part(fd.as_fd(), 4096, 4096).expect("fdatasync");
         record_part(synced);
         let found = open_or_create(dir.as_fd(), name, &source()).expect("temp");
-        assert_eq!(found.expect("resumed").done, [(4096, 4096)]);
+        let part = Part {
+            offset: 4096,
+            len: 4096,
+        };
+        assert_eq!(found.expect("resumed").done, [part]);
     }
 
     #[test]

@@ -17,11 +17,19 @@ const SLICE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(super) struct Throttle {
     rate: u64,
-    /// Tokens (bytes) available, negative when copies have taken more
-    /// than was there (they then sleep off the debt), and when that was
-    /// computed. Every engine of the process locks it for one update; no
-    /// one sleeps holding it.
-    state: Mutex<(f64, Instant)>,
+    /// Every engine of the process locks it for one update; no one
+    /// sleeps holding it.
+    state: Mutex<Tokens>,
+}
+
+/// What a bucket holds.
+#[derive(Debug)]
+struct Tokens {
+    /// Bytes available, negative when copies have taken more than was
+    /// there (they then sleep off the debt).
+    bytes: f64,
+    /// When `bytes` was computed.
+    at: Instant,
 }
 
 /// The process's bucket, made on first use with `rate` (all engines of a
@@ -35,7 +43,10 @@ impl Throttle {
     pub(super) fn new(rate: u64) -> Throttle {
         Throttle {
             rate: rate.max(1),
-            state: Mutex::new((0.0, Instant::now())),
+            state: Mutex::new(Tokens {
+                bytes: 0.0,
+                at: Instant::now(),
+            }),
         }
     }
 
@@ -52,9 +63,12 @@ impl Throttle {
         let debt = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
-            let refill = now.duration_since(state.1).as_secs_f64() * rate;
-            let tokens = (state.0 + refill).min(rate * BURST.as_secs_f64()) - n as f64;
-            *state = (tokens, now);
+            let refill = now.duration_since(state.at).as_secs_f64() * rate;
+            let tokens = (state.bytes + refill).min(rate * BURST.as_secs_f64()) - n as f64;
+            *state = Tokens {
+                bytes: tokens,
+                at: now,
+            };
             -tokens
         };
         if debt <= 0.0 {

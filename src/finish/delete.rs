@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +23,7 @@ use rustix::io::Errno;
 
 use crate::copy::TEMP_PREFIX;
 use crate::copy::backup::Backup;
+use crate::copy::backup_dir::{self, DirId, Place};
 use crate::job::BackupOptions;
 use crate::plan::Root;
 use crate::relpath::{self, open_beneath};
@@ -74,6 +75,24 @@ pub(crate) struct DeleteEnd {
 /// The `--max-delete` limit was reached.
 struct Limit;
 
+/// One name in a destination directory.
+struct Entry<'n> {
+    name: &'n [u8],
+    /// Relative to the destination root.
+    rel: &'n OsStr,
+    is_dir: bool,
+}
+
+/// What the pass does with a name in a destination directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// A directory both sides have (or on the way to another source's
+    /// destination): its contents are judged in turn.
+    Descend,
+    Remove,
+}
+
 /// What became of a directory whose contents were removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Emptied {
@@ -111,6 +130,10 @@ pub(crate) fn delete_extraneous(
         sink,
         end: DeleteEnd::default(),
         backup,
+        backup_dir: setup
+            .backup
+            .as_ref()
+            .and_then(|opts| BackupDir::find(root, opts)),
     };
     for (rel, sources) in groups {
         if pass.group(root, rel, &sources).is_err() {
@@ -131,6 +154,34 @@ struct Pass<'a, 's> {
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
     backup: Option<Backup>,
+    /// The `--backup-dir`, spared.
+    backup_dir: Option<BackupDir>,
+}
+
+/// Where the `--backup-dir` is, to spare it however it was spelled.
+struct BackupDir {
+    /// Beneath DST: its path, single slashes, no `.` or `..`.
+    rel: Option<Vec<u8>>,
+    /// Its identity, for a directory met by another way; `None` while it
+    /// does not exist (a dry run).
+    id: Option<DirId>,
+}
+
+impl BackupDir {
+    fn find(root: BorrowedFd<'_>, opts: &BackupOptions) -> Option<BackupDir> {
+        let dir = opts.dir.as_ref()?;
+        let rel = match backup_dir::locate(root, dir) {
+            Ok(Place::Beneath(rel)) => Some(rel.into_vec()),
+            _ => None,
+        };
+        let id = (backup_dir::open(root, dir).ok()).and_then(|fd| DirId::of(fd.as_fd()).ok());
+        Some(BackupDir { rel, id })
+    }
+
+    /// Whether the open directory `fd` is the backup directory.
+    fn is(&self, fd: BorrowedFd<'_>) -> bool {
+        self.id.is_some() && DirId::of(fd).ok() == self.id
+    }
 }
 
 impl Pass<'_, '_> {
@@ -187,38 +238,61 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         };
-        for (name, is_dir) in present {
-            if name.starts_with(TEMP_PREFIX.as_bytes()) {
-                continue;
-            }
+        for Listed { name, is_dir } in present {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            if let Some(&leads_to_dir) = claimed.get(&name) {
-                // Another source's destination, or the way to it.
-                if is_dir && leads_to_dir {
-                    self.descend(dst, &name, &child, sources)?;
-                }
-                continue;
-            }
-            if sources.is_empty() || self.is_backup(&name, &child) {
-                continue;
-            }
-            let filter = self.setup.filter.as_ref();
-            let excluded = filter.is_some_and(|f| f.excludes(&child, is_dir));
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
-                continue;
-            }
-            match wanted.get(&name) {
-                Some(&src_is_dir) if !excluded && is_dir && src_is_dir => {
-                    self.descend(dst, &name, &child, sources)?;
-                }
-                Some(_) if !excluded => {}
-                _ if self.setup.shard.is_none_or(|s| s.owns(&child)) => {
-                    self.remove(dst, &name, &child, is_dir)?;
-                }
-                _ => {}
+            let entry = Entry {
+                name: &name,
+                rel: &child,
+                is_dir,
+            };
+            match self.verdict(&entry, &claimed, sources.is_empty(), &wanted) {
+                Verdict::Keep => {}
+                Verdict::Descend => self.descend(dst, &name, &child, sources)?,
+                Verdict::Remove => self.remove(dst, &name, &child, is_dir)?,
             }
         }
         Ok(())
+    }
+
+    /// What becomes of `entry` of a destination directory, given the
+    /// names claimed by other sources and those the sources have.
+    fn verdict(
+        &self,
+        entry: &Entry<'_>,
+        claimed: &HashMap<Vec<u8>, bool>,
+        no_sources: bool,
+        wanted: &HashMap<Vec<u8>, bool>,
+    ) -> Verdict {
+        if entry.name.starts_with(TEMP_PREFIX.as_bytes()) {
+            return Verdict::Keep;
+        }
+        if let Some(&leads_to_dir) = claimed.get(entry.name) {
+            // Another source's destination, or the way to it.
+            return match entry.is_dir && leads_to_dir {
+                true => Verdict::Descend,
+                false => Verdict::Keep,
+            };
+        }
+        if no_sources || self.is_backup_dir(entry.rel) {
+            return Verdict::Keep;
+        }
+        let filter = self.setup.filter.as_ref();
+        let excluded = filter.is_some_and(|f| f.excludes(entry.rel, entry.is_dir));
+        let both_dirs = entry.is_dir && wanted.get(entry.name) == Some(&true);
+        // A directory the copy went through is gone through here too,
+        // whatever protects its name: rsync cleans every directory of the
+        // transfer, and a protect rule spares only the names it matches.
+        if both_dirs && !excluded {
+            return Verdict::Descend;
+        }
+        if self.protects(entry) || self.leads_to_backup_dir(entry.rel) {
+            return Verdict::Keep;
+        }
+        match wanted.contains_key(entry.name) && !excluded {
+            true => Verdict::Keep,
+            false if self.setup.shard.is_none_or(|s| s.owns(entry.rel)) => Verdict::Remove,
+            false => Verdict::Keep,
+        }
     }
 
     /// The names the source directories of `rel` have, and whether each is
@@ -230,7 +304,7 @@ impl Pass<'_, '_> {
                 // The first source that has a name decides its type, as
                 // in the copy.
                 Ok(names) => {
-                    for (name, is_dir) in names {
+                    for Listed { name, is_dir } in names {
                         wanted.entry(name).or_insert(is_dir);
                     }
                 }
@@ -254,6 +328,13 @@ impl Pass<'_, '_> {
         let Ok(child) = open_dir(dst, name, true) else {
             return Ok(());
         };
+        if self
+            .backup_dir
+            .as_ref()
+            .is_some_and(|dir| dir.is(child.as_fd()))
+        {
+            return Ok(());
+        }
         let follow = self.setup.dereference;
         let mut children: Vec<OwnedFd> = sources
             .iter()
@@ -294,6 +375,9 @@ impl Pass<'_, '_> {
         let mut is_dir = is_dir;
         if is_dir {
             match open_dir(dir, name, true) {
+                Ok(fd) if self.backup_dir.as_ref().is_some_and(|d| d.is(fd.as_fd())) => {
+                    return Ok(Emptied::KeptProtected);
+                }
                 // rsync leaves a directory holding protected entries too.
                 Ok(fd) => match self.empty_dir(fd, rel)? {
                     Emptied::KeptProtected => return Ok(Emptied::KeptProtected),
@@ -313,33 +397,39 @@ impl Pass<'_, '_> {
                 return Err(Limit);
             }
         }
-        if !self.setup.dry_run {
-            let flags = if is_dir {
-                AtFlags::REMOVEDIR
-            } else {
-                AtFlags::empty()
-            };
-            let removed = match &self.backup {
-                Some(backup) if !is_dir => {
-                    let parent = relpath::parent(rel).as_bytes();
-                    backup.move_aside(dir, parent, OsStr::from_bytes(name))
-                }
-                _ => rustix::fs::unlinkat(dir, name, flags),
-            };
-            match removed {
-                Ok(()) | Err(Errno::NOENT) => {}
-                // The backups made beside the files keep their directory,
-                // as with rsync.
-                Err(Errno::NOTEMPTY) if self.backup.is_some() => return Ok(Emptied::Done),
-                Err(err) => {
-                    self.failed(rel, "cannot delete", err);
-                    return Ok(Emptied::Done);
-                }
-            }
+        if !self.setup.dry_run && !self.unlink(dir, name, rel, is_dir) {
+            return Ok(Emptied::Done);
         }
         self.end.deleted += 1;
         self.sink.deleted(rel, is_dir);
         Ok(Emptied::Done)
+    }
+
+    /// Removes the entry `name` (a directory emptied already), or with
+    /// `-b` moves a non-directory to its backup name: whether it is gone
+    /// (a failure is reported).
+    fn unlink(&mut self, dir: BorrowedFd<'_>, name: &[u8], rel: &OsStr, is_dir: bool) -> bool {
+        let flags = match is_dir {
+            true => AtFlags::REMOVEDIR,
+            false => AtFlags::empty(),
+        };
+        let removed = match &self.backup {
+            Some(backup) if !is_dir => {
+                let parent = relpath::parent(rel).as_bytes();
+                backup.move_aside(dir, parent, OsStr::from_bytes(name))
+            }
+            _ => rustix::fs::unlinkat(dir, name, flags),
+        };
+        match removed {
+            Ok(()) | Err(Errno::NOENT) => true,
+            // The backups made beside the files keep their directory, as
+            // with rsync.
+            Err(Errno::NOTEMPTY) if self.backup.is_some() => false,
+            Err(err) => {
+                self.failed(rel, "cannot delete", err);
+                false
+            }
+        }
     }
 
     /// Removes what a directory that is going holds, but what a filter
@@ -357,10 +447,14 @@ impl Pass<'_, '_> {
             make_writable(fd.as_fd());
         }
         let mut emptied = Emptied::Done;
-        for (name, is_dir) in entries {
+        for Listed { name, is_dir } in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            let filter = self.setup.filter.as_ref();
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
+            let entry = Entry {
+                name: &name,
+                rel: &child,
+                is_dir,
+            };
+            if self.protects(&entry) || self.is_backup_dir(&child) {
                 emptied = Emptied::KeptProtected;
                 continue;
             }
@@ -371,22 +465,43 @@ impl Pass<'_, '_> {
         Ok(emptied)
     }
 
-    /// A backup of an earlier run: a name with the backup suffix (beside
-    /// its file), or the backup directory itself. Spared unless
-    /// `--delete-excluded`, as rsync's protect rule for them.
-    fn is_backup(&self, name: &[u8], child: &OsStr) -> bool {
-        let Some(opts) = &self.setup.backup else {
-            return false;
-        };
-        match &opts.dir {
-            // The backup directory and the directories leading to it.
-            Some(dir) => {
-                let (dir, child) = (normal(dir), child.as_bytes());
-                dir.strip_prefix(child)
-                    .is_some_and(|rest| rest.is_empty() || rest[0] == b'/')
+    /// Whether a filter rule (`P`, or an exclude without
+    /// `--delete-excluded`) or the backup suffix spares `entry`.
+    fn protects(&self, entry: &Entry<'_>) -> bool {
+        let filter = self.setup.filter.as_ref();
+        let excluded = self.setup.opts.excluded;
+        filter.is_some_and(|f| f.protects(entry.rel, entry.is_dir, excluded))
+            || self.is_backup_name(entry.name)
+    }
+
+    /// A backup made beside its file by an earlier run: without
+    /// `--backup-dir`, a name ending in the suffix, spared unless
+    /// `--delete-excluded` (rsync's `P *~` rule).
+    fn is_backup_name(&self, name: &[u8]) -> bool {
+        match &self.setup.backup {
+            Some(opts) if opts.dir.is_none() => {
+                !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes())
             }
-            None => !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes()),
+            _ => false,
         }
+    }
+
+    /// The backup directory itself, always spared (also recognised by
+    /// identity once opened, see [`BackupDir::is`]).
+    fn is_backup_dir(&self, child: &OsStr) -> bool {
+        self.backup_rel().is_some_and(|dir| dir == child.as_bytes())
+    }
+
+    /// A directory on the way to the backup directory: kept when the
+    /// sources lack it, so the backups below stay.
+    fn leads_to_backup_dir(&self, child: &OsStr) -> bool {
+        self.backup_rel().is_some_and(|dir| {
+            (dir.strip_prefix(child.as_bytes())).is_some_and(|rest| rest.first() == Some(&b'/'))
+        })
+    }
+
+    fn backup_rel(&self) -> Option<&[u8]> {
+        self.backup_dir.as_ref()?.rel.as_deref()
     }
 
     fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {
@@ -443,18 +558,15 @@ fn beneath<'p>(dir: &OsStr, path: &'p OsStr) -> Option<&'p [u8]> {
     (!rest.is_empty()).then_some(rest)
 }
 
-/// A relative path without `./`, doubled or trailing slashes, for
-/// comparing with a path below DST.
-fn normal(path: &OsStr) -> Vec<u8> {
-    let parts: Vec<&[u8]> = (path.as_bytes().split(|&b| b == b'/'))
-        .filter(|c| !c.is_empty() && *c != b".")
-        .collect();
-    parts.join(&b'/')
+/// A name in a directory.
+struct Listed {
+    name: Vec<u8>,
+    is_dir: bool,
 }
 
 /// The names in `dir` and whether each is a directory (following
 /// symlinks when `follow`), without `.` and `..`.
-fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<(Vec<u8>, bool)>, Errno> {
+fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<Listed>, Errno> {
     let mut entries = Dir::read_from(dir)?;
     let mut names = Vec::new();
     while let Some(entry) = entries.read() {
@@ -469,7 +581,10 @@ fn list(dir: BorrowedFd<'_>, follow: bool) -> Result<Vec<(Vec<u8>, bool)>, Errno
             FileType::Unknown => statat_is_dir(dir, name, AtFlags::SYMLINK_NOFOLLOW),
             _ => false,
         };
-        names.push((name.to_vec(), is_dir));
+        names.push(Listed {
+            name: name.to_vec(),
+            is_dir,
+        });
     }
     Ok(names)
 }
@@ -507,10 +622,12 @@ mod tests {
     use std::ffi::OsString;
     use std::fs;
 
+    /// What a pass reported, and how it ended.
     #[derive(Default)]
     struct Recorded {
         deleted: Vec<String>,
         failed: Vec<String>,
+        end: DeleteEnd,
     }
 
     impl DeleteSink for Recorded {
@@ -524,7 +641,7 @@ mod tests {
         }
     }
 
-    fn run(tmp: &Path, opts: DeleteOptions, dry_run: bool) -> (DeleteEnd, Recorded) {
+    fn run(tmp: &Path, opts: DeleteOptions, dry_run: bool) -> Recorded {
         let root = rustix::fs::open(
             tmp.join("dst"),
             OFlags::RDONLY | OFlags::DIRECTORY,
@@ -546,9 +663,9 @@ mod tests {
         };
         let mut sink = Recorded::default();
         let dst_root = tmp.join("dst");
-        let end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
+        sink.end = delete_extraneous(root.as_fd(), &dst_root, &roots, &setup, &mut sink);
         sink.deleted.sort();
-        (end, sink)
+        sink
     }
 
     fn tree(tmp: &Path) {
@@ -573,7 +690,7 @@ mod tests {
     fn extraneous_entries_go_and_links_are_never_followed() {
         let tmp = tempfile::tempdir().unwrap();
         tree(tmp.path());
-        let (end, sink) = run(tmp.path(), ALL, false);
+        let sink = run(tmp.path(), ALL, false);
         assert_eq!(
             sink.deleted,
             [
@@ -586,7 +703,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            end,
+            sink.end,
             DeleteEnd {
                 deleted: 6,
                 limited: false
@@ -602,16 +719,16 @@ mod tests {
     fn a_dry_run_lists_without_removing_and_the_limit_stops_the_pass() {
         let tmp = tempfile::tempdir().unwrap();
         tree(tmp.path());
-        let (end, sink) = run(tmp.path(), ALL, true);
-        assert_eq!((end.deleted, sink.deleted.len()), (6, 6));
+        let sink = run(tmp.path(), ALL, true);
+        assert_eq!((sink.end.deleted, sink.deleted.len()), (6, 6));
         assert!(tmp.path().join("dst/keep/extra").exists());
         let limit = DeleteOptions {
             max: Some(2),
             excluded: false,
         };
-        let (end, sink) = run(tmp.path(), limit, false);
+        let sink = run(tmp.path(), limit, false);
         assert_eq!(
-            end,
+            sink.end,
             DeleteEnd {
                 deleted: 2,
                 limited: true

@@ -6,9 +6,10 @@
 //! each later name becomes a [`LinkJob`] that this pass carries out once
 //! every worker is done, linking it to the finished first copy. So names
 //! handled by different workers still end up as one file, and a link never
-//! points at a half-written one.
+//! points at a half-written one. A first name that left no copy has the
+//! group's next name copied in its place ([`StandIns`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,8 +36,6 @@ pub(crate) struct LinkJob {
 #[derive(Debug)]
 pub(crate) struct LinkPhase<'a> {
     pub(crate) root: BorrowedFd<'a>,
-    /// First names whose copy failed: their later names are not linked.
-    pub(crate) failed: &'a HashSet<OsString>,
     pub(crate) dry_run: bool,
     /// The shard's temp-name tag (see `CopyOptions::temp_tag`).
     pub(crate) temp_tag: &'a str,
@@ -44,19 +43,56 @@ pub(crate) struct LinkPhase<'a> {
     pub(crate) force: bool,
     /// `-b`: where a replaced name's old version goes.
     pub(crate) backup: Option<&'a Backup>,
+    /// `--existing`: a later name not in DST is not made.
+    pub(crate) existing: bool,
 }
 
-/// Makes `link.job.rel_dst` a name of the destination file at
-/// `link.target`, replacing whatever is there atomically; skipped when it
-/// already is one.
-pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob) -> Outcome {
-    if phase.failed.contains(&link.target) {
-        return failed("not linked: copying its first name failed", FailKind::Other);
+/// The first names that left no version in DST (failed, or skipped by
+/// `--existing`, `--max-size` and the like), and for each the later name
+/// copied in its place: the first of the group that is copied, to which
+/// the rest of the group is linked (rsync's `-H` too).
+#[derive(Debug)]
+pub(crate) struct StandIns<'a> {
+    not_copied: &'a HashSet<OsString>,
+    found: HashMap<OsString, OsString>,
+}
+
+impl<'a> StandIns<'a> {
+    /// `not_copied`: the destination paths left without a version.
+    pub(crate) fn new(not_copied: &'a HashSet<OsString>) -> StandIns<'a> {
+        StandIns {
+            not_copied,
+            found: HashMap::new(),
+        }
     }
+
+    /// What `link` is linked to: its first name, or the name copied in
+    /// its place; `None` when it is to be copied itself.
+    pub(crate) fn target<'l>(&'l self, link: &'l LinkJob) -> Option<&'l OsStr> {
+        if !self.not_copied.contains(&link.target) {
+            return Some(&link.target);
+        }
+        self.found.get(&link.target).map(OsString::as_os_str)
+    }
+
+    /// `link` was copied itself with `outcome`: when that left a version,
+    /// the rest of its group is linked to it.
+    pub(crate) fn copied(&mut self, link: &LinkJob, outcome: &Outcome) {
+        if outcome.leaves_a_version() {
+            let stand_in = link.job.rel_dst.clone();
+            self.found.insert(link.target.clone(), stand_in);
+        }
+    }
+}
+
+/// Makes `link.job.rel_dst` a name of the destination file at `target`
+/// (its first name's, or a stand-in's), replacing whatever is there
+/// atomically; skipped when it already is one.
+pub(crate) fn make_link(phase: &LinkPhase<'_>, link: &LinkJob, target: &OsStr) -> Outcome {
     if phase.dry_run {
         return copied(false);
     }
-    match link_beneath(phase, &link.target, &link.job.rel_dst) {
+    match link_beneath(phase, target, &link.job.rel_dst) {
         Ok(outcome) => outcome,
         Err(LinkError { what, errno }) => failed(
             &format!("{what}: {}", io_reason(&errno.into())),
@@ -89,48 +125,77 @@ fn link_beneath(phase: &LinkPhase<'_>, target: &OsStr, rel: &OsStr) -> Result<Ou
             });
         }
         Ok(_) => true,
+        Err(Errno::NOENT) if phase.existing => {
+            return Ok(Outcome::Skipped {
+                reason: SkipReason::Missing,
+            });
+        }
         Err(Errno::NOENT) => false,
         Err(err) => return Err(failing("cannot stat destination")(err)),
     };
-    let link_at = |name: &OsStr| {
-        rustix::fs::linkat(
-            tdir.as_fd(),
-            target_name,
-            ldir.as_fd(),
-            name,
-            AtFlags::empty(),
-        )
+    let ends = Ends {
+        tdir: tdir.as_fd(),
+        target_name,
+        ldir: ldir.as_fd(),
+        link_dir,
+        link_name,
     };
     if !existing {
-        match link_at(link_name) {
+        match ends.link_as(link_name) {
             Ok(()) => return Ok(copied(false)),
             Err(Errno::EXIST) => {}
             Err(err) => return Err(failing("cannot link")(err)),
         }
     }
-    // Something else holds the name: link under a temp name, then rename
-    // over it, so the name never goes missing.
-    let temp = temp_name(phase.temp_tag);
-    link_at(&temp).map_err(failing("cannot link"))?;
-    if let Some(backup) = phase.backup {
-        if let Err(why) = backup.keep_old(ldir.as_fd(), link_dir.as_encoded_bytes(), link_name) {
-            let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
-            return Ok(failed(&why, FailKind::DestIo));
-        }
+    ends.replace(phase)
+}
+
+/// The first name's file and the later name to link to it, each in its
+/// open directory.
+struct Ends<'a> {
+    tdir: BorrowedFd<'a>,
+    target_name: &'a OsStr,
+    ldir: BorrowedFd<'a>,
+    /// The later name's directory below the destination root.
+    link_dir: &'a OsStr,
+    link_name: &'a OsStr,
+}
+
+impl Ends<'_> {
+    /// Links the first name's file as `name` in the later name's directory.
+    fn link_as(&self, name: &OsStr) -> Result<(), Errno> {
+        let (tdir, ldir) = (self.tdir, self.ldir);
+        rustix::fs::linkat(tdir, self.target_name, ldir, name, AtFlags::empty())
     }
-    let rename = || rustix::fs::renameat(ldir.as_fd(), &temp, ldir.as_fd(), link_name);
-    let renamed = match rename() {
-        // A directory where the link goes: an entry that changed type.
-        Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
-            copy::clear::make_way_at(ldir.as_fd(), link_name, phase.force).and_then(|()| rename())
+
+    /// Something else holds the later name: links under a temp name, then
+    /// renames over it (its old version kept with `-b`), so the name never
+    /// goes missing.
+    fn replace(&self, phase: &LinkPhase<'_>) -> Result<Outcome, LinkError> {
+        let (ldir, link_name) = (self.ldir, self.link_name);
+        let temp = temp_name(phase.temp_tag);
+        self.link_as(&temp).map_err(failing("cannot link"))?;
+        if let Some(backup) = phase.backup {
+            let parent = self.link_dir.as_encoded_bytes();
+            if let Err(why) = backup.keep_old(ldir, parent, link_name, phase.force) {
+                let _ = rustix::fs::unlinkat(ldir, &temp, AtFlags::empty());
+                return Ok(failed(&why, FailKind::DestIo));
+            }
         }
-        done => done,
-    };
-    if let Err(err) = renamed {
-        let _ = rustix::fs::unlinkat(ldir.as_fd(), &temp, AtFlags::empty());
-        return Err(failing("cannot rename link into place")(err));
+        let rename = || rustix::fs::renameat(ldir, &temp, ldir, link_name);
+        let renamed = match rename() {
+            // A directory where the link goes: an entry that changed type.
+            Err(Errno::ISDIR | Errno::NOTEMPTY | Errno::EXIST) => {
+                copy::clear::make_way_at(ldir, link_name, phase.force).and_then(|()| rename())
+            }
+            done => done,
+        };
+        if let Err(err) = renamed {
+            let _ = rustix::fs::unlinkat(ldir, &temp, AtFlags::empty());
+            return Err(failing("cannot rename link into place")(err));
+        }
+        Ok(copied(true))
     }
-    Ok(copied(true))
 }
 
 fn lstat(dir: BorrowedFd<'_>, name: &OsStr) -> Result<Stat, Errno> {

@@ -4,8 +4,9 @@
 //!
 //! Owns the records the walker leaves for it ([`dirmeta::DirMeta`],
 //! [`links::LinkJob`]) and the passes that act on them, all on the main
-//! thread beneath the open destination root. It may call the engine's
-//! temp names and attribute helpers (`copy`), the selection (`select`, so
+//! thread beneath the open destination root. It may call the engine
+//! (`copy`: its temp names and attribute helpers, and a whole copy of a
+//! later name standing in for its first name), the selection (`select`, so
 //! `--delete` spares what the walk left out) and the reporter (`ui`); never
 //! the walk or the run.
 
@@ -18,13 +19,14 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
-use crate::job::FailKind;
+use crate::copy::Engine;
+use crate::job::{Completion, CopyOptions, FailKind, FileJob, Outcome};
 use crate::plan::Root;
 use crate::ui::escape::io_reason;
 use crate::ui::report::Reporter;
 use delete::DeleteSetup;
 use dirmeta::DirMeta;
-use links::{LinkJob, LinkPhase};
+use links::{LinkJob, LinkPhase, StandIns};
 
 /// What the finish stage does after the copy; built by
 /// `Config::finish_setup`.
@@ -60,8 +62,12 @@ pub(crate) struct Tree<'a> {
     pub(crate) complete: bool,
     /// Later names of multiply-linked files, to link to their first name.
     pub(crate) links: Vec<LinkJob>,
-    /// Destination paths whose copy failed.
-    pub(crate) failed: &'a HashSet<OsString>,
+    /// Destination paths left without a version of their source (see
+    /// [`links::StandIns`]).
+    pub(crate) not_copied: &'a HashSet<OsString>,
+    /// How the engine copies, for a later name copied in place of a first
+    /// name that was not.
+    pub(crate) copy: &'a CopyOptions,
     /// How directory metadata is compared and applied, after the probe of
     /// the destination.
     pub(crate) dir_apply: dirmeta::DirApply,
@@ -120,15 +126,52 @@ fn link_phase(tree: &Tree<'_>, reporter: &mut Reporter) {
     let phase = LinkPhase {
         backup: backup.as_ref(),
         root: tree.root,
-        failed: tree.failed,
         dry_run: tree.setup.dry_run,
         temp_tag: &tree.setup.temp_tag,
         force: tree.setup.force,
+        existing: tree.copy.existing,
     };
+    let mut stand_ins = StandIns::new(tree.not_copied);
+    let mut engine = None;
     for link in &tree.links {
-        let outcome = links::make_link(&phase, link);
-        reporter.linked(&link.job, &outcome, &link.target);
+        match stand_ins.target(link) {
+            Some(target) => {
+                let outcome = links::make_link(&phase, link, target);
+                reporter.linked(&link.job, &outcome, target);
+            }
+            None => {
+                let done = copy_here(tree, &mut engine, &link.job);
+                stand_ins.copied(link, &done.outcome);
+                reporter.completed(&link.job, 0, &done);
+            }
+        }
     }
+}
+
+/// Copies `job` on this thread, as a worker would: a later name of a
+/// hard-linked file whose first name left no version in DST.
+fn copy_here(tree: &Tree<'_>, engine: &mut Option<Engine>, job: &FileJob) -> Completion {
+    let done = |outcome, found| Completion {
+        id: job.id,
+        outcome,
+        worker_pid: std::process::id(),
+        found,
+    };
+    let engine = match engine.take() {
+        Some(made) => engine.insert(made),
+        None => match Engine::new(tree.dst_root, tree.copy.clone()) {
+            Ok(made) => engine.insert(made),
+            Err(err) => {
+                let outcome = Outcome::Failed {
+                    error: format!("cannot open destination: {}", io_reason(&err)),
+                    kind: FailKind::DestIo,
+                };
+                return done(outcome, Default::default());
+            }
+        },
+    };
+    let outcome = engine.copy(job, &mut |_| {});
+    done(outcome, engine.take_findings())
 }
 
 /// `--delete`, only after a run in which nothing failed: a source that

@@ -60,6 +60,9 @@ fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
     if is_dst {
         return Err(is_destination(dir));
     }
+    if holds_destination(plan, dir, &dst, &wanted) {
+        return Err(bad(Path::new(dir), backup_dir::HOLDS_DESTINATION));
+    }
     for root in plan.roots.iter().filter(|r| r.is_dir) {
         let Ok(src) = fs::canonicalize(&root.src) else {
             continue;
@@ -73,6 +76,24 @@ fn check_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
         }
     }
     Ok(())
+}
+
+/// Whether the `--backup-dir` is a directory above DST: by identity when
+/// both exist (a directory beneath DST never is, and is not followed to
+/// find out), else by the canonical paths.
+fn holds_destination(plan: &Plan, dir: &OsStr, dst: &Path, wanted: &Path) -> bool {
+    let Ok(root) = open_root(plan) else {
+        return dst.starts_with(wanted);
+    };
+    let Ok(Place::Outside(path)) = backup_dir::locate(root.as_fd(), dir) else {
+        return false;
+    };
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::openat(&root, &path, flags, Mode::empty()) {
+        Ok(fd) => backup_dir::holds(fd.as_fd(), root.as_fd()).unwrap_or(false),
+        // Missing: made by this run, so below what exists, never above DST.
+        Err(_) => false,
+    }
 }
 
 /// Creates the `--backup-dir` (and its missing parents) once the
@@ -103,7 +124,9 @@ fn create_backup_dir(plan: &Plan, dir: &OsStr) -> Result<(), Fatal> {
             // A link outside DST may still lead back to it.
             match backup_dir::open(root.as_fd(), dir) {
                 Ok(_) => Ok(()),
-                Err(err) if err.kind() == std::io::ErrorKind::Other => Err(is_destination(dir)),
+                Err(err) if err.kind() == std::io::ErrorKind::Other => {
+                    Err(bad(Path::new(dir), &err.to_string()))
+                }
                 Err(err) => Err(dest_error(&path, "cannot open --backup-dir", &err)),
             }
         }

@@ -30,7 +30,14 @@ struct SplitFile {
     bytes: u64,
     short: bool,
     /// The first part's failure: the file fails with it.
-    failure: Option<(String, FailKind)>,
+    failure: Option<PartFailure>,
+}
+
+/// Why a part of a split file failed.
+#[derive(Debug)]
+struct PartFailure {
+    error: String,
+    kind: FailKind,
 }
 
 impl SplitFile {
@@ -101,7 +108,7 @@ impl Splits {
             Outcome::Failed { error, kind } => {
                 end.fewer_bytes = reported;
                 if file.failure.is_none() {
-                    file.failure = Some((error, kind));
+                    file.failure = Some(PartFailure { error, kind });
                     // The parts still to run find no temp and end at once.
                     discard(self.root.as_ref(), &file.job, self.opts.partial);
                 }
@@ -116,7 +123,7 @@ impl Splits {
 
     fn finish(&self, file: SplitFile) -> FileEnd {
         let outcome = match (file.failure, &self.root, &file.job.range) {
-            (Some((error, kind)), _, _) => Outcome::Failed { error, kind },
+            (Some(PartFailure { error, kind }), _, _) => Outcome::Failed { error, kind },
             (None, Some(root), Some(range)) => {
                 let split = SplitCopy {
                     job: &file.job,

@@ -21,9 +21,7 @@ use crate::finish::dirmeta::DirApply;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
-use crate::job::{
-    Changes, Completion, CopyOptions, FailKind, FileJob, Findings, Outcome, WorkerEvent,
-};
+use crate::job::{Changes, Completion, CopyOptions, FailKind, FileJob, Findings, WorkerEvent};
 use crate::plan::Root;
 use crate::relpath;
 use crate::ui::report::Reporter;
@@ -96,8 +94,10 @@ pub(super) struct Supervisor<'r> {
     fatal: Option<Fatal>,
     /// Later names of multiply-linked files (`-a`), linked after the copy.
     links: Vec<LinkJob>,
-    /// Destination paths whose copy failed (`-a` only, for `links`).
-    failed_rels: HashSet<OsString>,
+    /// Destination paths (`-a` only, for `links`) left without a version
+    /// of their source: failed, or skipped by `--existing`, `--max-size`
+    /// and the like.
+    not_copied: HashSet<OsString>,
     /// Large files copied in parts, until their last part ends.
     splits: Splits,
 }
@@ -126,7 +126,7 @@ impl<'r> Supervisor<'r> {
             suspect_dirs: HashSet::new(),
             fatal: None,
             links: Vec::new(),
-            failed_rels: HashSet::new(),
+            not_copied: HashSet::new(),
             splits: start.splits,
         }
     }
@@ -274,17 +274,15 @@ impl<'r> Supervisor<'r> {
         else {
             return;
         };
-        if let Outcome::Failed { .. } = outcome {
-            // Later names of this file must not be linked.
-            if self.copy.archive {
-                self.failed_rels.insert(job.rel_dst.clone());
-            }
+        // Later names of this file are then not linked to it.
+        if self.copy.archive && !outcome.leaves_a_version() {
+            self.not_copied.insert(job.rel_dst.clone());
         }
         let found = match job.range {
             // The walker found nothing at the name of a split file.
             Some(_) => Findings {
                 changes: Some(Changes::new_entry()),
-                source_size: None,
+                ..Findings::default()
             },
             None => completion.found,
         };
@@ -463,7 +461,8 @@ impl<'r> Supervisor<'r> {
             dst_root: &self.dst.path,
             complete: !self.interrupted && self.fatal.is_none() && self.pending.is_empty(),
             links: std::mem::take(&mut self.links),
-            failed: &self.failed_rels,
+            not_copied: &self.not_copied,
+            copy: self.copy,
             dir_apply: DirApply {
                 fsync: self.finish.fsync,
                 window_ns: self.copy.modify_window_ns,

@@ -12,15 +12,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::HumanBytes;
 
-use std::os::unix::ffi::OsStrExt;
-
 use super::escape::Escaped;
 use super::itemize::{Item, ItemType, OutFormat, Update};
 use super::log_file::LogFile;
 use super::progress::{Counters, Progress, rate};
 use super::stats::Stats;
 use crate::exit_codes::{self, ExitStatus};
-use crate::job::{Changes, Completion, EntryKind, FailKind, FileJob, Outcome, SkipReason};
+use crate::job::{
+    Changes, Completion, EntryKind, FailKind, FileJob, Findings, Outcome, SkipReason,
+};
 
 /// How much pcopy tells about its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -192,6 +192,21 @@ struct Shown<'a> {
     changes: Changes,
     bytes: u64,
     pid: u32,
+    /// A symbolic link's target, as the engine read it.
+    link_target: Option<&'a [u8]>,
+}
+
+/// The type the copy of `job` has at the destination, from what the
+/// walker or the engine learnt of its source (`dereference`: `-L`).
+fn item_type(job: &FileJob, found: &Findings, dereference: bool) -> ItemType {
+    match (&job.kind, dereference) {
+        (EntryKind::File, _) | (EntryKind::Symlink, true) => ItemType::File,
+        (EntryKind::Symlink, false) => ItemType::Symlink,
+        (EntryKind::Special, _) => {
+            let mode = job.meta.map(|m| m.mode).or(found.source_mode);
+            mode.map_or(ItemType::Special, ItemType::of_mode)
+        }
+    }
 }
 
 impl Reporter {
@@ -327,7 +342,7 @@ impl Reporter {
     pub(crate) fn completed(&mut self, job: &FileJob, reported: u64, done: &Completion) {
         self.counters.files_done += 1;
         self.restarted(reported, job.size_known());
-        let kind = self.item_type(job);
+        let kind = item_type(job, &done.found, self.dereference);
         let size = job.meta.map(|m| m.size).or(done.found.source_size);
         self.stats.files.add(kind);
         if matches!(kind, ItemType::File | ItemType::Symlink) {
@@ -355,6 +370,7 @@ impl Reporter {
                     changes,
                     bytes: *bytes,
                     pid: done.worker_pid,
+                    link_target: done.found.link_target.as_deref(),
                 };
                 self.show(&shown, kind, size);
             }
@@ -391,21 +407,6 @@ impl Reporter {
         }
     }
 
-    /// The type the copy of `job` has at the destination.
-    fn item_type(&self, job: &FileJob) -> ItemType {
-        match (&job.kind, self.dereference) {
-            (EntryKind::File, _) | (EntryKind::Symlink, true) => ItemType::File,
-            (EntryKind::Symlink, false) => ItemType::Symlink,
-            (EntryKind::Special, _) => {
-                let mode = job.meta.map(|m| m.mode).or_else(|| {
-                    let meta = std::fs::symlink_metadata(&job.src).ok()?;
-                    Some(std::os::unix::fs::MetadataExt::mode(&meta))
-                });
-                mode.map_or(ItemType::Special, ItemType::of_mode)
-            }
-        }
-    }
-
     fn copied(&mut self, job: &FileJob, bytes: u64, changed: bool) {
         self.bytes_copied(bytes, job.size_known());
         self.tally.copied += 1;
@@ -428,7 +429,7 @@ impl Reporter {
             self.stats.transferred_size += shown.bytes;
         }
         let target = match kind {
-            ItemType::Symlink if self.lists() => std::fs::read_link(&job.src).ok(),
+            ItemType::Symlink => shown.link_target,
             _ => None,
         };
         let item = Item {
@@ -439,7 +440,7 @@ impl Reporter {
             src: Some(&job.src),
             length: size.unwrap_or(shown.bytes),
             bytes: shown.bytes,
-            target: target.as_deref().map(|t| t.as_os_str().as_bytes()),
+            target,
         };
         self.list_item(&item, None, Some(shown.pid));
     }
@@ -463,8 +464,9 @@ impl Reporter {
                 changes,
                 bytes: 0,
                 pid: done.worker_pid,
+                link_target: done.found.link_target.as_deref(),
             };
-            let kind = self.item_type(job);
+            let kind = item_type(job, &done.found, self.dereference);
             self.show(
                 &shown,
                 kind,
@@ -588,11 +590,6 @@ impl Reporter {
             errors: self.errors.unwrap_or_default(),
             elapsed,
         }
-    }
-
-    /// Whether any per-entry line is written anywhere.
-    fn lists(&self) -> bool {
-        self.listing.is_some() || self.log.is_some()
     }
 
     /// Lists an entry; `link_to` is the first name of a hard link

@@ -167,13 +167,13 @@ impl Batcher {
         let first = self.next_id;
         let parts = split.ranges.len() as u32;
         let mut jobs = VecDeque::with_capacity(split.ranges.len());
-        for (part, &(offset, len)) in split.ranges.iter().enumerate() {
+        for (part, range) in split.ranges.iter().enumerate() {
             let range = FileRange {
                 split: first,
                 part: part as u32,
                 parts,
-                offset,
-                len,
+                offset: range.offset,
+                len: range.len,
                 temp: split.temp.clone(),
                 dev: md.dev(),
                 ino: md.ino(),

@@ -220,6 +220,7 @@ mod tests {
             existing: false,
             chmod: Default::default(),
             one_file_system: 0,
+            backup: None,
         };
         let roots = [Root {
             src: src.to_path_buf(),

@@ -12,7 +12,8 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::copy;
-use crate::job::{FailKind, IdHasher};
+use crate::copy::backup::Backup;
+use crate::job::{BackupOptions, FailKind, IdHasher};
 use crate::relpath;
 use crate::ui::escape::io_reason;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -105,6 +106,20 @@ pub(crate) struct DestDirs {
     track_new: bool,
     /// The whole destination filesystem ignores case (see `copy::caps`).
     case_insensitive: bool,
+    /// `-b`: where a non-directory in the way of a directory goes.
+    aside: Aside,
+}
+
+/// What becomes of a non-directory where a directory goes.
+#[derive(Debug)]
+enum Aside {
+    /// Removed, as without `-b`.
+    Remove,
+    /// Kept under its backup name.
+    Keep(Backup),
+    /// `-b` was asked for but the backup directory could not be opened:
+    /// nothing is replaced.
+    Broken(String),
 }
 
 /// Why a directory could not be had, ready for the walker's report.
@@ -132,7 +147,20 @@ impl DestDirs {
             name_seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
             track_new: false,
             case_insensitive: false,
+            aside: Aside::Remove,
         }
+    }
+
+    /// `-b`: a non-directory replaced by a directory is kept under its
+    /// backup name (see [`Backup`]), never removed.
+    pub(crate) fn keep_backups(&mut self, opts: &BackupOptions) {
+        let Some(root) = self.root.as_ref().filter(|_| !self.dry_run) else {
+            return;
+        };
+        self.aside = match Backup::open(root.as_fd(), opts, &self.temp_tag) {
+            Ok(backup) => Aside::Keep(backup),
+            Err(err) => Aside::Broken(format!("cannot open backup directory: {}", io_reason(&err))),
+        };
     }
 
     /// Whether single entries copied straight into the root are new.
@@ -215,7 +243,9 @@ impl DestDirs {
             match open_dir(parent_fd, name) {
                 Ok(fd) => return self.existing(fd),
                 Err(Errno::NOENT) => {}
-                Err(Errno::NOTDIR | Errno::LOOP) => return replace_with_dir(parent_fd, name),
+                Err(Errno::NOTDIR | Errno::LOOP) => {
+                    return replace_with_dir(parent_fd, rel, &self.aside);
+                }
                 Err(e) => return Err(open_failure(e)),
             }
         }
@@ -223,7 +253,7 @@ impl DestDirs {
             Ok(()) => new_dir(parent_fd, name),
             Err(Errno::EXIST) => match open_dir(parent_fd, name) {
                 Ok(fd) => self.existing(fd),
-                Err(Errno::NOTDIR | Errno::LOOP) => replace_with_dir(parent_fd, name),
+                Err(Errno::NOTDIR | Errno::LOOP) => replace_with_dir(parent_fd, rel, &self.aside),
                 Err(e) => Err(open_failure(e)),
             },
             // The parent is open, so it is the name the filesystem refuses
@@ -325,11 +355,31 @@ fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> 
     })
 }
 
-/// A file, symlink or special file where a directory goes: removed (a
-/// symlink as a link, whatever it points to: `unlinkat` never follows)
-/// and a directory made in its place, as rsync does. Only that name in
-/// `parent`, an open destination directory, is touched.
-fn replace_with_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> {
+/// A file, symlink or special file where the directory `rel` goes:
+/// removed (a symlink as a link, whatever it points to: `unlinkat` never
+/// follows), with `-b` once its backup holds it, and a directory made in
+/// its place, as rsync does. Only that name in `parent`, an open
+/// destination directory, is touched.
+fn replace_with_dir(
+    parent: BorrowedFd<'_>,
+    rel: &OsStr,
+    aside: &Aside,
+) -> Result<DestDir, DirFailure> {
+    let name = relpath::last_name(rel);
+    let kept = match aside {
+        Aside::Remove => Ok(()),
+        // Never a directory here (that would have been entered).
+        Aside::Keep(backup) => {
+            backup.keep_old(parent, relpath::parent(rel).as_bytes(), name, false)
+        }
+        Aside::Broken(why) => Err(why.clone()),
+    };
+    if let Err(reason) = kept {
+        return Err(DirFailure {
+            reason,
+            kind: FailKind::DestIo,
+        });
+    }
     match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => {}
         Err(e) => return Err(dest_failure("cannot remove non-directory in the way", e)),

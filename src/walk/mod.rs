@@ -94,6 +94,9 @@ pub(crate) struct WalkSetup {
     /// `-x`: a directory on another filesystem than its root is made
     /// empty (1) or left out (2); 0 crosses.
     pub(crate) one_file_system: u8,
+    /// `-b`: a non-directory making way for a directory is kept under
+    /// its backup name.
+    pub(crate) backup: Option<crate::job::BackupOptions>,
 }
 
 /// Where a walk starts, and the queues it feeds.
@@ -211,6 +214,9 @@ fn walk(task: WalkTask) {
     }
     if start.case_insensitive {
         dest.ignore_case();
+    }
+    if let Some(opts) = &setup.backup {
+        dest.keep_backups(opts);
     }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
     let mut walker = Walker {

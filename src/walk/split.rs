@@ -24,7 +24,7 @@ use rustix::io::Errno;
 
 use super::entry_stat::EntryStat;
 use crate::copy;
-use crate::copy::partial;
+use crate::copy::partial::{self, Part};
 use crate::job::{CopyOptions, FileJob};
 
 /// Files from this size on are split, by default (`--split-min`). Parts of
@@ -45,19 +45,19 @@ const MAX_PARTS: u64 = 1024;
 /// (with 4 KiB pages), where a mapping of the part can start too.
 const PART_ALIGN: u64 = 1 << 12;
 
-/// The byte ranges (offset, length) of a file of `size` bytes split with
+/// The parts of a file of `size` bytes split with
 /// threshold `min`: parts of [`PART_LEN`], or `min / 2` if less, so a
 /// file just above the threshold still gives two, and a large one gives
 /// many that workers take as they become free (a worker slowed by a busy
 /// machine, or by the slower mapped path, holds up little).
-pub(crate) fn part_ranges(size: u64, min: u64) -> Vec<(u64, u64)> {
+pub(crate) fn part_ranges(size: u64, min: u64) -> Vec<Part> {
     let base = (min / 2).min(PART_LEN).max(size.div_ceil(MAX_PARTS));
     let part = base.div_ceil(PART_ALIGN).max(1) * PART_ALIGN;
     let mut ranges = Vec::new();
     let mut offset = 0;
     while offset < size {
         let len = part.min(size - offset);
-        ranges.push((offset, len));
+        ranges.push(Part { offset, len });
         offset += len;
     }
     ranges
@@ -79,7 +79,7 @@ pub(crate) struct Splitter {
 #[derive(Debug)]
 pub(crate) struct SplitStart {
     pub(crate) temp: OsString,
-    pub(crate) ranges: Vec<(u64, u64)>,
+    pub(crate) ranges: Vec<Part>,
 }
 
 impl Splitter {
@@ -157,7 +157,7 @@ impl Splitter {
         dir: BorrowedFd<'_>,
         name: &OsStr,
         md: &EntryStat,
-        ranges: &[(u64, u64)],
+        ranges: &[Part],
     ) -> Option<Option<SplitStart>> {
         let source = partial::Identity {
             dev: md.dev(),
@@ -169,7 +169,7 @@ impl Splitter {
             Ok(found) => found?,
             Err(_) => return Some(None),
         };
-        let mut left: Vec<(u64, u64)> = (ranges.iter())
+        let mut left: Vec<Part> = (ranges.iter())
             .filter(|range| !found.done.contains(range))
             .copied()
             .collect();
@@ -249,12 +249,16 @@ pub(crate) mod tests {
         let size = (1 << 30) + 12_345;
         let ranges = part_ranges(size, SPLIT_MIN);
         assert_eq!(ranges.len(), 33);
-        assert_eq!(ranges[0], (0, PART_LEN));
+        let first = Part {
+            offset: 0,
+            len: PART_LEN,
+        };
+        assert_eq!(ranges[0], first);
         let mut next = 0;
-        for &(offset, len) in &ranges {
-            assert_eq!(offset, next);
-            assert_eq!(offset % PART_ALIGN, 0);
-            next += len;
+        for part in &ranges {
+            assert_eq!(part.offset, next);
+            assert_eq!(part.offset % PART_ALIGN, 0);
+            next += part.len;
         }
         assert_eq!(next, size);
     }
@@ -265,10 +269,11 @@ pub(crate) mod tests {
             part_ranges(SPLIT_MIN, SPLIT_MIN).len() as u64,
             SPLIT_MIN / PART_LEN
         );
-        assert_eq!(
-            part_ranges(1 << 20, 1 << 20),
-            vec![(0, 1 << 19), (1 << 19, 1 << 19)]
-        );
+        let half = |offset| Part {
+            offset,
+            len: 1 << 19,
+        };
+        assert_eq!(part_ranges(1 << 20, 1 << 20), [half(0), half(1 << 19)]);
         let huge = part_ranges(1 << 50, SPLIT_MIN);
         assert!(huge.len() as u64 <= MAX_PARTS, "{} parts", huge.len());
     }

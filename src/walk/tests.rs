@@ -60,6 +60,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         existing: false,
         chmod: Default::default(),
         one_file_system: 0,
+        backup: None,
     };
     let start = WalkStart {
         roots: vec![Root {

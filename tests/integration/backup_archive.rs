@@ -57,6 +57,52 @@ both_kinds! {
         assert_unchanged(&before, &env.path("dst"), "by a rerun");
     }
 
+    fn the_other_names_are_kept_whole_when_the_first_is_not_copied(env: TestEnv) {
+        // `s1/x` is the group's first name (its source comes first);
+        // `s2/y` and `s2/z` are later names of the same file.
+        let data = "the linked file's data\n";
+        env.write("s1/x", data);
+        env.mkdir("s2");
+        fs::hard_link(env.path("s1/x"), env.path("s2/y")).unwrap();
+        fs::hard_link(env.path("s1/x"), env.path("s2/z")).unwrap();
+        let linked_whole = |dst: &str| {
+            for name in ["y", "z"] {
+                let path = env.path(format!("{dst}/{name}"));
+                assert_eq!(fs::read_to_string(&path).unwrap(), data, "{dst}/{name}");
+            }
+            assert_eq!(inode(&env, &format!("{dst}/y")), inode(&env, &format!("{dst}/z")), "{dst}");
+        };
+        let run = |dst: &str, flags: &[&str]| {
+            let args: Vec<&str> = ["-a"].iter().chain(flags).chain(&["s1/", "s2/", dst]).copied().collect();
+            env.run(args)
+        };
+        // The first name fails: a full directory is in its way.
+        env.write("failed/x/inside", "in the way");
+        let output = run("failed", &[]);
+        assert_status(&output, 23);
+        linked_whole("failed");
+        assert!(env.path("failed/x/inside").exists());
+        // --existing: the first name is not in DST, the others are.
+        env.write("existing/y", "old y");
+        env.write("existing/z", "old z");
+        assert_status(&run("existing", &["--existing"]), 0);
+        linked_whole("existing");
+        assert!(!env.path("existing/x").exists());
+        // --max-size leaves every name out alike.
+        let output = run("sized", &["--max-size=3"]);
+        assert_status(&output, 0);
+        assert_eq!(fs::read_dir(env.path("sized")).unwrap().count(), 0, "{}", testenv::describe(&output));
+        // Filtered out, or already up to date: the others still link.
+        assert_status(&run("filtered", &["--exclude=x"]), 0);
+        linked_whole("filtered");
+        assert!(!env.path("filtered/x").exists());
+        assert_status(&run("current", &[]), 0);
+        fs::remove_file(env.path("current/y")).unwrap();
+        assert_status(&run("current", &[]), 0);
+        linked_whole("current");
+        assert_eq!(inode(&env, "current/x"), inode(&env, "current/y"));
+    }
+
     fn a_sparse_file_stays_sparse(env: TestEnv) {
         let path = env.path("src/sparse.img");
         env.mkdir("src");

@@ -92,6 +92,156 @@ both_kinds! {
         assert_same_tree(&env.path("expected"), &env.path("dst"));
     }
 
+    fn every_type_change_keeps_the_old_entry_under_its_backup_name(env: TestEnv) {
+        // What DST held, each replaced by an entry of another type.
+        let old = |env: &TestEnv, dst: &str| {
+            env.write(format!("{dst}/file-to-dir"), "old file");
+            env.symlink("old-target", format!("{dst}/link-to-dir"));
+            env.write(format!("{dst}/dir-to-file/inside.txt"), "old inside");
+            env.symlink("old-target", format!("{dst}/link-to-file"));
+            env.write(format!("{dst}/file-to-link"), "old file");
+            env.write(format!("{dst}/sub/file-to-dir"), "old deep file");
+        };
+        env.write("src/file-to-dir/new.txt", "new");
+        env.write("src/link-to-dir/new.txt", "new");
+        env.write("src/dir-to-file", "new file");
+        env.write("src/link-to-file", "new file");
+        env.symlink("new-target", "src/file-to-link");
+        env.write("src/sub/file-to-dir/new.txt", "new");
+        old(&env, "dst");
+        assert_status(&env.run(["-a", "-b", "--force", "src/", "dst"]), 0);
+        let new = [
+            "dir-to-file = new file", "file-to-dir/", "file-to-dir/new.txt = new", "file-to-link -> new-target",
+            "link-to-dir/", "link-to-dir/new.txt = new", "link-to-file = new file", "sub/", "sub/file-to-dir/",
+            "sub/file-to-dir/new.txt = new",
+        ];
+        let beside = [
+            "dir-to-file~/", "dir-to-file~/inside.txt = old inside", "file-to-dir~ = old file",
+            "file-to-link~ = old file", "link-to-dir~ -> old-target", "link-to-file~ -> old-target",
+            "sub/file-to-dir~ = old deep file",
+        ];
+        let mut expected = lines(&new);
+        expected.extend(lines(&beside));
+        expected.sort();
+        assert_eq!(contents(&env.path("dst")), expected);
+        // Without --force (nor --delete) a full directory in the way of a
+        // file stays, -b or not, as with rsync.
+        fs::remove_file(env.path("dst/dir-to-file")).unwrap();
+        env.write("dst/dir-to-file/inside.txt", "stays");
+        env.write("src/dir-to-file", "newer file");
+        let output = env.run(["-a", "-b", "src/", "dst"]);
+        assert_status(&output, 23);
+        assert!(normalized_stderr(&output).contains("destination is a non-empty directory"), "{}", describe(&output));
+        assert_eq!(fs::read_to_string(env.path("dst/dir-to-file/inside.txt")).unwrap(), "stays");
+        assert_eq!(fs::read_to_string(env.path("dst/dir-to-file~/inside.txt")).unwrap(), "old inside");
+        env.write("src/dir-to-file", "new file");
+        // The same below a --backup-dir, with --delete making the way.
+        old(&env, "mirror");
+        assert_status(&env.run(["-a", "--backup-dir=../old", "--delete", "src/", "mirror"]), 0);
+        assert_eq!(contents(&env.path("mirror")), lines(&new));
+        assert_eq!(contents(&env.path("old")), lines(&[
+            "dir-to-file/", "dir-to-file/inside.txt = old inside", "file-to-dir = old file", "file-to-link = old file",
+            "link-to-dir -> old-target", "link-to-file -> old-target", "sub/", "sub/file-to-dir = old deep file",
+        ]));
+    }
+
+    fn delete_spares_earlier_backups_wherever_they_are(env: TestEnv) {
+        env.write("src/f.txt", "f1");
+        env.write("src/gone/x.txt", "x1");
+        env.write("src/kept~/k.txt", "k1");
+        assert_status(&env.run(["src/", "dst"]), 0);
+        env.write("dst/kept~/stale.txt", "stale");
+        env.write("src/f.txt", "f2, longer");
+        fs::remove_dir_all(env.path("src/gone")).unwrap();
+        let expected = lines(&[
+            "f.txt = f2, longer", "f.txt~ = f1", "gone/", "gone/x.txt~ = x1", "kept~/", "kept~/k.txt = k1",
+            "kept~/stale.txt~ = stale",
+        ]);
+        assert_status(&env.run(["-b", "--delete", "src/", "dst"]), 0);
+        // A directory the sources have is gone through even when its name
+        // ends in the suffix; the gone directory stays, holding a backup.
+        assert_eq!(contents(&env.path("dst")), expected);
+        // A rerun neither deletes nor backs up again what is a backup.
+        for _ in 0..2 {
+            let output = env.run(["-b", "--delete", "-v", "src/", "dst"]);
+            assert_status(&output, 0);
+            assert!(!String::from_utf8_lossy(&output.stdout).contains("deleting"), "{}", describe(&output));
+            assert_eq!(contents(&env.path("dst")), expected);
+        }
+    }
+
+    fn a_protected_directory_the_sources_have_is_still_cleaned(env: TestEnv) {
+        env.write("src/prot/a.txt", "a");
+        env.write("dst/prot/stale.txt", "stale");
+        env.write("dst/other/kept.txt", "protected by its directory");
+        let output = env.run(["--delete", "--filter=P prot/", "--filter=P other/", "src/", "dst"]);
+        assert_status(&output, 0);
+        assert_eq!(contents(&env.path("dst")), lines(&[
+            "other/", "other/kept.txt = protected by its directory", "prot/", "prot/a.txt = a",
+        ]));
+    }
+
+    fn delete_excluded_never_removes_the_backup_dir(env: TestEnv) {
+        two_versions(&env);
+        env.write("src/skip.log", "excluded");
+        env.write("dst/skip.log", "excluded");
+        env.write("dst/old/extra.txt", "extraneous beside the backup dir");
+        let args = ["--backup-dir=old/bak", "--delete", "--delete-excluded", "--exclude=*.log", "src/", "dst"];
+        assert_status(&env.run(args), 0);
+        let expected = lines(&[
+            "f.txt = f2, longer", "old/", "old/bak/", "old/bak/f.txt = f1", "old/bak/skip.log = excluded",
+            "old/bak/sub/", "old/bak/sub/g.txt = g1", "old/extra.txt = extraneous beside the backup dir", "sub/",
+            "sub/g.txt = g2, longer",
+        ]);
+        assert_eq!(contents(&env.path("dst")), expected);
+        assert_status(&env.run(args), 0);
+        assert_eq!(contents(&env.path("dst")), expected);
+    }
+
+    fn delete_knows_the_backup_dir_however_it_is_spelled(env: TestEnv) {
+        env.symlink("dst", "link-to-dst");
+        let dst = arg(&env.path("dst"));
+        let through_link = arg(&env.path("link-to-dst"));
+        let spellings = [
+            "x/../bak".to_string(),
+            ".//bak/".to_string(),
+            format!("{dst}/bak"),
+            format!("{dst}//./bak/"),
+            format!("{through_link}/bak"),
+        ];
+        for (run, spelling) in spellings.iter().enumerate() {
+            env.write("src/f.txt", format!("version {run}"));
+            let flag = format!("--backup-dir={spelling}");
+            let output = env.run([flag.as_str(), "--delete", "src/", "dst"]);
+            assert_status(&output, 0);
+            assert!(!String::from_utf8_lossy(&output.stdout).contains("bak"), "{flag}: {}", describe(&output));
+            // The backup directory is made before the copy, empty at first.
+            let mut expected = vec!["bak/".to_string(), format!("f.txt = version {run}")];
+            if run > 0 {
+                expected.push(format!("bak/f.txt = version {}", run - 1));
+            }
+            expected.sort();
+            assert_eq!(contents(&env.path("dst")), expected, "{flag}");
+        }
+    }
+
+    fn a_backup_dir_holding_dst_is_refused(env: TestEnv) {
+        env.write("src/dst/f.txt", "would be backed up over DST's own f.txt");
+        env.write("src/f.txt", "new");
+        env.write("top/dst/f.txt", "old");
+        env.symlink("top", "link-to-top");
+        let before = snapshot(env.root());
+        let top = arg(&env.path("top"));
+        let through_link = arg(&env.path("link-to-top"));
+        for flag in ["--backup-dir=..".to_string(), format!("--backup-dir={top}"), format!("--backup-dir={through_link}/")] {
+            let output = env.run([flag.as_str(), "--delete", "src/", "top/dst"]);
+            assert_status(&output, 3);
+            let stderr = normalized_stderr(&output);
+            assert!(stderr.contains("--backup-dir holds the destination directory"), "{flag}: {stderr}");
+            assert_unchanged(&before, env.root(), &flag);
+        }
+    }
+
     fn a_backup_dir_through_a_link_inside_dst_is_refused(env: TestEnv) {
         two_versions(&env);
         let before = outside(&env);

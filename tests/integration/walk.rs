@@ -150,6 +150,21 @@ both_kinds! {
         assert_listings_equal(&expected, &actual);
     }
 
+    fn listings_show_link_targets_beyond_path_max(env: TestEnv) {
+        env.mkdir("src");
+        deep_tree(&env.path("src"), 6000);
+        let output = env.run(["-a", "-i", "src/", "dst"]);
+        assert_status(&output, 0);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let files = stdout.lines().filter(|line| line.ends_with("/file")).count();
+        let links: Vec<&str> = stdout.lines().filter(|line| line.contains("/link")).collect();
+        // One file and one link a level.
+        assert!(files > 20 && links.len() == files, "{files} files: {stdout}");
+        for line in links {
+            assert!(line.starts_with("cL+++++++++ ") && line.ends_with("/link -> file"), "{line}");
+        }
+    }
+
     fn a_small_descriptor_limit_still_copies_everything(env: TestEnv) {
         for dir in 0..20 {
             for file in 0..25 {
