@@ -81,6 +81,7 @@ mod error;
 mod frame;
 mod future;
 mod kind;
+mod mailbox;
 mod manager;
 mod map;
 mod pool;

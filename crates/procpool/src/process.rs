@@ -41,7 +41,6 @@ use crate::pool::{Builder, WorkerPool};
 use crate::result::Resolver;
 use crate::shared::{LaneUse, Shared};
 use crate::spawn::{Child, GRACE};
-use crate::spin::spin_until;
 use crate::task::{TaskFailure, TaskFn, registered_index};
 use crate::ticket::Ticket;
 use crate::timer::WatchId;
@@ -205,6 +204,9 @@ struct IoThread {
     watches: Vec<WatchId>,
     /// What a caller that borrowed the lane left for the I/O thread.
     handover: Option<Handover>,
+    /// The last worker lost died before it took its frame from the
+    /// mailbox: nothing of the frame ran.
+    unread: bool,
 }
 
 /// A lent round trip that did not end in replies (see `process/lend.rs`):
@@ -229,6 +231,7 @@ impl IoThread {
             reply: Vec::new(),
             watches: Vec::new(),
             handover: None,
+            unread: false,
         }
     }
 
@@ -356,18 +359,38 @@ impl IoThread {
     /// left in `part` are the ones without a reply, and the child has been
     /// reaped; the error says how it ended.
     fn round_trip(&mut self, part: &mut Vec<RemoteJob>) -> Result<(), Error> {
-        if !self.send(part, true)? {
-            // The worker died before this frame reached it (killed while
-            // idle). Nothing of it ran, so start a new worker and send it
-            // there instead of failing the calls.
-            self.respawn()?;
-            self.send(part, false)?;
+        // Whether the worker was started for this frame: a frame that did
+        // not reach a worker goes to one new worker, not to a series.
+        let mut fresh = false;
+        loop {
+            if !self.send(part, !fresh)? {
+                // The worker died before this frame reached it (killed
+                // while idle). Nothing of it ran, so start a new worker and
+                // send it there instead of failing the calls.
+                self.respawn()?;
+                fresh = true;
+                continue;
+            }
+            self.mark_started(part);
+            let mut jobs = std::mem::take(part).into_iter();
+            let delivered = self.deliver_replies(&mut jobs);
+            part.extend(jobs);
+            match delivered {
+                // It died before it took the frame from the mailbox.
+                Err(_) if self.take_unread() && !fresh && !self.pool.is_terminated() => {
+                    self.unwatch();
+                    self.respawn()?;
+                    fresh = true;
+                }
+                delivered => return delivered,
+            }
         }
-        self.mark_started(part);
-        let mut jobs = std::mem::take(part).into_iter();
-        let delivered = self.deliver_replies(&mut jobs);
-        part.extend(jobs);
-        delivered
+    }
+
+    /// Whether the worker just lost had not taken its frame (and clears
+    /// the mark).
+    fn take_unread(&mut self) -> bool {
+        std::mem::take(&mut self.unread)
     }
 
     /// Writes `part` as one frame to the child. `Ok(false)`, only if
@@ -437,7 +460,10 @@ impl IoThread {
                     self.reap_with(&err);
                     return Err(err);
                 }
-                Err(_) => return Err(self.lost(None)),
+                Err(_) => {
+                    self.unread = self.child.as_ref().is_some_and(Child::request_unread);
+                    return Err(self.lost(None));
+                }
             }
         }
         Ok(())
@@ -449,9 +475,11 @@ impl IoThread {
     /// wait with EOF.
     fn read_reply(&mut self) -> Result<(), FrameError> {
         let child = self.child.as_mut().expect("a child is running");
-        // A small task answers within microseconds: look for the reply
-        // before sleeping in poll, so it costs no wake-up.
-        spin_until(|| child.wait_readable(Duration::ZERO).unwrap_or(true));
+        // A small task answers within microseconds, through the mailbox
+        // while this thread still looks there: no system call, no wake-up.
+        if child.take_mail(&mut self.reply)? {
+            return Ok(());
+        }
         let mut kill_at: Option<Instant> = None;
         loop {
             if child

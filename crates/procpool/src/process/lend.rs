@@ -114,6 +114,11 @@ impl IoThread {
         self.unwatch();
         match delivered {
             Ok(()) => false,
+            // Nothing ran: the frame goes to a new worker.
+            Err(_) if self.take_unread() && !self.pool.is_terminated() => {
+                self.handover = Some(Handover::Unsent(jobs.collect()));
+                true
+            }
             Err(err) => {
                 self.handover = Some(Handover::Unanswered(jobs.collect(), err));
                 true
