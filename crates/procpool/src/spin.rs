@@ -40,12 +40,16 @@ mod tests {
 
     #[test]
     fn a_spin_stops_at_once_when_ready_and_after_the_budget_when_not() {
+        // Whether a later look comes within the budget depends on the
+        // scheduler (a yield on a loaded machine can outlast it), so only
+        // what does not is checked: a first look that finds the condition,
+        // and a condition that never holds.
         let mut looks = 0;
         assert!(spin_until(|| {
             looks += 1;
-            looks == 3
+            true
         }));
-        assert_eq!(looks, 3);
+        assert_eq!(looks, 1);
         let start = Instant::now();
         assert!(!spin_until(|| false));
         assert!(start.elapsed() >= SPIN);
