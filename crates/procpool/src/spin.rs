@@ -89,8 +89,23 @@ mod tests {
             true
         }));
         assert_eq!(looks, 1);
+        // Never ready: false, after the budget or, if a yield came back
+        // late, after the spin was given up for contention.
         let start = Instant::now();
         assert!(!spin_until(|| false));
-        assert!(start.elapsed() >= SPIN);
+        let contended = CONTENDED_UNTIL.load(Ordering::Relaxed) > nanos_since_epoch(start);
+        assert!(contended || start.elapsed() >= SPIN);
+    }
+
+    #[test]
+    fn while_the_cpus_are_contended_a_spin_looks_once() {
+        let now = nanos_since_epoch(Instant::now());
+        CONTENDED_UNTIL.fetch_max(now + BACK_OFF.as_nanos() as u64, Ordering::Relaxed);
+        let mut looks = 0;
+        assert!(!spin_until(|| {
+            looks += 1;
+            false
+        }));
+        assert_eq!(looks, 1);
     }
 }
