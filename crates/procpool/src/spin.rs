@@ -1,8 +1,10 @@
 //! Short bounded spins before parking. Owns the spin budget; calls nothing
 //! of the pool.
 //!
-//! A sequential `apply` on a process pool passes four hand-offs: caller →
-//! I/O thread → worker → I/O thread → caller. Each one made by parking
+//! A sequential `apply` on a process pool passes two hand-offs (caller →
+//! worker → caller, see `process/lend.rs`), or four through the queue
+//! (caller → I/O thread → worker → I/O thread → caller). Each one made by
+//! parking
 //! (a futex or a blocking read) costs a wake-up: a system call for the
 //! waker, and for the sleeper a trip through the scheduler, often to the
 //! other CPU. When the next step is microseconds away, as it is for small
