@@ -8,7 +8,7 @@
 //!
 //! A frame to or from a worker process may end in raw byte blocks after
 //! its postcard head (see `wire`), written from where they lie by
-//! [`send_with_blocks`].
+//! [`encode_with_blocks`] and [`send_all`].
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
@@ -90,12 +90,11 @@ pub(crate) fn write_message<T: Serialize + ?Sized>(
     send_encoded(w, scratch)
 }
 
-/// Sends one frame: `head`, encoded into `scratch`, and then `blocks`, raw,
-/// with vectored writes from where they lie. The caller keeps the frame
-/// within [`MAX_FRAME`]; a frame over it is refused before anything is
-/// sent.
-pub(crate) fn send_with_blocks<T: Serialize + ?Sized>(
-    fd: RawFd,
+/// Encodes `head` into `scratch` behind the length prefix of a frame that
+/// `blocks` end, refusing a frame over [`MAX_FRAME`]. The frame is
+/// `scratch` followed by the blocks; its body, `scratch[4..]` and the
+/// blocks.
+pub(crate) fn encode_with_blocks<T: Serialize + ?Sized>(
     head: &T,
     blocks: &[&[u8]],
     scratch: &mut Vec<u8>,
@@ -109,10 +108,7 @@ pub(crate) fn send_with_blocks<T: Serialize + ?Sized>(
         ));
     }
     scratch[..4].copy_from_slice(&(len as u32).to_le_bytes());
-    let mut parts = Vec::with_capacity(1 + blocks.len());
-    parts.push(scratch.as_slice());
-    parts.extend_from_slice(blocks);
-    send_all(fd, &parts)
+    Ok(())
 }
 
 /// Writes every byte of `parts`, in order, to the socket `fd`, as few

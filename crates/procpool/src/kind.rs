@@ -43,6 +43,9 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     /// batches this kind dispatches.
     #[doc(hidden)]
     const IMAP_WINDOW_PER_WORKER: usize;
+    /// Per-worker state that callers may borrow (process pools' lanes).
+    #[doc(hidden)]
+    type Lanes: Default + Send + Sync + std::fmt::Debug;
     /// Starts the pool's first workers, one per seat of `pool`.
     #[doc(hidden)]
     fn start(pool: &Arc<Shared<Self::Job>>, spec: Arc<WorkerSpec<Self>>) -> Result<Threads, Error>;
@@ -58,6 +61,17 @@ pub trait Kind: sealed::Sealed + Sized + Send + Sync + 'static {
     ) -> Result<(), Error>;
     #[doc(hidden)]
     fn signal_on_terminate(pid: u32);
+    /// Submits a job whose caller waits for its result at once (`apply`).
+    /// Queued, unless the kind can run it sooner on the caller's thread.
+    #[doc(hidden)]
+    fn submit_waited(
+        pool: &Arc<Shared<Self::Job>>,
+        spec: &WorkerSpec<Self>,
+        job: Self::Job,
+    ) -> Result<(), Error> {
+        let _ = spec;
+        pool.push_all([job], false)
+    }
 }
 
 /// Says that workers of this kind can run `F` on `Args`.
@@ -91,6 +105,8 @@ pub struct WorkerSpec<K: Kind> {
     /// The pool's identity, so a worker thread can tell that a drop of the
     /// pool is happening on itself (see `WorkerPool::drop`).
     pub(crate) pool_id: usize,
+    /// What callers may borrow of the workers (see `Kind::submit_waited`).
+    pub(crate) lanes: K::Lanes,
 }
 
 /// The join handles of a pool's threads. Thread workers replace themselves

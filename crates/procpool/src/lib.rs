@@ -70,7 +70,8 @@
 //! and runs the worker loop instead of `main`. The parent sends the index
 //! of a [`register!`]ed function and postcard-encoded arguments; nothing
 //! but data crosses. The worker's stdout and stderr are the parent's, and
-//! the protocol has its own socket, so printing cannot corrupt it. Workers
+//! the protocol has its own socket (and, for small frames, a shared-memory
+//! mailbox), so printing cannot corrupt it. Workers
 //! die with the parent (`PR_SET_PDEATHSIG`) and ignore SIGINT, leaving the
 //! decision about Ctrl-C to the parent.
 #![deny(missing_docs, missing_debug_implementations)]
@@ -81,6 +82,7 @@ mod error;
 mod frame;
 mod future;
 mod kind;
+mod mailbox;
 mod manager;
 mod map;
 mod pool;

@@ -178,6 +178,7 @@ impl<K: Kind> Builder<K> {
             max_memory: self.max_memory,
             initializer: self.initializer?,
             pool_id,
+            lanes: K::Lanes::default(),
         });
         let threads = K::start(&shared, spec.clone())?;
         Ok(WorkerPool {
@@ -308,7 +309,9 @@ impl<K: Kind> WorkerPool<K> {
         F: TaskFn<Args>,
         K: Runs<F, Args>,
     {
-        self.apply_async(f, args)?.get()
+        let (resolver, result) = pair();
+        K::submit_waited(&self.shared, &self.spec, K::single_job(f, args, resolver)?)?;
+        result.get()
     }
 
     /// Queues `f(args...)` and returns at once (Python's `apply_async`).

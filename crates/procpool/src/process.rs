@@ -1,11 +1,15 @@
 //! Process workers, parent side: one I/O thread per worker process.
 //!
-//! Who owns what: each worker slot has one I/O thread. It alone owns the
-//! child (`std::process::Child`) and the parent's end of the child's
-//! socket, so it alone writes to, reads from, respawns and reaps that
-//! child. Other threads only ever signal a pid, and only under the shared
-//! lock, while the I/O thread keeps the pid registered (see
-//! `Shared::pids`).
+//! Who owns what: each worker slot has one I/O thread and one lane, the
+//! slot's I/O state (`IoThread`: the child, `std::process::Child`, and the
+//! parent's end of its socket), behind a mutex. The I/O thread holds the
+//! lane while it starts, feeds, replaces and reaps its child; only it
+//! starts (forks) a child. While the I/O thread waits for work, a caller
+//! of `apply` may borrow the lane to make its own round trip (see
+//! `process/lend.rs` and `Shared::lend_lane`), and gives back to the I/O
+//! thread whatever needs a new worker. Other threads only ever signal a
+//! pid, and only under the shared lock, while the lane's holder keeps the
+//! pid registered (see `Shared::pids`).
 //!
 //! One frame is in flight per worker: the I/O thread writes a batch of
 //! calls, then reads the batch's replies. A batch is one call when the
@@ -35,15 +39,27 @@ use crate::kind::{Kind, Process, Runs, Threads, WorkerSpec, mark_owned_by};
 use crate::map::ChunkDone;
 use crate::pool::{Builder, WorkerPool};
 use crate::result::Resolver;
-use crate::shared::Shared;
+use crate::shared::{LaneUse, Shared};
 use crate::spawn::{Child, GRACE};
-use crate::spin::spin_until;
 use crate::task::{TaskFailure, TaskFn, registered_index};
 use crate::ticket::Ticket;
 use crate::timer::WatchId;
 use crate::wire::{self, Call, FromWorker, ToWorker};
 
+/// A worker slot's lane: its I/O state, held by the slot's I/O thread or
+/// by a caller that borrowed it (see the module documentation).
+type Lane = std::sync::Mutex<IoThread>;
+
+/// Takes a lane. A panic while it is held (a result callback's is caught
+/// before it gets here) leaves the child and socket as they were.
+fn lock(lane: &Lane) -> std::sync::MutexGuard<'_, IoThread> {
+    lane.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+mod lend;
 mod stop;
+
+pub(crate) use lend::Lanes;
 
 /// A queued call for a worker process. `done` owns the result's resolver,
 /// so dropping an unrun job resolves it to `Terminated`.
@@ -79,6 +95,7 @@ impl Kind for Process {
     // A frame carries up to BATCH calls; a smaller window would send
     // smaller frames and pay a round trip for a few calls.
     const IMAP_WINDOW_PER_WORKER: usize = BATCH;
+    type Lanes = Lanes;
 
     fn start(
         pool: &Arc<Shared<RemoteJob>>,
@@ -109,6 +126,7 @@ impl Kind for Process {
             let mut inner = pool.lock();
             let first = inner.pids.len();
             inner.pids.resize(first + n, None);
+            inner.lanes.resize(first + n, LaneUse::Busy);
             (
                 first,
                 inner.started + inner.start_failed,
@@ -118,11 +136,13 @@ impl Kind for Process {
         let mut spawned = 0;
         let mut spawn_error = None;
         for slot in first_slot..first_slot + n {
-            let (io_pool, io_spec) = (pool.clone(), spec.clone());
+            let lane = spec
+                .lanes
+                .add(slot, IoThread::new(pool.clone(), spec.clone(), slot));
             pool.entered();
             let io = std::thread::Builder::new()
                 .name(format!("procpool-io-{slot}"))
-                .spawn(move || IoThread::new(io_pool, io_spec, slot).run());
+                .spawn(move || IoThread::serve(&lane));
             match io {
                 Ok(handle) => {
                     spawned += 1;
@@ -151,6 +171,19 @@ impl Kind for Process {
         }
     }
 
+    /// A plain pool's `apply` makes its round trip on the caller's thread
+    /// when a worker is idle (see `process/lend.rs`).
+    fn submit_waited(
+        pool: &Arc<Shared<RemoteJob>>,
+        spec: &WorkerSpec<Process>,
+        job: RemoteJob,
+    ) -> Result<(), Error> {
+        match lend::run_on_lent_lane(pool, spec, job) {
+            Ok(()) => Ok(()),
+            Err(job) => pool.push_all([job], false),
+        }
+    }
+
     fn signal_on_terminate(pid: u32) {
         // SAFETY: kill has no memory-safety preconditions. The pid belongs
         // to a child that is not reaped yet (see `Shared::pids`).
@@ -169,6 +202,21 @@ struct IoThread {
     reply: Vec<u8>,
     /// The timer's watches on the tasks of the frame in flight.
     watches: Vec<WatchId>,
+    /// What a caller that borrowed the lane left for the I/O thread.
+    handover: Option<Handover>,
+    /// The last worker lost died before it took its frame from the
+    /// mailbox: nothing of the frame ran.
+    unread: bool,
+}
+
+/// A lent round trip that did not end in replies (see `process/lend.rs`):
+/// what is left is the I/O thread's to finish, as it would its own.
+enum Handover {
+    /// The worker was gone before the frame reached it: nothing ran; the
+    /// jobs go to a new worker.
+    Unsent(Vec<RemoteJob>),
+    /// The jobs got no reply, for this reason.
+    Unanswered(Vec<RemoteJob>, Error),
 }
 
 impl IoThread {
@@ -182,11 +230,54 @@ impl IoThread {
             scratch: Vec::new(),
             reply: Vec::new(),
             watches: Vec::new(),
+            handover: None,
+            unread: false,
         }
     }
 
-    fn run(mut self) {
-        mark_owned_by(self.spec.pool_id);
+    /// The I/O thread's life: start the worker, then take batches and
+    /// feed them to it until the pool is done with this slot. It holds its
+    /// lane except while it waits for work (see `Shared::pop_batch`).
+    fn serve(lane: &Lane) {
+        let mut io = lock(lane);
+        mark_owned_by(io.spec.pool_id);
+        if !io.start() {
+            return;
+        }
+        let (pool, slot) = (io.pool.clone(), io.slot);
+        let limit = io.spec.maxtasksperchild.unwrap_or(usize::MAX);
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let max = io.batch_limit().min(limit - io.served);
+            drop(io);
+            let more = pool.pop_batch(Some(slot), max, &mut batch);
+            io = lock(lane);
+            if !more {
+                break;
+            }
+            io.take_over();
+            io.dispatch(&mut batch);
+            if io.served >= limit || io.over_memory_cap() {
+                io.retire();
+                io.served = 0;
+            }
+            if io.child.is_none() && pool.wants_workers() {
+                // Replace a lost or retired worker now rather than on the
+                // next batch, so the pool is back to full strength while it
+                // is idle, as Python's pool repopulates. If this fails, the
+                // next dispatch tries again and reports it.
+                let _ = io.respawn();
+            }
+        }
+        io.take_over();
+        io.retire();
+        drop(io);
+        pool.exited();
+    }
+
+    /// Starts the slot's first worker and reports how that went; `false`:
+    /// it failed, and this I/O thread has left the pool.
+    fn start(&mut self) -> bool {
         let first = self.respawn();
         let started = first.is_ok();
         {
@@ -205,29 +296,21 @@ impl IoThread {
         self.pool.changed.notify_all();
         if !started {
             self.pool.exited();
-            return;
         }
-        let mut batch = Vec::with_capacity(BATCH);
-        let limit = self.spec.maxtasksperchild.unwrap_or(usize::MAX);
-        while self
-            .pool
-            .pop_batch(self.batch_limit().min(limit - self.served), &mut batch)
-        {
-            self.dispatch(&mut batch);
-            if self.served >= limit || self.over_memory_cap() {
-                self.retire();
-                self.served = 0;
-            }
-            if self.child.is_none() && self.pool.wants_workers() {
-                // Replace a lost or retired worker now rather than on the
-                // next batch, so the pool is back to full strength while it
-                // is idle, as Python's pool repopulates. If this fails, the
-                // next dispatch tries again and reports it.
-                let _ = self.respawn();
-            }
+        started
+    }
+
+    /// Finishes what a caller that borrowed the lane left: unsent jobs go
+    /// to a new worker (unless the pool was terminated: they are dropped,
+    /// which resolves them to `Terminated`), unanswered ones fail as the
+    /// I/O thread's own would.
+    fn take_over(&mut self) {
+        match self.handover.take() {
+            None => {}
+            Some(Handover::Unsent(part)) if self.pool.is_terminated() => drop(part),
+            Some(Handover::Unsent(part)) => self.send_part(part),
+            Some(Handover::Unanswered(part, err)) => self.fail_unanswered(part, err),
         }
-        self.retire();
-        self.pool.exited();
     }
 
     /// Starts a fresh worker in this slot, running the initializer.
@@ -251,17 +334,23 @@ impl IoThread {
                 room = room.saturating_sub(job.payload.len());
                 part.push(job);
             }
-            if self.child.is_none()
-                && let Err(e) = self.respawn()
-            {
-                part.into_iter().for_each(|job| (job.done)(Err(e.clone())));
-                continue;
-            }
-            let outcome = self.round_trip(&mut part);
-            self.unwatch();
-            if let Err(err) = outcome {
-                self.fail_unanswered(part, err);
-            }
+            self.send_part(part);
+        }
+    }
+
+    /// Sends one frame's jobs, starting a worker first if the slot has
+    /// none, and delivers their replies, or their failure.
+    fn send_part(&mut self, mut part: Vec<RemoteJob>) {
+        if self.child.is_none()
+            && let Err(e) = self.respawn()
+        {
+            part.into_iter().for_each(|job| (job.done)(Err(e.clone())));
+            return;
+        }
+        let outcome = self.round_trip(&mut part);
+        self.unwatch();
+        if let Err(err) = outcome {
+            self.fail_unanswered(part, err);
         }
     }
 
@@ -270,6 +359,45 @@ impl IoThread {
     /// left in `part` are the ones without a reply, and the child has been
     /// reaped; the error says how it ended.
     fn round_trip(&mut self, part: &mut Vec<RemoteJob>) -> Result<(), Error> {
+        // Whether the worker was started for this frame: a frame that did
+        // not reach a worker goes to one new worker, not to a series.
+        let mut fresh = false;
+        loop {
+            if !self.send(part, !fresh)? {
+                // The worker died before this frame reached it (killed
+                // while idle). Nothing of it ran, so start a new worker and
+                // send it there instead of failing the calls.
+                self.respawn()?;
+                fresh = true;
+                continue;
+            }
+            self.mark_started(part);
+            let mut jobs = std::mem::take(part).into_iter();
+            let delivered = self.deliver_replies(&mut jobs);
+            part.extend(jobs);
+            match delivered {
+                // It died before it took the frame from the mailbox.
+                Err(_) if self.take_unread() && !fresh && !self.pool.is_terminated() => {
+                    self.unwatch();
+                    self.respawn()?;
+                    fresh = true;
+                }
+                delivered => return delivered,
+            }
+        }
+    }
+
+    /// Whether the worker just lost had not taken its frame (and clears
+    /// the mark).
+    fn take_unread(&mut self) -> bool {
+        std::mem::take(&mut self.unread)
+    }
+
+    /// Writes `part` as one frame to the child. `Ok(false)`, only if
+    /// `may_refuse`: the child had died before the frame reached it (EPIPE),
+    /// so nothing of it ran; the child is reaped, and the frame may go to a
+    /// new one. Any other failure reaps the child and says how it ended.
+    fn send(&mut self, part: &[RemoteJob], may_refuse: bool) -> Result<bool, Error> {
         let calls: Vec<Call> = part
             .iter()
             .map(|j| Call {
@@ -279,27 +407,19 @@ impl IoThread {
             .collect();
         let blocks: Vec<&[u8]> = part.iter().map(|j| j.payload.as_slice()).collect();
         let head = ToWorker::Batch(calls);
-        let child = self.child.as_mut().expect("dispatch spawned a child");
-        if let Err(e) = child.send_with_blocks(&head, &blocks, &mut self.scratch) {
-            // EPIPE: the child died before this batch reached it (killed
-            // while idle). Nothing of the batch ran, so start a new worker
-            // and send it there instead of failing the calls.
-            if e.kind() != io::ErrorKind::BrokenPipe || self.pool.is_terminated() {
-                return Err(self.lost(Some(e)));
+        let child = self.child.as_mut().expect("a child is running");
+        match child.send_with_blocks(&head, &blocks, &mut self.scratch) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if may_refuse
+                    && e.kind() == io::ErrorKind::BrokenPipe
+                    && !self.pool.is_terminated() =>
+            {
+                self.reap();
+                Ok(false)
             }
-            self.reap();
-            self.respawn()?;
-            let child = self.child.as_mut().expect("just respawned");
-            if let Err(e) = child.send_with_blocks(&head, &blocks, &mut self.scratch) {
-                return Err(self.lost(Some(e)));
-            }
+            Err(e) => Err(self.lost(Some(e))),
         }
-        drop(blocks);
-        self.mark_started(part);
-        let mut jobs = std::mem::take(part).into_iter();
-        let delivered = self.deliver_replies(&mut jobs);
-        part.extend(jobs);
-        delivered
     }
 
     /// Reads replies frames until every job of `jobs` has had its reply.
@@ -340,7 +460,10 @@ impl IoThread {
                     self.reap_with(&err);
                     return Err(err);
                 }
-                Err(_) => return Err(self.lost(None)),
+                Err(_) => {
+                    self.unread = self.child.as_ref().is_some_and(Child::request_unread);
+                    return Err(self.lost(None));
+                }
             }
         }
         Ok(())
@@ -352,9 +475,11 @@ impl IoThread {
     /// wait with EOF.
     fn read_reply(&mut self) -> Result<(), FrameError> {
         let child = self.child.as_mut().expect("a child is running");
-        // A small task answers within microseconds: look for the reply
-        // before sleeping in poll, so it costs no wake-up.
-        spin_until(|| child.wait_readable(Duration::ZERO).unwrap_or(true));
+        // A small task answers within microseconds, through the mailbox
+        // while this thread still looks there: no system call, no wake-up.
+        if child.take_mail(&mut self.reply)? {
+            return Ok(());
+        }
         let mut kill_at: Option<Instant> = None;
         loop {
             if child

@@ -23,6 +23,18 @@
 //! so a shrinking pool loses no queued or running task. A thread worker
 //! that hands over to a fresh one (after `maxtasksperchild`) hands over its
 //! seat with it.
+//!
+//! Lanes (process pools only): each worker slot's I/O state (its child and
+//! the parent's end of the socket) is a lane, held by one thread at a time,
+//! as `lanes` records under the lock: the slot's I/O thread (`Busy`), or,
+//! while that thread waits for work (`Free`), a caller of `apply` that
+//! borrows it to make its round trip itself (`Lent`, see
+//! `process/lend.rs`). A lane is lent only while the pool runs and nothing
+//! is queued, and its I/O thread takes no job until the lane is back: it
+//! waits on `lent`, woken by `return_lane`, and passes on to another idle
+//! popper a wake-up that a push may have meant for it. A borrower that
+//! leaves work for the I/O thread (a failed round trip, a worker to
+//! replace) gives the lane back `Handed`, and wakes it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,6 +43,20 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use crate::error::Error;
 use crate::spin::spin_until;
 use crate::ticket::KillWorker;
+
+/// Who holds a process worker's lane (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LaneUse {
+    /// Its I/O thread: starting the worker, dispatching, tidying up, or
+    /// leaving.
+    Busy,
+    /// Nobody: its I/O thread waits for work in `pop_batch`.
+    Free,
+    /// A caller of `apply`, making its own round trip.
+    Lent,
+    /// Given back by a caller with work for the I/O thread.
+    Handed,
+}
 
 /// Where the pool is in Python's life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +94,11 @@ pub(crate) struct Inner<J> {
     /// `terminate` signals pids under the same lock, so a pid is never
     /// signalled after it could have been reused.
     pub(crate) pids: Vec<Option<u32>>,
+    /// Who holds each worker slot's lane, indexed as `pids`; empty for a
+    /// thread pool.
+    pub(crate) lanes: Vec<LaneUse>,
+    /// I/O threads parked on `lent` until their lane is given back.
+    lent_parked: usize,
     /// Process workers that finished their first start-up, those that
     /// failed it, and the latest failure.
     pub(crate) started: usize,
@@ -94,6 +125,8 @@ pub struct Shared<J> {
     inner: Mutex<Inner<J>>,
     work: Condvar,
     pub(crate) changed: Condvar,
+    /// I/O threads whose lane is lent wait here for it (`return_lane`).
+    lent: Condvar,
     /// Mirrors `state == Terminated` for lock-free checks between jobs.
     terminated: AtomicBool,
     /// Mirrors `jobs.len()` (written under the lock), for a popper that
@@ -124,6 +157,8 @@ impl<J> Shared<J> {
                 target: workers,
                 seats: workers,
                 pids: Vec::new(),
+                lanes: Vec::new(),
+                lent_parked: 0,
                 started: 0,
                 start_failed: 0,
                 leases: 0,
@@ -131,6 +166,7 @@ impl<J> Shared<J> {
             }),
             work: Condvar::new(),
             changed: Condvar::new(),
+            lent: Condvar::new(),
             terminated: AtomicBool::new(false),
             queued: AtomicUsize::new(0),
         }
@@ -192,18 +228,33 @@ impl<J> Shared<J> {
     /// runs. Returns `false` when the popper should exit: the pool was
     /// terminated, or it was closed and the queue is drained, or it shrank
     /// and this popper's seat was given up.
-    pub(crate) fn pop_batch(&self, max: usize, out: &mut Vec<J>) -> bool {
+    ///
+    /// A process I/O thread names its `lane`: it frees the lane while it
+    /// waits, takes no job while the lane is lent, and returns `true` with
+    /// no job when the lane was handed back with work for it.
+    pub(crate) fn pop_batch(&self, lane: Option<usize>, max: usize, out: &mut Vec<J>) -> bool {
         let mut inner = self.lock();
+        if let Some(l) = lane {
+            inner.lanes[l] = LaneUse::Free;
+        }
         let mut spun = false;
         loop {
+            let lent = lane.is_some_and(|l| inner.lanes[l] == LaneUse::Lent);
             match inner.state {
-                RunState::Terminated => return false,
+                RunState::Terminated => return Self::leave(&mut inner, lane),
                 _ if inner.seats > inner.target => {
                     inner.seats -= 1;
-                    return false;
+                    return Self::leave(&mut inner, lane);
                 }
-                _ if !inner.jobs.is_empty() => break,
-                RunState::Closed if inner.leases == 0 => return false,
+                _ if lane.is_some_and(|l| inner.lanes[l] == LaneUse::Handed) => {
+                    Self::leave(&mut inner, lane);
+                    return true;
+                }
+                _ if !inner.jobs.is_empty() && !lent => break,
+                RunState::Closed if inner.leases == 0 && inner.jobs.is_empty() => {
+                    return Self::leave(&mut inner, lane);
+                }
+                _ if lent => inner = self.wait_for_lane(inner),
                 // The next job of a caller that waits for each result
                 // comes microseconds after the last one's: look for it
                 // before parking, so its push need not wake anyone.
@@ -227,7 +278,75 @@ impl<J> Shared<J> {
         let take = fair.clamp(1, max.max(1));
         out.extend(inner.jobs.drain(..take));
         self.queued.store(inner.jobs.len(), Ordering::Release);
+        Self::leave(&mut inner, lane);
         true
+    }
+
+    /// The popper stops waiting: its lane, unless lent, is its I/O
+    /// thread's again (a lent one comes back through `return_lane`, and the
+    /// I/O thread waits for its lock). Returns `false`, the popper's exit.
+    fn leave(inner: &mut Inner<J>, lane: Option<usize>) -> bool {
+        if let Some(l) = lane
+            && inner.lanes[l] != LaneUse::Lent
+        {
+            inner.lanes[l] = LaneUse::Busy;
+        }
+        false
+    }
+
+    /// Parks an I/O thread whose lane is lent until the lane is given
+    /// back. A push may have woken this thread, or counted it as spinning,
+    /// for jobs it cannot take now: the wake-up goes to another idle
+    /// popper, if there is one, so those jobs do not wait for the lane.
+    fn wait_for_lane<'a>(&self, mut inner: MutexGuard<'a, Inner<J>>) -> MutexGuard<'a, Inner<J>> {
+        if !inner.jobs.is_empty() && inner.idle > inner.waking {
+            inner.waking += 1;
+            self.work.notify_one();
+        }
+        inner.lent_parked += 1;
+        inner = self.lent.wait(inner).unwrap_or_else(|e| e.into_inner());
+        inner.lent_parked -= 1;
+        inner
+    }
+
+    /// Lends a free lane whose worker is alive to a caller of `apply`, and
+    /// returns its slot: only while the pool runs, nothing is queued (the
+    /// I/O threads take queued jobs first) and no surplus worker waits to
+    /// leave.
+    pub(crate) fn lend_lane(&self) -> Option<usize> {
+        let mut inner = self.lock();
+        if inner.state != RunState::Running || !inner.jobs.is_empty() || inner.seats > inner.target
+        {
+            return None;
+        }
+        let inner = &mut *inner;
+        let slot = inner
+            .lanes
+            .iter()
+            .zip(&inner.pids)
+            .position(|(lane, pid)| *lane == LaneUse::Free && pid.is_some())?;
+        inner.lanes[slot] = LaneUse::Lent;
+        Some(slot)
+    }
+
+    /// Takes back a lent lane; `handed`: with work for its I/O thread,
+    /// which is woken for it wherever it waits.
+    pub(crate) fn return_lane(&self, slot: usize, handed: bool) {
+        let mut inner = self.lock();
+        inner.lanes[slot] = if handed {
+            LaneUse::Handed
+        } else {
+            LaneUse::Free
+        };
+        let wake_lent = inner.lent_parked > 0;
+        let wake_idle = handed && inner.idle > 0;
+        drop(inner);
+        if wake_lent {
+            self.lent.notify_all();
+        }
+        if wake_idle {
+            self.work.notify_all();
+        }
     }
 
     /// How many workers the pool should have.
@@ -345,16 +464,16 @@ mod tests {
         let shared = Shared::<u32>::new(2);
         shared.push_all(0..10, false).unwrap();
         let mut out = Vec::new();
-        assert!(shared.pop_batch(64, &mut out));
+        assert!(shared.pop_batch(None, 64, &mut out));
         assert_eq!(out, (0..5).collect::<Vec<_>>());
         out.clear();
-        assert!(shared.pop_batch(2, &mut out));
+        assert!(shared.pop_batch(None, 2, &mut out));
         assert_eq!(out, vec![5, 6]);
         shared.close();
         assert_eq!(shared.push_all([1], false), Err(Error::Closed));
         shared.push_all([99], true).unwrap();
         out.clear();
-        while shared.pop_batch(64, &mut out) {}
+        while shared.pop_batch(None, 64, &mut out) {}
         assert_eq!(out, vec![7, 8, 9, 99]);
     }
 
@@ -368,7 +487,7 @@ mod tests {
         assert_eq!(dropped, VecDeque::from(vec![1, 2]));
         assert_eq!(signalled.into_inner(), vec![4242]);
         assert!(shared.is_terminated());
-        assert!(!shared.pop_batch(8, &mut Vec::new()));
+        assert!(!shared.pop_batch(None, 8, &mut Vec::new()));
     }
 
     #[test]
@@ -378,7 +497,7 @@ mod tests {
             let shared = shared.clone();
             std::thread::spawn(move || {
                 let mut out = Vec::new();
-                shared.pop_batch(8, &mut out);
+                shared.pop_batch(None, 8, &mut out);
                 out
             })
         };
@@ -399,9 +518,9 @@ mod tests {
         // Two of the three seats are surplus: their poppers leave, taking
         // nothing; the third takes the queue.
         let mut out = Vec::new();
-        assert!(!shared.pop_batch(8, &mut out));
-        assert!(!shared.pop_batch(8, &mut out));
-        assert!(shared.pop_batch(8, &mut out));
+        assert!(!shared.pop_batch(None, 8, &mut out));
+        assert!(!shared.pop_batch(None, 8, &mut out));
+        assert!(shared.pop_batch(None, 8, &mut out));
         assert_eq!(out, vec![0, 1, 2, 3]);
         assert_eq!(shared.resize(4), Ok(3), "three new workers to start");
         assert_eq!(

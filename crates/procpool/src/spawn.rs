@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, describe_exit};
 use crate::frame::{self, FrameError};
+use crate::mailbox::Mailboxes;
 use crate::task::table_fingerprint;
 use crate::wire::{FromWorker, ToWorker};
 
@@ -19,8 +20,8 @@ pub(crate) const GRACE: Duration = Duration::from_millis(300);
 /// How long a new worker may take to start and run its initializer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Tells a re-executed process that it is a worker, and which inherited fd
-/// is its socket: `FD:PARENT_PID`.
+/// Tells a re-executed process that it is a worker, which inherited fd is
+/// its socket and which its mailboxes: `FD:PARENT_PID:MAIL_FD`.
 pub(crate) const ENV_WORKER: &str = "PROCPOOL_WORKER_FD";
 
 /// A running worker process and the parent's end of its socket.
@@ -31,6 +32,8 @@ pub(crate) struct Child {
     /// frame, length and body, costs one `recv`.
     reader: io::BufReader<UnixStream>,
     scratch: Vec<u8>,
+    /// Small frames both ways, beside the socket (see `crate::mailbox`).
+    mail: Mailboxes,
 }
 
 impl Child {
@@ -42,6 +45,8 @@ impl Child {
         };
         let (stream, child_end) = UnixStream::pair().map_err(spawn_error)?;
         let child_fd = child_end.as_raw_fd();
+        let (mail, mail_fd) = Mailboxes::create().map_err(spawn_error)?;
+        let mail_fd_raw = mail_fd.as_raw_fd();
         let parent_pid = std::process::id();
         // /proc/self/exe, not current_exe(): it still works if the binary
         // was replaced or deleted since start (say, by a rebuild).
@@ -52,14 +57,15 @@ impl Child {
                     .next()
                     .unwrap_or_else(|| OsString::from("procpool-worker")),
             )
-            .env(ENV_WORKER, format!("{child_fd}:{parent_pid}"))
+            .env(ENV_WORKER, format!("{child_fd}:{parent_pid}:{mail_fd_raw}"))
             .stdin(Stdio::null());
         // SAFETY: the closure runs in the forked child before exec and only
         // makes async-signal-safe calls (fcntl, prctl, getppid); it touches
         // no lock and allocates nothing.
-        unsafe { command.pre_exec(move || prepare_child(child_fd, parent_pid)) };
+        unsafe { command.pre_exec(move || prepare_child([child_fd, mail_fd_raw], parent_pid)) };
         let process = command.spawn().map_err(spawn_error)?;
         drop(child_end);
+        drop(mail_fd);
         let reader = match stream.try_clone() {
             Ok(read_end) => io::BufReader::with_capacity(1 << 16, read_end),
             Err(e) => {
@@ -74,6 +80,7 @@ impl Child {
             stream,
             reader,
             scratch: Vec::new(),
+            mail,
         };
         match child.handshake(init) {
             Ok(()) => Ok(child),
@@ -128,19 +135,46 @@ impl Child {
         &self.stream
     }
 
-    /// Reads the next frame into `buf`.
+    /// Reads the next frame from the socket into `buf`.
     pub(crate) fn read_frame(&mut self, buf: &mut Vec<u8>) -> Result<(), FrameError> {
-        frame::read_frame(&mut self.reader, buf)
+        let read = frame::read_frame(&mut self.reader, buf);
+        self.mail.read_from_socket();
+        read
     }
 
-    /// Sends a frame of `head` and raw `blocks` (see [`frame::send_with_blocks`]).
+    /// Sends a frame of `head` and raw `blocks`: through the mailbox if
+    /// it fits and the worker is awake, else by the socket.
     pub(crate) fn send_with_blocks<T: serde::Serialize + ?Sized>(
         &mut self,
         head: &T,
         blocks: &[&[u8]],
         scratch: &mut Vec<u8>,
     ) -> io::Result<()> {
-        frame::send_with_blocks(self.stream.as_raw_fd(), head, blocks, scratch)
+        frame::encode_with_blocks(head, blocks, scratch)?;
+        let mut parts = Vec::with_capacity(1 + blocks.len());
+        parts.push(scratch.as_slice());
+        parts.extend_from_slice(blocks);
+        let mut body = parts.clone();
+        body[0] = &scratch[4..];
+        if self.mail.post(&body, true) {
+            return Ok(());
+        }
+        frame::send_all(self.stream.as_raw_fd(), &parts)
+    }
+
+    /// Waits briefly for the next frame in the mailbox, read into `buf`:
+    /// `Ok(true)`. `Ok(false)`: it comes by the socket ([`Self::read_frame`]).
+    pub(crate) fn take_mail(&mut self, buf: &mut Vec<u8>) -> Result<bool, FrameError> {
+        if !self.reader.buffer().is_empty() {
+            return Ok(false);
+        }
+        self.mail.take(buf).map_err(FrameError::Io)
+    }
+
+    /// Whether the last frame sent through the mailbox was never taken:
+    /// the worker died before it saw it.
+    pub(crate) fn request_unread(&self) -> bool {
+        self.mail.unread()
     }
 
     pub(crate) fn recv(&mut self) -> Result<FromWorker, FrameError> {
@@ -186,13 +220,16 @@ impl Child {
 }
 
 /// Runs in the forked child, before exec.
-fn prepare_child(child_fd: RawFd, parent_pid: u32) -> io::Result<()> {
-    // SAFETY: fcntl and prctl on a valid fd / this process; async-signal-safe.
+fn prepare_child(keep: [RawFd; 2], parent_pid: u32) -> io::Result<()> {
+    // SAFETY: fcntl and prctl on valid fds / this process; async-signal-safe.
     unsafe {
-        // Keep the socket across exec; every other fd of ours is CLOEXEC.
-        let flags = libc::fcntl(child_fd, libc::F_GETFD);
-        if flags < 0 || libc::fcntl(child_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-            return Err(io::Error::last_os_error());
+        // Keep the socket and the mailboxes across exec; every other fd of
+        // ours is CLOEXEC.
+        for fd in keep {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
         // Die with the parent (its forking thread, which outlives us).
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {

@@ -39,6 +39,7 @@ impl Kind for Thread {
     type Init = Arc<dyn Fn() + Send + Sync>;
     const NAME: &'static str = "thread";
     const IMAP_WINDOW_PER_WORKER: usize = 8;
+    type Lanes = ();
 
     fn start(
         pool: &Arc<Shared<LocalJob>>,
@@ -112,7 +113,7 @@ fn serve(pool: Arc<Shared<LocalJob>>, spec: Arc<WorkerSpec<Thread>>, threads: Th
     let limit = spec.maxtasksperchild.unwrap_or(usize::MAX);
     let mut done = 0usize;
     let mut batch = Vec::with_capacity(BATCH);
-    while done < limit && pool.pop_batch(BATCH.min(limit - done), &mut batch) {
+    while done < limit && pool.pop_batch(None, BATCH.min(limit - done), &mut batch) {
         for job in batch.drain(..) {
             // Jobs already taken are still "queued" from the caller's view:
             // after terminate() they are dropped (resolving to Terminated)

@@ -170,7 +170,9 @@ impl Ticket {
     pub(crate) fn start(&self, runner: Runner) -> Start {
         let mut state = self.lock();
         match state.phase {
-            Phase::Queued | Phase::Claimed => {
+            // A process task starts again on a new worker when the one it
+            // was sent to died before it took the frame (nothing ran).
+            Phase::Queued | Phase::Claimed | Phase::Running(Runner::Process { .. }) => {
                 state.phase = Phase::Running(runner);
                 Start::Run
             }

@@ -10,11 +10,10 @@ use std::os::unix::net::UnixStream;
 use crate::error::Error;
 use crate::frame::{self, FrameError};
 use crate::frame::{HEAD_ROOM, MAX_FRAME};
-use crate::spawn::{ENV_WORKER, poll_readable};
-use crate::spin::spin_until;
+use crate::mailbox::Mailboxes;
+use crate::spawn::ENV_WORKER;
 use crate::task::{init_by_index, run_by_index, table_fingerprint};
 use crate::wire::{self, FromWorker, ToWorker};
-use std::time::Duration;
 
 /// Makes this process serve as a pool worker if it was started as one, and
 /// returns at once otherwise.
@@ -72,10 +71,16 @@ pub(crate) fn refuse_if_uninitialized_worker() -> Result<(), Error> {
 /// The worker loop: start-up handshake, then batches until `Exit` or until
 /// the parent goes away.
 fn serve(spec: &OsStr) -> Result<(), String> {
-    let fd = parse_spec(spec)?;
+    let (fd, mail_fd) = parse_spec(spec)?;
     // SAFETY: the parent passed this fd open across exec for this process
     // alone, and nothing else in this process has claimed it.
     let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let mail = match mail_fd {
+        Some(fd) => {
+            Some(Mailboxes::open(fd).map_err(|e| format!("cannot map the mailboxes: {e}"))?)
+        }
+        None => None,
+    };
     // Tasks that start programs of their own must not leak the socket.
     // SAFETY: fcntl on an fd this process owns.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -98,18 +103,25 @@ fn serve(spec: &OsStr) -> Result<(), String> {
     }
     loop {
         // The next batch of a caller that waits for each result comes
-        // microseconds after this one's replies: look for it before
-        // sleeping in read, so it costs no wake-up.
-        if reader.buffer().is_empty() {
-            spin_until(|| poll_readable(fd, Duration::ZERO).unwrap_or(true));
+        // microseconds after this one's replies, through the mailbox while
+        // this worker still looks there: no system call, no wake-up.
+        let mailed = match &mail {
+            Some(mail) if reader.buffer().is_empty() => {
+                mail.take(&mut buf).map_err(|e| e.to_string())?
+            }
+            _ => false,
+        };
+        if !mailed {
+            let read = frame::read_frame(&mut reader, &mut buf);
+            mail.iter().for_each(Mailboxes::read_from_socket);
+            match read {
+                Ok(()) => {}
+                // The parent hung up between frames: the pool is gone.
+                Err(FrameError::Eof) => return Ok(()),
+                Err(e) => return Err(format!("protocol error: {e}")),
+            }
         }
-        match frame::read_frame(&mut reader, &mut buf) {
-            Ok(()) => {}
-            // The parent hung up between frames: the pool is gone.
-            Err(FrameError::Eof) => return Ok(()),
-            Err(e) => return Err(format!("protocol error: {e}")),
-        }
-        if !serve_frame(&buf, fd, &mut out)? {
+        if !serve_frame(&buf, fd, mail.as_ref(), &mut out)? {
             return Ok(());
         }
     }
@@ -117,7 +129,12 @@ fn serve(spec: &OsStr) -> Result<(), String> {
 
 /// Runs one frame from the parent: a batch (its replies sent) or `Exit`.
 /// Returns whether to go on.
-fn serve_frame(frame: &[u8], fd: RawFd, out: &mut Vec<u8>) -> Result<bool, String> {
+fn serve_frame(
+    frame: &[u8],
+    fd: RawFd,
+    mail: Option<&Mailboxes>,
+    out: &mut Vec<u8>,
+) -> Result<bool, String> {
     let (message, rest) = frame::decode_head(frame).map_err(|e| format!("protocol error: {e}"))?;
     match message {
         ToWorker::Batch(calls) => {
@@ -132,7 +149,8 @@ fn serve_frame(frame: &[u8], fd: RawFd, out: &mut Vec<u8>) -> Result<bool, Strin
             // the parent learns the task is done, or it could close the
             // queue under them.
             crate::manager::settle_all();
-            send_replies(fd, &replies, out).map_err(|e| format!("cannot send results: {e}"))?;
+            send_replies(fd, mail, &replies, out)
+                .map_err(|e| format!("cannot send results: {e}"))?;
             Ok(true)
         }
         // Only a batch carries blocks: anything after another head is as
@@ -148,9 +166,13 @@ fn serve_frame(frame: &[u8], fd: RawFd, out: &mut Vec<u8>) -> Result<bool, Strin
 
 /// Sends a batch's replies, in as many frames as their size needs: each
 /// reply is at most [`MAX_VALUE`](crate::frame::MAX_VALUE) (see
-/// `task::run_encoded`), a frame at most one such value and its head.
+/// `task::run_encoded`), a frame at most one such value and its head. A
+/// single small frame goes through the mailbox when the parent is awake;
+/// a message of several frames goes wholly by the socket, so that its
+/// frames cannot overtake one another (see `crate::mailbox`).
 fn send_replies(
     fd: RawFd,
+    mail: Option<&Mailboxes>,
     replies: &[Result<Vec<u8>, String>],
     scratch: &mut Vec<u8>,
 ) -> std::io::Result<()> {
@@ -173,7 +195,15 @@ fn send_replies(
                 .collect(),
         );
         let blocks: Vec<&[u8]> = now.iter().filter_map(|r| r.as_deref().ok()).collect();
-        frame::send_with_blocks(fd, &head, &blocks, scratch)?;
+        frame::encode_with_blocks(&head, &blocks, scratch)?;
+        let whole = later.is_empty() && rest.len() == replies.len();
+        let mut parts = Vec::with_capacity(1 + blocks.len());
+        parts.push(&scratch[4..]);
+        parts.extend_from_slice(&blocks);
+        if !mail.is_some_and(|mail| mail.post(&parts, whole)) {
+            parts[0] = scratch.as_slice();
+            frame::send_all(fd, &parts)?;
+        }
         if later.is_empty() {
             return Ok(());
         }
@@ -196,8 +226,20 @@ fn start(hello: ToWorker<'_>) -> FromWorker {
     }
 }
 
-fn parse_spec(spec: &OsStr) -> Result<i32, String> {
+/// The socket's and the mailboxes' fds from `FD:PARENT_PID[:MAIL_FD]`.
+/// Without mailboxes (a worker started by hand), every frame goes by the
+/// socket.
+fn parse_spec(spec: &OsStr) -> Result<(RawFd, Option<RawFd>), String> {
     let text = std::str::from_utf8(spec.as_bytes()).map_err(|_| "bad worker spec")?;
-    let (fd, _parent) = text.split_once(':').ok_or("bad worker spec")?;
-    fd.parse().map_err(|_| format!("bad worker fd {fd:?}"))
+    let mut fields = text.split(':');
+    let (Some(fd), Some(_parent), mail, None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(format!("bad worker spec {text:?}"));
+    };
+    let fd = fd.parse().map_err(|_| format!("bad worker fd {fd:?}"))?;
+    let mail = mail
+        .map(|m| m.parse().map_err(|_| format!("bad mailbox fd {m:?}")))
+        .transpose()?;
+    Ok((fd, mail))
 }

@@ -36,6 +36,9 @@ on_both_kinds! {
     map_returns_the_failing_items_error(fail_if_odd);
     a_callback_may_submit_more_work(square);
     a_panicking_callback_leaves_the_pool_serving(square);
+    an_apply_in_progress_does_not_hold_up_later_tasks(hold_until_released, square);
+    applies_from_many_threads_each_get_their_own_results(square);
+    terminate_ends_an_apply_in_progress(hold_until_released);
 }
 
 fn apply_returns_the_tasks_value<K, Sq, Ad>(_: K, square: Sq, add: Ad)
@@ -341,4 +344,87 @@ where
     assert_panicked_here(mapped[0].as_ref().unwrap_err(), 1);
     assert_panicked_here(mapped[1].as_ref().unwrap_err(), 2);
     assert_eq!(pool.apply(square, (3,)), Ok(9), "the worker serves on");
+}
+
+/// An `apply` in progress holds one worker (on a process pool its caller
+/// makes the round trip itself): tasks submitted meanwhile, queued or
+/// applied, run on the other worker instead of waiting for it.
+fn an_apply_in_progress_does_not_hold_up_later_tasks<K, Hold, Sq>(_: K, hold: Hold, square: Sq)
+where
+    K: Runs<Hold, (std::ffi::OsString,)> + Runs<Sq, (u64,)>,
+    Hold: TaskFn<(std::ffi::OsString,), Output = String>,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let pool = Arc::new(pool::<K>(2));
+    let gate = Gate::new();
+    let applying = {
+        let (pool, arg) = (pool.clone(), gate.arg());
+        std::thread::spawn(move || pool.apply(hold, (arg,)))
+    };
+    let held = gate.wait_started();
+    let queued = pool.apply_async(square, (7,)).unwrap();
+    assert_eq!(within("a queued task", move || queued.get()), Ok(49));
+    let other = pool.clone();
+    assert_eq!(
+        within("an apply", move || other.apply(square, (8,))),
+        Ok(64)
+    );
+    held.release("done");
+    let got = within("the held apply", move || applying.join().unwrap());
+    assert_eq!(got, Ok("done".to_string()));
+}
+
+/// Callers on more threads than there are workers each get their own
+/// results, whether their `apply` finds a worker idle or waits in the
+/// queue, and a map submitted meanwhile is whole.
+fn applies_from_many_threads_each_get_their_own_results<K, Sq>(_: K, square: Sq)
+where
+    K: Runs<Sq, (u64,)>,
+    Sq: TaskFn<(u64,), Output = u64> + Copy,
+{
+    let pool = Arc::new(pool::<K>(2));
+    let callers: Vec<_> = (0..6u64)
+        .map(|t| {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                (t * 1000..t * 1000 + 300)
+                    .map(|i| pool.apply(square, (i,)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+        })
+        .collect();
+    let mapped = pool.map_async(square, 0..2000, Some(7)).unwrap();
+    for (t, caller) in (0..).zip(callers) {
+        let got = within("a caller's applies", move || caller.join().unwrap());
+        assert_eq!(got, Ok(squares(t * 1000..t * 1000 + 300)));
+    }
+    assert_eq!(
+        within("the map", move || mapped.get()),
+        Ok(squares(0..2000))
+    );
+}
+
+/// `terminate()` while another thread's `apply` runs ends that apply (a
+/// process worker is stopped with its task, a thread finishes it) and
+/// lets the pool join.
+fn terminate_ends_an_apply_in_progress<K, Hold>(_: K, hold: Hold)
+where
+    K: Runs<Hold, (std::ffi::OsString,)>,
+    Hold: TaskFn<(std::ffi::OsString,), Output = String>,
+{
+    let pool = Arc::new(pool::<K>(1));
+    let gate = Gate::new();
+    let applying = {
+        let (pool, arg) = (pool.clone(), gate.arg());
+        std::thread::spawn(move || pool.apply(hold, (arg,)))
+    };
+    let held = gate.wait_started();
+    pool.terminate();
+    drop(held);
+    let got = within("the apply after terminate", move || {
+        applying.join().unwrap()
+    });
+    assert!(matches!(got, Ok(_) | Err(Error::Terminated)), "{got:?}");
+    let mut pool = Arc::into_inner(pool).expect("the caller's handle is gone");
+    assert_eq!(within("join after terminate", move || pool.join()), Ok(()));
 }

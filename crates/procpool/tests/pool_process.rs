@@ -308,6 +308,27 @@ fn a_worker_killed_while_idle_is_replaced_before_the_next_task() {
     assert_ne!(new, old);
 }
 
+/// A worker killed as soon as it has answered dies while it still looks
+/// for its next frame in the mailbox, where the next task then waits,
+/// untaken: that task goes to a new worker instead of failing.
+#[test]
+fn a_worker_killed_right_after_its_reply_loses_no_next_task() {
+    let pool = Pool::with_workers(1).unwrap();
+    for i in 0..20 {
+        let old = pool.apply(worker_identity, ()).unwrap();
+        let [pid] = pool.worker_pids()[..] else {
+            panic!("one worker expected");
+        };
+        kill(pid, libc::SIGKILL);
+        wait_until_dead(pid);
+        let new = pool.apply(worker_identity, ());
+        assert!(
+            new.as_ref().is_ok_and(|new| *new != old),
+            "round {i}: {old} then {new:?}"
+        );
+    }
+}
+
 #[test]
 fn a_worker_that_exits_fails_only_its_own_task() {
     let pool = Pool::with_workers(1).unwrap();

@@ -247,10 +247,17 @@ fn malformed_frames_to_a_worker_make_it_exit_with_an_error() {
     }
 }
 
+/// What [`corrupt_reply`] returns: more than a worker's mailbox holds, so
+/// that its reply goes by the socket, behind the bad frame, as every reply
+/// did before the mailbox (a small one would pass the bad bytes by).
+fn big_reply() -> Vec<u8> {
+    vec![7; 64 << 10]
+}
+
 /// A task that writes a bad frame straight onto its worker's protocol
 /// socket (the only socket a worker of this test has), ahead of the real
 /// reply.
-fn corrupt_reply(bad: Vec<u8>) -> u32 {
+fn corrupt_reply(bad: Vec<u8>) -> Vec<u8> {
     let mut sockets = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
@@ -268,7 +275,7 @@ fn corrupt_reply(bad: Vec<u8>) -> u32 {
     // SAFETY: the pointer and length describe `bad`, alive for the call.
     let n = unsafe { libc::write(sockets[0], bad.as_ptr().cast(), bad.len()) };
     assert_eq!(n, bad.len() as isize);
-    7
+    big_reply()
 }
 
 #[test]
@@ -291,7 +298,11 @@ fn malformed_replies_from_a_worker_fail_that_task_and_the_pool_goes_on() {
             Err(Error::Timeout) => fail_after_killing_children(format!("{what}: hangs")),
             other => fail_after_killing_children(format!("{what}: {other:?}")),
         }
-        assert_eq!(pool.apply(corrupt_reply, (Vec::new(),)), Ok(7), "{what}");
+        assert_eq!(
+            pool.apply(corrupt_reply, (Vec::new(),)),
+            Ok(big_reply()),
+            "{what}"
+        );
     }
     drop(pool);
     assert_eq!(open_fds(), fds_before, "descriptors leaked");
