@@ -113,7 +113,7 @@ impl Counter {
             return Ok(());
         }
         self.ancestors.push(id.unwrap_or_default());
-        let (listed, _) = tree::list(dir);
+        let listed = tree::list(dir).entries;
         let mut subdirs: Vec<OsString> = Vec::new();
         for entry in listed {
             let child = relpath::join(rel, &entry.name);
@@ -215,6 +215,7 @@ mod tests {
             splitter: Splitter::new(Some(0), 1, &CopyOptions::default()),
             temp_tag: String::new(),
             open_levels,
+            readers: 0,
             count_ahead: true,
             itemize: false,
             existing: false,
