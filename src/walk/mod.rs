@@ -154,15 +154,15 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     let (events, received) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let count_stop = Arc::new(AtomicBool::new(false));
-    if setup.count_ahead {
-        count::spawn(
-            &setup,
-            &start.roots,
-            events.clone(),
-            Arc::clone(&count_stop),
-        )?;
+    // The count-ahead runs on the readers: one at least, when it runs.
+    let threads = setup.readers.max(usize::from(setup.count_ahead));
+    let readers = Readers::start(threads, setup.readers, setup.dereference);
+    if let Some(readers) = readers.as_ref().filter(|_| setup.count_ahead) {
+        let stop = Arc::clone(&count_stop);
+        count::start(&setup, &start.roots, events.clone(), stop, readers);
     }
     let task = WalkTask {
+        readers,
         setup,
         start,
         events,
@@ -183,6 +183,8 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
 /// What the walk's thread runs with.
 #[derive(Debug)]
 struct WalkTask {
+    /// The directory readers, when there are any: the walk's to drop.
+    readers: Option<Readers>,
     setup: WalkSetup,
     start: WalkStart,
     events: Sender<WalkEvent>,
@@ -196,6 +198,7 @@ struct WalkTask {
 /// Walks every root, then closes the jobs queue and reports `Finished`.
 fn walk(task: WalkTask) {
     let WalkTask {
+        readers,
         mut setup,
         start,
         events,
@@ -219,7 +222,6 @@ fn walk(task: WalkTask) {
         dest.ignore_case();
     }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
-    let readers = Readers::start(setup.readers, setup.dereference);
     let mut walker = Walker {
         readers,
         dest,
@@ -245,7 +247,8 @@ fn walk(task: WalkTask) {
 /// The walker's state: the destination side, the hard links seen, where
 /// jobs go, and the directories walked.
 struct Walker {
-    /// `None`: no readers; the walk reads every directory itself.
+    /// `None`: no readers; the walk reads every directory itself (as it
+    /// does when they only count, see [`Readers::read_ahead`]).
     readers: Option<Readers>,
     dest: DestDirs,
     setup: WalkSetup,
@@ -575,7 +578,7 @@ impl Walker {
     /// are to read: those the listing says are directories and no filter
     /// leaves out (others the walk opens itself, if it enters them).
     fn plan_ahead(&self, entries: &[Listed], rel: &OsStr) -> Ahead {
-        if self.readers.is_none() {
+        if !self.readers.as_ref().is_some_and(Readers::read_ahead) {
             return Ahead::default();
         }
         let mut later: Vec<OsString> = entries

@@ -16,6 +16,10 @@
 //! the directory it reads; a result holds that directory's descriptor
 //! until the walk takes it. The walk keeps at most [`Readers::window`]
 //! requests outstanding, so the budget (`fdbudget`) sizes everything.
+//!
+//! When no request waits, the readers run background tasks: the
+//! count-ahead (`count`) reads the whole tree that way, each directory a
+//! task that adds tasks for its subdirectories.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -47,6 +51,10 @@ struct Request {
     name: OsString,
 }
 
+/// Work for the readers when the walk asks for nothing: given the
+/// readers' [`Background`] to add more.
+pub(super) type Task = Box<dyn FnOnce(&Background<'_>) + Send>;
+
 /// Where a request is.
 enum Slot {
     Queued,
@@ -62,6 +70,9 @@ struct State {
     /// Requests not started, last in first out: the walk asks for the
     /// subdirectories of the deepest directory last, and needs them first.
     queue: Vec<Request>,
+    /// Background tasks, last in first out (depth first: fewer
+    /// directories held open for their subdirectories).
+    tasks: Vec<Task>,
     /// Every request the walk still wants, by ticket; a reader that finds
     /// its ticket gone (withdrawn) drops what it read.
     slots: HashMap<Ticket, Slot>,
@@ -98,13 +109,28 @@ pub(super) struct Readers {
     next: Ticket,
     /// Requests submitted and not yet taken or withdrawn.
     outstanding: usize,
+    /// Requests that may be outstanding: 0 when the readers only run
+    /// background tasks.
     window: usize,
 }
 
+/// Adds background tasks; handed to each task as it runs, so no task
+/// holds the readers (which would keep them from ever being dropped).
+pub(super) struct Background<'a>(&'a Shared);
+
+impl Background<'_> {
+    pub(super) fn spawn(&self, task: Task) {
+        self.0.lock().tasks.push(task);
+        self.0.work.notify_one();
+    }
+}
+
 impl Readers {
-    /// Starts `count` readers; `None` for none (or when no thread can be
-    /// started): the walk then reads every directory itself.
-    pub(super) fn start(count: usize, follow: bool) -> Option<Readers> {
+    /// Starts `count` readers, of which the walk may keep `for_walk`
+    /// busy (the others are for background tasks); `None` for none (or
+    /// when no thread can be started): the walk then reads every
+    /// directory itself.
+    pub(super) fn start(count: usize, for_walk: usize, follow: bool) -> Option<Readers> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
@@ -122,7 +148,7 @@ impl Readers {
                 Err(_) => break,
             }
         }
-        let window = 2 * threads.len();
+        let window = 2 * for_walk.min(threads.len());
         let mut readers = Readers {
             shared,
             threads,
@@ -137,6 +163,16 @@ impl Readers {
             }
             false => Some(readers),
         }
+    }
+
+    /// Whether the walk asks the readers for directories at all.
+    pub(super) fn read_ahead(&self) -> bool {
+        self.window > 0
+    }
+
+    /// Adds a background task.
+    pub(super) fn spawn(&self, task: Task) {
+        Background(&self.shared).spawn(task);
     }
 
     /// Whether the walk may submit another request.
@@ -198,7 +234,13 @@ impl Readers {
     }
 
     fn close(&mut self) {
-        self.shared.lock().closed = true;
+        let mut state = self.shared.lock();
+        state.closed = true;
+        // Tasks not run are dropped, with what they hold (the count's
+        // end of the event channel among it), outside the lock.
+        let tasks = std::mem::take(&mut state.tasks);
+        drop(state);
+        drop(tasks);
         self.shared.work.notify_all();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
@@ -221,10 +263,17 @@ impl std::fmt::Debug for Readers {
     }
 }
 
-/// A reader: takes requests until the readers are closed.
+/// What a reader does next.
+enum Work {
+    Read(Request),
+    Task(Task),
+}
+
+/// A reader: takes requests, or tasks when no request waits, until the
+/// readers are closed.
 fn serve(shared: &Shared) {
     loop {
-        let request = {
+        let work = {
             let mut state = shared.lock();
             loop {
                 if state.closed {
@@ -232,9 +281,21 @@ fn serve(shared: &Shared) {
                 }
                 if let Some(request) = state.queue.pop() {
                     state.slots.insert(request.ticket, Slot::Running);
-                    break request;
+                    break Work::Read(request);
+                }
+                if let Some(task) = state.tasks.pop() {
+                    break Work::Task(task);
                 }
                 state = (shared.work.wait(state)).unwrap_or_else(|poison| poison.into_inner());
+            }
+        };
+        let request = match work {
+            Work::Read(request) => request,
+            Work::Task(task) => {
+                // A task that panics ends there; the reader goes on.
+                let run = std::panic::AssertUnwindSafe(|| task(&Background(shared)));
+                let _ = std::panic::catch_unwind(run);
+                continue;
             }
         };
         // A panic while reading must still end in `Done`, or the walk
@@ -312,7 +373,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         tree(tmp.path(), 8);
         let root = open(tmp.path());
-        let mut readers = Readers::start(4, false).expect("readers");
+        let mut readers = Readers::start(4, 4, false).expect("readers");
         assert!(readers.has_room());
         let tickets: Vec<_> = (0..8)
             .map(|dir| readers.submit(&root, format!("d{dir}").into()))
@@ -342,7 +403,7 @@ mod tests {
         tree(tmp.path(), 2);
         fs::write(tmp.path().join("file"), "x").expect("write");
         let root = open(tmp.path());
-        let mut readers = Readers::start(2, false).expect("readers");
+        let mut readers = Readers::start(2, 2, false).expect("readers");
         let missing = readers.submit(&root, "missing".into());
         let not_a_dir = readers.submit(&root, "file".into());
         let withdrawn = readers.submit(&root, "d1".into());
@@ -359,6 +420,6 @@ mod tests {
 
     #[test]
     fn no_readers_means_the_walk_reads_alone() {
-        assert!(Readers::start(0, false).is_none());
+        assert!(Readers::start(0, 0, false).is_none());
     }
 }

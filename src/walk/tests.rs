@@ -89,7 +89,9 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };
+    let readers = Readers::start(budget.readers, budget.readers, false);
     walk(WalkTask {
+        readers,
         setup,
         start,
         events,
