@@ -185,6 +185,7 @@ impl Config {
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
             open_levels: self.open_levels,
+            workers: self.jobs.get(),
             readers: self.readers,
             count_ahead: self.progress != ProgressMode::Off,
             itemize: self.copy.itemize,

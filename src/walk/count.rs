@@ -346,6 +346,7 @@ mod tests {
             splitter: Splitter::new(Some(0), 1, &CopyOptions::default()),
             temp_tag: String::new(),
             open_levels,
+            workers: 1,
             readers: 0,
             count_ahead: true,
             itemize: false,

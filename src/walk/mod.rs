@@ -85,6 +85,8 @@ pub(crate) struct WalkSetup {
     /// descriptors each, source and destination), from the descriptor
     /// budget; deeper ones are reopened when the walk climbs back.
     pub(crate) open_levels: usize,
+    /// The workers the jobs are for.
+    pub(crate) workers: usize,
     /// Threads that read directories ahead of the walk (see [`readers`]),
     /// from the descriptor budget; 0: the walk reads every one itself.
     pub(crate) readers: usize,
@@ -222,13 +224,14 @@ fn walk(task: WalkTask) {
         dest.ignore_case();
     }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
+    let workers = setup.workers;
     let mut walker = Walker {
         readers,
         dest,
         setup,
         links: LinkTracker::default(),
         stop,
-        out: Batcher::new(start.jobs, events, start.wake, turns),
+        out: Batcher::new(start.jobs, events, start.wake, turns, workers),
         dirs: Vec::new(),
         claims: (start.roots.len() > 1).then(Claims::new),
     };

@@ -70,6 +70,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
         open_levels: budget.open_levels,
+        workers: 2,
         readers: budget.readers,
         count_ahead: false,
         itemize: false,
