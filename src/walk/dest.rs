@@ -163,9 +163,11 @@ impl DestDirs {
 
     pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
         let mut dir = self.find_or_make(parent, rel)?;
-        // A new directory inherits casefolding from its parent.
+        // A new directory inherits casefolding from its parent: asking it
+        // would cost a request per directory on a network mount.
         dir.folds_case = self.case_insensitive
             || match (&dir.fd, parent) {
+                (_, Parent::Dir(parent)) if dir.created => parent.folds_case,
                 (Some(fd), _) => super::case::casefolded(fd.as_fd()),
                 (None, Parent::Dir(parent)) => parent.folds_case,
                 (None, Parent::Root) => false,
