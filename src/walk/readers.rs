@@ -14,8 +14,9 @@
 //! walk's descriptor, so a request waiting in the queue holds none; a
 //! reader holds the parent (kept alive while it opens beneath it) and
 //! the directory it reads; a result holds that directory's descriptor
-//! until the walk takes it. The walk keeps at most [`Readers::window`]
-//! requests outstanding, so the budget (`fdbudget`) sizes everything.
+//! until the walk takes it. The walk keeps at most two requests per
+//! reader outstanding ([`Readers::has_room`]), so the budget (`fdbudget`,
+//! four descriptors a reader) sizes everything.
 //!
 //! When no request waits, the readers run background tasks: the
 //! count-ahead (`count`) reads the whole tree that way, each directory a
@@ -80,6 +81,8 @@ struct State {
     closed: bool,
 }
 
+/// Shared by the walk's [`Readers`] and every reader thread; the walk
+/// submits, takes and withdraws, the readers run what is queued.
 struct Shared {
     state: Mutex<State>,
     /// A request queued, or the readers closed: wakes the readers.
