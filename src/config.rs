@@ -57,6 +57,8 @@ pub(crate) struct Config {
     /// Levels of directories the walk keeps open, from the descriptor
     /// budget.
     pub(crate) open_levels: usize,
+    /// Directory readers, from the descriptor budget.
+    pub(crate) readers: usize,
     /// Why fewer workers run than `-j` asked, if they do.
     pub(crate) budget_note: Option<String>,
     /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
@@ -109,6 +111,7 @@ impl Config {
             shard: args.shard,
             split_min: args.split_min,
             open_levels: workers.open_levels,
+            readers: workers.readers,
             budget_note: workers.note,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
@@ -182,6 +185,8 @@ impl Config {
             splitter: Splitter::new(self.split_min, self.jobs.get(), &self.copy),
             temp_tag: self.copy.temp_tag.clone(),
             open_levels: self.open_levels,
+            workers: self.jobs.get(),
+            readers: self.readers,
             count_ahead: self.progress != ProgressMode::Off,
             itemize: self.copy.itemize,
             existing: self.copy.existing,
@@ -233,6 +238,8 @@ struct Workers {
     jobs: NonZeroUsize,
     /// Levels of directories the walk keeps open.
     open_levels: usize,
+    /// Threads that read directories ahead of the walk.
+    readers: usize,
     /// Why fewer workers run than asked, if they do.
     note: Option<String>,
 }
@@ -241,17 +248,19 @@ impl Workers {
     /// `-j`, or the default for where SRC and DST are, fitted into the
     /// open-file limit.
     fn plan(args: &Args) -> Result<Workers, Fatal> {
+        let dst = args
+            .destination
+            .as_deref()
+            .unwrap_or(std::ffi::OsStr::new("."));
         let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(|| {
-                let dst = args
-                    .destination
-                    .as_deref()
-                    .unwrap_or(std::ffi::OsStr::new("."));
-                autojobs::default_jobs(&args.sources, dst)
-            });
-        let budget = fdbudget::plan(asked, args.workers)?;
+            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, dst));
+        let budget = fdbudget::plan(fdbudget::Wanted {
+            jobs: asked,
+            kind: args.workers,
+            readers: autojobs::readers(&args.sources, dst),
+        })?;
         let jobs = budget.workers;
         let note = (jobs < asked).then(|| {
             format!(
@@ -262,6 +271,7 @@ impl Workers {
         Ok(Workers {
             jobs,
             open_levels: budget.open_levels,
+            readers: budget.readers,
             note,
         })
     }

@@ -33,6 +33,11 @@ const PROCESS_WORKER: u64 = 8;
 /// destination, never closed), the level being read, and a child being
 /// opened; and the count-ahead's root and one level.
 const WALK_MIN: u64 = 8;
+/// A directory reader at its busiest: the directory it reads, its parent
+/// (which it keeps open while it opens beneath it, should the walk close
+/// it meanwhile), and the two results it may have waiting for the walk
+/// (`walk::readers` keeps two requests per reader outstanding).
+const READER: u64 = 4;
 /// More open levels than this save nothing measurable: a climb reopens
 /// half of them at once.
 const MAX_OPEN_LEVELS: u64 = 128;
@@ -44,6 +49,9 @@ pub(crate) struct FdBudget {
     pub(crate) workers: NonZeroUsize,
     /// Levels below a root the walk keeps open (see `WalkSetup`).
     pub(crate) open_levels: usize,
+    /// Directory readers: as many as asked, or fewer (none) when the
+    /// limit holds fewer.
+    pub(crate) readers: usize,
     /// The soft limit the budget was made for.
     pub(crate) limit: u64,
 }
@@ -61,12 +69,21 @@ pub(crate) fn raise_limit() {
     }
 }
 
-/// The budget for `jobs` workers of `kind` under the current limit.
-pub(crate) fn plan(jobs: NonZeroUsize, kind: WorkerKind) -> Result<FdBudget, Fatal> {
+/// What the run asks of the budget.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    pub(crate) jobs: NonZeroUsize,
+    pub(crate) kind: WorkerKind,
+    /// Directory readers (see `walk::readers`).
+    pub(crate) readers: usize,
+}
+
+/// The budget for what is `wanted` under the current limit.
+pub(crate) fn plan(wanted: Wanted) -> Result<FdBudget, Fatal> {
     let limit = rustix::process::getrlimit(Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    share(limit, open_now(), jobs, kind)
+    share(limit, open_now(), wanted)
 }
 
 /// Descriptors open in this process now (3 if `/proc` cannot tell).
@@ -79,7 +96,12 @@ fn open_now() -> u64 {
 }
 
 /// Shares `limit` descriptors, `in_use` of them taken already.
-fn share(limit: u64, in_use: u64, jobs: NonZeroUsize, kind: WorkerKind) -> Result<FdBudget, Fatal> {
+fn share(limit: u64, in_use: u64, wanted: Wanted) -> Result<FdBudget, Fatal> {
+    let Wanted {
+        jobs,
+        kind,
+        readers,
+    } = wanted;
     let per_worker = match kind {
         WorkerKind::Thread => THREAD_WORKER,
         WorkerKind::Process => PROCESS_WORKER,
@@ -98,12 +120,17 @@ fn share(limit: u64, in_use: u64, jobs: NonZeroUsize, kind: WorkerKind) -> Resul
     };
     let workers = jobs.min(fits);
     let left = limit - fixed - per_worker * workers.get() as u64;
+    // Readers get at most half of what is left: without them the walk is
+    // slower on slow storage, without levels it reopens more.
+    let readers = (readers as u64).min(left / 2 / READER);
+    let left = left - readers * READER;
     // The walk's minimum holds one level; what is left adds levels, each
     // two descriptors of the walk's and one of the count-ahead's.
     let open_levels = (1 + left / 3).min(MAX_OPEN_LEVELS);
     Ok(FdBudget {
         workers,
         open_levels: open_levels as usize,
+        readers: readers as usize,
         limit,
     })
 }
@@ -116,35 +143,55 @@ mod tests {
         NonZeroUsize::new(value).unwrap()
     }
 
+    fn want(jobs: usize, kind: WorkerKind, readers: usize) -> Wanted {
+        Wanted {
+            jobs: n(jobs),
+            kind,
+            readers,
+        }
+    }
+
     #[test]
     fn a_roomy_limit_keeps_every_worker_and_the_most_levels() {
-        let budget = share(1 << 20, 3, n(8), WorkerKind::Process).unwrap();
+        let budget = share(1 << 20, 3, want(8, WorkerKind::Process, 0)).unwrap();
         assert_eq!(budget.workers, n(8));
         assert_eq!(budget.open_levels, MAX_OPEN_LEVELS as usize);
     }
 
     #[test]
     fn a_small_limit_runs_fewer_workers_and_one_level() {
-        let budget = share(32, 3, n(8), WorkerKind::Thread).unwrap();
+        let budget = share(32, 3, want(8, WorkerKind::Thread, 0)).unwrap();
         // 32 - 12 - 8 = 12 left: three threads of 4, nothing more.
         assert_eq!((budget.workers, budget.open_levels), (n(3), 1));
-        let budget = share(32, 3, n(8), WorkerKind::Process).unwrap();
+        let budget = share(32, 3, want(8, WorkerKind::Process, 0)).unwrap();
         assert_eq!((budget.workers, budget.open_levels), (n(1), 2));
     }
 
     #[test]
+    fn readers_get_part_of_what_the_workers_leave_and_none_of_little() {
+        let roomy = share(1 << 20, 3, want(8, WorkerKind::Thread, 16)).unwrap();
+        assert_eq!(roomy.readers, 16);
+        // 64 - 12 - 8 - 2 * 4 = 36 left: half of it for readers of 4
+        // descriptors each, the rest for levels of 3.
+        let some = share(64, 3, want(2, WorkerKind::Thread, 16)).unwrap();
+        assert_eq!((some.readers, some.open_levels), (4, 7));
+        let tight = share(32, 3, want(8, WorkerKind::Thread, 16)).unwrap();
+        assert_eq!((tight.workers, tight.readers), (n(3), 0));
+    }
+
+    #[test]
     fn descriptors_already_open_count_against_the_limit() {
-        let budget = share(64, 3, n(8), WorkerKind::Thread).unwrap();
-        let crowded = share(64, 23, n(8), WorkerKind::Thread).unwrap();
+        let budget = share(64, 3, want(8, WorkerKind::Thread, 0)).unwrap();
+        let crowded = share(64, 23, want(8, WorkerKind::Thread, 0)).unwrap();
         assert!(crowded.workers < budget.workers, "{crowded:?} {budget:?}");
     }
 
     #[test]
     fn a_limit_too_small_for_one_worker_is_an_error() {
-        let err = share(24, 3, n(1), WorkerKind::Process).unwrap_err();
+        let err = share(24, 3, want(1, WorkerKind::Process, 0)).unwrap_err();
         assert_eq!(err.status, ExitStatus::Ipc);
         assert!(err.message.contains("at least 28"), "{}", err.message);
-        assert!(share(24, 3, n(1), WorkerKind::Thread).is_ok());
-        assert!(share(23, 3, n(1), WorkerKind::Thread).is_err());
+        assert!(share(24, 3, want(1, WorkerKind::Thread, 0)).is_ok());
+        assert!(share(23, 3, want(1, WorkerKind::Thread, 0)).is_err());
     }
 }

@@ -235,11 +235,14 @@ impl Namer {
         self.tmpfile_unsupported = true;
     }
 
-    /// Creates the file the data goes into. A named temp is mode 0600 until
-    /// it is complete; an unnamed file, which nobody else can open, is
-    /// created with `final_mode` when the caller knows the kernel will give
-    /// it exactly that (see [`Engine::preset_mode`](super::Engine)), which
-    /// saves the `fchmod` afterwards. Also returns whether it did.
+    /// Creates the file the data goes into, with `final_mode` when the
+    /// caller knows the kernel will give it exactly that (see
+    /// [`Engine::preset_mode`](super::Engine)), which saves the `fchmod`
+    /// afterwards (a request of its own on a network mount). Also returns
+    /// whether it did. An unnamed file nobody else can open; a named temp
+    /// is seen while it is written, so it gets no permission its final
+    /// version will not have: `final_mode` if that lets its owner read and
+    /// write, else 0600 until it is complete.
     pub(super) fn create<'dir>(
         &mut self,
         dir: BorrowedFd<'dir>,
@@ -259,10 +262,11 @@ impl Namer {
         }
         let flags =
             OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::RDWR | OFlags::CLOEXEC;
+        let preset = final_mode.filter(|m| m.bits() & 0o600 == 0o600);
         let (fd, temp) = create_named(dir, &self.stem, |name| {
-            rustix::fs::openat(dir, name, flags, mode)
+            rustix::fs::openat(dir, name, flags, preset.unwrap_or(mode))
         })?;
-        Ok((NewFile::Named(fd, temp), false))
+        Ok((NewFile::Named(fd, temp), preset.is_some()))
     }
 
     /// `--inplace`: the regular file at `name` in `dir`, opened for

@@ -2,7 +2,7 @@
 //! without following symlinks, so nothing is ever written outside the root.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
@@ -54,6 +54,9 @@ impl<'a> DestPath<'a> {
 ///
 /// Jobs arrive mostly in walk order, so consecutive files share a parent and
 /// reuse one fd; a child of the cached directory is opened relative to it.
+/// Directories below the root are opened `O_PATH`: a worker only names
+/// entries beneath them, and on a network or FUSE mount a full open of a
+/// directory is two more requests (open and release) per batch.
 #[derive(Debug)]
 pub(super) struct DirCache {
     root: OwnedFd,
@@ -151,12 +154,24 @@ impl DirCache {
 }
 
 /// Whether files created in `dir` get the permission bits they are
-/// created with (umask aside): only a default ACL would change that.
+/// created with (umask aside): only a default ACL would change that. An
+/// `O_PATH` descriptor has no attributes of its own to read: they are
+/// read through its `/proc/self/fd` name (without procfs, not plain).
 fn plain(dir: &OwnedFd) -> bool {
-    matches!(
-        rustix::fs::fgetxattr_query(dir, "system.posix_acl_default"),
-        Err(Errno::NODATA | Errno::NOTSUP)
-    )
+    let name = "system.posix_acl_default";
+    let found = match rustix::fs::fgetxattr_query(dir, name) {
+        Err(Errno::BADF) => {
+            let path = format!("/proc/self/fd/{}", dir.as_raw_fd());
+            rustix::fs::getxattr_query(path.as_str(), name)
+        }
+        other => other,
+    };
+    matches!(found, Err(Errno::NODATA | Errno::NOTSUP))
+}
+
+/// The flags a directory below the root is opened with: see [`DirCache`].
+fn dir_flags() -> OFlags {
+    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC
 }
 
 /// Opens directories beneath a base fd, remembering whether `openat2` works.
@@ -193,7 +208,7 @@ impl Resolver {
         end: usize,
     ) -> Result<OwnedFd, Failure> {
         if !self.openat2_unavailable {
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let flags = dir_flags();
             let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
             match rustix::fs::openat2(dir, &rel[start..end], flags, Mode::empty(), resolve) {
                 Ok(fd) => return Ok(fd),
@@ -236,7 +251,7 @@ fn walk_components(
     start: usize,
     end: usize,
 ) -> Result<OwnedFd, Failure> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags = dir_flags() | OFlags::NOFOLLOW;
     let mut current: Option<OwnedFd> = None;
     let mut pos = start;
     while pos < end {

@@ -2,7 +2,7 @@
 //! complete and named (flushed, with its directory, under `--fsync`), or
 //! was found up to date, and only if it is still what was copied.
 
-use rustix::fs::Stat;
+use rustix::fs::{Mode, OFlags, Stat};
 
 use super::Engine;
 use super::fail::errno_text;
@@ -94,7 +94,12 @@ impl Engine {
         let (parent, _) = crate::relpath::split(&job.rel_dst);
         let dir =
             super::parent_dir(&mut self.dirs, parent.as_encoded_bytes()).map_err(|f| f.message)?;
-        rustix::fs::fsync(dir).map_err(|e| format!("cannot flush directory: {}", errno_text(e)))
+        // The cached directory may be `O_PATH` (see `DirCache`), which
+        // cannot be flushed: it is opened for reading beneath itself.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let flush = rustix::fs::openat(dir, ".", flags, Mode::empty())
+            .and_then(|opened| rustix::fs::fsync(&opened));
+        flush.map_err(|e| format!("cannot flush directory: {}", errno_text(e)))
     }
 }
 

@@ -228,6 +228,25 @@ fn named_temp_fallback_copies_and_overwrites_without_leftovers() {
 }
 
 #[test]
+fn named_temps_end_with_the_source_mode_whether_created_with_it_or_not() {
+    let s = scratch();
+    let mut engine = engine(&s.dst);
+    engine.namer.force_named_temps();
+    // 0644 and 0640 are created as they end (the umask aside); 0444 and
+    // 0400 would not let the worker write: 0600 first, then changed.
+    for mode in [0o644, 0o640, 0o444, 0o400, 0o755] {
+        let name = format!("f{mode:o}");
+        let src = s.src.join(&name);
+        write_file(&src, b"data", mode);
+        let (outcome, _) = run(&mut engine, &job(&src, &name, EntryKind::File));
+        assert_eq!(expect_copied(&outcome), 4);
+        let copied = fs::metadata(s.dst.join(&name)).expect("stat").mode();
+        assert_eq!(copied & 0o7777, mode, "{name}");
+    }
+    assert_no_temps(&s.dst);
+}
+
+#[test]
 fn overwrite_replaces_the_file_instead_of_rewriting_it() {
     let s = scratch();
     let src = s.src.join("f");

@@ -24,6 +24,17 @@ use crate::job::{Changes, EntryKind, FailKind, FileJob, FileRange, SourceMeta, W
 /// Jobs per batch: large enough that queue round trips vanish in the cost
 /// of copying, small enough to spread a directory over the workers.
 pub(crate) const BATCH_FILES: usize = 128;
+/// The fewest jobs per batch, however many workers there are.
+const BATCH_FILES_MIN: usize = 16;
+
+/// Jobs per batch for `workers` workers: [`BATCH_FILES`] for a few, fewer
+/// for many, so that a walk that keeps up (see `readers`) hands every
+/// worker a batch of a tree of some thousands of files rather than
+/// leaving most idle while a few work through 128 files each (measured
+/// on a 1 ms mount: the README's "Latency-bound storage").
+fn batch_files(workers: usize) -> usize {
+    (4 * BATCH_FILES / workers.max(1)).clamp(BATCH_FILES_MIN, BATCH_FILES)
+}
 /// A batch is sent early once it holds this much data, so big files are
 /// spread over workers instead of landing in one batch.
 const BATCH_BYTES: u64 = 32 << 20;
@@ -86,6 +97,8 @@ pub(super) struct Batcher {
     batch_bytes: u64,
     batch_started: Instant,
     next_id: u64,
+    /// Jobs per batch (see [`batch_files`]).
+    batch_files: usize,
 }
 
 impl Batcher {
@@ -95,12 +108,15 @@ impl Batcher {
         events: Sender<WalkEvent>,
         wake: Queue<Vec<WorkerEvent>>,
         turns: usize,
+        workers: usize,
     ) -> Batcher {
+        let batch_files = batch_files(workers);
         Batcher {
             jobs,
             events,
             wake,
-            batch: Vec::with_capacity(BATCH_FILES),
+            batch: Vec::with_capacity(batch_files),
+            batch_files,
             held: HeldParts::new(turns),
             batch_bytes: 0,
             batch_started: Instant::now(),
@@ -142,7 +158,7 @@ impl Batcher {
         // The clock is read every few entries only: on a fast walk that
         // read costs as much as the rest of queueing an entry.
         let age_check = self.batch.len() % AGE_CHECK_EVERY == 0;
-        if self.batch.len() >= BATCH_FILES
+        if self.batch.len() >= self.batch_files
             || self.batch_bytes >= BATCH_BYTES
             || age_check && self.batch_started.elapsed() >= BATCH_AGE
         {
@@ -227,7 +243,7 @@ impl Batcher {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_FILES));
+        let jobs = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_files));
         let bytes = std::mem::take(&mut self.batch_bytes);
         self.put(jobs, bytes)
     }
@@ -255,5 +271,20 @@ impl Batcher {
         // event channel: an empty batch wakes it to see the end of the
         // walk now rather than at its next poll.
         let _ = self.wake.put(Vec::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_workers_get_smaller_batches_never_below_the_least() {
+        assert_eq!(batch_files(1), BATCH_FILES);
+        assert_eq!(batch_files(4), BATCH_FILES);
+        assert_eq!(batch_files(8), BATCH_FILES / 2);
+        assert_eq!(batch_files(16), BATCH_FILES / 4);
+        assert_eq!(batch_files(64), BATCH_FILES_MIN);
+        assert_eq!(batch_files(0), BATCH_FILES);
     }
 }

@@ -1,29 +1,34 @@
-//! The count-ahead: a thread that lists the sources ahead of the walk
-//! (names, types and the sizes of regular files, nothing kept per entry)
-//! so the progress display has final totals long before the walk, held
-//! back by the bounded jobs queue, has found every file.
+//! The count-ahead: the directory readers list the sources ahead of the
+//! walk (names, types and the sizes of regular files, nothing kept per
+//! entry), in background tasks, so the progress display has final totals
+//! long before the walk, held back by the bounded jobs queue, has found
+//! every file.
 //!
 //! It counts what the walk will queue: entries that are not directories,
 //! left out by no filter, of this shard, not beyond a mount point under
-//! `-x`; and bytes of regular files (each
-//! multiply-linked file once under `-a`). It holds one descriptor per
-//! level it is in and gives up, telling nothing, deeper than its budget
-//! or when stopped; the display then keeps showing growing totals, as
-//! without it.
+//! `-x`; and bytes of regular files (each multiply-linked file once under
+//! `-a`). Each directory is a task of the readers ([`super::readers`]),
+//! which adds a task for each subdirectory, holding the directory open
+//! until they have opened beneath it. It holds no more directories open
+//! than its budget (the walk's levels), and gives up, telling nothing,
+//! beyond that (or deeper than that) or when stopped; the display then
+//! keeps showing growing totals, as without it.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
 use rustix::fs::FileType;
 
 use super::WalkSetup;
 use super::batch::WalkEvent;
 use super::entry_stat::EntryStat;
-use super::tree;
+use super::readers::{Background, Readers};
+use super::tree::{self, Listed};
 use crate::plan::Root;
 use crate::relpath;
 
@@ -33,9 +38,6 @@ pub(crate) struct Counted {
     pub(crate) files: u64,
     pub(crate) bytes: u64,
 }
-
-/// The count stopped early: asked to, or beyond its descriptor budget.
-struct GaveUp;
 
 /// Stops the count-ahead when dropped: held by the walk for its whole
 /// life, so the count ends with it however it ends, a panic included.
@@ -49,117 +51,115 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Starts counting `roots` in a thread of its own; `Counted` goes on
-/// `events` when done. `stop` ends it early (the walk sets it when it
-/// is over: then the count is of no use).
-pub(crate) fn spawn(
+/// Starts counting `roots` on `readers`; `Counted` goes on `events` when
+/// done. `stop` ends it early (the walk sets it when it is over: then the
+/// count is of no use).
+pub(super) fn start(
     setup: &WalkSetup,
     roots: &[Root],
     events: Sender<WalkEvent>,
     stop: Arc<AtomicBool>,
-) -> std::io::Result<()> {
-    let mut counter = Counter {
+    readers: &Readers,
+) {
+    let dirs = roots.iter().filter(|root| root.is_dir).count();
+    let count = Arc::new(Count {
         setup: setup.clone(),
         stop,
-        counted: Counted::default(),
-        linked: HashSet::new(),
-        ancestors: Vec::new(),
-    };
-    let roots = roots.to_vec();
-    std::thread::Builder::new()
-        .name("pcopy-count".into())
-        .spawn(move || {
-            if roots.iter().all(|root| counter.root(root).is_ok()) {
-                let _ = events.send(WalkEvent::Counted(counter.counted));
-            }
-        })
-        .map(drop)
+        tally: Mutex::new(Tally::default()),
+        pending: AtomicUsize::new(dirs),
+        open: AtomicUsize::new(0),
+        events: Mutex::new(Some(events)),
+    });
+    for root in roots.iter().filter(|root| !root.is_dir) {
+        let stat = EntryStat::of_path(&root.src, setup.dereference).ok();
+        count
+            .tally()
+            .entry(&count.setup, &root.rel_dst, stat.as_ref());
+    }
+    if dirs == 0 {
+        count.finish();
+    }
+    for root in roots.iter().filter(|root| root.is_dir) {
+        let task = DirTask {
+            count: Arc::clone(&count),
+            at: At::Root(root.src.clone()),
+            rel: root.rel_dst.clone(),
+            ancestors: None,
+        };
+        readers.spawn(Box::new(move |more| task.run(more)));
+    }
 }
 
-struct Counter {
+/// The count, shared by its tasks.
+struct Count {
     setup: WalkSetup,
     stop: Arc<AtomicBool>,
+    tally: Mutex<Tally>,
+    /// Directory tasks added and not yet done: the count is final when
+    /// the last is.
+    pending: AtomicUsize,
+    /// Directories held open for their subdirectories' tasks.
+    open: AtomicUsize,
+    /// Taken by the task that finishes the count, or dropped when it gives
+    /// up, so the channel closes with the walk.
+    events: Mutex<Option<Sender<WalkEvent>>>,
+}
+
+impl Count {
+    fn tally(&self) -> std::sync::MutexGuard<'_, Tally> {
+        // Tally's updates cannot panic half way; a poisoned one is whole.
+        self.tally
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn events(&self) -> Option<Sender<WalkEvent>> {
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.take()
+    }
+
+    /// Tells nothing from now on.
+    fn give_up(&self) {
+        drop(self.events());
+    }
+
+    /// One directory task done: the last sends the totals.
+    fn done_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.finish();
+        }
+    }
+
+    fn finish(&self) {
+        // Stopped, some directories went uncounted.
+        if self.stop.load(Ordering::Relaxed) {
+            return self.give_up();
+        }
+        let counted = self.tally().counted;
+        if let Some(events) = self.events() {
+            let _ = events.send(WalkEvent::Counted(counted));
+        }
+    }
+
+    fn gave_up(&self) -> bool {
+        let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        events.is_none() || self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// What is counted so far.
+#[derive(Default)]
+struct Tally {
     counted: Counted,
     /// (device, inode) of multiply-linked files counted, under `-a`.
     linked: HashSet<(u64, u64)>,
-    /// (device, inode) of the directories the count is in, for `-L`.
-    ancestors: Vec<(u64, u64)>,
 }
 
-impl Counter {
-    fn root(&mut self, root: &Root) -> Result<(), GaveUp> {
-        if !root.is_dir {
-            let stat = EntryStat::of_path(&root.src, self.setup.dereference).ok();
-            self.entry(&root.rel_dst, stat.as_ref());
-            return Ok(());
-        }
-        // A root that cannot be opened is the walk's to report.
-        let Ok(dir) = tree::open_root(&root.src) else {
-            return Ok(());
-        };
-        self.dir(dir.as_fd(), &root.rel_dst)
-    }
-
-    /// Counts the directory `dir`, whose destination is `rel`.
-    fn dir(&mut self, dir: BorrowedFd<'_>, rel: &OsStr) -> Result<(), GaveUp> {
-        if self.stop.load(Ordering::Relaxed) || self.ancestors.len() > self.setup.open_levels {
-            return Err(GaveUp);
-        }
-        let id = EntryStat::of_fd(dir).map(|st| (st.dev(), st.ino()));
-        if self.setup.dereference && id.is_ok_and(|id| self.ancestors.contains(&id)) {
-            return Ok(());
-        }
-        if self.other_file_system(id.as_ref().ok()) {
-            return Ok(());
-        }
-        self.ancestors.push(id.unwrap_or_default());
-        let (listed, _) = tree::list(dir);
-        let mut subdirs: Vec<OsString> = Vec::new();
-        for entry in listed {
-            let child = relpath::join(rel, &entry.name);
-            let follow = self.setup.dereference && entry.file_type == FileType::Symlink;
-            let stat = match entry.file_type {
-                FileType::RegularFile | FileType::Unknown => {
-                    EntryStat::at(dir, &entry.name, self.setup.dereference).ok()
-                }
-                _ if follow => EntryStat::at(dir, &entry.name, true).ok(),
-                _ => None,
-            };
-            let is_dir = match &stat {
-                Some(stat) => stat.file_type() == FileType::Directory,
-                None => entry.file_type == FileType::Directory,
-            };
-            if self.excluded(&child, is_dir) {
-                continue;
-            }
-            match is_dir {
-                true => subdirs.push(entry.name),
-                false => self.entry(&child, stat.as_ref()),
-            }
-        }
-        for name in subdirs {
-            let follow = self.setup.dereference;
-            if let Ok(sub) = tree::open_dir(dir, &name, follow) {
-                self.dir(sub.as_fd(), &relpath::join(rel, &name))?;
-            }
-        }
-        self.ancestors.pop();
-        Ok(())
-    }
-
-    /// Whether a directory of device and inode `id` is on another file
-    /// system than its root, under `-x`: the walk makes it (`-x`) or
-    /// leaves it out (`-xx`), but never lists it, so nothing in it counts.
-    fn other_file_system(&self, id: Option<&(u64, u64)>) -> bool {
-        let root_dev = self.ancestors.first().map(|&(dev, _)| dev);
-        self.setup.one_file_system > 0
-            && matches!((root_dev, id), (Some(root), Some(&(dev, _))) if root != dev)
-    }
-
+impl Tally {
     /// Counts an entry that is not a directory, as the walk would queue it.
-    fn entry(&mut self, rel: &OsStr, stat: Option<&EntryStat>) {
-        let linked = stat.filter(|st| self.setup.archive && st.nlink() > 1);
-        let owned = match (self.setup.shard, linked) {
+    fn entry(&mut self, setup: &WalkSetup, rel: &OsStr, stat: Option<&EntryStat>) {
+        let linked = stat.filter(|st| setup.archive && st.nlink() > 1);
+        let owned = match (setup.shard, linked) {
             (None, _) => true,
             (Some(shard), Some(st)) => shard.owns_key(&st.ino().to_le_bytes()),
             (Some(shard), None) => shard.owns(rel),
@@ -173,12 +173,142 @@ impl Counter {
             self.counted.bytes += stat.len();
         }
     }
+}
 
-    fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
-        (self.setup.filter)
-            .as_ref()
-            .is_some_and(|filter| filter.excludes(rel, is_dir))
+/// A directory held open while its subdirectories' tasks open beneath it.
+struct Held {
+    fd: OwnedFd,
+    count: Arc<Count>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.count.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Where a directory to count is.
+enum At {
+    Root(PathBuf),
+    Beneath(Arc<Held>, OsString),
+}
+
+/// The directories a counted directory is in, for `-L`'s loop detection
+/// and `-x`'s root device: a chain shared by siblings.
+struct Ancestor {
+    id: (u64, u64),
+    depth: usize,
+    up: Option<Arc<Ancestor>>,
+}
+
+impl Ancestor {
+    fn chain(&self) -> impl Iterator<Item = &Ancestor> {
+        std::iter::successors(Some(self), |a| a.up.as_deref())
+    }
+}
+
+/// Counting one directory.
+struct DirTask {
+    count: Arc<Count>,
+    at: At,
+    /// Its destination path below DST.
+    rel: OsString,
+    ancestors: Option<Arc<Ancestor>>,
+}
+
+impl DirTask {
+    fn run(self, more: &Background<'_>) {
+        let count = Arc::clone(&self.count);
+        if !count.gave_up() {
+            self.count_dir(more);
+        }
+        count.done_one();
+    }
+
+    fn count_dir(self, more: &Background<'_>) {
+        let DirTask {
+            count,
+            at,
+            rel,
+            ancestors,
+        } = self;
+        let setup = &count.setup;
+        let depth = ancestors.as_ref().map_or(0, |a| a.depth + 1);
+        if depth > setup.open_levels {
+            return count.give_up();
+        }
+        // A directory that cannot be opened is the walk's to report.
+        let opened = match &at {
+            At::Root(path) => tree::open_root(path),
+            At::Beneath(parent, name) => tree::open_dir(parent.fd.as_fd(), name, setup.dereference),
+        };
+        // The parent is closed once no other task needs it.
+        drop(at);
+        let Ok(fd) = opened else {
+            return;
+        };
+        let id = EntryStat::of_fd(fd.as_fd()).map_or((0, 0), |st| (st.dev(), st.ino()));
+        let chain = || ancestors.as_deref().into_iter().flat_map(Ancestor::chain);
+        if setup.dereference && chain().any(|a| a.id == id) {
+            return;
+        }
+        let root_dev = chain().last().map(|root| root.id.0);
+        if setup.one_file_system > 0 && root_dev.is_some_and(|dev| dev != id.0) {
+            return;
+        }
+        let mut listing = tree::list(fd.as_fd());
+        tree::stat_entries(fd.as_fd(), &mut listing.entries, setup.dereference);
+        let subdirs = count_entries(&count, &rel, listing.entries);
+        if subdirs.is_empty() {
+            return;
+        }
+        if count.open.fetch_add(1, Ordering::Relaxed) >= setup.open_levels {
+            count.open.fetch_sub(1, Ordering::Relaxed);
+            return count.give_up();
+        }
+        let held = Arc::new(Held {
+            fd,
+            count: Arc::clone(&count),
+        });
+        let ancestors = Arc::new(Ancestor {
+            id,
+            depth,
+            up: ancestors,
+        });
+        count.pending.fetch_add(subdirs.len(), Ordering::AcqRel);
+        // Added in reverse, so the first runs first (last in, first out).
+        for name in subdirs.into_iter().rev() {
+            let task = DirTask {
+                count: Arc::clone(&count),
+                rel: relpath::join(&rel, &name),
+                at: At::Beneath(Arc::clone(&held), name),
+                ancestors: Some(Arc::clone(&ancestors)),
+            };
+            more.spawn(Box::new(move |more| task.run(more)));
+        }
+    }
+}
+
+/// Counts the entries of the directory `rel` that are not directories;
+/// the names of the subdirectories to count.
+fn count_entries(count: &Count, rel: &OsStr, entries: Vec<Listed>) -> Vec<OsString> {
+    let setup = &count.setup;
+    let mut subdirs = Vec::new();
+    let mut tally = count.tally();
+    for entry in entries {
+        let child = relpath::join(rel, &entry.name);
+        let is_dir = match &entry.stat {
+            Some(stat) => stat.file_type() == FileType::Directory,
+            None => entry.file_type == FileType::Directory,
+        };
+        let excluded = (setup.filter.as_ref()).is_some_and(|f| f.excludes(&child, is_dir));
+        match (excluded, is_dir) {
+            (true, _) => {}
+            (false, true) => subdirs.push(entry.name),
+            (false, false) => tally.entry(setup, &child, entry.stat.as_ref()),
+        }
+    }
+    subdirs
 }
 
 #[cfg(test)]
@@ -194,7 +324,7 @@ mod tests {
     /// `None` if the count told nothing.
     fn count_with(src: &std::path::Path, archive: bool, open_levels: usize) -> Option<Counted> {
         let stop = Arc::new(AtomicBool::new(false));
-        count_stoppable(src, archive, open_levels, stop)
+        count_stoppable(src, archive, open_levels, stop, 3)
     }
 
     /// As [`count_with`], stopped by `stop`.
@@ -203,6 +333,7 @@ mod tests {
         archive: bool,
         open_levels: usize,
         stop: Arc<AtomicBool>,
+        readers: usize,
     ) -> Option<Counted> {
         let setup = WalkSetup {
             dereference: false,
@@ -215,6 +346,8 @@ mod tests {
             splitter: Splitter::new(Some(0), 1, &CopyOptions::default()),
             temp_tag: String::new(),
             open_levels,
+            workers: 1,
+            readers: 0,
             count_ahead: true,
             itemize: false,
             existing: false,
@@ -228,8 +361,9 @@ mod tests {
             is_dir: true,
         }];
         let (events, received) = mpsc::channel();
-        spawn(&setup, &roots, events, stop).expect("spawn");
-        // The thread ends without a word when it gives up: the sender is
+        let readers = Readers::start(readers, 0, false).expect("readers");
+        start(&setup, &roots, events, stop, &readers);
+        // The count ends without a word when it gives up: the sender is
         // dropped.
         match received.recv() {
             Ok(WalkEvent::Counted(counted)) => Some(counted),
@@ -296,14 +430,46 @@ mod tests {
         assert!(stop.load(Ordering::Relaxed), "the guard set the stop flag");
         // A count told to stop gives up and closes its end of the channel
         // at once, which is what lets the main thread see the walk gone.
-        assert_eq!(count_stoppable(tmp.path(), false, 8, stop), None);
+        assert_eq!(count_stoppable(tmp.path(), false, 8, stop, 3), None);
         let not_stopped = Arc::new(AtomicBool::new(false));
         assert_eq!(
-            count_stoppable(tmp.path(), false, 8, not_stopped),
+            count_stoppable(tmp.path(), false, 8, not_stopped, 3),
             Some(Counted {
                 files: 1,
                 bytes: 10
             })
         );
+    }
+
+    #[test]
+    fn several_readers_count_a_wide_tree_the_same_every_time() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let src = tmp.path();
+        for dir in 0..20 {
+            fs::create_dir_all(src.join(format!("d{dir}/sub/deeper"))).expect("mkdir");
+            for file in 0..3 {
+                fs::write(src.join(format!("d{dir}/f{file}")), vec![0; file]).expect("write");
+            }
+            fs::write(src.join(format!("d{dir}/sub/deeper/g")), [0; 7]).expect("write");
+            fs::hard_link(src.join("d0/sub/deeper/g"), src.join(format!("d{dir}/h")))
+                .expect("link");
+        }
+        // 20 directories of 3 files (0 + 1 + 2 bytes), a g of 7 bytes
+        // and a second name h of d0's g.
+        let plain = Counted {
+            files: 20 * 5,
+            bytes: 20 * (3 + 7) + 20 * 7,
+        };
+        let archive = Counted {
+            files: 20 * 5,
+            bytes: 20 * (3 + 7),
+        };
+        for readers in [1, 2, 6, 6, 6] {
+            let stop = || Arc::new(AtomicBool::new(false));
+            let counted = count_stoppable(src, false, 64, stop(), readers);
+            assert_eq!(counted, Some(plain), "{readers} readers");
+            let counted = count_stoppable(src, true, 64, stop(), readers);
+            assert_eq!(counted, Some(archive), "{readers} readers, -a");
+        }
     }
 }

@@ -191,9 +191,14 @@ impl DestDirs {
 
     pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
         let mut dir = self.find_or_make(parent, rel)?;
-        // A new directory inherits casefolding from its parent.
+        // A new directory inherits casefolding from its parent: asking it
+        // would cost a request per directory on a network mount.
         dir.folds_case = self.case_insensitive
             || match (&dir.fd, parent) {
+                (_, Parent::Dir(parent)) if dir.created => parent.folds_case,
+                (_, Parent::Root) if dir.created => {
+                    (self.root.as_ref()).is_some_and(|root| super::case::casefolded(root.as_fd()))
+                }
                 (Some(fd), _) => super::case::casefolded(fd.as_fd()),
                 (None, Parent::Dir(parent)) => parent.folds_case,
                 (None, Parent::Root) => false,
@@ -344,9 +349,15 @@ impl super::tree::DestReopen for DestDirs {
     }
 }
 
-/// Opens the directory `name` this run just made in `parent`.
+/// Opens the directory `name` this run just made in `parent`: `O_PATH`,
+/// as nothing is read from it nor changed on it (it is empty, takes its
+/// casefolding from its parent, and gets its metadata at the end); it is
+/// only named beneath, and on a network or FUSE mount a full open is two
+/// more requests (open and release).
 fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> {
-    let fd = open_dir(parent, name).map_err(|e| dest_failure("cannot open new directory", e))?;
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(parent, name, flags, Mode::empty())
+        .map_err(|e| dest_failure("cannot open new directory", e))?;
     Ok(DestDir {
         fd: Some(fd),
         created: true,

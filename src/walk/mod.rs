@@ -9,6 +9,7 @@
 //! queue's producer side, and [`WalkEvent`]s for the main thread, each
 //! batch announced before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
+//! threads that read directories ahead of the walk ([`readers`]), the
 //! directories above a root kept by path ([`implied`]), and the walker's
 //! halves of split files ([`split`]) and hard links ([`links`]).
 //!
@@ -25,6 +26,7 @@ mod dest;
 mod entry_stat;
 mod implied;
 mod links;
+mod readers;
 pub(crate) mod split;
 mod tree;
 
@@ -55,8 +57,9 @@ use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
 use implied::ImpliedChain;
 use links::LinkTracker;
+use readers::{ReadDir, Readers};
 use split::{SplitStart, Splitter};
-use tree::{Listed, NewFrame, Stack};
+use tree::{Ahead, Listed, Listing, NewFrame, Stack};
 
 /// What the walk does with each entry: the same for every run of one
 /// command line. Built by `Config::walk_setup`.
@@ -82,6 +85,11 @@ pub(crate) struct WalkSetup {
     /// descriptors each, source and destination), from the descriptor
     /// budget; deeper ones are reopened when the walk climbs back.
     pub(crate) open_levels: usize,
+    /// The workers the jobs are for.
+    pub(crate) workers: usize,
+    /// Threads that read directories ahead of the walk (see [`readers`]),
+    /// from the descriptor budget; 0: the walk reads every one itself.
+    pub(crate) readers: usize,
     /// Run the count-ahead (see [`count`]): only for a progress display.
     pub(crate) count_ahead: bool,
     /// `-i`: say how each existing destination directory differs from its
@@ -151,15 +159,15 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     let (events, received) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let count_stop = Arc::new(AtomicBool::new(false));
-    if setup.count_ahead {
-        count::spawn(
-            &setup,
-            &start.roots,
-            events.clone(),
-            Arc::clone(&count_stop),
-        )?;
+    // The count-ahead runs on the readers: one at least, when it runs.
+    let threads = setup.readers.max(usize::from(setup.count_ahead));
+    let readers = Readers::start(threads, setup.readers, setup.dereference);
+    if let Some(readers) = readers.as_ref().filter(|_| setup.count_ahead) {
+        let stop = Arc::clone(&count_stop);
+        count::start(&setup, &start.roots, events.clone(), stop, readers);
     }
     let task = WalkTask {
+        readers,
         setup,
         start,
         events,
@@ -180,6 +188,8 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
 /// What the walk's thread runs with.
 #[derive(Debug)]
 struct WalkTask {
+    /// The directory readers, when there are any: the walk's to drop.
+    readers: Option<Readers>,
     setup: WalkSetup,
     start: WalkStart,
     events: Sender<WalkEvent>,
@@ -193,6 +203,7 @@ struct WalkTask {
 /// Walks every root, then closes the jobs queue and reports `Finished`.
 fn walk(task: WalkTask) {
     let WalkTask {
+        readers,
         mut setup,
         start,
         events,
@@ -219,12 +230,14 @@ fn walk(task: WalkTask) {
         dest.keep_backups(opts);
     }
     let turns = setup.splitter.as_ref().map_or(1, Splitter::workers);
+    let workers = setup.workers;
     let mut walker = Walker {
+        readers,
         dest,
         setup,
         links: LinkTracker::default(),
         stop,
-        out: Batcher::new(start.jobs, events, start.wake, turns),
+        out: Batcher::new(start.jobs, events, start.wake, turns, workers),
         dirs: Vec::new(),
         claims: (start.roots.len() > 1).then(Claims::new),
     };
@@ -243,6 +256,9 @@ fn walk(task: WalkTask) {
 /// The walker's state: the destination side, the hard links seen, where
 /// jobs go, and the directories walked.
 struct Walker {
+    /// `None`: no readers; the walk reads every directory itself (as it
+    /// does when they only count, see [`Readers::read_ahead`]).
+    readers: Option<Readers>,
     dest: DestDirs,
     setup: WalkSetup,
     links: LinkTracker,
@@ -281,6 +297,11 @@ impl Walker {
     /// Done with the top directory: back to its parent, reopened if the
     /// budget had closed it (or left out, reported, if it is gone).
     fn leave_dir(&mut self, stack: &mut Stack) -> Result<(), Stopped> {
+        if let (Some(readers), Some(top)) = (&mut self.readers, stack.top()) {
+            for (_, ticket) in top.ahead.asked.drain(..) {
+                readers.cancel(ticket);
+            }
+        }
         stack.pop();
         while let Err(err) = stack.reopen_top(&self.dest) {
             let path = stack.top_path();
@@ -319,6 +340,7 @@ impl Walker {
                     fd,
                     merge: claim == Claim::Merge,
                     mount: false,
+                    listing: None,
                 };
                 self.enter_opened(dir, base, stack)
             }
@@ -331,7 +353,7 @@ impl Walker {
     }
 
     /// One entry of the top directory.
-    fn walk_entry(&mut self, entry: Listed, stack: &mut Stack) -> Result<(), Stopped> {
+    fn walk_entry(&mut self, mut entry: Listed, stack: &mut Stack) -> Result<(), Stopped> {
         let Some(top) = stack.peek() else {
             return Ok(());
         };
@@ -340,7 +362,7 @@ impl Walker {
             return Ok(());
         };
         let follow = self.setup.dereference;
-        let typed = match self.entry_type(src_dir, &entry, &path)? {
+        let typed = match self.entry_type(src_dir, &mut entry, &path)? {
             Some(typed) => typed,
             None => return Ok(()),
         };
@@ -397,14 +419,18 @@ impl Walker {
     fn entry_type(
         &mut self,
         dir: BorrowedFd<'_>,
-        entry: &Listed,
+        entry: &mut Listed,
         path: &Path,
     ) -> Result<Option<Typed>, Stopped> {
         use rustix::fs::FileType;
         let follow = self.setup.dereference;
         let listed = entry.file_type;
+        let ahead = entry.stat.take();
         if listed != FileType::Unknown && !(follow && listed == FileType::Symlink) {
-            return Ok(Some(Typed::of(listed, None)));
+            return Ok(Some(Typed::of(listed, ahead)));
+        }
+        if let Some(stat) = ahead {
+            return Ok(Some(Typed::of(stat.file_type(), Some(stat))));
         }
         match EntryStat::at(dir, &entry.name, follow) {
             Ok(stat) => Ok(Some(Typed::of(stat.file_type(), Some(stat)))),
@@ -435,16 +461,24 @@ impl Walker {
             merge,
         } = child;
         let follow = self.setup.dereference;
+        let read = self.take_ahead(stack, &name);
         let Some(src_dir) = stack.top_src() else {
             return Ok(());
         };
-        let fd = match tree::open_dir(src_dir, &name, follow) {
-            Ok(fd) => fd,
-            Err(err) => return self.unreadable_dir(stack, &name, &path, &rel, err),
-        };
-        let stat = match EntryStat::of_fd(fd.as_fd()) {
-            Ok(stat) => stat,
-            Err(err) => return self.fail(&path, io_reason(&err.into()), FailKind::SourceIo),
+        let (fd, stat, listing) = match read {
+            Some(ReadDir { fd, stat, listing }) => (fd, stat, Some(listing)),
+            None => {
+                let fd = match tree::open_dir(src_dir, &name, follow) {
+                    Ok(fd) => fd,
+                    Err(err) => return self.unreadable_dir(stack, &name, &path, &rel, err),
+                };
+                match EntryStat::of_fd(fd.as_fd()) {
+                    Ok(stat) => (fd, stat, None),
+                    Err(err) => {
+                        return self.fail(&path, io_reason(&err.into()), FailKind::SourceIo);
+                    }
+                }
+            }
         };
         let mount =
             self.setup.one_file_system > 0 && stack.root_dev().is_some_and(|dev| dev != stat.dev());
@@ -468,6 +502,7 @@ impl Walker {
             fd,
             merge,
             mount,
+            listing,
         };
         self.enter_opened(dir, Parent::Root, stack)
     }
@@ -520,11 +555,12 @@ impl Walker {
             self.dirs.pop();
         }
         // A mount point under -x is made, but its contents are left out.
-        let (listed, err) = match dir.mount {
-            true => (Vec::new(), None),
-            false => tree::list(dir.fd.as_fd()),
+        let listing = match (dir.mount, dir.listing) {
+            (true, _) => Listing::default(),
+            (false, Some(listing)) => listing,
+            (false, None) => tree::list(dir.fd.as_fd()),
         };
-        if let Some(err) = err {
+        if let Some(err) = listing.err {
             let err = std::io::Error::from(err);
             self.fail(
                 &dir.path,
@@ -532,16 +568,90 @@ impl Walker {
                 vanished_or(&err, FailKind::SourceIo),
             )?;
         }
+        let ahead = self.plan_ahead(&listing.entries, &dir.rel);
         stack.push(NewFrame {
-            listed,
+            listed: listing.entries,
             name: dir.name,
             path: dir.path,
             rel: dir.rel,
             stat: dir.stat,
             src: dir.fd,
             dest,
+            ahead,
         });
+        self.ask_ahead(stack);
         Ok(())
+    }
+
+    /// The subdirectories of a directory being entered that the readers
+    /// are to read: those the listing says are directories and no filter
+    /// leaves out (others the walk opens itself, if it enters them).
+    fn plan_ahead(&self, entries: &[Listed], rel: &OsStr) -> Ahead {
+        if !self.readers.as_ref().is_some_and(Readers::read_ahead) {
+            return Ahead::default();
+        }
+        let mut later: Vec<OsString> = entries
+            .iter()
+            .filter(|e| e.file_type == rustix::fs::FileType::Directory)
+            .filter(|e| !self.excluded(&relpath::join(rel, &e.name), true))
+            .map(|e| e.name.clone())
+            .collect();
+        later.reverse();
+        Ahead {
+            asked: Default::default(),
+            later,
+        }
+    }
+
+    /// Asks the readers for more directories while their window has room:
+    /// the deepest directory's subdirectories first, as the walk, depth
+    /// first, needs them first.
+    fn ask_ahead(&mut self, stack: &mut Stack) {
+        let Some(readers) = &mut self.readers else {
+            return;
+        };
+        for frame in stack.frames_mut().rev() {
+            if !readers.has_room() {
+                return;
+            }
+            // A frame closed for the budget is asked for again once the
+            // walk climbs back and reopens it.
+            let Some(src) = frame.src_shared().cloned() else {
+                continue;
+            };
+            while readers.has_room() {
+                let Some(name) = frame.ahead.later.pop() else {
+                    break;
+                };
+                let ticket = readers.submit(&src, name.clone());
+                frame.ahead.asked.push_back((name, ticket));
+            }
+        }
+    }
+
+    /// The readers' result for the subdirectory `name` of the top
+    /// directory, if they have it; the walk's names are in the order it
+    /// asked for them, so those it passed by are withdrawn.
+    fn take_ahead(&mut self, stack: &mut Stack, name: &OsStr) -> Option<ReadDir> {
+        let readers = self.readers.as_mut()?;
+        let top = stack.top()?;
+        let mut read = None;
+        while let Some((asked, ticket)) = top.ahead.asked.pop_front() {
+            if asked == name {
+                read = readers.take(ticket);
+                break;
+            }
+            readers.cancel(ticket);
+        }
+        if read.is_none() {
+            // Not asked yet: the names up to it are passed by too.
+            let later = &mut top.ahead.later;
+            if let Some(at) = later.iter().rposition(|n| n == name) {
+                later.truncate(at);
+            }
+        }
+        self.ask_ahead(stack);
+        read
     }
 
     /// Whether the worker, rather than the walker, stats this source entry:
@@ -765,6 +875,8 @@ struct OpenedDir {
     merge: bool,
     /// On another file system than its root, under `-x`: made, not listed.
     mount: bool,
+    /// Its listing, when a reader took it; `None`: listed when entered.
+    listing: Option<Listing>,
 }
 
 /// A subdirectory found in the directory being read.

@@ -31,15 +31,30 @@ impl Walked {
 /// Walks `src` into the existing directory `dst` (`dst_new`: made by this
 /// run) with two workers, splitting files from `split_min` bytes on.
 fn walk_into(src: &Path, dst: &Path, dst_new: bool, split_min: u64) -> Walked {
-    walk_setup(src, dst, dst_new, split_min, 64)
+    let budget = Budget {
+        open_levels: 64,
+        readers: 0,
+    };
+    walk_setup(src, dst, dst_new, split_min, budget)
 }
 
 /// Walks `src` into `dst` holding at most `open_levels` levels open.
 fn walk_with(src: &Path, dst: &Path, dst_new: bool, open_levels: usize) -> Walked {
-    walk_setup(src, dst, dst_new, 1 << 30, open_levels)
+    let budget = Budget {
+        open_levels,
+        readers: 0,
+    };
+    walk_setup(src, dst, dst_new, 1 << 30, budget)
 }
 
-fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels: usize) -> Walked {
+/// What the descriptor budget gave the walk.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    open_levels: usize,
+    readers: usize,
+}
+
+fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Budget) -> Walked {
     let manager = procpool::Manager::new().expect("manager");
     let (events, walked) = mpsc::channel();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -54,7 +69,9 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         shard: None,
         splitter: Splitter::new(Some(split_min), 2, &CopyOptions::default()),
         temp_tag: String::new(),
-        open_levels,
+        open_levels: budget.open_levels,
+        workers: 2,
+        readers: budget.readers,
         count_ahead: false,
         itemize: false,
         existing: false,
@@ -74,7 +91,9 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };
+    let readers = Readers::start(budget.readers, budget.readers, false);
     walk(WalkTask {
+        readers,
         setup,
         start,
         events,
@@ -210,4 +229,55 @@ fn a_budget_of_one_level_walks_every_branch() {
     let mut rels: Vec<_> = walked.jobs.iter().map(|j| j.rel_dst.clone()).collect();
     rels.sort();
     assert_eq!(rels, ["a/b/c/f", "a/g"]);
+}
+
+/// A tree both deep and wide: `wide` directories of `wide` files each, a
+/// chain of 30 levels, and files of every kind of name order.
+fn deep_and_wide(src: &Path, wide: usize) {
+    for dir in 0..wide {
+        for file in 0..wide {
+            write(&src.join(format!("w{dir:02}/x/f{file:02}")), dir + file);
+        }
+        fs::create_dir_all(src.join(format!("w{dir:02}/empty"))).expect("mkdir");
+    }
+    deep_tree(src, 30);
+}
+
+#[test]
+fn several_readers_walk_a_deep_and_wide_tree_as_the_walk_alone_does() {
+    let (_tmp, src, _) = trees(&[]);
+    deep_and_wide(&src, 12);
+    let alone = {
+        let (_tmp2, _, dst) = trees(&[]);
+        let budget = Budget {
+            open_levels: 64,
+            readers: 0,
+        };
+        walk_setup(&src, &dst, true, 1 << 30, budget)
+    };
+    assert_eq!(alone.jobs.len(), 12 * 12 + 30);
+    // Levels closed for the budget while readers wait to open beneath
+    // them, and several runs of each: the same jobs every time.
+    for (open_levels, readers) in [(64, 4), (64, 1), (2, 4), (1, 8), (64, 4), (64, 4)] {
+        let (_tmp2, _, dst) = trees(&[]);
+        let budget = Budget {
+            open_levels,
+            readers,
+        };
+        let walked = walk_setup(&src, &dst, true, 1 << 30, budget);
+        assert_eq!(sorted_rels(&walked), sorted_rels(&alone), "{budget:?}");
+        assert_eq!(walked.bytes, alone.bytes, "{budget:?}");
+    }
+}
+
+#[test]
+fn with_readers_names_in_the_destination_are_still_the_workers_to_stat() {
+    let (_tmp, src, dst) = trees(&[("src/d/old", 5), ("src/d/new", 7), ("dst/d/old", 1)]);
+    let budget = Budget {
+        open_levels: 64,
+        readers: 2,
+    };
+    let walked = walk_setup(&src, &dst, false, 1 << 30, budget);
+    assert_eq!(walked.job("d/old").meta, None, "the worker compares it");
+    assert_eq!(walked.job("d/new").meta.map(|m| m.size), Some(7));
 }

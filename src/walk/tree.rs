@@ -9,11 +9,13 @@
 //! are opened again beneath the nearest ancestor still open (the root's are
 //! never closed), for that directory and a few above it at once.
 
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustix::fs::{FileType, Mode, OFlags, RawDir};
 use rustix::io::Errno;
@@ -21,6 +23,7 @@ use rustix::io::Errno;
 use super::case::Collisions;
 use super::dest::{DestDir, DestNames};
 use super::entry_stat::EntryStat;
+use super::readers::Ticket;
 use crate::relpath;
 
 /// One name in a listed directory, and its type as `getdents64` gave it
@@ -29,6 +32,9 @@ use crate::relpath;
 pub(super) struct Listed {
     pub(super) name: OsString,
     pub(super) file_type: FileType,
+    /// Its stat, when a reader took it ahead of the walk (see
+    /// [`stat_entries`]).
+    pub(super) stat: Option<EntryStat>,
 }
 
 /// Opens the directory `name` beneath `parent` for listing; a symlink
@@ -52,16 +58,29 @@ pub(super) fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
     rustix::fs::open(path, flags, Mode::empty())
 }
 
+/// A directory's entries, as listed.
+#[derive(Debug, Default)]
+pub(super) struct Listing {
+    pub(super) entries: Vec<Listed>,
+    /// The listing stopped part way: what came before is in `entries`.
+    pub(super) err: Option<Errno>,
+}
+
 /// Every entry of `dir` but `.` and `..`, in the order the file system
 /// gives them. An error part way keeps what was read before it.
-pub(super) fn list(dir: BorrowedFd<'_>) -> (Vec<Listed>, Option<Errno>) {
+pub(super) fn list(dir: BorrowedFd<'_>) -> Listing {
     let mut buffer = [MaybeUninit::<u8>::uninit(); 32 << 10];
     let mut entries = RawDir::new(dir, &mut buffer);
     let mut listed = Vec::new();
     while let Some(entry) = entries.next() {
         let entry = match entry {
             Ok(entry) => entry,
-            Err(err) => return (listed, Some(err)),
+            Err(err) => {
+                return Listing {
+                    entries: listed,
+                    err: Some(err),
+                };
+            }
         };
         let name = entry.file_name().to_bytes();
         if name == b"." || name == b".." {
@@ -70,9 +89,25 @@ pub(super) fn list(dir: BorrowedFd<'_>) -> (Vec<Listed>, Option<Errno>) {
         listed.push(Listed {
             name: OsStr::from_bytes(name).to_os_string(),
             file_type: entry.file_type(),
+            stat: None,
         });
     }
-    (listed, None)
+    Listing {
+        entries: listed,
+        err: None,
+    }
+}
+
+/// Stats, beneath `dir`, every listed entry that is not a directory (or
+/// whose type the listing did not give), through symlinks if `follow`:
+/// what the walk would stat one by one. An entry that cannot be stat'ed
+/// is left without, for the walk to stat and report.
+pub(super) fn stat_entries(dir: BorrowedFd<'_>, listed: &mut [Listed], follow: bool) {
+    for entry in listed.iter_mut() {
+        if entry.file_type != FileType::Directory {
+            entry.stat = EntryStat::at(dir, &entry.name, follow).ok();
+        }
+    }
 }
 
 /// A directory the walk is in.
@@ -88,8 +123,9 @@ pub(super) struct Frame {
     /// (device, inode), for `-L`'s loop detection.
     pub(super) id: (u64, u64),
     /// Open for listing and for `*at` calls on its entries; `None` while
-    /// closed for the budget.
-    src: Option<OwnedFd>,
+    /// closed for the budget. The readers hold weak references to it
+    /// while its subdirectories wait to be read.
+    src: Option<Arc<OwnedFd>>,
     /// The destination directory; its `fd` is taken while closed for the
     /// budget (`closed` says so: a dry run has directories without one).
     pub(super) dest: DestDir,
@@ -97,6 +133,8 @@ pub(super) struct Frame {
     /// Its names that collide when case is ignored, when its destination
     /// ignores case.
     pub(super) collisions: Option<Collisions>,
+    /// Its subdirectories asked of the readers, and those to ask next.
+    pub(super) ahead: Ahead,
 }
 
 /// What a new frame is made of.
@@ -108,6 +146,7 @@ pub(super) struct NewFrame {
     pub(super) stat: EntryStat,
     pub(super) src: OwnedFd,
     pub(super) dest: DestDir,
+    pub(super) ahead: Ahead,
 }
 
 /// How the destination side reopens a directory closed for the budget.
@@ -148,10 +187,11 @@ impl Stack {
             path: new.path,
             rel: new.rel,
             id: (new.stat.dev(), new.stat.ino()),
-            src: Some(new.src),
+            src: Some(Arc::new(new.src)),
             dest: new.dest,
             closed: false,
             collisions,
+            ahead: new.ahead,
         });
         if self.frames.len() - self.open_from > self.open_levels {
             self.frames[self.open_from].close();
@@ -180,7 +220,12 @@ impl Stack {
         self.frames
             .last()
             .and_then(|f| f.src.as_ref())
-            .map(AsFd::as_fd)
+            .map(|fd| fd.as_fd())
+    }
+
+    /// The frames, root first, for the look-ahead.
+    pub(super) fn frames_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut Frame> {
+        self.frames.iter_mut()
     }
 
     /// The path of an ancestor with this (device, inode), if any: under
@@ -232,16 +277,17 @@ impl Stack {
     fn reopen(&mut self, from: usize, dest: &dyn DestReopen) -> Result<(), Errno> {
         let follow = self.follow;
         let (root, below) = self.frames.split_at_mut(1);
-        let root = root[0].src.as_ref().ok_or(Errno::BADF)?;
+        let root = root[0].src.as_deref().ok_or(Errno::BADF)?;
         let mut held: Option<OwnedFd> = None;
         for (i, frame) in below.iter_mut().enumerate() {
             let parent = held.as_ref().map_or(root.as_fd(), AsFd::as_fd);
             let fd = match &frame.src {
-                Some(fd) => rustix::io::fcntl_dupfd_cloexec(fd, 0)?,
+                Some(fd) => rustix::io::fcntl_dupfd_cloexec(fd.as_fd(), 0)?,
                 None => open_dir(parent, &frame.name, follow)?,
             };
             if i + 1 >= from && frame.src.is_none() {
-                frame.src = Some(rustix::io::fcntl_dupfd_cloexec(&fd, 0)?);
+                let dup = rustix::io::fcntl_dupfd_cloexec(&fd, 0)?;
+                frame.src = Some(Arc::new(dup));
             }
             if i + 1 >= from && frame.closed {
                 frame.dest.fd = Some(dest.reopen(&frame.rel)?);
@@ -253,7 +299,20 @@ impl Stack {
     }
 }
 
+/// A directory's subdirectories for the readers (see [`super::readers`]):
+/// those asked for, oldest first, and those still to ask, next last.
+#[derive(Debug, Default)]
+pub(super) struct Ahead {
+    pub(super) asked: VecDeque<(OsString, Ticket)>,
+    pub(super) later: Vec<OsString>,
+}
+
 impl Frame {
+    /// The descriptor the readers open its subdirectories beneath.
+    pub(super) fn src_shared(&self) -> Option<&Arc<OwnedFd>> {
+        self.src.as_ref()
+    }
+
     fn close(&mut self) {
         self.src = None;
         if self.dest.fd.take().is_some() {

@@ -176,6 +176,27 @@ both_kinds! {
         assert_same_tree(&env.path("src"), &env.path("dst"));
     }
 
+    fn a_limit_with_room_for_a_few_readers_copies_a_deep_and_wide_tree_exactly(env: TestEnv) {
+        // 64 descriptors and two workers leave the walk a few directory
+        // readers and a few open levels: the chain below is deeper than
+        // those, so readers open beneath directories the walk closes and
+        // reopens.
+        env.mkdir("src");
+        deep_tree(&env.path("src"), 6000);
+        for dir in 0..30 {
+            for file in 0..10 {
+                env.write(format!("src/w{dir:02}/sub/f{file}"), format!("{dir} {file}\n"));
+            }
+        }
+        let expected = listing_of(&env.path("src"));
+        for run in 0..3 {
+            let dst = format!("dst{run}");
+            let output = run_with_fd_limit(&env, 64, &["-a", "-j", "2", "src/", &dst]);
+            assert_status(&output, 0);
+            assert_listings_equal(&expected, &listing_of(&env.path(&dst)));
+        }
+    }
+
     fn a_limit_too_small_for_one_worker_is_an_error_before_anything_is_written(env: TestEnv) {
         env.write("src/f", "x");
         let output = run_with_fd_limit(&env, 8, &["src/", "dst"]);
