@@ -31,6 +31,10 @@ impl Engine {
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
         let mut changes = differences(src_type, &src, found.as_ref(), self.opts.owners);
+        // Without -p (-t) an existing entry keeps its mode (times): they
+        // are no change to report.
+        changes.perms &= self.opts.keep.perms;
+        changes.time &= self.opts.keep.times;
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents => {
                 let at = Found {
@@ -55,7 +59,8 @@ impl Engine {
                 let how = check::Refresh {
                     owner: self.opts.owners.wanted(src.uid, src.gid),
                     window_ns: self.opts.modify_window_ns,
-                    modes: self.opts.dest.modes,
+                    modes: self.opts.dest.modes && self.opts.keep.perms,
+                    times: self.opts.keep.times,
                 };
                 check::refresh(dir, dest.name, &found, &src, how)?;
                 Ok(Judgement::Skip(SkipReason::UpToDate))
@@ -81,7 +86,12 @@ impl Engine {
             return Ok(Some(Judgement::Write { exists }));
         }
         let special = job.kind == EntryKind::Special;
-        if !quick_check::looks_at_destination(&self.opts) || special && !self.opts.archive {
+        let skipped_link = job.kind == EntryKind::Symlink && !self.opts.dereference;
+        if skipped_link && !self.opts.keep.links {
+            return Ok(Some(Judgement::Skip(super::skipped_link_reason())));
+        }
+        let unkept = special && !self.opts.keep.any_special();
+        if !quick_check::looks_at_destination(&self.opts) || unkept {
             return Ok(Some(Judgement::Write { exists: None }));
         }
         Ok(None)
@@ -134,12 +144,13 @@ impl Engine {
         job: &FileJob,
         exists: Option<bool>,
     ) -> Result<Outcome, Failure> {
-        if job.kind == EntryKind::Special && !self.opts.archive {
+        if job.kind == EntryKind::Special {
             let st = source::stat(&job.src, self.opts.dereference)
                 .map_err(|err| Failure::source("cannot stat source", err))?;
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::RegularFile | FileType::Symlink => {}
-                other => return Ok(skip_special(other)),
+                other if !self.opts.keep.special(st.st_mode) => return Ok(skip_special(other)),
+                _ => {}
             }
         }
         let bytes = match (&job.kind, job.meta) {

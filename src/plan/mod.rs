@@ -53,6 +53,23 @@ pub(crate) struct Plan {
     pub(crate) roots: Vec<Root>,
 }
 
+impl Plan {
+    /// Without recursion (`--no-recursive`): takes the directory sources
+    /// out, as rsync skips them, and returns them.
+    pub(crate) fn leave_out_directories(&mut self) -> Vec<PathBuf> {
+        let (dirs, rest) = std::mem::take(&mut self.roots)
+            .into_iter()
+            .partition(|root| root.is_dir);
+        self.roots = rest;
+        dirs.into_iter().map(|root: Root| root.src).collect()
+    }
+
+    /// Whether nothing is left to copy or report.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.rejected.is_empty()
+    }
+}
+
 /// A source after its first `stat`.
 struct Source {
     path: PathBuf,

@@ -276,7 +276,7 @@ impl<'r> Supervisor<'r> {
         };
         if let Outcome::Failed { .. } = outcome {
             // Later names of this file must not be linked.
-            if self.copy.archive {
+            if self.copy.keep.hard_links {
                 self.failed_rels.insert(job.rel_dst.clone());
             }
         }
@@ -468,6 +468,7 @@ impl<'r> Supervisor<'r> {
                 fsync: self.finish.fsync,
                 window_ns: self.copy.modify_window_ns,
                 modes: self.copy.dest.modes,
+                times: self.copy.keep.times,
             },
         };
         finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);

@@ -158,7 +158,7 @@ impl Counter {
 
     /// Counts an entry that is not a directory, as the walk would queue it.
     fn entry(&mut self, rel: &OsStr, stat: Option<&EntryStat>) {
-        let linked = stat.filter(|st| self.setup.archive && st.nlink() > 1);
+        let linked = stat.filter(|st| self.setup.keep.hard_links && st.nlink() > 1);
         let owned = match (self.setup.shard, linked) {
             (None, _) => true,
             (Some(shard), Some(st)) => shard.owns_key(&st.ino().to_le_bytes()),
@@ -207,7 +207,11 @@ mod tests {
         let setup = WalkSetup {
             dereference: false,
             dry_run: false,
-            archive,
+            keep: crate::job::Preserve {
+                hard_links: archive,
+                ..Default::default()
+            },
+            umask: 0o022,
             acls: false,
             owners: Default::default(),
             filter: None,

@@ -42,7 +42,7 @@ use rustix::io::Errno;
 use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
-use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
+use crate::job::{EntryKind, FailKind, FileJob, Preserve, WorkerEvent};
 use crate::plan::Root;
 use crate::relpath;
 use crate::select::filter::Filter;
@@ -65,8 +65,11 @@ pub(crate) struct WalkSetup {
     /// `-L`: follow symlinks in the sources.
     pub(crate) dereference: bool,
     pub(crate) dry_run: bool,
-    /// `-a`: record directory owners and attributes, keep hard links.
-    pub(crate) archive: bool,
+    /// The parts of `-a` in force: hard links are keyed, directory
+    /// attributes recorded, directory modes kept or not.
+    pub(crate) keep: Preserve,
+    /// The umask: what a new directory's mode loses under `--no-perms`.
+    pub(crate) umask: u32,
     /// The owner and group directories get (`-a`, `--chown`).
     pub(crate) owners: crate::copy::owners::Owners,
     /// `-A`: record directory ACLs.
@@ -546,7 +549,7 @@ impl Walker {
     /// so are special files, and all entries under `-a` (hard links need
     /// the link count) or `-L` (the type is the target's).
     fn worker_stats(&self, place: &Place<'_>, kind: &EntryKind, name: &OsStr) -> bool {
-        !self.setup.archive
+        !self.setup.keep.hard_links
             && !self.setup.dereference
             && *kind != EntryKind::Special
             && place.names.is_some_and(|names| names.contains(name))
@@ -605,7 +608,9 @@ impl Walker {
         let meta = md.as_ref().map(EntryStat::source_meta);
         // Any non-directory can have several names: files, symlinks,
         // fifos, sockets and device nodes alike (as `rsync -aH` keeps).
-        let linked = md.as_ref().filter(|m| self.setup.archive && m.nlink() > 1);
+        let linked = md
+            .as_ref()
+            .filter(|m| self.setup.keep.hard_links && m.nlink() > 1);
         // All names of a linked file go to one shard: the inode's.
         let owned = match (self.setup.shard, linked) {
             (None, _) => true,
@@ -685,8 +690,11 @@ impl Walker {
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         record.mode = self.setup.chmod.apply(record.mode, true);
-        if self.setup.archive || self.setup.owners.any() {
-            let (owners, xattrs) = (self.setup.owners, self.setup.archive);
+        if !self.setup.keep.perms {
+            record.mode = self.unkept_mode(record.mode, &dir);
+        }
+        if self.setup.keep.xattrs || self.setup.owners.any() {
+            let (owners, xattrs) = (self.setup.owners, self.setup.keep.xattrs);
             record = record.with_archive(stat.raw(), src, owners, xattrs);
         }
         if self.setup.acls {
@@ -699,13 +707,28 @@ impl Walker {
         {
             // Judged before the copy changes it, as rsync itemizes it.
             if let Ok(st) = rustix::fs::fstat(fd) {
-                let changes = record.differences(&st);
+                let mut changes = record.differences(&st);
+                changes.time &= self.setup.keep.times;
                 let rel = rel.to_os_string();
                 let _ = self.out.send(WalkEvent::DirChanged { rel, changes });
             }
         }
         self.dirs.push(record);
         Ok(dir)
+    }
+
+    /// `--no-perms`, as rsync: an existing directory keeps the mode it
+    /// had; a new one gets its source's permission bits less the umask,
+    /// without setuid, setgid or sticky, but with the setgid bit it
+    /// inherited from its parent.
+    fn unkept_mode(&self, source_mode: u32, dir: &DestDir) -> u32 {
+        if let Some(mode) = dir.mode.filter(|_| !dir.created) {
+            return mode;
+        }
+        let inherited = (dir.fd.as_ref())
+            .and_then(|fd| rustix::fs::fstat(fd).ok())
+            .map_or(0, |st| st.st_mode & libc::S_ISGID);
+        source_mode & 0o777 & !self.setup.umask | inherited
     }
 
     fn fail(&mut self, path: &Path, reason: String, kind: FailKind) -> Result<(), Stopped> {

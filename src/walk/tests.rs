@@ -47,7 +47,8 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
     let setup = WalkSetup {
         dereference: false,
         dry_run: false,
-        archive: false,
+        keep: Default::default(),
+        umask: 0o022,
         acls: false,
         owners: Default::default(),
         filter: None,
