@@ -153,8 +153,10 @@ pub(crate) struct Args {
 
     /// Add an rsync filter RULE: `- PATTERN` exclude, `+ PATTERN` include,
     /// `P PATTERN` protect from --delete, `merge FILE` (`. FILE`) read
-    /// rules from FILE; rsync's pattern syntax (`dir/***`, an unanchored
-    /// `a/b` matching at any depth). Tried in order with the flags above.
+    /// rules from FILE, `dir-merge NAME` (`: NAME`) read rules from the
+    /// file NAME in each directory, for it and below; rsync's pattern
+    /// syntax (`dir/***`, an unanchored `a/b` matching at any depth).
+    /// Tried in order with the flags above.
     #[arg(
         short = 'f',
         long = "filter",
@@ -162,6 +164,13 @@ pub(crate) struct Args {
         allow_hyphen_values = true
     )]
     pub(crate) filter: Vec<OsString>,
+
+    /// Read filter rules from each directory's `.rsync-filter` file:
+    /// `--filter='dir-merge /.rsync-filter'`; twice (-FF) also leave the
+    /// files out: `--filter='- .rsync-filter'`.
+    #[arg(short = 'F', action = ArgAction::Append, num_args = 0,
+          default_missing_value = "F")]
+    pub(crate) rsync_filter: Vec<String>,
 
     /// The filter rules above, in command-line order.
     #[arg(skip)]
@@ -699,6 +708,16 @@ fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
     collect("exclude", &Rule::Exclude);
     collect("include", &Rule::Include);
     collect("filter", &Rule::Rsync);
+    // rsync's -F: the first is a dir-merge rule, a second an exclude.
+    let f_flags = (matches.value_source("rsync_filter") == Some(ValueSource::CommandLine))
+        .then(|| matches.indices_of("rsync_filter"))
+        .flatten()
+        .into_iter()
+        .flatten();
+    rules.extend(f_flags.enumerate().map(|(nth, i)| match nth {
+        0 => (i, Rule::Rsync("dir-merge /.rsync-filter".into())),
+        _ => (i, Rule::Rsync("- .rsync-filter".into())),
+    }));
     rules.sort_by_key(|(i, _)| *i);
     let from = matches
         .get_many::<PathBuf>("exclude_from")
@@ -938,6 +957,22 @@ mod tests {
         assert!(some.owner && some.group && some.hard_links && some.xattrs);
         assert!(!some.devices && !some.specials);
         assert_eq!(parts(&["-rlpt"]), Parts::default());
+    }
+
+    #[test]
+    fn f_flags_stand_for_rsyncs_two_rules_in_place() {
+        let args = Args::parse_from(["pcopy", "-f", "- a", "-F", "--exclude", "b", "-F", "s", "d"]);
+        assert_eq!(
+            args.unwrap().rules,
+            [
+                Rule::Rsync("- a".into()),
+                Rule::Rsync("dir-merge /.rsync-filter".into()),
+                Rule::Exclude("b".into()),
+                Rule::Rsync("- .rsync-filter".into()),
+            ]
+        );
+        let twice = Args::parse_from(["pcopy", "-FF", "s", "d"]).unwrap();
+        assert_eq!(twice.rules.len(), 2);
     }
 
     #[test]

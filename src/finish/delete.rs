@@ -26,6 +26,7 @@ use crate::copy::backup::Backup;
 use crate::job::BackupOptions;
 use crate::plan::Root;
 use crate::relpath::{self, open_beneath};
+use crate::select::dir_rules::{BadRulesFile, DirRules};
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
@@ -111,6 +112,8 @@ pub(crate) fn delete_extraneous(
         sink,
         end: DeleteEnd::default(),
         backup,
+        rules: Vec::new(),
+        sent_rules: Vec::new(),
     };
     for (rel, sources) in groups {
         if pass.group(root, rel, &sources).is_err() {
@@ -131,6 +134,13 @@ struct Pass<'a, 's> {
     sink: &'s mut dyn DeleteSink,
     end: DeleteEnd,
     backup: Option<Backup>,
+    /// The dir-merge rules of the destination directories the pass is
+    /// in that have any, outermost first: rsync's receiver reads them
+    /// from the destination (where the copy put them), not the source.
+    rules: Vec<DirRules>,
+    /// The same read from the source directories (the first that has
+    /// each): what the walk left out by them.
+    sent_rules: Vec<DirRules>,
 }
 
 impl Pass<'_, '_> {
@@ -187,6 +197,56 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         };
+        let Some(pushed) = self.enter_rules(dst, rel, &present) else {
+            return Ok(());
+        };
+        let sent = self.enter_sent_rules(rel, sources, &wanted);
+        let synced = self.sync_names(dst, rel, sources, present, &wanted, &claimed);
+        if pushed {
+            self.rules.pop();
+        }
+        if sent {
+            self.sent_rules.pop();
+        }
+        synced
+    }
+
+    /// Reads the dir-merge files of the first source directory of `rel`
+    /// onto the sender's rules, as the walk read them (a bad one is the
+    /// walk's to report, and failed the run); whether any were.
+    fn enter_sent_rules(
+        &mut self,
+        rel: &OsStr,
+        sources: &[OwnedFd],
+        wanted: &HashMap<Vec<u8>, bool>,
+    ) -> bool {
+        let (Some(filter), Some(source)) = (&self.setup.filter, sources.first()) else {
+            return false;
+        };
+        let present = |name: &OsStr| wanted.contains_key(name.as_bytes());
+        let read = DirRules::read(
+            source.as_fd(),
+            rel,
+            filter.dir_merges(),
+            &present,
+            &mut Vec::new(),
+        );
+        let pushed = read.is_some();
+        self.sent_rules.extend(read);
+        pushed
+    }
+
+    /// [`Pass::sync_dir`] for the names `present` in `dst`, given what
+    /// the sources want and what other sources claim.
+    fn sync_names(
+        &mut self,
+        dst: BorrowedFd<'_>,
+        rel: &OsStr,
+        sources: &[OwnedFd],
+        present: Vec<(Vec<u8>, bool)>,
+        wanted: &HashMap<Vec<u8>, bool>,
+        claimed: &HashMap<Vec<u8>, bool>,
+    ) -> Result<(), Limit> {
         for (name, is_dir) in present {
             if name.starts_with(TEMP_PREFIX.as_bytes()) {
                 continue;
@@ -202,9 +262,8 @@ impl Pass<'_, '_> {
             if sources.is_empty() || self.is_backup(&name, &child) {
                 continue;
             }
-            let filter = self.setup.filter.as_ref();
-            let excluded = filter.is_some_and(|f| f.excludes(&child, is_dir));
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
+            let excluded = self.excluded(&child, is_dir);
+            if self.protected(&child, is_dir) {
                 continue;
             }
             match wanted.get(&name) {
@@ -356,11 +415,27 @@ impl Pass<'_, '_> {
         if !self.setup.dry_run && !entries.is_empty() {
             make_writable(fd.as_fd());
         }
+        let Some(pushed) = self.enter_rules(fd.as_fd(), rel, &entries) else {
+            return Ok(Emptied::KeptProtected);
+        };
+        let emptied = self.empty_names(fd.as_fd(), rel, entries);
+        if pushed {
+            self.rules.pop();
+        }
+        emptied
+    }
+
+    /// [`Pass::empty_dir`] for its `entries`.
+    fn empty_names(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        rel: &OsStr,
+        entries: Vec<(Vec<u8>, bool)>,
+    ) -> Result<Emptied, Limit> {
         let mut emptied = Emptied::Done;
         for (name, is_dir) in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
-            let filter = self.setup.filter.as_ref();
-            if filter.is_some_and(|f| f.protects(&child, is_dir, self.setup.opts.excluded)) {
+            if self.protected(&child, is_dir) {
                 emptied = Emptied::KeptProtected;
                 continue;
             }
@@ -387,6 +462,56 @@ impl Pass<'_, '_> {
             }
             None => !self.setup.opts.excluded && name.ends_with(opts.suffix.as_bytes()),
         }
+    }
+
+    /// Reads the dir-merge files of the destination directory `dir`
+    /// (`rel`), whose entries are `names`, onto the rules; whether any
+    /// were. `None` (reported) when one is bad: nothing in the directory
+    /// may then be removed, as what it protects is unknown.
+    fn enter_rules(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &OsStr,
+        names: &[(Vec<u8>, bool)],
+    ) -> Option<bool> {
+        let merges = self
+            .setup
+            .filter
+            .as_ref()
+            .map_or(&[][..], |f| f.dir_merges());
+        if merges.is_empty() {
+            return Some(false);
+        }
+        let present = |name: &OsStr| names.iter().any(|(n, _)| n == name.as_bytes());
+        let mut bad = Vec::new();
+        let rules = DirRules::read(dir, rel, merges, &present, &mut bad);
+        if let Some(BadRulesFile { name, reason }) = bad.into_iter().next() {
+            let path = self.path(rel).join(name);
+            self.sink
+                .delete_failed(&path, &format!("{reason}: nothing removed beside it"));
+            return None;
+        }
+        let pushed = rules.is_some();
+        self.rules.extend(rules);
+        Some(pushed)
+    }
+
+    /// Whether a filter rule protects `child` from `--delete`.
+    fn protected(&self, child: &OsStr, is_dir: bool) -> bool {
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        let dirs: Vec<&DirRules> = self.rules.iter().rev().collect();
+        filter.protects(child, is_dir, self.setup.opts.excluded, &dirs)
+    }
+
+    /// Whether the walk left `child` out.
+    fn excluded(&self, child: &OsStr, is_dir: bool) -> bool {
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        let dirs: Vec<&DirRules> = self.sent_rules.iter().rev().collect();
+        filter.excludes(child, is_dir, &dirs)
     }
 
     fn failed(&mut self, rel: &OsStr, what: &str, err: Errno) {

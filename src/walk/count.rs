@@ -26,6 +26,7 @@ use super::entry_stat::EntryStat;
 use super::tree;
 use crate::plan::Root;
 use crate::relpath;
+use crate::select::dir_rules::DirRules;
 
 /// What the count found: the walk's totals, known ahead.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +65,7 @@ pub(crate) fn spawn(
         counted: Counted::default(),
         linked: HashSet::new(),
         ancestors: Vec::new(),
+        rules: Vec::new(),
     };
     let roots = roots.to_vec();
     std::thread::Builder::new()
@@ -84,6 +86,9 @@ struct Counter {
     linked: HashSet<(u64, u64)>,
     /// (device, inode) of the directories the count is in, for `-L`.
     ancestors: Vec<(u64, u64)>,
+    /// The dir-merge rules of the directories the count is in that have
+    /// any, outermost first.
+    rules: Vec<DirRules>,
 }
 
 impl Counter {
@@ -114,6 +119,13 @@ impl Counter {
         }
         self.ancestors.push(id.unwrap_or_default());
         let (listed, _) = tree::list(dir);
+        // Bad merge files are the walk's to report.
+        let rules = self.setup.filter.as_ref().and_then(|filter| {
+            let present = |name: &OsStr| listed.iter().any(|entry| entry.name == name);
+            DirRules::read(dir, rel, filter.dir_merges(), &present, &mut Vec::new())
+        });
+        let pushed = rules.is_some();
+        self.rules.extend(rules);
         let mut subdirs: Vec<OsString> = Vec::new();
         for entry in listed {
             let child = relpath::join(rel, &entry.name);
@@ -144,6 +156,9 @@ impl Counter {
             }
         }
         self.ancestors.pop();
+        if pushed {
+            self.rules.pop();
+        }
         Ok(())
     }
 
@@ -175,9 +190,11 @@ impl Counter {
     }
 
     fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
-        (self.setup.filter)
-            .as_ref()
-            .is_some_and(|filter| filter.excludes(rel, is_dir))
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        let dirs: Vec<&DirRules> = self.rules.iter().rev().collect();
+        filter.excludes(rel, is_dir, &dirs)
     }
 }
 

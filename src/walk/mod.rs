@@ -45,7 +45,8 @@ use crate::finish::links::LinkJob;
 use crate::job::{EntryKind, FailKind, FileJob, Preserve, WorkerEvent};
 use crate::plan::Root;
 use crate::relpath;
-use crate::select::filter::Filter;
+use crate::select::dir_rules::{BadRulesFile, DirRules};
+use crate::select::filter::{Chain, Filter};
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
@@ -341,7 +342,7 @@ impl Walker {
             Some(typed) => typed,
             None => return Ok(()),
         };
-        if self.excluded(&rel, typed.is_dir) {
+        if self.excluded(&rel, typed.is_dir, &stack.dir_rules()) {
             return Ok(());
         }
         let claim = self.claim(&rel, typed.is_dir);
@@ -529,8 +530,10 @@ impl Walker {
                 vanished_or(&err, FailKind::SourceIo),
             )?;
         }
+        let rules = self.read_dir_rules(&dir, &listed)?;
         stack.push(NewFrame {
             listed,
+            rules,
             name: dir.name,
             path: dir.path,
             rel: dir.rel,
@@ -563,10 +566,41 @@ impl Walker {
         }
     }
 
-    fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
+    fn excluded(&self, rel: &OsStr, is_dir: bool, dirs: Chain<'_>) -> bool {
         (self.setup.filter)
             .as_ref()
-            .is_some_and(|filter| filter.excludes(rel, is_dir))
+            .is_some_and(|filter| filter.excludes(rel, is_dir, dirs))
+    }
+
+    /// The rules of the dir-merge files in the directory `dir` just listed
+    /// (`rel` below DST), read beneath its descriptor; a file that cannot
+    /// be read or holds a bad rule is reported and left out.
+    fn read_dir_rules(
+        &mut self,
+        dir: &OpenedDir,
+        listed: &[Listed],
+    ) -> Result<Option<DirRules>, Stopped> {
+        let Some(filter) = self
+            .setup
+            .filter
+            .clone()
+            .filter(|f| !f.dir_merges().is_empty())
+        else {
+            return Ok(None);
+        };
+        let present = |name: &OsStr| listed.iter().any(|entry| entry.name == name);
+        let mut bad = Vec::new();
+        let rules = DirRules::read(
+            dir.fd.as_fd(),
+            &dir.rel,
+            filter.dir_merges(),
+            &present,
+            &mut bad,
+        );
+        for BadRulesFile { name, reason } in bad {
+            self.fail(&dir.path.join(name), reason, FailKind::SourceIo)?;
+        }
+        Ok(rules)
     }
 
     /// A source that is not a directory: one job.
@@ -575,7 +609,7 @@ impl Walker {
             Ok(meta) => {
                 let kind = entry_kind(meta.is_file(), meta.is_symlink());
                 let rel = root.rel_dst.clone();
-                if self.excluded(&rel, false) || self.claim(&rel, false) == Claim::Taken {
+                if self.excluded(&rel, false, &[]) || self.claim(&rel, false) == Claim::Taken {
                     return Ok(());
                 }
                 // Not split: the parent may be below the root, and a single

@@ -22,6 +22,7 @@ use super::case::Collisions;
 use super::dest::{DestDir, DestNames};
 use super::entry_stat::EntryStat;
 use crate::relpath;
+use crate::select::dir_rules::DirRules;
 
 /// One name in a listed directory, and its type as `getdents64` gave it
 /// (`Unknown` on file systems that do not say).
@@ -97,6 +98,8 @@ pub(super) struct Frame {
     /// Its names that collide when case is ignored, when its destination
     /// ignores case.
     pub(super) collisions: Option<Collisions>,
+    /// The rules of its dir-merge files; `None` without any.
+    rules: Option<DirRules>,
 }
 
 /// What a new frame is made of.
@@ -108,6 +111,7 @@ pub(super) struct NewFrame {
     pub(super) stat: EntryStat,
     pub(super) src: OwnedFd,
     pub(super) dest: DestDir,
+    pub(super) rules: Option<DirRules>,
 }
 
 /// How the destination side reopens a directory closed for the budget.
@@ -152,6 +156,7 @@ impl Stack {
             dest: new.dest,
             closed: false,
             collisions,
+            rules: new.rules,
         });
         if self.frames.len() - self.open_from > self.open_levels {
             self.frames[self.open_from].close();
@@ -193,6 +198,16 @@ impl Stack {
     }
 
     /// Leaves the top directory.
+    /// The dir-merge rules of the directories the walk is in, the top
+    /// one's first (see `Filter::excludes`).
+    pub(super) fn dir_rules(&self) -> Vec<&DirRules> {
+        self.frames
+            .iter()
+            .rev()
+            .filter_map(|f| f.rules.as_ref())
+            .collect()
+    }
+
     pub(super) fn pop(&mut self) {
         self.frames.pop();
         self.open_from = self.open_from.min(self.frames.len()).max(1);
