@@ -245,6 +245,8 @@ pub(crate) struct Changes {
     pub size: bool,
     /// `t`: another modification time.
     pub time: bool,
+    /// `T`: without `-t`, the copy is dated when it is written.
+    pub time_now: bool,
     /// `p`: other permission bits.
     pub perms: bool,
     /// `o`: another owner (kept by `-a`).
@@ -268,6 +270,7 @@ impl Changes {
             || self.contents
             || self.size
             || self.time
+            || self.time_now
             || self.perms
             || self.owner
             || self.group

@@ -31,10 +31,8 @@ impl Engine {
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
         let found = check::dest_meta(dir, dest.name)?;
         let mut changes = differences(src_type, &src, found.as_ref(), self.opts.owners);
-        // Without -p (-t) an existing entry keeps its mode (times): they
-        // are no change to report.
+        // Without -p an existing entry keeps its mode: no change to report.
         changes.perms &= self.opts.keep.perms;
-        changes.time &= self.opts.keep.times;
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents => {
                 let at = Found {
@@ -52,6 +50,12 @@ impl Engine {
         if self.opts.itemize && src_type == FileType::Symlink && !changes.created {
             changes.contents = !check::same_link_target(&job.src, dir, dest.name)?;
         }
+        // Without -t a copy is dated when written (rsync's `T`), and an
+        // entry left alone keeps its time: no change to report either way.
+        changes.time_now = !self.opts.keep.times
+            && changes.time
+            && matches!(verdict, Verdict::Copy { .. } | Verdict::CompareContents);
+        changes.time &= self.opts.keep.times;
         self.found.changes = Some(changes);
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
@@ -188,6 +192,7 @@ fn differences(
             && found.mode != commit::final_mode(src.mode, wanted.both()) & 0o7777,
         owner: wanted.differs(found.uid, found.gid).0,
         group: wanted.differs(found.uid, found.gid).1,
+        time_now: false,
     }
 }
 

@@ -220,7 +220,7 @@ both_kinds! {
         lines.sort();
         assert_eq!(
             lines,
-            [">f......... d/f", ">f......... one", ">f......... open", ">f......... run", "hf+++++++++ two => one"]
+            [">f..T...... d/f", ">f..T...... one", ">f..T...... open", ">f..T...... run", "hf+++++++++ two => one"]
         );
         // --size-only spares them.
         let sized = env.run(["-a", "--no-t", "--size-only", "-i", "src/", "dst"]);
