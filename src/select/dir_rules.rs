@@ -137,16 +137,26 @@ mod tests {
         std::fs::write(dir.path().join("target"), "- x\n").unwrap();
         std::os::unix::fs::symlink("target", dir.path().join(".linked")).unwrap();
         let fd = std::fs::File::open(dir.path()).unwrap();
-        let merges = [merge(": .rules"), merge(":n .linked"), merge(": .absent")];
+        let fifo = dir.path().join(".fifo");
+        let fifo_mode = Mode::from_raw_mode(0o644);
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, FileType::Fifo, fifo_mode, 0).unwrap();
+        let merges = [
+            merge(": .rules"),
+            merge(":n .linked"),
+            merge(": .absent"),
+            merge(": .fifo"),
+        ];
         let mut bad = Vec::new();
         let all = |_: &OsStr| true;
         let rules = DirRules::read(fd.as_fd(), OsStr::new("a/b"), &merges, &all, &mut bad).unwrap();
         assert_eq!(rules.base, b"a/b");
         let read = rules.files[0].as_ref().unwrap();
         assert!(read.clears && read.rules.len() == 1);
-        assert_eq!(rules.files[1..], [None, None]);
-        assert_eq!(bad.len(), 1);
+        assert_eq!(rules.files[1..], [None, None, None]);
+        assert_eq!(bad.len(), 2);
         assert!(bad[0].reason.contains("symbolic link"), "{:?}", bad);
+        // Opened without blocking, a fifo is refused rather than waited on.
+        assert!(bad[1].reason.contains("not a regular file"), "{:?}", bad);
         assert!(rules.holds(b"a/b/c") && !rules.holds(b"a/b/c/d") && !rules.holds(b"a/bc"));
         let none = |_: &OsStr| false;
         assert_eq!(

@@ -342,7 +342,7 @@ impl Walker {
             Some(typed) => typed,
             None => return Ok(()),
         };
-        if self.excluded(&rel, typed.is_dir, &stack.dir_rules()) {
+        if self.excluded_in(&rel, typed.is_dir, stack) {
             return Ok(());
         }
         let claim = self.claim(&rel, typed.is_dir);
@@ -563,6 +563,18 @@ impl Walker {
         match &mut self.claims {
             Some(claims) => claims.claim(rel, is_dir),
             None => Claim::Mine,
+        }
+    }
+
+    /// [`Walker::excluded`] for an entry of the top directory of `stack`,
+    /// under the dir-merge rules of the directories it is in.
+    fn excluded_in(&self, rel: &OsStr, is_dir: bool, stack: &Stack) -> bool {
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        match filter.dir_merges().is_empty() {
+            true => filter.excludes(rel, is_dir, &[]),
+            false => filter.excludes(rel, is_dir, &stack.dir_rules()),
         }
     }
 
