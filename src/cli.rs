@@ -378,7 +378,8 @@ pub(crate) struct PartArgs {
     pub(crate) recursive: u8,
 
     /// Do not recurse: a directory source is skipped (`skipping directory
-    /// NAME`), as rsync does without -r; files are copied.
+    /// NAME`), as rsync does without -r; files are copied. A directory
+    /// listed in --files-from is made without its contents.
     #[arg(long, visible_alias = "no-r", action = ArgAction::Count)]
     pub(crate) no_recursive: u8,
 

@@ -77,8 +77,10 @@ pub(crate) struct Config {
     /// `-R` or `--files-from`: the sources, kept below DST by path.
     pub(crate) relative: Option<RelativeSources>,
     /// `-r` (the default): directory sources are copied; `--no-r` skips
-    /// them.
+    /// them, or with `--files-from` makes them without their contents.
     pub(crate) recursive: bool,
+    /// `--files-from`: the sources are the paths of a list.
+    pub(crate) files_from: bool,
 }
 
 impl Config {
@@ -122,6 +124,7 @@ impl Config {
             mkpath: args.mkpath,
             relative,
             recursive: args.parts.recursive,
+            files_from: args.files_from.is_some(),
         })
     }
 

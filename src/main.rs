@@ -87,7 +87,9 @@ fn run() -> anyhow::Result<ExitCode> {
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
     let mut plan = config.plan()?;
     let mut reporter = config.reporter()?;
-    if !config.recursive {
+    if !config.recursive && config.files_from {
+        plan.flatten_directories();
+    } else if !config.recursive {
         for src in plan.leave_out_directories() {
             let shown = crate::ui::escape::Escaped::path(&src);
             reporter.notice(&format!("skipping directory {shown} (no -r)"));

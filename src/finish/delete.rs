@@ -321,7 +321,7 @@ impl Pass<'_, '_> {
         // Sources copied straight into this directory join those of its
         // parent.
         let joining: Vec<&Path> = (self.roots.iter())
-            .filter(|root| root.is_dir && root.rel_dst == rel)
+            .filter(|root| root.is_dir && !root.flat && root.rel_dst == rel)
             .map(|root| root.src.as_path())
             .collect();
         if self.open_sources(&joining, &mut children) {
@@ -529,7 +529,8 @@ impl Pass<'_, '_> {
 /// destination, which the pass joins when it gets there.
 fn top_groups(roots: &[Root]) -> BTreeMap<&OsStr, Vec<&Path>> {
     let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
-    for source in roots.iter().filter(|r| r.is_dir) {
+    // A flat root's contents are not copied, so not synchronized either.
+    for source in roots.iter().filter(|r| r.is_dir && !r.flat) {
         let nested = (roots.iter())
             .any(|other| other.is_dir && beneath(&other.rel_dst, &source.rel_dst).is_some());
         if !nested {
@@ -660,6 +661,7 @@ mod tests {
             src: tmp.join("src"),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }];
         let setup = DeleteSetup {
             opts,

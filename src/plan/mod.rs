@@ -35,6 +35,9 @@ pub(crate) struct Root {
     pub(crate) rel_dst: OsString,
     /// A directory to walk; otherwise a single entry (file, symlink, special).
     pub(crate) is_dir: bool,
+    /// A directory made without its contents (`--files-from` without
+    /// `-r`: rsync's implied `--dirs`).
+    pub(crate) flat: bool,
 }
 
 /// The resolved command line: what to copy where.
@@ -54,6 +57,15 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Without recursion under `--files-from`: each listed directory is
+    /// made, with its metadata, but not entered, as rsync's `--files-from`
+    /// implies `--dirs` without `-r`.
+    pub(crate) fn flatten_directories(&mut self) {
+        for root in self.roots.iter_mut().filter(|root| root.is_dir) {
+            root.flat = true;
+        }
+    }
+
     /// Without recursion (`--no-recursive`): takes the directory sources
     /// out, as rsync skips them, and returns them.
     pub(crate) fn leave_out_directories(&mut self) -> Vec<PathBuf> {
@@ -126,6 +138,7 @@ pub(crate) fn resolve(
                 src: source.path.clone(),
                 rel_dst,
                 is_dir: source.meta.is_dir(),
+                flat: false,
             })
         })
         .collect::<Result<_, Fatal>>()?;
@@ -215,6 +228,7 @@ fn file_to_file(source: &Source, dst: &Path, mkpath: bool) -> Result<Plan, Fatal
             src: source.path.clone(),
             rel_dst: name.to_os_string(),
             is_dir: false,
+            flat: false,
         }],
     })
 }

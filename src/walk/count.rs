@@ -98,6 +98,10 @@ impl Counter {
             self.entry(&root.rel_dst, stat.as_ref());
             return Ok(());
         }
+        if root.flat {
+            // Made, never listed: nothing in it counts.
+            return Ok(());
+        }
         // A root that cannot be opened is the walk's to report.
         let Ok(dir) = tree::open_root(&root.src) else {
             return Ok(());
@@ -246,6 +250,7 @@ mod tests {
             src: src.to_path_buf(),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }];
         let (events, received) = mpsc::channel();
         spawn(&setup, &roots, events, stop).expect("spawn");

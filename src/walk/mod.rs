@@ -316,7 +316,7 @@ impl Walker {
                     stat,
                     fd,
                     merge: claim == Claim::Merge,
-                    mount: false,
+                    unlisted: root.flat,
                 };
                 self.enter_opened(dir, base, stack)
             }
@@ -465,7 +465,7 @@ impl Walker {
             stat,
             fd,
             merge,
-            mount,
+            unlisted: mount,
         };
         self.enter_opened(dir, Parent::Root, stack)
     }
@@ -517,8 +517,9 @@ impl Walker {
             // The earlier source's directory keeps its metadata.
             self.dirs.pop();
         }
-        // A mount point under -x is made, but its contents are left out.
-        let (listed, err) = match dir.mount {
+        // A mount point under -x, or a flat root, is made, but its
+        // contents are left out.
+        let (listed, err) = match dir.unlisted {
             true => (Vec::new(), None),
             false => tree::list(dir.fd.as_fd()),
         };
@@ -826,8 +827,9 @@ struct OpenedDir {
     fd: OwnedFd,
     /// An earlier source made this directory: it keeps that one's metadata.
     merge: bool,
-    /// On another file system than its root, under `-x`: made, not listed.
-    mount: bool,
+    /// Made, not listed: on another file system than its root under
+    /// `-x`, or listed in `--files-from` without `-r`.
+    unlisted: bool,
 }
 
 /// A subdirectory found in the directory being read.

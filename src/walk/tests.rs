@@ -67,6 +67,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, open_levels
             src: src.to_path_buf(),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }],
         dst_root: Some(dst_root),
         dst_root_new: dst_new,

@@ -285,6 +285,26 @@ both_kinds! {
         assert_eq!(names, [".", "link", "one"]);
     }
 
+    fn without_recursion_a_listed_directory_is_made_empty_as_rsync_does(env: TestEnv) {
+        parts_tree(&env);
+        env.write("list", "one\nd\nlink\n");
+        env.write("dst/d/old", "old");
+        let output = env.run(["-a", "--no-r", "--delete", "--files-from=list", "src", "dst"]);
+        assert_status(&output, 0);
+        // `d` gets its mode and time, not its contents; --delete leaves
+        // what is in it, as rsync does for a directory it did not copy.
+        let got: Vec<String> = tree(&env.path("dst"))
+            .into_iter()
+            .filter(|line| ![".", "d/old"].contains(&rel_of(line)))
+            .collect();
+        let want: Vec<String> = expected(&env, &[], &same)
+            .into_iter()
+            .filter(|line| ["one", "d", "link"].contains(&rel_of(line)))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(std::fs::read(env.path("dst/d/old")).unwrap(), b"old");
+    }
+
     fn owner_and_group_parts_each_on_their_own(env: TestEnv) {
         if !is_root("give files away") {
             return;
