@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::copy::chmod::Chmod;
@@ -152,8 +153,10 @@ pub(crate) struct Args {
 
     /// Add an rsync filter RULE: `- PATTERN` exclude, `+ PATTERN` include,
     /// `P PATTERN` protect from --delete, `merge FILE` (`. FILE`) read
-    /// rules from FILE; rsync's pattern syntax (`dir/***`, an unanchored
-    /// `a/b` matching at any depth). Tried in order with the flags above.
+    /// rules from FILE, `dir-merge NAME` (`: NAME`) read rules from the
+    /// file NAME in each directory, for it and below; rsync's pattern
+    /// syntax (`dir/***`, an unanchored `a/b` matching at any depth).
+    /// Tried in order with the flags above.
     #[arg(
         short = 'f',
         long = "filter",
@@ -161,6 +164,13 @@ pub(crate) struct Args {
         allow_hyphen_values = true
     )]
     pub(crate) filter: Vec<OsString>,
+
+    /// Read filter rules from each directory's `.rsync-filter` file:
+    /// `--filter='dir-merge /.rsync-filter'`; twice (-FF) also leave the
+    /// files out: `--filter='- .rsync-filter'`.
+    #[arg(short = 'F', action = ArgAction::Append, num_args = 0,
+          default_missing_value = "F")]
+    pub(crate) rsync_filter: Vec<String>,
 
     /// The filter rules above, in command-line order.
     #[arg(skip)]
@@ -189,9 +199,10 @@ pub(crate) struct Args {
     /// Archive: also keep owner and group (where permitted), extended
     /// attributes, hard links (as hard links), and recreate fifos, sockets
     /// and device nodes (devices need root; skipped with a warning
-    /// otherwise). Setuid and setgid stay when the owner does.
-    #[arg(short = 'a', long)]
-    pub(crate) archive: bool,
+    /// otherwise). Setuid and setgid stay when the owner does. rsync's
+    /// `-rlptgoD` with -H and -X; a later --no-OPTION turns a part off.
+    #[arg(short = 'a', long, action = ArgAction::Count)]
+    pub(crate) archive: u8,
 
     /// Flush each file to disk before it gets its name, and each directory
     /// after its entries.
@@ -234,9 +245,18 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) backups: BackupArgs,
 
-    /// What metadata is kept: ACLs, the parts of -a, owners.
+    /// What metadata is kept: ACLs, owners.
     #[command(flatten)]
     pub(crate) meta: MetaArgs,
+
+    /// The parts of -a, each on its own and negated.
+    #[command(flatten)]
+    pub(crate) part_flags: PartArgs,
+
+    /// The parts of -a as the flags above leave them, the last one given
+    /// deciding each part.
+    #[arg(skip)]
+    pub(crate) parts: Parts,
 
     /// Itemize changes: one line per changed entry in rsync's format,
     /// `YXcstpoguax PATH` (`>f+++++++++ new.txt`, `>f..t...... old.txt`,
@@ -328,18 +348,12 @@ pub(crate) struct MetaArgs {
     /// Keep POSIX ACLs: each copy gets its source's access ACL, and each
     /// directory its default ACL (an ACL the source lacks is removed),
     /// also without -a. Implies keeping permissions, as in rsync.
-    #[arg(short = 'A', long)]
-    pub(crate) acls: bool,
+    #[arg(short = 'A', long, action = ArgAction::Count)]
+    pub(crate) acls: u8,
 
-    /// With -a, do not keep owners: copies are owned by this user, and
-    /// setuid and setgid are dropped.
-    #[arg(long)]
-    pub(crate) no_owner: bool,
-
-    /// With -a, do not keep groups: copies get this user's group (or their
-    /// directory's, where it is setgid), and setuid and setgid are dropped.
-    #[arg(long)]
-    pub(crate) no_group: bool,
+    /// Do not keep POSIX ACLs (undoes an earlier -A).
+    #[arg(long, visible_alias = "no-A", action = ArgAction::Count)]
+    pub(crate) no_acls: u8,
 
     /// Give every copy this owner and group, names or numbers, either
     /// optional (`USER`, `USER:GROUP`, `:GROUP`), with or without -a; an
@@ -352,6 +366,222 @@ pub(crate) struct MetaArgs {
     /// and groups are always kept by number: there are no names to map.
     #[arg(long)]
     pub(crate) numeric_ids: bool,
+}
+
+/// rsync's flags for the parts of `-a` (`-rlptgoD`, and pcopy's `-H`,
+/// `-X`), and their `--no-` negations. Only their order matters: see
+/// [`Parts`]. Each may be given more than once, as rsync allows.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct PartArgs {
+    /// Recurse into directories (pcopy's default; for rsync's scripts).
+    #[arg(short = 'r', long, action = ArgAction::Count)]
+    pub(crate) recursive: u8,
+
+    /// Do not recurse: a directory source is skipped (`skipping directory
+    /// NAME`), as rsync does without -r; files are copied. A directory
+    /// listed in --files-from is made without its contents.
+    #[arg(long, visible_alias = "no-r", action = ArgAction::Count)]
+    pub(crate) no_recursive: u8,
+
+    /// Copy symbolic links as links (pcopy's default).
+    #[arg(short = 'l', long, action = ArgAction::Count)]
+    pub(crate) links: u8,
+
+    /// Skip symbolic links with a warning, as rsync does without -l.
+    #[arg(long, visible_alias = "no-l", action = ArgAction::Count)]
+    pub(crate) no_links: u8,
+
+    /// Give copies their source's permission bits (pcopy's default).
+    #[arg(short = 'p', long, action = ArgAction::Count)]
+    pub(crate) perms: u8,
+
+    /// Do not keep permission bits: a new copy gets its source's less the
+    /// umask, without setuid, setgid or sticky; an existing one keeps its
+    /// own, also when replaced.
+    #[arg(long, visible_alias = "no-p", action = ArgAction::Count)]
+    pub(crate) no_perms: u8,
+
+    /// Give copies their source's times (pcopy's default).
+    #[arg(short = 't', long, action = ArgAction::Count)]
+    pub(crate) times: u8,
+
+    /// Do not keep times: copies get the time they are made, so the next
+    /// run finds every file changed and copies it again, as rsync does
+    /// (unless --size-only or -c).
+    #[arg(long, visible_alias = "no-t", action = ArgAction::Count)]
+    pub(crate) no_times: u8,
+
+    /// Keep each copy's group (where this user may).
+    #[arg(short = 'g', long, action = ArgAction::Count)]
+    pub(crate) group: u8,
+
+    /// Do not keep groups: copies get this user's group (or their
+    /// directory's, where it is setgid), and setuid and setgid are dropped.
+    #[arg(long, visible_alias = "no-g", action = ArgAction::Count)]
+    pub(crate) no_group: u8,
+
+    /// Keep each copy's owner (where permitted: root).
+    #[arg(short = 'o', long, action = ArgAction::Count)]
+    pub(crate) owner: u8,
+
+    /// Do not keep owners: copies are owned by this user, and setuid and
+    /// setgid are dropped.
+    #[arg(long, visible_alias = "no-o", action = ArgAction::Count)]
+    pub(crate) no_owner: u8,
+
+    /// Recreate device nodes, fifos and sockets: --devices --specials.
+    #[arg(short = 'D', action = ArgAction::Count)]
+    pub(crate) devices_specials: u8,
+
+    /// Skip device nodes, fifos and sockets: --no-devices --no-specials.
+    #[arg(long = "no-D", action = ArgAction::Count)]
+    pub(crate) no_devices_specials: u8,
+
+    /// Recreate device nodes (needs root; skipped with a warning
+    /// otherwise).
+    #[arg(long, action = ArgAction::Count)]
+    pub(crate) devices: u8,
+
+    /// Skip device nodes with a warning.
+    #[arg(long, action = ArgAction::Count)]
+    pub(crate) no_devices: u8,
+
+    /// Recreate fifos and sockets.
+    #[arg(long, action = ArgAction::Count)]
+    pub(crate) specials: u8,
+
+    /// Skip fifos and sockets with a warning.
+    #[arg(long, action = ArgAction::Count)]
+    pub(crate) no_specials: u8,
+
+    /// Keep hard links: names of one source file stay one file.
+    #[arg(short = 'H', long, action = ArgAction::Count)]
+    pub(crate) hard_links: u8,
+
+    /// Copy each name of a hard-linked file as a file of its own.
+    #[arg(long, visible_alias = "no-H", action = ArgAction::Count)]
+    pub(crate) no_hard_links: u8,
+
+    /// Keep extended attributes.
+    #[arg(short = 'X', long, action = ArgAction::Count)]
+    pub(crate) xattrs: u8,
+
+    /// Do not copy extended attributes.
+    #[arg(long, visible_alias = "no-X", action = ArgAction::Count)]
+    pub(crate) no_xattrs: u8,
+}
+
+/// What each part of `-a` ends up as. rsync's rule: flags apply in
+/// command-line order, so `-a --no-t` keeps no times but `--no-t -a`
+/// does. Without any flag for it, a part is what pcopy always did: it
+/// recurses, copies links as links and keeps permission bits and times
+/// (rsync's `-rlpt`), and keeps nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parts {
+    pub(crate) recursive: bool,
+    pub(crate) links: bool,
+    pub(crate) perms: bool,
+    pub(crate) times: bool,
+    pub(crate) group: bool,
+    pub(crate) owner: bool,
+    pub(crate) devices: bool,
+    pub(crate) specials: bool,
+    pub(crate) hard_links: bool,
+    pub(crate) xattrs: bool,
+    pub(crate) acls: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Parts {
+        Parts {
+            recursive: true,
+            links: true,
+            perms: true,
+            times: true,
+            group: false,
+            owner: false,
+            devices: false,
+            specials: false,
+            hard_links: false,
+            xattrs: false,
+            acls: false,
+        }
+    }
+}
+
+/// The flags that switch one part on (`true`) or off, by clap id. `-a`
+/// switches on every part but ACLs; `-A` also switches on permissions,
+/// as in rsync (`-A --no-p` keeps none, `--no-p -A` keeps them).
+mod switches {
+    pub(super) const RECURSIVE: &[(&str, bool)] = &[
+        ("archive", true),
+        ("recursive", true),
+        ("no_recursive", false),
+    ];
+    pub(super) const LINKS: &[(&str, bool)] =
+        &[("archive", true), ("links", true), ("no_links", false)];
+    pub(super) const PERMS: &[(&str, bool)] = &[
+        ("archive", true),
+        ("perms", true),
+        ("acls", true),
+        ("no_perms", false),
+    ];
+    pub(super) const TIMES: &[(&str, bool)] =
+        &[("archive", true), ("times", true), ("no_times", false)];
+    pub(super) const GROUP: &[(&str, bool)] =
+        &[("archive", true), ("group", true), ("no_group", false)];
+    pub(super) const OWNER: &[(&str, bool)] =
+        &[("archive", true), ("owner", true), ("no_owner", false)];
+    pub(super) const DEVICES: &[(&str, bool)] = &[
+        ("archive", true),
+        ("devices_specials", true),
+        ("devices", true),
+        ("no_devices_specials", false),
+        ("no_devices", false),
+    ];
+    pub(super) const SPECIALS: &[(&str, bool)] = &[
+        ("archive", true),
+        ("devices_specials", true),
+        ("specials", true),
+        ("no_devices_specials", false),
+        ("no_specials", false),
+    ];
+    pub(super) const HARD_LINKS: &[(&str, bool)] = &[
+        ("archive", true),
+        ("hard_links", true),
+        ("no_hard_links", false),
+    ];
+    pub(super) const XATTRS: &[(&str, bool)] =
+        &[("archive", true), ("xattrs", true), ("no_xattrs", false)];
+    pub(super) const ACLS: &[(&str, bool)] = &[("acls", true), ("no_acls", false)];
+}
+
+impl Parts {
+    /// Each part as the last flag given for it leaves it.
+    fn of(matches: &ArgMatches) -> Parts {
+        let default = Parts::default();
+        let part = |switches: &[(&str, bool)], unset: bool| {
+            switches
+                .iter()
+                .filter(|(id, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+                .filter_map(|(id, on)| Some((matches.indices_of(id)?.max()?, *on)))
+                .max_by_key(|(index, _)| *index)
+                .map_or(unset, |(_, on)| on)
+        };
+        Parts {
+            recursive: part(switches::RECURSIVE, default.recursive),
+            links: part(switches::LINKS, default.links),
+            perms: part(switches::PERMS, default.perms),
+            times: part(switches::TIMES, default.times),
+            group: part(switches::GROUP, default.group),
+            owner: part(switches::OWNER, default.owner),
+            devices: part(switches::DEVICES, default.devices),
+            specials: part(switches::SPECIALS, default.specials),
+            hard_links: part(switches::HARD_LINKS, default.hard_links),
+            xattrs: part(switches::XATTRS, default.xattrs),
+            acls: part(switches::ACLS, default.acls),
+        }
+    }
 }
 
 /// rsync's flags for snapshot and versioned backups, moves and rate.
@@ -462,6 +692,7 @@ impl Args {
         let matches = command.try_get_matches_from_mut(args)?;
         let mut parsed = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         parsed.rules = ordered_rules(&matches);
+        parsed.parts = Parts::of(&matches);
         Ok(parsed)
     }
 }
@@ -478,6 +709,16 @@ fn ordered_rules(matches: &ArgMatches) -> Vec<Rule> {
     collect("exclude", &Rule::Exclude);
     collect("include", &Rule::Include);
     collect("filter", &Rule::Rsync);
+    // rsync's -F: the first is a dir-merge rule, a second an exclude.
+    let f_flags = (matches.value_source("rsync_filter") == Some(ValueSource::CommandLine))
+        .then(|| matches.indices_of("rsync_filter"))
+        .flatten()
+        .into_iter()
+        .flatten();
+    rules.extend(f_flags.enumerate().map(|(nth, i)| match nth {
+        0 => (i, Rule::Rsync("dir-merge /.rsync-filter".into())),
+        _ => (i, Rule::Rsync("- .rsync-filter".into())),
+    }));
     rules.sort_by_key(|(i, _)| *i);
     let from = matches
         .get_many::<PathBuf>("exclude_from")
@@ -566,6 +807,175 @@ mod tests {
         );
     }
 
+    fn parts(flags: &[&str]) -> Parts {
+        let argv = ["pcopy"].iter().chain(flags).chain(&["a", "b"]);
+        Args::parse_from(argv).unwrap().parts
+    }
+
+    #[test]
+    fn without_flags_the_parts_are_what_pcopy_always_kept() {
+        let plain = parts(&[]);
+        assert_eq!(plain, Parts::default());
+        assert!(plain.recursive && plain.links && plain.perms && plain.times);
+        assert!(!(plain.owner || plain.group || plain.devices || plain.specials));
+        assert!(!(plain.hard_links || plain.xattrs || plain.acls));
+    }
+
+    #[test]
+    fn archive_turns_every_part_on_but_acls() {
+        let all = Parts {
+            owner: true,
+            group: true,
+            devices: true,
+            specials: true,
+            hard_links: true,
+            xattrs: true,
+            ..Parts::default()
+        };
+        assert_eq!(parts(&["-a"]), all);
+        assert_eq!(parts(&["-aA"]), Parts { acls: true, ..all });
+    }
+
+    #[test]
+    fn the_last_flag_for_a_part_decides_as_in_rsync() {
+        assert!(!parts(&["-a", "--no-t"]).times);
+        assert!(parts(&["--no-t", "-a"]).times);
+        assert!(!parts(&["-a", "--no-r"]).recursive);
+        assert!(parts(&["--no-recursive", "-a"]).recursive);
+        assert!(parts(&["--no-t", "-t"]).times);
+        assert!(!parts(&["-t", "--no-times"]).times);
+        assert!(parts(&["--no-t", "-a", "--no-t", "-t"]).times);
+        assert!(parts(&["-a", "--no-t", "-a"]).times);
+        // -A switches permissions on: `-A --no-p` keeps none, `--no-p -A` does.
+        let acls_first = parts(&["-A", "--no-p"]);
+        assert!(acls_first.acls && !acls_first.perms);
+        assert!(parts(&["--no-p", "-A"]).perms);
+        assert!(!parts(&["-aA", "--no-A"]).acls);
+    }
+
+    #[test]
+    fn every_negation_turns_off_its_part_only() {
+        let all = parts(&["-a"]);
+        let cases: [(&str, Parts); 10] = [
+            (
+                "--no-l",
+                Parts {
+                    links: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-links",
+                Parts {
+                    links: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-p",
+                Parts {
+                    perms: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-perms",
+                Parts {
+                    perms: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-o",
+                Parts {
+                    owner: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-group",
+                Parts {
+                    group: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-devices",
+                Parts {
+                    devices: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-specials",
+                Parts {
+                    specials: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-H",
+                Parts {
+                    hard_links: false,
+                    ..all
+                },
+            ),
+            (
+                "--no-xattrs",
+                Parts {
+                    xattrs: false,
+                    ..all
+                },
+            ),
+        ];
+        for (flag, expected) in cases {
+            assert_eq!(parts(&["-a", flag]), expected, "-a {flag}");
+        }
+        let no_d = parts(&["-a", "--no-D"]);
+        assert_eq!(
+            no_d,
+            Parts {
+                devices: false,
+                specials: false,
+                ..all
+            }
+        );
+        assert_eq!(
+            parts(&["--no-D", "-D"]),
+            Parts {
+                devices: true,
+                specials: true,
+                ..Parts::default()
+            }
+        );
+        let specials_only = parts(&["-D", "--no-devices"]);
+        assert!(specials_only.specials && !specials_only.devices);
+    }
+
+    #[test]
+    fn single_parts_work_without_archive() {
+        let some = parts(&["-ogHX"]);
+        assert!(some.owner && some.group && some.hard_links && some.xattrs);
+        assert!(!some.devices && !some.specials);
+        assert_eq!(parts(&["-rlpt"]), Parts::default());
+    }
+
+    #[test]
+    fn f_flags_stand_for_rsyncs_two_rules_in_place() {
+        let args = Args::parse_from(["pcopy", "-f", "- a", "-F", "--exclude", "b", "-F", "s", "d"]);
+        assert_eq!(
+            args.unwrap().rules,
+            [
+                Rule::Rsync("- a".into()),
+                Rule::Rsync("dir-merge /.rsync-filter".into()),
+                Rule::Exclude("b".into()),
+                Rule::Rsync("- .rsync-filter".into()),
+            ]
+        );
+        let twice = Args::parse_from(["pcopy", "-FF", "s", "d"]).unwrap();
+        assert_eq!(twice.rules.len(), 2);
+    }
+
     #[test]
     fn generate_needs_no_paths_and_takes_nothing_else() {
         let args = Args::parse_from(["pcopy", "--generate", "man"]).unwrap();
@@ -626,6 +1036,18 @@ mod tests {
             "--acls",
             "--no-owner",
             "--no-group",
+            "--no-recursive",
+            "--no-links",
+            "--no-perms",
+            "--no-times",
+            "--no-devices",
+            "--no-specials",
+            "--no-D",
+            "--hard-links",
+            "--no-hard-links",
+            "--xattrs",
+            "--no-xattrs",
+            "--no-acls",
             "--chown",
             "--numeric-ids",
         ] {

@@ -12,14 +12,14 @@ use std::sync::Arc;
 mod backups;
 
 use crate::autojobs;
-use crate::cli::{Args, WorkerKind};
+use crate::cli::{Args, Parts, WorkerKind};
 use crate::copy::chmod::Chmod;
 use crate::copy::owners::{Id, Owners};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::fdbudget;
 use crate::finish::FinishSetup;
 use crate::finish::delete::{DeleteOptions, DeleteSetup};
-use crate::job::{Compare, CopyOptions};
+use crate::job::{Compare, CopyOptions, Preserve};
 use crate::plan::relative::{self, RelativeSources};
 use crate::plan::{self, Plan};
 use crate::run::RunSetup;
@@ -78,6 +78,11 @@ pub(crate) struct Config {
     pub(crate) mkpath: bool,
     /// `-R` or `--files-from`: the sources, kept below DST by path.
     pub(crate) relative: Option<RelativeSources>,
+    /// `-r` (the default): directory sources are copied; `--no-r` skips
+    /// them, or with `--files-from` makes them without their contents.
+    pub(crate) recursive: bool,
+    /// `--files-from`: the sources are the paths of a list.
+    pub(crate) files_from: bool,
 }
 
 impl Config {
@@ -121,6 +126,8 @@ impl Config {
             one_file_system: args.one_file_system,
             mkpath: args.mkpath,
             relative,
+            recursive: args.parts.recursive,
+            files_from: args.files_from.is_some(),
         })
     }
 
@@ -177,7 +184,8 @@ impl Config {
         WalkSetup {
             dereference: self.copy.dereference,
             dry_run: self.copy.dry_run,
-            archive: self.copy.archive,
+            keep: self.copy.keep,
+            umask: crate::copy::umask(),
             acls: self.copy.acls,
             owners: self.copy.owners,
             filter: self.filter.clone(),
@@ -306,8 +314,8 @@ fn copy_options(args: &Args, backups: backups::Backups, listing: Option<&Listing
             max: args.max_size.map(|s| s.0),
         },
         dry_run: args.dry_run,
-        archive: args.archive,
-        acls: args.meta.acls,
+        keep: preserve(&args.parts),
+        acls: args.parts.acls,
         owners: owners(args),
         fsync: args.fsync,
         verify: args.verify,
@@ -370,18 +378,30 @@ fn listing(args: &Args, verbosity: Verbosity) -> Option<Listing> {
 }
 
 /// The owner and group copies get: `--chown`'s where it names them, else
-/// with `-a` the source's, less the parts `--no-owner` and `--no-group`
-/// turn off.
+/// the source's where `-o` and `-g` (or `-a`) are left on.
 fn owners(args: &Args) -> Owners {
-    let id = |fixed: Option<u32>, off: bool| match (fixed, args.archive && !off) {
+    let id = |fixed: Option<u32>, kept: bool| match (fixed, kept) {
         (Some(id), _) => Id::Fixed(id),
         (None, true) => Id::Source,
         (None, false) => Id::Unset,
     };
     let chown = args.meta.chown;
     Owners {
-        user: id(chown.and_then(|c| c.uid), args.meta.no_owner),
-        group: id(chown.and_then(|c| c.gid), args.meta.no_group),
+        user: id(chown.and_then(|c| c.uid), args.parts.owner),
+        group: id(chown.and_then(|c| c.gid), args.parts.group),
+    }
+}
+
+/// The parts of `-a` the copy engine and the walk apply.
+fn preserve(parts: &Parts) -> Preserve {
+    Preserve {
+        links: parts.links,
+        perms: parts.perms,
+        times: parts.times,
+        devices: parts.devices,
+        specials: parts.specials,
+        hard_links: parts.hard_links,
+        xattrs: parts.xattrs,
     }
 }
 

@@ -180,7 +180,7 @@ impl Outcome {
 pub(crate) enum SkipReason {
     /// A fifo, socket or device node, which a plain copy does not recreate.
     Special {
-        /// Ready to print, e.g. "skipping special file (fifo); use -a to recreate".
+        /// Ready to print, e.g. "skipping special file (fifo); use -a or --specials to recreate".
         message: String,
     },
     /// The destination already matches (quick check or `--checksum`).
@@ -262,6 +262,8 @@ pub(crate) struct Changes {
     pub size: bool,
     /// `t`: another modification time.
     pub time: bool,
+    /// `T`: without `-t`, the copy is dated when it is written.
+    pub time_now: bool,
     /// `p`: other permission bits.
     pub perms: bool,
     /// `o`: another owner (kept by `-a`).
@@ -285,6 +287,7 @@ impl Changes {
             || self.contents
             || self.size
             || self.time
+            || self.time_now
             || self.perms
             || self.owner
             || self.group
@@ -359,9 +362,9 @@ pub(crate) struct CopyOptions {
     pub chmod: Chmod,
     /// `-n`: decide, but write nothing.
     pub dry_run: bool,
-    /// `-a`: keep owner, group, extended attributes and hard links, and
-    /// recreate special files.
-    pub archive: bool,
+    /// What copies keep of their sources, and which kinds of entries are
+    /// copied at all: the parts of `-a` and their `--no-` negations.
+    pub keep: Preserve,
     /// The owner and group copies get: the source's with `-a` (less
     /// `--no-owner`, `--no-group`), or `--chown`'s.
     pub owners: crate::copy::owners::Owners,
@@ -406,6 +409,63 @@ pub(crate) struct CopyOptions {
     /// `-i` or an `--out-format` with `%i`: look at every existing
     /// destination entry, so each outcome says what differed.
     pub itemize: bool,
+}
+
+/// The parts of rsync's `-a` (`-rlptgoD`, with pcopy's `-H` and `-X`)
+/// that reach the copy engine; recursion is the walk's and owners are
+/// [`CopyOptions::owners`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Preserve {
+    /// `-l`: symbolic links are copied as links; without, skipped.
+    pub links: bool,
+    /// `-p`: copies get their source's permission bits; without, a new
+    /// copy gets them less the umask and an existing one keeps its own.
+    pub perms: bool,
+    /// `-t`: copies get their source's times; without, the time they are
+    /// made (and the quick check then finds every file changed).
+    pub times: bool,
+    /// `--devices`: device nodes are recreated.
+    pub devices: bool,
+    /// `--specials`: fifos and sockets are recreated.
+    pub specials: bool,
+    /// `-H`: names of one file stay one file.
+    pub hard_links: bool,
+    /// `-X`: extended attributes are copied.
+    pub xattrs: bool,
+}
+
+impl Preserve {
+    /// pcopy without `-a`: links, permission bits and times (rsync's
+    /// `-lpt`), nothing more.
+    pub const PLAIN: Preserve = Preserve {
+        links: true,
+        perms: true,
+        times: true,
+        devices: false,
+        specials: false,
+        hard_links: false,
+        xattrs: false,
+    };
+
+    /// Whether a special file of `mode` (its `st_mode`) is recreated:
+    /// devices under `--devices`, fifos and sockets under `--specials`.
+    pub fn special(&self, mode: u32) -> bool {
+        match mode & libc::S_IFMT {
+            libc::S_IFCHR | libc::S_IFBLK => self.devices,
+            _ => self.specials,
+        }
+    }
+
+    /// Whether any special file is recreated.
+    pub fn any_special(&self) -> bool {
+        self.devices || self.specials
+    }
+}
+
+impl Default for Preserve {
+    fn default() -> Preserve {
+        Preserve::PLAIN
+    }
 }
 
 /// What the destination filesystem can hold (see `copy::caps`): entries
@@ -479,11 +539,11 @@ mod tests {
     #[test]
     fn skip_reason_displays_its_message() {
         let reason = SkipReason::Special {
-            message: "skipping special file (fifo); use -a to recreate".into(),
+            message: "skipping special file (fifo); use -a or --specials to recreate".into(),
         };
         assert_eq!(
             reason.to_string(),
-            "skipping special file (fifo); use -a to recreate"
+            "skipping special file (fifo); use -a or --specials to recreate"
         );
     }
 

@@ -85,8 +85,20 @@ fn run() -> anyhow::Result<ExitCode> {
 /// Resolves the command line and copies. An error that stops the run
 /// early is printed after the summary.
 fn transfer(config: &Config) -> anyhow::Result<RunReport> {
-    let plan = config.plan()?;
+    let mut plan = config.plan()?;
     let mut reporter = config.reporter()?;
+    if !config.recursive && config.files_from {
+        plan.flatten_directories();
+    } else if !config.recursive {
+        for src in plan.leave_out_directories() {
+            let shown = crate::ui::escape::Escaped::path(&src);
+            reporter.notice(&format!("skipping directory {shown} (no -r)"));
+        }
+        if plan.is_empty() {
+            // rsync creates no destination for a run that copies nothing.
+            return Ok(reporter.finish(false));
+        }
+    }
     let end = run::run(&config.run_setup(), &plan, &mut reporter)?;
     let mut report = reporter.finish(end.interrupted);
     if let Some(fatal) = end

@@ -176,7 +176,8 @@ fn unchanged(
     let wanted_ids = opts.owners.wanted(src.st_uid, src.st_gid);
     let owner = wanted_ids.differs(st.st_uid, st.st_gid) == (false, false);
     let mode = st.st_mode & 0o7777 == final_mode(src.st_mode, wanted_ids.both() && owner);
-    Ok(mode && owner && (!opts.archive || same_xattrs(file, wanted.src)))
+    let mode = mode || !opts.keep.perms;
+    Ok(mode && owner && (!opts.keep.xattrs || same_xattrs(file, wanted.src)))
 }
 
 /// `-c`: both files hashed; the source is read from its start again after.

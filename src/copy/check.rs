@@ -67,9 +67,12 @@ pub(super) struct Refresh {
     /// mtimes this many ns apart count as equal (`--modify-window`, or
     /// the destination's timestamp step).
     pub(super) window_ns: u64,
-    /// The destination keeps permission bits (exFAT does not: setting
-    /// them on every rerun would change nothing but cost a call a file).
+    /// Set permission bits: `-p`, and the destination keeps them (exFAT
+    /// does not: setting them on every rerun would change nothing but
+    /// cost a call a file).
     pub(super) modes: bool,
+    /// Set the mtime (`-t`).
+    pub(super) times: bool,
 }
 
 /// Gives an entry that is already up to date the source's mtime, owner
@@ -86,10 +89,11 @@ pub(super) fn refresh(
         owner,
         window_ns,
         modes,
+        times,
     } = how;
     // Within the window the times are the same as far as the destination
     // can tell: setting them again would only change the ctime.
-    if !super::quick_check::same_mtime(dest.mtime, src.mtime, window_ns) {
+    if times && !super::quick_check::same_mtime(dest.mtime, src.mtime, window_ns) {
         let times = Timestamps {
             last_access: Timespec {
                 tv_sec: 0,

@@ -391,19 +391,21 @@ impl Namer {
         name: &OsStr,
         target: &CStr,
         st: &Stat,
-        owners: Owners,
+        how: Placed,
     ) -> Result<(), Failure> {
         let ((), temp) = create_named(dir, &self.stem, |temp_name| {
             rustix::fs::symlinkat(target, dir, temp_name)
         })?;
-        archive::copy_owner_at(dir, temp.name.as_c_str(), st, owners)?;
-        rustix::fs::utimensat(
-            dir,
-            temp.name.as_c_str(),
-            &source_times(st),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
+        archive::copy_owner_at(dir, temp.name.as_c_str(), st, how.owners)?;
+        if how.times {
+            rustix::fs::utimensat(
+                dir,
+                temp.name.as_c_str(),
+                &source_times(st),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|err| Failure::dest("cannot set symbolic link times", err))?;
+        }
         self.keep_old(dir, name)?;
         temp.renamed_to(name, self.force)
     }
@@ -416,7 +418,7 @@ impl Namer {
         dir: BorrowedFd<'_>,
         name: &OsStr,
         st: &Stat,
-        owners: Owners,
+        how: Placed,
     ) -> Result<bool, Failure> {
         let (made, mut temp) = create_named(dir, &self.stem, |temp_name| {
             archive::make_node(dir, temp_name, st)
@@ -426,12 +428,14 @@ impl Namer {
             return Ok(false);
         }
         let node = temp.name.as_c_str();
-        let owner_kept = archive::copy_owner_at(dir, node, st, owners)?;
+        let owner_kept = archive::copy_owner_at(dir, node, st, how.owners)?;
         let mode = Mode::from_raw_mode(final_mode(st.st_mode, owner_kept));
         rustix::fs::chmodat(dir, node, mode, AtFlags::empty())
             .map_err(|err| Failure::dest("cannot set mode", err))?;
-        rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|err| Failure::dest("cannot set times", err))?;
+        if how.times {
+            rustix::fs::utimensat(dir, node, &source_times(st), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|err| Failure::dest("cannot set times", err))?;
+        }
         self.keep_old(dir, name)?;
         temp.renamed_to(name, self.force)?;
         Ok(true)
@@ -472,22 +476,57 @@ fn path_cstring(name: &OsStr) -> Result<CString, Failure> {
         .map_err(|_| Failure::new(FailKind::Other, "destination name contains a NUL byte"))
 }
 
-/// Gives the finished file its final mode (unless it was created with it:
-/// `mode_set`) and times, while it is still unnamed or under a temp name.
+/// How a link or special file is placed: the owner and group it gets,
+/// and whether it gets its source's times (`-t`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Placed {
+    pub(super) owners: Owners,
+    pub(super) times: bool,
+}
+
+/// What [`apply_metadata`] still has to do for a finished file.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Applied {
+    /// Its owner was set as asked (see [`final_mode`]).
+    pub(super) owner_kept: bool,
+    /// It was created with its final mode.
+    pub(super) mode_set: bool,
+    /// It gets its source's times (`-t`).
+    pub(super) times: bool,
+}
+
+/// Gives the finished file its final mode (unless it was created with it)
+/// and times (with `-t`), while it is still unnamed or under a temp name.
 /// Setuid and setgid stay only when the owner was kept (see [`final_mode`]).
-pub(super) fn apply_metadata(
-    fd: BorrowedFd<'_>,
-    st: &Stat,
-    owner_kept: bool,
-    mode_set: bool,
-) -> Result<(), Failure> {
-    if !mode_set {
-        let mode = final_mode(st.st_mode, owner_kept);
+pub(super) fn apply_metadata(fd: BorrowedFd<'_>, st: &Stat, how: Applied) -> Result<(), Failure> {
+    if !how.mode_set {
+        let mode = final_mode(st.st_mode, how.owner_kept);
         rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
             .map_err(|err| Failure::dest("cannot set mode", err))?;
     }
+    if !how.times {
+        return Ok(());
+    }
     rustix::fs::futimens(fd, &source_times(st))
         .map_err(|err| Failure::dest("cannot set times", err))
+}
+
+/// `--no-perms`: `st` with the permission bits rsync gives a copy without
+/// `-p`: those of the entry of the same type already at `name` in `dir`
+/// (kept also when it is replaced), else the source's less the umask,
+/// without setuid, setgid or sticky.
+pub(super) fn unkept_perms(st: &Stat, dir: BorrowedFd<'_>, name: &OsStr) -> Stat {
+    let file_type = st.st_mode & libc::S_IFMT;
+    let existing = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .filter(|there| there.st_mode & libc::S_IFMT == file_type);
+    let bits = match existing {
+        Some(there) => there.st_mode & 0o7777,
+        None => st.st_mode & 0o777 & !super::umask(),
+    };
+    let mut unkept = *st;
+    unkept.st_mode = file_type | bits;
+    unkept
 }
 
 /// The permission bits a copy of a source with `mode` gets: setuid and

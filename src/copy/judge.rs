@@ -37,6 +37,8 @@ impl Engine {
             _ => None,
         };
         let mut changes = differences(src_type, &src, found.as_ref(), self.opts.owners);
+        // Without -p an existing entry keeps its mode: no change to report.
+        changes.perms &= self.opts.keep.perms;
         let verdict = match quick_check::decide(&self.opts, src_type, &src, found.as_ref()) {
             Verdict::CompareContents => {
                 let at = Found {
@@ -56,6 +58,12 @@ impl Engine {
             changes.contents = !check::same_link_target(link, dir, dest.name)?;
         }
         self.found.link_target = link.map(CString::into_bytes);
+        // Without -t a copy is dated when written (rsync's `T`), and an
+        // entry left alone keeps its time: no change to report either way.
+        changes.time_now = !self.opts.keep.times
+            && changes.time
+            && matches!(verdict, Verdict::Copy { .. } | Verdict::CompareContents);
+        changes.time &= self.opts.keep.times;
         self.found.changes = Some(changes);
         match (verdict, found) {
             (Verdict::Skip(SkipReason::UpToDate), Some(found)) if !self.opts.dry_run => {
@@ -63,7 +71,8 @@ impl Engine {
                 let how = check::Refresh {
                     owner: self.opts.owners.wanted(src.uid, src.gid),
                     window_ns: self.opts.modify_window_ns,
-                    modes: self.opts.dest.modes,
+                    modes: self.opts.dest.modes && self.opts.keep.perms,
+                    times: self.opts.keep.times,
                 };
                 check::refresh(dir, dest.name, &found, &src, how)?;
                 Ok(Judgement::Skip(SkipReason::UpToDate))
@@ -89,7 +98,12 @@ impl Engine {
             return Ok(Some(Judgement::Write { exists }));
         }
         let special = job.kind == EntryKind::Special;
-        if !quick_check::looks_at_destination(&self.opts) || special && !self.opts.archive {
+        let skipped_link = job.kind == EntryKind::Symlink && !self.opts.dereference;
+        if skipped_link && !self.opts.keep.links {
+            return Ok(Some(Judgement::Skip(super::skipped_link_reason())));
+        }
+        let unkept = special && !self.opts.keep.any_special();
+        if !quick_check::looks_at_destination(&self.opts) || unkept {
             return Ok(Some(Judgement::Write { exists: None }));
         }
         Ok(None)
@@ -147,12 +161,13 @@ impl Engine {
             let target = target.map_or_else(|| read_link(job).map(CString::into_bytes), Ok)?;
             self.found.link_target = Some(target);
         }
-        if job.kind == EntryKind::Special && !self.opts.archive {
+        if job.kind == EntryKind::Special {
             let st = source::stat(&job.src, self.opts.dereference)
                 .map_err(|err| Failure::source("cannot stat source", err))?;
             match FileType::from_raw_mode(st.st_mode) {
                 FileType::RegularFile | FileType::Symlink => {}
-                other => return Ok(skip_special(other)),
+                other if !self.opts.keep.special(st.st_mode) => return Ok(skip_special(other)),
+                _ => {}
             }
         }
         let bytes = match (&job.kind, job.meta) {
@@ -195,6 +210,7 @@ fn differences(
             && found.mode != commit::final_mode(src.mode, wanted.both()) & 0o7777,
         owner: wanted.differs(found.uid, found.gid).0,
         group: wanted.differs(found.uid, found.gid).1,
+        time_now: false,
     }
 }
 

@@ -233,6 +233,10 @@ impl Engine {
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Outcome, Failure> {
         let st = &self.opts.chmod.stat(st);
+        let st = &match self.opts.keep.perms {
+            true => *st,
+            false => commit::unkept_perms(st, parent_dir(&mut self.dirs, dest.parent)?, dest.name),
+        };
         let preset = self.preset_mode(st.st_mode);
         let (dir, plain) = match &mut self.dirs {
             Some(cache) => cache.new_file_dir(dest.parent, preset.is_some())?,
@@ -261,13 +265,18 @@ impl Engine {
             rustix::fs::ftruncate(file.fd(), bytes)
                 .map_err(|e| Failure::dest("cannot set size", e))?;
         }
-        if self.opts.archive {
+        if self.opts.keep.xattrs {
             archive::copy_xattrs(data.source, file.fd())?;
         }
         let owner_kept = archive::copy_owner(file.fd(), st, self.opts.owners)?;
         // An ACL moves the group bits: the mode is set again after it.
         let acls_set = self.opts.acls && archive::copy_acls(data.source, file.fd())?;
-        commit::apply_metadata(file.fd(), st, owner_kept, mode_set && !acls_set)?;
+        let applied = commit::Applied {
+            owner_kept,
+            mode_set: mode_set && !acls_set,
+            times: self.opts.keep.times,
+        };
+        commit::apply_metadata(file.fd(), st, applied)?;
         if self.opts.fsync {
             rustix::fs::fsync(file.fd()).map_err(|e| Failure::dest("cannot flush file", e))?;
         }
@@ -301,6 +310,9 @@ impl Engine {
             FileType::Directory => return Err(source_is_directory()),
             other => return Ok(skip_special(other)),
         }
+        if !self.opts.keep.links {
+            return Ok(skip_link());
+        }
         if !self.opts.dest.symlinks {
             return Err(Failure::new(
                 FailKind::Unsupported,
@@ -315,8 +327,12 @@ impl Engine {
             return Ok(outcome);
         }
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
+        let how = commit::Placed {
+            owners: self.opts.owners,
+            times: self.opts.keep.times,
+        };
         self.namer
-            .place_symlink(dir, dest.name, &target, &st, self.opts.owners)?;
+            .place_symlink(dir, dest.name, &target, &st, how)?;
         Ok(Outcome::Copied {
             bytes: 0,
             changed: false,
@@ -338,17 +354,17 @@ impl Engine {
             FileType::RegularFile => self.copy_file(job, dest, on_bytes, false),
             FileType::Symlink => self.copy_symlink(job, dest, on_bytes, false),
             FileType::Directory => Err(source_is_directory()),
-            _ if self.opts.archive && !self.opts.dest.specials => Err(Failure::new(
+            other if !self.opts.keep.special(st.st_mode) => Ok(skip_special(other)),
+            _ if !self.opts.dest.specials => Err(Failure::new(
                 FailKind::Unsupported,
                 "destination filesystem does not support special files",
             )),
-            other if self.opts.archive => self.make_special(&st, other, dest),
-            other => Ok(skip_special(other)),
+            other => self.make_special(&st, other, dest),
         }
     }
 
-    /// `-a`: recreates a fifo, socket or device node; skipped with a
-    /// warning when this user may not (a device without root).
+    /// `-D` (`-a`): recreates a fifo, socket or device node; skipped with
+    /// a warning when this user may not (a device without root).
     fn make_special(
         &mut self,
         st: &Stat,
@@ -357,10 +373,15 @@ impl Engine {
     ) -> Result<Outcome, Failure> {
         let st = &self.opts.chmod.stat(st);
         let dir = parent_dir(&mut self.dirs, dest.parent)?;
-        if self
-            .namer
-            .place_node(dir, dest.name, st, self.opts.owners)?
-        {
+        let st = &match self.opts.keep.perms {
+            true => *st,
+            false => commit::unkept_perms(st, dir, dest.name),
+        };
+        let how = commit::Placed {
+            owners: self.opts.owners,
+            times: self.opts.keep.times,
+        };
+        if self.namer.place_node(dir, dest.name, st, how)? {
             return Ok(Outcome::Copied {
                 bytes: 0,
                 changed: false,
@@ -416,6 +437,13 @@ fn parent_dir<'a>(
     }
 }
 
+/// The umask of this process (`022` when it cannot be read): what a
+/// copy's permission bits lose under `--no-perms`.
+pub(crate) fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| process_umask().unwrap_or(0o022))
+}
+
 /// The umask of this process, from `/proc/self/status` (reading it with
 /// `umask(2)` would mean setting it, a race with other threads).
 fn process_umask() -> Option<u32> {
@@ -438,10 +466,28 @@ fn mark_replaced(outcome: Outcome, exists: Option<bool>) -> Outcome {
 
 fn skip_special(file_type: FileType) -> Outcome {
     let what = archive::special_name(file_type);
+    let flag = match file_type {
+        FileType::CharacterDevice | FileType::BlockDevice => "--devices",
+        _ => "--specials",
+    };
     Outcome::Skipped {
         reason: SkipReason::Special {
-            message: format!("skipping special file ({what}); use -a to recreate"),
+            message: format!("skipping special file ({what}); use -a or {flag} to recreate"),
         },
+    }
+}
+
+/// `--no-links`: a symbolic link is left out with a warning, as rsync
+/// does without `-l`.
+fn skip_link() -> Outcome {
+    Outcome::Skipped {
+        reason: skipped_link_reason(),
+    }
+}
+
+fn skipped_link_reason() -> SkipReason {
+    SkipReason::Special {
+        message: "skipping symbolic link; use -l or -a to copy it".to_string(),
     }
 }
 

@@ -70,7 +70,7 @@ impl Engine {
         let Some(seen) = self.seen.take().filter(|_| done) else {
             return outcome;
         };
-        if job.kind == EntryKind::Special && !self.opts.archive {
+        if job.kind == EntryKind::Special && !self.opts.keep.any_special() {
             return outcome;
         }
         if self.opts.fsync {

@@ -74,7 +74,11 @@ pub(crate) fn decide(
     if dest.file_type != src_type || dest.size != src.size || dest.rdev != src.rdev {
         return replace;
     }
-    let same_time = same_mtime(dest.mtime, src.mtime, opts.modify_window_ns);
+    // Without -t only a regular file's mtime says it changed (and then
+    // always, as in rsync): a link is judged by its target, a special
+    // file by its type and device.
+    let same_time = (!opts.keep.times && src_type != FileType::RegularFile)
+        || same_mtime(dest.mtime, src.mtime, opts.modify_window_ns);
     match opts.compare {
         Compare::Always => replace,
         // A symlink's size and mtime say nothing of where it points: a

@@ -230,14 +230,22 @@ fn finish_temp(
         partial::clear_records(&temp)
             .map_err(|e| Failure::dest("cannot clear --partial records", e))?;
     }
-    if opts.archive {
+    if !opts.keep.perms {
+        applied = commit::unkept_perms(&applied, dir, dest.name);
+    }
+    if opts.keep.xattrs {
         archive::copy_xattrs(src.as_fd(), temp.as_fd())?;
     }
     let owner_kept = archive::copy_owner(temp.as_fd(), &st, opts.owners)?;
     if opts.acls {
         archive::copy_acls(src.as_fd(), temp.as_fd())?;
     }
-    commit::apply_metadata(temp.as_fd(), &applied, owner_kept, false)?;
+    let how = commit::Applied {
+        owner_kept,
+        mode_set: false,
+        times: opts.keep.times,
+    };
+    commit::apply_metadata(temp.as_fd(), &applied, how)?;
     if opts.fsync {
         rustix::fs::fsync(&temp).map_err(|e| Failure::dest("cannot flush file", e))?;
     }

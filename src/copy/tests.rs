@@ -417,7 +417,7 @@ fn fifo_is_skipped_without_opening_it_even_when_listed_as_a_file() {
         };
         assert_eq!(
             reason.to_string(),
-            "skipping special file (fifo); use -a to recreate"
+            "skipping special file (fifo); use -a or --specials to recreate"
         );
     }
     assert!(fs::symlink_metadata(s.dst.join("fifo")).is_err());

@@ -27,6 +27,7 @@ use crate::copy::backup_dir::{self, DirId, Place};
 use crate::job::BackupOptions;
 use crate::plan::Root;
 use crate::relpath::{self, open_beneath};
+use crate::select::dir_rules::{BadRulesFile, DirRules};
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
@@ -83,6 +84,15 @@ struct Entry<'n> {
     is_dir: bool,
 }
 
+/// What a destination directory's names are measured against.
+struct Claims {
+    /// The names on the way to another source's destination, and whether
+    /// a directory goes there (see [`claims`]).
+    claimed: HashMap<Vec<u8>, bool>,
+    /// The names the sources have, and whether each is a directory.
+    wanted: HashMap<Vec<u8>, bool>,
+}
+
 /// What the pass does with a name in a destination directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -134,6 +144,8 @@ pub(crate) fn delete_extraneous(
             .backup
             .as_ref()
             .and_then(|opts| BackupDir::find(root, opts)),
+        rules: Vec::new(),
+        sent_rules: Vec::new(),
     };
     for (rel, sources) in groups {
         if pass.group(root, rel, &sources).is_err() {
@@ -156,6 +168,13 @@ struct Pass<'a, 's> {
     backup: Option<Backup>,
     /// The `--backup-dir`, spared.
     backup_dir: Option<BackupDir>,
+    /// The dir-merge rules of the destination directories the pass is
+    /// in that have any, outermost first: rsync's receiver reads them
+    /// from the destination (where the copy put them), not the source.
+    rules: Vec<DirRules>,
+    /// The same read from the source directories (the first that has
+    /// each): what the walk left out by them.
+    sent_rules: Vec<DirRules>,
 }
 
 /// Where the `--backup-dir` is, to spare it however it was spelled.
@@ -238,6 +257,29 @@ impl Pass<'_, '_> {
                 return Ok(());
             }
         };
+        let Some(pushed) = self.enter_rules(dst, rel, &present) else {
+            return Ok(());
+        };
+        let sent = self.enter_sent_rules(rel, sources, &wanted);
+        let synced = self.sync_names(dst, rel, sources, present, &Claims { claimed, wanted });
+        if pushed {
+            self.rules.pop();
+        }
+        if sent {
+            self.sent_rules.pop();
+        }
+        synced
+    }
+
+    /// [`Pass::sync_dir`] for the names `present` in `dst`.
+    fn sync_names(
+        &mut self,
+        dst: BorrowedFd<'_>,
+        rel: &OsStr,
+        sources: &[OwnedFd],
+        present: Vec<Listed>,
+        claims: &Claims,
+    ) -> Result<(), Limit> {
         for Listed { name, is_dir } in present {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
             let entry = Entry {
@@ -245,7 +287,7 @@ impl Pass<'_, '_> {
                 rel: &child,
                 is_dir,
             };
-            match self.verdict(&entry, &claimed, sources.is_empty(), &wanted) {
+            match self.verdict(&entry, claims, sources.is_empty()) {
                 Verdict::Keep => {}
                 Verdict::Descend => self.descend(dst, &name, &child, sources)?,
                 Verdict::Remove => self.remove(dst, &name, &child, is_dir)?,
@@ -254,15 +296,35 @@ impl Pass<'_, '_> {
         Ok(())
     }
 
+    /// Reads the dir-merge files of the first source directory of `rel`
+    /// onto the sender's rules, as the walk read them (a bad one is the
+    /// walk's to report, and failed the run); whether any were.
+    fn enter_sent_rules(
+        &mut self,
+        rel: &OsStr,
+        sources: &[OwnedFd],
+        wanted: &HashMap<Vec<u8>, bool>,
+    ) -> bool {
+        let (Some(filter), Some(source)) = (&self.setup.filter, sources.first()) else {
+            return false;
+        };
+        let present = |name: &OsStr| wanted.contains_key(name.as_bytes());
+        let read = DirRules::read(
+            source.as_fd(),
+            rel,
+            filter.dir_merges(),
+            &present,
+            &mut Vec::new(),
+        );
+        let pushed = read.is_some();
+        self.sent_rules.extend(read);
+        pushed
+    }
+
     /// What becomes of `entry` of a destination directory, given the
     /// names claimed by other sources and those the sources have.
-    fn verdict(
-        &self,
-        entry: &Entry<'_>,
-        claimed: &HashMap<Vec<u8>, bool>,
-        no_sources: bool,
-        wanted: &HashMap<Vec<u8>, bool>,
-    ) -> Verdict {
+    fn verdict(&self, entry: &Entry<'_>, claims: &Claims, no_sources: bool) -> Verdict {
+        let Claims { claimed, wanted } = claims;
         if entry.name.starts_with(TEMP_PREFIX.as_bytes()) {
             return Verdict::Keep;
         }
@@ -276,8 +338,7 @@ impl Pass<'_, '_> {
         if no_sources || self.is_backup_dir(entry.rel) {
             return Verdict::Keep;
         }
-        let filter = self.setup.filter.as_ref();
-        let excluded = filter.is_some_and(|f| f.excludes(entry.rel, entry.is_dir));
+        let excluded = self.excluded(entry.rel, entry.is_dir);
         let both_dirs = entry.is_dir && wanted.get(entry.name) == Some(&true);
         // A directory the copy went through is gone through here too,
         // whatever protects its name: rsync cleans every directory of the
@@ -343,7 +404,7 @@ impl Pass<'_, '_> {
         // Sources copied straight into this directory join those of its
         // parent.
         let joining: Vec<&Path> = (self.roots.iter())
-            .filter(|root| root.is_dir && root.rel_dst == rel)
+            .filter(|root| root.is_dir && !root.flat && root.rel_dst == rel)
             .map(|root| root.src.as_path())
             .collect();
         if self.open_sources(&joining, &mut children) {
@@ -446,6 +507,23 @@ impl Pass<'_, '_> {
         if !self.setup.dry_run && !entries.is_empty() {
             make_writable(fd.as_fd());
         }
+        let Some(pushed) = self.enter_rules(fd.as_fd(), rel, &entries) else {
+            return Ok(Emptied::KeptProtected);
+        };
+        let emptied = self.empty_names(fd.as_fd(), rel, entries);
+        if pushed {
+            self.rules.pop();
+        }
+        emptied
+    }
+
+    /// [`Pass::empty_dir`] for its `entries`.
+    fn empty_names(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        rel: &OsStr,
+        entries: Vec<Listed>,
+    ) -> Result<Emptied, Limit> {
         let mut emptied = Emptied::Done;
         for Listed { name, is_dir } in entries {
             let child = relpath::join(rel, OsStr::from_bytes(&name));
@@ -468,10 +546,43 @@ impl Pass<'_, '_> {
     /// Whether a filter rule (`P`, or an exclude without
     /// `--delete-excluded`) or the backup suffix spares `entry`.
     fn protects(&self, entry: &Entry<'_>) -> bool {
-        let filter = self.setup.filter.as_ref();
-        let excluded = self.setup.opts.excluded;
-        filter.is_some_and(|f| f.protects(entry.rel, entry.is_dir, excluded))
-            || self.is_backup_name(entry.name)
+        let protected = self.setup.filter.as_ref().is_some_and(|filter| {
+            let dirs: Vec<&DirRules> = self.rules.iter().rev().collect();
+            filter.protects(entry.rel, entry.is_dir, self.setup.opts.excluded, &dirs)
+        });
+        protected || self.is_backup_name(entry.name)
+    }
+
+    /// Whether the walk left `child` out.
+    fn excluded(&self, child: &OsStr, is_dir: bool) -> bool {
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        let dirs: Vec<&DirRules> = self.sent_rules.iter().rev().collect();
+        filter.excludes(child, is_dir, &dirs)
+    }
+
+    /// Reads the dir-merge files of the destination directory `dir`
+    /// (`rel`), whose entries are `names`, onto the rules; whether any
+    /// were. `None` (reported) when one is bad: nothing in the directory
+    /// may then be removed, as what it protects is unknown.
+    fn enter_rules(&mut self, dir: BorrowedFd<'_>, rel: &OsStr, names: &[Listed]) -> Option<bool> {
+        let merges = (self.setup.filter.as_ref()).map_or(&[][..], |f| f.dir_merges());
+        if merges.is_empty() {
+            return Some(false);
+        }
+        let present = |name: &OsStr| names.iter().any(|n| n.name == name.as_bytes());
+        let mut bad = Vec::new();
+        let rules = DirRules::read(dir, rel, merges, &present, &mut bad);
+        if let Some(BadRulesFile { name, reason }) = bad.into_iter().next() {
+            let path = self.path(rel).join(name);
+            self.sink
+                .delete_failed(&path, &format!("{reason}: nothing removed beside it"));
+            return None;
+        }
+        let pushed = rules.is_some();
+        self.rules.extend(rules);
+        Some(pushed)
     }
 
     /// A backup made beside its file by an earlier run: without
@@ -519,7 +630,8 @@ impl Pass<'_, '_> {
 /// destination, which the pass joins when it gets there.
 fn top_groups(roots: &[Root]) -> BTreeMap<&OsStr, Vec<&Path>> {
     let mut groups: BTreeMap<&OsStr, Vec<&Path>> = BTreeMap::new();
-    for source in roots.iter().filter(|r| r.is_dir) {
+    // A flat root's contents are not copied, so not synchronized either.
+    for source in roots.iter().filter(|r| r.is_dir && !r.flat) {
         let nested = (roots.iter())
             .any(|other| other.is_dir && beneath(&other.rel_dst, &source.rel_dst).is_some());
         if !nested {
@@ -652,6 +764,7 @@ mod tests {
             src: tmp.join("src"),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }];
         let setup = DeleteSetup {
             opts,

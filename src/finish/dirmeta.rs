@@ -173,6 +173,9 @@ pub(crate) struct DirApply {
     pub(crate) window_ns: u64,
     /// The destination keeps permission bits (exFAT does not).
     pub(crate) modes: bool,
+    /// Directories get their source's times (`-t`); without, the times
+    /// their entries leave them.
+    pub(crate) times: bool,
 }
 
 #[cfg(test)]
@@ -183,6 +186,7 @@ impl DirApply {
             fsync,
             window_ns: 0,
             modes: true,
+            times: true,
         }
     }
 }
@@ -208,7 +212,7 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
             .map_err(|e| reason("cannot set the ACLs", e))?;
     }
     let kept = (st.st_mtime, st.st_mtime_nsec as i64);
-    if !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
+    if how.times && !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
         let times = Timestamps {
             last_access: timespec(dir.atime),
             last_modification: timespec(dir.mtime),
@@ -348,6 +352,7 @@ mod tests {
             fsync: false,
             window_ns: 1_999_999_999,
             modes: false,
+            times: true,
         };
         let mut record = meta("d", 0o750, 20);
         assert_eq!(

@@ -35,6 +35,9 @@ pub(crate) struct Root {
     pub(crate) rel_dst: OsString,
     /// A directory to walk; otherwise a single entry (file, symlink, special).
     pub(crate) is_dir: bool,
+    /// A directory made without its contents (`--files-from` without
+    /// `-r`: rsync's implied `--dirs`).
+    pub(crate) flat: bool,
 }
 
 /// The resolved command line: what to copy where.
@@ -51,6 +54,32 @@ pub(crate) struct Plan {
     /// is reported as a failed entry.
     pub(crate) rejected: Vec<Rejected>,
     pub(crate) roots: Vec<Root>,
+}
+
+impl Plan {
+    /// Without recursion under `--files-from`: each listed directory is
+    /// made, with its metadata, but not entered, as rsync's `--files-from`
+    /// implies `--dirs` without `-r`.
+    pub(crate) fn flatten_directories(&mut self) {
+        for root in self.roots.iter_mut().filter(|root| root.is_dir) {
+            root.flat = true;
+        }
+    }
+
+    /// Without recursion (`--no-recursive`): takes the directory sources
+    /// out, as rsync skips them, and returns them.
+    pub(crate) fn leave_out_directories(&mut self) -> Vec<PathBuf> {
+        let (dirs, rest) = std::mem::take(&mut self.roots)
+            .into_iter()
+            .partition(|root| root.is_dir);
+        self.roots = rest;
+        dirs.into_iter().map(|root: Root| root.src).collect()
+    }
+
+    /// Whether nothing is left to copy or report.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.roots.is_empty() && self.rejected.is_empty()
+    }
 }
 
 /// A source after its first `stat`.
@@ -109,6 +138,7 @@ pub(crate) fn resolve(
                 src: source.path.clone(),
                 rel_dst,
                 is_dir: source.meta.is_dir(),
+                flat: false,
             })
         })
         .collect::<Result<_, Fatal>>()?;
@@ -198,6 +228,7 @@ fn file_to_file(source: &Source, dst: &Path, mkpath: bool) -> Result<Plan, Fatal
             src: source.path.clone(),
             rel_dst: name.to_os_string(),
             is_dir: false,
+            flat: false,
         }],
     })
 }

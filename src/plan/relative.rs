@@ -180,6 +180,7 @@ pub(crate) fn resolve(
             src: path,
             rel_dst: source.rel,
             is_dir: checked.meta.is_dir(),
+            flat: false,
         });
     }
     Ok(Plan {

@@ -99,7 +99,7 @@ pub(crate) fn run(
     let copy = &copy_options(setup, caps.as_ref());
     if let Some(lost) = caps
         .as_ref()
-        .filter(|c| setup.copy.archive && !c.loses.is_empty())
+        .filter(|c| (setup.copy.keep.xattrs || setup.copy.owners.any()) && !c.loses.is_empty())
     {
         reporter.notice(&format!(
             "the destination filesystem cannot keep {}: not kept (-a)",

@@ -275,7 +275,7 @@ impl<'r> Supervisor<'r> {
             return;
         };
         // Later names of this file are then not linked to it.
-        if self.copy.archive && !outcome.leaves_a_version() {
+        if self.copy.keep.hard_links && !outcome.leaves_a_version() {
             self.not_copied.insert(job.rel_dst.clone());
         }
         let found = match job.range {
@@ -467,6 +467,7 @@ impl<'r> Supervisor<'r> {
                 fsync: self.finish.fsync,
                 window_ns: self.copy.modify_window_ns,
                 modes: self.copy.dest.modes,
+                times: self.copy.keep.times,
             },
         };
         finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);

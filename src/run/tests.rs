@@ -65,11 +65,13 @@ fn a_source_that_vanished_before_the_walk_gives_status_24() {
                 src: tmp.path().join("present"),
                 rel_dst: "present".into(),
                 is_dir: false,
+                flat: false,
             },
             Root {
                 src: tmp.path().join("gone"),
                 rel_dst: "gone".into(),
                 is_dir: false,
+                flat: false,
             },
         ],
     };

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use super::rsync_rules::{self, Action, Parsed, PatternRule, Side};
+use super::dir_rules::DirRules;
+use super::rsync_rules::{self, Action, DirMerge, Parsed, PatternRule, Side};
 use crate::exit_codes::{ExitStatus, Fatal};
 use crate::ui::escape::{Escaped, io_reason};
 
@@ -42,6 +43,8 @@ pub(crate) enum Rule {
 #[derive(Debug, Clone)]
 pub(crate) struct Filter {
     steps: Vec<Step>,
+    /// The `dir-merge` rules, which [`Step::DirMerge`] refers to.
+    merges: Vec<DirMerge>,
 }
 
 /// One step of the ordered match.
@@ -51,6 +54,9 @@ enum Step {
     Gitignore(Gitignore),
     /// One `--filter` pattern rule.
     Rsync(PatternRule),
+    /// The place of a `dir-merge` rule: the rules of its files, from the
+    /// entry's directory up (see [`DirRules`]).
+    DirMerge(usize),
 }
 
 impl Filter {
@@ -61,6 +67,7 @@ impl Filter {
             return Ok(None);
         }
         let mut steps = Vec::new();
+        let mut merges = Vec::new();
         let mut lines = Vec::new();
         for rule in rules {
             match rule {
@@ -73,26 +80,47 @@ impl Filter {
                         match parsed {
                             Parsed::Pattern(rule) => steps.push(Step::Rsync(rule)),
                             Parsed::Clear => steps.clear(),
+                            Parsed::DirMerge(merge) => {
+                                if merge.exclude_self {
+                                    let rule = PatternRule::exclude_name(&merge.name);
+                                    steps.push(Step::Rsync(rule));
+                                }
+                                steps.push(Step::DirMerge(merges.len()));
+                                merges.push(merge);
+                            }
                         }
                     }
                 }
             }
         }
         steps.extend(gitignore(&mut lines)?);
-        Ok(Some(Filter { steps }))
+        Ok(Some(Filter { steps, merges }))
+    }
+
+    /// The `dir-merge` rules: the files to read in each directory entered
+    /// (empty without any).
+    pub(crate) fn dir_merges(&self) -> &[DirMerge] {
+        &self.merges
     }
 
     /// Whether the walk leaves out the entry at `rel` (relative to the
-    /// destination root).
-    pub(crate) fn excludes(&self, rel: &OsStr, is_dir: bool) -> bool {
-        self.decide(rel, is_dir, |side| side != Side::Receiver)
+    /// destination root). `dirs`: the rules of the directories it is in,
+    /// its own first (see [`DirRules`]).
+    pub(crate) fn excludes(&self, rel: &OsStr, is_dir: bool, dirs: Chain<'_>) -> bool {
+        self.decide(rel, is_dir, dirs, |side| side != Side::Receiver)
     }
 
     /// Whether `--delete` must spare the entry at `rel`: the first rule
     /// that speaks to the receiver and matches is an exclude or protect
     /// rule. With `--delete-excluded` only `P` and `R` rules speak to it.
-    pub(crate) fn protects(&self, rel: &OsStr, is_dir: bool, delete_excluded: bool) -> bool {
-        self.decide(rel, is_dir, |side| match side {
+    pub(crate) fn protects(
+        &self,
+        rel: &OsStr,
+        is_dir: bool,
+        delete_excluded: bool,
+        dirs: Chain<'_>,
+    ) -> bool {
+        self.decide(rel, is_dir, dirs, |side| match side {
             Side::Both => !delete_excluded,
             Side::Sender => false,
             Side::Receiver => true,
@@ -101,12 +129,25 @@ impl Filter {
 
     /// The first matching rule among those `applies` takes: whether it
     /// excludes. Gitignore-style rules count as `Side::Both`.
-    fn decide(&self, rel: &OsStr, is_dir: bool, applies: impl Fn(Side) -> bool) -> bool {
+    fn decide(
+        &self,
+        rel: &OsStr,
+        is_dir: bool,
+        dirs: Chain<'_>,
+        applies: impl Fn(Side) -> bool,
+    ) -> bool {
         if rel.is_empty() {
             return false;
         }
         for step in &self.steps {
             match step {
+                Step::DirMerge(slot) => {
+                    let inherit = self.merges[*slot].inherit;
+                    if let Some(action) = dir_decision(rel, is_dir, dirs, *slot, inherit, &applies)
+                    {
+                        return action == Action::Exclude;
+                    }
+                }
                 Step::Gitignore(matcher) if applies(Side::Both) => {
                     match matcher.matched(Path::new(rel), is_dir) {
                         Match::Ignore(_) => return true,
@@ -122,6 +163,40 @@ impl Filter {
         }
         false
     }
+}
+
+/// The per-directory rules an entry is under: those of its directory and
+/// of the directories above it that have any, its own first.
+pub(crate) type Chain<'a> = &'a [&'a DirRules];
+
+/// The first rule of dir-merge `slot` that matches: those of the entry's
+/// own directory, then (when `inherit`) those of each directory above,
+/// nearest first, up to one whose file cleared the ones above (`!`).
+fn dir_decision(
+    rel: &OsStr,
+    is_dir: bool,
+    dirs: Chain<'_>,
+    slot: usize,
+    inherit: bool,
+    applies: &impl Fn(Side) -> bool,
+) -> Option<Action> {
+    let rel = rel.as_bytes();
+    for dir in dirs {
+        let Some(file) = dir.files.get(slot).and_then(Option::as_ref) else {
+            continue;
+        };
+        if inherit || dir.holds(rel) {
+            let hit = (file.rules.iter())
+                .find(|rule| applies(rule.side) && rule.matches_below(rel, &dir.base, is_dir));
+            if let Some(rule) = hit {
+                return Some(rule.action);
+            }
+        }
+        if file.clears {
+            return None;
+        }
+    }
+    None
 }
 
 /// The gitignore step for the pending `lines` (emptied), if any.
@@ -192,7 +267,7 @@ mod tests {
     #[test]
     fn gitignore_patterns_match_names_paths_and_directories() {
         let f = filter(&[ex("*.o"), ex("/build"), ex("cache/"), ex("docs/**/*.tmp")]);
-        let excluded = |rel: &str, dir: bool| f.excludes(OsStr::new(rel), dir);
+        let excluded = |rel: &str, dir: bool| f.excludes(OsStr::new(rel), dir, &[]);
         assert!(excluded("main.o", false) && excluded("a/b/main.o", false));
         assert!(excluded("build", true) && !excluded("sub/build", true));
         assert!(excluded("x/cache", true) && !excluded("x/cache", false));
@@ -203,11 +278,11 @@ mod tests {
     #[test]
     fn the_first_matching_rule_decides() {
         let f = filter(&[inc("*/"), inc("*.c"), ex("*")]);
-        assert!(!f.excludes(OsStr::new("src"), true));
-        assert!(!f.excludes(OsStr::new("src/main.c"), false));
-        assert!(f.excludes(OsStr::new("src/main.h"), false));
+        assert!(!f.excludes(OsStr::new("src"), true, &[]));
+        assert!(!f.excludes(OsStr::new("src/main.c"), false, &[]));
+        assert!(f.excludes(OsStr::new("src/main.h"), false, &[]));
         let g = filter(&[ex("*.c"), inc("keep.c")]);
-        assert!(g.excludes(OsStr::new("keep.c"), false));
+        assert!(g.excludes(OsStr::new("keep.c"), false, &[]));
     }
 
     #[test]
@@ -215,8 +290,8 @@ mod tests {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, b"# comment\n\n!important.log\n*.log\n").unwrap();
         let f = filter(&[Rule::ExcludeFrom(file.path().to_path_buf())]);
-        assert!(f.excludes(OsStr::new("debug.log"), false));
-        assert!(!f.excludes(OsStr::new("important.log"), false));
+        assert!(f.excludes(OsStr::new("debug.log"), false, &[]));
+        assert!(!f.excludes(OsStr::new("important.log"), false, &[]));
         let missing = Filter::new(&[Rule::ExcludeFrom("/nonexistent/rules".into())]);
         let err = missing.unwrap_err();
         assert_eq!(err.status, ExitStatus::Usage);
@@ -227,13 +302,13 @@ mod tests {
     fn filter_rules_and_gitignore_rules_share_one_order() {
         let rsync = |text: &str| Rule::Rsync(text.into());
         let f = filter(&[inc("keep.o"), rsync("- *.o"), ex("b/c"), rsync("- b/c")]);
-        let excluded = |rel: &str| f.excludes(OsStr::new(rel), false);
+        let excluded = |rel: &str| f.excludes(OsStr::new(rel), false, &[]);
         assert!(!excluded("keep.o") && excluded("x/main.o"));
         // gitignore anchors `b/c`; rsync's `b/c` matches at any depth.
         assert!(excluded("b/c") && excluded("a/b/c") && !excluded("a/xb/c"));
         let cleared = filter(&[ex("*.o"), rsync("!"), rsync("- *.c")]);
-        assert!(!cleared.excludes(OsStr::new("a.o"), false));
-        assert!(cleared.excludes(OsStr::new("a.c"), false));
+        assert!(!cleared.excludes(OsStr::new("a.o"), false, &[]));
+        assert!(cleared.excludes(OsStr::new("a.c"), false, &[]));
     }
 
     #[test]
@@ -242,17 +317,69 @@ mod tests {
         let f = filter(&[rsync("P *.p"), rsync("R *.r"), rsync("- *"), rsync("H *.h")]);
         let name = OsStr::new;
         // The walk skips `P` and `R`: `- *` leaves everything out.
-        assert!(f.excludes(name("a.p"), false) && f.excludes(name("a.r"), false));
-        assert!(f.protects(name("a.p"), false, false) && f.protects(name("a.p"), false, true));
-        assert!(f.protects(name("a.x"), false, false) && !f.protects(name("a.x"), false, true));
-        assert!(!f.protects(name("a.r"), false, false));
+        assert!(f.excludes(name("a.p"), false, &[]) && f.excludes(name("a.r"), false, &[]));
+        assert!(
+            f.protects(name("a.p"), false, false, &[]) && f.protects(name("a.p"), false, true, &[])
+        );
+        assert!(
+            f.protects(name("a.x"), false, false, &[])
+                && !f.protects(name("a.x"), false, true, &[])
+        );
+        assert!(!f.protects(name("a.r"), false, false, &[]));
         let hide = filter(&[rsync("H *.h")]);
-        assert!(hide.excludes(name("a.h"), false) && !hide.protects(name("a.h"), false, false));
+        assert!(
+            hide.excludes(name("a.h"), false, &[])
+                && !hide.protects(name("a.h"), false, false, &[])
+        );
     }
 
     #[test]
     fn a_non_utf8_pattern_is_a_usage_error() {
         let bad = Rule::Exclude(OsStr::from_bytes(b"\xff*").to_os_string());
         assert_eq!(Filter::new(&[bad]).unwrap_err().status, ExitStatus::Usage);
+    }
+
+    /// The rules `text` as the dir-merge file of `f`'s `slot` in `base`.
+    fn dir(f: &Filter, slot: usize, base: &str, text: &str) -> DirRules {
+        let mut files = vec![None; f.dir_merges().len()];
+        let read = rsync_rules::parse_dir_file(text.as_bytes(), &f.dir_merges()[slot]);
+        files[slot] = Some(read.unwrap());
+        DirRules {
+            base: base.as_bytes().to_vec(),
+            files,
+        }
+    }
+
+    #[test]
+    fn dir_merge_rules_decide_in_their_place_nearest_directory_first() {
+        let rsync = |text: &str| Rule::Rsync(text.into());
+        let f = filter(&[
+            rsync("+ *.keep"),
+            rsync(": .r"),
+            rsync(":n .n"),
+            rsync("- *.c"),
+        ]);
+        let top = dir(&f, 0, "", "- *.o\n");
+        let sub = dir(&f, 0, "a", "+ a.o\n- /b.c\n");
+        let excluded = |rel: &str, dirs: &[&DirRules]| f.excludes(OsStr::new(rel), false, dirs);
+        assert!(excluded("x.o", &[&top]) && excluded("a/x.o", &[&sub, &top]));
+        // The nearer file first; an earlier command-line rule before both.
+        assert!(!excluded("a/a.o", &[&sub, &top]) && !excluded("z.keep", &[&top]));
+        // Anchored at its directory; the rules after the place still apply.
+        assert!(excluded("a/b.c", &[&sub, &top]) && excluded("a/c/b.c", &[&sub, &top]));
+        assert!(!excluded("a/c/b.h", &[&sub, &top]));
+        // `!` forgets the directories above.
+        let cleared = dir(&f, 0, "a", "!\n- *.h\n");
+        assert!(!excluded("a/x.o", &[&cleared, &top]) && excluded("a/x.h", &[&cleared, &top]));
+        // `n`: only in the file's own directory.
+        let own = dir(&f, 1, "a", "- *.h\n");
+        assert!(excluded("a/x.h", &[&own]) && !excluded("a/b/x.h", &[&own]));
+    }
+
+    #[test]
+    fn the_e_modifier_leaves_the_merge_file_out() {
+        let f = filter(&[Rule::Rsync(":e .rules".into())]);
+        assert!(f.excludes(OsStr::new("a/.rules"), false, &[]));
+        assert!(!f.excludes(OsStr::new("a/rules"), false, &[]));
     }
 }

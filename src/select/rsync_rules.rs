@@ -1,8 +1,9 @@
 //! `--filter RULE`: rsync's filter rules (`+`, `-`, `P`, `R`, `H`, `S`,
-//! `!`, `merge`) parsed into ordered pattern rules with rsync's meaning
-//! (its man page's FILTER RULES and PATTERN MATCHING RULES).
+//! `!`, `merge`, `dir-merge`) parsed into ordered pattern rules with
+//! rsync's meaning (its man page's FILTER RULES, MERGE-FILE FILTER RULES
+//! and PATTERN MATCHING RULES).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -50,6 +51,36 @@ pub(crate) enum Parsed {
     Pattern(PatternRule),
     /// `!`: forget every rule before it.
     Clear,
+    /// `dir-merge FILE` (`: FILE`): the rules of FILE in each directory
+    /// walked, in this place.
+    DirMerge(DirMerge),
+}
+
+/// A `dir-merge` rule: the file each directory may hold, and how its rules
+/// are read (rsync's modifiers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DirMerge {
+    /// The file's name (one component).
+    pub(crate) name: OsString,
+    /// Its rules also apply below its directory (no `n` modifier).
+    pub(crate) inherit: bool,
+    /// `e`: the file itself is left out of the copy.
+    pub(crate) exclude_self: bool,
+    /// `-` or `+`: every line is a pattern of this kind, no rule names.
+    pub(crate) only: Option<Action>,
+    /// `w`: rules are split on whitespace, not lines (no comments).
+    pub(crate) words: bool,
+    /// `s` or `r`: the rules speak only to the walk or to `--delete`.
+    pub(crate) side: Option<Side>,
+}
+
+/// The rules of one directory's dir-merge file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DirFileRules {
+    pub(crate) rules: Vec<PatternRule>,
+    /// The file holds `!`: the rules of the directories above are
+    /// forgotten here and below.
+    pub(crate) clears: bool,
 }
 
 /// A pattern with its leading and trailing `/` taken off and remembered.
@@ -69,6 +100,34 @@ impl PatternRule {
             return false;
         }
         p.matches(rel)
+    }
+
+    /// `- NAME`: leaves out every entry called `name` (a dir-merge rule's
+    /// `e` modifier, for its file).
+    pub(crate) fn exclude_name(name: &OsStr) -> PatternRule {
+        PatternRule {
+            action: Action::Exclude,
+            side: Side::Both,
+            pattern: Pattern {
+                text: name.as_bytes().to_vec(),
+                anchored: false,
+                dir_only: false,
+                wild: false,
+            },
+        }
+    }
+
+    /// [`PatternRule::matches`] for a rule of a dir-merge file in the
+    /// directory `base` (below DST): an anchored pattern is matched from
+    /// there, as rsync anchors them at the merge file's directory.
+    pub(crate) fn matches_below(&self, rel: &[u8], base: &[u8], is_dir: bool) -> bool {
+        if !self.pattern.anchored || base.is_empty() {
+            return self.matches(rel, is_dir);
+        }
+        match rel.strip_prefix(base).and_then(|r| r.strip_prefix(b"/")) {
+            Some(below) => self.matches(below, is_dir),
+            None => false,
+        }
     }
 }
 
@@ -146,6 +205,10 @@ pub(crate) fn parse(rule: &OsStr) -> Result<Vec<Parsed>, String> {
 }
 
 fn parse_into(rule: &[u8], depth: usize, out: &mut Vec<Parsed>) -> Result<(), String> {
+    if let Some(dir_merge) = dir_merge_rule(rule)? {
+        out.push(Parsed::DirMerge(dir_merge));
+        return Ok(());
+    }
     let (name, arg) = split_rule(rule)?;
     let pattern_rule = |action, side| {
         if arg.is_empty() {
@@ -166,9 +229,6 @@ fn parse_into(rule: &[u8], depth: usize, out: &mut Vec<Parsed>) -> Result<(), St
         b"S" | b"show" => pattern_rule(Action::Include, Side::Sender)?,
         b"!" | b"clear" if arg.is_empty() => Parsed::Clear,
         b"." | b"merge" => return merge(arg, depth, out),
-        b":" | b"dir-merge" => {
-            return Err(format!("{}: dir-merge rules are not supported", show(rule)));
-        }
         _ => return Err(format!("unknown filter rule {}", show(rule))),
     };
     out.push(parsed);
@@ -198,6 +258,158 @@ fn split_rule(rule: &[u8]) -> Result<(&[u8], &[u8]), String> {
     }
 }
 
+/// A `dir-merge` (`:`) rule with its modifiers (`:n- .f`,
+/// `dir-merge,e .f`); `None` for any other rule.
+fn dir_merge_rule(rule: &[u8]) -> Result<Option<DirMerge>, String> {
+    let rest = match (rule.strip_prefix(b"dir-merge"), rule.strip_prefix(b":")) {
+        (Some(rest), _) => match rest.first() {
+            Some(b',') => &rest[1..],
+            Some(b' ' | b'_') | None => rest,
+            Some(_) => return Ok(None),
+        },
+        (None, Some(rest)) => rest,
+        (None, None) => return Ok(None),
+    };
+    let end = (rest.iter().position(|&b| b == b' ' || b == b'_')).unwrap_or(rest.len());
+    let (modifiers, file) = rest.split_at(end);
+    let file = file.get(1..).unwrap_or_default();
+    let mut merge = DirMerge {
+        name: OsString::new(),
+        inherit: true,
+        exclude_self: false,
+        only: None,
+        words: false,
+        side: None,
+    };
+    for &m in modifiers {
+        match m {
+            b'n' => merge.inherit = false,
+            b'e' => merge.exclude_self = true,
+            b'-' => merge.only = Some(Action::Exclude),
+            b'+' => merge.only = Some(Action::Include),
+            b'w' => merge.words = true,
+            b's' => merge.side = Some(Side::Sender),
+            b'r' => merge.side = Some(Side::Receiver),
+            other => {
+                return Err(format!(
+                    "filter rule {}: the dir-merge modifier `{}` is not supported \
+                     (n, e, -, +, w, s and r are)",
+                    show(rule),
+                    char::from(other).escape_default()
+                ));
+            }
+        }
+    }
+    // rsync's leading `/` also reads the file in the directories above
+    // the source; pcopy reads it in the copied directories only.
+    let name = file.strip_prefix(b"/").unwrap_or(file);
+    if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
+        return Err(format!(
+            "filter rule {}: a dir-merge file must be a name, read in each directory",
+            show(rule)
+        ));
+    }
+    merge.name = OsStr::from_bytes(name).to_os_string();
+    Ok(Some(merge))
+}
+
+/// The rules of one directory's dir-merge file, read as `merge` says:
+/// pattern rules and `!` only (a `merge` or `dir-merge` inside is an
+/// error), each taking the merge rule's side if it gives one.
+pub(crate) fn parse_dir_file(bytes: &[u8], merge: &DirMerge) -> Result<DirFileRules, String> {
+    let mut out = DirFileRules::default();
+    let items: Vec<Vec<u8>> = match merge.words {
+        true => words(bytes, merge.only.is_none()),
+        false => (bytes.split(|&b| b == b'\n'))
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .filter(|line| !matches!(line[0], b'#' | b';'))
+            .map(<[u8]>::to_vec)
+            .collect(),
+    };
+    for item in &items {
+        let item = item.as_slice();
+        let parsed = match merge.only {
+            Some(action) => Parsed::Pattern(PatternRule {
+                action,
+                side: Side::Both,
+                pattern: Pattern::new(item),
+            }),
+            None => {
+                let merges = dir_merge_rule(item)?.is_some()
+                    || matches!(split_rule(item), Ok((b"." | b"merge", _)));
+                if merges {
+                    return Err(format!(
+                        "{}: merge and dir-merge rules are not allowed in a dir-merge file",
+                        show(item)
+                    ));
+                }
+                let mut one = Vec::new();
+                parse_into(item, 0, &mut one)?;
+                one.pop()
+                    .ok_or_else(|| format!("{}: not a rule", show(item)))?
+            }
+        };
+        match parsed {
+            Parsed::Pattern(mut rule) => {
+                if let Some(side) = merge.side {
+                    if rule.side != Side::Both {
+                        return Err(format!(
+                            "{}: the dir-merge rule already gives the side",
+                            show(item)
+                        ));
+                    }
+                    rule.side = side;
+                }
+                out.rules.push(rule);
+            }
+            Parsed::Clear => {
+                out.rules.clear();
+                out.clears = true;
+            }
+            Parsed::DirMerge(_) => {
+                return Err(format!("{}: not allowed in a dir-merge file", show(item)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `w` modifier's rules: words split on whitespace, a rule name
+/// (`-`, `exclude`...) joined to the word after it when `prefixed`.
+fn words(bytes: &[u8], prefixed: bool) -> Vec<Vec<u8>> {
+    let is_name = |w: &[u8]| {
+        matches!(
+            w,
+            b"+" | b"-"
+                | b"P"
+                | b"R"
+                | b"H"
+                | b"S"
+                | b"include"
+                | b"exclude"
+                | b"protect"
+                | b"risk"
+                | b"hide"
+                | b"show"
+        )
+    };
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut name: Option<&[u8]> = None;
+    for word in bytes
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+    {
+        match name.take() {
+            Some(rule) => out.push([rule, b" ", word].concat()),
+            None if prefixed && is_name(word) => name = Some(word),
+            None => out.push(word.to_vec()),
+        }
+    }
+    out.extend(name.map(<[u8]>::to_vec));
+    out
+}
+
 /// The rules of a `merge` file, one a line; blank lines and lines
 /// starting with `#` or `;` are comments.
 fn merge(file: &[u8], depth: usize, out: &mut Vec<Parsed>) -> Result<(), String> {
@@ -209,6 +421,7 @@ fn merge(file: &[u8], depth: usize, out: &mut Vec<Parsed>) -> Result<(), String>
     if depth >= MAX_MERGE_DEPTH {
         return Err(format!("{shown}: merge files nest too deeply"));
     }
+
     let bytes = std::fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
     for line in bytes.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -281,7 +494,11 @@ mod tests {
             "exclude,s foo",
             "merge",
             "*.o",
-            ": .f",
+            ":x .f",
+            ":C",
+            ": a/.f",
+            "dir-merge ..",
+            ":",
         ] {
             assert!(parse(OsStr::new(bad)).is_err(), "{bad:?}");
         }
@@ -311,5 +528,61 @@ mod tests {
                 .unwrap_err()
                 .contains("cannot read")
         );
+    }
+
+    #[test]
+    fn dir_merge_rules_take_rsyncs_modifiers() {
+        let merge = |text: &str| match parse(OsStr::new(text)).unwrap().as_slice() {
+            [Parsed::DirMerge(merge)] => merge.clone(),
+            other => panic!("{text}: {other:?}"),
+        };
+        let plain = merge("dir-merge .rules");
+        assert_eq!(plain, merge(": .rules"));
+        assert_eq!(plain, merge(":_/.rules"));
+        assert!(plain.inherit && !plain.exclude_self && !plain.words);
+        assert_eq!((plain.only, plain.side), (None, None));
+        let all = merge("dir-merge,ne-ws .r");
+        assert!(!all.inherit && all.exclude_self && all.words);
+        assert_eq!(
+            (all.only, all.side),
+            (Some(Action::Exclude), Some(Side::Sender))
+        );
+        assert_eq!(merge(":+r .r").only, Some(Action::Include));
+        assert_eq!(merge(":+r .r").side, Some(Side::Receiver));
+        assert_eq!(merge(":n .r").name, ".r");
+    }
+
+    #[test]
+    fn a_dir_merge_file_holds_pattern_rules_and_clears_only() {
+        let merge = |text: &str| match parse(OsStr::new(text)).unwrap().as_slice() {
+            [Parsed::DirMerge(merge)] => merge.clone(),
+            other => panic!("{text}: {other:?}"),
+        };
+        let read = parse_dir_file(b"# c\n- *.o\n!\n+ a\r\nP b\n", &merge(": .r")).unwrap();
+        assert!(read.clears);
+        assert_eq!(read.rules, [rule("+ a"), rule("P b")]);
+        let words = parse_dir_file(b"- x + y\n\tP  z", &merge(":w .r")).unwrap();
+        assert_eq!(words.rules, [rule("- x"), rule("+ y"), rule("P z")]);
+        let bare = parse_dir_file(b"a.o b.o", &merge(":w- .r")).unwrap();
+        assert_eq!(bare.rules, [rule("- a.o"), rule("- b.o")]);
+        let only = parse_dir_file(b"+ a\n!\n", &merge(":- .r")).unwrap();
+        assert_eq!(only.rules.len(), 2);
+        assert!(only.rules.iter().all(|r| r.action == Action::Exclude));
+        let sided = parse_dir_file(b"- a\n", &merge(":s .r")).unwrap();
+        assert_eq!(sided.rules[0].side, Side::Sender);
+        for bad in [&b"merge /etc/rules\n"[..], b". x\n", b": .r\n", b"x y\n"] {
+            assert!(parse_dir_file(bad, &merge(": .r")).is_err(), "{bad:?}");
+        }
+        assert!(parse_dir_file(b"P a\n", &merge(":s .r")).is_err());
+    }
+
+    #[test]
+    fn anchored_rules_of_a_dir_merge_file_start_at_its_directory() {
+        let anchored = rule("- /z.c");
+        assert!(anchored.matches_below(b"a/b/z.c", b"a/b", false));
+        assert!(!anchored.matches_below(b"a/b/c/z.c", b"a/b", false));
+        assert!(!anchored.matches_below(b"a/bz.c", b"a/b", false));
+        assert!(anchored.matches_below(b"z.c", b"", false));
+        assert!(rule("- z.c").matches_below(b"a/b/c/z.c", b"a/b", false));
     }
 }

@@ -10,17 +10,30 @@ pub(crate) fn matches(pattern: &[u8], text: &[u8]) -> bool {
         pattern,
         text,
         failed: HashSet::new(),
+        remember: star_runs(pattern) > 1,
     }
     .from(0, 0)
 }
 
+/// How many runs of `*` `pattern` has.
+fn star_runs(pattern: &[u8]) -> usize {
+    let starts = pattern
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'*' && (i == 0 || pattern[i - 1] != b'*'));
+    starts.count()
+}
+
 /// One match in progress. `failed` remembers the (pattern, text)
 /// positions already known not to match, so patterns with many stars
-/// cost polynomial time, never exponential.
+/// cost polynomial time, never exponential. With one run of stars no
+/// position can be tried twice, so nothing is remembered (`remember`
+/// false): the common `*.o` costs no hashing.
 struct Matcher<'a> {
     pattern: &'a [u8],
     text: &'a [u8],
     failed: HashSet<(usize, usize)>,
+    remember: bool,
 }
 
 impl Matcher<'_> {
@@ -52,7 +65,11 @@ impl Matcher<'_> {
         let (rest, crosses) = (p + stars, stars >= 2);
         let mut at = t;
         loop {
-            if !self.failed.contains(&(rest, at)) {
+            if !self.remember {
+                if self.from(rest, at) {
+                    return true;
+                }
+            } else if !self.failed.contains(&(rest, at)) {
                 if self.from(rest, at) {
                     return true;
                 }

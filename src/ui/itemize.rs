@@ -82,7 +82,10 @@ pub(crate) fn code(update: Update, kind: ItemType, changes: &Changes) -> String 
     let letters = [
         (changes.contents, 'c'),
         (changes.size, 's'),
-        (changes.time, 't'),
+        (
+            changes.time || changes.time_now,
+            if changes.time_now { 'T' } else { 't' },
+        ),
         (changes.perms, 'p'),
         (changes.owner, 'o'),
         (changes.group, 'g'),
@@ -252,6 +255,8 @@ mod tests {
         assert_eq!(code(Update::Local, ItemType::Symlink, &new), "cL+++++++++");
         let time = changes(|c| c.time = true);
         assert_eq!(code(Update::Transfer, ItemType::File, &time), ">f..t......");
+        let now = changes(|c| c.time_now = true);
+        assert_eq!(code(Update::Transfer, ItemType::File, &now), ">f..T......");
         let size_perm = changes(|c| {
             c.size = true;
             c.perms = true;

@@ -16,7 +16,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
@@ -31,6 +31,7 @@ use super::readers::{Background, Readers};
 use super::tree::{self, Listed};
 use crate::plan::Root;
 use crate::relpath;
+use crate::select::dir_rules::DirRules;
 
 /// What the count found: the walk's totals, known ahead.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,9 @@ pub(super) fn start(
     stop: Arc<AtomicBool>,
     readers: &Readers,
 ) {
-    let dirs = roots.iter().filter(|root| root.is_dir).count();
+    // A flat root is made, never listed: nothing in it counts.
+    let listed = |root: &&Root| root.is_dir && !root.flat;
+    let dirs = roots.iter().filter(listed).count();
     let count = Arc::new(Count {
         setup: setup.clone(),
         stop,
@@ -79,12 +82,13 @@ pub(super) fn start(
     if dirs == 0 {
         count.finish();
     }
-    for root in roots.iter().filter(|root| root.is_dir) {
+    for root in roots.iter().filter(listed) {
         let task = DirTask {
             count: Arc::clone(&count),
             at: At::Root(root.src.clone()),
             rel: root.rel_dst.clone(),
             ancestors: None,
+            rules: None,
         };
         readers.spawn(Box::new(move |more| task.run(more)));
     }
@@ -158,7 +162,7 @@ struct Tally {
 impl Tally {
     /// Counts an entry that is not a directory, as the walk would queue it.
     fn entry(&mut self, setup: &WalkSetup, rel: &OsStr, stat: Option<&EntryStat>) {
-        let linked = stat.filter(|st| setup.archive && st.nlink() > 1);
+        let linked = stat.filter(|st| setup.keep.hard_links && st.nlink() > 1);
         let owned = match (setup.shard, linked) {
             (None, _) => true,
             (Some(shard), Some(st)) => shard.owns_key(&st.ino().to_le_bytes()),
@@ -207,6 +211,21 @@ impl Ancestor {
     }
 }
 
+/// The dir-merge rules of the directories a counted directory is in that
+/// have any, nearest last: a chain shared by siblings.
+struct RulesUp {
+    rules: DirRules,
+    up: Option<Arc<RulesUp>>,
+}
+
+impl RulesUp {
+    /// The rules from the nearest directory up, as `Filter` takes them.
+    fn nearest_first(chain: Option<&Arc<RulesUp>>) -> Vec<&DirRules> {
+        let links = std::iter::successors(chain.map(Arc::as_ref), |r| r.up.as_deref());
+        links.map(|link| &link.rules).collect()
+    }
+}
+
 /// Counting one directory.
 struct DirTask {
     count: Arc<Count>,
@@ -214,6 +233,7 @@ struct DirTask {
     /// Its destination path below DST.
     rel: OsString,
     ancestors: Option<Arc<Ancestor>>,
+    rules: Option<Arc<RulesUp>>,
 }
 
 impl DirTask {
@@ -231,6 +251,7 @@ impl DirTask {
             at,
             rel,
             ancestors,
+            rules,
         } = self;
         let setup = &count.setup;
         let depth = ancestors.as_ref().map_or(0, |a| a.depth + 1);
@@ -258,7 +279,8 @@ impl DirTask {
         }
         let mut listing = tree::list(fd.as_fd());
         tree::stat_entries(fd.as_fd(), &mut listing.entries, setup.dereference);
-        let subdirs = count_entries(&count, &rel, listing.entries);
+        let rules = read_rules(&count, fd.as_fd(), &rel, &listing.entries, rules);
+        let subdirs = count_entries(&count, &rel, listing.entries, rules.as_ref());
         if subdirs.is_empty() {
             return;
         }
@@ -283,16 +305,43 @@ impl DirTask {
                 rel: relpath::join(&rel, &name),
                 at: At::Beneath(Arc::clone(&held), name),
                 ancestors: Some(Arc::clone(&ancestors)),
+                rules: rules.clone(),
             };
             more.spawn(Box::new(move |more| task.run(more)));
         }
     }
 }
 
+/// The rules for the entries of the directory `rel`: those `up` from the
+/// directories above, and its own dir-merge files (a bad one is the
+/// walk's to report).
+fn read_rules(
+    count: &Count,
+    dir: BorrowedFd<'_>,
+    rel: &OsStr,
+    entries: &[Listed],
+    up: Option<Arc<RulesUp>>,
+) -> Option<Arc<RulesUp>> {
+    let Some(filter) = &count.setup.filter else {
+        return up;
+    };
+    let present = |name: &OsStr| entries.iter().any(|entry| entry.name == name);
+    match DirRules::read(dir, rel, filter.dir_merges(), &present, &mut Vec::new()) {
+        Some(rules) => Some(Arc::new(RulesUp { rules, up })),
+        None => up,
+    }
+}
+
 /// Counts the entries of the directory `rel` that are not directories;
 /// the names of the subdirectories to count.
-fn count_entries(count: &Count, rel: &OsStr, entries: Vec<Listed>) -> Vec<OsString> {
+fn count_entries(
+    count: &Count,
+    rel: &OsStr,
+    entries: Vec<Listed>,
+    rules: Option<&Arc<RulesUp>>,
+) -> Vec<OsString> {
     let setup = &count.setup;
+    let dirs = RulesUp::nearest_first(rules);
     let mut subdirs = Vec::new();
     let mut tally = count.tally();
     for entry in entries {
@@ -301,7 +350,7 @@ fn count_entries(count: &Count, rel: &OsStr, entries: Vec<Listed>) -> Vec<OsStri
             Some(stat) => stat.file_type() == FileType::Directory,
             None => entry.file_type == FileType::Directory,
         };
-        let excluded = (setup.filter.as_ref()).is_some_and(|f| f.excludes(&child, is_dir));
+        let excluded = (setup.filter.as_ref()).is_some_and(|f| f.excludes(&child, is_dir, &dirs));
         match (excluded, is_dir) {
             (true, _) => {}
             (false, true) => subdirs.push(entry.name),
@@ -338,7 +387,11 @@ mod tests {
         let setup = WalkSetup {
             dereference: false,
             dry_run: false,
-            archive,
+            keep: crate::job::Preserve {
+                hard_links: archive,
+                ..Default::default()
+            },
+            umask: 0o022,
             acls: false,
             owners: Default::default(),
             filter: None,
@@ -359,6 +412,7 @@ mod tests {
             src: src.to_path_buf(),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }];
         let (events, received) = mpsc::channel();
         let readers = Readers::start(readers, 0, false).expect("readers");

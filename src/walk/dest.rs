@@ -30,6 +30,10 @@ pub(crate) struct DestDir {
     pub(crate) names: Option<DestNames>,
     /// Names in it are looked up without regard to case.
     pub(crate) folds_case: bool,
+    /// The permission bits an existing directory had when the walk
+    /// entered it, before it was made writable for the run; `None` when
+    /// not looked at (created, dry run).
+    pub(crate) mode: Option<u32>,
 }
 
 /// Directories with more entries than this are not remembered by name:
@@ -232,6 +236,7 @@ impl DestDirs {
                     created: false,
                     names: None,
                     folds_case: false,
+                    mode: None,
                 }),
                 // A non-directory there would be replaced.
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => Ok(absent()),
@@ -273,13 +278,15 @@ impl DestDirs {
 
     /// An existing directory, opened, made ready for the run.
     fn existing(&mut self, fd: OwnedFd) -> Result<DestDir, DirFailure> {
-        let names = self.prepare_existing(&fd)?;
-        Ok(DestDir {
+        let mut dir = DestDir {
             fd: Some(fd),
             created: false,
-            names,
+            names: None,
             folds_case: false,
-        })
+            mode: None,
+        };
+        self.prepare_existing(&mut dir)?;
+        Ok(dir)
     }
 
     fn enter_root(&mut self) -> Result<DestDir, DirFailure> {
@@ -288,23 +295,28 @@ impl DestDirs {
         };
         let fd = rustix::io::fcntl_dupfd_cloexec(root, 0)
             .map_err(|e| dest_failure("cannot open destination directory", e))?;
-        let names = match self.dry_run {
-            true => None,
-            false => self.prepare_existing(&fd)?,
-        };
-        Ok(DestDir {
+        let mut dir = DestDir {
             fd: Some(fd),
             created: self.root_new,
-            names,
+            names: None,
             folds_case: false,
-        })
+            mode: None,
+        };
+        if !self.dry_run {
+            self.prepare_existing(&mut dir)?;
+        }
+        Ok(dir)
     }
 
     /// Makes an existing directory writable for the run (its final mode is
     /// applied at the end) and removes temp files of an earlier killed run,
     /// remembering the other names it finds (see [`DestNames`]).
-    fn prepare_existing(&mut self, dir: &OwnedFd) -> Result<Option<DestNames>, DirFailure> {
+    fn prepare_existing(&mut self, entered: &mut DestDir) -> Result<(), DirFailure> {
+        let Some(dir) = &entered.fd else {
+            return Ok(());
+        };
         let st = rustix::fs::fstat(dir).map_err(|e| dest_failure("cannot stat directory", e))?;
+        entered.mode = Some(st.st_mode & 0o7777);
         // Only when this user cannot write otherwise (root can): a chmod,
         // even one undone at the end, would change the ctime of a
         // directory that an incremental run leaves alone.
@@ -313,7 +325,7 @@ impl DestDirs {
                 .map_err(|e| dest_failure("cannot make directory writable", e))?;
         }
         if !self.cleaned.insert((st.st_dev, st.st_ino)) {
-            return Ok(None);
+            return Ok(());
         }
         let seed = self.name_seed;
         let mut names = HashSet::default();
@@ -338,7 +350,8 @@ impl DestDirs {
             seed,
             digests: names,
         };
-        Ok((listed.is_ok() && complete).then_some(names))
+        entered.names = (listed.is_ok() && complete).then_some(names);
+        Ok(())
     }
 }
 
@@ -363,6 +376,7 @@ fn new_dir(parent: BorrowedFd<'_>, name: &OsStr) -> Result<DestDir, DirFailure> 
         created: true,
         names: None,
         folds_case: false,
+        mode: None,
     })
 }
 
@@ -407,6 +421,7 @@ fn absent() -> DestDir {
         created: true,
         names: None,
         folds_case: false,
+        mode: None,
     }
 }
 

@@ -44,10 +44,11 @@ use rustix::io::Errno;
 use crate::copy::chmod::Chmod;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
-use crate::job::{EntryKind, FailKind, FileJob, WorkerEvent};
+use crate::job::{EntryKind, FailKind, FileJob, Preserve, WorkerEvent};
 use crate::plan::Root;
 use crate::relpath;
-use crate::select::filter::Filter;
+use crate::select::dir_rules::{BadRulesFile, DirRules};
+use crate::select::filter::{Chain, Filter};
 use crate::select::shard::Shard;
 use crate::ui::escape::io_reason;
 pub(crate) use batch::{BATCH_FILES, WalkEvent};
@@ -68,8 +69,11 @@ pub(crate) struct WalkSetup {
     /// `-L`: follow symlinks in the sources.
     pub(crate) dereference: bool,
     pub(crate) dry_run: bool,
-    /// `-a`: record directory owners and attributes, keep hard links.
-    pub(crate) archive: bool,
+    /// The parts of `-a` in force: hard links are keyed, directory
+    /// attributes recorded, directory modes kept or not.
+    pub(crate) keep: Preserve,
+    /// The umask: what a new directory's mode loses under `--no-perms`.
+    pub(crate) umask: u32,
     /// The owner and group directories get (`-a`, `--chown`).
     pub(crate) owners: crate::copy::owners::Owners,
     /// `-A`: record directory ACLs.
@@ -339,7 +343,7 @@ impl Walker {
                     stat,
                     fd,
                     merge: claim == Claim::Merge,
-                    mount: false,
+                    unlisted: root.flat,
                     listing: None,
                 };
                 self.enter_opened(dir, base, stack)
@@ -366,7 +370,7 @@ impl Walker {
             Some(typed) => typed,
             None => return Ok(()),
         };
-        if self.excluded(&rel, typed.is_dir) {
+        if self.excluded_in(&rel, typed.is_dir, stack) {
             return Ok(());
         }
         let claim = self.claim(&rel, typed.is_dir);
@@ -501,7 +505,7 @@ impl Walker {
             stat,
             fd,
             merge,
-            mount,
+            unlisted: mount,
             listing,
         };
         self.enter_opened(dir, Parent::Root, stack)
@@ -535,7 +539,7 @@ impl Walker {
     /// lists it and pushes it on the stack.
     fn enter_opened(
         &mut self,
-        dir: OpenedDir,
+        mut dir: OpenedDir,
         base: Parent<'_>,
         stack: &mut Stack,
     ) -> Result<(), Stopped> {
@@ -554,8 +558,9 @@ impl Walker {
             // The earlier source's directory keeps its metadata.
             self.dirs.pop();
         }
-        // A mount point under -x is made, but its contents are left out.
-        let listing = match (dir.mount, dir.listing) {
+        // A mount point under -x, or a flat root, is made, but its
+        // contents are left out.
+        let listing = match (dir.unlisted, dir.listing.take()) {
             (true, _) => Listing::default(),
             (false, Some(listing)) => listing,
             (false, None) => tree::list(dir.fd.as_fd()),
@@ -568,9 +573,11 @@ impl Walker {
                 vanished_or(&err, FailKind::SourceIo),
             )?;
         }
-        let ahead = self.plan_ahead(&listing.entries, &dir.rel);
+        let rules = self.read_dir_rules(&dir, &listing.entries)?;
+        let ahead = self.plan_ahead(&listing.entries, &dir.rel, stack, rules.as_ref());
         stack.push(NewFrame {
             listed: listing.entries,
+            rules,
             name: dir.name,
             path: dir.path,
             rel: dir.rel,
@@ -586,14 +593,30 @@ impl Walker {
     /// The subdirectories of a directory being entered that the readers
     /// are to read: those the listing says are directories and no filter
     /// leaves out (others the walk opens itself, if it enters them).
-    fn plan_ahead(&self, entries: &[Listed], rel: &OsStr) -> Ahead {
+    /// `rules` are the directory's own dir-merge rules.
+    fn plan_ahead(
+        &self,
+        entries: &[Listed],
+        rel: &OsStr,
+        stack: &Stack,
+        rules: Option<&DirRules>,
+    ) -> Ahead {
         if !self.readers.as_ref().is_some_and(Readers::read_ahead) {
             return Ahead::default();
+        }
+        let mut dirs: Vec<&DirRules> = rules.into_iter().collect();
+        if self
+            .setup
+            .filter
+            .as_ref()
+            .is_some_and(|f| !f.dir_merges().is_empty())
+        {
+            dirs.extend(stack.dir_rules());
         }
         let mut later: Vec<OsString> = entries
             .iter()
             .filter(|e| e.file_type == rustix::fs::FileType::Directory)
-            .filter(|e| !self.excluded(&relpath::join(rel, &e.name), true))
+            .filter(|e| !self.excluded(&relpath::join(rel, &e.name), true, &dirs))
             .map(|e| e.name.clone())
             .collect();
         later.reverse();
@@ -662,7 +685,7 @@ impl Walker {
     /// so are special files, and all entries under `-a` (hard links need
     /// the link count) or `-L` (the type is the target's).
     fn worker_stats(&self, place: &Place<'_>, kind: &EntryKind, name: &OsStr) -> bool {
-        !self.setup.archive
+        !self.setup.keep.hard_links
             && !self.setup.dereference
             && *kind != EntryKind::Special
             && place.names.is_some_and(|names| names.contains(name))
@@ -676,10 +699,53 @@ impl Walker {
         }
     }
 
-    fn excluded(&self, rel: &OsStr, is_dir: bool) -> bool {
+    /// [`Walker::excluded`] for an entry of the top directory of `stack`,
+    /// under the dir-merge rules of the directories it is in.
+    fn excluded_in(&self, rel: &OsStr, is_dir: bool, stack: &Stack) -> bool {
+        let Some(filter) = &self.setup.filter else {
+            return false;
+        };
+        match filter.dir_merges().is_empty() {
+            true => filter.excludes(rel, is_dir, &[]),
+            false => filter.excludes(rel, is_dir, &stack.dir_rules()),
+        }
+    }
+
+    fn excluded(&self, rel: &OsStr, is_dir: bool, dirs: Chain<'_>) -> bool {
         (self.setup.filter)
             .as_ref()
-            .is_some_and(|filter| filter.excludes(rel, is_dir))
+            .is_some_and(|filter| filter.excludes(rel, is_dir, dirs))
+    }
+
+    /// The rules of the dir-merge files in the directory `dir` just listed
+    /// (`rel` below DST), read beneath its descriptor; a file that cannot
+    /// be read or holds a bad rule is reported and left out.
+    fn read_dir_rules(
+        &mut self,
+        dir: &OpenedDir,
+        listed: &[Listed],
+    ) -> Result<Option<DirRules>, Stopped> {
+        let Some(filter) = self
+            .setup
+            .filter
+            .clone()
+            .filter(|f| !f.dir_merges().is_empty())
+        else {
+            return Ok(None);
+        };
+        let present = |name: &OsStr| listed.iter().any(|entry| entry.name == name);
+        let mut bad = Vec::new();
+        let rules = DirRules::read(
+            dir.fd.as_fd(),
+            &dir.rel,
+            filter.dir_merges(),
+            &present,
+            &mut bad,
+        );
+        for BadRulesFile { name, reason } in bad {
+            self.fail(&dir.path.join(name), reason, FailKind::SourceIo)?;
+        }
+        Ok(rules)
     }
 
     /// A source that is not a directory: one job.
@@ -688,7 +754,7 @@ impl Walker {
             Ok(meta) => {
                 let kind = entry_kind(meta.is_file(), meta.is_symlink());
                 let rel = root.rel_dst.clone();
-                if self.excluded(&rel, false) || self.claim(&rel, false) == Claim::Taken {
+                if self.excluded(&rel, false, &[]) || self.claim(&rel, false) == Claim::Taken {
                     return Ok(());
                 }
                 // Not split: the parent may be below the root, and a single
@@ -721,7 +787,9 @@ impl Walker {
         let meta = md.as_ref().map(EntryStat::source_meta);
         // Any non-directory can have several names: files, symlinks,
         // fifos, sockets and device nodes alike (as `rsync -aH` keeps).
-        let linked = md.as_ref().filter(|m| self.setup.archive && m.nlink() > 1);
+        let linked = md
+            .as_ref()
+            .filter(|m| self.setup.keep.hard_links && m.nlink() > 1);
         // All names of a linked file go to one shard: the inode's.
         let owned = match (self.setup.shard, linked) {
             (None, _) => true,
@@ -801,8 +869,11 @@ impl Walker {
         }
         let mut record = DirMeta::from_source(rel.to_os_string(), stat.raw());
         record.mode = self.setup.chmod.apply(record.mode, true);
-        if self.setup.archive || self.setup.owners.any() {
-            let (owners, xattrs) = (self.setup.owners, self.setup.archive);
+        if !self.setup.keep.perms {
+            record.mode = self.unkept_mode(record.mode, &dir);
+        }
+        if self.setup.keep.xattrs || self.setup.owners.any() {
+            let (owners, xattrs) = (self.setup.owners, self.setup.keep.xattrs);
             record = record.with_archive(stat.raw(), src, owners, xattrs);
         }
         if self.setup.acls {
@@ -815,13 +886,28 @@ impl Walker {
         {
             // Judged before the copy changes it, as rsync itemizes it.
             if let Ok(st) = rustix::fs::fstat(fd) {
-                let changes = record.differences(&st);
+                let mut changes = record.differences(&st);
+                changes.time &= self.setup.keep.times;
                 let rel = rel.to_os_string();
                 let _ = self.out.send(WalkEvent::DirChanged { rel, changes });
             }
         }
         self.dirs.push(record);
         Ok(dir)
+    }
+
+    /// `--no-perms`, as rsync: an existing directory keeps the mode it
+    /// had; a new one gets its source's permission bits less the umask,
+    /// without setuid, setgid or sticky, but with the setgid bit it
+    /// inherited from its parent.
+    fn unkept_mode(&self, source_mode: u32, dir: &DestDir) -> u32 {
+        if let Some(mode) = dir.mode.filter(|_| !dir.created) {
+            return mode;
+        }
+        let inherited = (dir.fd.as_ref())
+            .and_then(|fd| rustix::fs::fstat(fd).ok())
+            .map_or(0, |st| st.st_mode & libc::S_ISGID);
+        source_mode & 0o777 & !self.setup.umask | inherited
     }
 
     fn fail(&mut self, path: &Path, reason: String, kind: FailKind) -> Result<(), Stopped> {
@@ -873,8 +959,9 @@ struct OpenedDir {
     fd: OwnedFd,
     /// An earlier source made this directory: it keeps that one's metadata.
     merge: bool,
-    /// On another file system than its root, under `-x`: made, not listed.
-    mount: bool,
+    /// Made, not listed: on another file system than its root under
+    /// `-x`, or listed in `--files-from` without `-r`.
+    unlisted: bool,
     /// Its listing, when a reader took it; `None`: listed when entered.
     listing: Option<Listing>,
 }

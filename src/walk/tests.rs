@@ -62,7 +62,8 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
     let setup = WalkSetup {
         dereference: false,
         dry_run: false,
-        archive: false,
+        keep: Default::default(),
+        umask: 0o022,
         acls: false,
         owners: Default::default(),
         filter: None,
@@ -84,6 +85,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
             src: src.to_path_buf(),
             rel_dst: OsString::new(),
             is_dir: true,
+            flat: false,
         }],
         dst_root: Some(dst_root),
         dst_root_new: dst_new,

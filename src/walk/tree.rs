@@ -25,6 +25,7 @@ use super::dest::{DestDir, DestNames};
 use super::entry_stat::EntryStat;
 use super::readers::Ticket;
 use crate::relpath;
+use crate::select::dir_rules::DirRules;
 
 /// One name in a listed directory, and its type as `getdents64` gave it
 /// (`Unknown` on file systems that do not say).
@@ -135,6 +136,8 @@ pub(super) struct Frame {
     pub(super) collisions: Option<Collisions>,
     /// Its subdirectories asked of the readers, and those to ask next.
     pub(super) ahead: Ahead,
+    /// The rules of its dir-merge files; `None` without any.
+    rules: Option<DirRules>,
 }
 
 /// What a new frame is made of.
@@ -147,6 +150,7 @@ pub(super) struct NewFrame {
     pub(super) src: OwnedFd,
     pub(super) dest: DestDir,
     pub(super) ahead: Ahead,
+    pub(super) rules: Option<DirRules>,
 }
 
 /// How the destination side reopens a directory closed for the budget.
@@ -192,6 +196,7 @@ impl Stack {
             closed: false,
             collisions,
             ahead: new.ahead,
+            rules: new.rules,
         });
         if self.frames.len() - self.open_from > self.open_levels {
             self.frames[self.open_from].close();
@@ -235,6 +240,16 @@ impl Stack {
             .iter()
             .find(|f| f.id == id)
             .map(|f| f.path.as_path())
+    }
+
+    /// The dir-merge rules of the directories the walk is in, the top
+    /// one's first (see `Filter::excludes`).
+    pub(super) fn dir_rules(&self) -> Vec<&DirRules> {
+        self.frames
+            .iter()
+            .rev()
+            .filter_map(|f| f.rules.as_ref())
+            .collect()
     }
 
     /// Leaves the top directory.

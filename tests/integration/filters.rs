@@ -2,10 +2,12 @@
 //! with an explicit expectation and, where rsync is installed, with what
 //! `rsync -a` makes of the same rules.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use crate::testenv::{
-    Detail, TestEnv, assert_listings_equal, assert_status, listing_with, skipped,
+    Detail, Gate, Guarded, TestEnv, assert_listings_equal, assert_status, hook_available,
+    listing_with, skipped,
 };
 
 /// A tree where gitignore's and rsync's meanings of the patterns differ.
@@ -54,6 +56,18 @@ fn paths(env: &TestEnv, root: &str) -> Vec<String> {
 /// beside pcopy's copy `pcopy_dst` and asserts both trees are the same to
 /// `detail`; skips with a reason without rsync.
 fn compare_with_rsync(env: &TestEnv, args: &[&str], pre: &str, pcopy_dst: &str, detail: Detail) {
+    compare_with_rsync_args(env, args, pre, pcopy_dst, detail);
+}
+
+/// [`compare_with_rsync`] with rsync given `args` (where its flags differ
+/// from pcopy's).
+fn compare_with_rsync_args(
+    env: &TestEnv,
+    args: &[&str],
+    pre: &str,
+    pcopy_dst: &str,
+    detail: Detail,
+) {
     let rsync_dst = format!("{pcopy_dst}.rsync");
     if !pre.is_empty() {
         copy_tree(env, pre, &rsync_dst);
@@ -184,13 +198,14 @@ both_kinds! {
 
     fn a_bad_rule_is_a_usage_error(env: TestEnv) {
         env.write("src/f", "f");
-        let bad: [(&str, &str); 6] = [
+        let bad: [(&str, &str); 7] = [
             ("x *.o", "unknown filter rule"),
             ("*.o", "unknown filter rule"),
             ("-", "has no pattern"),
             ("-! *.o", "modifiers are not supported"),
             ("merge missing.rules", "cannot read"),
-            (": .rules", "dir-merge rules are not supported"),
+            (":C", "modifier `C` is not supported"),
+            (": sub/.rules", "must be a name"),
         ];
         for (rule, why) in bad {
             let output = env.run(["-f", rule, "src/", "dst"]);
@@ -202,8 +217,183 @@ both_kinds! {
     }
 }
 
+/// A tree with `.rsync-filter` files at three levels: the top one leaves
+/// out `*.o` everywhere, `a/b`'s takes `keep.o` back and leaves out its
+/// own `z.c` (anchored there), `c`'s forgets the rules above (`!`).
+fn dir_merge_tree(env: &TestEnv) {
+    for file in [
+        "x.o",
+        "x.c",
+        "a/y.o",
+        "a/y.c",
+        "a/b/z.o",
+        "a/b/z.c",
+        "a/b/keep.o",
+        "c/w.o",
+        "c/w.tmp",
+        "z.c",
+    ] {
+        env.write(format!("src/{file}"), file);
+    }
+    env.write("src/.rsync-filter", "- *.o\n");
+    env.write(
+        "src/a/b/.rsync-filter",
+        "# per directory\n+ keep.o\n- /z.c\n",
+    );
+    env.write("src/c/.rsync-filter", "!\n- *.tmp\n");
+    age(env, "src");
+}
+
+both_kinds! {
+    fn dir_merge_files_filter_their_directory_and_below(env: TestEnv) {
+        dir_merge_tree(&env);
+        let filters = [".rsync-filter", "a/b/.rsync-filter", "c/.rsync-filter"];
+        let with_filters = |paths: &[&'static str]| -> Vec<&'static str> {
+            paths.iter().chain(&filters).copied().collect()
+        };
+        let dirs = ["a", "a/b", "c"];
+        let base = ["x.c", "z.c", "a/y.c", "a/b/keep.o", "c/w.o"];
+        let all_dirs = |paths: Vec<&'static str>| -> Vec<&'static str> {
+            paths.into_iter().chain(dirs).collect()
+        };
+        let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+            (vec!["-F"], all_dirs(with_filters(&base))),
+            (vec!["-FF"], all_dirs(base.to_vec())),
+            (vec!["-f", "dir-merge,e .rsync-filter"], all_dirs(base.to_vec())),
+            (vec!["-f", ":e /.rsync-filter"], all_dirs(base.to_vec())),
+            // `n`: each file's rules stay in its own directory.
+            (vec!["-f", ":n .rsync-filter"],
+             all_dirs(with_filters(&["x.c", "z.c", "a/y.c", "a/y.o", "a/b/z.o", "a/b/keep.o", "c/w.o"]))),
+            // `-`: every line is an exclude pattern, `+ keep.o` and `!` too.
+            (vec!["-f", ":-e .rsync-filter"],
+             all_dirs(vec!["x.c", "x.o", "z.c", "a/y.c", "a/y.o", "a/b/z.c", "a/b/z.o", "a/b/keep.o",
+                           "c/w.o", "c/w.tmp"])),
+            // Earlier rules win over the per-directory ones.
+            (vec!["-f", "+ x.o", "-FF"], all_dirs([&base[..], &["x.o"]].concat())),
+        ];
+        for (i, (args, expected)) in cases.iter().enumerate() {
+            let dst = format!("dst{i}");
+            let mut full = vec!["-a"];
+            full.extend(args);
+            full.extend(["src/", &dst]);
+            assert_status(&env.run(&full), 0);
+            assert_eq!(paths(&env, &dst), tree(expected), "{args:?}");
+            compare_with_rsync(&env, args, "", &dst, Detail::Copy);
+        }
+    }
+
+    fn dir_merge_rules_protect_from_delete_where_the_destination_has_them(env: TestEnv) {
+        dir_merge_tree(&env);
+        for extra in ["a/extra.o", "a/extra.txt", "a/b/old.o", "a/b/z.c", "c/gone.tmp", "c/gone.o", "ex.o"] {
+            env.write(format!("old/{extra}"), extra);
+        }
+        age(&env, "old");
+        // rsync's receiver reads the merge files of the destination, as
+        // its --delete-after does (pcopy deletes after the copy): copied
+        // ones protect what they exclude; left out ones (-FF) do not.
+        let cases: [(&[&str], &[&str]); 3] = [
+            (&["-F"], &["a/b/old.o", "a/b/z.c", "a/extra.o", "c/gone.tmp", "ex.o"]),
+            (&["-FF"], &[]),
+            (&["-F", "--delete-excluded"], &[]),
+        ];
+        let copied = [
+            "x.c", "z.c", "a", "a/y.c", "a/b", "a/b/keep.o", "c", "c/w.o", ".rsync-filter",
+            "a/b/.rsync-filter", "c/.rsync-filter",
+        ];
+        for (i, (args, kept)) in cases.iter().enumerate() {
+            let dst = format!("dst{i}");
+            copy_tree_fresh(&env, "old", &dst);
+            let mut full = vec!["-a", "--delete"];
+            full.extend(args.iter());
+            full.extend(["src/", &dst]);
+            assert_status(&env.run(&full), 0);
+            let filters_copied = !args.contains(&"-FF");
+            let expected: Vec<&str> = (copied.iter().copied())
+                .filter(|p| filters_copied || !p.ends_with(".rsync-filter"))
+                .chain(kept.iter().copied())
+                .collect();
+            assert_eq!(paths(&env, &dst), tree(&expected), "{args:?}");
+            let mut rsync_args = vec!["--delete-after"];
+            rsync_args.extend(args.iter());
+            compare_with_rsync_args(&env, &rsync_args, "old", &dst, Detail::Contents);
+        }
+    }
+
+    fn a_bad_dir_merge_file_fails_its_directory_only(env: TestEnv) {
+        dir_merge_tree(&env);
+        env.write("src/a/.rsync-filter", "merge /etc/passwd\n");
+        env.write("elsewhere", "- *.c\n");
+        env.symlink("../../elsewhere", "src/c/.rsync-filter.tmp");
+        std::fs::remove_file(env.path("src/c/.rsync-filter")).unwrap();
+        std::fs::rename(env.path("src/c/.rsync-filter.tmp"), env.path("src/c/.rsync-filter")).unwrap();
+        env.write("old/a/extra", "extra");
+        copy_tree_fresh(&env, "old", "dst");
+        let output = env.run(["-a", "-FF", "--delete", "src/", "dst"]);
+        assert_status(&output, 23);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("src/a/.rsync-filter: merge /etc/passwd: merge and dir-merge rules are not allowed"), "{stderr}");
+        assert!(stderr.contains("src/c/.rsync-filter: a dir-merge file is a symbolic link"), "{stderr}");
+        // The other rules hold (without c's `!`, the top `- *.o` reaches
+        // c/w.o); nothing is deleted after a failure.
+        let expected = [
+            "x.c", "z.c", "a", "a/y.c", "a/b", "a/b/keep.o", "a/extra", "c", "c/w.tmp",
+        ];
+        assert_eq!(paths(&env, "dst"), tree(&expected));
+    }
+}
+
 /// `to` as a fresh copy of `from`.
 fn copy_tree_fresh(env: &TestEnv, from: &str, to: &str) {
     env.mkdir(to);
     copy_tree(env, from, to);
+}
+
+both_kinds! {
+    fn dir_merge_rules_shape_the_counted_totals(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        // The only worker waits on the first source's file and the full
+        // jobs queue holds the walk back, so the first totals shown are
+        // the count-ahead's alone (as in walk.rs).
+        env.write("first/gate.txt", "gate\n");
+        for i in 0..1000 {
+            env.write(format!("second/d{}/f{i:04}", i % 10), "x");
+            env.write(format!("second/d{}/f{i:04}.o", i % 10), "object");
+        }
+        for i in 0..5 {
+            env.write(format!("second/d3/skip/s{i}"), "skipped");
+        }
+        env.write("second/.rsync-filter", "- *.o\n");
+        env.write("second/d3/.rsync-filter", "- skip/\n");
+        env.mkdir("gate");
+        let mut gate = Gate::new(&env.path("gate"), "open", "gate.txt");
+        let (key, value) = gate.env();
+        let mut child = Guarded::spawn(
+            env.pcopy()
+                .args(["--progress", "-j", "1", "-F", "first/", "second/", "dst"])
+                .env(key, value)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        gate.wait_reached();
+        let stderr = child.child().stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let first_totals = loop {
+            let line = lines.next().expect("a progress line").expect("read");
+            if !line.contains("scanning") {
+                break line;
+            }
+        };
+        // The gate, 1,000 files of one byte and the two rules files
+        // (6 + 8 bytes): no `.o` file, nothing below d3/skip.
+        let expected = "pcopy: 0/1003 files, 0 B/1019 B, ";
+        assert!(first_totals.starts_with(expected), "{first_totals}");
+        gate.release();
+        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+        assert_status(&child.wait(), 0);
+        assert!(rest.iter().any(|l| l.starts_with("pcopy: 1003/1003 files")), "{rest:?}");
+        assert!(!env.path("dst/d3/skip").exists());
+        assert!(!env.path("dst/d0/f0000.o").exists());
+    }
 }

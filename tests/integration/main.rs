@@ -20,6 +20,7 @@ mod filters;
 mod metadata;
 mod metadata_acls;
 mod metadata_owners;
+mod metadata_parts;
 mod reliability_crash;
 mod reliability_fs;
 mod reliability_hostile;

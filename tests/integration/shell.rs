@@ -46,6 +46,22 @@ fn each_completion_and_the_man_page_is_generated() {
         let man = text("man");
         assert!(man.contains(".TH pcopy 1"), "{man}");
         assert!(man.contains("\\-\\-itemize\\-changes"), "{man}");
+        // The parts of -a, their negations and -F are there as flags are.
+        for flag in [
+            "\\-\\-no\\-times",
+            "\\-\\-no\\-D",
+            "\\-\\-hard\\-links",
+            "\\fB\\-F\\fR",
+            "dir\\-merge",
+        ] {
+            assert!(man.contains(flag), "{flag} missing from the man page");
+        }
+        for flag in ["--no-perms", "--no-recursive", "--no-specials", "--xattrs"] {
+            assert!(
+                bash.contains(flag),
+                "{flag} missing from the bash completions"
+            );
+        }
         // The bash script is valid bash.
         let script = dir.path().join("pcopy.bash");
         std::fs::write(&script, &bash).unwrap();
