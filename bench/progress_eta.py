@@ -91,6 +91,14 @@ def load():
         return float(f.read().split()[0])
 
 
+def cpu_busy_seconds():
+    """CPU time (all CPUs) not idle since boot, in seconds."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def spawn(cmd, tty):
     """Starts cmd with stderr on a pipe or a pseudo-terminal; the reader's fd."""
     if tty:
@@ -136,11 +144,16 @@ def one_run(args, mode):
     if mode == "json":
         cmd.insert(1, "--json")
     before = load()
+    busy_before = cpu_busy_seconds()
     start = time.monotonic()
     proc, fd = spawn(cmd, mode == "tty")
     lines = read_timed(fd, mode == "tty", start)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
+    # What other processes took of the CPUs meanwhile: the busy time of
+    # the machine less pcopy's own (and its workers'), in CPUs.
+    own = usage.ru_utime + usage.ru_stime
+    others = max(0.0, cpu_busy_seconds() - busy_before - own) / wall
     if mode == "tty":
         os.close(fd)
     if os.waitstatus_to_exitcode(status) != 0:
@@ -149,7 +162,9 @@ def one_run(args, mode):
     records = [(t, r) for t, r in ((t, parse(x)) for t, x in lines) if r is not None]
     if not records:
         raise BenchError(f"{mode}: no progress line in {lines[:3]}")
-    return summarize(mode, records, wall, usage.ru_maxrss, before)
+    result = summarize(mode, records, wall, usage.ru_maxrss, before)
+    result["others_cpus"] = others
+    return result
 
 
 def summarize(mode, records, wall, maxrss_kib, load_before):
@@ -197,14 +212,17 @@ def markdown(results, label):
           "\"final at\" is when the totals stopped growing, as a share of the wall time;",
           "\"ETA at N %\" is the ETA shown at the first line with N % of the files done",
           "divided by the time that was really left (1.00 exact; target at 25 %: 0.70-1.30).",
-          "The bar rows are read from a pseudo-terminal, every redraw timestamped.", "",
-          "| display | load | wall (s) | final at | ETA at 10 % | at 25 % | at 50 % "
+          "The bar rows are read from a pseudo-terminal, every redraw timestamped.",
+          "\"others\" is the CPUs other processes kept busy during the run (the machine's",
+          "busy time less pcopy's own), \"load\" the load average before it.", "",
+          "| display | load | others | wall (s) | final at | ETA at 10 % | at 25 % | at 50 % "
           "| peak RSS | ETA while scanning | scanning after final |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ratios = [fmt_ratio(r[f"eta{m}"]["ratio"] if r[f"eta{m}"] else None) for m in MARKS]
         final = "never" if r["totals_final_at"] is None else f"{100 * r['totals_final_at']:.1f} %"
-        md.append(f"| {r['mode']} | {r['load_before']:.1f} | {r['wall']:.2f} | {final} | "
+        md.append(f"| {r['mode']} | {r['load_before']:.1f} | {r['others_cpus']:.2f} | "
+                  f"{r['wall']:.2f} | {final} | "
                   + " | ".join(ratios)
                   + f" | {r['peak_rss_mib']:.1f} MiB | {r['eta_while_scanning']} | "
                   f"{r['scanning_after_final']} |")
@@ -219,6 +237,11 @@ def markdown(results, label):
         parts = [f"final at {'never' if final is None else f'{100 * final:.1f} %'}"]
         for m in MARKS:
             parts.append(f"ETA/left at {m} % {fmt_ratio(med([r[f'eta{m}']['ratio'] for r in rows if r[f'eta{m}']]))}")
+        within = [r for r in rows if r["eta25"] and r["eta25"]["ratio"] is not None
+                  and 0.7 <= r["eta25"]["ratio"] <= 1.3]
+        parts.append(f"ETA at 25 % within 30 % in {len(within)} of {len(rows)} runs")
+        early = [r for r in rows if r["totals_final_at"] is not None and r["totals_final_at"] <= 0.1]
+        parts.append(f"final within 10 % in {len(early)} of {len(rows)}")
         parts.append(f"peak RSS {max(r['peak_rss_mib'] for r in rows):.1f} MiB (largest)")
         md.append(f"- {mode}: " + ", ".join(parts))
     return "\n".join(md) + "\n"
