@@ -214,12 +214,15 @@ impl Bar {
 impl Progress for Bar {
     fn update(&mut self, c: &Counters) {
         let f = self.gauge.read(c, Instant::now());
-        if f.totals_final && !self.final_style {
+        // Each call below may draw (at most 20 times a second): the first
+        // one after the totals became final draws the new look with some
+        // of the old figures, and the next draw may be 50 ms away. So
+        // that frame is drawn over at once with the whole new state.
+        let becomes_final = f.totals_final && !self.final_style;
+        if becomes_final {
             self.final_style = true;
             self.bar.set_style(bar_style(true));
         }
-        self.bar.set_length(f.bytes_total);
-        self.bar.set_position(f.bytes_done);
         // Only changed texts are handed over: each is a new allocation
         // and a redraw request.
         let message = files_text(&f);
@@ -227,17 +230,19 @@ impl Progress for Bar {
             self.bar.set_message(message.clone());
             self.message = message;
         }
+        let rate = HumanBytes(f.bytes_per_sec as u64);
         let prefix = match f.totals_final {
-            true => format!(
-                "{}/s ETA {}",
-                HumanBytes(f.bytes_per_sec as u64),
-                eta_text(f.eta)
-            ),
-            false => format!("{}/s", HumanBytes(f.bytes_per_sec as u64)),
+            true => format!("{rate}/s ETA {}", eta_text(f.eta)),
+            false => format!("{rate}/s"),
         };
         if prefix != self.prefix {
             self.bar.set_prefix(prefix.clone());
             self.prefix = prefix;
+        }
+        self.bar.set_length(f.bytes_total);
+        self.bar.set_position(f.bytes_done);
+        if becomes_final {
+            self.bar.force_draw();
         }
     }
 
