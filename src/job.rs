@@ -39,6 +39,12 @@ pub(crate) struct FileJob {
     /// The source's size and mtime as the walker saw them, for the quick
     /// check; `None` makes the engine look for itself.
     pub meta: Option<SourceMeta>,
+    /// `meta`'s size counts in the progress totals. Every new name's does;
+    /// a name already in the destination may still come with the stat a
+    /// directory reader took, which spares the worker its own, but whether
+    /// a reader got there first is a matter of timing, and totals that
+    /// depended on it would differ from run to run.
+    pub counted: bool,
     /// The walker created the destination directory of this entry in this
     /// run, so nothing can be at `rel_dst` yet: no need to look.
     pub fresh: bool,
@@ -52,7 +58,15 @@ impl FileJob {
     /// totals; when not, a worker stats the source and the copied bytes
     /// are added to the totals as they come.
     pub(crate) fn size_known(&self) -> bool {
-        self.meta.is_some()
+        self.counted && self.meta.is_some()
+    }
+
+    /// The size counted in the progress totals: 0 when not [`Self::size_known`].
+    pub(crate) fn counted_size(&self) -> u64 {
+        match self.size_known() {
+            true => self.meta.map_or(0, |m| m.size),
+            false => 0,
+        }
     }
 }
 

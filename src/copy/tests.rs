@@ -44,6 +44,7 @@ pub(super) fn job(src: &Path, rel_dst: impl AsRef<OsStr>, kind: EntryKind) -> Fi
         rel_dst: rel_dst.as_ref().to_owned(),
         kind,
         meta: None,
+        counted: false,
         fresh: false,
         range: None,
     }

@@ -247,6 +247,7 @@ mod tests {
             rel_dst: "f".into(),
             kind: EntryKind::File,
             meta: None,
+            counted: false,
             fresh: true,
             range: None,
         };

@@ -448,7 +448,7 @@ impl Reporter {
     fn skipped(&mut self, job: &FileJob, reason: &SkipReason, done: &Completion) {
         self.tally.skipped += 1;
         // Its bytes will not move: the totals shrink instead.
-        let size = job.meta.map_or(0, |m| m.size);
+        let size = job.counted_size();
         if job.kind == EntryKind::File {
             self.counters.bytes_total -= size.min(self.counters.bytes_total);
             self.counters.bytes_skipped += size;
@@ -724,6 +724,7 @@ mod tests {
             rel_dst: "f".into(),
             kind: EntryKind::File,
             meta,
+            counted: true,
             fresh: false,
             range: None,
         }
@@ -793,5 +794,40 @@ mod tests {
         assert_eq!(bytes_of(&reporter), (8, 10));
         reporter.completed(&sized_job, 8, &copied(10));
         assert_eq!(bytes_of(&reporter), (10, 10));
+    }
+
+    #[test]
+    fn a_reader_s_stat_that_was_not_counted_moves_the_totals_as_no_stat_does() {
+        let meta = crate::job::SourceMeta {
+            size: 10,
+            mtime: crate::job::FileTime::default(),
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+        };
+        let seen_job = FileJob {
+            counted: false,
+            ..job(Some(meta))
+        };
+        assert!(!seen_job.size_known());
+        assert_eq!(seen_job.counted_size(), 0);
+        let quiet = || Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
+        // Up to date: the totals, which never held its size, stay whole.
+        let mut reporter = quiet();
+        reporter.queued(2, 4);
+        let skipped = done(Outcome::Skipped {
+            reason: crate::job::SkipReason::UpToDate,
+        });
+        reporter.completed(&seen_job, 0, &skipped);
+        assert_eq!(bytes_of(&reporter), (0, 4));
+        assert_eq!(reporter.counters.bytes_skipped, 0);
+        assert_eq!(reporter.stats.total_size, 10, "its size is still known");
+        // Copied: its bytes join the total as they come.
+        let mut reporter = quiet();
+        reporter.queued(2, 4);
+        reporter.bytes_copied(10, seen_job.size_known());
+        reporter.completed(&seen_job, 10, &copied(10));
+        assert_eq!(bytes_of(&reporter), (10, 14));
     }
 }

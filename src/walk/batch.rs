@@ -79,6 +79,8 @@ pub(super) struct NewJob {
     pub(super) rel_dst: OsString,
     pub(super) kind: EntryKind,
     pub(super) meta: Option<SourceMeta>,
+    /// `meta` counts in the totals (see [`FileJob::counted`]).
+    pub(super) counted: bool,
     /// The walker created its destination directory in this run.
     pub(super) fresh: bool,
 }
@@ -141,7 +143,7 @@ impl Batcher {
             self.batch_started = Instant::now();
         }
         let size = match new.kind {
-            EntryKind::File => new.meta.map_or(0, |m| m.size),
+            EntryKind::File if new.counted => new.meta.map_or(0, |m| m.size),
             _ => 0,
         };
         let id = self.take_id();
@@ -151,6 +153,7 @@ impl Batcher {
             rel_dst: new.rel_dst,
             kind: new.kind,
             meta: new.meta,
+            counted: new.counted,
             fresh: new.fresh,
             range: None,
         });
@@ -200,6 +203,7 @@ impl Batcher {
                 rel_dst: rel_dst.clone(),
                 kind: EntryKind::File,
                 meta: Some(md.source_meta()),
+                counted: true,
                 fresh,
                 range: Some(range),
             });

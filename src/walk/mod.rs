@@ -402,17 +402,25 @@ impl Walker {
             return Ok(());
         };
         let place = Place::of(&top.dest, top.dest_names());
-        let md = match self.worker_stats(&place, &kind, &entry.name) {
-            true => None,
-            false => typed
-                .stat
-                .or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
+        // A name the worker compares is not stat'ed here, but a stat a
+        // reader already took goes along: the worker then makes one stat
+        // (of the destination) where it would make two.
+        let (md, seen) = match self.worker_stats(&place, &kind, &entry.name) {
+            true => (None, typed.stat.as_ref().map(EntryStat::source_meta)),
+            false => {
+                let stat = typed.stat;
+                (
+                    stat.or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
+                    None,
+                )
+            }
         };
         let found = Found {
             src: path,
             rel,
             kind,
             md,
+            seen,
         };
         self.add_entry(found, place)
     }
@@ -769,6 +777,7 @@ impl Walker {
                     rel,
                     kind,
                     md: Some(meta),
+                    seen: None,
                 };
                 self.add_entry(found, place)
             }
@@ -782,9 +791,16 @@ impl Walker {
     /// Queues an entry of this shard, or with `-a` announces a later name
     /// of a multiply-linked file as a link to its first name.
     fn add_entry(&mut self, found: Found, place: Place<'_>) -> Result<(), Stopped> {
-        let Found { src, rel, kind, md } = found;
+        let Found {
+            src,
+            rel,
+            kind,
+            md,
+            seen,
+        } = found;
         let fresh = place.fresh;
-        let meta = md.as_ref().map(EntryStat::source_meta);
+        let counted = md.is_some();
+        let meta = md.as_ref().map(EntryStat::source_meta).or(seen);
         // Any non-directory can have several names: files, symlinks,
         // fifos, sockets and device nodes alike (as `rsync -aH` keeps).
         let linked = md
@@ -811,6 +827,7 @@ impl Walker {
                 rel_dst: rel,
                 kind,
                 meta,
+                counted,
                 fresh,
             };
             return self.out.add(new);
@@ -822,6 +839,7 @@ impl Walker {
             rel_dst: rel,
             kind,
             meta: None,
+            counted: false,
             fresh,
             range: None,
         };
@@ -926,6 +944,9 @@ struct Found {
     rel: OsString,
     kind: EntryKind,
     md: Option<EntryStat>,
+    /// When the worker takes the stat: one a reader took anyway, for the
+    /// worker's quick check only (see [`FileJob::counted`]).
+    seen: Option<crate::job::SourceMeta>,
 }
 
 /// Where an entry goes: the destination directory, when the walk holds

@@ -304,6 +304,7 @@ pub(crate) mod tests {
             rel_dst: "d".into(),
             kind: crate::job::EntryKind::File,
             meta: None,
+            counted: false,
             fresh: true,
             range: Some(FileRange {
                 split,

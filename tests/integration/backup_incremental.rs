@@ -147,6 +147,41 @@ both_kinds! {
 }
 
 both_kinds! {
+    fn a_rerun_over_many_directories_judges_every_name_by_its_own_source(env: TestEnv) {
+        // Enough directories that the readers stat most of them ahead of
+        // the walk, and their stats, not the workers', decide.
+        for dir in 0..48 {
+            for file in 0..3 {
+                env.write(format!("src/d{dir:02}/f{file}"), format!("{dir:02}-{file}"));
+            }
+        }
+        assert_status(&env.run(["src/", "dst"]), 0);
+        let mut changed = Vec::new();
+        for dir in (0..48).step_by(5) {
+            // The same size, new bytes and another mtime: copied again.
+            env.write(format!("src/d{dir:02}/f1"), format!("{:02}-X", dir));
+            set_mtime(&env.path(format!("src/d{dir:02}/f1")), 1_000_000_000 + dir, 0);
+            changed.push(format!("d{dir:02}/f1"));
+            // Only the mtime: the quick check copies it again too.
+            set_mtime(&env.path(format!("src/d{dir:02}/f2")), 1_000_000_000 + dir, 7);
+            changed.push(format!("d{dir:02}/f2"));
+        }
+        let output = env.run(["-v", "--json", "src/", "dst"]);
+        assert_status(&output, 0);
+        let summary = json_of(&output);
+        assert_eq!(summary["files_copied"], changed.len(), "{summary}");
+        assert_eq!(summary["bytes_copied"], 4 * changed.len(), "{summary}");
+        assert_eq!(summary["files_skipped"], 144 - changed.len(), "{summary}");
+        let mut listed: Vec<String> = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter(|line| !line.starts_with('{') && !line.starts_with("pcopy:"))
+            .map(str::to_owned)
+            .collect();
+        listed.sort();
+        assert_eq!(listed, changed);
+        assert_same_tree(&env.path("src"), &env.path("dst"));
+    }
+
     fn listing_of_a_rerun_equals_the_first_run(env: TestEnv) {
         env.sample_tree("src");
         assert_status(&env.run(["src/", "dst"]), 0);
