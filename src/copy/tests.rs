@@ -124,6 +124,21 @@ const ATIME: (i64, i64) = (1_000_000_000, 123_456_789);
 const MTIME: (i64, i64) = (1_500_000_000, 987_654_321);
 
 #[test]
+fn the_root_identity_is_what_stat_says_and_tells_directories_apart() {
+    // Read from the cached attributes of an O_PATH descriptor: it must
+    // still be the device and inode the main process's fstat gives.
+    let s = scratch();
+    let st = fs::metadata(&s.dst).expect("stat dst");
+    let dst = Some((st.dev(), st.ino()));
+    assert_eq!(engine(&s.dst).root_identity(), dst);
+    assert_ne!(engine(&s.src).root_identity(), dst);
+    let shm = Path::new("/dev/shm");
+    if let (Ok(st), true) = (fs::metadata(shm), shm.is_dir()) {
+        assert_eq!(engine(shm).root_identity(), Some((st.dev(), st.ino())));
+    }
+}
+
+#[test]
 fn copies_contents_mode_and_nanosecond_times() {
     let s = scratch();
     let src = s.src.join("a.txt");
