@@ -52,7 +52,18 @@ pub(crate) fn join(parent: &OsStr, name: &OsStr) -> OsString {
 /// `openat2`, or one component at a time), so a directory swapped for a
 /// link since the walk cannot send a change elsewhere.
 pub(crate) fn open_beneath(root: BorrowedFd<'_>, rel: &OsStr) -> Result<OwnedFd, Errno> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    open_beneath_as(root, rel, OFlags::RDONLY)
+}
+
+/// [`open_beneath`] with `access` (`O_RDONLY`, or `O_PATH` for a
+/// descriptor that only names the directory: on a network file system
+/// opening one for reading is a request of its own, and closing another).
+pub(crate) fn open_beneath_as(
+    root: BorrowedFd<'_>,
+    rel: &OsStr,
+    access: OFlags,
+) -> Result<OwnedFd, Errno> {
+    let flags = access | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     if !rel.is_empty() {
         // One call where the kernel has openat2; any failure (no openat2,
         // a path too long, a symlink) is left to the walk below, which

@@ -63,18 +63,35 @@ fn probe_kinds(root: BorrowedFd<'_>, tag: &str) -> Capabilities {
             loses: Vec::new(),
         };
     };
-    let caps = Capabilities {
-        time_step: granularity_of(&fd),
-        holds: DestCaps {
-            symlinks: holds(root, &stem, |n| rustix::fs::symlinkat(c"probe", root, n)),
-            specials: holds(root, &stem, |n| {
+    // Each question is a few requests that wait on each other only within
+    // it: asked at once, on a network mount they cost the longest of them
+    // rather than their sum. The fifo and the link have names of their
+    // own; what is asked of the file (times, mode, owner, an attribute,
+    // another spelling) changes nothing another question reads back.
+    let caps = std::thread::scope(|scope| {
+        let symlinks =
+            scope.spawn(|| holds(root, &stem, |n| rustix::fs::symlinkat(c"probe", root, n)));
+        let specials = scope.spawn(|| {
+            holds(root, &stem, |n| {
                 rustix::fs::mknodat(root, n, FileType::Fifo, Mode::from_raw_mode(0o600), 0)
-            }),
-            modes: true,
-        },
-        case_insensitive: found_in_other_case(root, &name),
-        loses: metadata_lost(&fd),
-    };
+            })
+        });
+        let case_insensitive = scope.spawn(|| found_in_other_case(root, &name));
+        let loses = scope.spawn(|| metadata_lost(&fd));
+        let time_step = granularity_of(&fd);
+        // A question whose thread panicked gets the answer of a
+        // filesystem that keeps everything, as when it cannot be asked.
+        Capabilities {
+            time_step,
+            holds: DestCaps {
+                symlinks: symlinks.join().unwrap_or(true),
+                specials: specials.join().unwrap_or(true),
+                modes: true,
+            },
+            case_insensitive: case_insensitive.join().unwrap_or(false),
+            loses: loses.join().unwrap_or_default(),
+        }
+    });
     let _ = rustix::fs::unlinkat(root, name.as_c_str(), AtFlags::empty());
     caps
 }

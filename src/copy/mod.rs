@@ -49,7 +49,7 @@ pub(crate) mod xattrs;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 
 use crate::job::{CopyOptions, EntryKind, FailKind, FileJob, Findings, Outcome, SkipReason};
@@ -90,9 +90,11 @@ pub(crate) struct Engine {
 
 impl Engine {
     /// Opens `dst_root`, which must be an existing directory (a symlink to
-    /// one is followed: the user named it).
+    /// one is followed: the user named it). `O_PATH`, as every directory a
+    /// worker names things in (see [`dest::DirCache`]): opening it for
+    /// reading would cost every worker two requests on a network mount.
     pub(crate) fn new(dst_root: &Path, opts: CopyOptions) -> std::io::Result<Engine> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let dirs = match rustix::fs::open(dst_root, flags, Mode::empty()) {
             Ok(root) => Some(DirCache::new(root)),
             Err(Errno::NOENT) if opts.dry_run => None,
@@ -129,8 +131,16 @@ impl Engine {
     /// The device and inode of the destination root this engine opened;
     /// `None` when it opened none (a dry run into a missing destination).
     pub(crate) fn root_identity(&self) -> Option<(u64, u64)> {
-        let st = rustix::fs::fstat(self.dirs.as_ref()?.root()).ok()?;
-        Some((st.st_dev, st.st_ino))
+        // Device and inode never change, so the kernel's cached attributes
+        // do: on a network mount asking the server again would be a
+        // request per worker.
+        let flags = AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC;
+        let root = self.dirs.as_ref()?.root();
+        let st = rustix::fs::statx(root, c"", flags, rustix::fs::StatxFlags::INO).ok()?;
+        Some((
+            rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            st.stx_ino,
+        ))
     }
 
     /// Copies one entry. Never panics: every problem becomes an

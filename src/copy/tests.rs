@@ -142,6 +142,21 @@ const TIMES: Times = Times {
 };
 
 #[test]
+fn the_root_identity_is_what_stat_says_and_tells_directories_apart() {
+    // Read from the cached attributes of an O_PATH descriptor: it must
+    // still be the device and inode the main process's fstat gives.
+    let s = scratch();
+    let st = fs::metadata(&s.dst).expect("stat dst");
+    let dst = Some((st.dev(), st.ino()));
+    assert_eq!(engine(&s.dst).root_identity(), dst);
+    assert_ne!(engine(&s.src).root_identity(), dst);
+    let shm = Path::new("/dev/shm");
+    if let (Ok(st), true) = (fs::metadata(shm), shm.is_dir()) {
+        assert_eq!(engine(shm).root_identity(), Some((st.dev(), st.ino())));
+    }
+}
+
+#[test]
 fn copies_contents_mode_and_nanosecond_times() {
     let s = scratch();
     let src = s.src.join("a.txt");

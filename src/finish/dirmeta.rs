@@ -8,24 +8,27 @@
 //! fix its children.
 //!
 //! Within one depth the directories are independent, so each level is done
-//! in parallel with rayon. This is the one place pcopy uses rayon: it is
-//! CPU-light syscall work inside the parent, where a data-parallel loop is
-//! the right tool, while file copying goes through the procpool queues
-//! (which can run in other processes and survive a worker's death).
+//! in parallel with rayon, on as many threads as the run had workers: on a
+//! latency-bound destination every directory costs a few round trips, and
+//! as many in flight as the copy had keep this pass from outlasting it.
+//! This is the one place pcopy uses rayon: it is CPU-light syscall work
+//! inside the parent, where a data-parallel loop is the right tool, while
+//! file copying goes through the procpool queues (which can run in other
+//! processes and survive a worker's death).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rayon::prelude::*;
-use rustix::fs::{Mode, Stat, Timestamps};
+use rustix::fs::{AtFlags, CWD, Mode, OFlags, Stat, Timestamps};
 use rustix::io::Errno;
 
 use crate::copy::owners::{IdsDiffer, Owners, Wanted};
 use crate::copy::xattrs::{self, Xattr};
 use crate::job::{Changes, FileTime};
-use crate::relpath::open_beneath;
+use crate::relpath::open_beneath_as;
 use crate::ui::escape::io_reason;
 
 /// The metadata a destination directory gets from its source.
@@ -147,18 +150,30 @@ pub(crate) fn apply_all(
         .filter(|dir| seen.insert(dir.rel.clone()))
         .collect();
     dirs.sort_by_key(|dir| std::cmp::Reverse(dir.depth()));
-    let mut errors = Vec::new();
-    for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
-        let failed: Vec<DirMetaError> = level
+    let by_proc = rustix::fs::statat(CWD, "/proc/self/fd", AtFlags::empty()).is_ok();
+    let apply_level = |level: &[DirMeta]| -> Vec<DirMetaError> {
+        level
             .par_iter()
             .filter_map(|dir| {
-                apply(root, dir, how).err().map(|reason| DirMetaError {
-                    rel: dir.rel.clone(),
-                    reason,
-                })
+                apply(root, dir, how, by_proc)
+                    .err()
+                    .map(|reason| DirMetaError {
+                        rel: dir.rel.clone(),
+                        reason,
+                    })
             })
-            .collect();
-        errors.extend(failed);
+            .collect()
+    };
+    // Without a pool of its own (the threads could not be made), the
+    // global one, as wide as the CPUs, does the same work more slowly.
+    let width = how.width.clamp(1, dirs.len().max(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(width).build();
+    let mut errors = Vec::new();
+    for level in dirs.chunk_by(|a, b| a.depth() == b.depth()) {
+        errors.extend(match &pool {
+            Ok(pool) => pool.install(|| apply_level(level)),
+            Err(_) => apply_level(level),
+        });
     }
     errors
 }
@@ -176,6 +191,8 @@ pub(crate) struct DirApply {
     /// Directories get their source's times (`-t`); without, the times
     /// their entries leave them.
     pub(crate) times: bool,
+    /// Directories applied at once: the run's workers.
+    pub(crate) width: usize,
 }
 
 #[cfg(test)]
@@ -187,6 +204,7 @@ impl DirApply {
             window_ns: 0,
             modes: true,
             times: true,
+            width: 4,
         }
     }
 }
@@ -195,10 +213,20 @@ impl DirApply {
 /// not even a ctime. Times are judged by the mtime alone: reading a
 /// directory (as the walk does) may move its atime, and restoring that
 /// on every run would change the ctime every time.
-fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), String> {
-    let fd = open_beneath(root, &dir.rel)
+/// With `by_proc`, a directory that gets only times and a mode is opened
+/// `O_PATH` (see [`DirHandle`]).
+fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply, by_proc: bool) -> Result<(), String> {
+    let by_proc = by_proc && dir.archive.is_none() && dir.acls.is_none() && !how.fsync;
+    let access = if by_proc {
+        OFlags::PATH
+    } else {
+        OFlags::RDONLY
+    };
+    let fd = open_beneath_as(root, &dir.rel, access)
         .map_err(|e| reason("cannot open directory to set its times and mode", e))?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| reason("cannot stat directory", e))?;
+    let handle = DirHandle { fd, by_proc };
+    let fd = &handle.fd;
+    let st = rustix::fs::fstat(fd).map_err(|e| reason("cannot stat directory", e))?;
     let mut chowned = false;
     if let Some(archive) = &dir.archive {
         chowned = apply_owner(fd.as_fd(), &st, archive)?;
@@ -217,16 +245,50 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
             last_access: dir.atime.timespec(),
             last_modification: dir.mtime.timespec(),
         };
-        rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
+        handle
+            .set_times(&times)
+            .map_err(|e| reason("cannot set directory times", e))?;
     }
     if how.modes && (chowned || acls_set || st.st_mode & 0o7777 != dir.mode) {
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(dir.mode))
+        handle
+            .set_mode(Mode::from_raw_mode(dir.mode))
             .map_err(|e| reason("cannot set directory mode", e))?;
     }
     if how.fsync {
-        rustix::fs::fsync(&fd).map_err(|e| reason("cannot flush directory", e))?;
+        rustix::fs::fsync(fd).map_err(|e| reason("cannot flush directory", e))?;
     }
     Ok(())
+}
+
+/// A directory being given its metadata. Opened `O_PATH` when it gets
+/// only times and a mode (`by_proc`): on a network file system opening a
+/// directory for reading is a request and closing it another, and an
+/// `O_PATH` descriptor costs neither. `futimens` and `fchmod` refuse such
+/// a descriptor, so they go through its `/proc/self/fd` name, which is the
+/// directory itself whatever happens to its path meanwhile.
+struct DirHandle {
+    fd: OwnedFd,
+    by_proc: bool,
+}
+
+impl DirHandle {
+    fn proc_name(&self) -> String {
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+
+    fn set_times(&self, times: &Timestamps) -> Result<(), Errno> {
+        match self.by_proc {
+            true => rustix::fs::utimensat(CWD, self.proc_name(), times, AtFlags::empty()),
+            false => rustix::fs::futimens(&self.fd, times),
+        }
+    }
+
+    fn set_mode(&self, mode: Mode) -> Result<(), Errno> {
+        match self.by_proc {
+            true => rustix::fs::chmod(self.proc_name(), mode),
+            false => rustix::fs::fchmod(&self.fd, mode),
+        }
+    }
 }
 
 /// Gives the directory the owner and group asked for where they differ
@@ -355,6 +417,7 @@ mod tests {
             window_ns: 1_999_999_999,
             modes: false,
             times: true,
+            width: 1,
         };
         let mut record = meta("d", 0o750, 20);
         assert_eq!(
@@ -372,6 +435,50 @@ mod tests {
             (before.ctime(), before.ctime_nsec())
         );
         assert_ne!(after.permissions().mode() & 0o7777, 0o750);
+    }
+
+    #[test]
+    fn a_wide_pass_sets_every_directory_exactly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut dirs = Vec::new();
+        for a in 0..6 {
+            for b in 0..8 {
+                let rel = format!("a{a}/b{b}");
+                fs::create_dir_all(tmp.path().join(&rel)).unwrap();
+                dirs.push(meta(&rel, 0o700 | (b as u32 % 8), 100 + b));
+            }
+            // Read-only parents: their children must be done before.
+            dirs.push(meta(&format!("a{a}"), 0o500, 50 + a));
+        }
+        let root = rustix::fs::open(
+            tmp.path(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let wide = DirApply {
+            width: 16,
+            ..DirApply::exact(false)
+        };
+        assert_eq!(apply_all(root.as_fd(), dirs.clone(), wide), Vec::new());
+        for dir in &dirs {
+            let st = fs::symlink_metadata(tmp.path().join(&dir.rel)).unwrap();
+            let got = (
+                st.permissions().mode() & 0o7777,
+                st.mtime(),
+                st.mtime_nsec(),
+            );
+            assert_eq!(
+                got,
+                (dir.mode, dir.mtime.secs, dir.mtime.nanos),
+                "{:?}",
+                dir.rel
+            );
+        }
+        for a in 0..6 {
+            let parent = tmp.path().join(format!("a{a}"));
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).unwrap();
+        }
     }
 
     #[test]

@@ -468,6 +468,7 @@ impl<'r> Supervisor<'r> {
                 window_ns: self.copy.modify_window_ns,
                 modes: self.copy.dest.modes,
                 times: self.copy.keep.times,
+                width: self.workers,
             },
         };
         finish::finish_tree(&tree, std::mem::take(&mut self.dirs), self.reporter);

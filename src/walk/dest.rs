@@ -193,8 +193,15 @@ impl DestDirs {
         exists(self.root.as_ref(), parent, rel)
     }
 
-    pub(crate) fn enter(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
-        let mut dir = self.find_or_make(parent, rel)?;
+    /// A directory this creates gets `new_mode` (which must let its owner
+    /// fill it; the umask applies).
+    pub(crate) fn enter(
+        &mut self,
+        parent: Parent<'_>,
+        rel: &OsStr,
+        new_mode: Mode,
+    ) -> Result<DestDir, DirFailure> {
+        let mut dir = self.find_or_make(parent, rel, new_mode)?;
         // A new directory inherits casefolding from its parent: asking it
         // would cost a request per directory on a network mount.
         dir.folds_case = self.case_insensitive
@@ -215,7 +222,12 @@ impl DestDirs {
         Ok(dir)
     }
 
-    fn find_or_make(&mut self, parent: Parent<'_>, rel: &OsStr) -> Result<DestDir, DirFailure> {
+    fn find_or_make(
+        &mut self,
+        parent: Parent<'_>,
+        rel: &OsStr,
+        new_mode: Mode,
+    ) -> Result<DestDir, DirFailure> {
         if rel.is_empty() {
             return self.enter_root();
         }
@@ -259,7 +271,7 @@ impl DestDirs {
                 Err(e) => return Err(open_failure(e)),
             }
         }
-        match rustix::fs::mkdirat(parent_fd, name, Mode::RWXU) {
+        match rustix::fs::mkdirat(parent_fd, name, new_mode) {
             Ok(()) => new_dir(parent_fd, name),
             Err(Errno::EXIST) => match open_dir(parent_fd, name) {
                 Ok(fd) => self.existing(fd),
@@ -468,12 +480,16 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("there")).unwrap();
         let mut dirs = DestDirs::new(Some(root_of(tmp.path())), false, true, String::new(), false);
-        let there = dirs.enter(Parent::Root, OsStr::new("there")).unwrap();
+        let there = dirs
+            .enter(Parent::Root, OsStr::new("there"), Mode::RWXU)
+            .unwrap();
         assert!(there.fd.is_some() && !there.created);
-        let missing = dirs.enter(Parent::Root, OsStr::new("missing")).unwrap();
+        let missing = dirs
+            .enter(Parent::Root, OsStr::new("missing"), Mode::RWXU)
+            .unwrap();
         assert!(missing.fd.is_none() && missing.created);
         let below = dirs
-            .enter(Parent::Dir(&missing), OsStr::new("missing/x"))
+            .enter(Parent::Dir(&missing), OsStr::new("missing/x"), Mode::RWXU)
             .unwrap();
         assert!(below.fd.is_none());
         assert!(!tmp.path().join("missing").exists());
@@ -489,12 +505,18 @@ mod tests {
             String::new(),
             false,
         );
-        let made = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
+        let made = dirs
+            .enter(Parent::Root, OsStr::new("made"), Mode::RWXU)
+            .unwrap();
         assert!(made.created && tmp.path().join("made").is_dir());
-        let again = dirs.enter(Parent::Root, OsStr::new("made")).unwrap();
+        let again = dirs
+            .enter(Parent::Root, OsStr::new("made"), Mode::RWXU)
+            .unwrap();
         assert!(!again.created);
         std::fs::write(tmp.path().join("file"), "f").unwrap();
-        let replaced = dirs.enter(Parent::Root, OsStr::new("file")).unwrap();
+        let replaced = dirs
+            .enter(Parent::Root, OsStr::new("file"), Mode::RWXU)
+            .unwrap();
         assert!(replaced.created && tmp.path().join("file").is_dir());
     }
 
@@ -506,7 +528,9 @@ mod tests {
         std::os::unix::fs::symlink(tmp.path().join("outside"), tmp.path().join("dst/sub")).unwrap();
         let root = root_of(&tmp.path().join("dst"));
         let mut dirs = DestDirs::new(Some(root), false, false, String::new(), false);
-        let sub = dirs.enter(Parent::Root, OsStr::new("sub")).unwrap();
+        let sub = dirs
+            .enter(Parent::Root, OsStr::new("sub"), Mode::RWXU)
+            .unwrap();
         assert!(sub.created);
         let meta = std::fs::symlink_metadata(tmp.path().join("dst/sub")).unwrap();
         assert!(meta.is_dir());

@@ -39,6 +39,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use procpool::Queue;
+use rustix::fs::Mode;
 use rustix::io::Errno;
 
 use crate::copy::chmod::Chmod;
@@ -876,7 +877,7 @@ impl Walker {
         rel: &OsStr,
         stat: &EntryStat,
     ) -> Result<DestDir, DirFailure> {
-        let dir = self.dest.enter(parent, rel)?;
+        let dir = self.dest.enter(parent, rel, self.new_dir_mode(stat))?;
         if dir.created && !rel.is_empty() {
             let created = WalkEvent::DirCreated {
                 rel: rel.to_os_string(),
@@ -912,6 +913,20 @@ impl Walker {
         }
         self.dirs.push(record);
         Ok(dir)
+    }
+
+    /// The mode a directory this walk creates is made with: its final one
+    /// where `mkdir` gives exactly that and its owner can fill it, which
+    /// saves the finish stage a `chmod` (a request on a network mount);
+    /// else owner-only until the finish stage sets it. Either way the
+    /// finish stage compares and sets what differs (a default ACL, say).
+    fn new_dir_mode(&self, stat: &EntryStat) -> Mode {
+        let mode = self.setup.chmod.apply(stat.raw().st_mode & 0o7777, true);
+        let exact = self.setup.keep.perms
+            && mode & 0o700 == 0o700
+            && mode & 0o7000 == 0
+            && mode & self.setup.umask == 0;
+        Mode::from_raw_mode(if exact { mode } else { 0o700 })
     }
 
     /// `--no-perms`, as rsync: an existing directory keeps the mode it

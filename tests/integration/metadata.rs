@@ -79,6 +79,36 @@ both_kinds! {
         }
     }
 
+    fn new_directories_come_out_with_exactly_their_sources_modes_and_times(env: TestEnv) {
+        // Modes a directory can be made with as they are, and modes that
+        // the umask or mkdir would change (group and other write, setgid,
+        // sticky) or that do not let the owner fill it.
+        let dir_modes = [0o755, 0o750, 0o777, 0o2775, 0o1777, 0o711, 0o555, 0o500];
+        for i in 0..dir_modes.len() {
+            env.write(format!("src/d{i}/sub/f"), "x\n");
+        }
+        for (i, mode) in dir_modes.iter().enumerate() {
+            env.chmod(format!("src/d{i}/sub"), *mode);
+            env.chmod(format!("src/d{i}"), *mode);
+        }
+        assert_status(&env.run(["src/", "dst"]), 0);
+        assert_eq!(listing(&env.path("dst")), listing(&env.path("src")));
+        let again = env.run(["-i", "src/", "dst"]);
+        assert_status(&again, 0);
+        assert!(again.stdout.is_empty(), "{}", String::from_utf8_lossy(&again.stdout));
+        // What --chmod makes of them comes out as exactly.
+        assert_status(&env.run(["--chmod", "Dg+w,o-rwx", "src/", "chmodded"]), 0);
+        for line in modes(&env, "chmodded").iter().filter(|l| l.contains("\tdir ")) {
+            let mode = u32::from_str_radix(line.rsplit(' ').next().unwrap(), 8).unwrap();
+            assert_eq!(mode & 0o27, 0o20, "{line}");
+        }
+        for root in ["src", "dst", "chmodded"] {
+            for i in 0..dir_modes.len() {
+                env.chmod(format!("{root}/d{i}"), 0o755);
+            }
+        }
+    }
+
     fn an_invalid_chmod_is_a_usage_error(env: TestEnv) {
         moded_tree(&env);
         for bad in ["u", "F9", "q+w", "u+w,", "g=uw", "77777"] {
