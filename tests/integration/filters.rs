@@ -2,12 +2,11 @@
 //! with an explicit expectation and, where rsync is installed, with what
 //! `rsync -a` makes of the same rules.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::testenv::{
-    Detail, Gate, Guarded, TestEnv, assert_listings_equal, assert_status, hook_available,
-    listing_with, skipped,
+    Detail, TestEnv, assert_listings_equal, assert_status, hook_available, listing_with,
+    run_gated_progress, skipped,
 };
 
 /// A tree where gitignore's and rsync's meanings of the patterns differ.
@@ -353,9 +352,6 @@ both_kinds! {
         if !hook_available() {
             return;
         }
-        // The only worker waits on the first source's file and the full
-        // jobs queue holds the walk back, so the first totals shown are
-        // the count-ahead's alone (as in walk.rs).
         env.write("first/gate.txt", "gate\n");
         for i in 0..1000 {
             env.write(format!("second/d{}/f{i:04}", i % 10), "x");
@@ -366,33 +362,15 @@ both_kinds! {
         }
         env.write("second/.rsync-filter", "- *.o\n");
         env.write("second/d3/.rsync-filter", "- skip/\n");
-        env.mkdir("gate");
-        let mut gate = Gate::new(&env.path("gate"), "open", "gate.txt");
-        let (key, value) = gate.env();
-        let mut child = Guarded::spawn(
-            env.pcopy()
-                .args(["--progress", "-j", "1", "-F", "first/", "second/", "dst"])
-                .env(key, value)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
-        gate.wait_reached();
-        let stderr = child.child().stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let first_totals = loop {
-            let line = lines.next().expect("a progress line").expect("read");
-            if !line.contains("scanning") {
-                break line;
-            }
-        };
+        let run = run_gated_progress(&env, "gate", &["-F", "first/", "second/", "dst"]);
         // The gate, 1,000 files of one byte and the two rules files
         // (6 + 8 bytes): no `.o` file, nothing below d3/skip.
         let expected = "pcopy: 0/1003 files, 0 B/1019 B, ";
-        assert!(first_totals.starts_with(expected), "{first_totals}");
-        gate.release();
-        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
-        assert_status(&child.wait(), 0);
-        assert!(rest.iter().any(|l| l.starts_with("pcopy: 1003/1003 files")), "{rest:?}");
+        let first = &run.first_final;
+        assert!(first.starts_with(expected), "{first} after {:?}", run.scanning);
+        assert_status(&run.output, 0);
+        let last = run.rest.iter().any(|l| l.starts_with("pcopy: 1003/1003 files"));
+        assert!(last, "{:?}", run.rest);
         assert!(!env.path("dst/d3/skip").exists());
         assert!(!env.path("dst/d0/f0000.o").exists());
     }

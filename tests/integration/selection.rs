@@ -1,12 +1,9 @@
 //! Selection by rsync's transfer rules: `--max-size`/`--min-size`,
 //! `--existing`, `-x`, and `--mkpath` for the destination.
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use crate::testenv::{
-    Detail, Gate, Guarded, Mounted, TestEnv, assert_listings_equal, assert_same_tree,
-    assert_status, hook_available, listing_with, skipped, sorted_stdout_lines,
+    Detail, Mounted, TestEnv, assert_listings_equal, assert_same_tree, assert_status,
+    hook_available, listing_with, run_gated_progress, skipped, sorted_stdout_lines,
 };
 
 /// Names, types and contents below `root` (modes and times aside).
@@ -129,9 +126,7 @@ both_kinds! {
         if !hook_available() {
             return;
         }
-        // As in walk.rs: the only worker waits on the first source's file
-        // and the jobs queue, full, holds the walk back long before the
-        // end, so the totals shown are the count-ahead's alone.
+        // The totals shown at the gate are the count-ahead's alone.
         env.write("first/gate.txt", "gate\n");
         for i in 0..1000 {
             env.write(format!("second/d{}/f{i:04}", i % 10), "x");
@@ -146,31 +141,13 @@ both_kinds! {
         }
         for flag in ["-x", "-xx"] {
             let dst = format!("dst{flag}");
-            env.mkdir(format!("gate{flag}"));
-            let mut gate = Gate::new(&env.path(format!("gate{flag}")), "open", "gate.txt");
-            let (key, value) = gate.env();
-            let mut child = Guarded::spawn(
-                env.pcopy()
-                    .args(["--progress", "-j", "1", flag, "first/", "second/", &dst])
-                    .env(key, value)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped()),
-            );
-            gate.wait_reached();
-            let stderr = child.child().stderr.take().expect("stderr");
-            let mut lines = BufReader::new(stderr).lines();
-            let final_line = loop {
-                let line = lines.next().expect("a progress line").expect("read");
-                if !line.contains("scanning") {
-                    break line;
-                }
-            };
+            let run = run_gated_progress(&env, &format!("gate{flag}"), &[flag, "first/", "second/", &dst]);
             // 1,001 files of 1,005 bytes: nothing of the tmpfs.
-            assert!(final_line.starts_with("pcopy: 0/1001 files, 0 B/1005 B, "), "{flag}: {final_line}");
-            gate.release();
-            let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
-            assert_status(&child.wait(), 0);
-            assert!(rest.iter().any(|l| l.starts_with("pcopy: 1001/1001 files")), "{flag}: {rest:?}");
+            let first = &run.first_final;
+            assert!(first.starts_with("pcopy: 0/1001 files, 0 B/1005 B, "), "{flag}: {first}");
+            assert_status(&run.output, 0);
+            let last = run.rest.iter().any(|l| l.starts_with("pcopy: 1001/1001 files"));
+            assert!(last, "{flag}: {:?}", run.rest);
             assert!(!env.path(format!("{dst}/mnt/sub")).exists(), "{flag}");
         }
         drop(mounted);

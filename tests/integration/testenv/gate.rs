@@ -93,3 +93,57 @@ impl Gate {
         self.release.write_all(b"x").expect("release gate");
     }
 }
+
+/// What a gated `--progress` run printed, split where its totals became
+/// final: see [`run_gated_progress`].
+pub struct GatedProgress {
+    /// The lines before the totals were final (all "scanning").
+    pub scanning: Vec<String>,
+    /// The first line with final totals, printed while the only worker
+    /// waited at the gate: the count-ahead's totals, nothing copied.
+    pub first_final: String,
+    /// The lines after the gate was let go.
+    pub rest: Vec<String>,
+    pub output: std::process::Output,
+}
+
+/// Runs pcopy with `--progress -j 1` and `args` in `env`, the job of
+/// `gate.txt` held at a gate (fifos in `gate_dir`) until the first progress
+/// line with final totals is read: the walk, held back by the full jobs
+/// queue, cannot have found everything, so those totals are the
+/// count-ahead's.
+pub fn run_gated_progress(env: &super::TestEnv, gate_dir: &str, args: &[&str]) -> GatedProgress {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    env.mkdir(gate_dir);
+    let mut gate = Gate::new(&env.path(gate_dir), "open", "gate.txt");
+    let (key, value) = gate.env();
+    let mut child = super::Guarded::spawn(
+        env.pcopy()
+            .args(["--progress", "-j", "1"])
+            .args(args)
+            .env(key, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    gate.wait_reached();
+    let stderr = child.child().stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut scanning = Vec::new();
+    let first_final = loop {
+        let line = lines.next().expect("a progress line").expect("read");
+        if !line.contains("scanning") {
+            break line;
+        }
+        scanning.push(line);
+    };
+    gate.release();
+    let rest = lines.map(|line| line.expect("read")).collect();
+    GatedProgress {
+        scanning,
+        first_final,
+        rest,
+        output: child.wait(),
+    }
+}
