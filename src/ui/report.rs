@@ -776,16 +776,21 @@ mod tests {
         assert_eq!(bytes_of(&reporter), (0, 0));
     }
 
-    #[test]
-    fn bytes_of_a_sized_job_move_only_the_done_count() {
-        let meta = crate::job::SourceMeta {
+    /// What the walker's `lstat` says of a 10-byte file.
+    fn ten_byte_file() -> crate::job::SourceMeta {
+        crate::job::SourceMeta {
             size: 10,
             mtime: crate::job::FileTime::default(),
             mode: 0o100644,
             uid: 0,
             gid: 0,
             rdev: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn bytes_of_a_sized_job_move_only_the_done_count() {
+        let meta = ten_byte_file();
         let sized_job = job(Some(meta));
         let mut reporter =
             Reporter::new(Verbosity::Quiet, Box::new(crate::ui::progress::NoProgress));
@@ -798,14 +803,7 @@ mod tests {
 
     #[test]
     fn a_reader_s_stat_that_was_not_counted_moves_the_totals_as_no_stat_does() {
-        let meta = crate::job::SourceMeta {
-            size: 10,
-            mtime: crate::job::FileTime::default(),
-            mode: 0o100644,
-            uid: 0,
-            gid: 0,
-            rdev: 0,
-        };
+        let meta = ten_byte_file();
         let seen_job = FileJob {
             counted: false,
             ..job(Some(meta))
