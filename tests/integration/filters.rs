@@ -137,15 +137,7 @@ both_kinds! {
             (vec!["-f", "- *.o", "-f", "!", "--exclude", "*.c"],
              without(&["top.c", "a/b/n.c", "a/b/c/m.c"])),
         ];
-        for (i, (args, expected)) in cases.iter().enumerate() {
-            let dst = format!("dst{i}");
-            let mut full = vec!["-a"];
-            full.extend(args);
-            full.extend(["src/", &dst]);
-            assert_status(&env.run(&full), 0);
-            assert_eq!(paths(&env, &dst), tree(expected), "{args:?}");
-            compare_with_rsync(&env, args, "", &dst, Detail::Copy);
-        }
+        check_cases(&env, &cases);
     }
 
     fn merge_files_hold_rules_in_their_place(env: TestEnv) {
@@ -270,15 +262,7 @@ both_kinds! {
             // Earlier rules win over the per-directory ones.
             (vec!["-f", "+ x.o", "-FF"], all_dirs([&base[..], &["x.o"]].concat())),
         ];
-        for (i, (args, expected)) in cases.iter().enumerate() {
-            let dst = format!("dst{i}");
-            let mut full = vec!["-a"];
-            full.extend(args);
-            full.extend(["src/", &dst]);
-            assert_status(&env.run(&full), 0);
-            assert_eq!(paths(&env, &dst), tree(expected), "{args:?}");
-            compare_with_rsync(&env, args, "", &dst, Detail::Copy);
-        }
+        check_cases(&env, &cases);
     }
 
     fn dir_merge_rules_protect_from_delete_where_the_destination_has_them(env: TestEnv) {
@@ -338,6 +322,20 @@ both_kinds! {
             "x.c", "z.c", "a", "a/y.c", "a/b", "a/b/keep.o", "a/extra", "c", "c/w.tmp",
         ];
         assert_eq!(paths(&env, "dst"), tree(&expected));
+    }
+}
+
+/// Copies `src/` with `-a` and each case's flags into a destination of
+/// its own, and compares the tree with the case's names and with rsync's.
+fn check_cases(env: &TestEnv, cases: &[(Vec<&str>, Vec<&str>)]) {
+    for (i, (args, expected)) in cases.iter().enumerate() {
+        let dst = format!("dst{i}");
+        let mut full = vec!["-a"];
+        full.extend(args);
+        full.extend(["src/", &dst]);
+        assert_status(&env.run(&full), 0);
+        assert_eq!(paths(env, &dst), tree(expected), "{args:?}");
+        compare_with_rsync(env, args, "", &dst, Detail::Copy);
     }
 }
 
