@@ -31,32 +31,12 @@ const REMOTE_TYPES: &[u64] = &[
     0x1366_1366, // OrangeFS
 ];
 
-/// Directory readers per CPU on a local file system: the walk's reading
-/// spread over the CPUs, with one more each to overlap what waits on a
-/// disk.
-const LOCAL_READERS_PER_CPU: usize = 2;
-/// Directory readers where requests wait on a network: the walk then
-/// keeps up with [`REMOTE_JOBS`] workers (measured in the README's
-/// "Latency-bound storage").
-pub(crate) const REMOTE_READERS: usize = 16;
-
 /// The default number of workers for copying `sources` to `destination`.
 pub(crate) fn default_jobs(sources: &[OsString], destination: &OsStr) -> NonZeroUsize {
     let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
     match any_remote(sources, destination) {
         true => cpus.max(NonZeroUsize::new(REMOTE_JOBS).unwrap_or(NonZeroUsize::MIN)),
         false => cpus,
-    }
-}
-
-/// How many threads read directories ahead of the walk: a few per CPU,
-/// more when a source or the destination is remote.
-pub(crate) fn readers(sources: &[OsString], destination: &OsStr) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let local = LOCAL_READERS_PER_CPU * cpus;
-    match any_remote(sources, destination) {
-        true => local.max(REMOTE_READERS),
-        false => local,
     }
 }
 

@@ -57,7 +57,7 @@ pub(crate) struct Config {
     /// Levels of directories the walk keeps open, from the descriptor
     /// budget.
     pub(crate) open_levels: usize,
-    /// Directory readers, from the descriptor budget.
+    /// The most directory readers, from the descriptor budget.
     pub(crate) readers: usize,
     /// Why fewer workers run than `-j` asked, if they do.
     pub(crate) budget_note: Option<String>,
@@ -246,7 +246,7 @@ struct Workers {
     jobs: NonZeroUsize,
     /// Levels of directories the walk keeps open.
     open_levels: usize,
-    /// Threads that read directories ahead of the walk.
+    /// The most threads that read directories ahead of the walk.
     readers: usize,
     /// Why fewer workers run than asked, if they do.
     note: Option<String>,
@@ -267,7 +267,7 @@ impl Workers {
         let budget = fdbudget::plan(fdbudget::Wanted {
             jobs: asked,
             kind: args.workers,
-            readers: autojobs::readers(&args.sources, dst),
+            readers: crate::walk::MOST_READERS,
         })?;
         let jobs = budget.workers;
         let note = (jobs < asked).then(|| {

@@ -31,7 +31,7 @@ use rustix::io::Errno;
 use super::WalkSetup;
 use super::batch::WalkEvent;
 use super::entry_stat::EntryStat;
-use super::readers::{Background, Readers};
+use super::readers::{self, Background, Readers, RequestTimer};
 use super::tree::{self, Listed};
 use crate::plan::Root;
 use crate::relpath;
@@ -222,6 +222,10 @@ struct Names {
 }
 
 impl Names {
+    fn len(&self) -> usize {
+        std::iter::successors(Some(self), |names| names.up.as_deref()).count()
+    }
+
     /// The names, from the one nearest the open directory down.
     fn top_down(&self) -> Vec<&OsStr> {
         let links = std::iter::successors(Some(self), |names| names.up.as_deref());
@@ -256,6 +260,14 @@ impl At {
             fd = tree::open_dir(fd.as_fd(), name, follow)?;
         }
         Ok(fd)
+    }
+
+    /// The directories opened to open this one, itself included.
+    fn opens(&self) -> usize {
+        match self {
+            At::Root { below, .. } => 1 + below.as_deref().map_or(0, Names::len),
+            At::Beneath { below, .. } => below.len(),
+        }
     }
 
     /// Where the subdirectory `name` of this directory is, when this one
@@ -336,6 +348,7 @@ impl DirTask {
             rules,
         } = self;
         let setup = &count.setup;
+        let mut timer = RequestTimer::start();
         let fd = match at.open(setup.dereference) {
             Ok(fd) => fd,
             // Out of descriptors (something outside the budget holds
@@ -345,6 +358,7 @@ impl DirTask {
             Err(_) => return,
         };
         let id = EntryStat::of_fd(fd.as_fd()).map_or((0, 0), |st| (st.dev(), st.ino()));
+        timer.mark(at.opens() + 1);
         let chain = || ancestors.as_deref().into_iter().flat_map(Ancestor::chain);
         if setup.dereference && chain().any(|a| a.id == id) {
             return;
@@ -354,7 +368,10 @@ impl DirTask {
             return;
         }
         let mut listing = tree::list(fd.as_fd());
+        timer.mark(1);
         tree::stat_entries(fd.as_fd(), &mut listing.entries, setup.dereference);
+        timer.mark(readers::stats_made(&listing));
+        more.timed(timer.slowest());
         let rules = read_rules(&count, fd.as_fd(), &rel, &listing.entries, rules);
         let subdirs = count_entries(&count, &rel, listing.entries, rules.as_ref());
         if subdirs.is_empty() {
@@ -533,7 +550,7 @@ mod tests {
             flat: false,
         }];
         let (events, received) = mpsc::channel();
-        let readers = Readers::start(readers, 0, false).expect("readers");
+        let readers = Readers::start(readers, readers, false, false).expect("readers");
         start(&setup, &roots, events, stop, &readers);
         // The count ends without a word when it gives up: the sender is
         // dropped.
