@@ -161,12 +161,12 @@ impl Sizing {
 
     /// How many readers to add to the `running` ones: as many again
     /// (within the budget) if the walk waited and most reads were slow,
-    /// timed on as many reads as there are readers at least; the
+    /// timed on [`MIN_SAMPLES`] reads at least; the
     /// evidence then starts afresh, for the new number of readers. None
     /// ever again once more readers made requests slower: the storage
     /// (or the CPUs serving it) is saturated, and more would only queue.
     pub(super) fn more(&mut self, running: usize) -> usize {
-        let enough = self.timed >= running.max(MIN_SAMPLES);
+        let enough = self.timed >= MIN_SAMPLES;
         let slow = 2 * self.slow > self.timed;
         if running >= self.most || self.waits == 0 || !enough || !slow {
             return 0;
@@ -640,7 +640,7 @@ mod tests {
         // It waits: as many readers again.
         sizing.waited();
         assert_eq!(sizing.more(4), 4);
-        // Eight readers need eight new reads, most of them slow, and a
+        // Eight readers need eight new reads too, most of them slow, and a
         // wait of the walk's before they double again.
         (0..7).for_each(|_| sizing.timed(slow));
         sizing.waited();
@@ -663,7 +663,7 @@ mod tests {
     fn readers_stop_growing_once_more_of_them_make_requests_slower() {
         let mut sizing = Sizing::new(32);
         let mut grow = |running: usize, latency: Duration| {
-            (0..running.max(MIN_SAMPLES)).for_each(|_| sizing.timed(latency));
+            (0..MIN_SAMPLES).for_each(|_| sizing.timed(latency));
             sizing.waited();
             sizing.more(running)
         };
@@ -781,7 +781,7 @@ mod tests {
         assert_eq!(readers.threads(), 2);
         wait_once(&mut readers, &root);
         assert_eq!((readers.threads(), readers.window), (4, 8));
-        // The next doubling waits for as many slow reads as readers.
+        // The next doubling waits for enough slow reads again.
         timed(&readers, SLOW_REQUEST, 3);
         wait_once(&mut readers, &root);
         assert_eq!(readers.threads(), 4, "too few reads timed");
