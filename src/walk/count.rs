@@ -10,7 +10,8 @@
 //! `-a`). Each directory is a task of the readers ([`super::readers`]),
 //! which adds a task for each subdirectory, holding the directory open
 //! until they have opened beneath it. It holds no more directories open
-//! than its budget (the walk's levels): beyond that a directory is closed
+//! than its budget allows (one fewer than the walk's levels, as opening
+//! beneath one takes two): beyond that a directory is closed
 //! once listed, and its subdirectories are opened name by name beneath
 //! the nearest directory still held (or their root), so any depth and any
 //! descriptor limit that fits the workers is counted to the end. It gives
@@ -236,27 +237,28 @@ impl Names {
 }
 
 impl At {
-    /// Opens the directory, one name at a time below where it starts: at
-    /// most two descriptors of the task's own open at once (three below
-    /// an unheld root).
+    /// Opens the directory, one name at a time below where it starts,
+    /// with at most two descriptors of the task's own open at once.
     fn open(&self, follow: bool) -> Result<OwnedFd, Errno> {
-        let root;
-        let (start, below) = match self {
+        let (first, below) = match self {
             At::Root { path, below: None } => return tree::open_root(path),
             At::Root {
                 path,
                 below: Some(below),
             } => {
-                root = tree::open_root(path)?;
-                (root.as_fd(), below)
+                let names = below.top_down();
+                let root = tree::open_root(path)?;
+                // A chain always holds a name: the directory's own.
+                let first = tree::open_dir(root.as_fd(), names[0], follow)?;
+                (first, names)
             }
-            At::Beneath { held, below } => (held.fd.as_fd(), below),
+            At::Beneath { held, below } => {
+                let names = below.top_down();
+                (tree::open_dir(held.fd.as_fd(), names[0], follow)?, names)
+            }
         };
-        let mut names = below.top_down().into_iter();
-        // A chain always holds a name: the directory's own.
-        let first = names.next().unwrap_or_default();
-        let mut fd = tree::open_dir(start, first, follow)?;
-        for name in names {
+        let mut fd = first;
+        for name in &below[1..] {
             fd = tree::open_dir(fd.as_fd(), name, follow)?;
         }
         Ok(fd)
@@ -393,7 +395,11 @@ impl DirTask {
 /// parent is then closed once no other task needs it); else where `fd`
 /// was, and `fd` is closed.
 fn hold_or_close(count: &Arc<Count>, fd: OwnedFd, at: At) -> Hold {
-    if count.open.fetch_add(1, Ordering::Relaxed) >= count.setup.open_levels {
+    // Of the count's part of the budget (a descriptor a level the walk
+    // holds, and one), two are for the directory being opened and the one
+    // above it on the way down; the rest may be held.
+    let most = count.setup.open_levels.saturating_sub(1);
+    if count.open.fetch_add(1, Ordering::Relaxed) >= most {
         count.open.fetch_sub(1, Ordering::Relaxed);
         return Hold::Closed(at);
     }
