@@ -15,7 +15,9 @@ copier on each tree with hyperfine, then measures the no-op rerun,
 --workers process against thread, peak RSS on 200,000 tiny files and
 system calls per file, and writes the ratio table and a chart. Then the
 latency-bound case (every copier through slowfs, a FUSE mount that sleeps
-in every request) and the robustness checks, with their own report.
+in every request) and the robustness checks, with their own report, and
+whether the progress display tells the truth (bench/progress_eta.py, its
+own report too).
 
 Options:
   --smoke           Tiny trees, 2 rounds: a check that everything works
@@ -42,7 +44,7 @@ Options:
                     Copy at most this much of /usr/share, whole top-level
                     entries in name order (default 1G; smoke 10M).
   --only LIST       Comma-separated parts to run: small,big8,huge1,usrshare,
-                    rerun,workers,rss,strace,latency,robust (default all).
+                    rerun,workers,rss,strace,latency,robust,eta (default all).
                     Only the trees the parts need are generated.
   --latency-rounds K
                     Rounds of the latency part (default 3; smoke 1). Every
@@ -61,7 +63,8 @@ Options:
   -h, --help        This text.
 
 A full run writes bench/results.md and bench/results.svg, and with the
-latency or robust part bench/results-latency.md. The latency part mounts
+latency or robust part bench/results-latency.md, and with the eta part
+bench/results-progress.md. The latency part mounts
 FUSE file systems: it needs root and /dev/fuse (it is left out without).
 EOF
 }
@@ -127,7 +130,7 @@ if [ "$only" != all ]; then
   IFS=, read -ra parts <<<"$only"
   for part in "${parts[@]}"; do
     case "$part" in
-      small|big8|huge1|usrshare|rerun|workers|rss|strace|latency|robust) ;;
+      small|big8|huge1|usrshare|rerun|workers|rss|strace|latency|robust|eta) ;;
       *) echo "run.sh: unknown part '$part' in --only (see --help)" >&2; exit 1 ;;
     esac
   done
@@ -204,8 +207,10 @@ gen() { python3 "$here/gen_tree.py" "$@"; }
 # big trees' counts and sizes.
 if [ "$smoke" = 1 ]; then
   small_shape=(300 30) tiny_shape=(2000 20) lat_shape=(200 10) big8_size=4M huge1_size=16M big8_count=2
+  eta_shape=(2000 20)
 else
   small_shape=(20000 1000) tiny_shape=(200000 2000) lat_shape=(2000 100) big8_size=128M huge1_size=1G big8_count=8
+  eta_shape=(200000 2000)
 fi
 if wants_any small rerun workers strace robust; then
   gen many "$src_base/small" --files "${small_shape[0]}" --dirs "${small_shape[1]}" --max-size 64k --mean 11150
@@ -218,6 +223,11 @@ fi
 # The latency-bound case: files of 1-64 KiB, drawn uniformly.
 if wants latency; then
   gen many "$src_base/lat2k" --files "${lat_shape[0]}" --dirs "${lat_shape[1]}" --max-size 64k --min-size 1k
+fi
+# The progress display's case: tiny files of 1 B-4 KiB, drawn uniformly,
+# where a copy is bound by the cost per file, not per byte.
+if wants eta; then
+  gen many "$src_base/tiny4k" --files "${eta_shape[0]}" --dirs "${eta_shape[1]}" --max-size 4k --mean 0
 fi
 # Odd entries and one path of more than 6,000 bytes (PATH_MAX is 4,096).
 if wants robust; then gen odd "$src_base/odd-deep" --deep 6000; fi
@@ -658,6 +668,23 @@ if wants robust; then
       "ulimit -n 32 && exec $(q "$pcopy") -q -j 8 --workers $kind $(q "$src_base/small")/ $(q "$dst_base/ulimit")"
   done
   echo "deep tree: $(describe_tree "$deep"), one path of more than 6,000 bytes" >"$out/robust-env.txt"
+fi
+
+# ---------------------------------------------------------------- progress
+# Is the display truthful? pcopy copies tiny4k with plain --progress lines,
+# JSON lines and the bar on a pseudo-terminal, every line timestamped: when
+# the totals were final, the ETA shown at 10, 25 and 50 % of the files
+# against the time really left, peak RSS, and that the bar says "scanning"
+# exactly until the totals are final. One run of each display a round.
+if wants eta; then
+  wait_idle "eta"
+  log "progress display, tiny4k ($rounds rounds)"
+  eta_md=$out/results-progress.md
+  [ "$smoke" = 1 ] || eta_md=$here/results-progress.md
+  eta_label="$(machine_env | grep -E '^(date|mode|cpus|kernel|cpu|pcopy):' | sed 's/^/- /')
+- tree: $(describe_tree "$src_base/tiny4k"), copied tmpfs to $(stat -f -c %T "$dst_base")"
+  python3 "$here/progress_eta.py" --pcopy "$pcopy" --src "$src_base/tiny4k" \
+    --dst "$dst_base/eta" --out "$out" --runs "$rounds" --md "$eta_md" --label "$eta_label" >&2
 fi
 
 if wants_any latency robust; then

@@ -70,7 +70,8 @@ mod tests {
         std::fs::create_dir(&src).expect("mkdir");
         let cpus = std::thread::available_parallelism().expect("cpus");
         let dst = tmp.path().join("not-yet/dst");
-        let jobs = default_jobs(&[src.into_os_string()], dst.as_os_str());
+        let sources = [src.into_os_string()];
+        let jobs = default_jobs(&sources, dst.as_os_str());
         // The temp dir is on a local file system on every CI machine.
         assert!(!is_remote(tmp.path()), "{}", tmp.path().display());
         assert_eq!(jobs, cpus);

@@ -105,7 +105,8 @@ pub(crate) struct Args {
     pub(crate) quiet: bool,
 
     /// Show progress even when stderr is not a terminal: a line every
-    /// second and a final one.
+    /// second, one when the totals are final, and a last one (each a JSON
+    /// object with --json).
     #[arg(long, overrides_with = "no_progress")]
     pub(crate) progress: bool,
 
@@ -132,7 +133,8 @@ pub(crate) struct Args {
     pub(crate) ignore_existing: bool,
 
     /// Print one JSON object with the counts and errors on stdout at the
-    /// end (-v lists then go to stderr).
+    /// end (-v lists then go to stderr); --progress lines on stderr are
+    /// JSON objects too.
     #[arg(long)]
     pub(crate) json: bool,
 

@@ -90,9 +90,9 @@ impl Config {
     /// bar and plain lines. Fails on a bad filter rule or an unreadable
     /// `--exclude-from` file.
     pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
-        let workers = Workers::plan(&args)?;
         let verbosity = verbosity(&args);
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
+        let workers = Workers::plan(&args)?;
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, workers.jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
@@ -334,11 +334,13 @@ fn copy_options(args: &Args, backups: backups::Backups, listing: Option<&Listing
 }
 
 /// `--progress` and `--no-progress` win; otherwise a bar on a terminal
-/// unless `-q`, and nothing in a pipe or log.
+/// unless `-q`, and nothing in a pipe or log. Forced lines are JSON under
+/// `--json`.
 fn progress_mode(args: &Args, verbosity: Verbosity, terminal: bool) -> ProgressMode {
     match (args.progress, args.no_progress, terminal) {
         (_, true, _) => ProgressMode::Off,
         (true, _, true) => ProgressMode::Bar,
+        (true, _, false) if args.json => ProgressMode::JsonLines,
         (true, _, false) => ProgressMode::Lines,
         (false, false, true) if verbosity > Verbosity::Quiet => ProgressMode::Bar,
         _ => ProgressMode::Off,
@@ -430,6 +432,8 @@ mod tests {
         assert_eq!(config(&["a", "b"], false).progress, ProgressMode::Off);
         let forced = config(&["--progress", "a", "b"], false);
         assert_eq!(forced.progress, ProgressMode::Lines);
+        let json = config(&["--progress", "--json", "a", "b"], false);
+        assert_eq!(json.progress, ProgressMode::JsonLines);
         let off = config(&["--no-progress", "a", "b"], true);
         assert_eq!(off.progress, ProgressMode::Off);
         assert_eq!(config(&["-q", "a", "b"], true).progress, ProgressMode::Off);

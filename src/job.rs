@@ -111,13 +111,60 @@ pub(crate) struct FileRange {
     pub ino: u64,
 }
 
+/// A file time as `stat` gives it: seconds and nanoseconds since the
+/// epoch; ordered as time runs.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct FileTime {
+    pub(crate) secs: i64,
+    pub(crate) nanos: i64,
+}
+
+impl FileTime {
+    /// The modification time of `st`.
+    pub(crate) fn mtime(st: &rustix::fs::Stat) -> FileTime {
+        FileTime {
+            secs: st.st_mtime,
+            // A nanosecond count fits any of the kernel's widths.
+            nanos: st.st_mtime_nsec as i64,
+        }
+    }
+
+    /// The access time of `st`.
+    pub(crate) fn atime(st: &rustix::fs::Stat) -> FileTime {
+        FileTime {
+            secs: st.st_atime,
+            nanos: st.st_atime_nsec as i64,
+        }
+    }
+
+    /// The status-change time of `st`.
+    pub(crate) fn ctime(st: &rustix::fs::Stat) -> FileTime {
+        FileTime {
+            secs: st.st_ctime,
+            nanos: st.st_ctime_nsec as i64,
+        }
+    }
+
+    /// Nanoseconds since the epoch.
+    pub(crate) fn as_nanos(self) -> i128 {
+        i128::from(self.secs) * 1_000_000_000 + i128::from(self.nanos)
+    }
+
+    /// The time for `utimensat` and `futimens`.
+    pub(crate) fn timespec(self) -> rustix::fs::Timespec {
+        rustix::fs::Timespec {
+            tv_sec: self.secs,
+            tv_nsec: self.nanos as _,
+        }
+    }
+}
+
 /// The parts of a source `lstat` the quick check compares.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct SourceMeta {
     /// Size in bytes (the target length for a symbolic link).
     pub size: u64,
-    /// Modification time: seconds and nanoseconds.
-    pub mtime: (i64, i64),
+    pub mtime: FileTime,
     /// `st_mode`: the type and the permission bits.
     pub mode: u32,
     /// Owner and group, kept by `-a`.

@@ -119,7 +119,7 @@ impl Basis {
                 .differs(st.st_uid, st.st_gid);
             FileType::from_raw_mode(st.st_mode) == FileType::Symlink
                 && (st.st_mtime, st.st_mtime_nsec) == (src.st_mtime, src.st_mtime_nsec)
-                && owner == (false, false)
+                && !owner.any()
                 && rustix::fs::readlinkat(at, name, Vec::new())
                     .is_ok_and(|t| t.as_c_str() == target)
         })?;
@@ -174,7 +174,7 @@ fn unchanged(
         return Ok(same_data);
     }
     let wanted_ids = opts.owners.wanted(src.st_uid, src.st_gid);
-    let owner = wanted_ids.differs(st.st_uid, st.st_gid) == (false, false);
+    let owner = !wanted_ids.differs(st.st_uid, st.st_gid).any();
     let mode = st.st_mode & 0o7777 == final_mode(src.st_mode, wanted_ids.both() && owner);
     let mode = mode || !opts.keep.perms;
     Ok(mode && owner && (!opts.keep.xattrs || same_xattrs(file, wanted.src)))

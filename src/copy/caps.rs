@@ -10,11 +10,11 @@
 use std::ffi::{CStr, CString};
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
 use super::commit::{TEMP_NAME_ATTEMPTS, next_temp_name};
-use crate::job::DestCaps;
+use crate::job::{DestCaps, FileTime};
 
 /// What one probe of the destination found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,16 @@ const STEPS: [u64; 11] = [
 
 /// Times written by the probe: odd seconds and nanoseconds with no zero
 /// digit, so whatever the filesystem drops shows in what it gives back.
-const PROBES: [(i64, i64); 2] = [(1_600_000_001, 999_999_999), (1_600_000_003, 123_456_789)];
+const PROBES: [FileTime; 2] = [
+    FileTime {
+        secs: 1_600_000_001,
+        nanos: 999_999_999,
+    },
+    FileTime {
+        secs: 1_600_000_003,
+        nanos: 123_456_789,
+    },
+];
 
 /// The coarsest of [`STEPS`] the filesystem of the probe file `fd` keeps
 /// mtimes in: each of [`PROBES`] is set and read back.
@@ -165,18 +174,15 @@ fn granularity_of(fd: &OwnedFd) -> Option<u64> {
 }
 
 /// Sets `mtime` on `fd` and reads back what the filesystem kept, in ns.
-fn readback(fd: &OwnedFd, (secs, nanos): (i64, i64)) -> Option<i128> {
-    let time = Timespec {
-        tv_sec: secs,
-        tv_nsec: nanos as _,
-    };
+fn readback(fd: &OwnedFd, probe: FileTime) -> Option<i128> {
+    let time = probe.timespec();
     let times = Timestamps {
         last_access: time,
         last_modification: time,
     };
     rustix::fs::futimens(fd, &times).ok()?;
     let st = rustix::fs::fstat(fd).ok()?;
-    Some(i128::from(st.st_mtime) * i128::from(SECOND) + i128::from(st.st_mtime_nsec as i64))
+    Some(FileTime::mtime(&st).as_nanos())
 }
 
 /// The coarsest of [`STEPS`] that `kept` is a whole number of.

@@ -99,16 +99,12 @@ pub(super) fn refresh(
                 tv_sec: 0,
                 tv_nsec: UTIME_OMIT,
             },
-            last_modification: Timespec {
-                tv_sec: src.mtime.0,
-                tv_nsec: src.mtime.1 as _,
-            },
+            last_modification: src.mtime.timespec(),
         };
         rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Failure::dest("cannot set times", e))?;
     }
-    let differs = owner.differs(dest.uid, dest.gid);
-    let chowned = differs != (false, false);
+    let chowned = owner.differs(dest.uid, dest.gid).any();
     let owner_kept = match chowned {
         true => chown_nofollow(dir, name, owner)?,
         false => owner.both(),

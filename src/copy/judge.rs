@@ -10,7 +10,7 @@ use super::fail::Failure;
 use super::owners::Owners;
 use super::quick_check::{self, DestMeta, Verdict};
 use super::{DestPath, Engine, Judgement, check, commit, parent_dir, skip_special, source};
-use crate::job::{Changes, Compare, EntryKind, FileJob, Outcome, SkipReason, SourceMeta};
+use crate::job::{Changes, Compare, EntryKind, FileJob, FileTime, Outcome, SkipReason, SourceMeta};
 
 impl Engine {
     /// Decides whether the job needs writing. The destination is looked at
@@ -141,7 +141,7 @@ impl Engine {
             .map_err(|err| Failure::source("cannot stat source", err))?;
         let meta = SourceMeta {
             size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            mtime: FileTime::mtime(&st),
             mode: self.opts.chmod.apply(st.st_mode, false),
             uid: st.st_uid,
             gid: st.st_gid,
@@ -201,6 +201,7 @@ fn differences(
     let Some(found) = found.filter(|found| found.file_type == src_type) else {
         return Changes::new_entry();
     };
+    let ids = wanted.differs(found.uid, found.gid);
     Changes {
         created: false,
         contents: src_type != FileType::RegularFile && found.rdev != src.rdev,
@@ -208,8 +209,8 @@ fn differences(
         time: found.mtime != src.mtime,
         perms: src_type != FileType::Symlink
             && found.mode != commit::final_mode(src.mode, wanted.both()) & 0o7777,
-        owner: wanted.differs(found.uid, found.gid).0,
-        group: wanted.differs(found.uid, found.gid).1,
+        owner: ids.owner,
+        group: ids.group,
         time_now: false,
     }
 }

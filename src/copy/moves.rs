@@ -6,13 +6,13 @@ use rustix::fs::{Mode, OFlags, Stat};
 
 use super::Engine;
 use super::fail::errno_text;
-use crate::job::{EntryKind, FailKind, FileJob, Outcome, SkipReason, SourceMeta};
+use crate::job::{EntryKind, FailKind, FileJob, FileTime, Outcome, SkipReason, SourceMeta};
 
 /// The source as it was copied (or judged up to date).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Seen {
     size: i64,
-    mtime: (i64, i64),
+    mtime: FileTime,
     /// When the copy opened the file: any write, truncation or
     /// replacement since changes it.
     identity: Option<Identity>,
@@ -23,18 +23,18 @@ pub(super) struct Seen {
 struct Identity {
     dev: u64,
     ino: u64,
-    ctime: (i64, i64),
+    ctime: FileTime,
 }
 
 impl Seen {
     pub(super) fn of_stat(st: &Stat) -> Seen {
         Seen {
             size: st.st_size,
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            mtime: FileTime::mtime(st),
             identity: Some(Identity {
                 dev: st.st_dev,
                 ino: st.st_ino,
-                ctime: (st.st_ctime, st.st_ctime_nsec as i64),
+                ctime: FileTime::ctime(st),
             }),
         }
     }

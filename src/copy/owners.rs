@@ -51,6 +51,20 @@ impl Owners {
     }
 }
 
+/// Which of an entry's ids are not the wanted ones.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct IdsDiffer {
+    pub(crate) owner: bool,
+    pub(crate) group: bool,
+}
+
+impl IdsDiffer {
+    /// Whether either id has to change.
+    pub(crate) fn any(self) -> bool {
+        self.owner || self.group
+    }
+}
+
 /// The owner and group one copy gets; `None`: left as created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Wanted {
@@ -68,11 +82,11 @@ impl Wanted {
 
     /// Whether an entry owned by `uid` and `gid` differs in owner and in
     /// group, where an id is set at all.
-    pub(crate) fn differs(&self, uid: u32, gid: u32) -> (bool, bool) {
-        (
-            self.uid.is_some_and(|want| want != uid),
-            self.gid.is_some_and(|want| want != gid),
-        )
+    pub(crate) fn differs(&self, uid: u32, gid: u32) -> IdsDiffer {
+        IdsDiffer {
+            owner: self.uid.is_some_and(|want| want != uid),
+            group: self.gid.is_some_and(|want| want != gid),
+        }
     }
 
     /// Sets the ids with `chown` (an `fchown` or `fchownat` of the entry).
@@ -115,14 +129,21 @@ mod tests {
         let wanted = owners.wanted(1000, 100);
         assert_eq!((wanted.uid, wanted.gid), (Some(7), Some(100)));
         assert!(wanted.both());
-        assert_eq!(wanted.differs(7, 5), (false, true));
+        assert_eq!(
+            wanted.differs(7, 5),
+            IdsDiffer {
+                owner: false,
+                group: true
+            }
+        );
         let group_only = Owners {
             user: Id::Unset,
             group: Id::Source,
         };
         assert!(group_only.any() && !Owners::default().any());
         assert!(!group_only.wanted(1, 2).both());
-        assert_eq!(group_only.wanted(1, 2).differs(9, 9), (false, true));
+        let differs = group_only.wanted(1, 2).differs(9, 9);
+        assert!(!differs.owner && differs.group);
     }
 
     #[test]

@@ -15,6 +15,8 @@ use rustix::io::Errno;
 use super::commit::TEMP_PREFIX;
 use super::xattrs;
 
+use crate::job::FileTime;
+
 /// What follows [`TEMP_PREFIX`] in the name of a resumable temp.
 const PARTIAL_TAG: &str = "partial.";
 /// The source the parts were copied from.
@@ -28,7 +30,7 @@ pub(crate) struct Identity {
     pub(crate) dev: u64,
     pub(crate) ino: u64,
     pub(crate) size: u64,
-    pub(crate) mtime: (i64, i64),
+    pub(crate) mtime: FileTime,
 }
 
 impl Identity {
@@ -39,7 +41,7 @@ impl Identity {
             size,
             mtime,
         } = self;
-        format!("{dev} {ino} {size} {} {}", mtime.0, mtime.1)
+        format!("{dev} {ino} {size} {} {}", mtime.secs, mtime.nanos)
     }
 }
 
@@ -208,7 +210,7 @@ mod tests {
             dev: 1,
             ino: 2,
             size: 8192,
-            mtime: (3, 4),
+            mtime: FileTime { secs: 3, nanos: 4 },
         }
     }
 

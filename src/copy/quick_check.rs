@@ -8,7 +8,7 @@
 
 use rustix::fs::{FileType, Stat};
 
-use crate::job::{Compare, CopyOptions, SkipReason, SourceMeta};
+use crate::job::{Compare, CopyOptions, FileTime, SkipReason, SourceMeta};
 
 /// What to do with one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub(crate) enum Verdict {
 pub(crate) struct DestMeta {
     pub(crate) file_type: FileType,
     pub(crate) size: u64,
-    pub(crate) mtime: (i64, i64),
+    pub(crate) mtime: FileTime,
     /// Permission bits only.
     pub(crate) mode: u32,
     pub(crate) uid: u32,
@@ -41,7 +41,7 @@ impl DestMeta {
         DestMeta {
             file_type: FileType::from_raw_mode(st.st_mode),
             size: u64::try_from(st.st_size).unwrap_or(0),
-            mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+            mtime: FileTime::mtime(st),
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
@@ -91,11 +91,10 @@ pub(crate) fn decide(
     }
 }
 
-/// Whether two mtimes (seconds, nanoseconds) are at most `window_ns`
-/// apart: equal to the nanosecond with a window of 0.
-pub(crate) fn same_mtime(a: (i64, i64), b: (i64, i64), window_ns: u64) -> bool {
-    let ns = |(secs, nanos): (i64, i64)| i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-    (ns(a) - ns(b)).unsigned_abs() <= u128::from(window_ns)
+/// Whether two mtimes are at most `window_ns` apart: equal to the
+/// nanosecond with a window of 0.
+pub(crate) fn same_mtime(a: FileTime, b: FileTime, window_ns: u64) -> bool {
+    (a.as_nanos() - b.as_nanos()).unsigned_abs() <= u128::from(window_ns)
 }
 
 /// Whether any option can leave an existing destination entry alone, so
@@ -115,18 +114,21 @@ mod tests {
 
     const SRC: SourceMeta = SourceMeta {
         size: 10,
-        mtime: (1_000, 5),
+        mtime: FileTime {
+            secs: 1_000,
+            nanos: 5,
+        },
         mode: 0o100644,
         uid: 0,
         gid: 0,
         rdev: 0,
     };
 
-    fn dest(file_type: FileType, size: u64, mtime: (i64, i64)) -> DestMeta {
+    fn dest(file_type: FileType, size: u64, (secs, nanos): (i64, i64)) -> DestMeta {
         DestMeta {
             file_type,
             size,
-            mtime,
+            mtime: FileTime { secs, nanos },
             mode: 0o644,
             uid: 0,
             gid: 0,
@@ -213,8 +215,22 @@ mod tests {
             decide(&opts(Compare::SizeOnly), FILE, &SRC, Some(&other_size)),
             replace
         );
-        assert!(same_mtime((5, 999_999_999), (6, 0), 1));
-        assert!(!same_mtime((5, 999_999_998), (6, 0), 1));
+        assert!(same_mtime(
+            FileTime {
+                secs: 5,
+                nanos: 999_999_999
+            },
+            FileTime { secs: 6, nanos: 0 },
+            1
+        ));
+        assert!(!same_mtime(
+            FileTime {
+                secs: 5,
+                nanos: 999_999_998
+            },
+            FileTime { secs: 6, nanos: 0 },
+            1
+        ));
     }
 
     #[test]

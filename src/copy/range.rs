@@ -21,7 +21,7 @@ use super::dest::DestPath;
 use super::fail::Failure;
 use super::mapped::{self, MappedEnd};
 use super::{Engine, archive, parent_dir, partial, source, test_hook};
-use crate::job::{CopyOptions, FailKind, FileJob, FileRange, Outcome};
+use crate::job::{CopyOptions, FailKind, FileJob, FileRange, FileTime, Outcome};
 use crate::relpath;
 
 /// Creates a temp file for a split copy in `dir`: a fresh [`TEMP_PREFIX`]
@@ -217,9 +217,9 @@ fn finish_temp(
     let seen_mtime = split.job.meta.map(|m| m.mtime);
     let mut applied = opts.chmod.stat(&st);
     if let Some(mtime) = seen_mtime {
-        (applied.st_mtime, applied.st_mtime_nsec) = (mtime.0, mtime.1 as _);
+        (applied.st_mtime, applied.st_mtime_nsec) = (mtime.secs, mtime.nanos as _);
     }
-    let now_mtime = (st.st_mtime, st.st_mtime_nsec as i64);
+    let now_mtime = FileTime::mtime(&st);
     let changed = split.short || size != seen_size || seen_mtime.is_some_and(|m| m != now_mtime);
     if size < seen_size {
         // The source shrank: the copy ends where the source now ends, not
@@ -307,7 +307,10 @@ mod tests {
         let mut job = job(&src, "big.bin", EntryKind::File);
         job.meta = Some(SourceMeta {
             size: md.len(),
-            mtime: (md.mtime(), md.mtime_nsec()),
+            mtime: FileTime {
+                secs: md.mtime(),
+                nanos: md.mtime_nsec(),
+            },
             mode: md.mode(),
             uid: md.uid(),
             gid: md.gid(),

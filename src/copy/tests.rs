@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, CWD, Timespec, Timestamps};
 
 use super::*;
+use crate::job::FileTime;
 
 /// A scratch area with a source and a destination root side by side.
 pub(super) struct Scratch {
@@ -93,26 +94,33 @@ pub(super) fn assert_no_temps(dir: &Path) {
     assert_eq!(temps_below(dir), Vec::<PathBuf>::new(), "temp files left");
 }
 
-fn set_times(path: &Path, atime: (i64, i64), mtime: (i64, i64)) {
+fn set_times(path: &Path, times: Times) {
     let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: atime.0,
-            tv_nsec: atime.1,
-        },
-        last_modification: Timespec {
-            tv_sec: mtime.0,
-            tv_nsec: mtime.1,
-        },
+        last_access: times.atime.timespec(),
+        last_modification: times.mtime.timespec(),
     };
     rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).expect("utimensat");
 }
 
-fn times_of(path: &Path) -> ((i64, i64), (i64, i64)) {
+/// An entry's access and modification times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Times {
+    atime: FileTime,
+    mtime: FileTime,
+}
+
+fn times_of(path: &Path) -> Times {
     let meta = fs::symlink_metadata(path).expect("lstat");
-    (
-        (meta.atime(), meta.atime_nsec()),
-        (meta.mtime(), meta.mtime_nsec()),
-    )
+    Times {
+        atime: FileTime {
+            secs: meta.atime(),
+            nanos: meta.atime_nsec(),
+        },
+        mtime: FileTime {
+            secs: meta.mtime(),
+            nanos: meta.mtime_nsec(),
+        },
+    }
 }
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) {
@@ -120,21 +128,30 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-const ATIME: (i64, i64) = (1_000_000_000, 123_456_789);
-const MTIME: (i64, i64) = (1_500_000_000, 987_654_321);
+/// Times a source is given, to the nanosecond.
+const TIMES: Times = Times {
+    atime: FileTime {
+        secs: 1_000_000_000,
+        nanos: 123_456_789,
+    },
+    mtime: FileTime {
+        secs: 1_500_000_000,
+        nanos: 987_654_321,
+    },
+};
 
 #[test]
 fn copies_contents_mode_and_nanosecond_times() {
     let s = scratch();
     let src = s.src.join("a.txt");
     write_file(&src, b"hello engine\n", 0o640);
-    set_times(&src, ATIME, MTIME);
+    set_times(&src, TIMES);
     let (outcome, reported) = run(&mut engine(&s.dst), &job(&src, "a.txt", EntryKind::File));
     assert_eq!(expect_copied(&outcome), 13);
     assert_eq!(reported, 13);
     let copy = s.dst.join("a.txt");
     // Times first: reading the copy updates its atime.
-    assert_eq!(times_of(&copy), (ATIME, MTIME));
+    assert_eq!(times_of(&copy), TIMES);
     assert_eq!(fs::read(&copy).expect("read copy"), b"hello engine\n");
     assert_eq!(fs::metadata(&copy).expect("stat").mode() & 0o7777, 0o640);
     assert_no_temps(&s.dst);
@@ -210,16 +227,16 @@ fn named_temp_fallback_copies_and_overwrites_without_leftovers() {
     let s = scratch();
     let src = s.src.join("f");
     write_file(&src, b"new", 0o604);
-    set_times(&src, ATIME, MTIME);
+    set_times(&src, TIMES);
     fs::write(s.dst.join("g"), b"old contents").expect("old");
     let mut engine = engine(&s.dst);
     engine.namer.force_named_temps();
     for name in ["f", "g"] {
         // The previous copy's read updated the source's atime.
-        set_times(&src, ATIME, MTIME);
+        set_times(&src, TIMES);
         let (outcome, _) = run(&mut engine, &job(&src, name, EntryKind::File));
         assert_eq!(expect_copied(&outcome), 3);
-        assert_eq!(times_of(&s.dst.join(name)), (ATIME, MTIME));
+        assert_eq!(times_of(&s.dst.join(name)), TIMES);
         assert_eq!(fs::read(s.dst.join(name)).expect("read"), b"new");
         let mode = fs::metadata(s.dst.join(name)).expect("stat").mode();
         assert_eq!(mode & 0o7777, 0o604);
@@ -354,12 +371,12 @@ fn symlink_target_bytes_and_times_are_copied_exactly() {
     for (i, target) in targets.iter().enumerate() {
         let link = s.src.join(format!("link{i}"));
         symlink(OsStr::from_bytes(target), &link).expect("symlink");
-        set_times(&link, ATIME, MTIME);
+        set_times(&link, TIMES);
         let name = format!("link{i}");
         let (outcome, _) = run(&mut engine, &job(&link, &name, EntryKind::Symlink));
         assert_eq!(expect_copied(&outcome), 0);
         // Times first: readlink updates the link's atime.
-        assert_eq!(times_of(&s.dst.join(&name)), (ATIME, MTIME));
+        assert_eq!(times_of(&s.dst.join(&name)), TIMES);
         let copied = fs::read_link(s.dst.join(&name)).expect("readlink");
         assert_eq!(copied.into_os_string().into_vec(), target.to_vec());
     }
@@ -608,7 +625,7 @@ fn a_destination_without_modes_or_fine_times_is_left_alone_when_up_to_date() {
     write_file(&s.dst.join("f"), b"same", 0o777);
     let at = |path: &Path, nanos| {
         let time = Timespec {
-            tv_sec: MTIME.0,
+            tv_sec: TIMES.mtime.secs,
             tv_nsec: nanos,
         };
         let times = Timestamps {

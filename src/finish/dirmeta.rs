@@ -19,12 +19,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 use rayon::prelude::*;
-use rustix::fs::{Mode, Stat, Timespec, Timestamps};
+use rustix::fs::{Mode, Stat, Timestamps};
 use rustix::io::Errno;
 
-use crate::copy::owners::{Owners, Wanted};
+use crate::copy::owners::{IdsDiffer, Owners, Wanted};
 use crate::copy::xattrs::{self, Xattr};
-use crate::job::Changes;
+use crate::job::{Changes, FileTime};
 use crate::relpath::open_beneath;
 use crate::ui::escape::io_reason;
 
@@ -35,8 +35,8 @@ pub(crate) struct DirMeta {
     pub(crate) rel: OsString,
     /// Permission bits, with setuid, setgid and sticky.
     pub(crate) mode: u32,
-    pub(crate) atime: (i64, i64),
-    pub(crate) mtime: (i64, i64),
+    pub(crate) atime: FileTime,
+    pub(crate) mtime: FileTime,
     /// What `-a` keeps besides; `None` without it.
     pub(crate) archive: Option<Box<DirArchive>>,
     /// The POSIX ACLs, access and default (`-A`); `None` without it.
@@ -56,8 +56,8 @@ impl DirMeta {
         DirMeta {
             rel,
             mode: meta.st_mode & 0o7777,
-            atime: (meta.st_atime, meta.st_atime_nsec as i64),
-            mtime: (meta.st_mtime, meta.st_mtime_nsec as i64),
+            atime: FileTime::atime(meta),
+            mtime: FileTime::mtime(meta),
             archive: None,
             acls: None,
         }
@@ -115,15 +115,15 @@ impl DirMeta {
     /// How the existing directory `st` differs from this record, in the
     /// terms of rsync's `--itemize-changes`.
     pub(crate) fn differences(&self, st: &Stat) -> Changes {
-        let (owner, group) = match &self.archive {
+        let ids = match &self.archive {
             Some(archive) => archive.owner.differs(st.st_uid, st.st_gid),
-            None => (false, false),
+            None => IdsDiffer::default(),
         };
         Changes {
-            time: self.mtime != (st.st_mtime, st.st_mtime_nsec as i64),
+            time: self.mtime != FileTime::mtime(st),
             perms: st.st_mode & 0o7777 != self.mode,
-            owner,
-            group,
+            owner: ids.owner,
+            group: ids.group,
             ..Changes::default()
         }
     }
@@ -211,11 +211,11 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
         acls_set = xattrs::apply_acls(fd.as_fd(), acls, true)
             .map_err(|e| reason("cannot set the ACLs", e))?;
     }
-    let kept = (st.st_mtime, st.st_mtime_nsec as i64);
+    let kept = FileTime::mtime(&st);
     if how.times && !crate::copy::same_mtime(dir.mtime, kept, how.window_ns) {
         let times = Timestamps {
-            last_access: timespec(dir.atime),
-            last_modification: timespec(dir.mtime),
+            last_access: dir.atime.timespec(),
+            last_modification: dir.mtime.timespec(),
         };
         rustix::fs::futimens(&fd, &times).map_err(|e| reason("cannot set directory times", e))?;
     }
@@ -233,7 +233,7 @@ fn apply(root: BorrowedFd<'_>, dir: &DirMeta, how: DirApply) -> Result<(), Strin
 /// and this user may; returns whether it tried (a chown clears setgid,
 /// so the mode is set again).
 fn apply_owner(fd: BorrowedFd<'_>, st: &Stat, archive: &DirArchive) -> Result<bool, String> {
-    if archive.owner.differs(st.st_uid, st.st_gid) == (false, false) {
+    if !archive.owner.differs(st.st_uid, st.st_gid).any() {
         return Ok(false);
     }
     archive
@@ -245,10 +245,6 @@ fn apply_owner(fd: BorrowedFd<'_>, st: &Stat, archive: &DirArchive) -> Result<bo
 
 fn reason(what: &str, err: Errno) -> String {
     format!("{what}: {}", io_reason(&err.into()))
-}
-
-fn timespec((tv_sec, tv_nsec): (i64, i64)) -> Timespec {
-    Timespec { tv_sec, tv_nsec }
 }
 
 #[cfg(test)]
@@ -263,8 +259,14 @@ mod tests {
         DirMeta {
             rel: rel.into(),
             mode,
-            atime: (mtime, 0),
-            mtime: (mtime, 123_456_789),
+            atime: FileTime {
+                secs: mtime,
+                nanos: 0,
+            },
+            mtime: FileTime {
+                secs: mtime,
+                nanos: 123_456_789,
+            },
             archive: None,
             acls: None,
         }
@@ -361,7 +363,7 @@ mod tests {
         );
         let before = fs::metadata(tmp.path().join("d")).unwrap();
         // Two seconds' steps kept 20.123456789 as 20; modes are not kept.
-        record.mtime = (21, 0);
+        record.mtime = FileTime { secs: 21, nanos: 0 };
         assert_eq!(apply_all(root.as_fd(), vec![record], coarse), Vec::new());
         let after = fs::metadata(tmp.path().join("d")).unwrap();
         assert_eq!(after.mtime(), before.mtime());

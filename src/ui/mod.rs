@@ -9,6 +9,7 @@
 //! the shared types of `job` and `exit_codes`.
 
 pub(crate) mod escape;
+pub(crate) mod eta;
 pub(crate) mod itemize;
 pub(crate) mod json;
 pub(crate) mod log_file;

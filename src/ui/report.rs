@@ -779,7 +779,7 @@ mod tests {
     fn bytes_of_a_sized_job_move_only_the_done_count() {
         let meta = crate::job::SourceMeta {
             size: 10,
-            mtime: (0, 0),
+            mtime: crate::job::FileTime::default(),
             mode: 0o100644,
             uid: 0,
             gid: 0,

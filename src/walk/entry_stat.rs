@@ -13,7 +13,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Stat};
 
-use crate::job::SourceMeta;
+use crate::job::{FileTime, SourceMeta};
 
 /// What one `lstat` (`stat` when following links) of an entry says: the
 /// parts of `std::fs::Metadata` the walker uses.
@@ -48,14 +48,9 @@ impl EntryStat {
         u64::try_from(self.0.st_size).unwrap_or(0)
     }
 
-    /// Modification time, whole seconds.
-    pub(crate) fn mtime(&self) -> i64 {
-        self.0.st_mtime
-    }
-
-    /// Modification time, nanoseconds past [`EntryStat::mtime`].
-    pub(crate) fn mtime_nsec(&self) -> i64 {
-        self.0.st_mtime_nsec as i64
+    /// Modification time.
+    pub(crate) fn modified(&self) -> FileTime {
+        FileTime::mtime(&self.0)
     }
 
     /// `st_mode`: the type and the permission bits.
@@ -107,7 +102,7 @@ impl EntryStat {
     pub(crate) fn source_meta(&self) -> SourceMeta {
         SourceMeta {
             size: self.len(),
-            mtime: (self.mtime(), self.mtime_nsec()),
+            mtime: self.modified(),
             mode: self.mode(),
             uid: self.uid(),
             gid: self.gid(),
@@ -136,7 +131,11 @@ mod tests {
 
     fn same_as_std(st: &EntryStat, md: &fs::Metadata) {
         assert_eq!(st.len(), md.len());
-        assert_eq!((st.mtime(), st.mtime_nsec()), (md.mtime(), md.mtime_nsec()));
+        let std = FileTime {
+            secs: md.mtime(),
+            nanos: md.mtime_nsec(),
+        };
+        assert_eq!(st.modified(), std);
         assert_eq!(
             (st.mode(), st.uid(), st.gid()),
             (md.mode(), md.uid(), md.gid())

@@ -167,7 +167,7 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     let count_stop = Arc::new(AtomicBool::new(false));
     // The count-ahead runs on the readers: one at least, when it runs.
     let most = setup.readers.max(usize::from(setup.count_ahead));
-    let first = Readers::first(most);
+    let first = Readers::first(most, setup.count_ahead);
     let readers = Readers::start(first, most, setup.readers > 0, setup.dereference);
     if let Some(readers) = readers.as_ref().filter(|_| setup.count_ahead) {
         let stop = Arc::clone(&count_stop);

@@ -45,6 +45,15 @@ use super::tree::{self, Listing};
 /// Readers to start with, per CPU: the walk's reading spread over the
 /// CPUs, with one more each to overlap what waits.
 const READERS_PER_CPU: usize = 2;
+/// Readers to start with, per CPU, while the count-ahead runs on them
+/// too. Counting is a small part of a copy's work (a `stat` per file
+/// against a dozen calls to copy it), but with as few threads as the
+/// workers the scheduler gives it as small a share of the CPUs, and the
+/// totals are final late: on 200,000 tiny files with two CPUs, after a
+/// median 12.8 % of the run with 2 readers per CPU, 9.4 % with 6 (4
+/// interleaved runs each), the runs no slower. Once the count is over
+/// they read ahead for the walk alone, idle when it needs nothing.
+const COUNTING_READERS_PER_CPU: usize = 6;
 /// The most readers the walk asks the budget for: with two requests
 /// each outstanding, enough to keep 64 workers busy from a mount that
 /// takes a millisecond or more a request (measured in the README's
@@ -326,10 +335,15 @@ impl Readers {
         }
     }
 
-    /// Readers to start with: a few per CPU, within `most`.
-    pub(super) fn first(most: usize) -> usize {
+    /// Readers to start with: a few per CPU, more while `counting` (the
+    /// count-ahead runs on them), within `most`.
+    pub(super) fn first(most: usize, counting: bool) -> usize {
         let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        (READERS_PER_CPU * cpus).min(most)
+        let per_cpu = match counting {
+            true => COUNTING_READERS_PER_CPU,
+            false => READERS_PER_CPU,
+        };
+        (per_cpu * cpus).min(most)
     }
 
     /// Starts `count` more readers (fewer if a thread cannot be started),
@@ -795,6 +809,14 @@ mod tests {
         timed(&readers, SLOW_REQUEST, 16);
         wait_once(&mut readers, &root);
         assert_eq!(readers.threads(), 6);
+    }
+
+    #[test]
+    fn readers_start_at_a_few_per_cpu_and_more_while_counting() {
+        let cpus = std::thread::available_parallelism().expect("cpus").get();
+        assert_eq!(Readers::first(64, false), (2 * cpus).min(64));
+        assert_eq!(Readers::first(64, true), (6 * cpus).min(64));
+        assert_eq!(Readers::first(1, true), 1, "within the budget");
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl Splitter {
             dev: md.dev(),
             ino: md.ino(),
             size: md.len(),
-            mtime: (md.mtime(), md.mtime_nsec()),
+            mtime: md.modified(),
         };
         let found = match partial::open_or_create(dir, name, &source) {
             Ok(found) => found?,

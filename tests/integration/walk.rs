@@ -198,6 +198,54 @@ fn assert_totals_final_before_the_last_job(env: &TestEnv, chain: &str, fd_limit:
     assert_eq!(std::fs::read(env.path(last)).unwrap(), b"x");
 }
 
+/// A run with one worker held at the gate (`second/gate.txt`) after it
+/// copied the 300 files of `first/`, while `third/` (2,000 files) waits in
+/// the walk: pcopy with `args` and `--progress`, and the gate.
+fn held_after_some_progress(env: &TestEnv, args: &[&str]) -> (Guarded, Gate) {
+    for i in 0..300 {
+        env.write(format!("first/f{i:03}"), "x");
+    }
+    env.write("second/gate.txt", "gate\n");
+    for i in 0..2000 {
+        env.write(format!("third/d{}/f{i:04}", i % 10), "x");
+    }
+    let mut gate = Gate::new(env.root(), "open", "gate.txt");
+    let (key, value) = gate.env();
+    let child = Guarded::spawn(
+        env.pcopy()
+            .args(["--progress", "-j", "1"])
+            .args(args)
+            .args(["first/", "second/", "third/", "dst"])
+            .env(key, value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    gate.wait_reached();
+    (child, gate)
+}
+
+/// Reads progress lines until `done` says one is the line looked for;
+/// returns it and the lines before.
+fn read_until(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    done: impl Fn(&str) -> bool,
+) -> (String, Vec<String>) {
+    let mut seen = Vec::new();
+    loop {
+        let line = lines.next().expect("a progress line").expect("read");
+        if done(&line) {
+            return (line, seen);
+        }
+        seen.push(line);
+    }
+}
+
+/// The seconds of a plain line's `ETA 4.2s` or `ETA 42s`; `None` for `?`.
+fn eta_seconds(line: &str) -> Option<f64> {
+    let eta = line.rsplit_once(", ETA ").expect("an ETA").1;
+    eta.strip_suffix('s')?.parse().ok()
+}
+
 both_kinds! {
     fn a_tree_deeper_than_path_max_is_copied_exactly(env: TestEnv) {
         env.mkdir("src");
@@ -298,5 +346,61 @@ both_kinds! {
             assert!(stderr.contains("pcopy: 400/400 files"), "{stderr}");
             std::fs::remove_dir_all(env.path("dst")).expect("rm dst");
         }
+    }
+
+    fn the_eta_appears_once_the_totals_are_final_and_is_a_number(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        let (mut child, mut gate) = held_after_some_progress(&env, &[]);
+        let stderr = child.child().stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        // The worker is held, the walk at a full queue: only the count can
+        // make the totals final, and a line says so as soon as they are,
+        // and another as soon as the time left is known.
+        let (with_eta, before) = read_until(&mut lines, |l| eta_seconds(l).is_some());
+        for line in &before {
+            assert!(line.ends_with(", ETA ?"), "{line}\n{before:?}");
+        }
+        assert!(with_eta.starts_with("pcopy: "), "{with_eta}");
+        assert!(with_eta.contains("/2301 files, "), "{with_eta}");
+        assert!(!with_eta.contains("scanning") && !with_eta.contains('+'), "{with_eta}");
+        assert!(eta_seconds(&with_eta).is_some_and(|s| s > 0.0), "{with_eta}");
+        gate.release();
+        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+        assert_status(&child.wait(), 0);
+        let last = rest.iter().rev().find(|l| l.contains(", ETA ")).expect("a last line");
+        assert!(last.starts_with("pcopy: 2301/2301 files, ") && last.ends_with(", ETA 0s"), "{rest:?}");
+        assert_eq!(std::fs::read(env.path("dst/d3/f1993")).unwrap(), b"x");
+    }
+
+    fn json_progress_lines_carry_the_same_eta(env: TestEnv) {
+        if !hook_available() {
+            return;
+        }
+        let (mut child, mut gate) = held_after_some_progress(&env, &["--json"]);
+        let stderr = child.child().stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let parse = |line: &str| -> serde_json::Value {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        };
+        let (with_eta, before) = read_until(&mut lines, |l| parse(l)["eta_seconds"].is_number());
+        for line in &before {
+            assert!(parse(line)["eta_seconds"].is_null(), "{line}");
+        }
+        let record = parse(&with_eta);
+        assert_eq!(record["totals_final"], true, "{with_eta}");
+        assert_eq!(record["files_total"], 2301, "{with_eta}");
+        assert_eq!(record["bytes_total"], 2305, "{with_eta}");
+        let done = record["files_done"].as_u64().expect("files_done");
+        assert!((1..=300).contains(&done), "{with_eta}");
+        assert!(record["eta_seconds"].as_f64().is_some_and(|s| s > 0.0), "{with_eta}");
+        gate.release();
+        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+        assert_status(&child.wait(), 0);
+        // The last JSON line says all is done; the summary follows it.
+        let last = rest.iter().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+        let last = parse(last);
+        assert_eq!((last["files_done"].as_u64(), last["eta_seconds"].as_f64()), (Some(2301), Some(0.0)));
     }
 }
