@@ -54,10 +54,10 @@ const READERS_PER_CPU: usize = 2;
 /// interleaved runs each), the runs no slower. Once the count is over
 /// they read ahead for the walk alone, idle when it needs nothing.
 const COUNTING_READERS_PER_CPU: usize = 6;
-/// The most readers the walk asks the budget for: with two requests
-/// each outstanding, enough to keep 64 workers busy from a mount that
-/// takes a millisecond or more a request (measured in the README's
-/// "Latency-bound storage").
+/// The most readers the walk asks the budget for: twice the 16 that
+/// kept up with 64 workers on a mount taking 1 ms a request, which the
+/// readers reached there and at 5 ms (the README's "Latency-bound
+/// storage").
 pub(crate) const MOST_READERS: usize = 32;
 /// A request that took this long waited on the storage (a network round
 /// trip, a disk seek, a FUSE server that does real work), not on a CPU:
@@ -123,7 +123,7 @@ struct State {
 /// When to start more readers: a rule fed by the readers' timings and
 /// the walk's waits, kept under the readers' lock.
 #[derive(Debug)]
-pub(super) struct Sizing {
+struct Sizing {
     /// Readers the descriptor budget holds, or as many as were running
     /// when more made requests slower.
     most: usize,
@@ -140,7 +140,8 @@ pub(super) struct Sizing {
 }
 
 impl Sizing {
-    pub(super) fn new(most: usize) -> Sizing {
+    /// No evidence yet, for at most `most` readers.
+    fn new(most: usize) -> Sizing {
         Sizing {
             most,
             timed: 0,
@@ -152,7 +153,7 @@ impl Sizing {
     }
 
     /// A read whose slowest kind of request took `latency` each.
-    pub(super) fn timed(&mut self, latency: Duration) {
+    fn timed(&mut self, latency: Duration) {
         self.timed += 1;
         self.slow += usize::from(latency >= SLOW_REQUEST);
         self.spent = self.spent.saturating_add(latency);
@@ -164,7 +165,7 @@ impl Sizing {
     }
 
     /// The walk wanted a result the readers did not have ready.
-    pub(super) fn waited(&mut self) {
+    fn waited(&mut self) {
         self.waits += 1;
     }
 
@@ -174,7 +175,7 @@ impl Sizing {
     /// evidence then starts afresh, for the new number of readers. None
     /// ever again once more readers made requests slower: the storage
     /// (or the CPUs serving it) is saturated, and more would only queue.
-    pub(super) fn more(&mut self, running: usize) -> usize {
+    fn more(&mut self, running: usize) -> usize {
         let enough = self.timed >= MIN_SAMPLES;
         let slow = 2 * self.slow > self.timed;
         if running >= self.most || self.waits == 0 || !enough || !slow {
@@ -208,6 +209,7 @@ pub(super) struct RequestTimer {
 }
 
 impl RequestTimer {
+    /// Starts timing, before the first request.
     pub(super) fn start() -> RequestTimer {
         RequestTimer {
             last: Instant::now(),
@@ -226,6 +228,7 @@ impl RequestTimer {
         self.last = now;
     }
 
+    /// The latency of the slowest kind of request so far, per request.
     pub(super) fn slowest(&self) -> Duration {
         self.slowest
     }
@@ -347,7 +350,10 @@ impl Readers {
     }
 
     /// Starts `count` more readers (fewer if a thread cannot be started),
-    /// and widens the window to two requests a reader.
+    /// and widens the window to two requests a reader. Only the walk's
+    /// thread starts readers (from `start` and `take`), so the threads and
+    /// the window are its alone; a new reader waits on `work` like the
+    /// others and takes what is queued at once.
     fn add(&mut self, count: usize) {
         for _ in 0..count {
             let shared = Arc::clone(&self.shared);
