@@ -31,46 +31,12 @@ const REMOTE_TYPES: &[u64] = &[
     0x1366_1366, // OrangeFS
 ];
 
-/// Directory readers per CPU on a local file system: the walk's reading
-/// spread over the CPUs, with one more each to overlap what waits on a
-/// disk.
-const LOCAL_READERS_PER_CPU: usize = 2;
-/// Directory readers per CPU on a local file system while the count-ahead
-/// runs on them too. Counting is a small part of a copy's work (a `stat`
-/// per file against a dozen calls to copy it), but with as few threads as
-/// the workers the scheduler gives it as small a share of the CPUs, and
-/// the totals are final late: on 200,000 tiny files with two CPUs, after
-/// a median 12.8 % of the run with 2 readers per CPU, 9.4 % with 6 (4
-/// interleaved runs each), the runs no slower. Once the count is over
-/// they read ahead for the walk alone, idle when it needs nothing.
-const COUNTING_READERS_PER_CPU: usize = 6;
-/// Directory readers where requests wait on a network: the walk then
-/// keeps up with [`REMOTE_JOBS`] workers (measured in the README's
-/// "Latency-bound storage").
-pub(crate) const REMOTE_READERS: usize = 16;
-
 /// The default number of workers for copying `sources` to `destination`.
 pub(crate) fn default_jobs(sources: &[OsString], destination: &OsStr) -> NonZeroUsize {
     let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
     match any_remote(sources, destination) {
         true => cpus.max(NonZeroUsize::new(REMOTE_JOBS).unwrap_or(NonZeroUsize::MIN)),
         false => cpus,
-    }
-}
-
-/// How many threads read directories ahead of the walk: a few per CPU,
-/// more while `counting` (the count-ahead runs on them) and when a source
-/// or the destination is remote.
-pub(crate) fn readers(sources: &[OsString], destination: &OsStr, counting: bool) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let per_cpu = match counting {
-        true => COUNTING_READERS_PER_CPU,
-        false => LOCAL_READERS_PER_CPU,
-    };
-    let local = per_cpu * cpus;
-    match any_remote(sources, destination) {
-        true => local.max(REMOTE_READERS),
-        false => local,
     }
 }
 
@@ -109,10 +75,6 @@ mod tests {
         // The temp dir is on a local file system on every CI machine.
         assert!(!is_remote(tmp.path()), "{}", tmp.path().display());
         assert_eq!(jobs, cpus);
-        // Readers: two per CPU, six while the count-ahead runs on them.
-        let readers = |counting| readers(&sources, dst.as_os_str(), counting);
-        assert_eq!(readers(false), 2 * cpus.get());
-        assert_eq!(readers(true), 6 * cpus.get());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(crate) struct Config {
     /// Levels of directories the walk keeps open, from the descriptor
     /// budget.
     pub(crate) open_levels: usize,
-    /// Directory readers, from the descriptor budget.
+    /// The most directory readers, from the descriptor budget.
     pub(crate) readers: usize,
     /// Why fewer workers run than `-j` asked, if they do.
     pub(crate) budget_note: Option<String>,
@@ -92,7 +92,7 @@ impl Config {
     pub(crate) fn new(args: Args, stderr_is_terminal: bool) -> Result<Config, Fatal> {
         let verbosity = verbosity(&args);
         let progress = progress_mode(&args, verbosity, stderr_is_terminal);
-        let workers = Workers::plan(&args, progress != ProgressMode::Off)?;
+        let workers = Workers::plan(&args)?;
         let filter = Filter::new(&args.rules)?.map(Arc::new);
         let backups = backups::resolve(&args.backups, workers.jobs.get(), args.workers)?;
         let listing = listing(&args, verbosity);
@@ -195,7 +195,6 @@ impl Config {
             open_levels: self.open_levels,
             workers: self.jobs.get(),
             readers: self.readers,
-            // Workers::plan sized the readers for it.
             count_ahead: self.progress != ProgressMode::Off,
             itemize: self.copy.itemize,
             existing: self.copy.existing,
@@ -247,7 +246,7 @@ struct Workers {
     jobs: NonZeroUsize,
     /// Levels of directories the walk keeps open.
     open_levels: usize,
-    /// Threads that read directories ahead of the walk.
+    /// The most threads that read directories ahead of the walk.
     readers: usize,
     /// Why fewer workers run than asked, if they do.
     note: Option<String>,
@@ -255,8 +254,8 @@ struct Workers {
 
 impl Workers {
     /// `-j`, or the default for where SRC and DST are, fitted into the
-    /// open-file limit; `counting`: the count-ahead runs.
-    fn plan(args: &Args, counting: bool) -> Result<Workers, Fatal> {
+    /// open-file limit.
+    fn plan(args: &Args) -> Result<Workers, Fatal> {
         let dst = args
             .destination
             .as_deref()
@@ -268,7 +267,7 @@ impl Workers {
         let budget = fdbudget::plan(fdbudget::Wanted {
             jobs: asked,
             kind: args.workers,
-            readers: autojobs::readers(&args.sources, dst, counting),
+            readers: crate::walk::MOST_READERS,
         })?;
         let jobs = budget.workers;
         let note = (jobs < asked).then(|| {

@@ -31,7 +31,10 @@ const THREAD_WORKER: u64 = 4;
 const PROCESS_WORKER: u64 = 8;
 /// The walk at its least: a root's two directories (source and
 /// destination, never closed), the level being read, and a child being
-/// opened; and the count-ahead's root and one level.
+/// opened; and the count-ahead's first level: the directory it opens
+/// and the one above it on the way down (`walk::count` holds a
+/// directory open only for each level more, and reopens beneath the
+/// nearest one it holds, or the root).
 const WALK_MIN: u64 = 8;
 /// A directory reader at its busiest: the directory it reads, its parent
 /// (which it keeps open while it opens beneath it, should the walk close

@@ -10,9 +10,13 @@
 //! `-a`). Each directory is a task of the readers ([`super::readers`]),
 //! which adds a task for each subdirectory, holding the directory open
 //! until they have opened beneath it. It holds no more directories open
-//! than its budget (the walk's levels), and gives up, telling nothing,
-//! beyond that (or deeper than that) or when stopped; the display then
-//! keeps showing growing totals, as without it.
+//! than its budget allows (one fewer than the walk's levels, as opening
+//! beneath one takes two): beyond that a directory is closed
+//! once listed, and its subdirectories are opened name by name beneath
+//! the nearest directory still held (or their root), so any depth and any
+//! descriptor limit that fits the workers is counted to the end. It gives
+//! up, telling nothing, only when stopped; the display then keeps showing
+//! growing totals, as without it.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
@@ -23,11 +27,12 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::FileType;
+use rustix::io::Errno;
 
 use super::WalkSetup;
 use super::batch::WalkEvent;
 use super::entry_stat::EntryStat;
-use super::readers::{Background, Readers};
+use super::readers::{self, Background, Readers, RequestTimer};
 use super::tree::{self, Listed};
 use crate::plan::Root;
 use crate::relpath;
@@ -85,7 +90,10 @@ pub(super) fn start(
     for root in roots.iter().filter(listed) {
         let task = DirTask {
             count: Arc::clone(&count),
-            at: At::Root(root.src.clone()),
+            at: At::Root {
+                path: Arc::new(root.src.clone()),
+                below: None,
+            },
             rel: root.rel_dst.clone(),
             ancestors: None,
             rules: None,
@@ -191,17 +199,105 @@ impl Drop for Held {
     }
 }
 
-/// Where a directory to count is.
+/// Where a directory to count is: beneath its root, or beneath the
+/// nearest directory above it that the count holds open.
 enum At {
-    Root(PathBuf),
-    Beneath(Arc<Held>, OsString),
+    Root {
+        path: Arc<PathBuf>,
+        /// `None`: the root itself.
+        below: Option<Arc<Names>>,
+    },
+    Beneath {
+        held: Arc<Held>,
+        below: Arc<Names>,
+    },
+}
+
+/// The names from an open directory (or a root) down to a directory to
+/// count, nearest last: a chain shared by siblings, so a directory the
+/// budget could not hold costs its subdirectories a name each, not a
+/// descriptor.
+struct Names {
+    name: OsString,
+    up: Option<Arc<Names>>,
+}
+
+impl Names {
+    fn len(&self) -> usize {
+        std::iter::successors(Some(self), |names| names.up.as_deref()).count()
+    }
+
+    /// The names, from the one nearest the open directory down.
+    fn top_down(&self) -> Vec<&OsStr> {
+        let links = std::iter::successors(Some(self), |names| names.up.as_deref());
+        let mut names: Vec<&OsStr> = links.map(|names| names.name.as_os_str()).collect();
+        names.reverse();
+        names
+    }
+}
+
+impl At {
+    /// Opens the directory, one name at a time below where it starts,
+    /// with at most two descriptors of the task's own open at once.
+    fn open(&self, follow: bool) -> Result<OwnedFd, Errno> {
+        let (first, below) = match self {
+            At::Root { path, below: None } => return tree::open_root(path),
+            At::Root {
+                path,
+                below: Some(below),
+            } => {
+                let names = below.top_down();
+                let root = tree::open_root(path)?;
+                // A chain always holds a name: the directory's own.
+                let first = tree::open_dir(root.as_fd(), names[0], follow)?;
+                (first, names)
+            }
+            At::Beneath { held, below } => {
+                let names = below.top_down();
+                (tree::open_dir(held.fd.as_fd(), names[0], follow)?, names)
+            }
+        };
+        let mut fd = first;
+        for name in &below[1..] {
+            fd = tree::open_dir(fd.as_fd(), name, follow)?;
+        }
+        Ok(fd)
+    }
+
+    /// The directories opened to open this one, itself included.
+    fn opens(&self) -> usize {
+        match self {
+            At::Root { below, .. } => 1 + below.as_deref().map_or(0, Names::len),
+            At::Beneath { below, .. } => below.len(),
+        }
+    }
+
+    /// Where the subdirectory `name` of this directory is, when this one
+    /// is not held open.
+    fn child(&self, name: OsString) -> At {
+        let link = |up: Option<&Arc<Names>>| {
+            Arc::new(Names {
+                name,
+                up: up.cloned(),
+            })
+        };
+        match self {
+            At::Root { path, below } => At::Root {
+                path: Arc::clone(path),
+                below: Some(link(below.as_ref())),
+            },
+            At::Beneath { held, below } => At::Beneath {
+                held: Arc::clone(held),
+                below: link(Some(below)),
+            },
+        }
+    }
 }
 
 /// The directories a counted directory is in, for `-L`'s loop detection
 /// and `-x`'s root device: a chain shared by siblings.
 struct Ancestor {
     id: (u64, u64),
-    depth: usize,
     up: Option<Arc<Ancestor>>,
 }
 
@@ -254,21 +350,17 @@ impl DirTask {
             rules,
         } = self;
         let setup = &count.setup;
-        let depth = ancestors.as_ref().map_or(0, |a| a.depth + 1);
-        if depth > setup.open_levels {
-            return count.give_up();
-        }
-        // A directory that cannot be opened is the walk's to report.
-        let opened = match &at {
-            At::Root(path) => tree::open_root(path),
-            At::Beneath(parent, name) => tree::open_dir(parent.fd.as_fd(), name, setup.dereference),
-        };
-        // The parent is closed once no other task needs it.
-        drop(at);
-        let Ok(fd) = opened else {
-            return;
+        let mut timer = RequestTimer::start();
+        let fd = match at.open(setup.dereference) {
+            Ok(fd) => fd,
+            // Out of descriptors (something outside the budget holds
+            // them): a total without this directory would be wrong.
+            Err(Errno::MFILE | Errno::NFILE) => return count.give_up(),
+            // A directory that cannot be opened is the walk's to report.
+            Err(_) => return,
         };
         let id = EntryStat::of_fd(fd.as_fd()).map_or((0, 0), |st| (st.dev(), st.ino()));
+        timer.mark(at.opens() + 1);
         let chain = || ancestors.as_deref().into_iter().flat_map(Ancestor::chain);
         if setup.dereference && chain().any(|a| a.id == id) {
             return;
@@ -278,34 +370,83 @@ impl DirTask {
             return;
         }
         let mut listing = tree::list(fd.as_fd());
+        timer.mark(1);
         tree::stat_entries(fd.as_fd(), &mut listing.entries, setup.dereference);
+        timer.mark(readers::stats_made(&listing));
+        more.timed(timer.slowest());
         let rules = read_rules(&count, fd.as_fd(), &rel, &listing.entries, rules);
         let subdirs = count_entries(&count, &rel, listing.entries, rules.as_ref());
         if subdirs.is_empty() {
             return;
         }
-        if count.open.fetch_add(1, Ordering::Relaxed) >= setup.open_levels {
-            count.open.fetch_sub(1, Ordering::Relaxed);
-            return count.give_up();
-        }
-        let held = Arc::new(Held {
-            fd,
-            count: Arc::clone(&count),
-        });
-        let ancestors = Arc::new(Ancestor {
-            id,
-            depth,
-            up: ancestors,
-        });
-        count.pending.fetch_add(subdirs.len(), Ordering::AcqRel);
+        let parent = Subdirs {
+            at: hold_or_close(&count, fd, at),
+            ancestors: Arc::new(Ancestor { id, up: ancestors }),
+            count,
+            rel,
+            rules,
+        };
+        parent.spawn(subdirs, more);
+    }
+}
+
+/// Where the subdirectories of the directory `fd`, found `at`, are
+/// opened beneath: `fd` itself, held, while the budget has room (the
+/// parent is then closed once no other task needs it); else where `fd`
+/// was, and `fd` is closed.
+fn hold_or_close(count: &Arc<Count>, fd: OwnedFd, at: At) -> Hold {
+    // Of the count's part of the budget (a descriptor a level the walk
+    // holds, and one), two are for the directory being opened and the one
+    // above it on the way down; the rest may be held.
+    let most = count.setup.open_levels.saturating_sub(1);
+    if count.open.fetch_add(1, Ordering::Relaxed) >= most {
+        count.open.fetch_sub(1, Ordering::Relaxed);
+        return Hold::Closed(at);
+    }
+    Hold::Held(Arc::new(Held {
+        fd,
+        count: Arc::clone(count),
+    }))
+}
+
+/// Where a counted directory's subdirectories are opened beneath.
+enum Hold {
+    Held(Arc<Held>),
+    /// The budget held no more: where the directory itself was.
+    Closed(At),
+}
+
+/// A counted directory whose subdirectories are to be counted: where
+/// they are, and what they inherit.
+struct Subdirs {
+    count: Arc<Count>,
+    at: Hold,
+    rel: OsString,
+    ancestors: Arc<Ancestor>,
+    rules: Option<Arc<RulesUp>>,
+}
+
+impl Subdirs {
+    /// Adds a task for each of `names`, the subdirectories.
+    fn spawn(self, names: Vec<OsString>, more: &Background<'_>) {
+        let count = &self.count;
+        count.pending.fetch_add(names.len(), Ordering::AcqRel);
         // Added in reverse, so the first runs first (last in, first out).
-        for name in subdirs.into_iter().rev() {
+        for name in names.into_iter().rev() {
+            let rel = relpath::join(&self.rel, &name);
+            let at = match &self.at {
+                Hold::Held(held) => At::Beneath {
+                    held: Arc::clone(held),
+                    below: Arc::new(Names { name, up: None }),
+                },
+                Hold::Closed(at) => at.child(name),
+            };
             let task = DirTask {
-                count: Arc::clone(&count),
-                rel: relpath::join(&rel, &name),
-                at: At::Beneath(Arc::clone(&held), name),
-                ancestors: Some(Arc::clone(&ancestors)),
-                rules: rules.clone(),
+                count: Arc::clone(count),
+                rel,
+                at,
+                ancestors: Some(Arc::clone(&self.ancestors)),
+                rules: self.rules.clone(),
             };
             more.spawn(Box::new(move |more| task.run(more)));
         }
@@ -415,7 +556,7 @@ mod tests {
             flat: false,
         }];
         let (events, received) = mpsc::channel();
-        let readers = Readers::start(readers, 0, false).expect("readers");
+        let readers = Readers::start(readers, readers, false, false).expect("readers");
         start(&setup, &roots, events, stop, &readers);
         // The count ends without a word when it gives up: the sender is
         // dropped.
@@ -458,15 +599,32 @@ mod tests {
     }
 
     #[test]
-    fn a_tree_deeper_than_its_budget_is_not_counted() {
+    fn a_tree_deeper_and_wider_than_its_budget_is_counted_to_the_end() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut deep = tmp.path().to_path_buf();
-        for level in 0..10 {
-            deep.push(format!("d{level}"));
+        // Three chains of ten levels, a file of `level` bytes at each
+        // level and an empty directory beside each level's next.
+        let mut expected = Counted::default();
+        for chain in 0..3 {
+            let mut deep = tmp.path().join(format!("c{chain}"));
+            for level in 0..10 {
+                deep.push(format!("d{level}"));
+                fs::create_dir_all(deep.join("empty")).expect("mkdir");
+                fs::write(deep.join("f"), vec![0; level]).expect("write");
+                expected.files += 1;
+                expected.bytes += level as u64;
+            }
         }
-        fs::create_dir_all(&deep).expect("mkdir");
-        assert_eq!(count_with(tmp.path(), false, 3), None);
-        assert_eq!(count_with(tmp.path(), false, 12), Some(Counted::default()));
+        // One level held open: every directory below the root is closed
+        // once listed, and its subdirectories reopened from the root.
+        for (open_levels, readers) in [(1, 1), (1, 4), (2, 3), (3, 6), (1, 6), (1, 6)] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let counted = count_stoppable(tmp.path(), false, open_levels, stop, readers);
+            assert_eq!(
+                counted,
+                Some(expected),
+                "{open_levels} levels, {readers} readers"
+            );
+        }
     }
 
     #[test]

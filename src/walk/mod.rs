@@ -59,6 +59,7 @@ use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
 use implied::ImpliedChain;
 use links::LinkTracker;
+pub(crate) use readers::MOST_READERS;
 use readers::{ReadDir, Readers};
 use split::{SplitStart, Splitter};
 use tree::{Ahead, Listed, Listing, NewFrame, Stack};
@@ -92,7 +93,8 @@ pub(crate) struct WalkSetup {
     pub(crate) open_levels: usize,
     /// The workers the jobs are for.
     pub(crate) workers: usize,
-    /// Threads that read directories ahead of the walk (see [`readers`]),
+    /// The most threads that read directories ahead of the walk (see
+    /// [`readers`]: fewer to start with, more while requests are slow),
     /// from the descriptor budget; 0: the walk reads every one itself.
     pub(crate) readers: usize,
     /// Run the count-ahead (see [`count`]): only for a progress display.
@@ -165,8 +167,9 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     let stop = Arc::new(AtomicBool::new(false));
     let count_stop = Arc::new(AtomicBool::new(false));
     // The count-ahead runs on the readers: one at least, when it runs.
-    let threads = setup.readers.max(usize::from(setup.count_ahead));
-    let readers = Readers::start(threads, setup.readers, setup.dereference);
+    let most = setup.readers.max(usize::from(setup.count_ahead));
+    let first = Readers::first(most, setup.count_ahead);
+    let readers = Readers::start(first, most, setup.readers > 0, setup.dereference);
     if let Some(readers) = readers.as_ref().filter(|_| setup.count_ahead) {
         let stop = Arc::clone(&count_stop);
         count::start(&setup, &start.roots, events.clone(), stop, readers);

@@ -21,15 +21,53 @@
 //! When no request waits, the readers run background tasks: the
 //! count-ahead (`count`) reads the whole tree that way, each directory a
 //! task that adds tasks for its subdirectories.
+//!
+//! How many: a few per CPU to start with, more while requests are slow
+//! and the walk waits on the readers ([`Sizing`]): each reader times the
+//! requests it makes, and the walk, when it finds a result not ready,
+//! starts more readers if most requests lately waited on the storage (a
+//! network, a disk, a FUSE server), never more than the budget holds. A
+//! page cache or a fast FUSE server answers in microseconds, and there
+//! more readers would only take turns on the same CPUs.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rustix::fs::FileType;
 
 use super::entry_stat::EntryStat;
 use super::tree::{self, Listing};
+
+/// Readers to start with, per CPU: the walk's reading spread over the
+/// CPUs, with one more each to overlap what waits.
+const READERS_PER_CPU: usize = 2;
+/// Readers to start with, per CPU, while the count-ahead runs on them
+/// too. Counting is a small part of a copy's work (a `stat` per file
+/// against a dozen calls to copy it), but with as few threads as the
+/// workers the scheduler gives it as small a share of the CPUs, and the
+/// totals are final late: on 200,000 tiny files with two CPUs, after a
+/// median 12.8 % of the run with 2 readers per CPU, 9.4 % with 6 (4
+/// interleaved runs each), the runs no slower. Once the count is over
+/// they read ahead for the walk alone, idle when it needs nothing.
+const COUNTING_READERS_PER_CPU: usize = 6;
+/// The most readers the walk asks the budget for: twice the 16 that
+/// kept up with 64 workers on a mount taking 1 ms a request, which the
+/// readers reached there and at 5 ms (the README's "Latency-bound
+/// storage").
+pub(crate) const MOST_READERS: usize = 32;
+/// A request that took this long waited on the storage (a network round
+/// trip, a disk seek, a FUSE server that does real work), not on a CPU:
+/// a page cache answers in 1-10 µs, a FUSE server from memory in tens.
+const SLOW_REQUEST: Duration = Duration::from_micros(200);
+/// Reads timed before the readers are sized again, at least.
+const MIN_SAMPLES: usize = 8;
+/// Reads remembered: older ones count half from there on, so a cold
+/// start does not size the readers for the rest of the run.
+const SAMPLE_WINDOW: usize = 64;
 
 /// Names one request to the readers.
 pub(super) type Ticket = u64;
@@ -66,7 +104,6 @@ enum Slot {
 }
 
 /// What the readers and the walk share, under one lock.
-#[derive(Default)]
 struct State {
     /// Requests not started, last in first out: the walk asks for the
     /// subdirectories of the deepest directory last, and needs them first.
@@ -79,6 +116,128 @@ struct State {
     slots: HashMap<Ticket, Slot>,
     /// Set when the walk is done: the readers return.
     closed: bool,
+    /// What the readers measured and the walk waited, for sizing them.
+    sizing: Sizing,
+}
+
+/// When to start more readers: a rule fed by the readers' timings and
+/// the walk's waits, kept under the readers' lock.
+#[derive(Debug)]
+struct Sizing {
+    /// Readers the descriptor budget holds, or as many as were running
+    /// when more made requests slower.
+    most: usize,
+    /// Reads timed since the readers were last sized.
+    timed: usize,
+    /// Of those, the reads whose requests waited on the storage.
+    slow: usize,
+    /// Their latencies added up.
+    spent: Duration,
+    /// Times the walk found a result not ready since then.
+    waits: usize,
+    /// The mean latency before the readers last grew.
+    before: Option<Duration>,
+}
+
+impl Sizing {
+    /// No evidence yet, for at most `most` readers.
+    fn new(most: usize) -> Sizing {
+        Sizing {
+            most,
+            timed: 0,
+            slow: 0,
+            spent: Duration::ZERO,
+            waits: 0,
+            before: None,
+        }
+    }
+
+    /// A read whose slowest kind of request took `latency` each.
+    fn timed(&mut self, latency: Duration) {
+        self.timed += 1;
+        self.slow += usize::from(latency >= SLOW_REQUEST);
+        self.spent = self.spent.saturating_add(latency);
+        if self.timed >= SAMPLE_WINDOW {
+            self.timed /= 2;
+            self.slow /= 2;
+            self.spent /= 2;
+        }
+    }
+
+    /// The walk wanted a result the readers did not have ready.
+    fn waited(&mut self) {
+        self.waits += 1;
+    }
+
+    /// How many readers to add to the `running` ones: as many again
+    /// (within the budget) if the walk waited and most reads were slow,
+    /// timed on [`MIN_SAMPLES`] reads at least; the
+    /// evidence then starts afresh, for the new number of readers. None
+    /// ever again once more readers made requests slower: the storage
+    /// (or the CPUs serving it) is saturated, and more would only queue.
+    fn more(&mut self, running: usize) -> usize {
+        let enough = self.timed >= MIN_SAMPLES;
+        let slow = 2 * self.slow > self.timed;
+        if running >= self.most || self.waits == 0 || !enough || !slow {
+            return 0;
+        }
+        let mean = self.spent / u32::try_from(self.timed).unwrap_or(u32::MAX);
+        if self
+            .before
+            .is_some_and(|before| mean > before.saturating_mul(3) / 2)
+        {
+            self.most = running;
+            return 0;
+        }
+        self.before = Some(mean);
+        self.timed = 0;
+        self.slow = 0;
+        self.spent = Duration::ZERO;
+        self.waits = 0;
+        running.max(1).min(self.most - running)
+    }
+}
+
+/// Times the requests of one directory read, kind by kind (open, list,
+/// stats). Its latency is that of the slowest kind, per request: after
+/// a listing that carried attributes the stats are answered from a
+/// cache, and averaging them in would hide a slow open and list.
+#[derive(Debug)]
+pub(super) struct RequestTimer {
+    last: Instant,
+    slowest: Duration,
+}
+
+impl RequestTimer {
+    /// Starts timing, before the first request.
+    pub(super) fn start() -> RequestTimer {
+        RequestTimer {
+            last: Instant::now(),
+            slowest: Duration::ZERO,
+        }
+    }
+
+    /// `requests` requests of one kind made since the last mark.
+    pub(super) fn mark(&mut self, requests: usize) {
+        let now = Instant::now();
+        let spent = now.duration_since(self.last);
+        let requests = u32::try_from(requests).unwrap_or(u32::MAX);
+        if let Some(each) = spent.checked_div(requests) {
+            self.slowest = self.slowest.max(each);
+        }
+        self.last = now;
+    }
+
+    /// The latency of the slowest kind of request so far, per request.
+    pub(super) fn slowest(&self) -> Duration {
+        self.slowest
+    }
+}
+
+/// The entries of a listing that `tree::stat_entries` stats.
+pub(super) fn stats_made(listing: &Listing) -> usize {
+    let stated = |entry: &&tree::Listed| entry.file_type != FileType::Directory;
+    listing.entries.iter().filter(stated).count()
 }
 
 /// Shared by the walk's [`Readers`] and every reader thread; the walk
@@ -112,9 +271,11 @@ pub(super) struct Readers {
     next: Ticket,
     /// Requests submitted and not yet taken or withdrawn.
     outstanding: usize,
-    /// Requests that may be outstanding: 0 when the readers only run
-    /// background tasks.
+    /// Requests that may be outstanding: two a reader, or 0 when the
+    /// readers only run background tasks.
     window: usize,
+    /// Whether the walk asks the readers for directories.
+    read_ahead: bool,
 }
 
 /// Adds background tasks; handed to each task as it runs, so no task
@@ -126,39 +287,48 @@ impl Background<'_> {
         self.0.lock().tasks.push(task);
         self.0.work.notify_one();
     }
+
+    /// A task's directory read took `latency` a request (see
+    /// [`RequestTimer`]): it sizes the readers as the walk's reads do.
+    pub(super) fn timed(&self, latency: Duration) {
+        self.0.lock().sizing.timed(latency);
+    }
 }
 
 impl Readers {
-    /// Starts `count` readers, of which the walk may keep `for_walk`
-    /// busy (the others are for background tasks); `None` for none (or
-    /// when no thread can be started): the walk then reads every
+    /// Starts `first` readers, and up to `most` as the walk waits on
+    /// slow requests; if `read_ahead`, the walk asks them for
+    /// directories, else they only run background tasks. `None` for
+    /// none (or when no thread can be started): the walk then reads every
     /// directory itself.
-    pub(super) fn start(count: usize, for_walk: usize, follow: bool) -> Option<Readers> {
+    pub(super) fn start(
+        first: usize,
+        most: usize,
+        read_ahead: bool,
+        follow: bool,
+    ) -> Option<Readers> {
+        let state = State {
+            queue: Vec::new(),
+            tasks: Vec::new(),
+            slots: HashMap::new(),
+            closed: false,
+            sizing: Sizing::new(most),
+        };
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             work: Condvar::new(),
             done: Condvar::new(),
             follow,
         });
-        let mut threads = Vec::new();
-        for _ in 0..count {
-            let shared = Arc::clone(&shared);
-            let spawned = std::thread::Builder::new()
-                .name("pcopy-read".into())
-                .spawn(move || serve(&shared));
-            match spawned {
-                Ok(thread) => threads.push(thread),
-                Err(_) => break,
-            }
-        }
-        let window = 2 * for_walk.min(threads.len());
         let mut readers = Readers {
             shared,
-            threads,
+            threads: Vec::new(),
             next: 0,
             outstanding: 0,
-            window,
+            window: 0,
+            read_ahead,
         };
+        readers.add(first.min(most));
         match readers.threads.is_empty() {
             true => {
                 readers.close();
@@ -168,9 +338,42 @@ impl Readers {
         }
     }
 
+    /// Readers to start with: a few per CPU, more while `counting` (the
+    /// count-ahead runs on them), within `most`.
+    pub(super) fn first(most: usize, counting: bool) -> usize {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let per_cpu = match counting {
+            true => COUNTING_READERS_PER_CPU,
+            false => READERS_PER_CPU,
+        };
+        (per_cpu * cpus).min(most)
+    }
+
+    /// Starts `count` more readers (fewer if a thread cannot be started),
+    /// and widens the window to two requests a reader. Only the walk's
+    /// thread starts readers (from `start` and `take`), so the threads and
+    /// the window are its alone; a new reader waits on `work` like the
+    /// others and takes what is queued at once.
+    fn add(&mut self, count: usize) {
+        for _ in 0..count {
+            let shared = Arc::clone(&self.shared);
+            let spawned = std::thread::Builder::new()
+                .name("pcopy-read".into())
+                .spawn(move || serve(&shared));
+            match spawned {
+                Ok(thread) => self.threads.push(thread),
+                Err(_) => break,
+            }
+        }
+        self.window = match self.read_ahead {
+            true => 2 * self.threads.len(),
+            false => 0,
+        };
+    }
+
     /// Whether the walk asks the readers for directories at all.
     pub(super) fn read_ahead(&self) -> bool {
-        self.window > 0
+        self.read_ahead
     }
 
     /// Adds a background task.
@@ -207,18 +410,27 @@ impl Readers {
     pub(super) fn take(&mut self, ticket: Ticket) -> Option<ReadDir> {
         self.outstanding -= 1;
         let mut state = self.shared.lock();
+        if !matches!(state.slots.get(&ticket), Some(Slot::Done(_))) {
+            state.sizing.waited();
+        }
         // The reader at it always ends in `Done` (a panic included, see
         // `serve`) and then wakes this wait.
         while let Some(Slot::Running) = state.slots.get(&ticket) {
             state = (self.shared.done.wait(state)).unwrap_or_else(|poison| poison.into_inner());
         }
-        match state.slots.remove(&ticket) {
+        let read = match state.slots.remove(&ticket) {
             Some(Slot::Done(read)) => read,
             _ => {
                 state.queue.retain(|r| r.ticket != ticket);
                 None
             }
+        };
+        let more = state.sizing.more(self.threads.len());
+        drop(state);
+        if more > 0 {
+            self.add(more);
         }
+        read
     }
 
     /// Withdraws `ticket`: the walk will not enter that directory.
@@ -303,9 +515,11 @@ fn serve(shared: &Shared) {
         };
         // A panic while reading must still end in `Done`, or the walk
         // would wait for this request for ever.
-        let reading = std::panic::AssertUnwindSafe(|| read(&request, shared.follow));
+        let mut timer = RequestTimer::start();
+        let reading = std::panic::AssertUnwindSafe(|| read(&request, shared.follow, &mut timer));
         let read = std::panic::catch_unwind(reading).ok().flatten();
         let mut state = shared.lock();
+        state.sizing.timed(timer.slowest());
         // Withdrawn meanwhile: nobody wants it; dropped below, unlocked.
         let unwanted = match state.slots.get_mut(&request.ticket) {
             Some(slot) => {
@@ -321,14 +535,17 @@ fn serve(shared: &Shared) {
 }
 
 /// Opens, stats and lists a requested directory, and stats its entries
-/// that are not directories.
-fn read(request: &Request, follow: bool) -> Option<ReadDir> {
+/// that are not directories, timing each kind of request.
+fn read(request: &Request, follow: bool, timer: &mut RequestTimer) -> Option<ReadDir> {
     let parent = request.parent.upgrade()?;
     let fd = tree::open_dir(parent.as_fd(), &request.name, follow).ok()?;
     drop(parent);
     let stat = EntryStat::of_fd(fd.as_fd()).ok()?;
+    timer.mark(2);
     let mut listing = tree::list(fd.as_fd());
+    timer.mark(1);
     tree::stat_entries(fd.as_fd(), &mut listing.entries, follow);
+    timer.mark(stats_made(&listing));
     Some(ReadDir { fd, stat, listing })
 }
 
@@ -336,12 +553,18 @@ fn read(request: &Request, follow: bool) -> Option<ReadDir> {
 mod tests {
     use std::fs;
     use std::os::unix::ffi::OsStrExt;
+    use std::sync::mpsc;
 
     use rustix::fs::{FileType, Mode, OFlags};
 
     use super::*;
 
     impl Readers {
+        /// The reader threads running.
+        fn threads(&self) -> usize {
+            self.threads.len()
+        }
+
         /// Waits until no request is queued or being read: woken by each
         /// reader's `done`.
         fn settle(&self) {
@@ -376,7 +599,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         tree(tmp.path(), 8);
         let root = open(tmp.path());
-        let mut readers = Readers::start(4, 4, false).expect("readers");
+        let mut readers = Readers::start(4, 4, true, false).expect("readers");
         assert!(readers.has_room());
         let tickets: Vec<_> = (0..8)
             .map(|dir| readers.submit(&root, format!("d{dir}").into()))
@@ -406,7 +629,7 @@ mod tests {
         tree(tmp.path(), 2);
         fs::write(tmp.path().join("file"), "x").expect("write");
         let root = open(tmp.path());
-        let mut readers = Readers::start(2, 2, false).expect("readers");
+        let mut readers = Readers::start(2, 2, true, false).expect("readers");
         let missing = readers.submit(&root, "missing".into());
         let not_a_dir = readers.submit(&root, "file".into());
         let withdrawn = readers.submit(&root, "d1".into());
@@ -422,7 +645,188 @@ mod tests {
     }
 
     #[test]
+    fn readers_double_only_while_most_requests_are_slow_and_the_walk_waits() {
+        let fast = Duration::from_micros(10);
+        let slow = Duration::from_millis(1);
+        let mut sizing = Sizing::new(32);
+        // A page cache: the walk waits, but on CPUs, not on requests.
+        (0..20).for_each(|_| sizing.timed(fast));
+        sizing.waited();
+        assert_eq!(sizing.more(4), 0);
+        // Slow requests, but the walk has not waited since.
+        let mut sizing = Sizing::new(32);
+        (0..20).for_each(|_| sizing.timed(slow));
+        assert_eq!(sizing.more(4), 0);
+        // It waits: as many readers again.
+        sizing.waited();
+        assert_eq!(sizing.more(4), 4);
+        // Eight readers need eight new reads too, most of them slow, and a
+        // wait of the walk's before they double again.
+        (0..7).for_each(|_| sizing.timed(slow));
+        sizing.waited();
+        assert_eq!(sizing.more(8), 0);
+        (0..9).for_each(|_| sizing.timed(fast));
+        assert_eq!(sizing.more(8), 0, "16 reads, 7 slow: not most");
+        (0..10).for_each(|_| sizing.timed(slow));
+        assert_eq!(sizing.more(8), 8);
+        // Never beyond the budget.
+        let mut sizing = Sizing::new(32);
+        (0..24).for_each(|_| sizing.timed(slow));
+        sizing.waited();
+        assert_eq!(sizing.more(24), 8);
+        (0..40).for_each(|_| sizing.timed(slow));
+        sizing.waited();
+        assert_eq!(sizing.more(32), 0);
+    }
+
+    #[test]
+    fn readers_stop_growing_once_more_of_them_make_requests_slower() {
+        let mut sizing = Sizing::new(32);
+        let mut grow = |running: usize, latency: Duration| {
+            (0..MIN_SAMPLES).for_each(|_| sizing.timed(latency));
+            sizing.waited();
+            sizing.more(running)
+        };
+        // A server that takes the same time whatever is in flight.
+        assert_eq!(grow(4, Duration::from_millis(1)), 4);
+        assert_eq!(grow(8, Duration::from_micros(1400)), 8);
+        // One busy at its limit: twice the readers, twice the wait.
+        assert_eq!(grow(16, Duration::from_micros(2800)), 0);
+        assert_eq!(
+            grow(16, Duration::from_millis(1)),
+            0,
+            "for the rest of the run"
+        );
+    }
+
+    #[test]
+    fn a_slow_start_is_forgotten_once_requests_are_fast() {
+        let mut sizing = Sizing::new(32);
+        (0..SAMPLE_WINDOW).for_each(|_| sizing.timed(Duration::from_millis(5)));
+        (0..SAMPLE_WINDOW).for_each(|_| sizing.timed(Duration::from_micros(5)));
+        sizing.waited();
+        assert_eq!(sizing.more(4), 0);
+    }
+
+    #[test]
+    fn a_read_is_as_slow_as_its_slowest_kind_of_request() {
+        let mut timer = RequestTimer::start();
+        timer.mark(0);
+        assert_eq!(timer.slowest(), Duration::ZERO, "no request, no time");
+        std::thread::sleep(Duration::from_millis(2));
+        timer.mark(2);
+        let open = timer.slowest();
+        assert!(open >= Duration::from_millis(1), "{open:?}");
+        // A hundred stats answered at once do not hide the slow open.
+        timer.mark(100);
+        assert_eq!(timer.slowest(), open);
+    }
+
+    /// Has the readers read the directories d0.. below `root`, a window
+    /// at a time, and takes each.
+    fn read_all(readers: &mut Readers, root: &Arc<OwnedFd>, dirs: usize) {
+        let mut next = 0;
+        while next < dirs {
+            let mut asked = Vec::new();
+            while next < dirs && readers.has_room() {
+                asked.push(readers.submit(root, format!("d{next}").into()));
+                next += 1;
+            }
+            readers.settle();
+            for ticket in asked {
+                assert!(readers.take(ticket).is_some(), "read by a reader");
+            }
+        }
+    }
+
+    /// Keeps every reader running busy in a task until the returned
+    /// senders are dropped; returns once each has started.
+    fn occupy(readers: &Readers) -> Vec<mpsc::Sender<()>> {
+        let (started, running) = mpsc::channel();
+        let mut holds = Vec::new();
+        for _ in 0..readers.threads() {
+            let (hold, held) = mpsc::channel::<()>();
+            let started = started.clone();
+            readers.spawn(Box::new(move |_| {
+                let _ = started.send(());
+                // Returns when the test drops its sender.
+                let _ = held.recv();
+            }));
+            holds.push(hold);
+        }
+        for _ in 0..readers.threads() {
+            running.recv().expect("a reader took the task");
+        }
+        holds
+    }
+
+    /// Makes the walk wait: every reader busy, a request asked for and
+    /// taken at once (not started: withdrawn, the walk reads it).
+    fn wait_once(readers: &mut Readers, root: &Arc<OwnedFd>) {
+        let holds = occupy(readers);
+        let ticket = readers.submit(root, "d0".into());
+        assert!(readers.take(ticket).is_none(), "no reader was free");
+        drop(holds);
+    }
+
+    fn timed(readers: &Readers, latency: Duration, reads: usize) {
+        (0..reads).for_each(|_| Background(&readers.shared).timed(latency));
+    }
+
+    #[test]
+    fn on_a_page_cache_the_readers_stay_as_many_as_they_started() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        tree(tmp.path(), 64);
+        let root = open(tmp.path());
+        let mut readers = Readers::start(2, 32, true, false).expect("readers");
+        // Twice over: the second time every read comes from the cache.
+        for _ in 0..2 {
+            wait_once(&mut readers, &root);
+            read_all(&mut readers, &root, 64);
+        }
+        let timed = readers.shared.lock().sizing.timed;
+        assert!(timed >= SAMPLE_WINDOW / 2, "{timed} reads timed");
+        wait_once(&mut readers, &root);
+        assert_eq!((readers.threads(), readers.window), (2, 4));
+    }
+
+    #[test]
+    fn slow_reads_while_the_walk_waits_start_more_readers_within_the_budget() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        tree(tmp.path(), 4);
+        let root = open(tmp.path());
+        let mut readers = Readers::start(2, 6, true, false).expect("readers");
+        // Reads as slow as a slow mount's, and no wait yet.
+        timed(&readers, SLOW_REQUEST, 16);
+        assert_eq!(readers.threads(), 2);
+        wait_once(&mut readers, &root);
+        assert_eq!((readers.threads(), readers.window), (4, 8));
+        // The next doubling waits for enough slow reads again.
+        timed(&readers, SLOW_REQUEST, 3);
+        wait_once(&mut readers, &root);
+        assert_eq!(readers.threads(), 4, "too few reads timed");
+        timed(&readers, SLOW_REQUEST, 8);
+        wait_once(&mut readers, &root);
+        assert_eq!(
+            (readers.threads(), readers.window),
+            (6, 12),
+            "no more than the budget"
+        );
+        timed(&readers, SLOW_REQUEST, 16);
+        wait_once(&mut readers, &root);
+        assert_eq!(readers.threads(), 6);
+    }
+
+    #[test]
+    fn readers_start_at_a_few_per_cpu_and_more_while_counting() {
+        let cpus = std::thread::available_parallelism().expect("cpus").get();
+        assert_eq!(Readers::first(64, false), (2 * cpus).min(64));
+        assert_eq!(Readers::first(64, true), (6 * cpus).min(64));
+        assert_eq!(Readers::first(1, true), 1, "within the budget");
+    }
+
+    #[test]
     fn no_readers_means_the_walk_reads_alone() {
-        assert!(Readers::start(0, 0, false).is_none());
+        assert!(Readers::start(0, 0, true, false).is_none());
     }
 }

@@ -93,7 +93,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };
-    let readers = Readers::start(budget.readers, budget.readers, false);
+    let readers = Readers::start(budget.readers, budget.readers, budget.readers > 0, false);
     walk(WalkTask {
         readers,
         setup,

@@ -113,15 +113,8 @@ fn listing_of(root: &std::path::Path) -> Vec<String> {
     lines
 }
 
-/// Runs pcopy with `args` under an open-file limit of `limit` (soft and
-/// hard), set in the child alone.
-fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
-    let mut command = env.pcopy();
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// Sets an open-file limit of `limit` (soft and hard) in the child alone.
+fn limit_fds(command: &mut std::process::Command, limit: u64) {
     // SAFETY: between fork and exec the closure makes one system call,
     // setrlimit, which is async-signal-safe, and allocates nothing.
     unsafe {
@@ -136,7 +129,73 @@ fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
             }
         });
     }
+}
+
+/// Runs pcopy with `args` under an open-file limit of `limit`.
+fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
+    let mut command = env.pcopy();
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    limit_fds(&mut command, limit);
     Guarded::spawn(&mut command).wait()
+}
+
+/// Copies `first/` (one gated file) and `second/` (2,000 one-byte files
+/// in ten directories at the end of `chain`) with `--progress` and one
+/// worker, under `fd_limit` if given, and checks that the totals are
+/// final while that worker is held at the first file and the walk, held
+/// by the bounded jobs queue (four batches of 128 with -j 1), is far from
+/// the last of the second source's files.
+fn assert_totals_final_before_the_last_job(env: &TestEnv, chain: &str, fd_limit: Option<u64>) {
+    env.write("first/gate.txt", "gate\n");
+    for i in 0..2000 {
+        env.write(format!("second/{chain}d{}/f{i:04}", i % 10), "x");
+    }
+    let mut gate = Gate::new(env.root(), "open", "gate.txt");
+    let (key, value) = gate.env();
+    let mut command = env.pcopy();
+    command
+        .args(["--progress", "-j", "1", "first/", "second/", "dst"])
+        .env(key, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(limit) = fd_limit {
+        limit_fds(&mut command, limit);
+    }
+    let mut child = Guarded::spawn(&mut command);
+    gate.wait_reached();
+    let stderr = child.child().stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    // A line a second: the first that is not "scanning" must have the
+    // final totals, with nothing done yet.
+    let final_line = loop {
+        let line = lines.next().expect("a progress line").expect("read");
+        if !line.contains("scanning") {
+            break line;
+        }
+        seen.push(line);
+    };
+    assert!(
+        final_line.starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "),
+        "{final_line}\n{seen:?}"
+    );
+    // No rate yet, so no ETA; but no total is open any more.
+    assert!(!final_line.contains('+'), "{final_line}");
+    gate.release();
+    let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
+    let output = child.wait();
+    assert_status(&output, 0);
+    assert!(
+        rest.iter().any(|l| l.starts_with("pcopy: 2001/2001 files")),
+        "{rest:?}"
+    );
+    assert_eq!(std::fs::read(env.path("dst/gate.txt")).unwrap(), b"gate\n");
+    let last = format!("dst/{chain}d7/f1997");
+    assert_eq!(std::fs::read(env.path(last)).unwrap(), b"x");
 }
 
 /// A run with one worker held at the gate (`second/gate.txt`) after it
@@ -258,47 +317,35 @@ both_kinds! {
         if !hook_available() {
             return;
         }
-        // The first source holds the gated file alone: walked first, it is
-        // the first job of the first batch, and its worker (the only one)
-        // stops there. The walk then fills the bounded jobs queue (four
-        // batches of 128 with -j 1) and waits, far from the last of the
-        // second source's 2,000 files.
-        env.write("first/gate.txt", "gate\n");
-        for i in 0..2000 {
-            env.write(format!("second/d{}/f{i:04}", i % 10), "x");
+        assert_totals_final_before_the_last_job(&env, "", None);
+    }
+
+    fn under_a_small_descriptor_limit_the_totals_are_still_final_early(env: TestEnv) {
+        if !hook_available() {
+            return;
         }
-        let mut gate = Gate::new(env.root(), "open", "gate.txt");
-        let (key, value) = gate.env();
-        let mut child = Guarded::spawn(
-            env.pcopy()
-                .args(["--progress", "-j", "1", "first/", "second/", "dst"])
-                .env(key, value)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        );
-        gate.wait_reached();
-        let stderr = child.child().stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = Vec::new();
-        // A line a second: the first that is not "scanning" must have the
-        // final totals, with nothing done yet.
-        let final_line = loop {
-            let line = lines.next().expect("a progress line").expect("read");
-            if !line.contains("scanning") {
-                break line;
+        // 32 descriptors leave the count-ahead one or two open levels
+        // (see `fdbudget`); the files are eight levels down.
+        assert_totals_final_before_the_last_job(&env, "a/b/c/d/e/f/g/", Some(32));
+    }
+
+    fn a_small_descriptor_limit_copies_a_deep_tree_with_progress(env: TestEnv) {
+        // The count-ahead reopens each of these 300 directories beneath
+        // the root while the walk and the workers use the rest.
+        for dir in 0..100 {
+            for file in 0..4 {
+                let path = format!("src/a/b/c/w{}/v{dir}/x/y/f{file}", dir % 10);
+                env.write(path, format!("{dir} {file}\n"));
             }
-            seen.push(line);
-        };
-        assert!(final_line.starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "), "{final_line}\n{seen:?}");
-        // No rate yet, so no ETA; but no total is open any more.
-        assert!(!final_line.contains('+'), "{final_line}");
-        gate.release();
-        let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
-        let output = child.wait();
-        assert_status(&output, 0);
-        assert!(rest.iter().any(|l| l.starts_with("pcopy: 2001/2001 files")), "{rest:?}");
-        assert_eq!(std::fs::read(env.path("dst/gate.txt")).unwrap(), b"gate\n");
-        assert_eq!(std::fs::read(env.path("dst/d7/f1997")).unwrap(), b"x");
+        }
+        for _ in 0..3 {
+            let output = run_with_fd_limit(&env, 32, &["--progress", "-j", "8", "src/", "dst"]);
+            assert_status(&output, 0);
+            assert_same_tree(&env.path("src"), &env.path("dst"));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("pcopy: 400/400 files"), "{stderr}");
+            std::fs::remove_dir_all(env.path("dst")).expect("rm dst");
+        }
     }
 
     fn the_eta_appears_once_the_totals_are_final_and_is_a_number(env: TestEnv) {
