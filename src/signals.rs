@@ -4,7 +4,9 @@
 //! The handlers, installed by `signal-hook`, only store to an atomic flag
 //! (async-signal-safe); the main loop and thread workers poll the flag.
 //! Process workers ignore SIGINT (procpool sets that up) and are stopped by
-//! the parent terminating the pool, so their copy of the flag stays unset.
+//! the parent terminating the pool: its SIGTERM sets their own copy of the
+//! flag ([`stop_on_sigterm`]), so they report what they finished before
+//! they go.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +34,34 @@ pub(crate) fn install() -> io::Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&INTERRUPTED))?;
     }
     Ok(())
+}
+
+/// In a process worker: SIGTERM (how the pool is terminated) only sets the
+/// flag, so the worker stops between files and reports what it finished;
+/// [`die_of_sigterm`] then ends it as the signal would have. Idempotent: a
+/// worker process runs many tasks.
+pub(crate) fn stop_on_sigterm() -> io::Result<()> {
+    static INSTALLED: std::sync::OnceLock<io::Result<()>> = std::sync::OnceLock::new();
+    match INSTALLED
+        .get_or_init(|| signal_hook::flag::register(SIGTERM, Arc::clone(&INTERRUPTED)).map(drop))
+    {
+        Ok(()) => Ok(()),
+        Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+    }
+}
+
+/// Ends this process by SIGTERM's default action, after a worker has said
+/// all it had to say: the pool sees the death it asked for.
+pub(crate) fn die_of_sigterm() -> ! {
+    // SAFETY: restoring the default disposition installs no handler code,
+    // and raising a signal is async-signal-safe; with SIG_DFL, SIGTERM ends
+    // the process before raise returns.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::raise(libc::SIGTERM);
+    }
+    // Unreachable unless SIGTERM is blocked; exit as it would have.
+    std::process::exit(128 + libc::SIGTERM)
 }
 
 /// Whether a stop was requested.

@@ -188,6 +188,7 @@ fn first_task(
         dst_root: dst.path.clone().into_os_string(),
         dst_identity: dst.identity,
         opts: copy.clone(),
+        main_pid: std::process::id(),
     };
     Ok(WorkerTask { jobs, done, setup })
 }

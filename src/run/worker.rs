@@ -22,6 +22,10 @@ use crate::signals;
 /// moves even while a batch of large files is being copied.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
+/// A file at least this large is copied only after the completions before
+/// it are sent (about a millisecond of copying at memory speed).
+const REPORT_BEFORE: u64 = 1 << 20;
+
 /// What a worker task returns when the jobs queue runs dry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct WorkerSummary {
@@ -67,6 +71,9 @@ pub(crate) struct WorkerSetup {
     /// copies nothing rather than write outside the destination.
     pub(crate) dst_identity: Option<(u64, u64)>,
     pub(crate) opts: CopyOptions,
+    /// The main process's id: a task running in another process is in a
+    /// process worker, which the pool stops with SIGTERM.
+    pub(crate) main_pid: u32,
 }
 
 /// The worker task: copies batches from `jobs` into the destination until
@@ -77,6 +84,17 @@ pub(crate) fn copy_worker(task: WorkerTask) -> WorkerSummary {
         pid: std::process::id(),
         ..WorkerSummary::default()
     };
+    let own_process = setup.main_pid != summary.pid;
+    if own_process {
+        if let Err(err) = signals::stop_on_sigterm() {
+            // Without it the worker dies mid-batch and its last completions
+            // go unreported; the copies themselves stay whole.
+            eprintln!(
+                "pcopy: worker {}: cannot handle SIGTERM: {err}",
+                summary.pid
+            );
+        }
+    }
     let mut outbox = Outbox::new(done);
     match Engine::new(Path::new(&setup.dst_root), setup.opts) {
         Ok(engine)
@@ -98,6 +116,11 @@ pub(crate) fn copy_worker(task: WorkerTask) -> WorkerSummary {
     }
     outbox.push(WorkerEvent::Exiting { task: setup.task });
     outbox.flush();
+    if own_process && signals::interrupted() {
+        // Terminated: every finished file is reported; go as SIGTERM would
+        // have taken the process, rather than wait for the next task.
+        signals::die_of_sigterm();
+    }
     if let Some(err) = outbox.error.take() {
         summary.error.get_or_insert(WorkerStop::Queue(err));
     }
@@ -124,6 +147,11 @@ fn copy_until_dry(
         for job in batch {
             if signals::interrupted() {
                 break;
+            }
+            if job.meta.is_some_and(|m| m.size >= REPORT_BEFORE) {
+                // A large file keeps the worker a while: what it finished
+                // before is reported now, so a kill mid-file loses no news.
+                outbox.flush();
             }
             let outcome = engine.copy(&job, &mut |bytes| outbox.bytes(job.id, bytes));
             summary.jobs += 1;
@@ -258,6 +286,7 @@ mod tests {
             dst_identity: Some(identity(&dst)),
             dst_root: dst.into_os_string(),
             opts: CopyOptions::default(),
+            main_pid: std::process::id(),
         };
         (copy_worker(WorkerTask { jobs, done, setup }), tmp)
     }

@@ -98,8 +98,9 @@ fn interrupt_mid_file(env: &TestEnv, signal: i32) -> (std::process::Output, Dura
 /// Every file that reached its final name is complete and equal to its
 /// source; nothing is left under a temp name; most queued files were not
 /// copied (a worker may finish a few between the signal and the moment
-/// the main loop, which polls every 50 ms, stops it).
-fn assert_clean_partial_copy(env: &TestEnv) {
+/// the main loop, which polls every 50 ms, stops it). Returns how many
+/// files reached their names.
+fn assert_clean_partial_copy(env: &TestEnv) -> usize {
     assert_eq!(temp_files(&env.path("dst")), Vec::<PathBuf>::new());
     let mut files = 0;
     for entry in walkdir::WalkDir::new(env.path("dst")) {
@@ -124,20 +125,25 @@ fn assert_clean_partial_copy(env: &TestEnv) {
         files < 1000,
         "{files} of 3001 files copied: the run did not stop"
     );
+    files
 }
 
-/// A run interrupted by `signal` mid-file stops with status 20 and the
-/// summary, having copied only whole files and far fewer than were
-/// queued (the event that shows it stopped); how long it took is printed
-/// for the record, not asserted: timings belong to the benchmarks.
+/// A run interrupted by `signal` mid-file stops with status 20 and a
+/// summary that counts exactly the files that reached their names, having
+/// copied only whole files and far fewer than the sources hold (the event
+/// that shows it stopped). How many queued jobs it reports as not copied
+/// depends on how far the walk had got, so it is not asserted here (the
+/// reporter's tests pin that line). How long it took is printed for the
+/// record, not asserted: timings belong to the benchmarks.
 fn assert_stops_with_status_20(env: &TestEnv, signal: i32, name: &str) {
     let (output, stop_time) = interrupt_mid_file(env, signal);
     assert_status(&output, 20);
     let stderr = String::from_utf8(output.stderr).unwrap();
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(last.starts_with("pcopy: interrupted: "), "{stderr}");
-    assert!(last.contains(" not copied"), "{stderr}");
-    assert_clean_partial_copy(env);
+    let copied = assert_clean_partial_copy(env);
+    let files = if copied == 1 { "file" } else { "files" };
+    let summary = format!("pcopy: interrupted: {copied} {files}, ");
+    assert!(last.starts_with(&summary), "{summary:?} expected: {stderr}");
     eprintln!("{} workers: stopped {stop_time:?} after {name}", env.kind);
 }
 
