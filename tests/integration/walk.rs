@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader};
 
 use crate::testenv::{
     Gate, Guarded, TestEnv, assert_listings_equal, assert_same_tree, assert_status, hook_available,
+    run_gated_progress_with,
 };
 
 /// The length of every directory name in the deep tree: the most a name
@@ -154,44 +155,28 @@ fn assert_totals_final_before_the_last_job(env: &TestEnv, chain: &str, fd_limit:
     for i in 0..2000 {
         env.write(format!("second/{chain}d{}/f{i:04}", i % 10), "x");
     }
-    let mut gate = Gate::new(env.root(), "open", "gate.txt");
-    let (key, value) = gate.env();
-    let mut command = env.pcopy();
-    command
-        .args(["--progress", "-j", "1", "first/", "second/", "dst"])
-        .env(key, value)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(limit) = fd_limit {
-        limit_fds(&mut command, limit);
-    }
-    let mut child = Guarded::spawn(&mut command);
-    gate.wait_reached();
-    let stderr = child.child().stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    // A line a second: the first that is not "scanning" must have the
-    // final totals, with nothing done yet.
-    let final_line = loop {
-        let line = lines.next().expect("a progress line").expect("read");
-        if !line.contains("scanning") {
-            break line;
+    let args = ["first/", "second/", "dst"];
+    let run = run_gated_progress_with(env, "gate", &args, |command| {
+        if let Some(limit) = fd_limit {
+            limit_fds(command, limit);
         }
-        seen.push(line);
-    };
-    assert!(
-        final_line.starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "),
-        "{final_line}\n{seen:?}"
-    );
+    });
     // No rate yet, so no ETA; but no total is open any more.
-    assert!(!final_line.contains('+'), "{final_line}");
-    gate.release();
-    let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
-    let output = child.wait();
-    assert_status(&output, 0);
     assert!(
-        rest.iter().any(|l| l.starts_with("pcopy: 2001/2001 files")),
-        "{rest:?}"
+        run.first_final
+            .starts_with("pcopy: 0/2001 files, 0 B/1.96 KiB, "),
+        "{}\n{:?}",
+        run.first_final,
+        run.scanning
+    );
+    assert!(!run.first_final.contains('+'), "{}", run.first_final);
+    assert_status(&run.output, 0);
+    assert!(
+        run.rest
+            .iter()
+            .any(|l| l.starts_with("pcopy: 2001/2001 files")),
+        "{:?}",
+        run.rest
     );
     assert_eq!(std::fs::read(env.path("dst/gate.txt")).unwrap(), b"gate\n");
     let last = format!("dst/{chain}d7/f1997");

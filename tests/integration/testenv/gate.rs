@@ -113,20 +113,32 @@ pub struct GatedProgress {
 /// queue, cannot have found everything, so those totals are the
 /// count-ahead's.
 pub fn run_gated_progress(env: &super::TestEnv, gate_dir: &str, args: &[&str]) -> GatedProgress {
+    run_gated_progress_with(env, gate_dir, args, |_| {})
+}
+
+/// [`run_gated_progress`], with `prepare` given the command before it is
+/// started (to lower a limit, say).
+pub fn run_gated_progress_with(
+    env: &super::TestEnv,
+    gate_dir: &str,
+    args: &[&str],
+    prepare: impl FnOnce(&mut std::process::Command),
+) -> GatedProgress {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     env.mkdir(gate_dir);
     let mut gate = Gate::new(&env.path(gate_dir), "open", "gate.txt");
     let (key, value) = gate.env();
-    let mut child = super::Guarded::spawn(
-        env.pcopy()
-            .args(["--progress", "-j", "1"])
-            .args(args)
-            .env(key, value)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+    let mut command = env.pcopy();
+    command
+        .args(["--progress", "-j", "1"])
+        .args(args)
+        .env(key, value)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    prepare(&mut command);
+    let mut child = super::Guarded::spawn(&mut command);
     gate.wait_reached();
     let stderr = child.child().stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
