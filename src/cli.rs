@@ -82,7 +82,8 @@ pub(crate) struct Args {
     pub(crate) destination: Option<OsString>,
 
     /// Number of workers copying at once [default: the number of CPUs, or
-    /// 64 when a source or DST is on a network or FUSE file system].
+    /// 128 threads (64 processes) when a source or DST is on a network or
+    /// FUSE file system].
     #[arg(short = 'j', long = "jobs", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub(crate) jobs: Option<u32>,

@@ -263,7 +263,7 @@ impl Workers {
         let asked = args
             .jobs
             .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, dst));
+            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, dst, args.workers));
         let budget = fdbudget::plan(fdbudget::Wanted {
             jobs: asked,
             kind: args.workers,
