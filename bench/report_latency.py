@@ -247,6 +247,42 @@ def robust_section(out):
     return md
 
 
+ROBUST_HEADING = "## Robustness (not timed)"
+
+
+def sections(text):
+    """The `## ` sections of a report, heading -> lines, in order."""
+    found, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line
+            found[heading] = []
+        if heading is not None:
+            found[heading].append(line)
+    return found
+
+
+def keep_unrun(text, old_text):
+    """`text` with the sections of `old_text` that this run did not
+    produce (another delay or slowfs options, or the robustness part):
+    a run of some parts must not erase the results of the others."""
+    new, old = sections(text), sections(old_text)
+    lines = text.rstrip("\n").splitlines()
+    robust = new.get(ROBUST_HEADING) or old.get(ROBUST_HEADING)
+    if ROBUST_HEADING in new:
+        lines = lines[:lines.index(ROBUST_HEADING)]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for heading, body in old.items():
+        if heading not in new and heading != ROBUST_HEADING:
+            lines += [""] + [l for l in body]
+            while lines and not lines[-1].strip():
+                lines.pop()
+    if robust:
+        lines += [""] + robust
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def markdown(labels, out):
     md = ["# pcopy on latency-bound storage, and the walk's robustness", "",
           "Produced by `bench/run.sh` (parts `latency` and `robust`). The slow mount is "
@@ -273,6 +309,11 @@ def main():
               if os.path.isdir(d)]
     labels.sort(key=lambda lab: (lab.env.get("slowfs options", "") != "none", lab.env.get("label", "")))
     text = markdown(labels, args.out)
+    try:
+        with open(args.md) as f:
+            text = keep_unrun(text, f.read())
+    except FileNotFoundError:
+        pass
     with open(args.md, "w") as f:
         f.write(text)
     for lab in labels:
