@@ -14,11 +14,11 @@ use crate::cli::WorkerKind;
 /// Worker threads where requests wait on a network: at 5 ms a request,
 /// copying from such a mount kept getting faster up to this many (256
 /// were no faster), and at 0 and 1 ms they cost nothing against 64.
-pub(crate) const REMOTE_THREADS: usize = 128;
+const REMOTE_THREADS: usize = 128;
 
 /// Worker processes there: each is a process to start, and at 1 ms a
 /// request 128 of them took 1.4× the time of 64.
-pub(crate) const REMOTE_PROCESSES: usize = 64;
+const REMOTE_PROCESSES: usize = 64;
 
 /// `statfs` types (`linux/magic.h`) whose requests leave the machine or
 /// the kernel.

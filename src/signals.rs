@@ -4,9 +4,9 @@
 //! The handlers, installed by `signal-hook`, only store to an atomic flag
 //! (async-signal-safe); the main loop and thread workers poll the flag.
 //! Process workers ignore SIGINT (procpool sets that up) and are stopped by
-//! the parent terminating the pool: its SIGTERM sets their own copy of the
-//! flag ([`stop_on_sigterm`]), so they report what they finished before
-//! they go.
+//! the parent terminating the pool: during a copy task its SIGTERM sets
+//! their own copy of the flag ([`task_starts`]), so they report what they
+//! finished before they go.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,23 +36,43 @@ pub(crate) fn install() -> io::Result<()> {
     Ok(())
 }
 
-/// In a process worker: SIGTERM (how the pool is terminated) only sets the
-/// flag, so the worker stops between files and reports what it finished;
-/// [`die_of_sigterm`] then ends it as the signal would have. Idempotent: a
-/// worker process runs many tasks.
-pub(crate) fn stop_on_sigterm() -> io::Result<()> {
-    static INSTALLED: std::sync::OnceLock<io::Result<()>> = std::sync::OnceLock::new();
-    match INSTALLED
-        .get_or_init(|| signal_hook::flag::register(SIGTERM, Arc::clone(&INTERRUPTED)).map(drop))
-    {
-        Ok(()) => Ok(()),
-        Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
+/// In a process worker, whether no copy task runs: a SIGTERM then takes
+/// the default action at once, as if no handler were there.
+static BETWEEN_TASKS: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(true)));
+
+/// A process worker's copy task begins. Until [`task_ends`], SIGTERM (how
+/// the pool is terminated) only sets the flag, so the worker stops between
+/// files and reports what it finished; outside a task it ends the process
+/// at once, as by default, so an idle worker does not hold up `terminate`.
+/// The handlers are installed by the first task (a worker process may run
+/// several), and only that one reports a failure to install them.
+pub(crate) fn task_starts() -> io::Result<()> {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let mut installed = Ok(());
+    INSTALLED.call_once(|| {
+        installed = (|| {
+            signal_hook::flag::register_conditional_default(SIGTERM, Arc::clone(&BETWEEN_TASKS))?;
+            signal_hook::flag::register(SIGTERM, Arc::clone(&INTERRUPTED))?;
+            Ok(())
+        })();
+    });
+    BETWEEN_TASKS.store(false, Ordering::SeqCst);
+    installed
+}
+
+/// A process worker's copy task is over, its news sent. A SIGTERM that came
+/// during it ends the process now; one from now on ends it at once. In
+/// that order, no SIGTERM falls between the two.
+pub(crate) fn task_ends() {
+    BETWEEN_TASKS.store(true, Ordering::SeqCst);
+    if interrupted() {
+        die_of_sigterm();
     }
 }
 
 /// Ends this process by SIGTERM's default action, after a worker has said
 /// all it had to say: the pool sees the death it asked for.
-pub(crate) fn die_of_sigterm() -> ! {
+fn die_of_sigterm() -> ! {
     // SAFETY: restoring the default disposition installs no handler code,
     // and raising a signal is async-signal-safe; with SIG_DFL, SIGTERM ends
     // the process before raise returns.

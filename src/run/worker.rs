@@ -86,7 +86,7 @@ pub(crate) fn copy_worker(task: WorkerTask) -> WorkerSummary {
     };
     let own_process = setup.main_pid != summary.pid;
     if own_process {
-        if let Err(err) = signals::stop_on_sigterm() {
+        if let Err(err) = signals::task_starts() {
             // Without it the worker dies mid-batch and its last completions
             // go unreported; the copies themselves stay whole.
             eprintln!(
@@ -116,10 +116,10 @@ pub(crate) fn copy_worker(task: WorkerTask) -> WorkerSummary {
     }
     outbox.push(WorkerEvent::Exiting { task: setup.task });
     outbox.flush();
-    if own_process && signals::interrupted() {
-        // Terminated: every finished file is reported; go as SIGTERM would
-        // have taken the process, rather than wait for the next task.
-        signals::die_of_sigterm();
+    if own_process {
+        // Every finished file is reported: a terminated worker goes now,
+        // as SIGTERM would have taken it, rather than wait for the next task.
+        signals::task_ends();
     }
     if let Some(err) = outbox.error.take() {
         summary.error.get_or_insert(WorkerStop::Queue(err));
