@@ -275,7 +275,7 @@ def keep_unrun(text, old_text):
         lines.pop()
     for heading, body in old.items():
         if heading not in new and heading != ROBUST_HEADING:
-            lines += [""] + [l for l in body]
+            lines += [""] + body
             while lines and not lines[-1].strip():
                 lines.pop()
     if robust:
