@@ -222,6 +222,12 @@ struct Names {
     up: Option<Arc<Names>>,
 }
 
+impl Drop for Names {
+    fn drop(&mut self) {
+        unlink(self.up.take(), |names| names.up.take());
+    }
+}
+
 impl Names {
     fn len(&self) -> usize {
         std::iter::successors(Some(self), |names| names.up.as_deref()).count()
@@ -301,6 +307,12 @@ struct Ancestor {
     up: Option<Arc<Ancestor>>,
 }
 
+impl Drop for Ancestor {
+    fn drop(&mut self) {
+        unlink(self.up.take(), |ancestor| ancestor.up.take());
+    }
+}
+
 impl Ancestor {
     fn chain(&self) -> impl Iterator<Item = &Ancestor> {
         std::iter::successors(Some(self), |a| a.up.as_deref())
@@ -314,11 +326,28 @@ struct RulesUp {
     up: Option<Arc<RulesUp>>,
 }
 
+impl Drop for RulesUp {
+    fn drop(&mut self) {
+        unlink(self.up.take(), |rules| rules.up.take());
+    }
+}
+
 impl RulesUp {
     /// The rules from the nearest directory up, as `Filter` takes them.
     fn nearest_first(chain: Option<&Arc<RulesUp>>) -> Vec<&DirRules> {
         let links = std::iter::successors(chain.map(Arc::as_ref), |r| r.up.as_deref());
         links.map(|link| &link.rules).collect()
+    }
+}
+
+/// Drops the links of a chain one after the other, where dropping the
+/// first would drop the next from inside its own drop: a chain as long as
+/// a tree is deep would overflow a reader's stack. A link another task
+/// still shares ends the walk up; [`Arc::into_inner`] hands each link to
+/// exactly one of the tasks that drop their shares at once.
+fn unlink<T>(mut up: Option<Arc<T>>, next: impl Fn(&mut T) -> Option<Arc<T>>) {
+    while let Some(link) = up {
+        up = Arc::into_inner(link).and_then(|mut link| next(&mut link));
     }
 }
 
@@ -683,5 +712,41 @@ mod tests {
             let counted = count_stoppable(src, true, 64, stop(), readers);
             assert_eq!(counted, Some(archive), "{readers} readers, -a");
         }
+    }
+
+    #[test]
+    fn chains_as_deep_as_any_tree_drop_without_recursion() {
+        // A million links dropped on a 64 KiB stack: one frame a link
+        // would need tens of MiB.
+        const LINKS: usize = 1_000_000;
+        let dropped = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let mut names: Option<Arc<Names>> = None;
+                let mut ancestors: Option<Arc<Ancestor>> = None;
+                for i in 0..LINKS {
+                    let up = names.take();
+                    names = Some(Arc::new(Names {
+                        name: OsString::from("d"),
+                        up,
+                    }));
+                    let up = ancestors.take();
+                    ancestors = Some(Arc::new(Ancestor {
+                        id: (0, i as u64),
+                        up,
+                    }));
+                }
+                let names = names.expect("built");
+                let depth = names.len();
+                // A share held elsewhere keeps its part of the chain.
+                let kept = Arc::clone(names.up.as_ref().expect("a parent"));
+                drop(names);
+                drop(ancestors);
+                (depth, kept.len())
+            })
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(dropped, (LINKS, LINKS - 1));
     }
 }
