@@ -1,5 +1,5 @@
 //! A pool whose worker kind is chosen at run time. Owns [`AnyPool`] and
-//! [`WorkerKind`]; calls only the public methods of [`WorkerPool`].
+//! [`WorkerKind`]; calls only the public methods of [`WorkerPool`](crate::WorkerPool).
 //!
 //! `WorkerPool<K>` fixes the kind in the type, which suits code that always
 //! wants one kind. A program that takes the kind from a flag would

@@ -304,7 +304,7 @@ where
     })
 }
 
-/// The index of the function named `name` in [`TASKS`], built once.
+/// The index of the function named `name` in `TASKS` (the registry `task!` fills), built once.
 pub(crate) fn index_of(name: &str) -> Option<u32> {
     static INDEX: OnceLock<HashMap<&'static str, u32>> = OnceLock::new();
     INDEX
