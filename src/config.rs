@@ -196,6 +196,7 @@ impl Config {
             workers: self.jobs.get(),
             readers: self.readers,
             count_ahead: self.progress != ProgressMode::Off,
+            size_limits: self.copy.sizes.is_set(),
             itemize: self.copy.itemize,
             existing: self.copy.existing,
             chmod: self.copy.chmod.clone(),

@@ -1,8 +1,9 @@
 //! The count-ahead: the directory readers list the sources ahead of the
-//! walk (names, types and the sizes of regular files, nothing kept per
-//! entry), in background tasks, so the progress display has final totals
-//! long before the walk, held back by the bounded jobs queue, has found
-//! every file.
+//! walk (names, types and the sizes of regular files), in background
+//! tasks, so the progress display has final totals long before the walk,
+//! held back by the bounded jobs queue, has found every file. What it
+//! lists it keeps, within a bound, for the walk to take rather than list
+//! and stat again ([`super::listings`]).
 //!
 //! It counts what the walk will queue: entries that are not directories,
 //! left out by no filter, of this shard, not beyond a mount point under
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use rustix::fs::FileType;
 use rustix::io::Errno;
@@ -32,6 +34,7 @@ use rustix::io::Errno;
 use super::WalkSetup;
 use super::batch::WalkEvent;
 use super::entry_stat::EntryStat;
+use super::listings::Listings;
 use super::readers::{self, Background, Readers, RequestTimer};
 use super::tree::{self, Listed};
 use crate::plan::Root;
@@ -59,13 +62,15 @@ impl Drop for StopOnDrop {
 
 /// Starts counting `roots` on `readers`; `Counted` goes on `events` when
 /// done. `stop` ends it early (the walk sets it when it is over: then the
-/// count is of no use).
+/// count is of no use). What it lists it keeps in `listings`, if given,
+/// for the walk.
 pub(super) fn start(
     setup: &WalkSetup,
     roots: &[Root],
     events: Sender<WalkEvent>,
     stop: Arc<AtomicBool>,
     readers: &Readers,
+    listings: Option<Arc<Listings>>,
 ) {
     // A flat root is made, never listed: nothing in it counts.
     let listed = |root: &&Root| root.is_dir && !root.flat;
@@ -77,6 +82,7 @@ pub(super) fn start(
         pending: AtomicUsize::new(dirs),
         open: AtomicUsize::new(0),
         events: Mutex::new(Some(events)),
+        listings,
     });
     for root in roots.iter().filter(|root| !root.is_dir) {
         let stat = EntryStat::of_path(&root.src, setup.dereference).ok();
@@ -115,6 +121,8 @@ struct Count {
     /// Taken by the task that finishes the count, or dropped when it gives
     /// up, so the channel closes with the walk.
     events: Mutex<Option<Sender<WalkEvent>>>,
+    /// Where the listings go for the walk; `None`: they are dropped.
+    listings: Option<Arc<Listings>>,
 }
 
 impl Count {
@@ -388,7 +396,11 @@ impl DirTask {
             // A directory that cannot be opened is the walk's to report.
             Err(_) => return,
         };
-        let id = EntryStat::of_fd(fd.as_fd()).map_or((0, 0), |st| (st.dev(), st.ino()));
+        // The clock before the stamp, the stamp before the listing: see
+        // `listings` for why that order keeps only what is safe.
+        let read_at = SystemTime::now();
+        let dir = EntryStat::of_fd(fd.as_fd()).ok();
+        let id = dir.map_or((0, 0), |st| (st.dev(), st.ino()));
         timer.mark(at.opens() + 1);
         let chain = || ancestors.as_deref().into_iter().flat_map(Ancestor::chain);
         if setup.dereference && chain().any(|a| a.id == id) {
@@ -404,7 +416,10 @@ impl DirTask {
         timer.mark(readers::stats_made(&listing));
         more.timed(timer.slowest());
         let rules = read_rules(&count, fd.as_fd(), &rel, &listing.entries, rules);
-        let subdirs = count_entries(&count, &rel, listing.entries, rules.as_ref());
+        let subdirs = count_entries(&count, &rel, &listing.entries, rules.as_ref());
+        if let (Some(listings), Some(dir)) = (&count.listings, &dir) {
+            listings.keep(dir, read_at, listing, setup.dereference);
+        }
         if subdirs.is_empty() {
             return;
         }
@@ -507,7 +522,7 @@ fn read_rules(
 fn count_entries(
     count: &Count,
     rel: &OsStr,
-    entries: Vec<Listed>,
+    entries: &[Listed],
     rules: Option<&Arc<RulesUp>>,
 ) -> Vec<OsString> {
     let setup = &count.setup;
@@ -523,7 +538,7 @@ fn count_entries(
         let excluded = (setup.filter.as_ref()).is_some_and(|f| f.excludes(&child, is_dir, &dirs));
         match (excluded, is_dir) {
             (true, _) => {}
-            (false, true) => subdirs.push(entry.name),
+            (false, true) => subdirs.push(entry.name.clone()),
             (false, false) => tally.entry(setup, &child, entry.stat.as_ref()),
         }
     }
@@ -572,6 +587,7 @@ mod tests {
             workers: 1,
             readers: 0,
             count_ahead: true,
+            size_limits: false,
             itemize: false,
             existing: false,
             chmod: Default::default(),
@@ -585,8 +601,8 @@ mod tests {
             flat: false,
         }];
         let (events, received) = mpsc::channel();
-        let readers = Readers::start(readers, readers, false, false).expect("readers");
-        start(&setup, &roots, events, stop, &readers);
+        let readers = Readers::start(readers, readers, false, false, None).expect("readers");
+        start(&setup, &roots, events, stop, &readers, None);
         // The count ends without a word when it gives up: the sender is
         // dropped.
         match received.recv() {

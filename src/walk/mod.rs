@@ -5,7 +5,7 @@
 //! This file walks; its others: the source directories, opened beneath
 //! their parent and listed, and the stack of them within the descriptor
 //! budget ([`tree`]), the count-ahead that tells the totals early
-//! ([`count`]), what the walk sends and how ([`batch`]: the jobs
+//! ([`count`]) and the listings it keeps for the walk ([`listings`]), what the walk sends and how ([`batch`]: the jobs
 //! queue's producer side, and [`WalkEvent`]s for the main thread, each
 //! batch announced before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
@@ -26,6 +26,7 @@ mod dest;
 mod entry_stat;
 mod implied;
 mod links;
+mod listings;
 mod readers;
 pub(crate) mod split;
 mod tree;
@@ -59,6 +60,7 @@ use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
 use implied::ImpliedChain;
 use links::LinkTracker;
+use listings::Listings;
 pub(crate) use readers::MOST_READERS;
 use readers::{ReadDir, Readers};
 use split::{SplitStart, Splitter};
@@ -99,6 +101,9 @@ pub(crate) struct WalkSetup {
     pub(crate) readers: usize,
     /// Run the count-ahead (see [`count`]): only for a progress display.
     pub(crate) count_ahead: bool,
+    /// `--max-size`/`--min-size`: a file's size decides whether it is
+    /// copied.
+    pub(crate) size_limits: bool,
     /// `-i`: say how each existing destination directory differs from its
     /// source ([`WalkEvent::DirChanged`]).
     pub(crate) itemize: bool,
@@ -169,13 +174,20 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
     // The count-ahead runs on the readers: one at least, when it runs.
     let most = setup.readers.max(usize::from(setup.count_ahead));
     let first = Readers::first(most, setup.count_ahead);
-    let readers = Readers::start(first, most, setup.readers > 0, setup.dereference);
+    // What the count-ahead lists it keeps for the walk, which then lists
+    // each directory once (see `listings`).
+    let listings = (setup.count_ahead).then(|| Arc::new(Listings::new(listings::MOST_ENTRIES)));
+    let follow = setup.dereference;
+    let readers = Readers::start(first, most, setup.readers > 0, follow, listings.clone());
+    let listings = listings.filter(|_| readers.is_some());
     if let Some(readers) = readers.as_ref().filter(|_| setup.count_ahead) {
         let stop = Arc::clone(&count_stop);
-        count::start(&setup, &start.roots, events.clone(), stop, readers);
+        let kept = listings.clone();
+        count::start(&setup, &start.roots, events.clone(), stop, readers, kept);
     }
     let task = WalkTask {
         readers,
+        listings,
         setup,
         start,
         events,
@@ -198,6 +210,8 @@ pub(crate) fn spawn(setup: WalkSetup, start: WalkStart) -> std::io::Result<Walki
 struct WalkTask {
     /// The directory readers, when there are any: the walk's to drop.
     readers: Option<Readers>,
+    /// The count-ahead's listings, when it runs.
+    listings: Option<Arc<Listings>>,
     setup: WalkSetup,
     start: WalkStart,
     events: Sender<WalkEvent>,
@@ -212,6 +226,7 @@ struct WalkTask {
 fn walk(task: WalkTask) {
     let WalkTask {
         readers,
+        listings,
         mut setup,
         start,
         events,
@@ -241,6 +256,7 @@ fn walk(task: WalkTask) {
     let workers = setup.workers;
     let mut walker = Walker {
         readers,
+        listings,
         dest,
         setup,
         links: LinkTracker::default(),
@@ -267,6 +283,8 @@ struct Walker {
     /// `None`: no readers; the walk reads every directory itself (as it
     /// does when they only count, see [`Readers::read_ahead`]).
     readers: Option<Readers>,
+    /// The count-ahead's listings, taken before listing a directory anew.
+    listings: Option<Arc<Listings>>,
     dest: DestDirs,
     setup: WalkSetup,
     links: LinkTracker,
@@ -406,18 +424,18 @@ impl Walker {
             return Ok(());
         };
         let place = Place::of(&top.dest, top.dest_names());
+        let early = top.early;
+        let stat =
+            (typed.stat).filter(|st| !early || self.early_stat_serves(&place, &entry.name, st));
         // A name the worker compares is not stat'ed here, but a stat a
         // reader already took goes along: the worker then makes one stat
         // (of the destination) where it would make two.
         let (md, seen) = match self.worker_stats(&place, &kind, &entry.name) {
-            true => (None, typed.stat.as_ref().map(EntryStat::source_meta)),
-            false => {
-                let stat = typed.stat;
-                (
-                    stat.or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
-                    None,
-                )
-            }
+            true => (None, stat.as_ref().map(EntryStat::source_meta)),
+            false => (
+                stat.or_else(|| EntryStat::at(src_dir, &entry.name, follow).ok()),
+                None,
+            ),
         };
         let found = Found {
             src: path,
@@ -572,10 +590,11 @@ impl Walker {
         }
         // A mount point under -x, or a flat root, is made, but its
         // contents are left out.
+        let kept = || (self.listings.as_ref()).and_then(|kept| kept.take(&dir.stat));
         let listing = match (dir.unlisted, dir.listing.take()) {
             (true, _) => Listing::default(),
             (false, Some(listing)) => listing,
-            (false, None) => tree::list(dir.fd.as_fd()),
+            (false, None) => kept().unwrap_or_else(|| tree::list(dir.fd.as_fd())),
         };
         if let Some(err) = listing.err {
             let err = std::io::Error::from(err);
@@ -588,6 +607,7 @@ impl Walker {
         let rules = self.read_dir_rules(&dir, &listing.entries)?;
         let ahead = self.plan_ahead(&listing.entries, &dir.rel, stack, rules.as_ref());
         stack.push(NewFrame {
+            early: listing.early,
             listed: listing.entries,
             rules,
             name: dir.name,
@@ -687,6 +707,29 @@ impl Walker {
         }
         self.ask_ahead(stack);
         read
+    }
+
+    /// Whether the stat the count-ahead took of the entry `name`, perhaps
+    /// long before (see [`listings`]), may stand for the walk's own. Its
+    /// type may: a name changes type only by being replaced, which the
+    /// directory's stamp covers (and under `-L` links' stats are not
+    /// kept). Its size and times may be older than the walk's would be:
+    /// they decide nothing where nothing can be at the name in the
+    /// destination (its directory is new, or did not hold the name when
+    /// the walk entered it), since the copy reads its own `fstat` of the
+    /// source and they only count in the totals and size the batches. So
+    /// the entry is stat'ed anew where the quick check could compare them
+    /// with a destination and skip a file changed since, where a size
+    /// limit (`--max-size`, `--min-size`) would judge them, and for a
+    /// file to split, whose temp takes its length and times from them.
+    /// Under `-a` a link count that changed since (a name linked to a
+    /// file elsewhere while pcopy runs) makes the file copied rather than
+    /// linked, or linked to a name that is gone (then copied), as a
+    /// link made just after the walk's own stat would.
+    fn early_stat_serves(&self, place: &Place<'_>, name: &OsStr, stat: &EntryStat) -> bool {
+        let nothing_there = place.fresh || place.names.is_some_and(|names| !names.contains(name));
+        let splits = (self.setup.splitter.as_ref()).is_some_and(|s| s.wants(stat));
+        nothing_there && !splits && !self.setup.size_limits
     }
 
     /// Whether the worker, rather than the walker, stats this source entry:

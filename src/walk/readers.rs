@@ -20,7 +20,8 @@
 //!
 //! When no request waits, the readers run background tasks: the
 //! count-ahead (`count`) reads the whole tree that way, each directory a
-//! task that adds tasks for its subdirectories.
+//! task that adds tasks for its subdirectories. A directory it has read
+//! and kept (`listings`) is not listed again for the walk.
 //!
 //! How many: a few per CPU to start with, more while requests are slow
 //! and the walk waits on the readers ([`Sizing`]): each reader times the
@@ -40,6 +41,7 @@ use std::time::{Duration, Instant};
 use rustix::fs::FileType;
 
 use super::entry_stat::EntryStat;
+use super::listings::Listings;
 use super::tree::{self, Listing};
 
 /// Readers to start with, per CPU: the walk's reading spread over the
@@ -251,6 +253,8 @@ struct Shared {
     /// Follow a symlink named as a directory (`-L`), and stat through
     /// links.
     follow: bool,
+    /// The count-ahead's listings, taken before listing a directory anew.
+    listings: Option<Arc<Listings>>,
 }
 
 impl Shared {
@@ -298,7 +302,8 @@ impl Background<'_> {
 impl Readers {
     /// Starts `first` readers, and up to `most` as the walk waits on
     /// slow requests; if `read_ahead`, the walk asks them for
-    /// directories, else they only run background tasks. `None` for
+    /// directories, else they only run background tasks; a directory
+    /// whose listing is in `listings` is not listed again. `None` for
     /// none (or when no thread can be started): the walk then reads every
     /// directory itself.
     pub(super) fn start(
@@ -306,6 +311,7 @@ impl Readers {
         most: usize,
         read_ahead: bool,
         follow: bool,
+        listings: Option<Arc<Listings>>,
     ) -> Option<Readers> {
         let state = State {
             queue: Vec::new(),
@@ -319,6 +325,7 @@ impl Readers {
             work: Condvar::new(),
             done: Condvar::new(),
             follow,
+            listings,
         });
         let mut readers = Readers {
             shared,
@@ -516,7 +523,7 @@ fn serve(shared: &Shared) {
         // A panic while reading must still end in `Done`, or the walk
         // would wait for this request for ever.
         let mut timer = RequestTimer::start();
-        let reading = std::panic::AssertUnwindSafe(|| read(&request, shared.follow, &mut timer));
+        let reading = std::panic::AssertUnwindSafe(|| read(&request, shared, &mut timer));
         let read = std::panic::catch_unwind(reading).ok().flatten();
         let mut state = shared.lock();
         state.sizing.timed(timer.slowest());
@@ -535,13 +542,18 @@ fn serve(shared: &Shared) {
 }
 
 /// Opens, stats and lists a requested directory, and stats its entries
-/// that are not directories, timing each kind of request.
-fn read(request: &Request, follow: bool, timer: &mut RequestTimer) -> Option<ReadDir> {
+/// that are not directories, timing each kind of request; or takes the
+/// count-ahead's listing of it, if it is unchanged since.
+fn read(request: &Request, shared: &Shared, timer: &mut RequestTimer) -> Option<ReadDir> {
+    let follow = shared.follow;
     let parent = request.parent.upgrade()?;
     let fd = tree::open_dir(parent.as_fd(), &request.name, follow).ok()?;
     drop(parent);
     let stat = EntryStat::of_fd(fd.as_fd()).ok()?;
     timer.mark(2);
+    if let Some(listing) = shared.listings.as_ref().and_then(|kept| kept.take(&stat)) {
+        return Some(ReadDir { fd, stat, listing });
+    }
     let mut listing = tree::list(fd.as_fd());
     timer.mark(1);
     tree::stat_entries(fd.as_fd(), &mut listing.entries, follow);
@@ -599,7 +611,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         tree(tmp.path(), 8);
         let root = open(tmp.path());
-        let mut readers = Readers::start(4, 4, true, false).expect("readers");
+        let mut readers = Readers::start(4, 4, true, false, None).expect("readers");
         assert!(readers.has_room());
         let tickets: Vec<_> = (0..8)
             .map(|dir| readers.submit(&root, format!("d{dir}").into()))
@@ -629,7 +641,7 @@ mod tests {
         tree(tmp.path(), 2);
         fs::write(tmp.path().join("file"), "x").expect("write");
         let root = open(tmp.path());
-        let mut readers = Readers::start(2, 2, true, false).expect("readers");
+        let mut readers = Readers::start(2, 2, true, false, None).expect("readers");
         let missing = readers.submit(&root, "missing".into());
         let not_a_dir = readers.submit(&root, "file".into());
         let withdrawn = readers.submit(&root, "d1".into());
@@ -778,7 +790,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         tree(tmp.path(), 64);
         let root = open(tmp.path());
-        let mut readers = Readers::start(2, 32, true, false).expect("readers");
+        let mut readers = Readers::start(2, 32, true, false, None).expect("readers");
         // Twice over: the second time every read comes from the cache.
         for _ in 0..2 {
             wait_once(&mut readers, &root);
@@ -795,7 +807,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         tree(tmp.path(), 4);
         let root = open(tmp.path());
-        let mut readers = Readers::start(2, 6, true, false).expect("readers");
+        let mut readers = Readers::start(2, 6, true, false, None).expect("readers");
         // Reads as slow as a slow mount's, and no wait yet.
         timed(&readers, SLOW_REQUEST, 16);
         assert_eq!(readers.threads(), 2);
@@ -827,6 +839,6 @@ mod tests {
 
     #[test]
     fn no_readers_means_the_walk_reads_alone() {
-        assert!(Readers::start(0, 0, true, false).is_none());
+        assert!(Readers::start(0, 0, true, false, None).is_none());
     }
 }

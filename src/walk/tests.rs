@@ -74,6 +74,7 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
         workers: 2,
         readers: budget.readers,
         count_ahead: false,
+        size_limits: false,
         itemize: false,
         existing: false,
         chmod: Default::default(),
@@ -93,9 +94,16 @@ fn walk_setup(src: &Path, dst: &Path, dst_new: bool, split_min: u64, budget: Bud
         jobs: manager.queue(0).expect("jobs queue"),
         wake: manager.queue(0).expect("wake queue"),
     };
-    let readers = Readers::start(budget.readers, budget.readers, budget.readers > 0, false);
+    let readers = Readers::start(
+        budget.readers,
+        budget.readers,
+        budget.readers > 0,
+        false,
+        None,
+    );
     walk(WalkTask {
         readers,
+        listings: None,
         setup,
         start,
         events,

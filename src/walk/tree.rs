@@ -65,6 +65,10 @@ pub(super) struct Listing {
     pub(super) entries: Vec<Listed>,
     /// The listing stopped part way: what came before is in `entries`.
     pub(super) err: Option<Errno>,
+    /// Listed by the count-ahead and kept for the walk (see
+    /// [`super::listings`]): the entries' stats may be older than the
+    /// walk's own would be.
+    pub(super) early: bool,
 }
 
 /// Every entry of `dir` but `.` and `..`, in the order the file system
@@ -80,6 +84,7 @@ pub(super) fn list(dir: BorrowedFd<'_>) -> Listing {
                 return Listing {
                     entries: listed,
                     err: Some(err),
+                    early: false,
                 };
             }
         };
@@ -96,6 +101,7 @@ pub(super) fn list(dir: BorrowedFd<'_>) -> Listing {
     Listing {
         entries: listed,
         err: None,
+        early: false,
     }
 }
 
@@ -138,6 +144,8 @@ pub(super) struct Frame {
     pub(super) ahead: Ahead,
     /// The rules of its dir-merge files; `None` without any.
     rules: Option<DirRules>,
+    /// Its listing is the count-ahead's (see [`Listing::early`]).
+    pub(super) early: bool,
 }
 
 /// What a new frame is made of.
@@ -151,6 +159,8 @@ pub(super) struct NewFrame {
     pub(super) dest: DestDir,
     pub(super) ahead: Ahead,
     pub(super) rules: Option<DirRules>,
+    /// See [`Frame::early`].
+    pub(super) early: bool,
 }
 
 /// How the destination side reopens a directory closed for the budget.
@@ -197,6 +207,7 @@ impl Stack {
             collisions,
             ahead: new.ahead,
             rules: new.rules,
+            early: new.early,
         });
         if self.frames.len() - self.open_from > self.open_levels {
             self.frames[self.open_from].close();

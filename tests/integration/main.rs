@@ -33,3 +33,4 @@ mod selection;
 mod shell;
 mod split;
 mod walk;
+mod walk_listings;
