@@ -34,9 +34,9 @@ use rustix::io::Errno;
 use super::WalkSetup;
 use super::batch::WalkEvent;
 use super::entry_stat::EntryStat;
-use super::listings::Listings;
+use super::listings::{For, Listings};
 use super::readers::{self, Background, Readers, RequestTimer};
-use super::tree::{self, Listed};
+use super::tree::{self, Listed, Listing};
 use crate::plan::Root;
 use crate::relpath;
 use crate::select::dir_rules::DirRules;
@@ -151,6 +151,9 @@ impl Count {
     }
 
     fn finish(&self) {
+        if let Some(listings) = &self.listings {
+            listings.count_over();
+        }
         // Stopped, some directories went uncounted.
         if self.stop.load(Ordering::Relaxed) {
             return self.give_up();
@@ -410,15 +413,15 @@ impl DirTask {
         if setup.one_file_system > 0 && root_dev.is_some_and(|dev| dev != id.0) {
             return;
         }
-        let mut listing = tree::list(fd.as_fd());
-        timer.mark(1);
-        tree::stat_entries(fd.as_fd(), &mut listing.entries, setup.dereference);
-        timer.mark(readers::stats_made(&listing));
-        more.timed(timer.slowest());
+        let kept = (count.listings.as_deref()).zip(dir.as_ref());
+        let taken = kept.and_then(|(listings, dir)| listings.take(For::Count, dir));
+        // Taken: a reader listed it for the walk first, and the walk has it.
+        let keep = kept.filter(|_| taken.is_none());
+        let listing = taken.unwrap_or_else(|| list_timed(&count, fd.as_fd(), timer, more));
         let rules = read_rules(&count, fd.as_fd(), &rel, &listing.entries, rules);
         let subdirs = count_entries(&count, &rel, &listing.entries, rules.as_ref());
-        if let (Some(listings), Some(dir)) = (&count.listings, &dir) {
-            listings.keep(dir, read_at, listing, setup.dereference);
+        if let Some((listings, dir)) = keep {
+            listings.keep(For::Walk, dir, read_at, listing, setup.dereference);
         }
         if subdirs.is_empty() {
             return;
@@ -432,6 +435,21 @@ impl DirTask {
         };
         parent.spawn(subdirs, more);
     }
+}
+
+/// Lists `dir` and stats its entries, timing each kind of request.
+fn list_timed(
+    count: &Count,
+    dir: BorrowedFd<'_>,
+    mut timer: RequestTimer,
+    more: &Background<'_>,
+) -> Listing {
+    let mut listing = tree::list(dir);
+    timer.mark(1);
+    tree::stat_entries(dir, &mut listing.entries, count.setup.dereference);
+    timer.mark(readers::stats_made(&listing));
+    more.timed(timer.slowest());
+    listing
 }
 
 /// Where the subdirectories of the directory `fd`, found `at`, are

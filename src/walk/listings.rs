@@ -24,12 +24,18 @@
 //! uses them only where nothing is decided from them that a newer stat
 //! would decide otherwise (see [`Listing::early`] and `Walker::early_stat`).
 //!
+//! The other way round too: a directory a reader lists for the walk
+//! before the count has got there (at the start, the walk asks for
+//! directories as the count does, and the readers serve the walk first)
+//! is kept for the count, while it runs, which then counts that listing.
+//!
 //! Bounded: at most [`MOST_ENTRIES`] entries (about 7 MiB) are kept at
-//! once; beyond that the count keeps nothing more until the walk has
-//! taken some, and the walk lists the others itself.
+//! once, both ways together; beyond that nothing more is kept until some
+//! are taken, and the other side lists those directories itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::FileType;
@@ -114,12 +120,31 @@ struct Kept {
     entries: Vec<Listed>,
 }
 
+/// Who a listing is kept for: the side that did not list it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum For {
+    /// Listed by the count-ahead.
+    Walk,
+    /// Listed by a reader for the walk, before the count got there.
+    Count,
+}
+
 /// What is kept, under the store's lock.
 #[derive(Default)]
 struct Stored {
-    by_dir: HashMap<DirId, Kept>,
-    /// Entries in `by_dir`, all listings together.
+    for_walk: HashMap<DirId, Kept>,
+    for_count: HashMap<DirId, Kept>,
+    /// Entries in both maps, all listings together.
     entries: usize,
+}
+
+impl Stored {
+    fn side(&mut self, side: For) -> &mut HashMap<DirId, Kept> {
+        match side {
+            For::Walk => &mut self.for_walk,
+            For::Count => &mut self.for_count,
+        }
+    }
 }
 
 /// The store: shared by the count's tasks (which keep), the readers and
@@ -129,6 +154,9 @@ pub(super) struct Listings {
     stored: Mutex<Stored>,
     most: usize,
     fresh: Duration,
+    /// Set by the count's last task: nothing more is kept for it. Read
+    /// by the readers before they copy a listing for it.
+    count_over: AtomicBool,
 }
 
 impl Listings {
@@ -138,6 +166,7 @@ impl Listings {
             stored: Mutex::new(Stored::default()),
             most,
             fresh: fresh_window(),
+            count_over: AtomicBool::new(false),
         }
     }
 
@@ -149,13 +178,14 @@ impl Listings {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Keeps `listing` of the directory `dir` (its `fstat` taken before
-    /// it was listed, the clock read at `read_at` before that), if it was
-    /// listed whole, had settled, and fits. Under `follow` (`-L`) the
-    /// stats of symlinks are left out: what a link points to can change
-    /// without its directory changing.
+    /// Keeps `listing` of the directory `dir` for `side` (its `fstat`
+    /// taken before it was listed, the clock read at `read_at` before
+    /// that), if it was listed whole, had settled, and fits. For the walk
+    /// under `follow` (`-L`) the stats of symlinks are left out: what a
+    /// link points to can change without its directory changing.
     pub(super) fn keep(
         &self,
+        side: For,
         dir: &EntryStat,
         read_at: SystemTime,
         mut listing: Listing,
@@ -165,7 +195,10 @@ impl Listings {
         if listing.err.is_some() || !stamp.settled(read_at, self.fresh) {
             return;
         }
-        if follow {
+        if side == For::Count && self.count_over.load(Ordering::Acquire) {
+            return;
+        }
+        if follow && side == For::Walk {
             let links = listing.entries.iter_mut();
             links
                 .filter(|entry| entry.file_type == FileType::Symlink)
@@ -177,23 +210,43 @@ impl Listings {
         };
         let mut stored = self.lock();
         if stored.entries + kept.entries.len() > self.most {
-            // Full: the walk lists this one itself.
+            // Full: the other side lists this one itself.
             return;
         }
         stored.entries += kept.entries.len();
         // The same directory twice (reached through a link under -L, or
         // a bind mount): the newer listing stays.
-        let replaced = stored.by_dir.insert(DirId::of(dir), kept);
+        let replaced = stored.side(side).insert(DirId::of(dir), kept);
         stored.entries -= replaced.as_ref().map_or(0, |old| old.entries.len());
         drop(stored);
         drop(replaced);
     }
 
-    /// The listing kept for the directory whose `fstat` is `dir`, if its
-    /// stamp is unchanged; removed either way.
-    pub(super) fn take(&self, dir: &EntryStat) -> Option<Listing> {
+    /// Whether a listing for the count would still be taken: a reader
+    /// copies one only then.
+    pub(super) fn count_wants(&self) -> bool {
+        !self.count_over.load(Ordering::Acquire)
+    }
+
+    /// The count is over: what is kept for it is dropped, and nothing
+    /// more is kept for it.
+    pub(super) fn count_over(&self) {
+        self.count_over.store(true, Ordering::Release);
         let mut stored = self.lock();
-        let kept = stored.by_dir.remove(&DirId::of(dir))?;
+        let dropped = std::mem::take(&mut stored.for_count);
+        stored.entries -= dropped
+            .values()
+            .map(|kept| kept.entries.len())
+            .sum::<usize>();
+        drop(stored);
+        drop(dropped);
+    }
+
+    /// The listing kept for `side` of the directory whose `fstat` is
+    /// `dir`, if its stamp is unchanged; removed either way.
+    pub(super) fn take(&self, side: For, dir: &EntryStat) -> Option<Listing> {
+        let mut stored = self.lock();
+        let kept = stored.side(side).remove(&DirId::of(dir))?;
         stored.entries -= kept.entries.len();
         drop(stored);
         let unchanged = kept.stamp == Stamp::of(dir);
@@ -215,7 +268,8 @@ impl std::fmt::Debug for Listings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let stored = self.lock();
         f.debug_struct("Listings")
-            .field("dirs", &stored.by_dir.len())
+            .field("for_walk", &stored.for_walk.len())
+            .field("for_count", &stored.for_count.len())
             .field("entries", &stored.entries)
             .finish()
     }
@@ -265,9 +319,8 @@ mod tests {
     /// A store that keeps listings however fresh, as the tests' trees are.
     fn store(most: usize) -> Listings {
         Listings {
-            stored: Mutex::new(Stored::default()),
-            most,
             fresh: Duration::ZERO,
+            ..Listings::new(most)
         }
     }
 
@@ -280,24 +333,29 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let listings = store(100);
         let stat = dir_stat(tmp.path());
-        listings.keep(&stat, later(), listing(3), false);
+        listings.keep(For::Walk, &stat, later(), listing(3), false);
         assert_eq!(listings.entries(), 3);
-        let taken = listings.take(&dir_stat(tmp.path())).expect("kept");
+        let taken = listings
+            .take(For::Walk, &dir_stat(tmp.path()))
+            .expect("kept");
         assert_eq!(taken.entries.len(), 3);
         assert!(taken.early);
         assert_eq!(listings.entries(), 0);
-        assert!(listings.take(&stat).is_none(), "taken means removed");
+        assert!(
+            listings.take(For::Walk, &stat).is_none(),
+            "taken means removed"
+        );
     }
 
     #[test]
     fn a_changed_directory_is_listed_again_and_its_listing_dropped() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let listings = store(100);
-        listings.keep(&dir_stat(tmp.path()), later(), listing(2), false);
+        listings.keep(For::Walk, &dir_stat(tmp.path()), later(), listing(2), false);
         // A new name, and a time no clock tick can have given already.
         fs::write(tmp.path().join("new"), "x").expect("write");
         let old = filetime_secs_ago(tmp.path(), 100);
-        assert!(listings.take(&old).is_none());
+        assert!(listings.take(For::Walk, &old).is_none());
         assert_eq!(listings.entries(), 0, "dropped, not kept");
     }
 
@@ -314,14 +372,14 @@ mod tests {
     fn a_directory_changed_just_before_it_was_read_is_not_kept() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let listings = Listings {
-            stored: Mutex::new(Stored::default()),
-            most: 100,
             fresh: FRESH,
+            ..Listings::new(100)
         };
         let stat = dir_stat(tmp.path());
         let changed =
             UNIX_EPOCH + Duration::new(stat.raw().st_mtime as u64, stat.raw().st_mtime_nsec as u32);
         listings.keep(
+            For::Walk,
             &stat,
             changed + Duration::from_millis(29),
             listing(1),
@@ -329,6 +387,7 @@ mod tests {
         );
         assert_eq!(listings.entries(), 0, "29 ms after its change");
         listings.keep(
+            For::Walk,
             &stat,
             changed + Duration::from_millis(31),
             listing(1),
@@ -365,17 +424,42 @@ mod tests {
                 dir_stat(&path)
             })
             .collect();
-        listings.keep(&dirs[0], later(), listing(6), false);
-        listings.keep(&dirs[1], later(), listing(5), false);
+        listings.keep(For::Walk, &dirs[0], later(), listing(6), false);
+        listings.keep(For::Walk, &dirs[1], later(), listing(5), false);
         assert_eq!(listings.entries(), 6, "the second would not fit");
-        listings.keep(&dirs[2], later(), listing(4), false);
+        listings.keep(For::Walk, &dirs[2], later(), listing(4), false);
         assert_eq!(listings.entries(), 10, "a smaller one fits");
-        assert!(listings.take(&dirs[1]).is_none(), "never kept");
-        assert!(listings.take(&dirs[0]).is_some());
-        listings.keep(&dirs[3], later(), listing(5), false);
+        assert!(listings.take(For::Walk, &dirs[1]).is_none(), "never kept");
+        assert!(listings.take(For::Walk, &dirs[0]).is_some());
+        listings.keep(For::Walk, &dirs[3], later(), listing(5), false);
         assert_eq!(listings.entries(), 9, "room again");
-        let whole = |i: usize| listings.take(&dirs[i]).map(|l| l.entries.len());
+        let whole = |i: usize| listings.take(For::Walk, &dirs[i]).map(|l| l.entries.len());
         assert_eq!((whole(2), whole(3)), (Some(4), Some(5)));
+    }
+
+    #[test]
+    fn a_listing_for_the_count_is_its_alone_and_dropped_when_it_is_over() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir(&a).expect("mkdir");
+        fs::create_dir(&b).expect("mkdir");
+        let listings = store(100);
+        listings.keep(For::Count, &dir_stat(&a), later(), listing(2), false);
+        listings.keep(For::Count, &dir_stat(&b), later(), listing(3), false);
+        assert!(listings.take(For::Walk, &dir_stat(&a)).is_none());
+        assert!(listings.take(For::Count, &dir_stat(&a)).is_some());
+        assert!(listings.count_wants());
+        listings.count_over();
+        assert!(!listings.count_wants());
+        assert_eq!(listings.entries(), 0, "b's listing dropped");
+        listings.keep(For::Count, &dir_stat(&a), later(), listing(2), false);
+        assert_eq!(
+            listings.entries(),
+            0,
+            "nothing kept for a count that is over"
+        );
+        listings.keep(For::Walk, &dir_stat(&a), later(), listing(2), false);
+        assert_eq!(listings.entries(), 2);
     }
 
     #[test]
@@ -385,15 +469,15 @@ mod tests {
         let stat = dir_stat(tmp.path());
         let mut cut = listing(2);
         cut.err = Some(rustix::io::Errno::IO);
-        listings.keep(&stat, later(), cut, false);
+        listings.keep(For::Walk, &stat, later(), cut, false);
         assert_eq!(listings.entries(), 0);
         let mut linked = listing(2);
         let file_stat = Some(stat);
         linked.entries[0].stat = file_stat;
         linked.entries[1].stat = file_stat;
         linked.entries[1].file_type = FileType::Symlink;
-        listings.keep(&stat, later(), linked, true);
-        let taken = listings.take(&stat).expect("kept");
+        listings.keep(For::Walk, &stat, later(), linked, true);
+        let taken = listings.take(For::Walk, &stat).expect("kept");
         let stats: Vec<bool> = taken.entries.iter().map(|e| e.stat.is_some()).collect();
         assert_eq!(stats, [true, false]);
     }

@@ -60,7 +60,7 @@ use dest::{DestDir, DestDirs, DestNames, DirFailure, Parent};
 use entry_stat::EntryStat;
 use implied::ImpliedChain;
 use links::LinkTracker;
-use listings::Listings;
+use listings::{For, Listings};
 pub(crate) use readers::MOST_READERS;
 use readers::{ReadDir, Readers};
 use split::{SplitStart, Splitter};
@@ -590,7 +590,7 @@ impl Walker {
         }
         // A mount point under -x, or a flat root, is made, but its
         // contents are left out.
-        let kept = || (self.listings.as_ref()).and_then(|kept| kept.take(&dir.stat));
+        let kept = || (self.listings.as_ref()).and_then(|kept| kept.take(For::Walk, &dir.stat));
         let listing = match (dir.unlisted, dir.listing.take()) {
             (true, _) => Listing::default(),
             (false, Some(listing)) => listing,

@@ -36,12 +36,12 @@ use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustix::fs::FileType;
 
 use super::entry_stat::EntryStat;
-use super::listings::Listings;
+use super::listings::{For, Listings};
 use super::tree::{self, Listing};
 
 /// Readers to start with, per CPU: the walk's reading spread over the
@@ -549,15 +549,23 @@ fn read(request: &Request, shared: &Shared, timer: &mut RequestTimer) -> Option<
     let parent = request.parent.upgrade()?;
     let fd = tree::open_dir(parent.as_fd(), &request.name, follow).ok()?;
     drop(parent);
+    // The clock before the stamp, the stamp before the listing (see
+    // `listings`).
+    let read_at = SystemTime::now();
     let stat = EntryStat::of_fd(fd.as_fd()).ok()?;
     timer.mark(2);
-    if let Some(listing) = shared.listings.as_ref().and_then(|kept| kept.take(&stat)) {
+    let kept = shared.listings.as_deref();
+    if let Some(listing) = kept.and_then(|kept| kept.take(For::Walk, &stat)) {
         return Some(ReadDir { fd, stat, listing });
     }
     let mut listing = tree::list(fd.as_fd());
     timer.mark(1);
     tree::stat_entries(fd.as_fd(), &mut listing.entries, follow);
     timer.mark(stats_made(&listing));
+    // Not the count's yet (or not kept): a copy for it, while it runs.
+    if let Some(kept) = kept.filter(|kept| kept.count_wants()) {
+        kept.keep(For::Count, &stat, read_at, listing.clone(), follow);
+    }
     Some(ReadDir { fd, stat, listing })
 }
 

@@ -29,7 +29,7 @@ use crate::select::dir_rules::DirRules;
 
 /// One name in a listed directory, and its type as `getdents64` gave it
 /// (`Unknown` on file systems that do not say).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Listed {
     pub(super) name: OsString,
     pub(super) file_type: FileType,
@@ -60,7 +60,7 @@ pub(super) fn open_root(path: &Path) -> Result<OwnedFd, Errno> {
 }
 
 /// A directory's entries, as listed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Listing {
     pub(super) entries: Vec<Listed>,
     /// The listing stopped part way: what came before is in `entries`.
