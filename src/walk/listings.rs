@@ -47,6 +47,11 @@ use super::tree::{Listed, Listing};
 /// type take some 220 bytes), enough for a tree of 20,000 files whole
 /// and for the next 32,768 entries the walk needs in a larger one.
 pub(super) const MOST_ENTRIES: usize = 32_768;
+/// What is kept for the count is at most this share of the bound: a
+/// reader cannot tell a directory the count has not reached from one it
+/// listed and did not keep (the store full), and listings of the latter
+/// are never taken, so they must not crowd out the walk's.
+const COUNT_SHARE: usize = 8;
 /// A directory changed this recently when the count read it is not
 /// kept: a later change could fall in the same clock tick and leave the
 /// stamp as it was. Linux stamps with a coarse clock that ticks every
@@ -136,6 +141,8 @@ struct Stored {
     for_count: HashMap<DirId, Kept>,
     /// Entries in both maps, all listings together.
     entries: usize,
+    /// Of those, the entries in `for_count`.
+    count_entries: usize,
 }
 
 impl Stored {
@@ -143,6 +150,31 @@ impl Stored {
         match side {
             For::Walk => &mut self.for_walk,
             For::Count => &mut self.for_count,
+        }
+    }
+
+    /// Counts `entries` more in `side`.
+    fn add(&mut self, side: For, entries: usize) {
+        self.entries += entries;
+        if side == For::Count {
+            self.count_entries += entries;
+        }
+    }
+
+    /// Counts `entries` fewer in `side`.
+    fn remove(&mut self, side: For, entries: usize) {
+        self.entries -= entries;
+        if side == For::Count {
+            self.count_entries -= entries;
+        }
+    }
+
+    /// Whether `entries` more fit for `side` within `most` in all.
+    fn fits(&self, side: For, entries: usize, most: usize) -> bool {
+        let fits = self.entries + entries <= most;
+        match side {
+            For::Walk => fits,
+            For::Count => fits && self.count_entries + entries <= most / COUNT_SHARE,
         }
     }
 }
@@ -209,23 +241,25 @@ impl Listings {
             entries: listing.entries,
         };
         let mut stored = self.lock();
-        if stored.entries + kept.entries.len() > self.most {
+        if !stored.fits(side, kept.entries.len(), self.most) {
             // Full: the other side lists this one itself.
             return;
         }
-        stored.entries += kept.entries.len();
+        stored.add(side, kept.entries.len());
         // The same directory twice (reached through a link under -L, or
         // a bind mount): the newer listing stays.
         let replaced = stored.side(side).insert(DirId::of(dir), kept);
-        stored.entries -= replaced.as_ref().map_or(0, |old| old.entries.len());
+        if let Some(old) = &replaced {
+            stored.remove(side, old.entries.len());
+        }
         drop(stored);
         drop(replaced);
     }
 
-    /// Whether a listing for the count would still be taken: a reader
-    /// copies one only then.
-    pub(super) fn count_wants(&self) -> bool {
-        !self.count_over.load(Ordering::Acquire)
+    /// Whether a listing of `entries` entries for the count would be
+    /// kept and could still be taken: a reader copies one only then.
+    pub(super) fn count_wants(&self, entries: usize) -> bool {
+        !self.count_over.load(Ordering::Acquire) && self.lock().fits(For::Count, entries, self.most)
     }
 
     /// The count is over: what is kept for it is dropped, and nothing
@@ -234,10 +268,8 @@ impl Listings {
         self.count_over.store(true, Ordering::Release);
         let mut stored = self.lock();
         let dropped = std::mem::take(&mut stored.for_count);
-        stored.entries -= dropped
-            .values()
-            .map(|kept| kept.entries.len())
-            .sum::<usize>();
+        let entries = stored.count_entries;
+        stored.remove(For::Count, entries);
         drop(stored);
         drop(dropped);
     }
@@ -247,7 +279,7 @@ impl Listings {
     pub(super) fn take(&self, side: For, dir: &EntryStat) -> Option<Listing> {
         let mut stored = self.lock();
         let kept = stored.side(side).remove(&DirId::of(dir))?;
-        stored.entries -= kept.entries.len();
+        stored.remove(side, kept.entries.len());
         drop(stored);
         let unchanged = kept.stamp == Stamp::of(dir);
         unchanged.then_some(Listing {
@@ -448,9 +480,13 @@ mod tests {
         listings.keep(For::Count, &dir_stat(&b), later(), listing(3), false);
         assert!(listings.take(For::Walk, &dir_stat(&a)).is_none());
         assert!(listings.take(For::Count, &dir_stat(&a)).is_some());
-        assert!(listings.count_wants());
+        assert!(listings.count_wants(1));
+        assert!(
+            !listings.count_wants(100 / COUNT_SHARE),
+            "a share of the bound"
+        );
         listings.count_over();
-        assert!(!listings.count_wants());
+        assert!(!listings.count_wants(1));
         assert_eq!(listings.entries(), 0, "b's listing dropped");
         listings.keep(For::Count, &dir_stat(&a), later(), listing(2), false);
         assert_eq!(

@@ -563,7 +563,7 @@ fn read(request: &Request, shared: &Shared, timer: &mut RequestTimer) -> Option<
     tree::stat_entries(fd.as_fd(), &mut listing.entries, follow);
     timer.mark(stats_made(&listing));
     // Not the count's yet (or not kept): a copy for it, while it runs.
-    if let Some(kept) = kept.filter(|kept| kept.count_wants()) {
+    if let Some(kept) = kept.filter(|kept| kept.count_wants(listing.entries.len())) {
         kept.keep(For::Count, &stat, read_at, listing.clone(), follow);
     }
     Some(ReadDir { fd, stat, listing })
