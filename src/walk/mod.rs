@@ -5,9 +5,10 @@
 //! This file walks; its others: the source directories, opened beneath
 //! their parent and listed, and the stack of them within the descriptor
 //! budget ([`tree`]), the count-ahead that tells the totals early
-//! ([`count`]) and the listings it keeps for the walk ([`listings`]), what the walk sends and how ([`batch`]: the jobs
-//! queue's producer side, and [`WalkEvent`]s for the main thread, each
-//! batch announced before it is queued), the destination side of each
+//! ([`count`]) and the listings it keeps for the walk ([`listings`]),
+//! what the walk sends and how ([`batch`]: the jobs queue's producer
+//! side, and [`WalkEvent`]s for the main thread, each batch announced
+//! before it is queued), the destination side of each
 //! directory ([`dest`]), the source side's stats ([`entry_stat`]), the
 //! threads that read directories ahead of the walk ([`readers`]), the
 //! directories above a root kept by path ([`implied`]), and the walker's
