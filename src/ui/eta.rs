@@ -15,13 +15,15 @@
 //!    came out positive and certain; the last such split is kept for when
 //!    they vary no more, rescaled to the window's pace.
 //! 3. Else the window only says that the rest takes at least the smaller
-//!    of its file rate's and its byte rate's figures: a lower bound, and
-//!    marked as one (`ETA 1.2s+`).
+//!    of its file rate's and its byte rate's figures (the largest such
+//!    bound of its newest stretches): a lower bound, and marked as one
+//!    (`ETA 1.2s+`).
 //!
 //! The window starts again when the totals become final, as the
-//! count-ahead, which competed with the copy until then, is over; the
-//! rates measured before give a first figure at once, which the first
-//! reading after replaces. The estimate counts down with the clock
+//! count-ahead, which competed with the copy until then, is over (the
+//! rates from before, tried for a first figure at once, told 2-5 times
+//! the time left on tmpfs), and the first reading is taken 100 ms later,
+//! the others every 250 ms. The estimate counts down with the clock
 //! between readings and moves a quarter of the way to each new one, so
 //! the figure shown does not jump, unless the new reading is more than
 //! twice or under half of it: then the figure shown was wrong and is
@@ -36,6 +38,11 @@ use std::time::Duration;
 /// How often a reading is taken; observations in between only count the
 /// estimate down.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// How soon after the totals become final the first reading is taken:
+/// a shorter interval than the others, noisier, but the figure is new
+/// and the readings after correct it.
+pub(crate) const FIRST_READING: Duration = Duration::from_millis(100);
 
 /// How far back the costs are measured: long enough to even out batches
 /// and a neighbour's burst of CPU, short enough to follow a change from
@@ -127,9 +134,6 @@ struct Estimate {
     at: Duration,
     left: f64,
     at_least: bool,
-    /// Made from the rates before the totals were final: the first
-    /// reading after replaces it.
-    provisional: bool,
 }
 
 /// Estimates the time left from the work done over time: 50 of 100
@@ -173,8 +177,8 @@ impl Estimator {
         total: Option<Work>,
     ) -> Option<TimeLeft> {
         match total {
-            Some(total) if !self.final_seen => self.totals_became_final(at, done, total),
-            _ if at.saturating_sub(self.newest().at) >= SAMPLE_EVERY => {
+            Some(_) if !self.final_seen => self.totals_became_final(at, done),
+            _ if at.saturating_sub(self.newest().at) >= self.reading_due() => {
                 self.sample(at, done);
                 if let Some(total) = total {
                     self.take_reading(at, done, total);
@@ -212,25 +216,24 @@ impl Estimator {
             .unwrap_or(0.0)
     }
 
-    /// The totals are final from now: a first figure at once, from the
-    /// rates measured while counting, and the window starts again, as
-    /// until now the count-ahead shared the CPUs and the storage with the
-    /// copy (so that figure errs long, and the first reading after
-    /// replaces it).
-    fn totals_became_final(&mut self, at: Duration, done: Work, total: Work) {
+    /// The totals are final from now: the window starts again, as until
+    /// now the count-ahead shared the CPUs and the storage with the copy
+    /// (on tmpfs the copy ran several times slower meanwhile, so the
+    /// rates from before would tell a time several times too long).
+    fn totals_became_final(&mut self, at: Duration, done: Work) {
         self.final_seen = true;
-        if at > self.newest().at {
-            self.samples.push_back(Sample { at, done });
-        }
-        self.refit();
-        self.estimate = self.reading(done, total).map(|reading| Estimate {
-            at,
-            left: reading.left,
-            at_least: reading.at_least,
-            provisional: true,
-        });
         self.samples.clear();
         self.samples.push_back(Sample { at, done });
+    }
+
+    /// How long after the newest reading the next is due: sooner while
+    /// the totals are final but no time left is known yet, so that the
+    /// first figure comes early.
+    fn reading_due(&self) -> Duration {
+        match self.final_seen && self.estimate.is_none() {
+            true => FIRST_READING,
+            false => SAMPLE_EVERY,
+        }
     }
 
     /// A reading of the time left, folded into the estimate.
@@ -284,14 +287,16 @@ impl Estimator {
     /// The time left by the window: at the pace of its latest stretch of
     /// work like what is left, if one did such work; else by the split,
     /// rescaled so that it explains the window's time; else, with none
-    /// measured, the lower bound the file and byte rates give.
+    /// measured, the lower bound the file and byte rates give (over the
+    /// whole run, if nothing moved in the window).
     fn reading(&self, done: Work, total: Work) -> Option<Reading> {
         let left = Interval {
             files: total.files.saturating_sub(done.files) as f64,
             bytes: total.bytes.saturating_sub(done.bytes) as f64,
             secs: 0.0,
         };
-        if let Some(left) = self.like_recent(&left) {
+        let intervals = self.intervals();
+        if let Some(left) = like_recent(&intervals, &left) {
             let at_least = false;
             return Some(Reading { left, at_least });
         }
@@ -304,35 +309,15 @@ impl Estimator {
                 return Some(Reading { left, at_least });
             }
         }
-        lower_bound(&left, &pace)
-    }
-
-    /// The time `left` takes at the pace of the longest stretch of the
-    /// window's newest intervals (at least [`MIN_LIKE`]) that did work
-    /// like it; `None` if none did. Large files copied first and small
-    /// ones now are timed by the small ones' pace, not by a fit still
-    /// short of them.
-    fn like_recent(&self, left: &Interval) -> Option<f64> {
-        let intervals = self.intervals();
-        let shortest = intervals.len().min(MIN_LIKE);
-        let mut stretch = Interval::default();
-        let mut best = None;
-        for (count, interval) in (1..).zip(intervals.iter().rev()) {
-            stretch = stretch.plus(interval);
-            if count >= shortest {
-                best = alike(left, &stretch).or(best);
-            }
-        }
-        best
+        newest_bound(&intervals, &left).or_else(|| lower_bound(&left, &pace))
     }
 
     /// The estimate moved towards `reading` from where it has counted down
-    /// to, or replaced by it: the first reading, the first after one made
-    /// before the totals were final, and one far from the figure shown
-    /// stand as they are.
+    /// to, or replaced by it: the first reading and one far from the
+    /// figure shown stand as they are.
     fn next_estimate(&self, at: Duration, reading: Reading) -> Estimate {
         let left = match self.estimate {
-            Some(estimate) if !estimate.provisional => {
+            Some(estimate) => {
                 let before = counted_down(estimate, at);
                 let far = reading.left > REPLACE_FACTOR * before
                     || reading.left * REPLACE_FACTOR < before;
@@ -341,13 +326,12 @@ impl Estimator {
                     false => before + NEW_WEIGHT * (reading.left - before),
                 }
             }
-            _ => reading.left,
+            None => reading.left,
         };
         Estimate {
             at,
             left,
             at_least: reading.at_least,
-            provisional: false,
         }
     }
 }
@@ -393,6 +377,37 @@ fn alike(left: &Interval, pace: &Interval) -> Option<f64> {
         (None, Some(bytes)) => (left.files == 0.0).then_some(bytes),
         (None, None) => None,
     }
+}
+
+/// The window's newest stretches: its newest interval and those before
+/// it, one more each time, from `shortest` of them (or all, if fewer) to
+/// the whole window.
+fn stretches(intervals: &[Interval], shortest: usize) -> impl Iterator<Item = Interval> + '_ {
+    let shortest = intervals.len().min(shortest).max(1);
+    let sums = intervals.iter().rev().scan(Interval::default(), |sum, i| {
+        *sum = sum.plus(i);
+        Some(*sum)
+    });
+    sums.skip(shortest - 1)
+}
+
+/// The time `left` takes at the pace of the longest of the newest
+/// stretches that did work like it; `None` if none did. Large files
+/// copied first and small ones now are timed by the small ones' pace,
+/// not by a fit still short of them.
+fn like_recent(intervals: &[Interval], left: &Interval) -> Option<f64> {
+    let stretches = stretches(intervals, MIN_LIKE);
+    stretches.filter_map(|s| alike(left, &s)).last()
+}
+
+/// The largest of the lower bounds the newest stretches give, down to
+/// the newest interval alone: each stretch, if the costs held over it,
+/// bounds the rest, and the one of large files just begun bounds the
+/// large ones left by their own pace where the whole window, small files
+/// in it, would bound them by nearly nothing.
+fn newest_bound(intervals: &[Interval], left: &Interval) -> Option<Reading> {
+    let bounds = stretches(intervals, 1).filter_map(|s| lower_bound(left, &s));
+    bounds.max_by(|a, b| a.left.total_cmp(&b.left))
 }
 
 /// The work done from one reading to another.
@@ -576,28 +591,18 @@ mod tests {
     }
 
     #[test]
-    fn final_totals_get_a_figure_at_once_that_the_next_reading_replaces() {
+    fn the_window_starts_again_at_final_totals_and_reads_soon() {
         let mut eta = Estimator::new();
         // Slow while counting: 10 files a second.
         eta.observe(ms(1000), work(10, 0), None);
         eta.observe(ms(2000), work(20, 0), None);
-        // Final now: by the rate so far, 1,000 files left take 100 s.
         let total = Some(work(1020, 0));
-        assert_eq!(eta.observe(ms(2000), work(20, 0), total), about(100_000));
-        // 250 files in the 250 ms since the window started again: 750
-        // left take 0.75 s, and this first reading replaces the figure.
-        assert_eq!(eta.observe(ms(2250), work(270, 0), total), about(750));
-    }
-
-    #[test]
-    fn the_first_figure_is_replaced_even_by_a_close_reading() {
-        let mut eta = Estimator::new();
-        eta.observe(ms(1000), work(10, 0), None);
-        let total = Some(work(110, 0));
-        assert_eq!(eta.observe(ms(1000), work(10, 0), total), about(10_000));
-        // 12 files a second since: 97 left take 8.083 s (smoothed from
-        // 9.75 s, the figure would have been 9.33 s).
-        assert_eq!(eta.observe(ms(1250), work(13, 0), total), about(8083));
+        assert_eq!(eta.observe(ms(2000), work(20, 0), total), None);
+        // 100 files in the 100 ms since: 900 left take 0.9 s (at the rate
+        // since the start they would take 90 s).
+        assert_eq!(eta.observe(ms(2100), work(120, 0), total), about(900));
+        // The next reading comes 250 ms later, not sooner.
+        assert_eq!(eta.observe(ms(2200), work(220, 0), total), about(800));
     }
 
     #[test]
@@ -643,6 +648,29 @@ mod tests {
         let mut eta = final_from_the_start(total);
         let left = eta.observe(ms(1000), work(0, 100_000_000), Some(total));
         assert_eq!(left, at_least(1000));
+    }
+
+    #[test]
+    fn the_largest_bound_of_the_newest_stretches_stands() {
+        // Small files for 1 s, then large ones for 0.5 s, none finished.
+        let small = interval(2000.0, 4e6, 0.25);
+        let large = interval(0.0, 250e6, 0.25);
+        let window = [[small; 4].as_slice(), &[large; 2]].concat();
+        // Left: the 4 large files, 1 GB. The whole window bounds it by
+        // 4 files at its file rate, 0.75 ms; the large files' stretch by
+        // the 1 GB at their byte rate, 1 s.
+        let left = interval(4.0, 1e9, 0.0);
+        let bound = newest_bound(&window, &left).expect("a bound");
+        assert!(close(bound.left, 1.0) && bound.at_least, "{bound:?}");
+        // One interval of them is enough.
+        let newest = &window[..5];
+        let bound = newest_bound(newest, &left).expect("a bound");
+        assert!(close(bound.left, 1.0) && bound.at_least, "{bound:?}");
+        let whole = window
+            .iter()
+            .fold(Interval::default(), |sum, i| sum.plus(i));
+        let weak = lower_bound(&left, &whole).expect("a bound");
+        assert!(close(weak.left, 4.0 * 1.5 / 8000.0), "{weak:?}");
     }
 
     #[test]
