@@ -59,6 +59,8 @@ Options:
                     and the 8 x 128 MiB tree (perf from linux-perf).
   --pcopy BIN       Benchmark this pcopy binary instead of building the work
                     tree (say, a release build of a given commit).
+  --eta-before BIN  In the eta part, run this older build right after each
+                    run of pcopy, the same way, and report both.
   --no-install      Do not install anything; missing peers are left out.
   -h, --help        This text.
 
@@ -73,6 +75,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
 smoke=0 runs=1 seed_runs='' rounds='' idle_wait='' install=1 profile=0 only=all cap='' pcopy=''
+eta_before=''
 latency_rounds='' delay_ms=1 slowfs_opts=''
 src_parent=/dev/shm/pcopy-bench dst_parent=/dev/shm/pcopy-bench out=
 while [ $# -gt 0 ]; do
@@ -92,6 +95,7 @@ while [ $# -gt 0 ]; do
     --slowfs-opts) slowfs_opts=$2; shift ;;
     --profile) profile=1 ;;
     --pcopy) pcopy=$(realpath "$2"); shift ;;
+    --eta-before) eta_before=$(realpath "$2"); shift ;;
     --no-install) install=0 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option: $1 (see --help)" >&2; exit 1 ;;
@@ -207,10 +211,10 @@ gen() { python3 "$here/gen_tree.py" "$@"; }
 # big trees' counts and sizes.
 if [ "$smoke" = 1 ]; then
   small_shape=(300 30) tiny_shape=(2000 20) lat_shape=(200 10) big8_size=4M huge1_size=16M big8_count=2
-  eta_shape=(2000 20)
+  eta_shape=(2000 20) mixed_shape=(2000 20 4M)
 else
   small_shape=(20000 1000) tiny_shape=(200000 2000) lat_shape=(2000 100) big8_size=128M huge1_size=1G big8_count=8
-  eta_shape=(200000 2000)
+  eta_shape=(200000 2000) mixed_shape=(100000 1000 512M)
 fi
 if wants_any small rerun workers strace robust; then
   gen many "$src_base/small" --files "${small_shape[0]}" --dirs "${small_shape[1]}" --max-size 64k --mean 11150
@@ -228,6 +232,30 @@ fi
 # where a copy is bound by the cost per file, not per byte.
 if wants eta; then
   gen many "$src_base/tiny4k" --files "${eta_shape[0]}" --dirs "${eta_shape[1]}" --max-size 4k --mean 0
+fi
+# And a mixed tree: small files like tiny4k's and 4 large ones, the small
+# files copied first or the large ones. The walk takes a directory's
+# entries in the order the file system lists them (tmpfs: the newest
+# first), so the part to be copied second is made first; the names sort
+# the same way. Both parts are made again together when either is stale.
+gen_mixed() { # DIR FIRST-PART: FIRST-PART is small or large
+  local dir=$1 first=$2 stamp="$1.stamp" want="mixed ${mixed_shape[*]} $2"
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -d "$dir" ] && return 0
+  rm -rf "$dir" "$stamp"
+  local small=(many --files "${mixed_shape[0]}" --dirs "${mixed_shape[1]}" --max-size 4k --mean 0)
+  local large=(big --count 4 --size "${mixed_shape[2]}")
+  if [ "$first" = small ]; then
+    gen "${large[0]}" "$dir/b-large" "${large[@]:1}"
+    gen "${small[0]}" "$dir/a-small" "${small[@]:1}"
+  else
+    gen "${small[0]}" "$dir/b-small" "${small[@]:1}"
+    gen "${large[0]}" "$dir/a-large" "${large[@]:1}"
+  fi
+  echo "$want" >"$stamp"
+}
+if wants eta; then
+  gen_mixed "$src_base/mixed-small-first" small
+  gen_mixed "$src_base/mixed-large-first" large
 fi
 # Odd entries and one path of more than 6,000 bytes (PATH_MAX is 4,096).
 if wants robust; then gen odd "$src_base/odd-deep" --deep 6000; fi
@@ -671,19 +699,27 @@ if wants robust; then
 fi
 
 # ---------------------------------------------------------------- progress
-# Is the display truthful? pcopy copies tiny4k with plain --progress lines,
-# JSON lines and the bar on a pseudo-terminal, every line timestamped: when
-# the totals were final, the ETA shown at 10, 25 and 50 % of the files
-# against the time really left, peak RSS, and that the bar says "scanning"
-# exactly until the totals are final. One run of each display a round.
+# Is the display truthful? pcopy copies tiny4k and the two mixed trees with
+# plain --progress lines, JSON lines and the bar on a pseudo-terminal, every
+# line timestamped: when the totals were final, the ETA shown at 10, 25 and
+# 50 % of the files and at 25 % of the time against the time really left,
+# peak RSS, and that the bar says "scanning" exactly until the totals are
+# final. One run of each display and tree a round (and of the older build
+# right after, with --eta-before).
 if wants eta; then
   wait_idle "eta"
-  log "progress display, tiny4k ($rounds rounds)"
+  log "progress display, tiny4k and the mixed trees ($rounds rounds)"
   eta_md=$out/results-progress.md
   [ "$smoke" = 1 ] || eta_md=$here/results-progress.md
   eta_label="$(machine_env | grep -E '^(date|mode|cpus|kernel|cpu|pcopy):' | sed 's/^/- /')
-- tree: $(describe_tree "$src_base/tiny4k"), copied tmpfs to $(stat -f -c %T "$dst_base")"
-  python3 "$here/progress_eta.py" --pcopy "$pcopy" --src "$src_base/tiny4k" \
+- copied tmpfs to $(stat -f -c %T "$dst_base")"
+  [ -z "$eta_before" ] || eta_label+="
+- before: $("$eta_before" --version) ($eta_before)"
+  eta_args=(--tree "tiny4k=$src_base/tiny4k"
+    --tree "mixed-small-first=$src_base/mixed-small-first"
+    --tree "mixed-large-first=$src_base/mixed-large-first")
+  [ -z "$eta_before" ] || eta_args+=(--eta-before "$eta_before")
+  python3 "$here/progress_eta.py" --pcopy "$pcopy" "${eta_args[@]}" \
     --dst "$dst_base/eta" --out "$out" --runs "$rounds" --md "$eta_md" --label "$eta_label" >&2
 fi
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::eta::{Estimator, Work};
+use super::eta::{Estimator, TimeLeft, Work};
 
 /// How often the line display prints.
 const LINE_INTERVAL: Duration = Duration::from_secs(1);
@@ -92,7 +92,7 @@ pub(crate) struct Figures {
     /// Over the estimator's recent window.
     pub(crate) bytes_per_sec: f64,
     /// Only once the totals are final, and a rate is known.
-    pub(crate) eta: Option<Duration>,
+    pub(crate) eta: Option<TimeLeft>,
 }
 
 /// Turns the counters into [`Figures`], keeping the time-left estimator
@@ -324,13 +324,20 @@ fn files_text(f: &Figures) -> String {
     format!("{}/{}{more} files", f.files_done, f.files_total)
 }
 
-/// A time left as people read it: `4.2s`, `42s`, `3m05s`, `2h07m`; `?`
-/// unknown. Tenths below 10 s, where a whole second is a large share of
-/// what is left. Rounded up, so `0s` means done.
-pub(crate) fn eta_text(eta: Option<Duration>) -> String {
-    let Some(eta) = eta else {
-        return "?".to_string();
-    };
+/// A time left as people read it: `4.2s`, `42s`, `3m05s`, `2h07m`,
+/// with a `+` when it is only a lower bound (`4.2s+`); `?` unknown.
+pub(crate) fn eta_text(eta: Option<TimeLeft>) -> String {
+    match eta {
+        None => "?".to_string(),
+        Some(eta) if eta.at_least => format!("{}+", duration_text(eta.left)),
+        Some(eta) => duration_text(eta.left),
+    }
+}
+
+/// `4.2s`, `42s`, `3m05s`, `2h07m`: tenths below 10 s, where a whole
+/// second is a large share of what is left. Rounded up, so `0s` means
+/// done.
+fn duration_text(eta: Duration) -> String {
     let tenths = eta.as_millis().div_ceil(100);
     let secs = eta.as_millis().div_ceil(1000);
     match (tenths, secs) {
@@ -360,7 +367,8 @@ pub(crate) fn progress_line(f: &Figures) -> String {
 }
 
 /// One progress line as a JSON object, the figures of [`progress_line`]
-/// as numbers: times in seconds (`eta_seconds` is `null` while unknown).
+/// as numbers: times in seconds (`eta_seconds` is `null` while unknown;
+/// `eta_lower_bound` says it is only a lower bound, the `+` of a line).
 pub(crate) fn progress_json(f: &Figures) -> String {
     serde_json::json!({
         "elapsed_seconds": f.elapsed.as_secs_f64(),
@@ -370,7 +378,8 @@ pub(crate) fn progress_json(f: &Figures) -> String {
         "bytes_total": f.bytes_total,
         "totals_final": f.totals_final,
         "bytes_per_second": f.bytes_per_sec.round() as u64,
-        "eta_seconds": f.eta.map(|eta| eta.as_secs_f64()),
+        "eta_seconds": f.eta.map(|eta| eta.left.as_secs_f64()),
+        "eta_lower_bound": f.eta.is_some_and(|eta| eta.at_least),
     })
     .to_string()
 }
@@ -414,11 +423,12 @@ mod tests {
     fn lines_show_counts_sizes_rate_and_eta() {
         let f = figures(&counters(true));
         // 1 MiB in 2 s; 3 MiB left by bytes is 6 s, 7 files left at 1.5 a
-        // second 4.7 s: the larger stands.
-        assert_eq!(f.eta, Some(Duration::from_secs(6)));
+        // second 4.67 s: they agree, and their mean stands.
+        let eta = f.eta.expect("an ETA");
+        assert_eq!((eta.left.as_millis(), eta.at_least), (5333, false));
         assert_eq!(
             progress_line(&f),
-            "pcopy: 3/10 files, 1.00 MiB/4.00 MiB, 512.00 KiB/s, ETA 6.0s"
+            "pcopy: 3/10 files, 1.00 MiB/4.00 MiB, 512.00 KiB/s, ETA 5.4s"
         );
     }
 
@@ -436,7 +446,8 @@ mod tests {
                 "bytes_total": 4 << 20,
                 "totals_final": true,
                 "bytes_per_second": 512 << 10,
-                "eta_seconds": 6.0,
+                "eta_seconds": 5.333,
+                "eta_lower_bound": false,
             })
         );
         let open = progress_json(&figures(&counters(false)));
@@ -463,10 +474,11 @@ mod tests {
         c.bytes_skipped = 4 << 20;
         let line = progress_line(&figures(&c));
         // 12 MiB left to copy of the 16 counted, 1 MiB done at 512 KiB/s:
-        // 22 s by bytes; 37 files at 1.5 a second take 24.7 s, rounded up.
+        // 22 s by bytes; 37 files at 1.5 a second take 24.7 s: they agree,
+        // and their mean, 23.3 s, stands, rounded up.
         assert_eq!(
             line,
-            "pcopy: 3/40 files, 1.00 MiB/12.00 MiB, 512.00 KiB/s, ETA 25s"
+            "pcopy: 3/40 files, 1.00 MiB/12.00 MiB, 512.00 KiB/s, ETA 24s"
         );
         // Once the walk is over its own figures hold.
         c.walk_done = true;
@@ -477,8 +489,27 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_bound_has_a_plus_on_every_display() {
+        // 7 files left at 1.5 a second take 4.67 s, 39 MiB at 512 KiB/s
+        // 78 s: no split of the costs is known, so at least 4.7 s.
+        let c = Counters {
+            bytes_total: 40 << 20,
+            ..counters(true)
+        };
+        let f = figures(&c);
+        assert_eq!(
+            progress_line(&f),
+            "pcopy: 3/10 files, 1.00 MiB/40.00 MiB, 512.00 KiB/s, ETA 4.7s+"
+        );
+        let line: serde_json::Value = serde_json::from_str(&progress_json(&f)).unwrap();
+        assert_eq!(line["eta_seconds"], 4.667);
+        assert_eq!(line["eta_lower_bound"], true);
+        assert_eq!(eta_text(f.eta), "4.7s+", "the bar's text");
+    }
+
+    #[test]
     fn the_time_left_reads_as_seconds_minutes_or_hours() {
-        let text = |ms| eta_text(Some(Duration::from_millis(ms)));
+        let text = |ms| duration_text(Duration::from_millis(ms));
         assert_eq!(eta_text(None), "?");
         assert_eq!(text(0), "0s");
         assert_eq!(text(1), "0.1s");

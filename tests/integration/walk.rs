@@ -225,10 +225,11 @@ fn read_until(
     }
 }
 
-/// The seconds of a plain line's `ETA 4.2s` or `ETA 42s`; `None` for `?`.
+/// The seconds of a plain line's `ETA 4.2s`, `ETA 42s` or a lower bound's
+/// `ETA 4.2s+`; `None` for `?`.
 fn eta_seconds(line: &str) -> Option<f64> {
     let eta = line.rsplit_once(", ETA ").expect("an ETA").1;
-    eta.strip_suffix('s')?.parse().ok()
+    eta.trim_end_matches('+').strip_suffix('s')?.parse().ok()
 }
 
 both_kinds! {
@@ -349,7 +350,8 @@ both_kinds! {
         }
         assert!(with_eta.starts_with("pcopy: "), "{with_eta}");
         assert!(with_eta.contains("/2301 files, "), "{with_eta}");
-        assert!(!with_eta.contains("scanning") && !with_eta.contains('+'), "{with_eta}");
+        let totals = with_eta.rsplit_once(", ETA ").expect("an ETA").0;
+        assert!(!totals.contains("scanning") && !totals.contains('+'), "{with_eta}");
         assert!(eta_seconds(&with_eta).is_some_and(|s| s > 0.0), "{with_eta}");
         gate.release();
         let rest: Vec<String> = lines.map(|line| line.expect("read")).collect();
