@@ -23,7 +23,9 @@ use crate::finish::dirmeta::DirApply;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
-use crate::job::{Changes, Completion, CopyOptions, FailKind, FileJob, Findings, WorkerEvent};
+use crate::job::{
+    Changes, Completion, CopyOptions, FailKind, FileJob, Findings, Outcome, WorkerEvent,
+};
 use crate::plan::Root;
 use crate::relpath;
 use crate::ui::report::Reporter;
@@ -310,6 +312,11 @@ impl<'r> Supervisor<'r> {
             return;
         };
         self.jobs_done += 1;
+        if let Outcome::Copied { bytes, .. } = completion.outcome {
+            // Its `Bytes` events counted `reported` of them already; most
+            // files end before sending any.
+            self.bytes_done += bytes.saturating_sub(reported);
+        }
         // A part of a split file ends the file only if it is the last.
         let ended = match job.range {
             Some(_) => {
