@@ -4,6 +4,8 @@
 //! There a worker spends its time waiting, not computing, and more of
 //! them keep more requests in flight (measured in the README's
 //! "Default -j"); how many more depends on what a worker costs to start.
+//! There the pool may also grow while the run goes (`run::grow`), up to
+//! [`GROWTH`] times its start.
 
 use std::ffi::{OsStr, OsString};
 use std::num::NonZeroUsize;
@@ -19,6 +21,17 @@ const REMOTE_THREADS: usize = 128;
 /// Worker processes there: each is a process to start, and at 1 ms a
 /// request 128 of them took 1.4× the time of 64.
 const REMOTE_PROCESSES: usize = 64;
+
+/// How many times its start a pool may grow to on a remote mount.
+pub(crate) const GROWTH: usize = 4;
+
+/// The most worker threads growth reaches: each is a thread and a few
+/// descriptors, and slow mounts serve a few hundred requests at once.
+const MOST_THREADS: usize = 512;
+
+/// The most worker processes growth reaches: each is a process of its
+/// own with its connections to the queue manager.
+const MOST_PROCESSES: usize = 128;
 
 /// `statfs` types (`linux/magic.h`) whose requests leave the machine or
 /// the kernel.
@@ -38,18 +51,48 @@ const REMOTE_TYPES: &[u64] = &[
     0x1366_1366, // OrangeFS
 ];
 
+/// The workers a run without `-j` starts with, and the most it may grow
+/// to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DefaultJobs {
+    pub(crate) start: NonZeroUsize,
+    /// As many as `start` where the pool never grows (a local tree).
+    pub(crate) most: NonZeroUsize,
+}
+
 /// The default number of workers of `kind` for copying `sources` to
 /// `destination`.
 pub(crate) fn default_jobs(
     sources: &[OsString],
     destination: &OsStr,
     kind: WorkerKind,
-) -> NonZeroUsize {
+) -> DefaultJobs {
     let cpus = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
     match any_remote(sources, destination) {
-        true => cpus.max(remote_jobs(kind)),
-        false => cpus,
+        true => {
+            let start = cpus.max(remote_jobs(kind));
+            DefaultJobs {
+                start,
+                most: growth_cap(start, kind),
+            }
+        }
+        false => DefaultJobs {
+            start: cpus,
+            most: cpus,
+        },
     }
+}
+
+/// The most workers of `kind` a pool started with `start` grows to:
+/// [`GROWTH`] times as many, within [`MOST_THREADS`] or
+/// [`MOST_PROCESSES`] (never fewer than `start`).
+pub(crate) fn growth_cap(start: NonZeroUsize, kind: WorkerKind) -> NonZeroUsize {
+    let most = match kind {
+        WorkerKind::Thread => MOST_THREADS,
+        WorkerKind::Process => MOST_PROCESSES,
+    };
+    let cap = start.get().saturating_mul(GROWTH).min(most);
+    NonZeroUsize::new(cap).map_or(start, |cap| cap.max(start))
 }
 
 /// Workers of `kind` on a network mount (see [`REMOTE_THREADS`]).
@@ -99,7 +142,20 @@ mod tests {
         );
         // The temp dir is on a local file system on every CI machine.
         assert!(!is_remote(tmp.path()), "{}", tmp.path().display());
-        assert_eq!(jobs, cpus);
+        // Nor does a local pool ever grow.
+        assert_eq!((jobs.start, jobs.most), (cpus, cpus));
+    }
+
+    #[test]
+    fn growth_goes_to_four_times_the_start_within_each_kinds_most() {
+        let n = |v: usize| NonZeroUsize::new(v).unwrap();
+        assert_eq!(growth_cap(n(32), WorkerKind::Thread), n(128));
+        assert_eq!(growth_cap(n(128), WorkerKind::Thread), n(512));
+        assert_eq!(growth_cap(n(256), WorkerKind::Thread), n(512));
+        assert_eq!(growth_cap(n(64), WorkerKind::Process), n(128));
+        assert_eq!(growth_cap(n(2), WorkerKind::Process), n(8));
+        // A start beyond the most is kept, and not grown.
+        assert_eq!(growth_cap(n(600), WorkerKind::Thread), n(600));
     }
 
     #[test]

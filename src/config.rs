@@ -22,7 +22,7 @@ use crate::finish::delete::{DeleteOptions, DeleteSetup};
 use crate::job::{Compare, CopyOptions, Preserve};
 use crate::plan::relative::{self, RelativeSources};
 use crate::plan::{self, Plan};
-use crate::run::RunSetup;
+use crate::run::{GrowSetup, RunSetup};
 use crate::select::filter::Filter;
 use crate::select::shard::Shard;
 use crate::select::size::SizeLimits;
@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) readers: usize,
     /// Why fewer workers run than `-j` asked, if they do.
     pub(crate) budget_note: Option<String>,
+    /// How far the pool may grow while the run goes.
+    pub(crate) grow: GrowSetup,
     /// `--modify-window` in seconds (0 for a negative one: nanoseconds);
     /// `None`: the destination's granularity.
     pub(crate) modify_window: Option<u64>,
@@ -118,6 +120,7 @@ impl Config {
             open_levels: workers.open_levels,
             readers: workers.readers,
             budget_note: workers.note,
+            grow: workers.grow,
             modify_window: args.modify_window.map(|n| n.max(0).unsigned_abs()),
             ignore_errors: args.ignore_errors,
             listing,
@@ -236,6 +239,7 @@ impl Config {
             finish: self.finish_setup(),
             modify_window: self.modify_window,
             budget_note: self.budget_note.clone(),
+            grow: self.grow.clone(),
         }
     }
 }
@@ -251,22 +255,57 @@ struct Workers {
     readers: usize,
     /// Why fewer workers run than asked, if they do.
     note: Option<String>,
+    grow: GrowSetup,
+}
+
+/// What the run starts with: `-j` (which never grows), else the test
+/// hook's start and outcomes, else the default for the mounts.
+fn asked(args: &Args) -> Result<(autojobs::DefaultJobs, Option<Vec<bool>>), Fatal> {
+    let dst = args
+        .destination
+        .as_deref()
+        .unwrap_or(std::ffi::OsStr::new("."));
+    if let Some(jobs) = args.jobs.and_then(|n| NonZeroUsize::new(n as usize)) {
+        let fixed = autojobs::DefaultJobs {
+            start: jobs,
+            most: jobs,
+        };
+        return Ok((fixed, None));
+    }
+    if let Some(spec) = test_grow() {
+        let (start, outcomes) =
+            crate::run::grow::parse_forced(&spec).map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
+        let start = NonZeroUsize::new(start).unwrap_or(NonZeroUsize::MIN);
+        let forced = autojobs::DefaultJobs {
+            start,
+            most: autojobs::growth_cap(start, args.workers),
+        };
+        return Ok((forced, Some(outcomes)));
+    }
+    Ok((
+        autojobs::default_jobs(&args.sources, dst, args.workers),
+        None,
+    ))
+}
+
+/// `PCOPY_TEST_GROW` (see `run::grow::parse_forced`): forces growth's
+/// decisions for the integration tests; only debug builds look at it.
+fn test_grow() -> Option<String> {
+    match cfg!(debug_assertions) {
+        true => std::env::var("PCOPY_TEST_GROW").ok(),
+        false => None,
+    }
 }
 
 impl Workers {
     /// `-j`, or the default for where SRC and DST are, fitted into the
     /// open-file limit.
     fn plan(args: &Args) -> Result<Workers, Fatal> {
-        let dst = args
-            .destination
-            .as_deref()
-            .unwrap_or(std::ffi::OsStr::new("."));
-        let asked = args
-            .jobs
-            .and_then(|n| NonZeroUsize::new(n as usize))
-            .unwrap_or_else(|| autojobs::default_jobs(&args.sources, dst, args.workers));
+        let (wanted, forced) = asked(args)?;
+        let asked = wanted.start;
         let budget = fdbudget::plan(fdbudget::Wanted {
             jobs: asked,
+            most: wanted.most,
             kind: args.workers,
             readers: crate::walk::MOST_READERS,
         })?;
@@ -282,6 +321,10 @@ impl Workers {
             open_levels: budget.open_levels,
             readers: budget.readers,
             note,
+            grow: GrowSetup {
+                most: budget.most_workers,
+                forced,
+            },
         })
     }
 }

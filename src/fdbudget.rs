@@ -1,7 +1,8 @@
 //! The descriptor budget: the soft `RLIMIT_NOFILE` raised to the hard
 //! limit at start (as Go's runtime does), and what that limit allows
-//! shared out before anything is written: so many workers, so many levels
-//! of directories the walk holds open.
+//! shared out before anything is written: so many workers (and so many
+//! more the pool may grow to, see `run::grow`), so many levels of
+//! directories the walk holds open.
 //!
 //! A run that ran out of descriptors part way would fail files at random
 //! (or lose a worker's queue connection); so the workers get what they need
@@ -50,6 +51,10 @@ const MAX_OPEN_LEVELS: u64 = 128;
 pub(crate) struct FdBudget {
     /// Workers to start: `-j`, or fewer when the limit holds fewer.
     pub(crate) workers: NonZeroUsize,
+    /// The most workers the pool may grow to: as asked, or fewer when the
+    /// limit holds fewer; never fewer than `workers`. What is left for the
+    /// walk is what these leave, so growth never takes the walk's part.
+    pub(crate) most_workers: NonZeroUsize,
     /// Levels below a root the walk keeps open (see `WalkSetup`).
     pub(crate) open_levels: usize,
     /// Directory readers: as many as asked, or fewer (none) when the
@@ -76,6 +81,9 @@ pub(crate) fn raise_limit() {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Wanted {
     pub(crate) jobs: NonZeroUsize,
+    /// The most workers the pool may grow to (`jobs` where it never
+    /// grows).
+    pub(crate) most: NonZeroUsize,
     pub(crate) kind: WorkerKind,
     /// Directory readers (see `walk::readers`).
     pub(crate) readers: usize,
@@ -102,6 +110,7 @@ fn open_now() -> u64 {
 fn share(limit: u64, in_use: u64, wanted: Wanted) -> Result<FdBudget, Fatal> {
     let Wanted {
         jobs,
+        most,
         kind,
         readers,
     } = wanted;
@@ -122,7 +131,8 @@ fn share(limit: u64, in_use: u64, wanted: Wanted) -> Result<FdBudget, Fatal> {
         ));
     };
     let workers = jobs.min(fits);
-    let left = limit - fixed - per_worker * workers.get() as u64;
+    let most_workers = most.max(jobs).min(fits);
+    let left = limit - fixed - per_worker * most_workers.get() as u64;
     // Readers get at most half of what is left: without them the walk is
     // slower on slow storage, without levels it reopens more.
     let readers = (readers as u64).min(left / 2 / READER);
@@ -132,6 +142,7 @@ fn share(limit: u64, in_use: u64, wanted: Wanted) -> Result<FdBudget, Fatal> {
     let open_levels = (1 + left / 3).min(MAX_OPEN_LEVELS);
     Ok(FdBudget {
         workers,
+        most_workers,
         open_levels: open_levels as usize,
         readers: readers as usize,
         limit,
@@ -149,6 +160,7 @@ mod tests {
     fn want(jobs: usize, kind: WorkerKind, readers: usize) -> Wanted {
         Wanted {
             jobs: n(jobs),
+            most: n(jobs),
             kind,
             readers,
         }
@@ -187,6 +199,31 @@ mod tests {
         let budget = share(64, 3, want(8, WorkerKind::Thread, 0)).unwrap();
         let crowded = share(64, 23, want(8, WorkerKind::Thread, 0)).unwrap();
         assert!(crowded.workers < budget.workers, "{crowded:?} {budget:?}");
+    }
+
+    #[test]
+    fn growth_is_budgeted_before_the_walk_and_never_beyond_the_limit() {
+        let grows = |limit, most| {
+            let wanted = Wanted {
+                most: n(most),
+                ..want(32, WorkerKind::Thread, 16)
+            };
+            share(limit, 3, wanted).unwrap()
+        };
+        let roomy = grows(1 << 20, 128);
+        assert_eq!((roomy.workers, roomy.most_workers), (n(32), n(128)));
+        // 1024 - 12 - 8 = 1004: 251 threads of 4 fit, so the pool starts
+        // with 32 and grows to 251 at most, and nothing is left for
+        // readers or more levels.
+        let tight = grows(1024, 512);
+        assert_eq!((tight.workers, tight.most_workers), (n(32), n(251)));
+        assert_eq!((tight.readers, tight.open_levels), (0, 1));
+        // Growth's descriptors come out of the walk's part, as the start's.
+        let fixed = grows(1024, 32);
+        assert!(fixed.readers > 0 && fixed.open_levels > tight.open_levels);
+        // A limit that holds fewer than the start holds no growth.
+        let small = grows(100, 128);
+        assert_eq!((small.workers, small.most_workers), (n(20), n(20)));
     }
 
     #[test]

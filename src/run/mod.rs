@@ -26,6 +26,7 @@
 //! reporter (`ui`).
 
 mod destination;
+pub(crate) mod grow;
 mod pending;
 mod splits;
 mod supervisor;
@@ -47,6 +48,7 @@ use crate::plan::Plan;
 use crate::ui::report::Reporter;
 use crate::walk::{self, WalkSetup, WalkStart};
 use destination::Destination;
+pub(crate) use grow::GrowSetup;
 use splits::Splits;
 pub(crate) use supervisor::RunEnd;
 use supervisor::{Start, Supervisor, ipc};
@@ -67,6 +69,8 @@ pub(crate) struct RunSetup {
     pub(crate) modify_window: Option<u64>,
     /// Why fewer workers run than `-j` asked for (the descriptor budget).
     pub(crate) budget_note: Option<String>,
+    /// How far the pool may grow while the run goes.
+    pub(crate) grow: GrowSetup,
 }
 
 /// Before the walk: tells what the plan and the descriptor budget already
@@ -123,6 +127,7 @@ pub(crate) fn run(
     let splits = Splits::new(dst.try_clone_fd()?, copy.clone());
     let start = Start {
         workers,
+        grow: &setup.grow,
         copy,
         finish: &setup.finish,
         roots: &plan.roots,

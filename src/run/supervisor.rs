@@ -1,18 +1,20 @@
 //! The main thread's loop during a run: the [`Supervisor`] takes the
 //! walker's news and the workers' events, keeps every announced job until
-//! its completion, replaces lost workers, and at the end runs the finish
-//! stage and accounts for whatever never completed.
+//! its completion, replaces lost workers, grows the pool as [`grow`]
+//! decides, and at the end runs the finish stage and accounts for
+//! whatever never completed.
 
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::mpsc::TryRecvError;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use procpool::{AnyPool, AsyncResult, GetTimeoutError, Manager};
 
 use super::destination::Destination;
+use super::grow::{self, Event, GrowSetup, Grower, Sample};
 use super::pending::{Ledger, Pending};
 use super::splits::{self, FileEnd, Splits};
 use super::worker::{self, WorkerStop, WorkerSummary, WorkerTask};
@@ -21,7 +23,9 @@ use crate::finish::dirmeta::DirApply;
 use crate::finish::dirmeta::DirMeta;
 use crate::finish::links::LinkJob;
 use crate::finish::{self, FinishSetup, Tree};
-use crate::job::{Changes, Completion, CopyOptions, FailKind, FileJob, Findings, WorkerEvent};
+use crate::job::{
+    Changes, Completion, CopyOptions, FailKind, FileJob, Findings, Outcome, WorkerEvent,
+};
 use crate::plan::Root;
 use crate::relpath;
 use crate::ui::report::Reporter;
@@ -43,8 +47,10 @@ pub(crate) struct RunEnd {
 /// What the supervisor starts with: the parts of the run's setup it uses,
 /// and what `run` opened and started.
 pub(super) struct Start<'r> {
-    /// How many workers the pool runs.
+    /// How many workers the pool starts with.
     pub(super) workers: usize,
+    /// How far it may grow.
+    pub(super) grow: &'r GrowSetup,
     /// The engine's options (`-a`, the temp tag).
     pub(super) copy: &'r CopyOptions,
     pub(super) finish: &'r FinishSetup,
@@ -74,7 +80,14 @@ pub(super) struct Supervisor<'r> {
     reporter: &'r mut Reporter,
     manager: &'r Manager,
     pub(super) pool: AnyPool,
+    /// The pool's size: its start, then as grown (never smaller).
     workers: usize,
+    /// When the pool grows (`grow`); fed by this thread alone.
+    grower: Grower,
+    started: Instant,
+    /// Jobs completed and bytes copied so far, for `grower`.
+    jobs_done: u64,
+    bytes_done: u64,
     /// What every worker task is started with (the task number aside);
     /// the jobs queue is replaced by the retry queue at the end.
     task: WorkerTask,
@@ -113,6 +126,10 @@ impl<'r> Supervisor<'r> {
             manager: start.manager,
             pool: start.pool,
             workers: start.workers,
+            grower: Grower::for_setup(start.workers, start.grow),
+            started: Instant::now(),
+            jobs_done: 0,
+            bytes_done: 0,
             task: start.task,
             tasks: Vec::new(),
             next_task: 0,
@@ -155,6 +172,9 @@ impl<'r> Supervisor<'r> {
                 }
             }
             self.reap()?;
+            if !done_closed {
+                self.grow()?;
+            }
             // Every task resolved after the walk: nothing can be put on
             // the done queue any more, unless a retry round starts now.
             if self.tasks.is_empty() && self.walk_done && !done_closed {
@@ -180,6 +200,44 @@ impl<'r> Supervisor<'r> {
             result,
         });
         self.next_task += 1;
+        Ok(())
+    }
+
+    /// Tells the growth rule where the run stands, and grows the pool as
+    /// it says: resizes it, then starts a worker task for each new worker
+    /// (they take batches from the same jobs queue). Not while stopping:
+    /// an interrupted or failing run hands out nothing more.
+    fn grow(&mut self) -> anyhow::Result<()> {
+        if self.stopping {
+            return Ok(());
+        }
+        let sample = Sample {
+            at: self.started.elapsed(),
+            files: self.jobs_done,
+            bytes: self.bytes_done,
+            walk_done: self.walk_done,
+            jobs_left: self.pending.len() as u64,
+        };
+        while let Some(event) = self.grower.observe(sample) {
+            match event {
+                Event::Grow(step) => {
+                    self.reporter.grew(&grow::describe_step(&step));
+                    // A pool that could not start every new worker keeps
+                    // those that did start, and grows no more.
+                    if let Err(err) = self.pool.resize(step.to) {
+                        self.reporter
+                            .notice(&format!("cannot start more workers: {err}"));
+                        self.grower.stalled(self.pool.workers().max(self.workers));
+                    }
+                    let now = self.pool.workers().max(self.workers);
+                    for _ in self.workers..now {
+                        self.submit()?;
+                    }
+                    self.workers = now;
+                }
+                Event::Judged(verdict) => self.reporter.grew(&grow::describe_verdict(&verdict)),
+            }
+        }
         Ok(())
     }
 
@@ -237,6 +295,7 @@ impl<'r> Supervisor<'r> {
                 }
                 WorkerEvent::Bytes { id, bytes } => {
                     if let Some(pending) = self.pending.get_mut(id) {
+                        self.bytes_done += bytes;
                         pending.reported += bytes;
                         let size_known = pending.job.size_known();
                         self.reporter.bytes_copied(bytes, size_known);
@@ -252,6 +311,12 @@ impl<'r> Supervisor<'r> {
         let Some(Pending { job, reported }) = self.pending.remove(completion.id) else {
             return;
         };
+        self.jobs_done += 1;
+        if let Outcome::Copied { bytes, .. } = completion.outcome {
+            // Its `Bytes` events counted `reported` of them already; most
+            // files end before sending any.
+            self.bytes_done += bytes.saturating_sub(reported);
+        }
         // A part of a split file ends the file only if it is the last.
         let ended = match job.range {
             Some(_) => {
@@ -427,6 +492,7 @@ impl<'r> Supervisor<'r> {
     /// killed worker may have left, applies directory metadata and
     /// accounts for jobs that never completed.
     pub(super) fn finish(mut self) -> RunEnd {
+        self.reporter.workers(self.workers);
         self.pool.close();
         if let Err(err) = self.pool.join() {
             self.reporter

@@ -33,6 +33,7 @@ pub(crate) fn render(report: &RunReport, dry_run: bool) -> String {
         "deleted": tally.deleted,
         "bytes_copied": tally.bytes,
         "elapsed_seconds": report.elapsed.as_secs_f64(),
+        "workers": report.workers,
         "exit_code": report.status.code(),
         "dry_run": dry_run,
         "errors": errors,
@@ -125,6 +126,7 @@ mod tests {
                 error: "cannot open source: Permission denied".into(),
             }],
             elapsed: Duration::from_millis(1500),
+            workers: 8,
         };
         let parsed: Value = serde_json::from_str(&render(&report, false)).unwrap();
         assert_eq!(parsed["files_copied"], 2);
@@ -133,6 +135,7 @@ mod tests {
         assert_eq!(parsed["bytes_copied"], 10);
         assert_eq!(parsed["exit_code"], 23);
         assert_eq!(parsed["elapsed_seconds"], 1.5);
+        assert_eq!(parsed["workers"], 8);
         assert_eq!(parsed["errors"][0]["path"], "src/x");
     }
 }

@@ -70,6 +70,8 @@ pub(crate) struct RunReport {
     pub(crate) tally: Tally,
     pub(crate) errors: Vec<ErrorRecord>,
     pub(crate) elapsed: Duration,
+    /// The workers the pool ran at the end (0: none started).
+    pub(crate) workers: usize,
 }
 
 impl RunReport {
@@ -81,6 +83,7 @@ impl RunReport {
             tally: Tally::default(),
             errors: Vec::new(),
             elapsed,
+            workers: 0,
         };
         report.stopped_by(err);
         report
@@ -173,6 +176,8 @@ pub(crate) struct Reporter {
     /// Each reason an entry did not fit the destination filesystem and
     /// how many entries it was: only the first is named as it happens.
     unsupported: Vec<(String, u64)>,
+    /// The pool's size at the end, for `--json`.
+    workers: usize,
 }
 
 impl std::fmt::Debug for Reporter {
@@ -225,6 +230,7 @@ impl Reporter {
             stats: Stats::default(),
             dereference: false,
             unsupported: Vec::new(),
+            workers: 0,
         }
     }
 
@@ -559,6 +565,19 @@ impl Reporter {
         }
     }
 
+    /// A step of the pool's growth (`-v` and more), on stderr: stdout
+    /// holds the entries' list.
+    pub(crate) fn grew(&mut self, step: &str) {
+        if self.verbosity >= Verbosity::Files {
+            self.error(&format!("pcopy: {step}"));
+        }
+    }
+
+    /// The pool ran `workers` workers at the end.
+    pub(crate) fn workers(&mut self, workers: usize) {
+        self.workers = workers;
+    }
+
     /// Redraws the progress display if it is due.
     pub(crate) fn tick(&mut self) {
         self.progress.update(&self.counters);
@@ -589,6 +608,7 @@ impl Reporter {
             tally: self.tally,
             errors: self.errors.unwrap_or_default(),
             elapsed,
+            workers: self.workers,
         }
     }
 

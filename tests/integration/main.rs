@@ -17,6 +17,7 @@ mod cli;
 mod errors;
 mod filesystems;
 mod filters;
+mod grow;
 mod metadata;
 mod metadata_acls;
 mod metadata_owners;

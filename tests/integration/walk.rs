@@ -6,8 +6,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
@@ -15,7 +14,7 @@ use std::io::{BufRead, BufReader};
 
 use crate::testenv::{
     Gate, Guarded, TestEnv, assert_listings_equal, assert_same_tree, assert_status, hook_available,
-    run_gated_progress_with,
+    limit_fds, run_gated_progress_with, run_with_fd_limit,
 };
 
 /// The length of every directory name in the deep tree: the most a name
@@ -112,36 +111,6 @@ fn listing_of(root: &std::path::Path) -> Vec<String> {
     deep_listing(dir.as_fd(), b".", &mut lines);
     lines.sort();
     lines
-}
-
-/// Sets an open-file limit of `limit` (soft and hard) in the child alone.
-fn limit_fds(command: &mut std::process::Command, limit: u64) {
-    // SAFETY: between fork and exec the closure makes one system call,
-    // setrlimit, which is async-signal-safe, and allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
-            match libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        });
-    }
-}
-
-/// Runs pcopy with `args` under an open-file limit of `limit`.
-fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
-    let mut command = env.pcopy();
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    limit_fds(&mut command, limit);
-    Guarded::spawn(&mut command).wait()
 }
 
 /// Copies `first/` (one gated file) and `second/` (2,000 one-byte files

@@ -178,7 +178,7 @@ impl Drop for TestEnv {
 }
 
 /// Runs `command` under a watchdog with its output piped and no input.
-fn run_guarded(command: &mut Command) -> Output {
+pub fn run_guarded(command: &mut Command) -> Output {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -4,13 +4,14 @@
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::EVENT_TIMEOUT;
+use super::{EVENT_TIMEOUT, TestEnv};
 
 /// `poll(2)` for input on `fd` for up to `timeout`.
 pub(super) fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
@@ -209,4 +210,34 @@ fn kill_with_group(pid: u32, fd: &OwnedFd) {
     // the unreaped child's own pid; if it leads no group this is ESRCH.
     unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
     let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+}
+
+/// Sets an open-file limit of `limit` (soft and hard) in the child alone.
+pub fn limit_fds(command: &mut std::process::Command, limit: u64) {
+    // SAFETY: between fork and exec the closure makes one system call,
+    // setrlimit, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            match libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+}
+
+/// Runs pcopy with `args` under an open-file limit of `limit`.
+pub fn run_with_fd_limit(env: &TestEnv, limit: u64, args: &[&str]) -> Output {
+    let mut command = env.pcopy();
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    limit_fds(&mut command, limit);
+    Guarded::spawn(&mut command).wait()
 }
