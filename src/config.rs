@@ -258,9 +258,16 @@ struct Workers {
     grow: GrowSetup,
 }
 
+/// What the run starts with and may grow to, and growth's forced
+/// outcomes (the test hook's), if any.
+struct Asked {
+    jobs: autojobs::DefaultJobs,
+    forced: Option<Vec<bool>>,
+}
+
 /// What the run starts with: `-j` (which never grows), else the test
 /// hook's start and outcomes, else the default for the mounts.
-fn asked(args: &Args) -> Result<(autojobs::DefaultJobs, Option<Vec<bool>>), Fatal> {
+fn asked(args: &Args) -> Result<Asked, Fatal> {
     let dst = args
         .destination
         .as_deref()
@@ -270,22 +277,27 @@ fn asked(args: &Args) -> Result<(autojobs::DefaultJobs, Option<Vec<bool>>), Fata
             start: jobs,
             most: jobs,
         };
-        return Ok((fixed, None));
+        return Ok(Asked {
+            jobs: fixed,
+            forced: None,
+        });
     }
     if let Some(spec) = test_grow() {
-        let (start, outcomes) =
+        let forced =
             crate::run::grow::parse_forced(&spec).map_err(|e| Fatal::new(ExitStatus::Usage, e))?;
-        let start = NonZeroUsize::new(start).unwrap_or(NonZeroUsize::MIN);
-        let forced = autojobs::DefaultJobs {
-            start,
-            most: autojobs::growth_cap(start, args.workers),
+        let jobs = autojobs::DefaultJobs {
+            start: forced.start,
+            most: autojobs::growth_cap(forced.start, args.workers),
         };
-        return Ok((forced, Some(outcomes)));
+        return Ok(Asked {
+            jobs,
+            forced: Some(forced.outcomes),
+        });
     }
-    Ok((
-        autojobs::default_jobs(&args.sources, dst, args.workers),
-        None,
-    ))
+    Ok(Asked {
+        jobs: autojobs::default_jobs(&args.sources, dst, args.workers),
+        forced: None,
+    })
 }
 
 /// `PCOPY_TEST_GROW` (see `run::grow::parse_forced`): forces growth's
@@ -301,7 +313,10 @@ impl Workers {
     /// `-j`, or the default for where SRC and DST are, fitted into the
     /// open-file limit.
     fn plan(args: &Args) -> Result<Workers, Fatal> {
-        let (wanted, forced) = asked(args)?;
+        let Asked {
+            jobs: wanted,
+            forced,
+        } = asked(args)?;
         let asked = wanted.start;
         let budget = fdbudget::plan(fdbudget::Wanted {
             jobs: asked,

@@ -339,13 +339,21 @@ pub(crate) fn describe_verdict(verdict: &Verdict) -> String {
     format!("workers {}: {gain}: {next}", verdict.workers)
 }
 
+/// What `PCOPY_TEST_GROW` forces: the start, and each step's outcome
+/// (`true`: it pays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Forced {
+    pub(crate) start: NonZeroUsize,
+    pub(crate) outcomes: Vec<bool>,
+}
+
 /// Parses `PCOPY_TEST_GROW`: `START:OUTCOMES`, the workers to start with
 /// and the steps' outcomes, each `pass` or `fail`, comma-separated
 /// (`2:pass,fail`).
-pub(crate) fn parse_forced(spec: &str) -> Result<(usize, Vec<bool>), String> {
+pub(crate) fn parse_forced(spec: &str) -> Result<Forced, String> {
     let bad = || format!("PCOPY_TEST_GROW={spec:?}: want START:pass|fail,...");
     let (start, outcomes) = spec.split_once(':').ok_or_else(bad)?;
-    let start = start.parse::<usize>().ok().filter(|&n| n > 0);
+    let start = start.parse::<usize>().ok().and_then(NonZeroUsize::new);
     let start = start.ok_or_else(bad)?;
     let outcomes = outcomes
         .split(',')
@@ -356,7 +364,7 @@ pub(crate) fn parse_forced(spec: &str) -> Result<(usize, Vec<bool>), String> {
             _ => Err(bad()),
         })
         .collect::<Result<Vec<bool>, String>>()?;
-    Ok((start, outcomes))
+    Ok(Forced { start, outcomes })
 }
 
 #[cfg(test)]
@@ -612,8 +620,15 @@ mod tests {
 
     #[test]
     fn the_hook_spec_parses_or_says_what_it_wants() {
-        assert_eq!(parse_forced("2:pass,fail"), Ok((2, vec![true, false])));
-        assert_eq!(parse_forced("4:"), Ok((4, vec![])));
+        let forced = |start, outcomes| Forced {
+            start: NonZeroUsize::new(start).unwrap(),
+            outcomes,
+        };
+        assert_eq!(
+            parse_forced("2:pass,fail"),
+            Ok(forced(2, vec![true, false]))
+        );
+        assert_eq!(parse_forced("4:"), Ok(forced(4, vec![])));
         for bad in ["", "2", "0:pass", "x:pass", "2:yes"] {
             let err = parse_forced(bad).unwrap_err();
             assert!(err.contains("START:pass|fail"), "{bad}: {err}");

@@ -224,12 +224,13 @@ impl<'r> Supervisor<'r> {
                     self.reporter.grew(&grow::describe_step(&step));
                     // A pool that could not start every new worker keeps
                     // those that did start, and grows no more.
-                    if let Err(err) = self.pool.resize(step.to) {
+                    let resized = self.pool.resize(step.to);
+                    let now = self.pool.workers().max(self.workers);
+                    if let Err(err) = resized {
                         self.reporter
                             .notice(&format!("cannot start more workers: {err}"));
-                        self.grower.stalled(self.pool.workers().max(self.workers));
+                        self.grower.stalled(now);
                     }
-                    let now = self.pool.workers().max(self.workers);
                     for _ in self.workers..now {
                         self.submit()?;
                     }
